@@ -1,0 +1,20 @@
+"""plughost: a FastAPI core whose features are plugins, with a WSGI app mounted last.
+
+The public API for plugin authors is re-exported here.
+"""
+
+from .contributions import MiddlewareContribution, RouterContribution
+from .errors import PluginError, StartupError
+from .hookspecs import hookimpl
+from .host import Host
+from .version import __version__
+
+__all__ = [
+    "Host",
+    "MiddlewareContribution",
+    "PluginError",
+    "RouterContribution",
+    "StartupError",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,243 @@
+"""The app factory: plugins in, one FastAPI app out.
+
+Order of assembly, and the invariants it keeps:
+
+1. plugins are loaded and their settings validated (:mod:`core.plugins`, :mod:`core.host`);
+2. every contribution hook is called once per plugin, and orders are resolved
+   from hints (:mod:`core.ordering`); a method and path claimed twice is an error;
+3. the core's routes come first, then plugin routers in resolved order, then the
+   WSGI bridge at ``/``, always last, matched only when no native route matches
+   the path (so a wrong method on a native route answers 405, not the WSGI 404);
+4. plugin middlewares wrap everything, the core's error handling included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Scope
+
+from .bridge import WSGIApp, WSGIBridge
+from .contributions import MiddlewareContribution, RouterContribution
+from .default_wsgi import create_default_wsgi_app
+from .errors import StartupError
+from .host import Host
+from .ordering import OrderingError, Resolution, resolve_order
+from .plugins import PluginInfo, load_plugins
+from .routes import RouteClaim, check_conflicts, claims
+from .settings import CoreSettings
+from .version import __version__
+
+logger = logging.getLogger("plughost")
+
+CORE = "core"
+"""The owner name of the core's own routes."""
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """Everything the plugins contributed, resolved and checked, before any app exists."""
+
+    host: Host
+    routers: Resolution[RouterContribution]
+    middlewares: Resolution[MiddlewareContribution]
+    lifespans: tuple[tuple[PluginInfo, AbstractAsyncContextManager[Any]], ...]
+    wsgi_app: WSGIApp
+    wsgi_owner: str
+
+    @property
+    def owners(self) -> dict[str, str]:
+        """Contribution name -> owning plugin, for explanations."""
+        return {c.name: c.plugin for c in (*self.routers.order, *self.middlewares.order)}
+
+
+class BridgeMount(Mount):
+    """The WSGI bridge at ``/``. A full match is reported as partial, so the router
+    prefers any native route whose path matches, even with the wrong method (405)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        return (Match.PARTIAL if match is Match.FULL else match), child_scope
+
+
+class PlughostApp(FastAPI):
+    """A FastAPI app whose whole middleware stack is wrapped by the plugin middlewares."""
+
+    def __init__(self, *, assembly: Assembly, **kwargs: Any) -> None:
+        self.assembly = assembly
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for contribution in reversed(self.assembly.middlewares.order):
+            settings = self.assembly.host.plugin_settings(contribution.plugin)
+            try:
+                app = contribution.factory(app, settings)
+            except Exception as exc:
+                info = self.assembly.host.plugins.infos[contribution.plugin]
+                raise info.failure(f"middleware factory {contribution.name!r} raised {type(exc).__name__}: {exc}") from exc
+        return app
+
+    def route_claims(self) -> list[RouteClaim]:
+        """Every route with its owner, in match order, ending with the bridge at ``/``."""
+        found = list(claims(core_routes(self), CORE))
+        for contribution in self.assembly.routers.order:
+            found.extend(claims(contribution.router, contribution.plugin))
+        found.append(RouteClaim("*", "/", f"{self.assembly.wsgi_owner} (WSGI bridge)"))
+        return found
+
+
+def create_app(
+    settings: CoreSettings | None = None,
+    *,
+    given: Mapping[str, object] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PlughostApp:
+    """Build the app from installed plugins and the environment.
+
+    ``given`` adds plugin objects directly and ``overrides`` sets plugin settings
+    by plugin name (both are for tests; see :mod:`core.testing`). Raises
+    :class:`~core.errors.StartupError` with an operator-facing message.
+    """
+    host = build_host(settings or CoreSettings(), given=given, overrides=overrides)
+    return build_app(assemble(host))
+
+
+def build_host(
+    settings: CoreSettings,
+    *,
+    given: Mapping[str, object] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    strict: bool = True,
+) -> Host:
+    host = Host(settings, load_plugins(settings, given=given, strict=strict))
+    host.validate_plugin_settings(overrides, strict=strict)
+    return host
+
+
+def assemble(host: Host, *, strict: bool = True) -> Assembly:
+    """Call every contribution hook, check the results, and resolve the orders.
+
+    With ``strict=False`` (``plugins list``) a plugin whose hook raises is marked
+    as failed and left out, and the others are still assembled.
+    """
+    routers = _contributions(host, "plughost_routers", RouterContribution, strict)
+    middlewares = _contributions(host, "plughost_middlewares", MiddlewareContribution, strict)
+    try:
+        router_order = resolve_order(routers, kind="router")
+        middleware_order = resolve_order(middlewares, kind="middleware")
+    except OrderingError as exc:
+        raise StartupError(str(exc)) from None
+    for ignored in (*router_order.ignored, *middleware_order.ignored):
+        logger.info("ordering hint %s ignored: %r is not present", ignored, ignored.target)
+
+    lifespans = []
+    for info, result in host.plugins.call("plughost_lifespan", strict=strict, host=host):
+        for manager in _as_sequence(result):
+            if not isinstance(manager, AbstractAsyncContextManager):
+                raise info.failure(f"plughost_lifespan returned {manager!r}, not an async context manager")
+            lifespans.append((info, manager))
+
+    wsgi_apps = host.plugins.call("plughost_wsgi_app", strict=strict, host=host)
+    if len(wsgi_apps) > 1:
+        names = " and ".join(repr(info.name) for info, _ in wsgi_apps)
+        raise StartupError(f"plugins {names} both provide the WSGI app; disable one of them")
+    for info, app in wsgi_apps:
+        if not callable(app):
+            raise info.failure(f"plughost_wsgi_app returned {app!r}, not a WSGI callable")
+    if wsgi_apps:
+        wsgi_owner, wsgi_app = wsgi_apps[0][0].name, wsgi_apps[0][1]
+    else:
+        wsgi_owner, wsgi_app = CORE, create_default_wsgi_app(lambda: server_info(host))
+
+    return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner)
+
+
+def build_app(assembly: Assembly) -> PlughostApp:
+    settings = assembly.host.settings
+    app = PlughostApp(
+        assembly=assembly,
+        title="plughost",
+        version=__version__,
+        lifespan=_lifespan(assembly.lifespans),
+    )
+    app.include_router(_core_router())
+    check_conflicts(
+        [
+            *claims(core_routes(app), CORE),
+            *(claim for c in assembly.routers.order for claim in claims(c.router, c.plugin)),
+        ]
+    )
+    for contribution in assembly.routers.order:
+        app.include_router(contribution.router)
+    bridge = WSGIBridge(
+        assembly.wsgi_app,
+        max_body_bytes=settings.max_body_bytes,
+        threads=settings.wsgi_threads,
+        multiprocess=settings.workers > 1,
+    )
+    app.router.routes.append(BridgeMount("/", app=bridge, name="wsgi"))
+    app.middleware_stack = app.build_middleware_stack()  # factories fail now, at start-up, not on a request
+    return app
+
+
+def core_routes(app: PlughostApp) -> list[Any]:
+    """The app's own routes: everything but plugin routers and the bridge."""
+    plugin_routers = {id(c.router) for c in app.assembly.routers.order}
+    return [
+        route
+        for route in app.router.routes
+        if not isinstance(route, BridgeMount) and id(getattr(route, "original_router", None)) not in plugin_routers
+    ]
+
+
+def server_info(host: Host) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "plugins": {info.name: info.status for info in host.plugins.infos.values()},
+    }
+
+
+def _core_router() -> APIRouter:
+    router = APIRouter(tags=["core"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: answers as soon as the server accepts requests."""
+        return {"status": "ok"}
+
+    return router
+
+
+def _contributions(host: Host, hook: str, kind: type[Any], strict: bool) -> list[Any]:
+    found = []
+    for info, result in host.plugins.call(hook, strict=strict, host=host):
+        for contribution in _as_sequence(result):
+            if not isinstance(contribution, kind):
+                raise info.failure(f"{hook} returned {contribution!r}, not a {kind.__name__}")
+            found.append(replace(contribution, plugin=info.name))
+    return found
+
+
+def _as_sequence(result: Any) -> Sequence[Any]:
+    return result if isinstance(result, (list, tuple)) else [result]
+
+
+def _lifespan(managers: Sequence[tuple[PluginInfo, AbstractAsyncContextManager[Any]]]) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for info, manager in managers:
+                try:
+                    await stack.enter_async_context(manager)
+                except Exception as exc:
+                    raise info.failure(f"start-up failed: {type(exc).__name__}: {exc}") from exc
+            yield
+
+    return lifespan

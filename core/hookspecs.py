@@ -1,0 +1,190 @@
+"""The plugin contract: every hook the core calls, when it calls it, and what it returns.
+
+Implement a hook with ``@core.hookimpl`` on a function of the same name in the
+module your ``plughost.plugins`` entry point names. Hooks describe contributions
+and never touch the app; the factory assembles everything.
+
+The core calls each plugin's implementation on its own, in plugin-name order, so
+that every contribution and every error carries the plugin's name. Order is set
+by ``before``/``after`` hints on contributions, never by ``tryfirst``/``trylast``
+or hook wrappers, which the core rejects on these hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import click
+import pluggy
+from pydantic import BaseModel
+
+from .contributions import MiddlewareContribution, RouterContribution
+
+if TYPE_CHECKING:
+    from .host import Host
+
+PROJECT_NAME = "plughost"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def plughost_addhooks(plugin_manager: pluggy.PluginManager) -> None:
+    """Add hook specifications that other plugins may implement.
+
+    Called once, right after every enabled plugin is registered and before any
+    other hook, so a plugin can offer hooks of its own (the jobs plugin's
+    ``plughost_job_types`` is one). Return nothing.
+
+    Example::
+
+        @hookimpl
+        def plughost_addhooks(plugin_manager):
+            plugin_manager.add_hookspecs(my_plugin.hookspecs)
+    """
+
+
+@hookspec
+def plughost_settings(host: Host) -> type[BaseModel] | None:
+    """Declare the plugin's settings as a pydantic model class.
+
+    Called once at start-up, before any other contribution hook. The core fills
+    the model from the environment, ``PLUGHOST_<PLUGIN>_<FIELD>`` (plugin name in
+    upper case, ``-`` as ``_``), validates it, and stops start-up with the
+    offending variable named when a value is invalid or a variable names no
+    field. List fields take JSON or comma-separated values. The validated
+    instance is then available as ``host.plugin_settings(name)`` and is passed to
+    the plugin's middleware factories. Return the model class, or ``None``.
+
+    Example::
+
+        class Settings(BaseModel):
+            max_items: int = 100          # PLUGHOST_MYPLUGIN_MAX_ITEMS
+
+        @hookimpl
+        def plughost_settings(host):
+            return Settings
+    """
+
+
+@hookspec
+def plughost_routers(host: Host) -> RouterContribution | Sequence[RouterContribution] | None:
+    """Contribute routers to include, with ordering hints.
+
+    Called once per app build, after settings are validated. Routers are
+    included in the resolved first-match order (``before`` = matched earlier),
+    always ahead of the WSGI bridge at ``/``. A method and path claimed by two
+    contributions stops start-up naming both. Return one contribution, a list of
+    them, or ``None``.
+
+    Example::
+
+        router = APIRouter()
+
+        @router.get("/api/hello")
+        async def hello() -> dict[str, str]:
+            return {"hello": "world"}
+
+        @hookimpl
+        def plughost_routers(host):
+            return RouterContribution("hello", router)
+    """
+
+
+@hookspec
+def plughost_middlewares(host: Host) -> MiddlewareContribution | Sequence[MiddlewareContribution] | None:
+    """Contribute pure ASGI middlewares, with ordering hints.
+
+    Called once per app build, after settings are validated. Each factory is
+    called as ``factory(app, settings)`` and returns the wrapping ASGI app. "A
+    before B" means A sees the request first. Plugin middlewares wrap
+    everything: every router, the WSGI bridge, and the core's error handling,
+    so their headers reach error responses too. Return one contribution, a list
+    of them, or ``None``.
+
+    Example::
+
+        def add_header(app, settings):
+            async def middleware(scope, receive, send):
+                async def send_with_header(message):
+                    if message["type"] == "http.response.start":
+                        message["headers"] = [*message["headers"], (b"x-hello", b"1")]
+                    await send(message)
+                await app(scope, receive, send_with_header if scope["type"] == "http" else send)
+            return middleware
+
+        @hookimpl
+        def plughost_middlewares(host):
+            return MiddlewareContribution("hello", add_header, after=["security"])
+    """
+
+
+@hookspec
+def plughost_lifespan(
+    host: Host,
+) -> AbstractAsyncContextManager[Any] | Sequence[AbstractAsyncContextManager[Any]] | None:
+    """Contribute async context managers run around the server's life.
+
+    Called once per app build. The core enters them at start-up, in plugin-name
+    order, before the first request is served, and exits them in reverse order
+    at shutdown. An exception on entry stops start-up naming the plugin. Use
+    them to open stores and start workers. Return one context manager, a list of
+    them, or ``None``.
+
+    Example::
+
+        @contextlib.asynccontextmanager
+        async def open_store():
+            store = await Store.open(host.settings.data_dir / "my.db")
+            try:
+                yield
+            finally:
+                await store.close()
+
+        @hookimpl
+        def plughost_lifespan(host):
+            return open_store()
+    """
+
+
+@hookspec(firstresult=True)
+def plughost_wsgi_app(host: Host) -> Any:
+    """Provide the WSGI application mounted last, at ``/``.
+
+    Called once per app build. The app answers every path that no router
+    claims. When no plugin returns one, the core's default Flask app (index,
+    ``/version``, ``/server-info``) is mounted. Two plugins returning an app
+    stops start-up naming both. Return a PEP 3333 callable, or ``None``.
+
+    Example::
+
+        @hookimpl
+        def plughost_wsgi_app(host):
+            from legacy.server import app
+            return app
+    """
+
+
+@hookspec
+def plughost_commands(cli: click.Group) -> click.Command | Sequence[click.Command] | None:
+    """Contribute extra ``python -m core`` commands.
+
+    Called when the CLI starts, with the root command group. A plugin that
+    fails to load adds no commands, and the CLI still runs so that
+    ``plugins list`` can say what is wrong. A command whose name is taken stops
+    the CLI naming both owners. Return one click command (or group), a list of
+    them, or ``None``.
+
+    Example::
+
+        @click.command("hello")
+        def hello() -> None:
+            click.echo("hello")
+
+        @hookimpl
+        def plughost_commands(cli):
+            return hello
+    """

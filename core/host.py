@@ -1,0 +1,65 @@
+"""The object every hook receives: core settings, plugins, and each plugin's validated settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .plugins import PluginInfo, PluginSet
+from .settings import CoreSettings, load_plugin_settings
+
+
+class Host:
+    """What a plugin may know about the server it is part of.
+
+    Built once per app: plugins are loaded, then every plugin's settings model
+    is validated, then contribution hooks are called with this object.
+    """
+
+    def __init__(self, settings: CoreSettings, plugins: PluginSet) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self._plugin_settings: dict[str, BaseModel] = {}
+
+    @property
+    def data_dir(self) -> Path:
+        """The directory for embedded data (SQLite files, key files); created on first use."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.settings.data_dir
+
+    def is_enabled(self, plugin: str) -> bool:
+        info = self.plugins.infos.get(plugin)
+        return info is not None and info.status == "enabled"
+
+    def plugin_settings(self, plugin: str) -> Any:
+        """The plugin's validated settings model, or ``None`` when it declares none."""
+        return self._plugin_settings.get(plugin)
+
+    def validate_plugin_settings(
+        self,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        strict: bool = True,
+    ) -> None:
+        """Call ``plughost_settings`` and validate each model from the environment and ``overrides``."""
+        environ = os.environ if environ is None else environ
+        for info, model in self.plugins.call("plughost_settings", strict=strict, host=self):
+            try:
+                if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                    raise ValueError(f"plughost_settings returned {model!r}, not a pydantic model class")
+                self._plugin_settings[info.name] = load_plugin_settings(
+                    info.name, model, environ, (overrides or {}).get(info.name)
+                )
+            except ValueError as exc:
+                failure = info.failure(str(exc), fix="correct the environment variable")
+                if strict:
+                    raise failure from None
+                self.plugins.mark_failed(info, failure)
+
+    def plugin_info(self, plugin: str) -> PluginInfo:
+        return self.plugins.infos[plugin]

@@ -1,0 +1,109 @@
+"""Settings: the core's own (``PLUGHOST_<FIELD>``) and each plugin's (``PLUGHOST_<PLUGIN>_<FIELD>``)."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "PLUGHOST_"
+
+NameList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_names(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class CoreSettings(BaseSettings):
+    """The host's settings; every field reads ``PLUGHOST_<FIELD>`` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    data_dir: Path = Path("plughost-data")
+    plugins: NameList | None = None
+    """Allow-list of plugin names; ``None`` (unset) enables every installed plugin."""
+    disable_plugins: NameList = ()
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=0)
+    """Largest request body the WSGI bridge accepts; larger ones get 413."""
+    wsgi_threads: int = Field(40, ge=1)
+    """Worker threads that run the WSGI app at once; more requests queue."""
+
+    _split = field_validator("plugins", "disable_plugins", mode="before")(_split_names)
+
+
+def env_prefix(plugin: str) -> str:
+    return f"{ENV_PREFIX}{plugin.upper().replace('-', '_')}_"
+
+
+def core_variable_shadowed_by(plugin: str) -> str | None:
+    """The core variable that ``plugin``'s settings prefix would capture, if any."""
+    prefix = env_prefix(plugin)
+    return next((f"{ENV_PREFIX}{f.upper()}" for f in CoreSettings.model_fields if f"{ENV_PREFIX}{f.upper()}".startswith(prefix)), None)
+
+
+def load_plugin_settings(
+    plugin: str,
+    model: type[BaseModel],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> BaseModel:
+    """Validate ``model`` from ``PLUGHOST_<PLUGIN>_*`` variables, then ``overrides``.
+
+    Raises ``ValueError`` naming each offending variable: an unknown one (a typo
+    must not pass silently) or a value the model rejects.
+    """
+    prefix = env_prefix(plugin)
+    fields = {name.upper(): name for name in model.model_fields}
+    values: dict[str, Any] = {}
+    unknown = []
+    for key, raw in environ.items():
+        if not key.startswith(prefix):
+            continue
+        field = fields.get(key[len(prefix):])
+        if field is None:
+            unknown.append(key)
+        else:
+            values[field] = _decode(raw, model.model_fields[field].annotation)
+    if unknown:
+        known = ", ".join(prefix + name for name in fields) or "none"
+        raise ValueError(f"unknown setting {', '.join(sorted(unknown))}; known settings: {known}")
+    values.update(overrides or {})
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(f"invalid settings: {problems}") from None
+
+
+def _decode(raw: str, annotation: Any) -> Any:
+    """Strings pass through (pydantic parses scalars); collections take JSON or a comma list."""
+    if not _is_collection(annotation):
+        return raw
+    if raw.lstrip().startswith(("[", "{")):
+        return json.loads(raw)
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _is_collection(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_collection(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    if origin is Annotated:
+        return _is_collection(typing.get_args(annotation)[0])
+    return origin in (list, tuple, set, frozenset, dict) or annotation in (list, tuple, set, frozenset, dict)

@@ -1,0 +1,176 @@
+"""The plugin-author test kit: a pytest plugin (entry point ``pytest11: plughost``).
+
+Functions:
+
+- :func:`make_app` builds the real app through the real factory, with a fresh
+  plugin manager every call;
+- :func:`assert_plugin_contract` checks a plugin module against the contract;
+- :func:`serve_in_thread` runs an app under a real uvicorn on a free loopback port.
+
+Fixtures: ``make_app`` (the function, with a per-test data dir and the plugins
+given to ``register_plugin``), ``register_plugin``, ``plughost_app`` (override it
+in your plugin's ``conftest.py``; the default enables every installed plugin),
+``client`` (a TestClient with lifespans run) and ``live_server`` (the base URL of
+``plughost_app`` served by uvicorn).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from .errors import StartupError
+from .factory import PlughostApp, create_app
+from .plugins import CORE_HOOKS, PRIORITY_OPTIONS, load_plugins
+from .server import NoDelayHTTPProtocol
+from .settings import CoreSettings
+
+PluginSpec = str | object
+"""An installed plugin's name, or a plugin object (usually a module) to register directly."""
+
+
+def plugin_name(plugin: object) -> str:
+    """The name a directly given plugin registers under: its ``PLUGHOST_NAME``, else its module's last name."""
+    name = getattr(plugin, "PLUGHOST_NAME", None)
+    if name is None and isinstance(plugin, types.ModuleType):
+        name = plugin.__name__.rsplit(".", 1)[-1]
+    if name is None:
+        raise TypeError(f"give {plugin!r} a PLUGHOST_NAME attribute, or register it with register_plugin(obj, name=...)")
+    return str(name)
+
+
+def make_app(
+    plugins: Iterable[PluginSpec] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    given: Mapping[str, object] | None = None,
+) -> PlughostApp:
+    """Build the app as the server would, from a fresh plugin manager.
+
+    ``plugins``: installed plugin names to enable (``None``: all installed) and/or
+    plugin objects to register directly. ``settings``: core settings by field
+    name (``data_dir``, ``max_body_bytes``, ...) and plugin settings as
+    ``{"<plugin>": {"<field>": value}}``. ``given``: more plugin objects by name.
+    """
+    names: list[str] = []
+    objects = dict(given or {})
+    for plugin in plugins if plugins is not None else ():
+        if isinstance(plugin, str):
+            names.append(plugin)
+        else:
+            objects[plugin_name(plugin)] = plugin
+    core_values = {k: v for k, v in (settings or {}).items() if k in CoreSettings.model_fields}
+    overrides = {k: v for k, v in (settings or {}).items() if k not in CoreSettings.model_fields}
+    core_values.setdefault("plugins", None if plugins is None else tuple(names))
+    return create_app(CoreSettings(**core_values), given=objects, overrides=overrides)
+
+
+def assert_plugin_contract(module: object, *, settings: Mapping[str, Any] | None = None) -> None:
+    """Fail with the core's own message unless ``module`` keeps the plugin contract.
+
+    Checks: it implements at least one known hook, marks every ``plughost_*``
+    function with ``@hookimpl``, uses no ``tryfirst``/``trylast``/wrappers on core
+    hooks, and alone builds a working app (settings valid with defaults,
+    contributions typed, hints resolvable, no route conflict with the core).
+    """
+    name = plugin_name(module)
+    hooks = [attr for attr in dir(module) if attr.startswith("plughost_")]
+    assert hooks, f"{name}: implements no plughost_* hook"
+    for attr in hooks:
+        options = getattr(getattr(module, attr), "plughost_impl", None)
+        assert options is not None, f"{name}.{attr} is not marked with @hookimpl"
+        used = [o for o in PRIORITY_OPTIONS if options.get(o)]
+        assert not (used and attr in CORE_HOOKS), f"{name}.{attr} uses {used}; use before=/after= hints"
+    try:
+        load_plugins(CoreSettings(plugins=()), given={name: module})
+        app = make_app([module], settings)
+        with client_for(app):
+            pass
+    except StartupError as error:
+        raise AssertionError(str(error)) from None
+
+
+def client_for(app: Any, **options: Any) -> Any:
+    """A ``starlette.testclient.TestClient`` (imported here: it needs httpx2, a test-only dependency)."""
+    from starlette.testclient import TestClient
+
+    return TestClient(app, **options)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, timeout: float = 15.0, **config: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), http=NoDelayHTTPProtocol, log_level="warning", **config)
+    )
+    thread = threading.Thread(target=server.run, name="plughost-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+
+
+@pytest.fixture
+def register_plugin() -> Iterator[Callable[..., object]]:
+    """``register_plugin(obj, name=None)``: include a one-off plugin in this test's ``make_app`` calls."""
+    registered: dict[str, object] = {}
+
+    def register(plugin: object, name: str | None = None) -> object:
+        registered[name or plugin_name(plugin)] = plugin
+        return plugin
+
+    register.registered = registered  # type: ignore[attr-defined]
+    yield register
+
+
+@pytest.fixture(name="make_app")
+def make_app_fixture(tmp_path: Path, register_plugin: Any) -> Callable[..., PlughostApp]:
+    """:func:`make_app` with a fresh data dir under ``tmp_path`` and the registered plugins."""
+
+    def build(plugins: Iterable[PluginSpec] | None = None, settings: Mapping[str, Any] | None = None) -> PlughostApp:
+        values = {"data_dir": tmp_path / "plughost-data", **(settings or {})}
+        return make_app(plugins, values, given=register_plugin.registered)
+
+    return build
+
+
+@pytest.fixture
+def plughost_app(make_app: Callable[..., PlughostApp]) -> PlughostApp:
+    """The app under test; override it in a plugin's ``conftest.py`` to pick the plugins and settings."""
+    return make_app()
+
+
+@pytest.fixture
+def client(plughost_app: PlughostApp) -> Iterator[Any]:
+    """A TestClient on ``plughost_app``, with start-up and shutdown (lifespans) run."""
+    with client_for(plughost_app) as started:
+        yield started
+
+
+@pytest.fixture
+def live_server(plughost_app: PlughostApp) -> Iterator[str]:
+    """The base URL of ``plughost_app`` under a real uvicorn, for streaming and socket-level tests."""
+    with serve_in_thread(plughost_app) as url:
+        yield url

@@ -1,0 +1,75 @@
+"""A separate distribution (README's example plugin) built, pip-installed, listed, ordered and served."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.readme import marked_blocks
+from tests.servers import running_server
+
+
+def core_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture(scope="module")
+def installed_hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    project = tmp_path_factory.mktemp("plughost-hello")
+    for relative, code in marked_blocks("file").items():
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text(code)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(project)], check=True, timeout=300)
+    try:
+        yield project
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", "plughost-hello"], check=True, timeout=120)
+
+
+def test_installed_plugin_is_listed_with_its_distribution_and_contributions(installed_hello: Path) -> None:
+    result = core_cli("plugins", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    hello = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "hello")
+    assert (hello["distribution"], hello["version"], hello["status"]) == ("plughost-hello", "1.0.0", "enabled")
+    assert hello["hooks"] == ["plughost_middlewares", "plughost_routers", "plughost_settings"]
+    assert {"kind": "router", "name": "hello", "position": 1} in hello["contributions"]
+
+
+def test_routes_end_with_the_bridge_after_the_plugin_router(installed_hello: Path) -> None:
+    lines = core_cli("routes", env={"PLUGHOST_PLUGINS": "hello"}).stdout.splitlines()
+    owners = [line.split(None, 2) for line in lines]
+    assert ["GET", "/api/hello", "hello"] in owners
+    assert owners[-1] == ["*", "/", "core (WSGI bridge)"]
+
+
+def test_order_explain_reports_the_soft_hint_to_an_absent_plugin(installed_hello: Path) -> None:
+    result = core_cli("plugins", "order", "--explain", env={"PLUGHOST_PLUGINS": "hello"})
+    assert "hello [plugin hello]" in result.stdout
+    assert "ignored: hello after=security ('security' is not present)" in result.stdout
+
+
+def test_served_plugin_answers_its_route_and_leaves_every_other_path_to_the_bridge(installed_hello: Path) -> None:
+    with running_server(env={"PLUGHOST_PLUGINS": "hello", "PLUGHOST_HELLO_GREETING": "bonjour"}) as base:
+        greeting = httpx.get(f"{base}/api/hello")
+        assert greeting.json() == {"message": "bonjour"}
+        assert greeting.headers["x-hello"] == "bonjour"
+        version = httpx.get(f"{base}/version")  # served by the default Flask app through the bridge
+        assert version.status_code == 200 and version.headers["x-hello"] == "bonjour"
+        missing = httpx.get(f"{base}/api/hello/extra")
+        assert missing.status_code == 404 and "Not Found" in missing.text
+        assert httpx.post(f"{base}/api/hello").status_code == 405
+
+
+def test_disabling_the_plugin_removes_it(installed_hello: Path) -> None:
+    result = core_cli("routes", env={"PLUGHOST_DISABLE_PLUGINS": "hello"})
+    assert "/api/hello" not in result.stdout

@@ -1,0 +1,299 @@
+"""The assembled app: router order, the bridge last, 405s, conflicts, middleware order, lifespans."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import APIRouter
+from flask import Flask
+
+from core import MiddlewareContribution, RouterContribution, StartupError, hookimpl
+from core.testing import client_for
+
+
+def router_plugin(name: str, router: APIRouter, **hints: object) -> object:
+    class Plugin:
+        PLUGHOST_NAME = name
+
+        @hookimpl
+        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+            return RouterContribution(name, router, **hints)
+
+    return Plugin()
+
+
+def tagging_middleware(tag: str):  # noqa: ANN201
+    """A pure ASGI middleware that appends ``tag`` to the x-trail response header."""
+
+    def factory(app, settings):  # noqa: ANN001, ANN202
+        async def middleware(scope, receive, send):  # noqa: ANN001, ANN202
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            scope.setdefault("trail", []).append(tag)
+
+            async def tagged(message):  # noqa: ANN001, ANN202
+                if message["type"] == "http.response.start":
+                    headers = [(k, v) for k, v in message["headers"] if k != b"x-trail"]
+                    seen = dict(message["headers"]).get(b"x-trail", b"").decode()
+                    headers.append((b"x-trail", f"{tag}>{seen}".rstrip(">").encode()))
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await app(scope, receive, tagged)
+
+        return middleware
+
+    return factory
+
+
+def middleware_plugin(name: str, **hints: object) -> object:
+    class Plugin:
+        PLUGHOST_NAME = name
+
+        @hookimpl
+        def plughost_middlewares(self, host):  # noqa: ANN001, ANN201
+            return MiddlewareContribution(name, tagging_middleware(name), **hints)
+
+    return Plugin()
+
+
+def test_plugin_routes_answer_and_every_other_path_goes_to_the_bridge(make_app) -> None:
+    router = APIRouter()
+
+    @router.get("/api/items")
+    async def items() -> list[int]:
+        return [1, 2]
+
+    with client_for(make_app([router_plugin("items", router)])) as client:
+        assert client.get("/api/items").json() == [1, 2]
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/version").json()["version"]
+        bridged = client.get("/api/items/unknown")
+        assert bridged.status_code == 404 and "<title>404 Not Found</title>" in bridged.text  # Flask's page
+
+
+def test_wrong_method_on_native_route_is_405_not_the_flask_404(make_app) -> None:
+    router = APIRouter()
+
+    @router.post("/api/submit")
+    async def submit() -> dict[str, bool]:
+        return {"ok": True}
+
+    with client_for(make_app([router_plugin("submit", router)])) as client:
+        response = client.get("/api/submit")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST"
+        assert response.json() == {"detail": "Method Not Allowed"}
+        assert client.put("/health").status_code == 405
+
+
+def test_bridge_stays_last_even_with_plugin_routes_at_the_root(make_app) -> None:
+    legacy = Flask("legacy")
+
+    @legacy.get("/")
+    def legacy_root() -> str:
+        return "flask root"
+
+    @legacy.get("/legacy/page")
+    def legacy_page() -> str:
+        return "flask page"
+
+    class LegacyApp:
+        PLUGHOST_NAME = "legacy"
+
+        @hookimpl
+        def plughost_wsgi_app(self, host):  # noqa: ANN001, ANN201
+            return legacy
+
+    router = APIRouter()
+
+    @router.get("/")
+    async def root() -> dict[str, str]:
+        return {"from": "plugin"}
+
+    @router.get("/{name}")
+    async def named(name: str) -> dict[str, str]:
+        return {"from": "plugin", "name": name}
+
+    app = make_app([LegacyApp(), router_plugin("rooted", router)])
+    with client_for(app) as client:
+        assert client.get("/").json() == {"from": "plugin"}
+        assert client.get("/anything").json() == {"from": "plugin", "name": "anything"}
+        assert client.get("/legacy/page").text == "flask page"  # deeper paths still reach Flask
+    assert app.router.routes[-1].name == "wsgi"
+    assert app.route_claims()[-1].owner == "legacy (WSGI bridge)"
+
+
+def test_router_order_follows_hints_for_first_match(make_app) -> None:
+    def catching(label: str) -> APIRouter:
+        router = APIRouter()
+
+        @router.get("/shared/{rest:path}")
+        async def shared(rest: str) -> dict[str, str]:
+            return {"by": label}
+
+        return router
+
+    class Shadow:
+        PLUGHOST_NAME = "shadow"
+
+        @hookimpl
+        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+            router = APIRouter()
+
+            @router.get("/shared/exact")
+            async def exact() -> dict[str, str]:
+                return {"by": "exact"}
+
+            return RouterContribution("shadow", router, before=["aaa"])
+
+    app = make_app([router_plugin("aaa", catching("aaa")), Shadow()])
+    with client_for(app) as client:
+        assert client.get("/shared/exact").json() == {"by": "exact"}  # 'shadow' before 'aaa' despite its name
+        assert client.get("/shared/other").json() == {"by": "aaa"}
+    assert [c.name for c in app.assembly.routers.order] == ["shadow", "aaa"]
+
+
+def test_same_method_and_path_from_two_plugins_is_an_error_naming_both(make_app) -> None:
+    def claiming(path: str) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route(path, lambda: None, methods=["GET"])
+        return router
+
+    with pytest.raises(StartupError, match="GET /api/x is claimed by both 'first' and 'second'"):
+        make_app([router_plugin("first", claiming("/api/x")), router_plugin("second", claiming("/api/x"))])
+    with pytest.raises(StartupError, match="GET /health is claimed by both 'core' and 'healthy'"):
+        make_app([router_plugin("healthy", claiming("/health"))])
+
+
+def test_conflicts_are_found_inside_nested_routers(make_app) -> None:
+    inner = APIRouter()
+    inner.add_api_route("/x", lambda: None, methods=["GET"])
+    outer = APIRouter()
+    outer.include_router(inner, prefix="/api")
+    flat = APIRouter()
+    flat.add_api_route("/api/x", lambda: None, methods=["GET"])
+    with pytest.raises(StartupError, match="GET /api/x is claimed by both 'flat' and 'nested'"):
+        make_app([router_plugin("nested", outer), router_plugin("flat", flat)])
+
+
+def test_middlewares_wrap_in_hint_order_and_wrap_the_bridge(make_app) -> None:
+    plugins = [
+        middleware_plugin("timing", after=["workspace"]),
+        middleware_plugin("workspace", after=["security"]),
+        middleware_plugin("security"),
+    ]
+    app = make_app(plugins)
+    with client_for(app) as client:
+        assert client.get("/health").headers["x-trail"] == "security>workspace>timing"
+        assert client.get("/flask/page/404").headers["x-trail"] == "security>workspace>timing"
+
+
+def test_plugin_middlewares_see_unhandled_errors_as_500(make_app) -> None:
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    app = make_app([router_plugin("boom", router), middleware_plugin("outer")])
+    with client_for(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["x-trail"] == "outer"
+
+
+def test_missing_required_middleware_stops_startup(make_app) -> None:
+    with pytest.raises(StartupError, match="'gateway' requires 'security'"):
+        make_app([middleware_plugin("gateway", requires=["security"])])
+
+
+def test_middleware_cycle_stops_startup_printing_the_cycle(make_app) -> None:
+    with pytest.raises(StartupError, match=r"cycle: a -> b -> a \(made by the hints: a before=b; b before=a\)"):
+        make_app([middleware_plugin("a", before=["b"]), middleware_plugin("b", before=["a"])])
+
+
+def test_a_failing_middleware_factory_stops_startup_naming_the_plugin(make_app) -> None:
+    class Bad:
+        PLUGHOST_NAME = "bad"
+
+        @hookimpl
+        def plughost_middlewares(self, host):  # noqa: ANN001, ANN201
+            def factory(app, settings):  # noqa: ANN001, ANN202
+                raise ValueError("needs a secret")
+
+            return MiddlewareContribution("bad", factory)
+
+    with pytest.raises(StartupError, match="plugin 'bad'.*middleware factory 'bad' raised ValueError: needs a secret"):
+        make_app([Bad()])
+
+
+def test_wrong_contribution_type_is_an_error(make_app) -> None:
+    class Confused:
+        PLUGHOST_NAME = "confused"
+
+        @hookimpl
+        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+            return APIRouter()
+
+    with pytest.raises(StartupError, match="plughost_routers returned .* not a RouterContribution"):
+        make_app([Confused()])
+
+
+def test_lifespans_enter_in_plugin_order_and_exit_in_reverse(make_app) -> None:
+    events: list[str] = []
+
+    def lifespan_plugin(name: str) -> object:
+        @contextlib.asynccontextmanager
+        async def lifespan() -> AsyncIterator[None]:
+            events.append(f"start {name}")
+            yield
+            events.append(f"stop {name}")
+
+        class Plugin:
+            PLUGHOST_NAME = name
+
+            @hookimpl
+            def plughost_lifespan(self, host):  # noqa: ANN001, ANN201
+                return lifespan()
+
+        return Plugin()
+
+    with client_for(make_app([lifespan_plugin("b"), lifespan_plugin("a")])):
+        assert events == ["start a", "start b"]
+    assert events == ["start a", "start b", "stop b", "stop a"]
+
+
+def test_a_failing_lifespan_names_the_plugin(make_app) -> None:
+    @contextlib.asynccontextmanager
+    async def failing() -> AsyncIterator[None]:
+        raise ConnectionError("no database")
+        yield
+
+    class Failing:
+        PLUGHOST_NAME = "store"
+
+        @hookimpl
+        def plughost_lifespan(self, host):  # noqa: ANN001, ANN201
+            return failing()
+
+    with pytest.raises(StartupError, match="plugin 'store'.*start-up failed: ConnectionError: no database"):
+        with client_for(make_app([Failing()])):
+            pass
+
+
+def test_two_wsgi_apps_are_an_error(make_app) -> None:
+    def provider(name: str) -> object:
+        class Plugin:
+            PLUGHOST_NAME = name
+
+            @hookimpl
+            def plughost_wsgi_app(self, host):  # noqa: ANN001, ANN201
+                return Flask(name)
+
+        return Plugin()
+
+    with pytest.raises(StartupError, match="plugins 'one' and 'two' both provide the WSGI app"):
+        make_app([provider("one"), provider("two")])
