@@ -69,6 +69,11 @@ class RequestBody:
         self._space = asyncio.Event()
         self._space.set()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received from the client and not yet read by the app."""
+        return self._buffered
+
     # -- event-loop side -------------------------------------------------
     async def feed(self, chunk: bytes) -> None:
         await self._space.wait()
@@ -168,7 +173,7 @@ class WSGIBridge:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await send_json_error(send, 413, self._too_large_message(declared))
+            await send_json_error(send, 413, self._too_large_message(declared), close=True)
             return
         await _Exchange(self, scope, receive, send).run()
 
@@ -229,16 +234,15 @@ class _Exchange:
             if not message.get("more_body", False):
                 self.body.end()
                 break
-        while (await self.receive())["type"] != "http.disconnect":
-            pass
-        self.disconnected = True
+        if (await self.receive())["type"] == "http.disconnect":  # after the body, only this can come
+            self.disconnected = True
 
     async def _refuse_too_large(self) -> None:
         self.body.end(RequestBodyTooLarge(self.bridge._too_large_message(None)))
         if not self.response_started:
             self.refused = True
             with anyio.CancelScope(shield=True):
-                await send_json_error(self.send, 413, self.bridge._too_large_message(None))
+                await send_json_error(self.send, 413, self.bridge._too_large_message(None), close=True)
 
     async def _deliver(self, messages: list[Message]) -> None:
         if self.refused or self.disconnected:
@@ -363,13 +367,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def send_json_error(send: Send, status: int, detail: str) -> None:
+async def send_json_error(send: Send, status: int, detail: str, *, close: bool = False) -> None:
+    """Send ``{"detail": ...}``; ``close`` ends the connection (so an unread body is not read on)."""
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
