@@ -9,8 +9,9 @@
   and ``send`` waits for the transport to drain, so a slow client holds back the
   app instead of growing server memory. A response whose first chunk completes
   its ``Content-Length`` (the common case) costs one thread hop in all.
-- The app runs in a thread under the bridge's own concurrency limit; a full
-  pool queues requests. ContextVars set by ASGI middlewares are visible in it.
+- The app runs in the bridge's own thread pool (``threads`` at once, separate
+  from anyio's); a full pool queues requests. ContextVars set by ASGI
+  middlewares are visible in the app.
 - On client disconnect the app's iterable stops being read and is closed.
 
 Runs on asyncio (as uvicorn does).
@@ -19,19 +20,18 @@ Runs on asyncio (as uvicorn does).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 from wsgiref.util import FileWrapper
 
-import anyio
-import anyio.from_thread
-import anyio.to_thread
 from starlette.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("plughost.bridge")
@@ -55,7 +55,9 @@ class RequestBody:
     """``wsgi.input``: filled from the event loop, read from the WSGI thread.
 
     The loop side waits (without blocking the loop) while ``BODY_BUFFER_BYTES``
-    are unread; the thread side blocks until bytes or end-of-body arrive.
+    are unread. The thread side blocks until the bytes it asked for (or the end
+    of the body) are there; it is woken once for them, not once per network
+    chunk, and the loop side is woken once the buffer is half drained.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -63,11 +65,13 @@ class RequestBody:
         self._chunks: deque[bytes] = deque()
         self._offset = 0  # bytes of the first chunk already read
         self._buffered = 0
+        self._wanted = 0  # bytes the reader is blocked waiting for; 0 when it is not waiting
         self._ended = False
         self._error: OSError | None = None
         self._ready = threading.Condition(threading.Lock())
         self._space = asyncio.Event()
         self._space.set()
+        self._paused = False  # the loop side waits for space and no wake-up is scheduled yet
 
     @property
     def buffered(self) -> int:
@@ -82,7 +86,9 @@ class RequestBody:
             self._buffered += len(chunk)
             if self._buffered >= BODY_BUFFER_BYTES:
                 self._space.clear()
-            self._ready.notify()
+                self._paused = True
+            if self._wanted and self._buffered >= self._wanted:
+                self._ready.notify()
 
     def end(self, error: OSError | None = None) -> None:
         with self._ready:
@@ -103,27 +109,29 @@ class RequestBody:
         else:
             self._offset = end
         self._buffered -= len(chunk)
-        if not self._space.is_set() and self._buffered < BODY_BUFFER_BYTES:
+        if self._paused and self._buffered <= BODY_BUFFER_BYTES // 2:
+            self._paused = False
             self._loop.call_soon_threadsafe(self._space.set)
         return chunk
 
-    def _wait(self) -> bool:
-        """Block until a chunk is buffered (True) or the body ended (False)."""
-        while not self._chunks:
-            if self._error is not None:
-                raise self._error
-            if self._ended:
-                return False
+    def _wait(self, wanted: int) -> bool:
+        """Block until ``wanted`` bytes (at most a buffer's worth) are buffered or the body ended;
+        True when there is anything to read. The caller holds the lock."""
+        wanted = min(wanted, BODY_BUFFER_BYTES)
+        while self._buffered < wanted and not self._ended:
+            self._wanted = wanted
             self._ready.wait()
-        return True
+        self._wanted = 0
+        if self._error is not None:
+            raise self._error
+        return bool(self._chunks)
 
     def read(self, size: int | None = -1) -> bytes:
         """Read ``size`` bytes (fewer only at end of body), or everything when ``size`` is negative."""
-        unlimited = size is None or size < 0
-        wanted = sys.maxsize if unlimited else size
+        wanted = sys.maxsize if size is None or size < 0 else size
         parts: list[bytes] = []
         with self._ready:
-            while wanted > 0 and self._wait():
+            while wanted > 0 and self._wait(wanted):
                 part = self._take(wanted)
                 parts.append(part)
                 wanted -= len(part)
@@ -133,7 +141,7 @@ class RequestBody:
         wanted = sys.maxsize if size is None or size < 0 else size
         parts: list[bytes] = []
         with self._ready:
-            while wanted > 0 and self._wait():
+            while wanted > 0 and self._wait(1):
                 newline = self._chunks[0].find(b"\n", self._offset, self._offset + wanted)
                 part = self._take(wanted if newline < 0 else newline + 1 - self._offset)
                 parts.append(part)
@@ -157,13 +165,16 @@ class RequestBody:
 
 
 class WSGIBridge:
-    """An ASGI app that serves ``app``, a WSGI application."""
+    """An ASGI app that serves ``app``, a WSGI application, from a pool of ``threads`` threads."""
 
     def __init__(self, app: WSGIApp, *, max_body_bytes: int, threads: int, multiprocess: bool = False) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.limiter = anyio.CapacityLimiter(threads)
+        self.threads = threads
         self.multiprocess = multiprocess
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="plughost-wsgi")
+        self.running = 0
+        """WSGI calls in progress (running or queued for a thread)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -173,25 +184,32 @@ class WSGIBridge:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await send_json_error(send, 413, self._too_large_message(declared), close=True)
+            await send_json_error(send, 413, self.too_large_message(declared), close=True)
             return
-        await _Exchange(self, scope, receive, send).run()
+        self.running += 1
+        try:
+            await _Exchange(self, scope, receive, send).run()
+        finally:
+            self.running -= 1
 
-    def _too_large_message(self, size: int | None) -> str:
+    def too_large_message(self, size: int | None) -> str:
         seen = f"{size} bytes" if size is not None else "more"
         return f"request body is {seen}; the limit is {self.max_body_bytes} bytes (PLUGHOST_MAX_BODY_BYTES)"
 
 
 class _Exchange:
-    """One request and its response: the loop side pumps the body in and sends
-    messages out; the thread side runs the WSGI app."""
+    """One request and its response: the loop side feeds the body in, watches for a
+    disconnect and sends messages out; the thread side runs the WSGI app."""
 
     def __init__(self, bridge: WSGIBridge, scope: Scope, receive: Receive, send: Send) -> None:
         self.bridge = bridge
         self.scope = scope
         self.receive = receive
         self.send = send
-        self.body = RequestBody(asyncio.get_running_loop())
+        self.loop = asyncio.get_running_loop()
+        self.body = RequestBody(self.loop)
+        self.received = 0
+        self.listener: asyncio.Task[None] | None = None
         self.disconnected = False
         self.refused = False  # the bridge answered (413) in the app's place
         self.response_started = False
@@ -203,46 +221,59 @@ class _Exchange:
         self.pending: list[Message] = []
 
     async def run(self) -> None:
+        if not await self._take_request_message():  # a body that fits one message needs no listener
+            self.listener = self.loop.create_task(self._pump_request())
+        call = contextvars.copy_context().run  # ContextVars set by middlewares, visible in the app
         failure: Exception | None = None
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._pump_request)
-            try:
-                final = await anyio.to_thread.run_sync(self._run_app, limiter=self.bridge.limiter)
-            except Exception as exc:  # re-raised below, outside the task group, unwrapped
-                failure, final = exc, []
-            tasks.cancel_scope.cancel()
+        try:
+            final = await self.loop.run_in_executor(self.bridge.executor, call, self._run_app)
+        except asyncio.CancelledError:
+            self.disconnected = True  # the thread stops at its next chunk
+            raise
+        except Exception as exc:
+            failure, final = exc, []
+        finally:
+            if self.listener is not None:
+                self.listener.cancel()
         if failure is not None and not (self.disconnected or self.refused):
             raise failure
         await self._deliver(final)
 
     # -- event-loop side -------------------------------------------------
+    async def _take_request_message(self) -> bool:
+        """Feed one request message to the body; True once the body is complete (or refused)."""
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            self.body.end(ClientDisconnected("the client disconnected before the body was complete"))
+            return True
+        chunk = message.get("body", b"")
+        self.received += len(chunk)
+        if self.received > self.bridge.max_body_bytes:
+            await self._refuse_too_large()
+            return True
+        if chunk:
+            await self.body.feed(chunk)
+        if message.get("more_body", False):
+            return False
+        self.body.end()
+        return True
+
     async def _pump_request(self) -> None:
-        received = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                self.body.end(ClientDisconnected("the client disconnected before the body was complete"))
-                return
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > self.bridge.max_body_bytes:
-                await self._refuse_too_large()
-                return
-            if chunk:
-                await self.body.feed(chunk)
-            if not message.get("more_body", False):
-                self.body.end()
-                break
+        while not await self._take_request_message():
+            pass
+        if not (self.disconnected or self.refused):
+            await self._listen_for_disconnect()
+
+    async def _listen_for_disconnect(self) -> None:
         if (await self.receive())["type"] == "http.disconnect":  # after the body, only this can come
             self.disconnected = True
 
     async def _refuse_too_large(self) -> None:
-        self.body.end(RequestBodyTooLarge(self.bridge._too_large_message(None)))
+        self.body.end(RequestBodyTooLarge(self.bridge.too_large_message(None)))
         if not self.response_started:
             self.refused = True
-            with anyio.CancelScope(shield=True):
-                await send_json_error(self.send, 413, self.bridge._too_large_message(None), close=True)
+            await asyncio.shield(send_json_error(self.send, 413, self.bridge.too_large_message(None), close=True))
 
     async def _deliver(self, messages: list[Message]) -> None:
         if self.refused or self.disconnected:
@@ -250,6 +281,12 @@ class _Exchange:
         for message in messages:
             self.response_started = True
             await self.send(message)
+
+    async def _stream(self, messages: list[Message]) -> None:
+        """Send part of a streamed response, and from now on notice if the client leaves."""
+        if self.listener is None:
+            self.listener = self.loop.create_task(self._listen_for_disconnect())
+        await self._deliver(messages)
 
     # -- WSGI-thread side ------------------------------------------------
     def _run_app(self) -> list[Message]:
@@ -292,7 +329,8 @@ class _Exchange:
         return self._write
 
     def _write(self, chunk: bytes) -> None:
-        """Queue ``chunk``; send at once unless it completes a declared Content-Length."""
+        """Queue ``chunk``; send it at once (waiting for the client) unless it completes a declared
+        Content-Length, in which case it goes out with the final message, saving a thread hop."""
         if self.start_message is None:
             raise RuntimeError("the WSGI app wrote body bytes before calling start_response")
         if not chunk:
@@ -300,7 +338,7 @@ class _Exchange:
         self.body_bytes += len(chunk)
         self.pending.append({"type": "http.response.body", "body": chunk, "more_body": True})
         if self.content_length is None or self.body_bytes < self.content_length:
-            anyio.from_thread.run(self._deliver, self._take_unsent())
+            asyncio.run_coroutine_threadsafe(self._stream(self._take_unsent()), self.loop).result()
 
     def _take_unsent(self) -> list[Message]:
         messages = self.pending

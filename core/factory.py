@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
@@ -167,7 +167,7 @@ def build_app(assembly: Assembly) -> PlughostApp:
         version=__version__,
         lifespan=_lifespan(assembly.lifespans),
     )
-    app.include_router(_core_router())
+    _add_core_routes(app)
     check_conflicts(
         [
             *claims(core_routes(app), CORE),
@@ -204,15 +204,11 @@ def server_info(host: Host) -> dict[str, Any]:
     }
 
 
-def _core_router() -> APIRouter:
-    router = APIRouter(tags=["core"])
-
-    @router.get("/health")
+def _add_core_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["core"])
     async def health() -> dict[str, str]:
         """Liveness: answers as soon as the server accepts requests."""
         return {"status": "ok"}
-
-    return router
 
 
 def _contributions(host: Host, hook: str, kind: type[Any], strict: bool) -> list[Any]:

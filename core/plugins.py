@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,6 +24,8 @@ from .contributions import check_name
 from .errors import PluginError, StartupError
 from .settings import CoreSettings, core_variable_shadowed_by
 from .version import __version__
+
+logger = logging.getLogger("plughost")
 
 ENTRY_POINT_GROUP = "plughost.plugins"
 REQUIRES_ATTRIBUTE = "PLUGHOST_REQUIRES"
@@ -120,25 +123,28 @@ def load_plugins(
     """Discover, select, import and register plugins.
 
     ``given`` maps names to plugin objects handed in directly (the test kit uses
-    it); they are always enabled. Installed entry points are filtered by
+    it); they are always enabled, and replace an installed plugin of the same
+    name (so a test can load a working copy of an installed plugin). Installed entry points are filtered by
     ``settings.plugins`` (allow-list) and ``settings.disable_plugins``. With
     ``strict`` (start-up) any failure raises; without it (``plugins list``) the
     failure is recorded on the plugin and loading goes on.
     """
     discovered = _discover(entry_points)
+    _check_selection(settings, known=discovered.keys())
+    for name in given or {}:
+        discovered.pop(name, None)
     infos: dict[str, PluginInfo] = {name: info for name, (info, _) in discovered.items()}
     for name, plugin in (given or {}).items():
-        if name in infos:
-            raise StartupError(f"plugin {name!r} is given directly and also installed; give it another name")
         infos[name] = PluginInfo(name, source=getattr(plugin, "__name__", type(plugin).__module__), plugin=plugin)
 
-    _check_selection(settings, known=discovered.keys())
     manager = new_manager()
     plugin_set = PluginSet(manager, dict(sorted(infos.items())))
 
     for name, info in plugin_set.infos.items():
         if name in discovered and not _selected(name, settings):
             info.status = "disabled"
+            if strict:
+                logger.warning("plugin %r is installed but disabled (PLUGHOST_PLUGINS / PLUGHOST_DISABLE_PLUGINS)", name)
             continue
         try:
             _load_one(manager, info, discovered[name][1] if name in discovered else None)

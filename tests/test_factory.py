@@ -181,14 +181,14 @@ def test_conflicts_are_found_inside_nested_routers(make_app) -> None:
 
 def test_middlewares_wrap_in_hint_order_and_wrap_the_bridge(make_app) -> None:
     plugins = [
-        middleware_plugin("timing", after=["workspace"]),
-        middleware_plugin("workspace", after=["security"]),
-        middleware_plugin("security"),
+        middleware_plugin("inner", after=["middle"]),
+        middleware_plugin("middle", after=["outer"]),
+        middleware_plugin("outer"),
     ]
     app = make_app(plugins)
     with client_for(app) as client:
-        assert client.get("/health").headers["x-trail"] == "security>workspace>timing"
-        assert client.get("/flask/page/404").headers["x-trail"] == "security>workspace>timing"
+        assert client.get("/health").headers["x-trail"] == "outer>middle>inner"
+        assert client.get("/flask/page/404").headers["x-trail"] == "outer>middle>inner"
 
 
 def test_plugin_middlewares_see_unhandled_errors_as_500(make_app) -> None:

@@ -1,0 +1,150 @@
+"""Start servers in their own processes, measure their peak memory, drive load with wrk."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def reset_peak(self) -> None:
+        """Make the kernel's peak-RSS counter (VmHWM) start again from the current RSS."""
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def memory(self) -> tuple[int, int]:
+        """(current RSS, peak RSS since the last reset), in bytes."""
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines())
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+
+@contextmanager
+def server(
+    command: Sequence[str], port: int, health: str = "/small", timeout: float = 30.0, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    environment = {**os.environ, **(env or {})}
+    process = subprocess.Popen(list(command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
+    running = Server(process, port)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command} exited: {process.stderr.read().decode() if process.stderr else ''}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(f"GET {health} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+                    if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command} did not start")
+            time.sleep(0.1)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def python_server(module: str, *args: str) -> tuple[list[str], int]:
+    port = free_port()
+    return [sys.executable, "-m", module, *args, str(port)], port
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed: run benchmarks/run, which installs it (apt-get install -y wrk)")
+    return wrk
+
+
+def wrk(url: str, connections: int, seconds: float) -> WrkResult:
+    threads = min(2, connections)
+    out = subprocess.run(
+        [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return WrkResult(rps, _latency(out, "50%"), _latency(out, "99%"))
+
+
+def _latency(out: str, percentile: str) -> float:
+    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def median_wrk(url: str, connections: int, seconds: float, runs: int) -> WrkResult:
+    results = [wrk(url, connections, seconds) for _ in range(runs)]
+    return WrkResult(
+        statistics.median(r.requests_per_second for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+    )
+
+
+def ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x" if reference else "n/a"
+
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def benchmark_main(description: str, heading: str, name: str, run: Callable[[bool], str]) -> None:
+    """The command line every benchmark shares: ``[--quick] [--write]``; prints its table and
+    with ``--write`` puts it in RESULTS.md under ``## heading``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short runs, to check the harness")
+    parser.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    table = run(args.quick)
+    print(table)
+    if args.write:
+        section = f"## {heading}\n\nCommand: `benchmarks/run {name}`\n\n{table}\n"
+        RESULTS.write_text(replace_section(RESULTS.read_text() if RESULTS.exists() else "", f"## {heading}", section))
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """Replace the ``heading`` section of RESULTS.md (up to the next ``## ``), or append it."""
+    if heading not in text:
+        return (text.rstrip() + "\n\n" + section) if text.strip() else "# Benchmark results\n\n" + section
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[:start] + section + (text[end + 1:] if end != -1 else "")

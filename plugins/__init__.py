@@ -1,0 +1,1 @@
+"""The built-in plugins, each registered through the ``plughost.plugins`` entry point."""

@@ -1,0 +1,167 @@
+"""The security middleware: Host allow-list, cross-origin write protection, CORS, token, headers.
+
+Pure ASGI: it reads the request head and edits the response head only, so
+streamed bodies pass through untouched. Its own refusals carry the same
+security headers as every other response.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .hosts import HostAllowList, OriginPolicy, same_origin
+from .settings import Settings
+
+logger = logging.getLogger("plughost.security")
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+PREFLIGHT_MAX_AGE = "600"
+HOST_VERDICTS_KEPT = 1024
+READ_HEADERS = frozenset(
+    {b"host", b"origin", b"authorization", b"sec-fetch-site", b"access-control-request-method", b"access-control-request-headers"}
+)
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.hosts = HostAllowList(settings.allowed_hosts)
+        self.host_verdicts: dict[str, bool] = {}  # Host header -> allowed; a server sees few distinct ones
+        self.origins = OriginPolicy(settings.allowed_origins)
+        self.token = settings.token.get_secret_value().encode() if settings.token else None
+        self.exempt = frozenset(settings.exempt_paths)
+        self.extra_headers = [(b"x-content-type-options", b"nosniff")]
+        if settings.frame_options:
+            self.extra_headers.append((b"x-frame-options", settings.frame_options.encode()))
+        if "*" in settings.allowed_hosts:
+            logger.warning("security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): no DNS-rebinding protection")
+        if self.origins.any:
+            logger.warning("security: every origin is allowed (PLUGHOST_SECURITY_ALLOWED_ORIGINS=*), without credentials")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = _request_headers(scope)
+        origin = headers.get("origin")
+        host = headers.get("host", "")
+        cross_origin = origin is not None and not same_origin(origin, _http_scheme(scope), host)
+        send = self._with_headers(send, origin if cross_origin and origin and self.origins.allows(origin) else None)
+
+        refusal = self._refusal(scope, headers, host, origin, cross_origin)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": refusal[1][:120]})
+        else:
+            status, detail, extra = refusal
+            await _respond(send, status, detail, extra)
+
+    def _refusal(
+        self, scope: Scope, headers: dict[str, str], host: str, origin: str | None, cross_origin: bool
+    ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        """Why the request is refused, as (status, detail, extra headers), or None to let it through."""
+        path = scope["path"]
+        if path in self.exempt:
+            return None
+        if not self._host_allowed(host):
+            return 403, (
+                f"Host {host or '(missing)'!r} is not allowed. If this server is meant to answer to it, "
+                f"add it to PLUGHOST_SECURITY_ALLOWED_HOSTS."
+            ), [(b"content-type", b"text/plain; charset=utf-8")]
+        method = scope.get("method", "GET")
+        if method == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
+            return self._preflight(origin, cross_origin, headers)
+        if cross_origin and (method in STATE_CHANGING or scope["type"] == "websocket") and not self.origins.allows(origin or ""):
+            return 403, (
+                f"cross-origin {method if scope['type'] == 'http' else 'websocket'} from {origin!r} refused; "
+                "allow the origin with PLUGHOST_SECURITY_ALLOWED_ORIGINS"
+            ), []
+        if headers.get("sec-fetch-site") == "cross-site" and origin is None and method in STATE_CHANGING:
+            return 403, "cross-site request without an Origin refused", []
+        if self.token is not None and not self._authorised(headers.get("authorization", "")):
+            return 401, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)", [
+                (b"www-authenticate", b'Bearer realm="plughost"')
+            ]
+        return None
+
+    def _preflight(self, origin: str, cross_origin: bool, headers: dict[str, str]) -> tuple[int, str, list[tuple[bytes, bytes]]]:
+        if cross_origin and not self.origins.allows(origin):
+            return 400, f"CORS preflight from {origin!r} refused; allow the origin with PLUGHOST_SECURITY_ALLOWED_ORIGINS", []
+        extra = [
+            (b"access-control-allow-methods", ALLOWED_METHODS.encode()),
+            (b"access-control-max-age", PREFLIGHT_MAX_AGE.encode()),
+        ]
+        requested = headers.get("access-control-request-headers")
+        if requested:
+            extra.append((b"access-control-allow-headers", requested.encode("latin-1")))
+        return 204, "", extra
+
+    def _host_allowed(self, host: str) -> bool:
+        verdict = self.host_verdicts.get(host)
+        if verdict is None:
+            if len(self.host_verdicts) >= HOST_VERDICTS_KEPT:
+                self.host_verdicts.clear()
+            verdict = self.host_verdicts[host] = self.hosts.allows(host)
+        return verdict
+
+    def _authorised(self, authorization: str) -> bool:
+        scheme, _, credentials = authorization.partition(" ")
+        assert self.token is not None
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token)
+
+    def _with_headers(self, send: Send, cors_origin: str | None) -> Send:
+        extra = self.extra_headers
+        if cors_origin is not None:
+            if self.origins.any:
+                extra = [*extra, (b"access-control-allow-origin", b"*")]
+            else:
+                extra = [
+                    *extra,
+                    (b"access-control-allow-origin", cors_origin.encode("latin-1")),
+                    (b"access-control-allow-credentials", b"true"),
+                    (b"vary", b"Origin"),
+                ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                present = {name for name, _ in headers}
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in present or h[0] == b"vary")]
+            await send(message)
+
+        return send_with_headers
+
+
+def _request_headers(scope: Scope) -> dict[str, str]:
+    """The request headers this middleware reads, decoded; of a repeated header the first, as
+    Starlette's ``Headers.get`` reads it, so a second ``Host`` cannot pass while the app reads the first."""
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", []):
+        if name in READ_HEADERS and name.decode() not in headers:
+            headers[name.decode()] = value.decode("latin-1")
+    return headers
+
+
+def _http_scheme(scope: Scope) -> str:
+    scheme = scope.get("scheme", "http")
+    return {"ws": "http", "wss": "https"}.get(scheme, scheme)
+
+
+async def _respond(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
+    plain = any(name == b"content-type" for name, _ in extra)
+    if status == 204:
+        body = b""
+    elif plain:
+        body = detail.encode()
+    else:
+        body = json.dumps({"detail": detail}).encode()
+        extra = [(b"content-type", b"application/json"), *extra]
+    headers = [(b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,43 @@
+"""The security plugin's settings (``PLUGHOST_SECURITY_<FIELD>``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, SecretStr, field_validator
+
+from .hosts import DEFAULT_ALLOWED_HOSTS, HostAllowList, OriginPolicy
+
+
+class Settings(BaseModel):
+    allowed_hosts: list[str] = list(DEFAULT_ALLOWED_HOSTS)
+    """Host headers served (DNS-rebinding protection): names, ``*.domain``, addresses, networks,
+    each with an optional ``:port`` (without one, any port). Replaces the default list."""
+    allowed_origins: list[str] = []
+    """Origins allowed cross-origin requests, besides loopback ones: ``https://app.example``,
+    ``https://*.example.com``, or ``*`` (any origin, without credentials)."""
+    frame_options: Literal["DENY", "SAMEORIGIN", ""] = "SAMEORIGIN"
+    """``X-Frame-Options`` sent on every response; empty sends none."""
+    token: SecretStr | None = None
+    """When set, every route but the exempt paths needs ``Authorization: Bearer <token>``."""
+    exempt_paths: list[str] = ["/health"]
+    """Paths served whatever the Host header and without the token (liveness probes)."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, entries: list[str]) -> list[str]:
+        HostAllowList(entries)
+        return entries
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _valid_origins(cls, entries: list[str]) -> list[str]:
+        OriginPolicy(entries)
+        return entries
+
+    @field_validator("token")
+    @classmethod
+    def _non_empty_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("the token must be at least 16 characters")
+        return token

@@ -1,0 +1,54 @@
+"""The workspace middleware: ``X-Plughost-Workspace`` -> the request's workspace (see ``core.context``)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.context import DEFAULT_WORKSPACE, use_workspace
+
+HEADER = b"x-plughost-workspace"
+
+
+class WorkspaceMiddleware:
+    """Sets the current workspace for the whole request (routers, the WSGI app, tasks it starts),
+    clears it afterwards, and names it in a response header. An invalid name gets 400."""
+
+    def __init__(self, app: ASGIApp, settings: object = None) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        name = DEFAULT_WORKSPACE
+        for header, value in scope.get("headers", []):
+            if header == HEADER:
+                name = value.decode("latin-1")
+                break
+        try:
+            workspace = use_workspace(name)
+        except ValueError as error:
+            await _refuse(scope, send, f"{error} (header X-Plughost-Workspace)")
+            return
+
+        echoed = (HEADER, name.encode())
+
+        async def send_with_workspace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), echoed]
+            await send(message)
+
+        with workspace:
+            await self.app(scope, receive, send_with_workspace)
+
+
+async def _refuse(scope: Scope, send: Send, detail: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+        return
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
