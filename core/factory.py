@@ -165,7 +165,7 @@ def build_app(assembly: Assembly) -> PlughostApp:
         assembly=assembly,
         title="plughost",
         version=__version__,
-        lifespan=_lifespan(assembly.lifespans),
+        lifespan=_lifespan(assembly.host, assembly.lifespans),
     )
     _add_core_routes(app)
     check_conflicts(
@@ -225,10 +225,11 @@ def _as_sequence(result: Any) -> Sequence[Any]:
     return result if isinstance(result, (list, tuple)) else [result]
 
 
-def _lifespan(managers: Sequence[tuple[PluginInfo, AbstractAsyncContextManager[Any]]]) -> Any:
+def _lifespan(host: Host, managers: Sequence[tuple[PluginInfo, AbstractAsyncContextManager[Any]]]) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            stack.push_async_callback(host.close)  # exited last, after every plugin's lifespan
             for info, manager in managers:
                 try:
                     await stack.enter_async_context(manager)

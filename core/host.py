@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .plugins import PluginInfo, PluginSet
+from .database import create_engine, database_url
+
+from .plugins import PluginSet
 from .settings import CoreSettings, load_plugin_settings
 
 
@@ -24,12 +27,26 @@ class Host:
         self.settings = settings
         self.plugins = plugins
         self._plugin_settings: dict[str, BaseModel] = {}
+        self._engine: AsyncEngine | None = None
 
     @property
     def data_dir(self) -> Path:
         """The directory for embedded data (SQLite files, key files); created on first use."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         return self.settings.data_dir
+
+    @property
+    def database(self) -> AsyncEngine:
+        """The shared async engine (``PLUGHOST_DATABASE_URL``, else SQLite in the data dir); made on first use."""
+        if self._engine is None:
+            self._engine = create_engine(database_url(self.settings.database_url, self.data_dir))
+        return self._engine
+
+    async def close(self) -> None:
+        """Release what the host opened (the database pool); called at shutdown."""
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
 
     def is_enabled(self, plugin: str) -> bool:
         info = self.plugins.infos.get(plugin)
@@ -60,6 +77,3 @@ class Host:
                 if strict:
                     raise failure from None
                 self.plugins.mark_failed(info, failure)
-
-    def plugin_info(self, plugin: str) -> PluginInfo:
-        return self.plugins.infos[plugin]

@@ -34,6 +34,9 @@ class CoreSettings(BaseSettings):
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     data_dir: Path = Path("plughost-data")
+    database_url: str | None = None
+    """SQLAlchemy async URL shared by the plugins' stores (``postgresql+asyncpg://...``);
+    unset: a SQLite file under the data dir."""
     plugins: NameList | None = None
     """Allow-list of plugin names; ``None`` (unset) enables every installed plugin."""
     disable_plugins: NameList = ()

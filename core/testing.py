@@ -10,16 +10,21 @@ Functions:
 Fixtures: ``make_app`` (the function, with a per-test data dir and the plugins
 given to ``register_plugin``), ``register_plugin``, ``plughost_app`` (override it
 in your plugin's ``conftest.py``; the default enables every installed plugin),
-``client`` (a TestClient with lifespans run) and ``live_server`` (the base URL of
-``plughost_app`` served by uvicorn).
+``client`` (a TestClient with lifespans run), ``live_server`` (the base URL of
+``plughost_app`` served by uvicorn) and ``database_url`` (a fresh database, once
+on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
+the test instead of skipping it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
 import threading
 import time
 import types
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -174,3 +179,48 @@ def live_server(plughost_app: PlughostApp) -> Iterator[str]:
     """The base URL of ``plughost_app`` under a real uvicorn, for streaming and socket-level tests."""
     with serve_in_thread(plughost_app) as url:
         yield url
+
+
+POSTGRESQL_SERVER = os.environ.get("PLUGHOST_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""The PostgreSQL server the scale-out tests use; each test gets a database of its own on it."""
+
+
+def _postgresql_unavailable(reason: str) -> None:
+    """Under CI a missing PostgreSQL is a failure; on a laptop the test is skipped, saying why."""
+    message = f"PostgreSQL at {POSTGRESQL_SERVER} is not available ({reason}); set PLUGHOST_TEST_POSTGRESQL"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database for this test: SQLite in ``tmp_path``, or a new PostgreSQL database
+    (see ``postgresql_url``). Tests using it run once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
+    return str(request.getfixturevalue("postgresql_url"))
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """A new PostgreSQL database on ``PLUGHOST_TEST_POSTGRESQL``, created for this test and dropped after."""
+    import asyncpg
+
+    name = f"plughost_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRESQL_SERVER, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as error:
+        _postgresql_unavailable(f"{type(error).__name__}: {error}")
+    try:
+        yield POSTGRESQL_SERVER.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,0 +1,173 @@
+"""OTLP/HTTP trace payloads to rows: decompress (capped), parse protobuf or JSON, validate spans.
+
+Pure functions, run off the event loop. Each span is kept as its own serialized
+protobuf, so what was sent can be read back exactly; the columns beside it are
+only what queries need.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+ACCEPTED_TYPES = (PROTOBUF, JSON)
+STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+
+
+class PayloadError(ValueError):
+    """The request cannot be accepted; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Decoded:
+    rows: list[dict[str, Any]]
+    rejected: int
+    reasons: list[str]
+
+
+def media_type(content_type: str) -> str:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind not in ACCEPTED_TYPES:
+        raise PayloadError(415, f"unsupported Content-Type {content_type or '(none)'!r}; send {PROTOBUF} or {JSON}")
+    return kind
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (gzip, deflate as zlib or raw), never producing more than ``limit`` bytes."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise PayloadError(413, f"body is {len(body)} bytes; the limit is {limit} (PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES)")
+        return body
+    if encoding == "gzip":
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == "deflate":
+        wbits = zlib.MAX_WBITS if _has_zlib_header(body) else -zlib.MAX_WBITS
+    else:
+        raise PayloadError(415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        payload = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise PayloadError(400, f"body is not valid {encoding} data: {error}") from None
+    if len(payload) > limit:
+        raise PayloadError(413, f"body inflates past {limit} bytes (PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES); refused")
+    if not inflater.eof:
+        raise PayloadError(400, f"{encoding} body is truncated")
+    return payload
+
+
+def _has_zlib_header(body: bytes) -> bool:
+    return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
+
+
+def parse(payload: bytes, kind: str) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    try:
+        if kind == PROTOBUF:
+            request.ParseFromString(payload)
+        else:
+            document = json.loads(payload)
+            _hex_ids_to_base64(document)
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except (DecodeError, json_format.ParseError, ValueError, TypeError, AttributeError) as error:
+        raise PayloadError(400, f"body is not a valid OTLP ExportTraceServiceRequest ({kind}): {error}") from None
+    return request
+
+
+def _hex_ids_to_base64(document: Any) -> None:
+    """OTLP/JSON writes ids as hex; protobuf's JSON parser reads bytes as base64 (and would silently
+    mis-decode hex into wrong 24-byte ids), so convert them first."""
+    if not isinstance(document, dict):
+        raise ValueError("the JSON body must be an object")
+    for resource_spans in document.get("resourceSpans") or []:
+        for scope_spans in resource_spans.get("scopeSpans") or []:
+            for span in scope_spans.get("spans") or []:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    _convert_id(span, key)
+                for link in span.get("links") or []:
+                    _convert_id(link, "traceId")
+                    _convert_id(link, "spanId")
+
+
+def _convert_id(holder: dict[str, Any], key: str) -> None:
+    value = holder.get(key)
+    if not value:
+        return
+    try:
+        holder[key] = base64.b64encode(bytes.fromhex(value)).decode()
+    except (ValueError, TypeError):
+        raise ValueError(f"{key} {value!r} is not a hex string") from None
+
+
+def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str) -> Decoded:
+    """One row per valid span; invalid spans are counted and described, not stored."""
+    rows: list[dict[str, Any]] = []
+    rejected = 0
+    reasons: list[str] = []
+    for resource_spans in request.resource_spans:
+        resource = resource_spans.resource
+        service = next((a.value.string_value for a in resource.attributes if a.key == "service.name"), "") or "unknown_service"
+        resource_bytes = resource.SerializeToString()
+        for scope_spans in resource_spans.scope_spans:
+            scope_bytes = scope_spans.scope.SerializeToString()
+            for span in scope_spans.spans:
+                problem = _invalid(span)
+                if problem:
+                    rejected += 1
+                    if len(reasons) < 5:
+                        reasons.append(problem)
+                    continue
+                rows.append(
+                    {
+                        "workspace": workspace,
+                        "trace_id": span.trace_id.hex(),
+                        "span_id": span.span_id.hex(),
+                        "parent_span_id": span.parent_span_id.hex() or None,
+                        "name": span.name,
+                        "kind": span.kind,
+                        "start_ns": span.start_time_unix_nano,
+                        "end_ns": span.end_time_unix_nano,
+                        "status_code": span.status.code,
+                        "service_name": service,
+                        "project": project,
+                        "span": span.SerializeToString(),
+                        "resource": resource_bytes,
+                        "resource_schema_url": resource_spans.schema_url,
+                        "scope": scope_bytes,
+                        "scope_schema_url": scope_spans.schema_url,
+                    }
+                )
+    return Decoded(rows, rejected, reasons)
+
+
+def _invalid(span: Any) -> str:
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        return f"span {span.name!r}: trace_id must be 16 bytes, not all zero"
+    if len(span.span_id) != 8 or not any(span.span_id):
+        return f"span {span.name!r}: span_id must be 8 bytes, not all zero"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"span {span.name!r}: parent_span_id must be 8 bytes or empty"
+    if span.end_time_unix_nano < span.start_time_unix_nano:
+        return f"span {span.name!r}: ends before it starts"
+    return ""
+
+
+def decode_request(body: bytes, *, content_type: str, encoding: str, limit: int, workspace: str, project: str) -> tuple[str, Decoded]:
+    """The whole pipeline, for one call off the event loop: returns the media type and the rows."""
+    kind = media_type(content_type)
+    return kind, to_rows(parse(decompress(body, encoding, limit), kind), workspace=workspace, project=project)

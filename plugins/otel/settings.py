@@ -1,0 +1,16 @@
+"""The otel plugin's settings (``PLUGHOST_OTEL_<FIELD>``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseModel):
+    max_body_bytes: int = Field(8 * MiB, ge=1024)
+    """Largest OTLP request body as received (compressed or not); larger ones get 413."""
+    max_decompressed_bytes: int = Field(32 * MiB, ge=1024)
+    """Largest body after gzip/deflate; inflation stops there with 413 (a gzip bomb is never inflated further)."""
+    project_header: str = "x-plughost-project"
+    """Request header naming the project (experiment) that spans are grouped under; ``default`` when absent."""
