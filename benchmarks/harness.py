@@ -148,3 +148,38 @@ def replace_section(text: str, heading: str, section: str) -> str:
     start = text.index(heading)
     end = text.find("\n## ", start + len(heading))
     return text[:start] + section + (text[end + 1:] if end != -1 else "")
+
+
+async def post_many(port: int, path: str, bodies: Sequence[bytes], concurrency: int, headers: dict[str, str]) -> list[float]:
+    """POST every body over ``concurrency`` keep-alive connections; return each latency in seconds.
+
+    A minimal HTTP/1.1 client on asyncio streams, so that the load generator
+    costs little of this 2-core machine next to the server it measures.
+    """
+    import asyncio
+
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    pending = iter(bodies)
+    latencies: list[float] = []
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for body in pending:
+                started = time.perf_counter()
+                writer.write(f"POST {path} HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if not status_line.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"{path}: {status_line!r}")
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return latencies

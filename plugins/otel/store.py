@@ -4,11 +4,17 @@
   ``ON CONFLICT DO NOTHING``: the same span sent twice is stored once.
 - A trace's summary row is recomputed from its spans after each insert, in one
   upsert, so a trace that arrives over several requests (children first) merges.
+- Writes are group-committed: one writer stores, in a single transaction, every
+  request that arrived while the previous write ran. A lone request is written
+  at once; under load the per-transaction costs are shared, and SQLite never
+  sees two writers contend for its lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +64,6 @@ spans = Table(
     Column("resource_schema_url", Text, nullable=False),
     Column("scope", LargeBinary, nullable=False),
     Column("scope_schema_url", Text, nullable=False),
-    Index("plughost_otel_spans_service", "workspace", "service_name", "trace_id"),
 )
 
 traces = Table(
@@ -113,15 +118,39 @@ class SpanStore:
         self.engine = engine
         dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         self._insert_spans = dialect.insert(spans).on_conflict_do_nothing()
+        self._waiting: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def add(self, rows: list[dict[str, Any]]) -> None:
-        """Store spans (all of one workspace) and refresh the summaries of their traces."""
+        """Store spans and refresh the summaries of their traces; returns once they are committed."""
         if not rows:
             return
-        trace_ids = sorted({row["trace_id"] for row in rows})
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((rows, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
+        await asyncio.shield(done)  # a client that leaves does not cancel the others' write
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write([row for rows, _ in batch for row in rows])
+            except Exception as error:  # every request of the batch learns it was not stored
+                for _, done in batch:
+                    done.set_exception(error)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
+    async def _write(self, rows: list[dict[str, Any]]) -> None:
+        by_workspace: dict[str, set[str]] = defaultdict(set)
+        for row in rows:
+            by_workspace[row["workspace"]].add(row["trace_id"])
         async with self.engine.begin() as connection:
             await connection.execute(self._insert_spans, rows)
-            await connection.execute(SUMMARISE, {"workspace": rows[0]["workspace"], "trace_ids": trace_ids})
+            for workspace, trace_ids in by_workspace.items():
+                await connection.execute(SUMMARISE, {"workspace": workspace, "trace_ids": sorted(trace_ids)})
 
     async def list_traces(self, where: TraceFilter, limit: int, page_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; returns a page and the token of the next page (``None`` at the end)."""

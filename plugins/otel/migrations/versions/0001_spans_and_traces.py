@@ -34,7 +34,6 @@ def upgrade() -> None:
         sa.Column("scope", sa.LargeBinary, nullable=False),
         sa.Column("scope_schema_url", sa.Text, nullable=False),
     )
-    op.create_index("plughost_otel_spans_service", "plughost_otel_spans", ["workspace", "service_name", "trace_id"])
     op.create_table(
         "plughost_otel_traces",
         sa.Column("workspace", sa.String(63), primary_key=True),
