@@ -1,0 +1,111 @@
+"""The security plugin against a real browser (headless Chromium): pages on other origins try to write.
+
+Chromium maps ``*.test`` to 127.0.0.1, so a page served from ``http://attacker.test:<port>``
+is a genuine cross-site origin that reaches the server on loopback, as a DNS-rebinding
+or CSRF attacker's page would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.testing import free_port, serve_in_thread
+from plugins.security.tests.test_security import Spend
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+ATTACK = """<html><body><script>
+fetch("{target}/gateway/chat/invocations", {{method: "POST", mode: "no-cors",
+       headers: {{"Content-Type": "text/plain"}}, body: '{{"messages": []}}'}})
+  .then(() => document.body.setAttribute("data-result", "sent"),
+        (error) => document.body.setAttribute("data-result", "failed: " + error));
+</script></body></html>"""
+
+ALLOWED = """<html><body><script>
+fetch("{target}/gateway/chat/invocations", {{method: "POST", mode: "cors", credentials: "include",
+       headers: {{"Content-Type": "application/json"}}, body: "{{}}"}})
+  .then((response) => response.json())
+  .then((answer) => document.body.setAttribute("data-result", "read: " + answer.spent),
+        (error) => document.body.setAttribute("data-result", "failed: " + error));
+</script></body></html>"""
+
+
+@pytest.fixture
+def chromium() -> str:
+    if CHROMIUM is None:
+        message = "chromium is not installed (apt-get install chromium); .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+def pages() -> Iterator[tuple[int, dict[str, str]]]:
+    """A tiny web server for the pages; returns its port and the dict of path -> HTML it serves."""
+    served: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            body = served.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1], served
+    finally:
+        httpd.shutdown()
+
+
+def visit(chromium: str, url: str, profile: Path) -> str:
+    """Load ``url`` in headless Chromium, let its script run, and return the final DOM."""
+    result = subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--host-resolver-rules=MAP *.test 127.0.0.1",
+            "--virtual-time-budget=10000", "--dump-dom", url,
+        ],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_a_cross_site_page_cannot_make_the_gateway_spend_keys(chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path) -> None:
+    spend = register_plugin(Spend())
+    page_port, served = pages
+    with serve_in_thread(make_app(["security"])) as target:
+        served["/attack.html"] = ATTACK.format(target=target)
+        dom = visit(chromium, f"http://attacker.test:{page_port}/attack.html", tmp_path / "profile")
+    assert 'data-result="sent"' in dom  # the browser did send it (no-cors hides the answer from the page)
+    assert spend.calls == []  # and the server refused it before the handler ran
+
+
+def test_an_allowed_origin_passes_the_preflight_and_reads_the_answer(chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path) -> None:
+    spend = register_plugin(Spend())
+    page_port, served = pages
+    app = make_app(["security"], {"security": {"allowed_origins": [f"http://app.test:{page_port}"]}})
+    with serve_in_thread(app) as target:
+        served["/app.html"] = ALLOWED.format(target=target)
+        dom = visit(chromium, f"http://app.test:{page_port}/app.html", tmp_path / "profile")
+    assert 'data-result="read: api key"' in dom
+    assert spend.calls == ["gateway"]
