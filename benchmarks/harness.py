@@ -77,6 +77,12 @@ def server(
             process.wait()
 
 
+def plughost_server() -> tuple[list[str], int]:
+    """The command that serves plughost (one worker) on a free port, and the port."""
+    port = free_port()
+    return [sys.executable, "-m", "core", "serve", "--port", str(port), "--log-level", "warning"], port
+
+
 def python_server(module: str, *args: str) -> tuple[list[str], int]:
     port = free_port()
     return [sys.executable, "-m", module, *args, str(port)], port

@@ -13,15 +13,9 @@ import platform
 import sys
 from datetime import date
 
-from benchmarks.harness import WrkResult, benchmark_main, free_port, median_wrk, python_server, ratio, server
+from benchmarks.harness import WrkResult, benchmark_main, median_wrk, plughost_server, python_server, ratio, server
 
 CONCURRENCIES = (1, 32)
-
-
-def plughost_command(plugins: str) -> tuple[list[str], int, dict[str, str]]:
-    port = free_port()
-    command = [sys.executable, "-m", "core", "serve", "--port", str(port), "--log-level", "warning"]
-    return command, port, {"PLUGHOST_PLUGINS": plugins}
 
 
 def measure(command: list[str], port: int, seconds: float, runs: int, env: dict[str, str] | None = None) -> dict[int, WrkResult]:
@@ -35,8 +29,8 @@ def run(quick: bool) -> str:
     command, port = python_server("benchmarks.apps", "bare-fastapi")
     results["bare FastAPI"] = measure(command, port, seconds, runs)
     for label, plugins in (("plughost, no plugins", ""), ("plughost + security, workspace, timing", "security,workspace,timing")):
-        command, port, env = plughost_command(plugins)
-        results[label] = measure(command, port, seconds, runs, env)
+        command, port = plughost_server()
+        results[label] = measure(command, port, seconds, runs, {"PLUGHOST_PLUGINS": plugins})
         print(f"  {label}: {results[label][1].requests_per_second:.0f} / {results[label][32].requests_per_second:.0f} req/s", file=sys.stderr)
 
     bare = results["bare FastAPI"]

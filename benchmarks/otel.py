@@ -26,7 +26,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from benchmarks.harness import benchmark_main, free_port, post_many, server
+from benchmarks.harness import benchmark_main, plughost_server, post_many, server
 
 SPANS_PER_TRACE = 50
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -97,8 +97,7 @@ def measure(backend: str, concurrency: int, requests: int) -> dict[str, float]:
             asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
             env["PLUGHOST_DATABASE_URL"] = POSTGRESQL.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{database}"
         try:
-            port = free_port()
-            command = [sys.executable, "-m", "core", "serve", "--port", str(port), "--log-level", "warning"]
+            command, port = plughost_server()
             with server(command, port, health="/health", env=env):
                 base = f"http://127.0.0.1:{port}"
                 asyncio.run(post_many(port, "/v1/traces", [payload(10_000 + i) for i in range(10)], 2, PROTOBUF))  # warm up

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +14,9 @@ from .database import create_engine, database_url
 
 from .plugins import PluginSet
 from .settings import CoreSettings, load_plugin_settings
+
+
+T = TypeVar("T")
 
 
 class Host:
@@ -28,6 +31,7 @@ class Host:
         self.plugins = plugins
         self._plugin_settings: dict[str, BaseModel] = {}
         self._engine: AsyncEngine | None = None
+        self._services: dict[str, Any] = {}
 
     @property
     def data_dir(self) -> Path:
@@ -47,6 +51,16 @@ class Host:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+    def service(self, name: str, build: Callable[[], T]) -> T:
+        """The object stored under ``name`` for this app, built by ``build`` on first use.
+
+        Lets a plugin's hooks share one object per app (a store, an HTTP client)
+        without module globals, so every app built in a test is independent.
+        """
+        if name not in self._services:
+            self._services[name] = build()
+        return self._services[name]  # type: ignore[no-any-return]
 
     def is_enabled(self, plugin: str) -> bool:
         info = self.plugins.infos.get(plugin)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def core_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 def test_plugins_list_keeps_working_when_a_plugin_is_broken(site: dict[str, str]) -> None:
-    result = core_cli("plugins", "list", "--json", env=site)
+    result = core_cli("plugins", "list", "--json", env={**site, "PLUGHOST_PLUGINS": "good,broken"})
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)["plugins"]}
     assert plugins["good"]["status"] == "enabled"
@@ -65,7 +66,7 @@ def test_plugins_list_keeps_working_when_a_plugin_is_broken(site: dict[str, str]
     assert (broken["status"], broken["distribution"], broken["version"]) == ("error", "plughost-broken", "0.3.1")
     assert "libfoo.so.1" in broken["error"] and "PLUGHOST_DISABLE_PLUGINS=broken" in broken["error"]
 
-    text = core_cli("plugins", "list", env=site).stdout
+    text = core_cli("plugins", "list", env={**site, "PLUGHOST_PLUGINS": "good,broken"}).stdout
     assert "broken           error     plughost-broken 0.3.1" in text
     assert "router good (position 1)" in text
 
@@ -91,7 +92,7 @@ def test_routes_and_unknown_plugin_names(site: dict[str, str]) -> None:
     assert routes[-1].split() == ["*", "/", "core", "(WSGI", "bridge)"]
     unknown = core_cli("routes", env={**site, "PLUGHOST_PLUGINS": "goood"})
     assert unknown.returncode == 1
-    assert "PLUGHOST_PLUGINS names unknown plugins: goood. Installed plugins: broken, good" in unknown.stderr
+    assert re.search(r"PLUGHOST_PLUGINS names unknown plugins: goood\. Installed plugins: (\w+, )*broken, (\w+, )*good\b", unknown.stderr)
 
 
 def test_plugins_add_commands(site: dict[str, str]) -> None:

@@ -37,7 +37,7 @@ def installed_hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_installed_plugin_is_listed_with_its_distribution_and_contributions(installed_hello: Path) -> None:
-    result = core_cli("plugins", "list", "--json")
+    result = core_cli("plugins", "list", "--json", env={"PLUGHOST_PLUGINS": "hello"})
     assert result.returncode == 0, result.stderr
     hello = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "hello")
     assert (hello["distribution"], hello["version"], hello["status"]) == ("plughost-hello", "1.0.0", "enabled")

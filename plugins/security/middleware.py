@@ -23,7 +23,7 @@ ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 HOST_VERDICTS_KEPT = 1024
 READ_HEADERS = frozenset(
-    {b"host", b"origin", b"authorization", b"sec-fetch-site", b"access-control-request-method", b"access-control-request-headers"}
+    {b"host", b"origin", b"authorization", b"x-api-key", b"sec-fetch-site", b"access-control-request-method", b"access-control-request-headers"}
 )
 
 
@@ -84,7 +84,7 @@ class SecurityMiddleware:
             ), []
         if headers.get("sec-fetch-site") == "cross-site" and origin is None and method in STATE_CHANGING:
             return 403, "cross-site request without an Origin refused", []
-        if self.token is not None and not self._authorised(headers.get("authorization", "")):
+        if self.token is not None and not self._authorised(headers):
             return 401, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)", [
                 (b"www-authenticate", b'Bearer realm="plughost"')
             ]
@@ -110,10 +110,13 @@ class SecurityMiddleware:
             verdict = self.host_verdicts[host] = self.hosts.allows(host)
         return verdict
 
-    def _authorised(self, authorization: str) -> bool:
-        scheme, _, credentials = authorization.partition(" ")
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        """``Authorization: Bearer <token>``, or ``x-api-key: <token>`` as the anthropic SDK sends it."""
         assert self.token is not None
-        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token)
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token):
+            return True
+        return hmac.compare_digest(headers.get("x-api-key", "").encode(), self.token)
 
     def _with_headers(self, send: Send, cors_origin: str | None) -> Send:
         extra = self.extra_headers

@@ -1,0 +1,16 @@
+"""The gateway plugin's settings (``PLUGHOST_GATEWAY_<FIELD>``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class Settings(BaseModel):
+    kek: SecretStr | None = None
+    """Key-encryption key: 32 bytes, base64. Unset: a generated key file (mode 0600) in the data dir, with a warning."""
+    allow_private: bool = False
+    """Allow provider base URLs that are plain http or resolve to private, loopback or link-local addresses."""
+    timeout_seconds: float = Field(120.0, gt=0)
+    """How long one provider call may take before the next model is tried (504 when none is left)."""
+    config_cache_seconds: float = Field(5.0, ge=0)
+    """How long a worker reuses endpoint configuration before reading it again (other workers' changes)."""

@@ -1,0 +1,297 @@
+"""Gateway configuration (secrets, models, endpoints) and usage records, scoped by workspace.
+
+A secret's credentials are sealed (see ``crypto``) and never leave the store
+except, decrypted, into the provider call; what the API shows of a key is a hint.
+Resolving an endpoint for a call reads a per-process cache, refreshed on every
+write here and after ``config_cache_seconds`` (for other workers' writes).
+Usage records are queued and written in batches by a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.context import current_workspace
+
+from .crypto import Envelope, Sealed
+
+logger = logging.getLogger("plughost.gateway")
+
+USAGE_LINGER_SECONDS = 0.5
+USAGE_BATCH = 500
+
+metadata = MetaData()
+
+secrets = Table(
+    "plughost_gateway_secrets",
+    metadata,
+    Column("workspace", String(63), primary_key=True),
+    Column("name", String(63), primary_key=True),
+    Column("base_url", Text),
+    Column("key_hint", Text, nullable=False),
+    Column("header_names", Text, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("kek_id", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+models = Table(
+    "plughost_gateway_models",
+    metadata,
+    Column("workspace", String(63), primary_key=True),
+    Column("name", String(63), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("secret", String(63), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+endpoints = Table(
+    "plughost_gateway_endpoints",
+    metadata,
+    Column("workspace", String(63), primary_key=True),
+    Column("name", String(63), primary_key=True),
+    Column("models", Text, nullable=False),  # JSON: [{"model": name, "weight": n}, ...] in fallback order
+    Column("created_at", Float, nullable=False),
+)
+usage = Table(
+    "plughost_gateway_usage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace", String(63), nullable=False),
+    Column("endpoint", String(63), nullable=False),
+    Column("model", String(63), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("streamed", Boolean, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("created_at", Float, nullable=False),
+)
+
+
+class Conflict(ValueError):
+    """The name is taken, or the object is still in use (409)."""
+
+
+class Missing(LookupError):
+    """No such object in this workspace (404), or one it refers to is missing (400)."""
+
+
+class Unreadable(RuntimeError):
+    """A stored secret cannot be decrypted with this server's key-encryption key (a server problem, 500)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model of an endpoint, ready to call: what the provider needs, decrypted."""
+
+    name: str
+    provider: str
+    model: str
+    base_url: str | None
+    api_key: str
+    headers: dict[str, str]
+    weight: int
+
+
+def key_hint(api_key: str) -> str:
+    return f"{api_key[:3]}…{api_key[-4:]}" if len(api_key) >= 12 else "…" * 3
+
+
+class GatewayStore:
+    def __init__(self, engine: AsyncEngine, envelope: Envelope, cache_seconds: float) -> None:
+        self.engine = engine
+        self.envelope = envelope
+        self.cache_seconds = cache_seconds
+        self._resolved: dict[tuple[str, str], tuple[float, list[Target]]] = {}
+        self._usage: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._full_batch = asyncio.Event()
+
+    # -- secrets -----------------------------------------------------------
+    async def put_secret(self, name: str, api_key: str, base_url: str | None, headers: dict[str, str], *, create: bool) -> dict[str, Any]:
+        workspace, now = current_workspace(), time.time()
+        sealed = self.envelope.seal(json.dumps({"api_key": api_key, "headers": headers}).encode(), f"{workspace}/{name}")
+        values = {
+            "base_url": base_url, "key_hint": key_hint(api_key), "header_names": json.dumps(sorted(headers)),
+            "ciphertext": sealed.ciphertext, "wrapped_key": sealed.wrapped_key, "kek_id": sealed.kek_id, "updated_at": now,
+        }
+        async with self.engine.begin() as connection:
+            if create:
+                try:
+                    await connection.execute(insert(secrets).values(workspace=workspace, name=name, created_at=now, **values))
+                except IntegrityError:
+                    raise Conflict(f"a secret named {name!r} exists; PUT /api/gateway/secrets/{name} replaces it") from None
+            else:
+                changed = await connection.execute(update(secrets).where(secrets.c.workspace == workspace, secrets.c.name == name).values(**values))
+                if not changed.rowcount:
+                    raise Missing(f"no secret {name!r}")
+        self._resolved.clear()
+        return await self.get_secret(name)
+
+    async def list_secrets(self) -> list[dict[str, Any]]:
+        return [_secret_view(row) for row in await self._rows(secrets)]
+
+    async def get_secret(self, name: str) -> dict[str, Any]:
+        return _secret_view(await self._row(secrets, name, "secret"))
+
+    async def delete_secret(self, name: str) -> None:
+        await self._delete(secrets, name, "secret", users=(models, models.c.secret, "models"))
+
+    # -- models --------------------------------------------------------------
+    async def create_model(self, name: str, provider: str, model: str, secret: str) -> dict[str, Any]:
+        await self._row(secrets, secret, "secret", missing=f"secret {secret!r} does not exist; create it first")
+        await self._insert(models, name, "model", provider=provider, model=model, secret=secret)
+        return await self.get_model(name)
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        return [_model_view(row) for row in await self._rows(models)]
+
+    async def get_model(self, name: str) -> dict[str, Any]:
+        return _model_view(await self._row(models, name, "model"))
+
+    async def delete_model(self, name: str) -> None:
+        in_use = [e["name"] for e in await self.list_endpoints() if any(m["model"] == name for m in e["models"])]
+        if in_use:
+            raise Conflict(f"model {name!r} is used by endpoints {', '.join(in_use)}")
+        await self._delete(models, name, "model")
+
+    # -- endpoints -------------------------------------------------------------
+    async def create_endpoint(self, name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+        for member in members:
+            await self._row(models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first")
+        await self._insert(endpoints, name, "endpoint", models=json.dumps(members))
+        return await self.get_endpoint(name)
+
+    async def list_endpoints(self) -> list[dict[str, Any]]:
+        return [_endpoint_view(row) for row in await self._rows(endpoints)]
+
+    async def get_endpoint(self, name: str) -> dict[str, Any]:
+        return _endpoint_view(await self._row(endpoints, name, "endpoint"))
+
+    async def delete_endpoint(self, name: str) -> None:
+        await self._delete(endpoints, name, "endpoint")
+
+    # -- calls -------------------------------------------------------------------
+    async def resolve(self, endpoint: str) -> list[Target]:
+        """The endpoint's models in fallback order, decrypted; raises ``Missing`` for an unknown endpoint."""
+        key = (current_workspace(), endpoint)
+        cached = self._resolved.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        workspace = key[0]
+        members = json.loads((await self._row(endpoints, endpoint, "endpoint"))["models"])
+        targets = []
+        async with self.engine.connect() as connection:
+            for member in members:
+                model = (await connection.execute(select(models).where(models.c.workspace == workspace, models.c.name == member["model"]))).first()
+                secret = model and (await connection.execute(select(secrets).where(secrets.c.workspace == workspace, secrets.c.name == model.secret))).first()
+                if model is None or secret is None:
+                    raise Missing(f"endpoint {endpoint!r} refers to a model or secret that no longer exists")
+                try:
+                    sealed = Sealed(secret.ciphertext, secret.wrapped_key, secret.kek_id)
+                    opened = json.loads(self.envelope.open(sealed, f"{workspace}/{secret.name}"))
+                except ValueError as error:
+                    raise Unreadable(f"secret {secret.name!r}: {error}") from None
+                targets.append(Target(model.name, model.provider, model.model, secret.base_url, opened["api_key"], opened["headers"], member["weight"]))
+        self._resolved[key] = (time.monotonic(), targets)
+        return targets
+
+    def record_usage(self, **record: Any) -> None:
+        """Queue one call's usage; the writer stores it after the response is on its way."""
+        self._usage.put_nowait({"workspace": current_workspace(), "created_at": time.time(), **record})
+        if self._usage.qsize() >= USAGE_BATCH:
+            self._full_batch.set()
+
+    async def write_usage_forever(self) -> None:
+        """Store queued usage records in batches until cancelled (then store what is left).
+
+        A batch is written ``USAGE_LINGER_SECONDS`` after its first record (or at
+        ``USAGE_BATCH`` records), so under load a call costs no database write of its own.
+        """
+        try:
+            while True:
+                first = await self._usage.get()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full_batch.wait(), USAGE_LINGER_SECONDS)
+                await self._flush_usage(first)
+        except asyncio.CancelledError:
+            if not self._usage.empty():
+                await self._flush_usage(self._usage.get_nowait())
+            raise
+
+    async def _flush_usage(self, first: dict[str, Any]) -> None:
+        self._full_batch.clear()
+        batch = [first]
+        while not self._usage.empty():
+            batch.append(self._usage.get_nowait())
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(insert(usage), batch)
+        except Exception:  # usage must never break calls; losing records is logged
+            logger.exception("gateway: could not store %d usage records", len(batch))
+
+    async def list_usage(self, limit: int) -> list[dict[str, Any]]:
+        query = select(usage).where(usage.c.workspace == current_workspace()).order_by(usage.c.id.desc()).limit(limit)
+        async with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in await connection.execute(query)]
+
+    # -- shared ------------------------------------------------------------------
+    async def _rows(self, table: Table) -> list[Any]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(select(table).where(table.c.workspace == current_workspace()).order_by(table.c.name))
+            return [row._mapping for row in rows]
+
+    async def _row(self, table: Table, name: str, kind: str, missing: str | None = None) -> Any:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(table).where(table.c.workspace == current_workspace(), table.c.name == name))).first()
+        if row is None:
+            raise Missing(missing or f"no {kind} {name!r} in workspace {current_workspace()!r}")
+        return row._mapping
+
+    async def _insert(self, table: Table, name: str, kind: str, **values: Any) -> None:
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(insert(table).values(workspace=current_workspace(), name=name, created_at=time.time(), **values))
+        except IntegrityError:
+            raise Conflict(f"a {kind} named {name!r} exists") from None
+        self._resolved.clear()
+
+    async def _delete(self, table: Table, name: str, kind: str, users: tuple[Table, Any, str] | None = None) -> None:
+        workspace = current_workspace()
+        async with self.engine.begin() as connection:
+            if users is not None:
+                user_table, column, label = users
+                names = [row.name for row in await connection.execute(select(user_table.c.name).where(user_table.c.workspace == workspace, column == name))]
+                if names:
+                    raise Conflict(f"{kind} {name!r} is used by {label} {', '.join(names)}")
+            deleted = await connection.execute(delete(table).where(table.c.workspace == workspace, table.c.name == name))
+        if not deleted.rowcount:
+            raise Missing(f"no {kind} {name!r} in workspace {workspace!r}")
+        self._resolved.clear()
+
+
+def _secret_view(row: Any) -> dict[str, Any]:
+    return {
+        "name": row["name"], "base_url": row["base_url"], "key_hint": row["key_hint"],
+        "header_names": json.loads(row["header_names"]), "created_at": row["created_at"], "updated_at": row["updated_at"],
+    }
+
+
+def _model_view(row: Any) -> dict[str, Any]:
+    return {"name": row["name"], "provider": row["provider"], "model": row["model"], "secret": row["secret"], "created_at": row["created_at"]}
+
+
+def _endpoint_view(row: Any) -> dict[str, Any]:
+    return {"name": row["name"], "models": json.loads(row["models"]), "created_at": row["created_at"]}
