@@ -78,6 +78,13 @@ async def migrate(engine: AsyncEngine, migrations: Path, plugin: str) -> None:
 
 
 @asynccontextmanager
+async def migrated(engine: AsyncEngine, migrations: Path, plugin: str) -> AsyncIterator[None]:
+    """A lifespan for ``plughost_lifespan``: the plugin's tables are migrated before the first request."""
+    await migrate(engine, migrations, plugin)
+    yield
+
+
+@asynccontextmanager
 async def _migration_lock(engine: AsyncEngine, plugin: str) -> AsyncIterator[None]:
     """Across processes on one machine: a file lock next to a SQLite database (no-op otherwise)."""
     database = engine.url.database

@@ -239,10 +239,21 @@ def _check_version(info: PluginInfo) -> None:
 
 
 def _unknown_hooks(manager: pluggy.PluginManager, info: PluginInfo) -> str:
-    """Name a misspelled hook, or a ``plughost_*`` function that lacks ``@hookimpl``."""
+    """Name a misspelled hook, or a ``plughost_*`` function that lacks ``@hookimpl``.
+
+    An implementation marked ``@hookimpl(optionalhook=True)`` answers a hook that
+    another plugin may offer; it is not an error when that plugin is absent.
+    """
     specified = [name for name in vars(manager.hook) if getattr(manager.hook, name).spec is not None]
-    implemented = {caller.name for caller in manager.get_hookcallers(info.plugin) or []}
-    for name in sorted(implemented):
+    callers = manager.get_hookcallers(info.plugin) or []
+    implemented = {caller.name for caller in callers}
+    optional = {
+        caller.name
+        for caller in callers
+        for impl in caller.get_hookimpls()
+        if impl.plugin is info.plugin and impl.optionalhook
+    }
+    for name in sorted(implemented - optional):
         if getattr(manager.hook, name).spec is None:
             close = difflib.get_close_matches(name, specified, n=1)
             hint = f"; did you mean {close[0]}?" if close else f"; known hooks: {', '.join(sorted(specified))}"

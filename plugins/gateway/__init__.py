@@ -13,7 +13,8 @@ from core import RouterContribution, hookimpl
 from core.database import migrate
 
 from .crypto import Envelope
-from .router import Gateway, create_router
+from .providers import Chat, TextDelta
+from .router import CallFailed, Gateway, create_router
 from .settings import Settings
 from .store import GatewayStore
 
@@ -23,8 +24,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def _gateway(host: Any) -> Gateway:
     def build() -> Gateway:
         settings: Settings = host.plugin_settings("gateway")
-        envelope = Envelope.load(settings.kek.get_secret_value() if settings.kek else None, host.data_dir)
-        return Gateway(GatewayStore(host.database, envelope, settings.config_cache_seconds), settings)
+        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings)
 
     return host.service("gateway", build)
 
@@ -46,6 +46,8 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:
         await migrate(host.database, MIGRATIONS, "gateway")
+        kek = gateway.settings.kek
+        gateway.store.envelope = Envelope.load(kek.get_secret_value() if kek else None, host.data_dir)
         await gateway.start()
         writer = asyncio.create_task(gateway.store.write_usage_forever())
         try:
@@ -57,3 +59,24 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
             await gateway.close()
 
     return running()
+
+
+@hookimpl(optionalhook=True)
+def plughost_chat_model(host: Any) -> Any:
+    """For the assistant: stream an endpoint's answer to chat messages, as text pieces."""
+    gateway = _gateway(host)
+
+    async def chat(endpoint: str, messages: list[dict[str, str]]) -> AsyncIterator[str]:
+        try:
+            items = await gateway.stream(endpoint, Chat(messages=messages, stream=True))
+        except CallFailed as error:
+            raise (LookupError if error.status == 404 else RuntimeError)(str(error)) from None
+
+        async def text() -> AsyncIterator[str]:
+            async for item in items:
+                if isinstance(item, TextDelta):
+                    yield item.text
+
+        return text()
+
+    return chat

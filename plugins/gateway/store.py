@@ -111,9 +111,10 @@ def key_hint(api_key: str) -> str:
 
 
 class GatewayStore:
-    def __init__(self, engine: AsyncEngine, envelope: Envelope, cache_seconds: float) -> None:
+    def __init__(self, engine: AsyncEngine, cache_seconds: float) -> None:
         self.engine = engine
-        self.envelope = envelope
+        self.envelope: Envelope | None = None
+        """Set at start-up (loading the key may create the key file; inspecting the app must not)."""
         self.cache_seconds = cache_seconds
         self._resolved: dict[tuple[str, str], tuple[float, list[Target]]] = {}
         self._usage: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -122,6 +123,7 @@ class GatewayStore:
     # -- secrets -----------------------------------------------------------
     async def put_secret(self, name: str, api_key: str, base_url: str | None, headers: dict[str, str], *, create: bool) -> dict[str, Any]:
         workspace, now = current_workspace(), time.time()
+        assert self.envelope is not None, "the gateway has not started"
         sealed = self.envelope.seal(json.dumps({"api_key": api_key, "headers": headers}).encode(), f"{workspace}/{name}")
         values = {
             "base_url": base_url, "key_hint": key_hint(api_key), "header_names": json.dumps(sorted(headers)),
@@ -199,6 +201,7 @@ class GatewayStore:
                 secret = model and (await connection.execute(select(secrets).where(secrets.c.workspace == workspace, secrets.c.name == model.secret))).first()
                 if model is None or secret is None:
                     raise Missing(f"endpoint {endpoint!r} refers to a model or secret that no longer exists")
+                assert self.envelope is not None, "the gateway has not started"
                 try:
                     sealed = Sealed(secret.ciphertext, secret.wrapped_key, secret.kek_id)
                     opened = json.loads(self.envelope.open(sealed, f"{workspace}/{secret.name}"))

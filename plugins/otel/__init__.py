@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from core import RouterContribution, hookimpl
-from core.database import migrate
+from core.database import migrated
 
+from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
 from .store import SpanStore
@@ -24,14 +24,25 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
-    return RouterContribution("otel", create_router(SpanStore(host.database), host.plugin_settings("otel")))
+    store = host.service("otel.store", lambda: SpanStore(host.database))
+    return RouterContribution("otel", create_router(store, host.plugin_settings("otel")))
 
 
 @hookimpl
 def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]:
-    @contextlib.asynccontextmanager
-    async def migrated() -> AsyncIterator[None]:
-        await migrate(host.database, MIGRATIONS, "otel")
-        yield
+    return migrated(host.database, MIGRATIONS, "otel")
 
-    return migrated()
+
+@hookimpl(optionalhook=True)
+def plughost_trace_reader(host: Any) -> Any:
+    """For the assistant: read one trace in the current workspace, as ``GET /api/otel/traces/{id}`` answers it."""
+    store = host.service("otel.store", lambda: SpanStore(host.database))
+
+    async def read(trace_id: str) -> dict[str, Any] | None:
+        found = await store.get_trace(trace_id)
+        if found is None:
+            return None
+        summary, rows = found
+        return {**trace_summary(summary), "spans": [span_view(row) for row in rows]}
+
+    return read

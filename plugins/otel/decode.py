@@ -8,7 +8,6 @@ only what queries need.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import zlib
 from dataclasses import dataclass

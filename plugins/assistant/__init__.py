@@ -1,0 +1,52 @@
+"""assistant: trace analysis that works offline, and an LLM explanation through the gateway. Localhost only."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from core import RouterContribution, hookimpl
+from core.database import migrated
+
+from . import hookspecs
+from .policy import undeclared
+from .router import create_router
+from .settings import Settings
+from .store import ConversationStore
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@hookimpl
+def plughost_addhooks(plugin_manager: Any) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def plughost_settings(host: Any) -> type[Settings]:
+    return Settings
+
+
+@hookimpl
+def plughost_routers(host: Any) -> RouterContribution:
+    settings: Settings = host.plugin_settings("assistant")
+    security = host.plugin_settings("security")
+    if settings.allow_remote and (security is None or security.token is None):
+        raise ValueError("PLUGHOST_ASSISTANT_ALLOW_REMOTE needs the security plugin with PLUGHOST_SECURITY_TOKEN set")
+    hook = host.plugins.manager.hook
+    router = create_router(
+        hook.plughost_trace_reader(host=host),
+        hook.plughost_chat_model(host=host),
+        ConversationStore(host.database, settings.conversation_hours * 3600),
+        settings,
+    )
+    missing = undeclared(router)
+    if missing:
+        raise ValueError(f"routes without a remote-access policy: {', '.join(missing)}")
+    return RouterContribution("assistant", router)
+
+
+@hookimpl
+def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]:
+    return migrated(host.database, MIGRATIONS, "assistant")

@@ -1,0 +1,126 @@
+"""Assistant routes: offline analysis, an LLM explanation streamed as SSE, and follow-up conversations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from .analysis import analyse, as_text
+from .hookspecs import ChatModel, TraceReader
+from .policy import access
+from .settings import Settings
+from .store import ConversationStore
+
+SYSTEM_PROMPT = (
+    "You are a performance engineer. Explain the trace analysis you are given: what made the request slow, what "
+    "failed and why, and concrete fixes, most valuable first. Be brief and specific; do not invent spans."
+)
+TraceId = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class AnalyzeRequest(BaseModel):
+    trace_id: str = TraceId
+
+
+class ExplainRequest(BaseModel):
+    trace_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    conversation_id: str | None = None
+    question: str | None = Field(None, max_length=4000)
+    endpoint: str | None = None
+
+
+def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conversations: ConversationStore, settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/api/assistant", tags=["assistant"])
+    policy = access("remote-with-token", remote_allowed=settings.allow_remote)
+
+    async def analysis_of(trace_id: str) -> dict[str, Any]:
+        if read_trace is None:
+            raise HTTPException(503, "no trace source: enable the otel plugin")
+        trace = await read_trace(trace_id)
+        if trace is None:
+            raise HTTPException(404, f"no trace {trace_id} in this workspace")
+        return analyse(trace)
+
+    @router.post("/analyze", summary="Analyse a trace without an LLM (JSON, or text with format=text)", **policy)
+    async def analyze(request: AnalyzeRequest, format: Literal["json", "text"] = "json") -> Any:
+        analysis = await analysis_of(request.trace_id)
+        if format == "text":
+            return PlainTextResponse(as_text(analysis))
+        return {**analysis, "text": as_text(analysis)}
+
+    @router.post("/explain", summary="The analysis plus an LLM explanation, streamed as SSE; follow up with conversation_id", **policy)
+    async def explain(request: ExplainRequest) -> StreamingResponse:
+        if chat is None:
+            raise HTTPException(503, "no LLM: enable the gateway plugin and configure an endpoint")
+        if request.conversation_id:
+            conversation = await conversations.get(request.conversation_id)
+            if conversation is None:
+                raise HTTPException(404, f"no conversation {request.conversation_id} in this workspace (or it expired)")
+            if not request.question:
+                raise HTTPException(400, "question: a follow-up needs a question")
+            trace_id, endpoint, analysis = conversation["trace_id"], conversation["endpoint"], None
+            messages = [*conversation["messages"], {"role": "user", "content": request.question}]
+            conversation_id = request.conversation_id
+        elif request.trace_id:
+            endpoint = request.endpoint or settings.endpoint
+            if not endpoint:
+                raise HTTPException(400, "endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
+            trace_id, analysis = request.trace_id, await analysis_of(request.trace_id)
+            question = request.question or "Why was this request slow, and what failed?"
+            messages = [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": f"{as_text(analysis)}\n\n{question}"},
+            ]
+            conversation_id = await conversations.create(trace_id, endpoint, messages)
+        else:
+            raise HTTPException(400, "trace_id or conversation_id is required")
+        try:
+            pieces = await chat(endpoint, messages)
+        except LookupError as error:
+            raise HTTPException(404, str(error)) from None
+        except RuntimeError as error:
+            raise HTTPException(502, str(error)) from None
+        return StreamingResponse(_events(analysis, pieces, messages, conversation_id, trace_id, conversations), media_type="text/event-stream")
+
+    @router.get("/conversations/{conversation_id}", summary="A conversation's questions and answers", **policy)
+    async def get_conversation(conversation_id: str) -> dict[str, Any]:
+        conversation = await conversations.get(conversation_id)
+        if conversation is None:
+            raise HTTPException(404, f"no conversation {conversation_id} in this workspace (or it expired)")
+        visible = [m for m in conversation["messages"] if m["role"] != "system"]
+        return {**conversation, "messages": visible}
+
+    @router.delete("/conversations/{conversation_id}", status_code=204, summary="Forget a conversation", **policy)
+    async def delete_conversation(conversation_id: str) -> None:
+        if not await conversations.delete(conversation_id):
+            raise HTTPException(404, f"no conversation {conversation_id} in this workspace")
+
+    return router
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _events(
+    analysis: dict[str, Any] | None, pieces: AsyncIterator[str], messages: list[dict[str, str]],
+    conversation_id: str, trace_id: str, conversations: ConversationStore,
+) -> AsyncIterator[bytes]:
+    """``analysis`` (new conversations), ``delta`` pieces, then ``done`` with ids only, or a final ``error``."""
+    if analysis is not None:
+        yield _sse("analysis", analysis)
+    answer = []
+    try:
+        async for piece in pieces:
+            answer.append(piece)
+            yield _sse("delta", {"text": piece})
+    except Exception as error:  # after the headers, an event is the only way left to say it
+        yield _sse("error", {"detail": str(error)})
+        return
+    await conversations.save_messages(conversation_id, [*messages, {"role": "assistant", "content": "".join(answer)}])
+    yield _sse("done", {"conversation_id": conversation_id, "trace_id": trace_id})
