@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,10 +183,37 @@ async def post_many(port: int, path: str, bodies: Sequence[bytes], concurrency: 
                         length = int(value)
                 await reader.readexactly(length)
                 latencies.append(time.perf_counter() - started)
-                if not status_line.startswith(b"HTTP/1.1 200"):
+                if not status_line.startswith(b"HTTP/1.1 2"):
                     raise RuntimeError(f"{path}: {status_line!r}")
         finally:
             writer.close()
 
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return latencies
+
+
+POSTGRESQL = os.environ.get("PLUGHOST_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""The PostgreSQL server benchmarks create their databases on (the same variable the tests use)."""
+
+
+@contextmanager
+def postgresql_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one measurement; yields its SQLAlchemy URL, drops it after."""
+    import asyncio
+
+    import asyncpg
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRESQL)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    name = f"plughost_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRESQL.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+

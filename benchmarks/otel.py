@@ -12,7 +12,7 @@ at concurrency 8 (the reference server: about 1,200 spans/s, p99 3.5 s).
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import platform
 import statistics
 import sys
@@ -21,16 +21,14 @@ import time
 import uuid
 from datetime import date
 
-import asyncpg
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from benchmarks.harness import benchmark_main, plughost_server, post_many, server
+from benchmarks.harness import benchmark_main, plughost_server, post_many, postgresql_database, server
 
 SPANS_PER_TRACE = 50
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-POSTGRESQL = os.environ.get("PLUGHOST_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def payload(index: int) -> bytes:
@@ -80,34 +78,20 @@ def count_back(base: str) -> int:
             return total
 
 
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRESQL)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 def measure(backend: str, concurrency: int, requests: int) -> dict[str, float]:
     bodies = [payload(index) for index in range(requests)]
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as stack:
         env = {"PLUGHOST_PLUGINS": "otel", "PLUGHOST_DATA_DIR": data_dir}
-        database = f"plughost_bench_{uuid.uuid4().hex[:8]}"
         if backend == "postgresql":
-            asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-            env["PLUGHOST_DATABASE_URL"] = POSTGRESQL.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{database}"
-        try:
-            command, port = plughost_server()
-            with server(command, port, health="/health", env=env):
-                base = f"http://127.0.0.1:{port}"
-                asyncio.run(post_many(port, "/v1/traces", [payload(10_000 + i) for i in range(10)], 2, PROTOBUF))  # warm up
-                started = time.perf_counter()
-                latencies = asyncio.run(post_many(port, "/v1/traces", bodies, concurrency, PROTOBUF))
-                elapsed = time.perf_counter() - started
-                stored = count_back(base) - 10 * SPANS_PER_TRACE
-        finally:
-            if backend == "postgresql":
-                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            env["PLUGHOST_DATABASE_URL"] = stack.enter_context(postgresql_database())
+        command, port = plughost_server()
+        with server(command, port, health="/health", env=env):
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(post_many(port, "/v1/traces", [payload(10_000 + i) for i in range(10)], 2, PROTOBUF))  # warm up
+            started = time.perf_counter()
+            latencies = asyncio.run(post_many(port, "/v1/traces", bodies, concurrency, PROTOBUF))
+            elapsed = time.perf_counter() - started
+            stored = count_back(base) - 10 * SPANS_PER_TRACE
     sent = requests * SPANS_PER_TRACE
     if stored != sent:
         raise RuntimeError(f"{backend}: sent {sent} spans, {stored} came back")

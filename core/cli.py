@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from .errors import StartupError
 from .factory import Assembly, assemble, build_app, build_host
 from .host import Host
-from .plugins import PluginInfo
+from .plugins import PluginInfo, load_plugins
 from .settings import ENV_PREFIX, CoreSettings
 
 
@@ -23,6 +23,14 @@ def load_settings() -> CoreSettings:
     except ValidationError as error:
         problems = "; ".join(f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         raise click.ClickException(f"invalid settings: {problems}") from None
+
+
+def load_host() -> Host:
+    """The host as ``serve`` builds it: settings from the environment, plugins loaded, their settings validated.
+
+    For plugin commands (``plughost_commands``) that work outside the server, such as a job worker.
+    """
+    return build_host(load_settings())
 
 
 def startup_errors(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,7 +114,7 @@ def list_plugins(as_json: bool) -> None:
 @startup_errors
 def order(explain: bool) -> None:
     """The resolved middleware order (outermost first) and router order (first match first)."""
-    assembly = assemble(build_host(load_settings()))
+    assembly = assemble(load_host())
     owners = assembly.owners
     for title, resolution in (
         ("middlewares (outermost first)", assembly.middlewares),
@@ -124,7 +132,7 @@ def order(explain: bool) -> None:
 @startup_errors
 def routes() -> None:
     """Every route with its owner, in match order, ending with the WSGI bridge at /."""
-    app = build_app(assemble(build_host(load_settings())))
+    app = build_app(assemble(load_host()))
     for claim in app.route_claims():
         click.echo(f"{claim.method:<9} {claim.path:<40} {claim.owner}")
 
@@ -157,13 +165,18 @@ def _describe(info: PluginInfo, host: Host, assembly: Assembly | None) -> dict[s
 
 
 def build_cli() -> click.Group:
-    """The root group with the plugins' own commands added (broken plugins add none)."""
+    """The root group with the plugins' own commands added.
+
+    Plugins that fail to import add none. Plugin settings are not validated
+    here: a command that needs them calls :func:`load_host`, which reports a
+    bad setting as a start-up error naming the plugin.
+    """
     try:
-        host = build_host(CoreSettings(), strict=False)
+        plugins = load_plugins(CoreSettings(), strict=False)
     except (StartupError, ValidationError):
         return cli  # the built-in commands will report the problem
     owners: dict[str, str] = {name: "plughost" for name in cli.commands}
-    for info, result in host.plugins.call("plughost_commands", strict=False, cli=cli):
+    for info, result in plugins.call("plughost_commands", strict=False, cli=cli):
         for command in result if isinstance(result, (list, tuple)) else [result]:
             if not isinstance(command, click.Command) or not command.name:
                 raise click.ClickException(f"plugin {info.name!r}: plughost_commands returned {command!r}, not a named click command")

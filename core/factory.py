@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Scope
 
 from .bridge import WSGIApp, WSGIBridge
 from .contributions import MiddlewareContribution, RouterContribution
+from .database import UNAVAILABLE, answer_unavailable
 from .default_wsgi import create_default_wsgi_app
 from .errors import StartupError
 from .host import Host
@@ -168,6 +169,8 @@ def build_app(assembly: Assembly) -> PlughostApp:
         lifespan=_lifespan(assembly.host, assembly.lifespans),
     )
     _add_core_routes(app)
+    for error in UNAVAILABLE:
+        app.add_exception_handler(error, answer_unavailable)
     check_conflicts(
         [
             *claims(core_routes(app), CORE),

@@ -176,7 +176,9 @@ def plughost_commands(cli: click.Group) -> click.Command | Sequence[click.Comman
     fails to load adds no commands, and the CLI still runs so that
     ``plugins list`` can say what is wrong. A command whose name is taken stops
     the CLI naming both owners. Return one click command (or group), a list of
-    them, or ``None``.
+    them, or ``None``. A command that needs the plugins (outside the server)
+    gets them with :func:`core.cli.load_host`; decorate it with
+    :func:`core.cli.startup_errors` so a broken plugin is a one-line error.
 
     Example::
 

@@ -89,7 +89,8 @@ def load_plugin_settings(
         return model.model_validate(values)
     except ValidationError as error:
         problems = "; ".join(
-            f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+            f"{prefix}{'.'.join(map(str, e['loc'])).upper() if e['loc'] else '* (together)'}: {e['msg']}"
+            for e in error.errors()
         )
         raise ValueError(f"invalid settings: {problems}") from None
 

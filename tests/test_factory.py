@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from flask import Flask
 
 from core import MiddlewareContribution, RouterContribution, StartupError, hookimpl
+from core.database import create_engine
 from core.testing import client_for
 
 
@@ -203,6 +204,26 @@ def test_plugin_middlewares_see_unhandled_errors_as_500(make_app) -> None:
         response = client.get("/boom")
     assert response.status_code == 500
     assert response.headers["x-trail"] == "outer"
+
+
+def test_a_database_that_is_down_or_busy_is_503_with_retry_after_not_500(make_app, tmp_path) -> None:
+    router = APIRouter()
+
+    @router.get("/store")
+    async def store() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+        try:
+            async with engine.connect():
+                pass
+        finally:
+            await engine.dispose()
+
+    app = make_app([router_plugin("store", router)])
+    with client_for(app, raise_server_exceptions=False) as client:
+        response = client.get("/store")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {"detail": "the database is unavailable or busy; retry shortly"}
 
 
 def test_missing_required_middleware_stops_startup(make_app) -> None:

@@ -1,0 +1,45 @@
+"""jobs: background jobs in worker subprocesses, queued in the database, with timeouts, cancel, retries and recovery."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import click
+
+from core import RouterContribution, hookimpl
+
+from . import hookspecs
+from .cli import jobs
+from .router import create_router
+from .service import Jobs
+from .settings import Settings
+
+
+def _jobs(host: Any) -> Jobs:
+    return host.service("jobs", lambda: Jobs.for_host(host))
+
+
+@hookimpl
+def plughost_addhooks(plugin_manager: Any) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def plughost_settings(host: Any) -> type[Settings]:
+    return Settings
+
+
+@hookimpl
+def plughost_routers(host: Any) -> RouterContribution:
+    return RouterContribution("jobs", create_router(_jobs(host)))
+
+
+@hookimpl
+def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]:
+    return _jobs(host).running()
+
+
+@hookimpl
+def plughost_commands(cli: click.Group) -> click.Command:
+    return jobs

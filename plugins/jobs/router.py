@@ -1,0 +1,138 @@
+"""The jobs API under ``/api/jobs``: submit, read, list, cancel, and the registered types."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import Row
+
+from core.context import current_workspace
+
+from .service import Jobs
+from .store import STATES, Submission
+
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+
+
+class SubmitRequest(BaseModel):
+    type: str = Field(description="A registered job type (see GET /api/jobs/types)")
+    params: dict[str, Any] = Field(default_factory=dict, description="Validated against the type's parameter schema")
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Per attempt; the type's default when absent")
+    max_attempts: int | None = Field(None, ge=1, le=100, description="The type's retry policy when absent")
+
+
+def create_router(jobs: Jobs) -> APIRouter:
+    store, types = jobs.store, jobs.types
+    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+    @router.get("/types", summary="The job types that can be submitted")
+    async def list_types() -> dict[str, Any]:
+        return {"types": [types[name].describe() for name in sorted(types)]}
+
+    @router.post("", status_code=202, summary="Submit a job; answers at once with the PENDING job")
+    async def submit(body: SubmitRequest, response: Response) -> dict[str, Any]:
+        registered = types.get(body.type)
+        if registered is None:
+            known = ", ".join(sorted(types)) or "none are registered"
+            raise HTTPException(400, f"unknown job type {body.type!r}; known types: {known}")
+        job_type = registered.job_type
+        try:
+            params = job_type.parameters.model_validate(body.params)
+        except ValidationError as error:
+            raise HTTPException(
+                400,
+                {
+                    "message": f"invalid parameters for job type {body.type!r}",
+                    "errors": [{"field": ".".join(map(str, e["loc"])) or "params", "problem": e["msg"]} for e in error.errors()],
+                },
+            ) from None
+        row = await store.submit(
+            Submission(
+                type=body.type,
+                params=params.model_dump(mode="json"),
+                timeout_seconds=float(body.timeout_seconds or job_type.timeout_seconds),
+                max_attempts=body.max_attempts or job_type.retry.max_attempts,
+                requeue_lost=job_type.retry.requeue_lost,
+            )
+        )
+        jobs.submitted()
+        response.headers["Location"] = f"/api/jobs/{row.id}"
+        return job_view(row)
+
+    @router.get("", summary="Jobs of the current workspace, newest first")
+    async def list_jobs(
+        type: str | None = None,
+        status: Literal[STATES] | None = None,  # type: ignore[valid-type]
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        page_token: str | None = None,
+    ) -> dict[str, Any]:
+        page = await store.page(type=type, status=status, limit=limit, after=_cursor(page_token))
+        token = None if page.next_cursor is None else base64.urlsafe_b64encode(json.dumps(page.next_cursor).encode()).decode()
+        return {"jobs": [job_view(row) for row in page.rows], "next_page_token": token}
+
+    @router.get("/{job_id}", summary="One job: state, attempts, result or error")
+    async def get_job(job_id: JobId) -> dict[str, Any]:
+        row = await store.get(job_id)
+        if row is None:
+            raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
+        return job_view(row)
+
+    @router.post(
+        "/{job_id}/cancel",
+        summary="Cancel a job",
+        description="200 with the CANCELED job if it had not started; 202 if it is running (its subprocess is "
+        "killed within a heartbeat, then it is CANCELED); 400 if it already finished.",
+        responses={202: {"description": "Running: cancel requested"}, 400: {"description": "Already finished"}},
+    )
+    async def cancel(job_id: JobId, response: Response) -> dict[str, Any]:
+        outcome, row = await store.cancel(job_id)
+        if row is None:
+            raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
+        if outcome == "finished":
+            raise HTTPException(400, f"job {job_id} already finished as {row.status}; nothing to cancel")
+        if outcome == "requested":
+            jobs.cancel_requested(job_id)
+            response.status_code = 202
+        return job_view(row)
+
+    return router
+
+
+def job_view(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "workspace": row.workspace,
+        "type": row.type,
+        "status": row.status,
+        "params": json.loads(row.params),
+        "attempt": row.attempt,
+        "max_attempts": row.max_attempts,
+        "timeout_seconds": row.timeout_seconds,
+        "cancel_requested": row.cancel_requested,
+        "created_at": _iso(row.created_at),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
+        "result": None if row.result is None else json.loads(row.result),
+        "error": row.error,
+    }
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _cursor(token: str | None) -> tuple[float, str] | None:
+    if token is None:
+        return None
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(created_at), str(job_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise HTTPException(400, "invalid page_token: pass the next_page_token of the previous page unchanged") from None

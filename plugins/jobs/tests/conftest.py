@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from core.testing import client_for
+
+from . import jobtypes
+
+FAST = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
+"""Short leases and polls so recovery and cancels happen within a test's patience."""
+
+FINAL = {"SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"}
+
+
+@pytest.fixture
+def start_jobs(make_app: Callable[..., Any], register_plugin: Callable[..., object]) -> Iterator[Callable[..., Any]]:
+    """``start_jobs(database_url, **jobs_settings)``: a started TestClient on jobs + workspace + the test job types."""
+    register_plugin(jobtypes)
+    started: list[Any] = []
+
+    def start(database_url: str, **settings: Any) -> Any:
+        app = make_app(["jobs", "workspace", jobtypes], {"database_url": database_url, "jobs": {**FAST, **settings}})
+        client = client_for(app)
+        started.append(client)
+        return client.__enter__()
+
+    yield start
+    for client in reversed(started):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def jobs_client(start_jobs: Callable[..., Any], database_url: str) -> Callable[..., Any]:
+    """``jobs_client(**jobs_settings)``: :func:`start_jobs` on this test's database (SQLite, then PostgreSQL)."""
+    return lambda **settings: start_jobs(database_url, **settings)
+
+
+def wait_for(client: Any, job_id: str, states: set[str] = FINAL, timeout: float = 20.0, **headers: str) -> dict[str, Any]:
+    """Poll ``GET /api/jobs/{id}`` until the job is in one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/api/jobs/{job_id}", headers=headers).json()
+        if job["status"] in states:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s, wanted {sorted(states)}: {job}")
+        time.sleep(0.05)
+
+
+def submit(client: Any, type: str, headers: dict[str, str] | None = None, **body: Any) -> dict[str, Any]:
+    response = client.post("/api/jobs", json={"type": type, **body}, headers=headers or {})
+    assert response.status_code == 202, response.text
+    return response.json()  # type: ignore[no-any-return]

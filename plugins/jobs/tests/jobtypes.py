@@ -1,0 +1,95 @@
+"""Job types for the tests, contributed by a plugin of their own (``testjobs``) as a third party would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from core import hookimpl
+from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
+
+PLUGHOST_NAME = "testjobs"
+
+
+class Echo(BaseModel):
+    value: Any = None
+
+
+def echo(params: Echo, job: JobContext) -> dict[str, Any]:
+    from core.context import current_workspace
+
+    return {"value": params.value, "attempt": job.attempt, "workspace": current_workspace(), "pid": os.getpid()}
+
+
+async def async_echo(params: Echo, job: JobContext) -> dict[str, Any]:
+    await asyncio.sleep(0)
+    return {"value": params.value, "async": True}
+
+
+class Sleep(BaseModel):
+    seconds: float = Field(ge=0)
+    marker: str | None = None
+    """A file the job writes its pid to when it starts."""
+
+
+def sleep(params: Sleep, job: JobContext) -> dict[str, Any]:
+    if params.marker:
+        Path(params.marker).write_text(f"{os.getpid()} {job.attempt}")
+    time.sleep(params.seconds)
+    return {"slept": params.seconds, "attempt": job.attempt}
+
+
+class Flaky(BaseModel):
+    succeed_on: int = Field(ge=1)
+
+
+def flaky(params: Flaky, job: JobContext) -> dict[str, int]:
+    if job.attempt < params.succeed_on:
+        raise ConnectionError(f"upstream unavailable on attempt {job.attempt}")
+    return {"attempts": job.attempt}
+
+
+def broken(params: Echo, job: JobContext) -> None:
+    raise ValueError(f"cannot handle {params.value!r}")
+
+
+class Record(BaseModel):
+    log: str
+    """A file each run appends ``<job id> <pid> <worker pid> <start> <end>`` to."""
+    seconds: float = 0.0
+
+
+def record(params: Record, job: JobContext) -> None:
+    started = time.time()
+    time.sleep(params.seconds)
+    line = f"{job.id} {os.getpid()} {os.getppid()} {started} {time.time()}\n".encode()
+    fd = os.open(params.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+JOB_TYPES = [
+    JobType("test.echo", echo, Echo, description="Returns its value"),
+    JobType("test.async-echo", async_echo, Echo),
+    JobType("test.sleep", sleep, Sleep, timeout_seconds=60, retry=RetryPolicy(max_attempts=2)),
+    JobType(
+        "test.flaky",
+        flaky,
+        Flaky,
+        retry=RetryPolicy(max_attempts=3, transient=(ConnectionError,), backoff_seconds=0.05),
+    ),
+    JobType("test.broken", broken, Echo, retry=RetryPolicy(max_attempts=3, transient=(ConnectionError,))),
+    JobType("test.record", record, Record),
+]
+
+
+@hookimpl(optionalhook=True)
+def plughost_job_types(host: Any) -> list[JobType]:
+    return JOB_TYPES

@@ -1,0 +1,132 @@
+"""Running jobs in subprocesses: results, hard timeouts, cancels that kill, retries, shutdown."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .conftest import submit, wait_for
+
+
+def process_gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def started(marker: Path, within: float = 20.0) -> int:
+    deadline = time.monotonic() + within
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    return int(marker.read_text().split()[0])
+
+
+def test_a_job_runs_in_a_subprocess_and_its_result_is_stored(jobs_client: Any) -> None:
+    client = jobs_client()
+    job = wait_for(client, submit(client, "test.echo", params={"value": {"a": [1, 2]}})["id"])
+    assert job["status"] == "SUCCEEDED", job
+    assert job["result"]["value"] == {"a": [1, 2]} and job["result"]["attempt"] == 1
+    assert job["result"]["pid"] != os.getpid()
+    assert job["started_at"] and job["finished_at"] >= job["started_at"] and job["error"] is None
+
+
+def test_async_job_functions_are_awaited(jobs_client: Any) -> None:
+    client = jobs_client()
+    job = wait_for(client, submit(client, "test.async-echo", params={"value": 7})["id"])
+    assert job["result"] == {"value": 7, "async": True}
+
+
+def test_a_timeout_kills_a_sleeping_job(jobs_client: Any, tmp_path: Path) -> None:
+    client = jobs_client()
+    marker = tmp_path / "sleeping"
+    job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)}, timeout_seconds=1)
+    pid = started(marker)
+    done = wait_for(client, job["id"])
+    assert done["status"] == "TIMEOUT" and done["error"] == "killed after 1 s"
+    assert done["attempt"] == 1, "a timeout is final, not retried"
+    assert process_gone(pid), "the job's process still runs after its timeout"
+
+
+def test_cancel_kills_a_running_job(jobs_client: Any, tmp_path: Path) -> None:
+    client = jobs_client()
+    marker = tmp_path / "sleeping"
+    job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)})
+    pid = started(marker)
+    response = client.post(f"/api/jobs/{job['id']}/cancel")
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True
+    done = wait_for(client, job["id"], timeout=5)
+    assert done["status"] == "CANCELED" and done["error"] == "canceled while running"
+    assert process_gone(pid)
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 400
+    assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", "the pool replaced the killed process"
+
+
+def test_a_cancel_reaches_a_job_run_by_another_process(jobs_client: Any, tmp_path: Path) -> None:
+    """The API server runs no jobs; the worker learns of the cancel from the database."""
+    worker = jobs_client()
+    api = jobs_client(workers=0)
+    marker = tmp_path / "sleeping"
+    job = submit(api, "test.sleep", params={"seconds": 60, "marker": str(marker)})
+    pid = started(marker)
+    assert api.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
+    assert wait_for(worker, job["id"], timeout=5)["status"] == "CANCELED"
+    assert process_gone(pid)
+
+
+def test_transient_errors_are_retried_with_backoff_until_success(jobs_client: Any) -> None:
+    client = jobs_client()
+    job = wait_for(client, submit(client, "test.flaky", params={"succeed_on": 3})["id"])
+    assert job["status"] == "SUCCEEDED" and job["attempt"] == 3
+    assert job["result"] == {"attempts": 3}
+
+
+def test_retries_stop_at_max_attempts_with_the_last_error(jobs_client: Any) -> None:
+    client = jobs_client()
+    job = wait_for(client, submit(client, "test.flaky", params={"succeed_on": 9})["id"])
+    assert job["status"] == "FAILED" and job["attempt"] == 3
+    assert job["error"] == "ConnectionError: upstream unavailable on attempt 3"
+
+
+def test_errors_not_declared_transient_fail_at_once(jobs_client: Any) -> None:
+    client = jobs_client()
+    job = wait_for(client, submit(client, "test.broken", params={"value": "x"})["id"])
+    assert job["status"] == "FAILED" and job["attempt"] == 1 and job["max_attempts"] == 3
+    assert job["error"] == "ValueError: cannot handle 'x'"
+
+
+def test_max_attempts_can_be_set_per_submission(jobs_client: Any) -> None:
+    client = jobs_client()
+    job = wait_for(client, submit(client, "test.flaky", params={"succeed_on": 2}, max_attempts=1)["id"])
+    assert job["status"] == "FAILED" and job["attempt"] == 1
+
+
+def test_jobs_beyond_the_pool_size_queue_and_all_run(jobs_client: Any, tmp_path: Path) -> None:
+    client = jobs_client(workers=2)
+    log = tmp_path / "runs.log"
+    ids = [submit(client, "test.record", params={"log": str(log), "seconds": 0.2})["id"] for _ in range(6)]
+    assert all(wait_for(client, job_id)["status"] == "SUCCEEDED" for job_id in ids)
+    runs = [line.split() for line in log.read_text().splitlines()]
+    assert sorted(run[0] for run in runs) == sorted(ids)
+    spans = sorted((float(start), float(end)) for _, _, _, start, end in runs)
+    most_at_once = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert most_at_once <= 2, "more jobs ran at once than the pool has processes"
+
+
+def test_shutdown_requeues_jobs_that_outlive_the_grace_period(jobs_client: Any, tmp_path: Path) -> None:
+    client = jobs_client(shutdown_grace_seconds=0.2)
+    marker = tmp_path / "sleeping"
+    job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)})
+    pid = started(marker)
+    client.__exit__(None, None, None)
+    assert process_gone(pid)
+    after = jobs_client(workers=0)
+    requeued = after.get(f"/api/jobs/{job['id']}").json()
+    assert requeued["status"] == "PENDING" and requeued["attempt"] == 0
