@@ -6,7 +6,8 @@ The provider is the tests' fake provider (an OpenAI-compatible server on loopbac
 answering at once), in its own process. The gateway is ``python -m core serve``
 with the gateway alone, and with security, workspace and timing as well. Each
 figure is the median of 100 calls over one keep-alive connection: unary, and
-streamed (first token and whole answer). Overhead = gateway - direct.
+streamed (first token and whole answer). Overhead = gateway - direct. A bare
+proxy (raw ASGI + aiohttp, no parsing) is measured too: the floor of a Python hop.
 Target: < 2 ms median (the reference server adds 18-33 ms).
 """
 
@@ -80,6 +81,12 @@ def run(quick: bool) -> str:
             timed_calls(provider_port, "/v1/chat/completions", CHAT, 20, mode)
             first, total = timed_calls(provider_port, "/v1/chat/completions", CHAT, calls, mode)
             results[("direct", mode)] = (median_ms(first), median_ms(total))
+        proxy_port = free_port()
+        proxy = [sys.executable, "-m", "benchmarks.bare_proxy", str(proxy_port), f"http://127.0.0.1:{provider_port}"]
+        with server(proxy, proxy_port, health="/health"):
+            timed_calls(proxy_port, "/v1/chat/completions", CHAT, 20, False)
+            _, total = timed_calls(proxy_port, "/v1/chat/completions", CHAT, calls, False)
+            bare_proxy_unary = median_ms(total)
         for label, plugins in (("gateway", "gateway"), ("gateway + security, workspace, timing", "gateway,security,workspace,timing")):
             with tempfile.TemporaryDirectory() as data_dir:
                 command, port = plughost_server()
@@ -97,17 +104,19 @@ def run(quick: bool) -> str:
 
     lines = [
         f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}: medians of {calls} calls, "
-        "one uvicorn worker, the fake provider in its own process.",
+        "one uvicorn worker, the fake provider in its own process. The bare proxy (`benchmarks/bare_proxy.py`: raw "
+        "ASGI forwarding bytes over the same aiohttp session type, no parsing) is the floor of any Python hop here.",
         "",
-        "| path | unary ms | overhead | stream first token ms | overhead | stream total ms | overhead |",
-        "|---|---|---|---|---|---|---|",
+        "| path | unary ms | overhead | over the bare proxy | stream first token ms | overhead | stream total ms | overhead |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     direct_unary, (direct_first, direct_total) = results[("direct", False)][1], results[("direct", True)]
+    lines.append(f"| bare proxy (floor) | {bare_proxy_unary:.2f} | {bare_proxy_unary - direct_unary:+.2f} | +0.00 | - | - | - | - |")
     for label in ("direct", "gateway", "gateway + security, workspace, timing"):
         unary, (first, total) = results[(label, False)][1], results[(label, True)]
         lines.append(
-            f"| {label} | {unary:.2f} | {unary - direct_unary:+.2f} | {first:.2f} | {first - direct_first:+.2f} | "
-            f"{total:.2f} | {total - direct_total:+.2f} |"
+            f"| {label} | {unary:.2f} | {unary - direct_unary:+.2f} | {unary - bare_proxy_unary:+.2f} | {first:.2f} | "
+            f"{first - direct_first:+.2f} | {total:.2f} | {total - direct_total:+.2f} |"
         )
     return "\n".join(lines)
 
