@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 import sys
 import threading
@@ -33,6 +32,8 @@ from typing import Any
 from wsgiref.util import FileWrapper
 
 from starlette.types import Message, Receive, Scope, Send
+
+from .asgi import send_json_error
 
 logger = logging.getLogger("plughost.bridge")
 
@@ -403,13 +404,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-async def send_json_error(send: Send, status: int, detail: str, *, close: bool = False) -> None:
-    """Send ``{"detail": ...}``; ``close`` ends the connection (so an unread body is not read on)."""
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -84,7 +84,7 @@ class Dispatcher:
         self.wake.set()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=self.settings.shutdown_grace_seconds)
-        unfinished = [job_id for job_id in self.running]
+        unfinished = list(self.running)
         for job_task in self.tasks:
             job_task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +57,22 @@ def submit(client: Any, type: str, headers: dict[str, str] | None = None, **body
     response = client.post("/api/jobs", json={"type": type, **body}, headers=headers or {})
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def process_gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def started(marker: Path, within: float = 20.0) -> int:
+    deadline = time.monotonic() + within
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    return int(marker.read_text().split()[0])

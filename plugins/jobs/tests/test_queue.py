@@ -20,8 +20,7 @@ from core.database import create_engine, migrate
 from plugins.jobs.service import MIGRATIONS
 from plugins.jobs.store import JobStore, Submission
 
-from .conftest import submit, wait_for
-from .test_running import process_gone, started
+from .conftest import process_gone, started, submit, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 

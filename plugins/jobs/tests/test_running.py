@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import submit, wait_for
+from core.testing import client_for
 
-
-def process_gone(pid: int, within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def started(marker: Path, within: float = 20.0) -> int:
-    deadline = time.monotonic() + within
-    while not marker.exists() or not marker.read_text():
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.05)
-    return int(marker.read_text().split()[0])
+from . import jobtypes
+from .conftest import FAST, process_gone, started, submit, wait_for
 
 
 def test_a_job_runs_in_a_subprocess_and_its_result_is_stored(jobs_client: Any) -> None:
@@ -120,13 +103,14 @@ def test_jobs_beyond_the_pool_size_queue_and_all_run(jobs_client: Any, tmp_path:
     assert most_at_once <= 2, "more jobs ran at once than the pool has processes"
 
 
-def test_shutdown_requeues_jobs_that_outlive_the_grace_period(jobs_client: Any, tmp_path: Path) -> None:
-    client = jobs_client(shutdown_grace_seconds=0.2)
+def test_shutdown_requeues_jobs_that_outlive_the_grace_period(
+    make_app: Any, jobs_client: Any, database_url: str, tmp_path: Path
+) -> None:
     marker = tmp_path / "sleeping"
-    job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)})
-    pid = started(marker)
-    client.__exit__(None, None, None)
+    settings = {"database_url": database_url, "jobs": {**FAST, "shutdown_grace_seconds": 0.2}}
+    with client_for(make_app(["jobs", "workspace", jobtypes], settings)) as client:
+        job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)})
+        pid = started(marker)
     assert process_gone(pid)
-    after = jobs_client(workers=0)
-    requeued = after.get(f"/api/jobs/{job['id']}").json()
+    requeued = jobs_client(workers=0).get(f"/api/jobs/{job['id']}").json()
     assert requeued["status"] == "PENDING" and requeued["attempt"] == 0
