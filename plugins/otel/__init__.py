@@ -1,4 +1,4 @@
-"""otel: OpenTelemetry OTLP/HTTP trace ingest (``POST /v1/traces``) and a trace query API."""
+"""otel: OpenTelemetry trace ingest over OTLP/HTTP (``POST /v1/traces``) and OTLP/gRPC, and a trace query API."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from core import RouterContribution, hookimpl
 from core.database import migrated
 
+from .grpc_receiver import receiver_config, serving
 from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
@@ -29,8 +30,9 @@ def plughost_routers(host: Any) -> RouterContribution:
 
 
 @hookimpl
-def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]:
-    return migrated(host.database, MIGRATIONS, "otel")
+def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[Any]]:
+    store = host.service("otel.store", lambda: SpanStore(host.database))
+    return [migrated(host.database, MIGRATIONS, "otel"), serving(store, receiver_config(host))]
 
 
 @hookimpl(optionalhook=True)

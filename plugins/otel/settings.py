@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 MiB = 1024 * 1024
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); raises ``ValueError`` saying what is wrong."""
+    host, colon, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{address!r} is not host:port (for example 127.0.0.1:4317)")
+    return host, int(port)
 
 
 class Settings(BaseModel):
@@ -14,3 +23,12 @@ class Settings(BaseModel):
     """Largest body after gzip/deflate; inflation stops there with 413 (a gzip bomb is never inflated further)."""
     project_header: str = "x-plughost-project"
     """Request header naming the project (experiment) that spans are grouped under; ``default`` when absent."""
+    grpc_address: str = "127.0.0.1:4317"
+    """Where OTLP/gRPC (``TraceService/Export``) listens, as ``host:port``; empty turns it off."""
+
+    @field_validator("grpc_address")
+    @classmethod
+    def _host_and_port(cls, address: str) -> str:
+        if address:
+            split_address(address)
+        return address

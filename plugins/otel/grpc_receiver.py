@@ -1,0 +1,157 @@
+"""OTLP/gRPC trace ingest: ``TraceService/Export`` on grpc's asyncio server, run from the plugin's lifespan.
+
+It stores through the same path as ``POST /v1/traces`` (``decode`` then
+``SpanStore.add``), so the semantics match: invalid spans are reported in
+``partial_success``, the same span is stored once, the workspace and project
+come from request metadata, a store that is down answers ``UNAVAILABLE`` (with
+``RetryInfo``, which exporters honour) and bad data ``INVALID_ARGUMENT``.
+
+- One limit bounds a message: ``grpc.max_receive_message_length``. gRPC checks it
+  on the message as received and again while it inflates a gzip/deflate
+  message, stopping there, so a compression bomb is never inflated past it.
+- The request arrives as bytes and is parsed off the event loop, with the rows.
+- Workers of one server share the port (``SO_REUSEPORT``). When another program
+  holds it, start-up logs a warning naming the setting and HTTP still serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from grpc import aio
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.context import DEFAULT_WORKSPACE, check_workspace
+from core.database import RETRY_AFTER_SECONDS
+from core.server import is_loopback
+
+from .decode import PROTOBUF, Decoded, PayloadError, parse, to_rows
+from .settings import Settings, split_address
+from .store import SpanStore
+
+logger = logging.getLogger("plughost.otel")
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+WORKSPACE_KEY = "x-plughost-workspace"
+ADDRESS_SETTING = "PLUGHOST_OTEL_GRPC_ADDRESS"
+STOP_GRACE_SECONDS = 5.0
+"""At shutdown, exports in flight get this long to finish."""
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """What the receiver needs, resolved from the settings of the server at start-up."""
+
+    address: str
+    max_message_bytes: int
+    project_key: str
+    token: bytes | None
+    """``PLUGHOST_SECURITY_TOKEN`` when the security plugin is enabled and a token is set."""
+    workspaces: bool
+    """Whether the workspace plugin is enabled: without it, as over HTTP, everything goes to ``default``."""
+
+
+def receiver_config(host: Any) -> ReceiverConfig:
+    """The receiver's configuration: the otel settings, and the token and workspaces as HTTP applies them."""
+    settings: Settings = host.plugin_settings("otel")
+    security = host.plugin_settings("security") if host.is_enabled("security") else None
+    token = getattr(security, "token", None)
+    return ReceiverConfig(
+        address=settings.grpc_address,
+        max_message_bytes=min(settings.max_body_bytes, settings.max_decompressed_bytes),
+        project_key=settings.project_header.lower(),
+        token=token.get_secret_value().encode() if token is not None else None,
+        workspaces=host.is_enabled("workspace"),
+    )
+
+
+class TraceService:
+    """The ``Export`` method: metadata checked, then rows decoded off the loop, then stored."""
+
+    def __init__(self, store: SpanStore, config: ReceiverConfig) -> None:
+        self.store = store
+        self.config = config
+
+    async def export(self, body: bytes, context: aio.ServicerContext) -> bytes:
+        metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        if self.config.token is not None and not self._authorised(metadata.get("authorization", "")):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)")
+        workspace = metadata.get(WORKSPACE_KEY, DEFAULT_WORKSPACE) if self.config.workspaces else DEFAULT_WORKSPACE
+        try:
+            check_workspace(workspace)
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{error} (metadata {WORKSPACE_KEY})")
+        project = metadata.get(self.config.project_key) or "default"
+        try:
+            decoded: Decoded = await anyio.to_thread.run_sync(
+                lambda: to_rows(parse(body, PROTOBUF), workspace=workspace, project=project)
+            )
+        except PayloadError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        try:
+            await self.store.add(decoded.rows)
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning("could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), error)
+            retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
+            context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
+        answer = ExportTraceServiceResponse()
+        if decoded.rejected:
+            answer.partial_success.rejected_spans = decoded.rejected
+            answer.partial_success.error_message = "; ".join(decoded.reasons)
+        return answer.SerializeToString()
+
+    def _authorised(self, authorization: str) -> bool:
+        assert self.config.token is not None
+        scheme, _, credentials = authorization.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.config.token)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """Requests and answers as bytes: grpc neither parses nor serialises on the event loop."""
+        export = grpc.unary_unary_rpc_method_handler(self.export)
+        return grpc.method_handlers_generic_handler(SERVICE, {"Export": export})
+
+
+@contextlib.asynccontextmanager
+async def serving(store: SpanStore, config: ReceiverConfig) -> AsyncIterator[aio.Server | None]:
+    """Serve OTLP/gRPC on ``config.address`` for the life of the block; yields the server, or ``None``
+    when it is turned off (empty address) or the port is held by another program (logged as a warning)."""
+    if not config.address:
+        yield None
+        return
+    host, _ = split_address(config.address)
+    if not is_loopback(host):
+        logger.warning("OTLP/gRPC listens on %s, beyond this machine, as asked (%s)", config.address, ADDRESS_SETTING)
+    server = aio.server(
+        handlers=[TraceService(store, config).handler()],
+        options=[
+            ("grpc.so_reuseport", 1),  # the workers of one server share the port
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+        ],
+    )
+    try:
+        server.add_insecure_port(config.address)
+    except RuntimeError as error:
+        logger.warning(
+            "OTLP/gRPC is off: could not listen on %s (%s); another program may hold the port. "
+            "Set %s to a free host:port, or to empty to turn gRPC off. OTLP/HTTP is still served.",
+            config.address, error, ADDRESS_SETTING,
+        )
+        yield None
+        return
+    await server.start()
+    logger.info("OTLP/gRPC listening on %s", config.address)
+    try:
+        yield server
+    finally:
+        await server.stop(STOP_GRACE_SECONDS)
