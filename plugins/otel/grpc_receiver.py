@@ -84,7 +84,7 @@ class TraceService:
 
     async def export(self, body: bytes, context: aio.ServicerContext) -> bytes:
         metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-        if self.config.token is not None and not self._authorised(metadata.get("authorization", "")):
+        if self.config.token is not None and not self._authorised(metadata):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)")
         workspace = metadata.get(WORKSPACE_KEY, DEFAULT_WORKSPACE) if self.config.workspaces else DEFAULT_WORKSPACE
         try:
@@ -111,10 +111,13 @@ class TraceService:
             answer.partial_success.error_message = "; ".join(decoded.reasons)
         return answer.SerializeToString()
 
-    def _authorised(self, authorization: str) -> bool:
+    def _authorised(self, metadata: dict[str, str]) -> bool:
+        """``authorization: Bearer <token>``, or ``x-api-key: <token>``, as over HTTP; constant-time."""
         assert self.config.token is not None
-        scheme, _, credentials = authorization.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.config.token)
+        scheme, _, credentials = metadata.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.config.token):
+            return True
+        return hmac.compare_digest(metadata.get("x-api-key", "").encode(), self.config.token)
 
     def handler(self) -> grpc.GenericRpcHandler:
         """Requests and answers as bytes: grpc neither parses nor serialises on the event loop."""

@@ -220,6 +220,7 @@ def test_the_security_token_is_required_when_set(serve: Any) -> None:
             error = rpc_error(lambda: export_raw(target, body, metadata))
             assert error.code() == grpc.StatusCode.UNAUTHENTICATED and "PLUGHOST_SECURITY_TOKEN" in error.details()
         export_raw(target, body, (("authorization", f"Bearer {TOKEN}"),))
+        export_raw(target, body, (("x-api-key", TOKEN),))
         made = make_trace(GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, headers={"authorization": f"Bearer {TOKEN}"}))
         traces = httpx.get(f"{base}/api/otel/traces", headers={"Authorization": f"Bearer {TOKEN}"}).json()["traces"]
         assert {t["trace_id"] for t in traces} == {TRACE.hex(), made["trace_id"]}
