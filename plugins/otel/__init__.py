@@ -48,3 +48,11 @@ def plughost_trace_reader(host: Any) -> Any:
         return {**trace_summary(summary), "spans": [span_view(row) for row in rows]}
 
     return read
+
+
+@hookimpl(optionalhook=True)
+def plughost_job_types(host: Any) -> list[Any]:
+    """For the jobs plugin: trace retention and trace export (imported here, so otel loads without jobs)."""
+    from .jobs import JOB_TYPES
+
+    return JOB_TYPES
