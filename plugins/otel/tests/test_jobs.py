@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from core.testing import client_for
+from core.testing import client_for, free_port
 from plugins.otel.decode import JSON, parse
 
 DAY_NS = 86_400 * 10**9
@@ -22,7 +22,7 @@ def start(make_app: Any) -> Iterator[Any]:
     clients: list[Any] = []
 
     def started(database_url: str) -> Any:
-        app = make_app(["otel", "jobs", "workspace"], {"database_url": database_url, "otel": {"grpc_address": ""}, "jobs": JOBS})
+        app = make_app(["otel", "jobs", "workspace"], {"database_url": database_url, "otel": {"grpc_address": f"127.0.0.1:{free_port()}"}, "jobs": JOBS})
         clients.append(client_for(app))
         return clients[-1].__enter__()
 
