@@ -104,8 +104,11 @@ def test_retention_deletes_old_traces_per_workspace_and_project(start: Any, data
     assert client.get(f"/api/otel/traces/{1:032x}", headers={"X-Plughost-Workspace": "team-a"}).status_code == 404
 
 
-def test_retention_refuses_bad_parameters(start: Any, sqlite_url: str) -> None:
+def test_the_types_are_listed_and_bad_parameters_refused(start: Any, sqlite_url: str) -> None:
     client = start(sqlite_url)
+    types = {t["name"]: t for t in client.get("/api/jobs/types").json()["types"]}
+    assert {"otel.retention", "otel.export"} <= set(types) and types["otel.retention"]["plugin"] == "otel"
+    assert types["otel.retention"]["parameters"]["required"] == ["days"]
     response = client.post("/api/jobs", json={"type": "otel.retention", "params": {"days": 0}})
     assert response.status_code == 400 and "days" in response.text
 
