@@ -167,11 +167,12 @@ def test_rotel_collector_forwards_over_grpc_with_workspace_project_and_token(ser
         )
         assert config.is_active()
         # The rotel package starts this binary with ``start --daemon``; run it in the foreground, as our child.
-        collector = subprocess.Popen([str(rotel_agent.agent_path), "start"], env=config.build_agent_environment(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = tmp_path / "rotel.out"
+        with output.open("wb") as sink:
+            collector = subprocess.Popen([str(rotel_agent.agent_path), "start"], env=config.build_agent_environment(), stdout=sink, stderr=sink)
         try:
             wait_for(lambda: _accepts(rotel_http) or collector.poll() is not None, what="rotel to listen")
-            assert collector.poll() is None, collector.stdout.read().decode() if collector.stdout else ""
+            assert collector.poll() is None, output.read_text()
             made = make_trace(HttpSpanExporter(endpoint=f"http://{rotel_http}/v1/traces", timeout=10))
             team_a = {"X-Plughost-Workspace": "team-a", "Authorization": f"Bearer {TOKEN}"}
             wait_for(lambda: httpx.get(f"{base}/api/otel/traces/{made['trace_id']}", headers=team_a).status_code == 200,
