@@ -227,7 +227,7 @@ def test_the_security_token_is_required_when_set(serve: Any) -> None:
         assert {t["trace_id"] for t in traces} == {TRACE.hex(), made["trace_id"]}
 
 
-def test_invalid_spans_are_partial_success_and_the_same_span_is_stored_once(serve: Any) -> None:
+def test_invalid_spans_are_partial_success_and_the_same_span_is_stored_once_over_either_transport(serve: Any) -> None:
     request = request_with_spans((TRACE, b"\1" * 8, "root"), (TRACE, b"\2" * 8, "child"), (b"\0" * 16, b"\3" * 8, "zero trace id"))
     with serve() as (base, target):
         for _ in range(2):
@@ -236,6 +236,8 @@ def test_invalid_spans_are_partial_success_and_the_same_span_is_stored_once(serv
             assert "zero trace id" in answer.partial_success.error_message
         clean = export_raw(target, request_with_spans((TRACE, b"\1" * 8, "root")).SerializeToString())
         assert not clean.HasField("partial_success")
+        over_http = httpx.post(f"{base}/v1/traces", content=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+        assert ExportTraceServiceResponse.FromString(over_http.content).partial_success.rejected_spans == 1
         [summary] = httpx.get(f"{base}/api/otel/traces").json()["traces"]
         assert (summary["trace_id"], summary["span_count"]) == (TRACE.hex(), 2)
 
