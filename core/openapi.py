@@ -3,12 +3,13 @@
 Plugins declare the answers only they give (409 for a conflict, 415, ...) with
 FastAPI's ``responses=``; the core adds, where the operation does not declare them:
 
-- ``400`` and ``413`` to every operation with a request body (unreadable or too deep
-  JSON, :mod:`core.validation`; over the body limit, :mod:`core.limits`), and ``413``
-  to every operation with a limit of its own (:func:`core.limits.body_limit`);
+- ``413`` to every operation with a request body or a body limit of its own
+  (:mod:`core.limits`);
 - ``404`` to every operation with a path parameter (the resource it names is not there);
-- ``503`` with ``Retry-After`` to every plugin operation (the database is unavailable,
-  :func:`core.database.answer_unavailable`).
+- to every plugin operation: ``400`` (a request the route cannot read or refuses: invalid
+  or too deeply nested JSON, :mod:`core.validation`; a bad workspace header; a value
+  out of the store's range), and ``503`` with ``Retry-After`` (the database is
+  unavailable, :func:`core.database.answer_unavailable`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ ERROR = {
     "required": ["detail"],
 }
 
-BODY_ERRORS = {
-    "400": "The request cannot be read: invalid or too deeply nested JSON, or a value the route refuses",
-    "413": "The request body is over the route's limit (PLUGHOST_MAX_BODY_BYTES, PLUGHOST_MAX_JSON_BODY_BYTES, or its own)",
-}
+BAD_REQUEST = "The request cannot be read or is refused: invalid or too deeply nested JSON, or a value the route refuses"
+TOO_LARGE = "The request body is over the route's limit (PLUGHOST_MAX_BODY_BYTES, or PLUGHOST_MAX_JSON_BODY_BYTES for JSON)"
 NOT_FOUND = "Nothing is found at the given path parameters"
 UNAVAILABLE = "The database is unavailable or busy; retry after the `Retry-After` seconds"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -49,15 +48,15 @@ def with_error_responses(schema: dict[str, Any], *, core_paths: Collection[str] 
             if method not in METHODS:
                 continue
             responses = operation.setdefault("responses", {})
-            if "requestBody" in operation:
-                for status, description in BODY_ERRORS.items():
-                    responses.setdefault(status, _error(description))
             if MAX_BODY_BYTES in operation:
                 own = f"The request body is over this route's limit of {operation[MAX_BODY_BYTES]} bytes ({operation.get(MAX_BODY_SETTING)})"
                 responses.setdefault("413", _error(own))
+            elif "requestBody" in operation:
+                responses.setdefault("413", _error(TOO_LARGE))
             if any(parameter.get("in") == "path" for parameter in operation.get("parameters", ())):
                 responses.setdefault("404", _error(NOT_FOUND))
             if path not in core_paths:
+                responses.setdefault("400", _error(BAD_REQUEST))
                 unavailable = responses.setdefault("503", _error(UNAVAILABLE))
                 unavailable.setdefault("headers", {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}})
     return schema

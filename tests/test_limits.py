@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -221,3 +222,19 @@ def test_a_405_allows_every_method_of_every_route_at_the_path(make_app) -> None:
         assert response.status_code == 405
         assert response.headers["allow"] == "GET, PUT, DELETE"
         assert response.json() == {"detail": "Method Not Allowed"}
+
+
+def test_the_issues_deep_json_cases_on_the_otel_and_gateway_routes_are_400(make_app) -> None:
+    """``[`` x 100,000 got 500 (RecursionError) on /v1/traces and the gateway's JSON routes,
+    including where the core cannot see JSON: gzip-encoded, or sent as text/plain."""
+    deep = b"[" * 100_000
+    with client_for(make_app(["otel", "gateway"]), base_url="http://localhost") as client:
+        for headers in (JSON, {**JSON, "content-encoding": "gzip"}):
+            body = gzip.compress(deep) if "content-encoding" in headers else deep
+            response = client.post("/v1/traces", content=body, headers=headers)
+            assert response.status_code == 400, response.text
+            assert "deeper than 64 levels" in response.text
+        for path in ("/gateway/v1/chat/completions", "/gateway/v1/embeddings", "/gateway/anthropic/v1/messages", "/gateway/e/invocations"):
+            response = client.post(path, content=deep, headers={"content-type": "text/plain"})
+            assert response.status_code == 400, (path, response.text)
+            assert "deeper than 64 levels" in response.text
