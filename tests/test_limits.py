@@ -238,3 +238,16 @@ def test_the_issues_deep_json_cases_on_the_otel_and_gateway_routes_are_400(make_
             response = client.post(path, content=deep, headers={"content-type": "text/plain"})
             assert response.status_code == 400, (path, response.text)
             assert "deeper than 64 levels" in response.text
+
+
+def test_otlp_json_keeps_the_otel_limit_over_the_core_json_limit(make_app) -> None:
+    span = {
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "big",
+        "startTimeUnixNano": "1544712660000000000", "endTimeUnixNano": "1544712661000000000",
+        "attributes": [{"key": "blob", "value": {"stringValue": "x" * (3 * MiB)}}],
+    }
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    with client_for(make_app(["otel"]), base_url="http://localhost") as client:
+        assert client.post("/v1/traces", content=body, headers=JSON).status_code == 200
+        over = client.post("/v1/traces", content=b"{" + b" " * (8 * MiB), headers=JSON)
+        assert over.status_code == 413 and "PLUGHOST_OTEL_MAX_BODY_BYTES" in over.text
