@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 from core import RouterContribution, body_limit, hookimpl
 from core.jsonbody import MAX_DEPTH, JSONBodyError, JSONTooDeep, check_depth, loads
 from core.testing import client_for, serve_in_thread
+from tests.bodies import CountingBody
 
 MiB = 1024 * 1024
 JSON = {"content-type": "application/json"}
@@ -82,22 +82,15 @@ def test_a_declared_body_over_the_limit_is_413_before_the_route_reads_it(client,
 
 
 def test_a_chunked_body_is_refused_as_soon_as_it_crosses_the_limit(live_server: str, received: list[int]) -> None:
-    sent = 0
-
-    def endless() -> Iterator[bytes]:
-        nonlocal sent
-        while sent < 256 * MiB:
-            sent += 64 * 1024
-            yield b"x" * (64 * 1024)
-
+    body = CountingBody(256 * MiB)
     try:
-        response = httpx.post(f"{live_server}/api/raw", content=endless(), timeout=30)
+        response = httpx.post(f"{live_server}/api/raw", content=body, timeout=30)
         assert response.status_code == 413
         assert response.json()["detail"] == f"request body is larger than allowed; the limit is {4 * MiB} bytes (PLUGHOST_MAX_BODY_BYTES)"
     except httpx.WriteError:
         pass  # the server may answer and close before the client stops writing
     assert sum(received) <= 4 * MiB
-    assert sent < 64 * MiB  # refused as the limit was crossed, not after the whole body
+    assert body.sent < 64 * MiB  # refused as the limit was crossed, not after the whole body
 
 
 def test_json_bodies_have_the_lower_json_limit(client) -> None:
@@ -121,24 +114,16 @@ def test_a_route_sets_its_own_limit_and_names_its_setting(client) -> None:
 
 def test_a_huge_json_post_to_a_plugin_route_is_refused_unread(make_app) -> None:
     """The issue's case: 100 MiB of JSON to /api/jobs was read whole and parsed on the loop."""
-    sent = 0
-
-    def hundred_mib() -> Iterator[bytes]:
-        nonlocal sent
-        chunk = b" " * MiB
-        for _ in range(100):
-            sent += len(chunk)
-            yield chunk
-
+    body = CountingBody(100 * MiB, chunk=MiB, fill=b" ")
     app = make_app(["jobs"], {"jobs": {"workers": 0}})
     with serve_in_thread(app) as base:
         try:
-            response = httpx.post(f"{base}/api/jobs", content=hundred_mib(), headers={**JSON, "content-length": str(100 * MiB)}, timeout=30)
+            response = httpx.post(f"{base}/api/jobs", content=body, headers={**JSON, "content-length": str(100 * MiB)}, timeout=30)
             assert response.status_code == 413
             assert "PLUGHOST_MAX_JSON_BODY_BYTES" in response.json()["detail"]
         except httpx.WriteError:
             pass
-    assert sent < 100 * MiB
+    assert body.sent < 100 * MiB
 
 
 @pytest.mark.parametrize("path", ["/api/items", "/api/raw", "/api/decode"])
