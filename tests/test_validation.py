@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, SecretStr
 
 from core import RouterContribution, hookimpl
+from core.testing import client_for
 from core.validation import EXCERPT_CHARS
 
 SECRET = "sk-live-0123456789abcdef"
@@ -99,3 +100,12 @@ def test_the_openapi_schema_declares_the_cores_error_answers(client) -> None:
     assert {"404", "422", "503"} <= set(ranged) and "413" not in ranged
     assert set(schema["paths"]["/health"]["get"]["responses"]) == {"200"}
     assert "detail" in schema["components"]["schemas"]["Error"]["properties"]
+
+
+def test_the_gateway_secrets_422_does_not_echo_the_api_key(make_app) -> None:
+    """The issue's case: a 422 on POST /api/gateway/secrets echoed the whole body, api_key included."""
+    with client_for(make_app(["gateway"]), base_url="http://localhost") as client:
+        response = client.post("/api/gateway/secrets", json={"api_key": SECRET, "base_url": ["not", "a", "url"]})
+        assert response.status_code == 422
+        assert SECRET not in response.text
+        assert {tuple(p["loc"]) for p in response.json()["detail"]} >= {("body", "name"), ("body", "base_url")}
