@@ -14,7 +14,9 @@ reports the p99 and the worst ``/health`` latency inside its time window. The ca
    within the OTLP limits);
 3. ``POST /api/assistant/analyze`` on that trace;
 4. ingest of one request with 150,000 spans (gzip);
-5. a 100 MiB JSON ``POST /api/jobs``.
+5. a 100 MiB JSON ``POST /api/jobs``;
+6. the largest JSON body accepted by default (``PLUGHOST_MAX_JSON_BODY_BYTES``, 1 MiB of small
+   objects) to ``/api/jobs``: FastAPI parses it on the loop, so this is the bounded worst case.
 
 Targets (issue 12): worst stall < 50 ms; bomb peak RSS < 400 MiB and back within 20 % of idle.
 The idle row is the same poll with nothing else running, the floor for the others.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import multiprocessing
 import os
 import platform
@@ -226,6 +229,21 @@ def huge_json_case(port: int, sizes: Sizes) -> CaseResult:
     return timed(f"POST {sizes.json_bytes / MiB:.0f} MiB of JSON to /api/jobs", post)
 
 
+def accepted_json_case(client: httpx.Client) -> CaseResult:
+    """The largest JSON body the core accepts by default: what FastAPI parses on the loop at worst."""
+    items = [{"n": i, "s": "abc"} for i in range(60_000)]
+    body = json.dumps({"type": "bench.unknown", "params": {"items": items}}).encode()
+    while len(body) > MiB:
+        items = items[: len(items) * 9 // 10]
+        body = json.dumps({"type": "bench.unknown", "params": {"items": items}}).encode()
+
+    def post() -> str:
+        answer = client.post("/api/jobs", content=body, headers={"content-type": "application/json"})
+        return f"{answer.status_code} (parsed and validated, then an unknown type)"
+
+    return timed(f"POST {len(body) / MiB:.2f} MiB of JSON ({len(items):,} objects) to /api/jobs", post)
+
+
 def bomb_case(running: Server, port: int, sizes: Sizes) -> tuple[CaseResult, dict[str, float]]:
     bomb = gzip_bomb(sizes.bomb_inflated_bytes)
     time.sleep(1.0)  # let the server settle before the idle reading
@@ -283,6 +301,7 @@ def run(quick: bool) -> str:
             results += big_trace_cases(client, sizes)
             results.append(ingest_case(client, sizes))
             results.append(huge_json_case(port, sizes))
+            results.append(accepted_json_case(client))
     return table(results, samples, memory, sizes)
 
 
