@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from typing import Any
@@ -236,3 +237,11 @@ def test_otlp_json_keeps_the_otel_limit_over_the_core_json_limit(make_app) -> No
         assert client.post("/v1/traces", content=body, headers=JSON).status_code == 200
         over = client.post("/v1/traces", content=b"{" + b" " * (8 * MiB), headers=JSON)
         assert over.status_code == 413 and "PLUGHOST_OTEL_MAX_BODY_BYTES" in over.text
+
+
+def test_a_forged_deeply_nested_jobs_page_token_is_400_not_500(make_app) -> None:
+    token = base64.urlsafe_b64encode(b"[" * 5000).decode()
+    with client_for(make_app(["jobs"], {"jobs": {"workers": 0}}), base_url="http://localhost") as client:
+        response = client.get("/api/jobs", params={"page_token": token})
+        assert response.status_code == 400
+        assert "invalid page_token" in response.json()["detail"]
