@@ -113,13 +113,14 @@ def test_a_route_sets_its_own_limit_and_names_its_setting(client) -> None:
     assert operation["x-plughost-max-body-bytes"] == 8 * MiB and "413" in operation["responses"]
 
 
-def test_a_huge_json_post_to_a_plugin_route_is_refused_unread(make_app) -> None:
-    """The issue's case: 100 MiB of JSON to /api/jobs was read whole and parsed on the loop."""
+@pytest.mark.parametrize(("plugin", "path"), [("jobs", "/api/jobs"), ("gateway", "/gateway/v1/chat/completions")])
+def test_a_huge_json_post_to_a_plugin_route_is_refused_unread(make_app, plugin: str, path: str) -> None:
+    """The issue's case: 100 MiB of JSON to /api/jobs or the gateway was read whole and parsed on the loop."""
     body = CountingBody(100 * MiB, chunk=MiB, fill=b" ")
-    app = make_app(["jobs"], {"jobs": {"workers": 0}})
+    app = make_app([plugin], {"jobs": {"workers": 0}} if plugin == "jobs" else {})
     with serve_in_thread(app) as base:
         try:
-            response = httpx.post(f"{base}/api/jobs", content=body, headers={**JSON, "content-length": str(100 * MiB)}, timeout=30)
+            response = httpx.post(f"{base}{path}", content=body, headers={**JSON, "content-length": str(100 * MiB)}, timeout=30)
             assert response.status_code == 413
             assert "PLUGHOST_MAX_JSON_BODY_BYTES" in response.json()["detail"]
         except httpx.WriteError:
