@@ -83,11 +83,11 @@ class PlughostApp(FastAPI):
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        settings = self.assembly.host.settings
+        core_settings = self.assembly.host.settings
         app: ASGIApp = RequestLimits(
             super().build_middleware_stack(),
-            max_body_bytes=settings.max_body_bytes,
-            max_json_body_bytes=settings.max_json_body_bytes,
+            max_body_bytes=core_settings.max_body_bytes,
+            max_json_body_bytes=core_settings.max_json_body_bytes,
         )
         for contribution in reversed(self.assembly.middlewares.order):
             settings = self.assembly.host.plugin_settings(contribution.plugin)

@@ -79,4 +79,4 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
 async def answer_method_not_allowed(request: Request, error: Exception) -> JSONResponse:
     """The app's 405 handler: ``Allow`` lists the methods of every route at the path."""
     allow = ", ".join(allowed_methods(request.app.router.routes, request.scope))
-    return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"allow": allow})
+    return JSONResponse({"detail": getattr(error, "detail", "Method Not Allowed")}, status_code=405, headers={"allow": allow})
