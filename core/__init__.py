@@ -7,6 +7,7 @@ from .contributions import MiddlewareContribution, RouterContribution
 from .errors import PluginError, StartupError
 from .hookspecs import hookimpl
 from .host import Host
+from .limits import body_limit
 from .version import __version__
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "RouterContribution",
     "StartupError",
     "__version__",
+    "body_limit",
     "hookimpl",
 ]

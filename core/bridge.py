@@ -34,6 +34,7 @@ from wsgiref.util import FileWrapper
 from starlette.types import Message, Receive, Scope, Send
 
 from .asgi import send_json_error
+from .limits import declared_length, too_large_detail
 
 logger = logging.getLogger("plughost.bridge")
 
@@ -166,7 +167,11 @@ class RequestBody:
 
 
 class WSGIBridge:
-    """An ASGI app that serves ``app``, a WSGI application, from a pool of ``threads`` threads."""
+    """An ASGI app that serves ``app``, a WSGI application, from a pool of ``threads`` threads.
+
+    It enforces ``max_body_bytes`` itself, so it can run alone; in the app, the core's
+    :class:`~core.limits.RequestLimits` leaves its body alone (see ``BridgeMount``).
+    """
 
     def __init__(self, app: WSGIApp, *, max_body_bytes: int, threads: int, multiprocess: bool = False) -> None:
         self.app = app
@@ -183,7 +188,7 @@ class WSGIBridge:
             return
         if scope["type"] != "http":
             return
-        declared = _content_length(scope)
+        declared = declared_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await send_json_error(send, 413, self.too_large_message(declared), close=True)
             return
@@ -194,8 +199,7 @@ class WSGIBridge:
             self.running -= 1
 
     def too_large_message(self, size: int | None) -> str:
-        seen = f"{size} bytes" if size is not None else "more"
-        return f"request body is {seen}; the limit is {self.max_body_bytes} bytes (PLUGHOST_MAX_BODY_BYTES)"
+        return too_large_detail(self.max_body_bytes, "PLUGHOST_MAX_BODY_BYTES", size)
 
 
 class _Exchange:
@@ -395,12 +399,3 @@ def build_environ(scope: Scope, body: RequestBody, *, multiprocess: bool = False
         environ[key] = value
     return environ
 
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None

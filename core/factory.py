@@ -8,7 +8,8 @@ Order of assembly, and the invariants it keeps:
 3. the core's routes come first, then plugin routers in resolved order, then the
    WSGI bridge at ``/``, always last, matched only when no native route matches
    the path (so a wrong method on a native route answers 405, not the WSGI 404);
-4. plugin middlewares wrap everything, the core's error handling included.
+4. plugin middlewares wrap everything, the core's error handling and request limits
+   (:mod:`core.limits`) included.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
@@ -29,10 +31,13 @@ from .database import UNAVAILABLE, answer_unavailable
 from .default_wsgi import create_default_wsgi_app
 from .errors import StartupError
 from .host import Host
+from .limits import RequestLimits, answer_too_large
+from .openapi import with_error_responses
 from .ordering import OrderingError, Resolution, resolve_order
 from .plugins import PluginInfo, load_plugins
-from .routes import RouteClaim, check_conflicts, claims
+from .routes import RouteClaim, answer_method_not_allowed, check_conflicts, claims
 from .settings import CoreSettings
+from .validation import answer_validation_error
 from .version import __version__
 
 logger = logging.getLogger("plughost")
@@ -62,6 +67,9 @@ class BridgeMount(Mount):
     """The WSGI bridge at ``/``. A full match is reported as partial, so the router
     prefers any native route whose path matches, even with the wrong method (405)."""
 
+    limits_own_body = True
+    """The bridge enforces ``PLUGHOST_MAX_BODY_BYTES`` itself; :class:`~core.limits.RequestLimits` leaves it be."""
+
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child_scope = super().matches(scope)
         return (Match.PARTIAL if match is Match.FULL else match), child_scope
@@ -75,7 +83,12 @@ class PlughostApp(FastAPI):
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        app = super().build_middleware_stack()
+        core_settings = self.assembly.host.settings
+        app: ASGIApp = RequestLimits(
+            super().build_middleware_stack(),
+            max_body_bytes=core_settings.max_body_bytes,
+            max_json_body_bytes=core_settings.max_json_body_bytes,
+        )
         for contribution in reversed(self.assembly.middlewares.order):
             settings = self.assembly.host.plugin_settings(contribution.plugin)
             try:
@@ -84,6 +97,10 @@ class PlughostApp(FastAPI):
                 info = self.assembly.host.plugins.infos[contribution.plugin]
                 raise info.failure(f"middleware factory {contribution.name!r} raised {type(exc).__name__}: {exc}") from exc
         return app
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's schema, plus the error answers the core gives on every route (see :mod:`core.openapi`)."""
+        return with_error_responses(super().openapi(), core_paths={"/health"})
 
     def route_claims(self) -> list[RouteClaim]:
         """Every route with its owner, in match order, ending with the bridge at ``/``."""
@@ -171,6 +188,9 @@ def build_app(assembly: Assembly) -> PlughostApp:
     _add_core_routes(app)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, answer_unavailable)
+    app.add_exception_handler(RequestValidationError, answer_validation_error)
+    app.add_exception_handler(405, answer_method_not_allowed)
+    app.add_exception_handler(413, answer_too_large)
     check_conflicts(
         [
             *claims(core_routes(app), CORE),

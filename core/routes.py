@@ -1,12 +1,16 @@
-"""Flatten routers into (method, path) claims and find claims that two owners make."""
+"""Flatten routers into (method, path) claims, find claims that two owners make, and answer 405s with every allowed method."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter
-from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Host, Match, Mount, Route, WebSocketRoute
+from starlette.types import Scope
 
 from .errors import StartupError
 
@@ -51,3 +55,28 @@ def check_conflicts(all_claims: Iterable[RouteClaim]) -> None:
             clashes.append(f"{claim.method} {claim.path} is claimed by both {first.owner!r} and {claim.owner!r}")
     if clashes:
         raise StartupError("route conflict: " + "; ".join(clashes) + ". Change a path, or disable one of the plugins.")
+
+
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method that some route answers at ``scope``'s path, for a 405's ``Allow`` header.
+
+    Starlette's router lets the first route whose path matches answer the 405, so
+    its ``Allow`` would name that route's methods only, not those of the routes
+    (often other plugins' or other functions') that share the path.
+    """
+    routes = list(routes)
+    probe: dict[str, Any] = {key: scope[key] for key in ("type", "path", "root_path", "headers", "query_string") if key in scope}
+    allowed = []
+    for method in PROBED_METHODS:
+        if any(route.matches({**probe, "method": method})[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
+async def answer_method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+    """The app's 405 handler: ``Allow`` lists the methods of every route at the path."""
+    allow = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+    return JSONResponse({"detail": getattr(error, "detail", "Method Not Allowed")}, status_code=405, headers={"allow": allow})

@@ -41,7 +41,10 @@ class CoreSettings(BaseSettings):
     """Allow-list of plugin names; ``None`` (unset) enables every installed plugin."""
     disable_plugins: NameList = ()
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=0)
-    """Largest request body the WSGI bridge accepts; larger ones get 413."""
+    """Largest request body any route accepts (native or bridged) unless the route sets its own; larger ones get 413."""
+    max_json_body_bytes: int = Field(1024 * 1024, ge=0)
+    """Largest JSON request body a native route accepts unless it sets its own limit: JSON is parsed
+    holding the GIL, about 20 ms per MiB here, so this bounds the event loop's wait."""
     wsgi_threads: int = Field(40, ge=1)
     """Worker threads that run the WSGI app at once; more requests queue."""
 

@@ -21,6 +21,7 @@ from flask import Flask, request
 
 from core.bridge import BODY_BUFFER_BYTES, ClientDisconnected, RequestBodyTooLarge, WSGIBridge
 from core.testing import serve_in_thread
+from tests.bodies import CountingBody
 
 MiB = 1024 * 1024
 
@@ -191,22 +192,15 @@ def test_chunked_body_over_the_limit_is_refused_when_it_crosses() -> None:
         start_response("200 OK", [])
         return [b"read it all"]
 
-    sent = 0
-
-    def endless() -> Iterator[bytes]:
-        nonlocal sent
-        while sent < 64 * MiB:
-            sent += 64 * 1024
-            yield b"x" * (64 * 1024)
-
+    body = CountingBody(64 * MiB)
     with serve_in_thread(bridge(app, max_body_bytes=1 * MiB)) as base:
         try:
-            response = httpx.post(base, content=endless(), timeout=30)
+            response = httpx.post(base, content=body, timeout=30)
             assert response.status_code == 413
             assert "the limit is 1048576 bytes" in response.json()["detail"]
         except httpx.WriteError:
             pass  # the server may answer and close before the client stops writing
-    assert sent < 16 * MiB  # refused as the limit was crossed, not after the whole body
+    assert body.sent < 16 * MiB  # refused as the limit was crossed, not after the whole body
     assert seen and isinstance(seen[0], RequestBodyTooLarge)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -14,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, SecretStr, StringConstraints
 
+from core import jsonbody
 from core.context import report_upstream
 
 from . import formats, providers
@@ -216,7 +216,7 @@ def _call_failed(error: UpstreamError) -> CallFailed:
 
 async def _json_body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
+        return jsonbody.loads(await request.body())
     except ValueError as error:
         raise formats.BadRequest(f"the body is not valid JSON: {error}") from None
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Row
 
+from core import jsonbody
 from core.context import current_workspace
 
 from .service import Jobs
@@ -132,7 +133,7 @@ def _cursor(token: str | None) -> tuple[float, str] | None:
     if token is None:
         return None
     try:
-        created_at, job_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        created_at, job_id = jsonbody.loads(base64.urlsafe_b64decode(token.encode()))
         return float(created_at), str(job_id)
     except (ValueError, TypeError, binascii.Error):
         raise HTTPException(400, "invalid page_token: pass the next_page_token of the previous page unchanged") from None

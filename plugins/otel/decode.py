@@ -8,7 +8,6 @@ only what queries need.
 from __future__ import annotations
 
 import base64
-import json
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from core import jsonbody
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -80,7 +81,7 @@ def parse(payload: bytes, kind: str) -> ExportTraceServiceRequest:
         if kind == PROTOBUF:
             request.ParseFromString(payload)
         else:
-            document = json.loads(payload)
+            document = jsonbody.loads(payload)
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (DecodeError, json_format.ParseError, ValueError, TypeError, AttributeError) as error:

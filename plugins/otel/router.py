@@ -13,6 +13,7 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import body_limit
 from core.context import current_workspace
 
 from .decode import JSON, PROTOBUF, PayloadError, decode_request
@@ -37,6 +38,7 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         description="Accepts `application/x-protobuf` or `application/json` ExportTraceServiceRequest, "
         "optionally gzip or deflate encoded; answers an ExportTraceServiceResponse in the same encoding. "
         "Errors are a google.rpc.Status in the same encoding.",
+        openapi_extra=body_limit(settings.max_body_bytes, "PLUGHOST_OTEL_MAX_BODY_BYTES"),
     )
     async def ingest(request: Request) -> Response:
         kind = PROTOBUF if request.headers.get("content-type", "").startswith(PROTOBUF) else JSON
