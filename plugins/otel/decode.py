@@ -21,6 +21,7 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 ACCEPTED_TYPES = (PROTOBUF, JSON)
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
 
 
 class PayloadError(ValueError):
@@ -122,10 +123,12 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
         resource = resource_spans.resource
         service = next((a.value.string_value for a in resource.attributes if a.key == "service.name"), "") or "unknown_service"
         resource_bytes = resource.SerializeToString()
+        shared = _unstorable_text(service=service, project=project, workspace=workspace, resource_schema_url=resource_spans.schema_url)
         for scope_spans in resource_spans.scope_spans:
             scope_bytes = scope_spans.scope.SerializeToString()
+            scope_problem = shared or _unstorable_text(scope_schema_url=scope_spans.schema_url)
             for span in scope_spans.spans:
-                problem = _invalid(span)
+                problem = _invalid(span) or scope_problem
                 if problem:
                     rejected += 1
                     if len(reasons) < 5:
@@ -163,6 +166,18 @@ def _invalid(span: Any) -> str:
         return f"span {span.name!r}: parent_span_id must be 8 bytes or empty"
     if span.end_time_unix_nano < span.start_time_unix_nano:
         return f"span {span.name!r}: ends before it starts"
+    if span.end_time_unix_nano > INT64_MAX:
+        return f"span {span.name!r}: times past {INT64_MAX} ns (year 2262) cannot be stored"
+    if "\0" in span.name:
+        return f"span {span.name!r}: a NUL character in the name cannot be stored"
+    return ""
+
+
+def _unstorable_text(**fields: str) -> str:
+    """Text columns cannot hold NUL on PostgreSQL: say which field has one (``""`` when none does)."""
+    for field, value in fields.items():
+        if "\0" in value:
+            return f"{field} {value!r}: a NUL character cannot be stored"
     return ""
 
 

@@ -55,14 +55,14 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         except PayloadError as error:
             return _status(kind, error.status, str(error))
         try:
-            await store.add(decoded.rows)
+            stored = await store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
             logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
             return _status(kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS})
         answer = ExportTraceServiceResponse()
-        if decoded.rejected:
-            answer.partial_success.rejected_spans = decoded.rejected
-            answer.partial_success.error_message = "; ".join(decoded.reasons)
+        if decoded.rejected or stored.rejected:
+            answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
+            answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
         return _encoded(kind, answer, 200)
 
     @router.get("/api/otel/traces", tags=["otel"], summary="List traces, newest first")
