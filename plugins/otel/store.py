@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -99,6 +100,8 @@ traces = Table(
 SPAN_ROWS_PER_STATEMENT = 1000
 """Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
 32,766), and the event loop gets a turn between statements of a big request."""
+SPANS_PER_PAGE = 200
+"""Span rows read per query when a trace is streamed."""
 MAX_ISOLATED_REJECTIONS = 16
 """A store error that more spans than this fail alone is not about the data: the whole group gets it."""
 
@@ -160,8 +163,8 @@ class SpanStore:
     async def _write_waiting(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
-            entries = sorted(((stored, row) for rows, stored, _ in batch for row in rows), key=_entry_key)
             try:
+                entries = await anyio.to_thread.run_sync(_sorted_entries, [(rows, stored) for rows, stored, _ in batch])
                 for stored, reason in await self._write_isolating(entries):
                     stored.refuse(reason)
             except Exception as error:  # every request of the batch learns it was not stored
@@ -194,11 +197,12 @@ class SpanStore:
         """One transaction: insert the spans (sorted, so concurrent writers lock in one order), then
         merge what was new into the summaries with an atomic upsert on the stored values."""
         async with self.engine.begin() as connection:
-            new: set[tuple[str, str, str]] = set()
+            added: list[dict[str, Any]] = []
             for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
-                result = await connection.execute(self._insert_spans, rows[start : start + SPAN_ROWS_PER_STATEMENT])
-                new.update(tuple(row) for row in result)
-            summaries = summarise(row for row in rows if (row["workspace"], row["trace_id"], row["span_id"]) in new)
+                chunk = rows[start : start + SPAN_ROWS_PER_STATEMENT]
+                new = {tuple(key) for key in await connection.execute(self._insert_spans, chunk)}
+                added += [row for row in chunk if (row["workspace"], row["trace_id"], row["span_id"]) in new]
+            summaries = await anyio.to_thread.run_sync(summarise, added)
             for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
                 await connection.execute(self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT])
 
@@ -236,6 +240,34 @@ class SpanStore:
         page, more = found[:limit], len(found) > limit
         token = encode_page_token(page[-1]["start_ns"], page[-1]["trace_id"]) if more else None
         return page, token
+
+    async def get_summary(self, workspace: str, trace_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as connection:
+            found = (
+                await connection.execute(select(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id))
+            ).first()
+        return None if found is None else dict(found._mapping)
+
+    async def span_pages(self, workspace: str, trace_id: str, page_size: int = SPANS_PER_PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+        """The trace's span rows in start order, a page at a time (a connection is held only while a page is read)."""
+        query = (
+            select(spans)
+            .where(spans.c.workspace == workspace, spans.c.trace_id == trace_id)
+            .order_by(spans.c.start_ns, spans.c.span_id)
+            .limit(page_size)
+        )
+        after: tuple[int, str] | None = None
+        while True:
+            page_query = query
+            if after is not None:
+                page_query = query.where(or_(spans.c.start_ns > after[0], and_(spans.c.start_ns == after[0], spans.c.span_id > after[1])))
+            async with self.engine.connect() as connection:
+                page = [dict(row._mapping) for row in await connection.execute(page_query)]
+            if page:
+                yield page
+            if len(page) < page_size:
+                return
+            after = page[-1]["start_ns"], page[-1]["span_id"]
 
     async def get_trace(self, trace_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The trace's summary and its span rows in start order, or ``None``."""
@@ -342,9 +374,11 @@ def _about_a_value(error: BaseException | None) -> bool:
     return False
 
 
-def _entry_key(entry: Entry) -> tuple[str, str, str]:
-    row = entry[1]
-    return row["workspace"], row["trace_id"], row["span_id"]
+def _sorted_entries(calls: list[tuple[list[dict[str, Any]], Stored]]) -> list[Entry]:
+    """Every row of the group with its call's result, in key order (concurrent writers then lock rows in one order)."""
+    entries = [(stored, row) for rows, stored in calls for row in rows]
+    entries.sort(key=lambda entry: (entry[1]["workspace"], entry[1]["trace_id"], entry[1]["span_id"]))
+    return entries
 
 
 def _short(error: BaseException) -> str:
