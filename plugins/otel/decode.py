@@ -21,6 +21,7 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 ACCEPTED_TYPES = (PROTOBUF, JSON)
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+INFLATE_PIECE_BYTES = 1024 * 1024
 INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
 
 
@@ -46,7 +47,7 @@ def media_type(content_type: str) -> str:
     return kind
 
 
-def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
     """Undo ``Content-Encoding`` (gzip, deflate as zlib or raw), never producing more than ``limit`` bytes."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
@@ -60,8 +61,15 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     else:
         raise PayloadError(415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none")
     inflater = zlib.decompressobj(wbits)
+    payload = bytearray()  # grown in place, piece by piece: never a second copy of the whole
+    pending = body
     try:
-        payload = inflater.decompress(body, limit + 1)
+        while not inflater.eof and len(payload) <= limit:
+            piece = inflater.decompress(pending, min(INFLATE_PIECE_BYTES, limit + 1 - len(payload)))
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:
+                break  # the input ended before the stream did
+            payload += piece
     except zlib.error as error:
         raise PayloadError(400, f"body is not valid {encoding} data: {error}") from None
     if len(payload) > limit:
@@ -75,7 +83,7 @@ def _has_zlib_header(body: bytes) -> bool:
     return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
 
 
-def parse(payload: bytes, kind: str) -> ExportTraceServiceRequest:
+def parse(payload: bytes | bytearray, kind: str) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         if kind == PROTOBUF:
@@ -190,6 +198,14 @@ def _unstorable_text(**fields: str) -> str:
 
 
 def decode_request(body: bytes, *, content_type: str, encoding: str, limit: int, workspace: str, project: str) -> tuple[str, Decoded]:
-    """The whole pipeline, for one call off the event loop: returns the media type and the rows."""
+    """The whole pipeline, for one call off the event loop: returns the media type and the rows.
+
+    A :class:`PayloadError` leaves without the frames that raised it: their locals (up to the whole
+    inflated body) would otherwise live on in the traceback, beyond the decompression budget, until
+    the garbage collector broke the exception's reference cycles.
+    """
     kind = media_type(content_type)
-    return kind, to_rows(parse(decompress(body, encoding, limit), kind), workspace=workspace, project=project)
+    try:
+        return kind, to_rows(parse(decompress(body, encoding, limit), kind), workspace=workspace, project=project)
+    except PayloadError as error:
+        raise error.with_traceback(None) from None

@@ -161,28 +161,26 @@ def spans_json(rows: list[dict[str, Any]], tree_nodes: list[dict[str, Any]], *, 
 
 
 def _span_json(row: dict[str, Any], tree_nodes: list[dict[str, Any]]) -> Iterator[str]:
+    """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped)."""
     span = Span.FromString(row["span"])
     pairs = span.attributes
-    bare = Span()
-    bare.CopyFrom(span)
-    del bare.attributes[:]
-    view = span_view(row, bare)
+    slices = range(0, len(pairs), PIECE_ATTRIBUTES)
+    yield '{"attributes":{'
+    for start in slices:
+        readable = json.dumps({pair.key: any_value(pair.value) for pair in pairs[start : start + PIECE_ATTRIBUTES]})
+        yield ("," if start else "") + readable[1:-1]
+    yield '},"otlp":{"span":{'
+    if pairs:
+        yield '"attributes":['
+        for start in slices:
+            yield ("," if start else "") + json.dumps([otlp_key_value(pair) for pair in pairs[start : start + PIECE_ATTRIBUTES]])[1:-1]
+        yield "],"
+    del pairs[:]
+    view = span_view(row, span)
     tree_nodes.append({key: view[key] for key in ("span_id", "parent_span_id", "name", "service_name", "duration_ms", "status")})
     otlp = view.pop("otlp")
-    otlp_span = otlp.pop("span")
     del view["attributes"]
-    yield json.dumps(view)[:-1] + ',"attributes":{'
-    for start in range(0, len(pairs), PIECE_ATTRIBUTES):
-        yield ("," if start else "") + ",".join(
-            f"{json.dumps(pair.key)}:{json.dumps(any_value(pair.value))}" for pair in pairs[start : start + PIECE_ATTRIBUTES]
-        )
-    yield '},"otlp":' + json.dumps(otlp)[:-1] + ',"span":' + json.dumps(otlp_span)[:-1]
-    if pairs:
-        yield ',"attributes":['
-        for start in range(0, len(pairs), PIECE_ATTRIBUTES):
-            yield ("," if start else "") + ",".join(json.dumps(otlp_key_value(pair)) for pair in pairs[start : start + PIECE_ATTRIBUTES])
-        yield "]"
-    yield "}}}"
+    yield json.dumps(otlp.pop("span"))[1:] + "," + json.dumps(otlp)[1:] + "," + json.dumps(view)[1:]
 
 
 def _hex_ids(span: dict[str, Any]) -> dict[str, Any]:
@@ -195,5 +193,3 @@ def _hex_ids(span: dict[str, Any]) -> dict[str, Any]:
             if key in link:
                 link[key] = base64.b64decode(link[key]).hex()
     return span
-
-

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.context import current_workspace
 
 from .budget import BudgetExhausted, DecompressionBudget
-from .decode import INT64_MAX, JSON, PROTOBUF, PayloadError, decode_request
+from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request
 from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
@@ -64,8 +64,8 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             encoding = request.headers.get("content-encoding", "")
             inflated = encoding.strip().lower() not in ("", "identity")
             async with budget.hold(budget.bound(len(body), settings.max_decompressed_bytes)) if inflated else nullcontext():
-                kind, decoded = await anyio.to_thread.run_sync(
-                    lambda: decode_request(
+                outcome = await anyio.to_thread.run_sync(
+                    lambda: _decoded_or_error(
                         body,
                         content_type=request.headers.get("content-type", ""),
                         encoding=encoding,
@@ -74,6 +74,9 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
                         project=request.headers.get(settings.project_header) or "default",
                     )
                 )
+            if isinstance(outcome, PayloadError):
+                raise outcome
+            kind, decoded = outcome
         except PayloadError as error:
             return _status(kind, error.status, str(error))
         except BudgetExhausted:
@@ -142,6 +145,16 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         return Response(status_code=204)
 
     return router
+
+
+def _decoded_or_error(body: bytes, **options: Any) -> tuple[str, Decoded] | PayloadError:
+    """:func:`decode_request`, with its error returned, not raised: an error raised across the thread
+    boundary sits in a reference cycle (traceback, frames, future) holding the body until the
+    garbage collector runs, which after a burst of refused requests kept tens of MiB."""
+    try:
+        return decode_request(body, **options)
+    except PayloadError as error:
+        return error.with_traceback(None)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

@@ -18,6 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from core.testing import serve_in_thread
 from plugins.otel.budget import BudgetExhausted, DecompressionBudget
+from plugins.otel.decode import PayloadError, decode_request
 from plugins.otel.present import otlp_key_value, span_view
 
 from .test_isolation import PROTOBUF, make_request
@@ -162,3 +163,22 @@ def test_otlp_attributes_are_written_as_protobuf_json_writes_them() -> None:
     json_format.ParseDict(document, span)
     for pair in span.attributes:
         assert otlp_key_value(pair) == json_format.MessageToDict(pair)
+
+
+def test_a_refused_body_leaves_no_inflated_copy_alive_in_the_error() -> None:
+    """The 413's traceback used to hold the 32 MiB inflated buffer until the GC ran: 2.9 GiB after a burst."""
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
+    with pytest.raises(PayloadError) as caught:
+        decode_request(bomb, content_type="application/x-protobuf", encoding="gzip", limit=1024 * 1024, workspace="w", project="p")
+    assert caught.value.status == 413
+    traceback, held = caught.value.__traceback__, []
+    while traceback is not None:
+        held += [name for name, value in traceback.tb_frame.f_locals.items() if isinstance(value, (bytes, bytearray)) and len(value) > 1024 * 1024]
+        traceback = traceback.tb_next
+    assert held == []
+
+
+def test_a_truncated_gzip_body_gets_400() -> None:
+    body = gzip.compress(make_request(range(50)).SerializeToString())
+    with pytest.raises(PayloadError, match="truncated"):
+        decode_request(body[: len(body) // 2], content_type="application/x-protobuf", encoding="gzip", limit=1 << 20, workspace="w", project="p")
