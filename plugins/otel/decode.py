@@ -17,6 +17,8 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from .facts import span_facts
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 ACCEPTED_TYPES = (PROTOBUF, JSON)
@@ -131,7 +133,8 @@ def _convert_id(holder: dict[str, Any], key: str) -> None:
 
 
 def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str) -> Decoded:
-    """One row per valid span; invalid spans are counted and described, not stored."""
+    """One row per valid span (the span table's columns, plus the terms and GenAI usage the store indexes
+    and sums, see :mod:`.facts`); invalid spans are counted and described, not stored."""
     rows: list[dict[str, Any]] = []
     rejected = 0
     reasons: list[str] = []
@@ -150,6 +153,7 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
                     if len(reasons) < 5:
                         reasons.append(problem)
                     continue
+                facts = span_facts(span, service)
                 rows.append(
                     {
                         "workspace": workspace,
@@ -168,6 +172,11 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
                         "resource_schema_url": resource_spans.schema_url,
                         "scope": scope_bytes,
                         "scope_schema_url": scope_spans.schema_url,
+                        # beside the span's columns: what the store indexes and sums (not columns of the span)
+                        "terms": facts.terms,
+                        "llm_call": facts.llm_call,
+                        "input_tokens": facts.input_tokens,
+                        "output_tokens": facts.output_tokens,
                     }
                 )
     return Decoded(rows, rejected, reasons)

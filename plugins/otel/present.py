@@ -32,6 +32,9 @@ def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
         "span_count": row["span_count"],
         "error_count": row["error_count"],
         "status": "error" if row["error_count"] else "ok",
+        "llm_calls": row["llm_calls"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
     }
 
 

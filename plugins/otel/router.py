@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
@@ -22,6 +22,7 @@ from core.context import current_workspace
 
 from .budget import BudgetExhausted, DecompressionBudget
 from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request
+from .facts import MAX_TERM_CHARS
 from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
@@ -32,6 +33,8 @@ RETRY_AFTER_SECONDS = "5"
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAX_LIMIT = 1000
+ATTRIBUTE_PREFIX = "attr."
+MAX_ATTRIBUTE_FILTERS = 10
 MAX_DURATION_MS = INT64_MAX / 1_000_000
 BAD_REQUEST = {400: {"description": "A parameter is out of range or malformed; the JSON `detail` says which."}}
 NOT_FOUND = {404: {"description": "No such trace in this workspace."}}
@@ -93,11 +96,19 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
         return _encoded(kind, answer, 200)
 
-    @router.get("/api/otel/traces", tags=["otel"], summary="List traces, newest first", responses=BAD_REQUEST)
+    @router.get(
+        "/api/otel/traces",
+        tags=["otel"],
+        summary="List traces, newest first",
+        description="Filters combine (all must hold). Besides the parameters below, any number of "
+        "`attr.<key>=<value>` parameters (up to 10) keep traces with a span whose attribute `<key>` has that value, "
+        "compared as text (`true`/`false` for booleans, decimal for numbers; values over 256 characters are not indexed).",
+        responses=BAD_REQUEST,
+    )
     async def list_traces(
-        service: str | None = None,
-        project: str | None = None,
-        status: Literal["ok", "error"] | None = None,
+        service: Annotated[str | None, Query(description="traces with a span from this service")] = None,
+        project: Annotated[str | None, Query(description="traces of this project")] = None,
+        status: Annotated[Literal["ok", "error"] | None, Query(description="`error`: traces with an error span")] = None,
         start_after: Annotated[datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")] = None,
         start_before: Annotated[datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")] = None,
         min_duration_ms: Annotated[
@@ -105,9 +116,18 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         ] = None,
         limit: Annotated[int, Query(description="traces per page", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})] = 100,
         page_token: Annotated[str | None, Query(description="`next_page_token` of the previous page")] = None,
+        name: Annotated[str | None, Query(description="traces with a span of this name")] = None,
+        model: Annotated[str | None, Query(description="traces with an LLM call to this model (`gen_ai.request.model` or `gen_ai.response.model`)")] = None,
+        min_tokens: Annotated[
+            int | None,
+            Query(description="traces whose LLM calls used at least this many tokens (input + output)", json_schema_extra={"minimum": 0}),
+        ] = None,
+        attributes: dict[str, str] = Depends(_attribute_filters),
     ) -> dict[str, Any]:
         if not 1 <= limit <= MAX_LIMIT:
             raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
+        if min_tokens is not None and not 0 <= min_tokens <= INT64_MAX:
+            raise HTTPException(400, f"min_tokens must be between 0 and {INT64_MAX}")
         if min_duration_ms is not None and not (math.isfinite(min_duration_ms) and 0 <= min_duration_ms <= MAX_DURATION_MS):
             raise HTTPException(400, f"min_duration_ms must be between 0 and {MAX_DURATION_MS:.0f}")
         where = TraceFilter(
@@ -117,6 +137,10 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             start_after_ns=_ns(start_after, "start_after"),
             start_before_ns=_ns(start_before, "start_before"),
             min_duration_ns=None if min_duration_ms is None else int(min_duration_ms * 1_000_000),
+            attributes=tuple(attributes.items()),
+            span_name=_term(name, "name"),
+            model=_term(model, "model"),
+            min_tokens=min_tokens,
         )
         try:
             page, next_token = await store.list_traces(where, limit, page_token)
@@ -145,6 +169,27 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         return Response(status_code=204)
 
     return router
+
+
+def _attribute_filters(request: Request) -> dict[str, str]:
+    """``attr.<key>=<value>`` query parameters (any number; all must hold, each on some span of the trace)."""
+    found = {}
+    for parameter, value in request.query_params.multi_items():
+        if parameter.startswith(ATTRIBUTE_PREFIX):
+            key = parameter[len(ATTRIBUTE_PREFIX) :]
+            if not key:
+                raise HTTPException(400, "attr.<key>: the attribute key is missing")
+            found[_term(key, parameter)] = _term(value, parameter)
+    if len(found) > MAX_ATTRIBUTE_FILTERS:
+        raise HTTPException(400, f"at most {MAX_ATTRIBUTE_FILTERS} attr.<key> filters at once")
+    return found
+
+
+def _term(text: str | None, name: str) -> str | None:
+    """A filter value as the index holds it; 400 for one it cannot hold (so it could never match)."""
+    if text is not None and (len(text) > MAX_TERM_CHARS or "\0" in text):
+        raise HTTPException(400, f"{name}: values longer than {MAX_TERM_CHARS} characters, or with NUL, are not indexed")
+    return text
 
 
 def _decoded_or_error(body: bytes, **options: Any) -> tuple[str, Decoded] | PayloadError:

@@ -10,6 +10,9 @@
   to what one writer would have made.
 - A span the database refuses (after the decoder's own checks) is isolated by
   writing halves of the group again, so it never fails the other requests.
+- Each trace's distinct search terms (span attributes, span names, services; see
+  ``facts.py``) are rows of ``plughost_otel_terms``, keyed for the filters of the
+  list; its GenAI usage (LLM calls, input and output tokens) is summed in its summary.
 - Writes are group-committed: one writer stores, in a single transaction, every
   request that arrived while the previous write ran. A lone request is written
   at once; under load the per-transaction costs are shared, and SQLite never
@@ -54,6 +57,7 @@ from core.context import current_workspace
 from core.database import UNAVAILABLE
 
 from .decode import INT64_MAX, STATUS_ERROR
+from .facts import MODEL_KEYS, SPAN_NAME_KEY
 
 VALUE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, TypeError)
 """What a database or its driver raises for a value it cannot store (not for being down or busy)."""
@@ -94,14 +98,32 @@ traces = Table(
     Column("duration_ns", BigInteger, nullable=False),
     Column("span_count", Integer, nullable=False),
     Column("error_count", Integer, nullable=False),
+    Column("llm_calls", Integer, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
     Index("plughost_otel_traces_start", "workspace", "start_ns", "trace_id"),
 )
+
+terms = Table(
+    "plughost_otel_terms",
+    metadata,
+    # One row per distinct (key, value) that any span of the trace has (see facts.py). The key
+    # order serves both plans: find the traces holding a term, or check one trace for it.
+    Column("workspace", String(63), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("trace_id", String(32), primary_key=True),
+    Index("plughost_otel_terms_trace", "workspace", "trace_id"),
+)
+SPAN_COLUMNS = tuple(column.name for column in spans.columns)
 
 SPAN_ROWS_PER_STATEMENT = 1000
 """Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
 32,766), and the event loop gets a turn between statements of a big request."""
 SPANS_PER_PAGE = 200
 """Span rows read per query when a trace is streamed."""
+TERM_ROWS_PER_STATEMENT = 4000
+"""4 columns x 4000 rows, under the same limits."""
 MAX_ISOLATED_REJECTIONS = 16
 """A store error that more spans than this fail alone is not about the data: the whole group gets it."""
 
@@ -127,6 +149,10 @@ class TraceFilter:
     start_after_ns: int | None = None
     start_before_ns: int | None = None
     min_duration_ns: int | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # every pair on some span of the trace
+    span_name: str | None = None
+    model: str | None = None  # gen_ai.request.model or gen_ai.response.model
+    min_tokens: int | None = None  # input + output tokens of the trace's LLM calls
 
 
 Entry = tuple[Stored, dict[str, Any]]
@@ -141,6 +167,7 @@ class SpanStore:
             self._dialect.insert(spans).on_conflict_do_nothing().returning(spans.c.workspace, spans.c.trace_id, spans.c.span_id)
         )
         self._merge_summaries = summary_merge(self._dialect)
+        self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
         self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -200,9 +227,12 @@ class SpanStore:
             added: list[dict[str, Any]] = []
             for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
                 chunk = rows[start : start + SPAN_ROWS_PER_STATEMENT]
-                new = {tuple(key) for key in await connection.execute(self._insert_spans, chunk)}
+                columns = [{name: row[name] for name in SPAN_COLUMNS} for row in chunk]
+                new = {tuple(key) for key in await connection.execute(self._insert_spans, columns)}
                 added += [row for row in chunk if (row["workspace"], row["trace_id"], row["span_id"]) in new]
-            summaries = await anyio.to_thread.run_sync(summarise, added)
+            summaries, new_terms = await anyio.to_thread.run_sync(lambda: (summarise(added), trace_terms(added)))
+            for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
+                await connection.execute(self._insert_terms, new_terms[start : start + TERM_ROWS_PER_STATEMENT])
             for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
                 await connection.execute(self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT])
 
@@ -212,13 +242,7 @@ class SpanStore:
         if where.project is not None:
             query = query.where(traces.c.project == where.project)
         if where.service is not None:
-            query = query.where(
-                exists().where(
-                    spans.c.workspace == traces.c.workspace,
-                    spans.c.trace_id == traces.c.trace_id,
-                    spans.c.service_name == where.service,
-                )
-            )
+            query = query.where(_has_term(terms.c.key == "service.name", where.service))
         if where.status == "error":
             query = query.where(traces.c.error_count > 0)
         elif where.status == "ok":
@@ -229,6 +253,14 @@ class SpanStore:
             query = query.where(traces.c.start_ns < where.start_before_ns)
         if where.min_duration_ns is not None:
             query = query.where(traces.c.duration_ns >= where.min_duration_ns)
+        if where.min_tokens is not None:
+            query = query.where(traces.c.input_tokens + traces.c.output_tokens >= where.min_tokens)
+        for key, value in where.attributes:
+            query = query.where(_has_term(terms.c.key == key, value))
+        if where.span_name is not None:
+            query = query.where(_has_term(terms.c.key == SPAN_NAME_KEY, where.span_name))
+        if where.model is not None:
+            query = query.where(_has_term(terms.c.key.in_(MODEL_KEYS), where.model))
         if page_token:
             start_ns, trace_id = decode_page_token(page_token)
             query = query.where(
@@ -289,6 +321,7 @@ class SpanStore:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
             await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
+            await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
             deleted = await connection.execute(delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id))
         return bool(deleted.rowcount)
 
@@ -314,6 +347,9 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "duration_ns": row["end_ns"] - row["start_ns"],
                 "span_count": 1,
                 "error_count": int(row["status_code"] == STATUS_ERROR),
+                "llm_calls": int(row.get("llm_call", False)),
+                "input_tokens": row.get("input_tokens", 0),
+                "output_tokens": row.get("output_tokens", 0),
             }
             continue
         summary["project"] = min(summary["project"], row["project"])
@@ -322,6 +358,9 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         summary["duration_ns"] = summary["end_ns"] - summary["start_ns"]
         summary["span_count"] += 1
         summary["error_count"] += row["status_code"] == STATUS_ERROR
+        summary["llm_calls"] += bool(row.get("llm_call", False))
+        summary["input_tokens"] += row.get("input_tokens", 0)
+        summary["output_tokens"] += row.get("output_tokens", 0)
         if is_root and summary["root_name"] is None:
             summary["root_name"], summary["service_name"] = row["name"], row["service_name"]
         elif is_root or summary["root_name"] is None:
@@ -360,7 +399,23 @@ def summary_merge(dialect: ModuleType) -> Any:
             "duration_ns": greatest(stored.end_ns, new.end_ns) - least(stored.start_ns, new.start_ns),
             "span_count": stored.span_count + new.span_count,
             "error_count": stored.error_count + new.error_count,
+            "llm_calls": stored.llm_calls + new.llm_calls,
+            "input_tokens": stored.input_tokens + new.input_tokens,
+            "output_tokens": stored.output_tokens + new.output_tokens,
         },
+    )
+
+
+def trace_terms(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    """The distinct term rows of ``rows`` (rows without ``terms`` add none), sorted by key."""
+    found = {(row["workspace"], key, value, row["trace_id"]) for row in rows for key, value in row.get("terms", ())}
+    return [{"workspace": w, "key": k, "value": v, "trace_id": t} for w, k, v, t in sorted(found)]
+
+
+def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:
+    """Some span of the listed trace has the term (an index probe on ``plughost_otel_terms``)."""
+    return exists().where(
+        terms.c.workspace == traces.c.workspace, key_matches, terms.c.value == value, terms.c.trace_id == traces.c.trace_id
     )
 
 
