@@ -64,8 +64,9 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-async def migrate(engine: AsyncEngine, migrations: Path, plugin: str) -> None:
-    """Bring ``plugin``'s tables to its newest migration (Alembic ``upgrade head``).
+async def migrate(engine: AsyncEngine, migrations: Path, plugin: str, revision: str = "head") -> None:
+    """Bring ``plugin``'s tables to its newest migration (Alembic ``upgrade head``), or to ``revision``
+    (tests of a migration start from an older schema).
 
     Workers starting together take turns: PostgreSQL through an advisory lock,
     SQLite through a file lock beside the database file.
@@ -77,7 +78,7 @@ async def migrate(engine: AsyncEngine, migrations: Path, plugin: str) -> None:
         config.attributes["connection"] = connection
         config.attributes["version_table"] = f"plughost_{plugin}_alembic_version"
         config.attributes["table_prefix"] = f"plughost_{plugin}_"
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
     async with _migration_lock(engine, plugin), engine.begin() as connection:
         if connection.dialect.name == "postgresql":

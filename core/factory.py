@@ -14,6 +14,8 @@ Order of assembly, and the invariants it keeps:
 
 from __future__ import annotations
 
+import gc
+
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -258,6 +260,12 @@ def _lifespan(host: Host, managers: Sequence[tuple[PluginInfo, AbstractAsyncCont
                     await stack.enter_async_context(manager)
                 except Exception as exc:
                     raise info.failure(f"start-up failed: {type(exc).__name__}: {exc}") from exc
+            # What start-up loaded (modules, the app, plugins) lives as long as the process. Freeze it
+            # out of the cyclic GC: otherwise every full collection walks it all while holding the GIL,
+            # stalling the event loop for 70-190 ms whenever a big request allocates many objects.
+            gc.collect()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             yield
 
     return lifespan

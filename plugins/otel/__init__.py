@@ -6,6 +6,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+
 from core import RouterContribution, hookimpl
 from core.database import migrated
 
@@ -45,7 +47,8 @@ def plughost_trace_reader(host: Any) -> Any:
         if found is None:
             return None
         summary, rows = found
-        return {**trace_summary(summary), "spans": [span_view(row) for row in rows]}
+        views = await anyio.to_thread.run_sync(lambda: [span_view(row) for row in rows])
+        return {**trace_summary(summary), "spans": views}
 
     return read
 

@@ -18,10 +18,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from core import jsonbody
 
+from .facts import span_facts
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 ACCEPTED_TYPES = (PROTOBUF, JSON)
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+INFLATE_PIECE_BYTES = 1024 * 1024
+INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
 
 
 class PayloadError(ValueError):
@@ -46,7 +50,7 @@ def media_type(content_type: str) -> str:
     return kind
 
 
-def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
     """Undo ``Content-Encoding`` (gzip, deflate as zlib or raw), never producing more than ``limit`` bytes."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
@@ -60,8 +64,15 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     else:
         raise PayloadError(415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none")
     inflater = zlib.decompressobj(wbits)
+    payload = bytearray()  # grown in place, piece by piece: never a second copy of the whole
+    pending = body
     try:
-        payload = inflater.decompress(body, limit + 1)
+        while not inflater.eof and len(payload) <= limit:
+            piece = inflater.decompress(pending, min(INFLATE_PIECE_BYTES, limit + 1 - len(payload)))
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:
+                break  # the input ended before the stream did
+            payload += piece
     except zlib.error as error:
         raise PayloadError(400, f"body is not valid {encoding} data: {error}") from None
     if len(payload) > limit:
@@ -75,7 +86,7 @@ def _has_zlib_header(body: bytes) -> bool:
     return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
 
 
-def parse(payload: bytes, kind: str) -> ExportTraceServiceRequest:
+def parse(payload: bytes | bytearray, kind: str) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         if kind == PROTOBUF:
@@ -85,7 +96,7 @@ def parse(payload: bytes, kind: str) -> ExportTraceServiceRequest:
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (DecodeError, json_format.ParseError, ValueError, TypeError, AttributeError) as error:
-        raise PayloadError(400, f"body is not a valid OTLP ExportTraceServiceRequest ({kind}): {error}") from None
+        raise PayloadError(400, f"body is not a valid OTLP ExportTraceServiceRequest ({kind}): {str(error)[:300]}") from None
     return request
 
 
@@ -115,7 +126,8 @@ def _convert_id(holder: dict[str, Any], key: str) -> None:
 
 
 def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str) -> Decoded:
-    """One row per valid span; invalid spans are counted and described, not stored."""
+    """One row per valid span (the span table's columns, plus the terms and GenAI usage the store indexes
+    and sums, see :mod:`.facts`); invalid spans are counted and described, not stored."""
     rows: list[dict[str, Any]] = []
     rejected = 0
     reasons: list[str] = []
@@ -123,15 +135,18 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
         resource = resource_spans.resource
         service = next((a.value.string_value for a in resource.attributes if a.key == "service.name"), "") or "unknown_service"
         resource_bytes = resource.SerializeToString()
+        shared = _unstorable_text(service=service, project=project, workspace=workspace, resource_schema_url=resource_spans.schema_url)
         for scope_spans in resource_spans.scope_spans:
             scope_bytes = scope_spans.scope.SerializeToString()
+            scope_problem = shared or _unstorable_text(scope_schema_url=scope_spans.schema_url)
             for span in scope_spans.spans:
-                problem = _invalid(span)
+                problem = _invalid(span) or scope_problem
                 if problem:
                     rejected += 1
                     if len(reasons) < 5:
                         reasons.append(problem)
                     continue
+                facts = span_facts(span, service)
                 rows.append(
                     {
                         "workspace": workspace,
@@ -150,6 +165,11 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
                         "resource_schema_url": resource_spans.schema_url,
                         "scope": scope_bytes,
                         "scope_schema_url": scope_spans.schema_url,
+                        # beside the span's columns: what the store indexes and sums (not columns of the span)
+                        "terms": facts.terms,
+                        "llm_call": facts.llm_call,
+                        "input_tokens": facts.input_tokens,
+                        "output_tokens": facts.output_tokens,
                     }
                 )
     return Decoded(rows, rejected, reasons)
@@ -164,10 +184,30 @@ def _invalid(span: Any) -> str:
         return f"span {span.name!r}: parent_span_id must be 8 bytes or empty"
     if span.end_time_unix_nano < span.start_time_unix_nano:
         return f"span {span.name!r}: ends before it starts"
+    if span.end_time_unix_nano > INT64_MAX:
+        return f"span {span.name!r}: times past {INT64_MAX} ns (year 2262) cannot be stored"
+    if "\0" in span.name:
+        return f"span {span.name!r}: a NUL character in the name cannot be stored"
+    return ""
+
+
+def _unstorable_text(**fields: str) -> str:
+    """Text columns cannot hold NUL on PostgreSQL: say which field has one (``""`` when none does)."""
+    for field, value in fields.items():
+        if "\0" in value:
+            return f"{field} {value!r}: a NUL character cannot be stored"
     return ""
 
 
 def decode_request(body: bytes, *, content_type: str, encoding: str, limit: int, workspace: str, project: str) -> tuple[str, Decoded]:
-    """The whole pipeline, for one call off the event loop: returns the media type and the rows."""
+    """The whole pipeline, for one call off the event loop: returns the media type and the rows.
+
+    A :class:`PayloadError` leaves without the frames that raised it: their locals (up to the whole
+    inflated body) would otherwise live on in the traceback, beyond the decompression budget, until
+    the garbage collector broke the exception's reference cycles.
+    """
     kind = media_type(content_type)
-    return kind, to_rows(parse(decompress(body, encoding, limit), kind), workspace=workspace, project=project)
+    try:
+        return kind, to_rows(parse(decompress(body, encoding, limit), kind), workspace=workspace, project=project)
+    except PayloadError as error:
+        raise error.with_traceback(None) from None

@@ -99,16 +99,16 @@ class TraceService:
         except PayloadError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         try:
-            await self.store.add(decoded.rows)
+            stored = await self.store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
             logger.warning("could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), error)
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
         answer = ExportTraceServiceResponse()
-        if decoded.rejected:
-            answer.partial_success.rejected_spans = decoded.rejected
-            answer.partial_success.error_message = "; ".join(decoded.reasons)
+        if decoded.rejected or stored.rejected:
+            answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
+            answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
         return answer.SerializeToString()
 
     def _authorised(self, metadata: dict[str, str]) -> bool:

@@ -31,7 +31,7 @@ from core.database import create_engine, database_url
 from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
 
 from .present import span_view
-from .store import SpanStore, TraceFilter, spans, traces
+from .store import SpanStore, TraceFilter, spans, terms, traces
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 RETENTION_BATCH = 500
@@ -87,6 +87,7 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
                     )
                 ).scalars().all()
                 removed = await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id.in_(gone)))
+                await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id.in_(gone)))
             deleted_traces += len(gone)
             deleted_spans += removed.rowcount
     return {

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
+import math
+from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import json_format
@@ -11,6 +14,10 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 NS_PER_MS = 1_000_000
+PIECE_CHARS = 64 * 1024
+"""Streamed trace JSON is produced in pieces of about this size, each in one call off the event loop."""
+PIECE_ATTRIBUTES = 5000
+"""A span with more attributes than this is written in slices of this many."""
 
 
 def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -25,11 +32,15 @@ def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
         "span_count": row["span_count"],
         "error_count": row["error_count"],
         "status": "error" if row["error_count"] else "ok",
+        "llm_calls": row["llm_calls"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
     }
 
 
-def span_view(row: dict[str, Any]) -> dict[str, Any]:
-    span = Span.FromString(row["span"])
+def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
+    """The API view of a stored span (``span``: the parsed span, when the caller already has it)."""
+    span = Span.FromString(row["span"]) if span is None else span
     resource = Resource.FromString(row["resource"])
     scope = InstrumentationScope.FromString(row["scope"])
     return {
@@ -94,7 +105,85 @@ def any_value(value: AnyValue) -> Any:
         return attributes(value.kvlist_value.values)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        return _non_finite(value.double_value)
     return getattr(value, kind)
+
+
+def otlp_key_value(pair: Any) -> dict[str, Any]:
+    """One attribute as OTLP/JSON writes it (what ``json_format.MessageToDict`` gives, many times faster)."""
+    return {"key": pair.key, "value": otlp_any_value(pair.value)}
+
+
+def otlp_any_value(value: AnyValue) -> dict[str, Any]:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return {}
+    if kind == "string_value":
+        return {"stringValue": value.string_value}
+    if kind == "int_value":
+        return {"intValue": str(value.int_value)}
+    if kind == "bool_value":
+        return {"boolValue": value.bool_value}
+    if kind == "double_value":
+        number = value.double_value
+        return {"doubleValue": number if math.isfinite(number) else _non_finite(number)}
+    if kind == "bytes_value":
+        return {"bytesValue": base64.b64encode(value.bytes_value).decode()}
+    if kind == "array_value":
+        items = [otlp_any_value(item) for item in value.array_value.values]
+        return {"arrayValue": {"values": items} if items else {}}
+    pairs = [otlp_key_value(pair) for pair in value.kvlist_value.values]
+    return {"kvlistValue": {"values": pairs} if pairs else {}}
+
+
+def _non_finite(number: float) -> str:
+    """JSON has no NaN or infinities; protobuf's JSON mapping writes them as these strings."""
+    return "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
+
+
+def spans_json(rows: list[dict[str, Any]], tree_nodes: list[dict[str, Any]], *, first: bool) -> Iterator[str]:
+    """The JSON of ``span_view`` for each row, comma-separated (led by a comma unless ``first``), in
+    pieces of about :data:`PIECE_CHARS`; a span with many attributes is written in slices, so no
+    piece costs more than a few milliseconds or holds more than one slice. Each span's tree node
+    (what :func:`span_tree` needs) is appended to ``tree_nodes``."""
+    buffered: list[str] = []
+    size = 0
+    for row in rows:
+        if not first:
+            buffered.append(",")
+        first = False
+        for piece in _span_json(row, tree_nodes):
+            buffered.append(piece)
+            size += len(piece)
+            if size >= PIECE_CHARS:
+                yield "".join(buffered)
+                buffered, size = [], 0
+    if buffered:
+        yield "".join(buffered)
+
+
+def _span_json(row: dict[str, Any], tree_nodes: list[dict[str, Any]]) -> Iterator[str]:
+    """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped)."""
+    span = Span.FromString(row["span"])
+    pairs = span.attributes
+    slices = range(0, len(pairs), PIECE_ATTRIBUTES)
+    yield '{"attributes":{'
+    for start in slices:
+        readable = json.dumps({pair.key: any_value(pair.value) for pair in pairs[start : start + PIECE_ATTRIBUTES]})
+        yield ("," if start else "") + readable[1:-1]
+    yield '},"otlp":{"span":{'
+    if pairs:
+        yield '"attributes":['
+        for start in slices:
+            yield ("," if start else "") + json.dumps([otlp_key_value(pair) for pair in pairs[start : start + PIECE_ATTRIBUTES]])[1:-1]
+        yield "],"
+    del pairs[:]
+    view = span_view(row, span)
+    tree_nodes.append({key: view[key] for key in ("span_id", "parent_span_id", "name", "service_name", "duration_ms", "status")})
+    otlp = view.pop("otlp")
+    del view["attributes"]
+    yield json.dumps(otlp.pop("span"))[1:] + "," + json.dumps(otlp)[1:] + "," + json.dumps(view)[1:]
 
 
 def _hex_ids(span: dict[str, Any]) -> dict[str, Any]:
@@ -107,5 +196,3 @@ def _hex_ids(span: dict[str, Any]) -> dict[str, Any]:
             if key in link:
                 link[key] = base64.b64decode(link[key]).hex()
     return span
-
-

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime
+import math
+from collections.abc import AsyncIterator
+from contextlib import nullcontext
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -16,8 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from core import body_limit
 from core.context import current_workspace
 
-from .decode import JSON, PROTOBUF, PayloadError, decode_request
-from .present import span_tree, span_view, trace_summary
+from .budget import BudgetExhausted, DecompressionBudget
+from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request
+from .facts import MAX_TERM_CHARS
+from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
 
@@ -25,15 +32,30 @@ logger = logging.getLogger("plughost.otel")
 
 RETRY_AFTER_SECONDS = "5"
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_LIMIT = 1000
+ATTRIBUTE_PREFIX = "attr."
+MAX_ATTRIBUTE_FILTERS = 10
+MAX_DURATION_MS = INT64_MAX / 1_000_000
+BAD_REQUEST = {400: {"description": "A parameter is out of range or malformed; the JSON `detail` says which."}}
+NOT_FOUND = {404: {"description": "No such trace in this workspace."}}
+OTLP_ERRORS = {
+    400: {"description": "Not a valid OTLP ExportTraceServiceRequest (a google.rpc.Status in the request's encoding)."},
+    413: {"description": "Body over `PLUGHOST_OTEL_MAX_BODY_BYTES`, or inflating past `PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES`."},
+    415: {"description": "Unsupported Content-Type or Content-Encoding."},
+    503: {"description": "The store is down or busy, or too much is being decompressed at once; retry after `Retry-After`."},
+}
 GRPC_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT, 503: code_pb2.UNAVAILABLE}
 
 
 def create_router(store: SpanStore, settings: Settings) -> APIRouter:
     router = APIRouter()
+    budget = DecompressionBudget(settings.decompression_budget_bytes, settings.decompression_wait_seconds)
 
     @router.post(
         "/v1/traces",
         tags=["otel"],
+        responses=OTLP_ERRORS,
         summary="OTLP/HTTP trace export",
         description="Accepts `application/x-protobuf` or `application/json` ExportTraceServiceRequest, "
         "optionally gzip or deflate encoded; answers an ExportTraceServiceResponse in the same encoding. "
@@ -44,47 +66,83 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         kind = PROTOBUF if request.headers.get("content-type", "").startswith(PROTOBUF) else JSON
         try:
             body = await _read_capped(request, settings.max_body_bytes)
-            kind, decoded = await anyio.to_thread.run_sync(
-                lambda: decode_request(
-                    body,
-                    content_type=request.headers.get("content-type", ""),
-                    encoding=request.headers.get("content-encoding", ""),
-                    limit=settings.max_decompressed_bytes,
-                    workspace=current_workspace(),
-                    project=request.headers.get(settings.project_header) or "default",
+            encoding = request.headers.get("content-encoding", "")
+            inflated = encoding.strip().lower() not in ("", "identity")
+            async with budget.hold(budget.bound(len(body), settings.max_decompressed_bytes)) if inflated else nullcontext():
+                outcome = await anyio.to_thread.run_sync(
+                    lambda: _decoded_or_error(
+                        body,
+                        content_type=request.headers.get("content-type", ""),
+                        encoding=encoding,
+                        limit=settings.max_decompressed_bytes,
+                        workspace=current_workspace(),
+                        project=request.headers.get(settings.project_header) or "default",
+                    )
                 )
-            )
+            if isinstance(outcome, PayloadError):
+                raise outcome
+            kind, decoded = outcome
         except PayloadError as error:
             return _status(kind, error.status, str(error))
+        except BudgetExhausted:
+            message = "too much is being decompressed at once (PLUGHOST_OTEL_DECOMPRESSION_BUDGET_BYTES); retry later"
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
         try:
-            await store.add(decoded.rows)
+            stored = await store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
             logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
             return _status(kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS})
         answer = ExportTraceServiceResponse()
-        if decoded.rejected:
-            answer.partial_success.rejected_spans = decoded.rejected
-            answer.partial_success.error_message = "; ".join(decoded.reasons)
+        if decoded.rejected or stored.rejected:
+            answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
+            answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
         return _encoded(kind, answer, 200)
 
-    @router.get("/api/otel/traces", tags=["otel"], summary="List traces, newest first")
+    @router.get(
+        "/api/otel/traces",
+        tags=["otel"],
+        summary="List traces, newest first",
+        description="Filters combine (all must hold). Besides the parameters below, any number of "
+        "`attr.<key>=<value>` parameters (up to 10) keep traces with a span whose attribute `<key>` has that value, "
+        "compared as text (`true`/`false` for booleans, decimal for numbers; values over 256 characters are not indexed).",
+        responses=BAD_REQUEST,
+    )
     async def list_traces(
-        service: str | None = None,
-        project: str | None = None,
-        status: Literal["ok", "error"] | None = None,
-        start_after: Annotated[datetime | None, Query(description="ISO 8601; traces that started at or after")] = None,
-        start_before: Annotated[datetime | None, Query(description="ISO 8601; traces that started before")] = None,
-        min_duration_ms: Annotated[float | None, Query(ge=0)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        page_token: str | None = None,
+        service: Annotated[str | None, Query(description="traces with a span from this service")] = None,
+        project: Annotated[str | None, Query(description="traces of this project")] = None,
+        status: Annotated[Literal["ok", "error"] | None, Query(description="`error`: traces with an error span")] = None,
+        start_after: Annotated[datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")] = None,
+        start_before: Annotated[datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")] = None,
+        min_duration_ms: Annotated[
+            float | None, Query(description="traces at least this long", json_schema_extra={"minimum": 0, "maximum": MAX_DURATION_MS})
+        ] = None,
+        limit: Annotated[int, Query(description="traces per page", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})] = 100,
+        page_token: Annotated[str | None, Query(description="`next_page_token` of the previous page")] = None,
+        name: Annotated[str | None, Query(description="traces with a span of this name")] = None,
+        model: Annotated[str | None, Query(description="traces with an LLM call to this model (`gen_ai.request.model` or `gen_ai.response.model`)")] = None,
+        min_tokens: Annotated[
+            int | None,
+            Query(description="traces whose LLM calls used at least this many tokens (input + output)", json_schema_extra={"minimum": 0}),
+        ] = None,
+        attributes: dict[str, str] = Depends(_attribute_filters),
     ) -> dict[str, Any]:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
+        if min_tokens is not None and not 0 <= min_tokens <= INT64_MAX:
+            raise HTTPException(400, f"min_tokens must be between 0 and {INT64_MAX}")
+        if min_duration_ms is not None and not (math.isfinite(min_duration_ms) and 0 <= min_duration_ms <= MAX_DURATION_MS):
+            raise HTTPException(400, f"min_duration_ms must be between 0 and {MAX_DURATION_MS:.0f}")
         where = TraceFilter(
             service=service,
             project=project,
             status=status,
-            start_after_ns=_ns(start_after),
-            start_before_ns=_ns(start_before),
+            start_after_ns=_ns(start_after, "start_after"),
+            start_before_ns=_ns(start_before, "start_before"),
             min_duration_ns=None if min_duration_ms is None else int(min_duration_ms * 1_000_000),
+            attributes=tuple(attributes.items()),
+            span_name=_term(name, "name"),
+            model=_term(model, "model"),
+            min_tokens=min_tokens,
         )
         try:
             page, next_token = await store.list_traces(where, limit, page_token)
@@ -92,22 +150,58 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             raise HTTPException(400, str(error)) from None
         return {"traces": [trace_summary(row) for row in page], "next_page_token": next_token}
 
-    @router.get("/api/otel/traces/{trace_id}", tags=["otel"], summary="One trace with its spans and span tree")
-    async def get_trace(trace_id: TraceId) -> dict[str, Any]:
-        found = await store.get_trace(trace_id)
-        if found is None:
-            raise HTTPException(404, f"no trace {trace_id} in workspace {current_workspace()!r}")
-        summary, rows = found
-        views = [span_view(row) for row in rows]
-        return {**trace_summary(summary), "spans": views, "tree": span_tree(views)}
+    @router.get(
+        "/api/otel/traces/{trace_id}",
+        tags=["otel"],
+        summary="One trace with its spans and span tree (streamed)",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/json": {}}, "description": "The trace summary, `spans` and `tree`."}, **NOT_FOUND},
+    )
+    async def get_trace(trace_id: TraceId) -> StreamingResponse:
+        workspace = current_workspace()
+        summary = await store.get_summary(workspace, trace_id)
+        if summary is None:
+            raise HTTPException(404, f"no trace {trace_id} in workspace {workspace!r}")
+        return StreamingResponse(_trace_json(store, workspace, summary), media_type="application/json")
 
-    @router.delete("/api/otel/traces/{trace_id}", tags=["otel"], summary="Delete a trace", status_code=204)
+    @router.delete("/api/otel/traces/{trace_id}", tags=["otel"], summary="Delete a trace", status_code=204, responses=NOT_FOUND)
     async def delete_trace(trace_id: TraceId) -> Response:
         if not await store.delete_trace(trace_id):
             raise HTTPException(404, f"no trace {trace_id} in workspace {current_workspace()!r}")
         return Response(status_code=204)
 
     return router
+
+
+def _attribute_filters(request: Request) -> dict[str, str]:
+    """``attr.<key>=<value>`` query parameters (any number; all must hold, each on some span of the trace)."""
+    found = {}
+    for parameter, value in request.query_params.multi_items():
+        if parameter.startswith(ATTRIBUTE_PREFIX):
+            key = parameter[len(ATTRIBUTE_PREFIX) :]
+            if not key:
+                raise HTTPException(400, "attr.<key>: the attribute key is missing")
+            found[_term(key, parameter)] = _term(value, parameter)
+    if len(found) > MAX_ATTRIBUTE_FILTERS:
+        raise HTTPException(400, f"at most {MAX_ATTRIBUTE_FILTERS} attr.<key> filters at once")
+    return found
+
+
+def _term(text: str | None, name: str) -> str | None:
+    """A filter value as the index holds it; 400 for one it cannot hold (so it could never match)."""
+    if text is not None and (len(text) > MAX_TERM_CHARS or "\0" in text):
+        raise HTTPException(400, f"{name}: values longer than {MAX_TERM_CHARS} characters, or with NUL, are not indexed")
+    return text
+
+
+def _decoded_or_error(body: bytes, **options: Any) -> tuple[str, Decoded] | PayloadError:
+    """:func:`decode_request`, with its error returned, not raised: an error raised across the thread
+    boundary sits in a reference cycle (traceback, frames, future) holding the body until the
+    garbage collector runs, which after a burst of refused requests kept tens of MiB."""
+    try:
+        return decode_request(body, **options)
+    except PayloadError as error:
+        return error.with_traceback(None)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -133,5 +227,28 @@ def _encoded(kind: str, message: Any, status: int, headers: dict[str, str] | Non
     return Response(message.SerializeToString(), status, headers, media_type=PROTOBUF)
 
 
-def _ns(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1_000_000_000)
+async def _trace_json(store: SpanStore, workspace: str, summary: dict[str, Any]) -> AsyncIterator[str]:
+    """``{summary..., "spans": [...], "tree": [...]}``, read a page of spans at a time and encoded off
+    the event loop in small pieces: a trace of any size neither stalls the server nor is held whole."""
+    yield json.dumps(trace_summary(summary))[:-1] + ',"spans":['
+    tree_nodes: list[dict[str, Any]] = []
+    first = True
+    async for rows in store.span_pages(workspace, summary["trace_id"]):
+        pieces = spans_json(rows, tree_nodes, first=first)
+        while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+            yield piece
+        first = False
+    tree = await anyio.to_thread.run_sync(lambda: json.dumps(span_tree(tree_nodes)))
+    yield '],"tree":' + tree + "}"
+
+
+def _ns(moment: datetime | None, name: str) -> int | None:
+    """Nanoseconds since 1970 (a moment without offset is UTC); 400 outside what 64 bits hold."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    nanoseconds = (moment - EPOCH) // timedelta(microseconds=1) * 1000
+    if not -INT64_MAX <= nanoseconds <= INT64_MAX:
+        raise HTTPException(400, f"{name} must be between 1677-09-22 and 2262-04-11")
+    return nanoseconds

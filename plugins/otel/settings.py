@@ -21,6 +21,11 @@ class Settings(BaseModel):
     """Largest OTLP request body as received (compressed or not); larger ones get 413."""
     max_decompressed_bytes: int = Field(32 * MiB, ge=1024)
     """Largest body after gzip/deflate; inflation stops there with 413 (a gzip bomb is never inflated further)."""
+    decompression_budget_bytes: int = Field(128 * MiB, ge=1024)
+    """Memory that all requests being inflated at once may reserve together (each reserves what its
+    body can inflate to, at most ``max_decompressed_bytes``); the others wait their turn."""
+    decompression_wait_seconds: float = Field(5.0, ge=0)
+    """How long a request waits for room in that budget before it gets 503 with ``Retry-After``."""
     project_header: str = "x-plughost-project"
     """Request header naming the project (experiment) that spans are grouped under; ``default`` when absent."""
     grpc_address: str = "127.0.0.1:4317"

@@ -2,8 +2,17 @@
 
 - Spans are keyed by (workspace, trace_id, span_id) and inserted with
   ``ON CONFLICT DO NOTHING``: the same span sent twice is stored once.
-- A trace's summary row is recomputed from its spans after each insert, in one
-  upsert, so a trace that arrives over several requests (children first) merges.
+- A trace's summary row is merged, in one atomic upsert (``INSERT ... ON CONFLICT
+  DO UPDATE`` with expressions on the stored values), with the spans that the
+  insert actually added: earliest start, latest end, counts added, the root's
+  name and service. Concurrent writers in any number of processes cannot lose an
+  update, and a trace that arrives over several requests (children first) merges
+  to what one writer would have made.
+- A span the database refuses (after the decoder's own checks) is isolated by
+  writing halves of the group again, so it never fails the other requests.
+- Each trace's distinct search terms (span attributes, span names, services; see
+  ``facts.py``) are rows of ``plughost_otel_terms``, keyed for the filters of the
+  list; its GenAI usage (LLM calls, input and output tokens) is summed in its summary.
 - Writes are group-committed: one writer stores, in a single transaction, every
   request that arrived while the previous write ran. A lone request is written
   at once; under load the per-transaction costs are shared, and SQLite never
@@ -14,10 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections import defaultdict
-from dataclasses import dataclass
+import re
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -29,19 +41,26 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    bindparam,
+    case,
     delete,
     exists,
+    func,
     or_,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ColumnElement
 
 from core.context import current_workspace
+from core.database import UNAVAILABLE
 
-from .decode import STATUS_ERROR
+from .decode import INT64_MAX, STATUS_ERROR
+from .facts import MODEL_KEYS, SPAN_NAME_KEY
+
+VALUE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, TypeError)
+"""What a database or its driver raises for a value it cannot store (not for being down or busy)."""
 
 metadata = MetaData()
 
@@ -79,28 +98,47 @@ traces = Table(
     Column("duration_ns", BigInteger, nullable=False),
     Column("span_count", Integer, nullable=False),
     Column("error_count", Integer, nullable=False),
+    Column("llm_calls", Integer, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
     Index("plughost_otel_traces_start", "workspace", "start_ns", "trace_id"),
 )
 
-SUMMARISE = text(
-    f"""
-    INSERT INTO plughost_otel_traces
-        (workspace, trace_id, project, service_name, root_name, start_ns, end_ns, duration_ns, span_count, error_count)
-    SELECT workspace, trace_id,
-           MIN(project),
-           COALESCE(MIN(CASE WHEN parent_span_id IS NULL THEN service_name END), MIN(service_name)),
-           MIN(CASE WHEN parent_span_id IS NULL THEN name END),
-           MIN(start_ns), MAX(end_ns), MAX(end_ns) - MIN(start_ns),
-           COUNT(*), SUM(CASE WHEN status_code = {STATUS_ERROR} THEN 1 ELSE 0 END)
-    FROM plughost_otel_spans
-    WHERE workspace = :workspace AND trace_id IN :trace_ids
-    GROUP BY workspace, trace_id
-    ON CONFLICT (workspace, trace_id) DO UPDATE SET
-        project = excluded.project, service_name = excluded.service_name, root_name = excluded.root_name,
-        start_ns = excluded.start_ns, end_ns = excluded.end_ns, duration_ns = excluded.duration_ns,
-        span_count = excluded.span_count, error_count = excluded.error_count
-    """
-).bindparams(bindparam("trace_ids", expanding=True))
+terms = Table(
+    "plughost_otel_terms",
+    metadata,
+    # One row per distinct (key, value) that any span of the trace has (see facts.py). The key
+    # order serves both plans: find the traces holding a term, or check one trace for it.
+    Column("workspace", String(63), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("trace_id", String(32), primary_key=True),
+    Index("plughost_otel_terms_trace", "workspace", "trace_id"),
+)
+SPAN_COLUMNS = tuple(column.name for column in spans.columns)
+
+SPAN_ROWS_PER_STATEMENT = 1000
+"""Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
+32,766), and the event loop gets a turn between statements of a big request."""
+SPANS_PER_PAGE = 200
+"""Span rows read per query when a trace is streamed."""
+TERM_ROWS_PER_STATEMENT = 4000
+"""4 columns x 4000 rows, under the same limits."""
+MAX_ISOLATED_REJECTIONS = 16
+"""A store error that more spans than this fail alone is not about the data: the whole group gets it."""
+
+
+@dataclass
+class Stored:
+    """What :meth:`SpanStore.add` did with one call's rows: how many the store refused, and why (up to 5 reasons)."""
+
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def refuse(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < 5:
+            self.reasons.append(reason)
 
 
 @dataclass(frozen=True)
@@ -111,46 +149,92 @@ class TraceFilter:
     start_after_ns: int | None = None
     start_before_ns: int | None = None
     min_duration_ns: int | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # every pair on some span of the trace
+    span_name: str | None = None
+    model: str | None = None  # gen_ai.request.model or gen_ai.response.model
+    min_tokens: int | None = None  # input + output tokens of the trace's LLM calls
+
+
+Entry = tuple[Stored, dict[str, Any]]
+"""A row waiting to be written, with the result of the ``add`` call it came from."""
 
 
 class SpanStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-        self._insert_spans = dialect.insert(spans).on_conflict_do_nothing()
-        self._waiting: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+        self._insert_spans = (
+            self._dialect.insert(spans).on_conflict_do_nothing().returning(spans.c.workspace, spans.c.trace_id, spans.c.span_id)
+        )
+        self._merge_summaries = summary_merge(self._dialect)
+        self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
+        self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def add(self, rows: list[dict[str, Any]]) -> None:
-        """Store spans and refresh the summaries of their traces; returns once they are committed."""
+    async def add(self, rows: list[dict[str, Any]]) -> Stored:
+        """Store spans and merge them into their traces' summaries; returns once they are committed.
+
+        A span the database refuses is left out alone and counted in the result; the
+        others are stored. Raises when the store is down or busy (nothing to blame on the data).
+        """
+        stored = Stored()
         if not rows:
-            return
+            return stored
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((rows, done))
+        self._waiting.append((rows, stored, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
         await asyncio.shield(done)  # a client that leaves does not cancel the others' write
+        return stored
 
     async def _write_waiting(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                await self._write([row for rows, _ in batch for row in rows])
+                entries = await anyio.to_thread.run_sync(_sorted_entries, [(rows, stored) for rows, stored, _ in batch])
+                for stored, reason in await self._write_isolating(entries):
+                    stored.refuse(reason)
             except Exception as error:  # every request of the batch learns it was not stored
-                for _, done in batch:
+                for _, _, done in batch:
                     done.set_exception(error)
             else:
-                for _, done in batch:
+                for _, _, done in batch:
                     done.set_result(None)
 
+    async def _write_isolating(self, entries: list[Entry]) -> list[tuple[Stored, str]]:
+        """Write ``entries``; if the store refuses them, write each half alone, down to the single
+        spans it refuses, so one unstorable span never fails the rest of its group."""
+        try:
+            await self._write([row for _, row in entries])
+            return []
+        except (*VALUE_ERRORS, StatementError) as error:
+            if isinstance(error, UNAVAILABLE) or not _about_a_value(error):
+                raise
+            if len(entries) == 1:
+                stored, row = entries[0]
+                return [(stored, f"span {row['name'][:80]!r} ({row['span_id']}): the store refused it ({_short(error)})")]
+            half = len(entries) // 2
+            refused = await self._write_isolating(entries[:half])
+            refused += await self._write_isolating(entries[half:])
+            if len(refused) > MAX_ISOLATED_REJECTIONS:
+                raise
+            return refused
+
     async def _write(self, rows: list[dict[str, Any]]) -> None:
-        by_workspace: dict[str, set[str]] = defaultdict(set)
-        for row in rows:
-            by_workspace[row["workspace"]].add(row["trace_id"])
+        """One transaction: insert the spans (sorted, so concurrent writers lock in one order), then
+        merge what was new into the summaries with an atomic upsert on the stored values."""
         async with self.engine.begin() as connection:
-            await connection.execute(self._insert_spans, rows)
-            for workspace, trace_ids in by_workspace.items():
-                await connection.execute(SUMMARISE, {"workspace": workspace, "trace_ids": sorted(trace_ids)})
+            added: list[dict[str, Any]] = []
+            for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
+                chunk = rows[start : start + SPAN_ROWS_PER_STATEMENT]
+                columns = [{name: row[name] for name in SPAN_COLUMNS} for row in chunk]
+                new = {tuple(key) for key in await connection.execute(self._insert_spans, columns)}
+                added += [row for row in chunk if (row["workspace"], row["trace_id"], row["span_id"]) in new]
+            summaries, new_terms = await anyio.to_thread.run_sync(lambda: (summarise(added), trace_terms(added)))
+            for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
+                await connection.execute(self._insert_terms, new_terms[start : start + TERM_ROWS_PER_STATEMENT])
+            for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
+                await connection.execute(self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT])
 
     async def list_traces(self, where: TraceFilter, limit: int, page_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; returns a page and the token of the next page (``None`` at the end)."""
@@ -158,13 +242,7 @@ class SpanStore:
         if where.project is not None:
             query = query.where(traces.c.project == where.project)
         if where.service is not None:
-            query = query.where(
-                exists().where(
-                    spans.c.workspace == traces.c.workspace,
-                    spans.c.trace_id == traces.c.trace_id,
-                    spans.c.service_name == where.service,
-                )
-            )
+            query = query.where(_has_term(terms.c.key == "service.name", where.service))
         if where.status == "error":
             query = query.where(traces.c.error_count > 0)
         elif where.status == "ok":
@@ -175,6 +253,14 @@ class SpanStore:
             query = query.where(traces.c.start_ns < where.start_before_ns)
         if where.min_duration_ns is not None:
             query = query.where(traces.c.duration_ns >= where.min_duration_ns)
+        if where.min_tokens is not None:
+            query = query.where(traces.c.input_tokens + traces.c.output_tokens >= where.min_tokens)
+        for key, value in where.attributes:
+            query = query.where(_has_term(terms.c.key == key, value))
+        if where.span_name is not None:
+            query = query.where(_has_term(terms.c.key == SPAN_NAME_KEY, where.span_name))
+        if where.model is not None:
+            query = query.where(_has_term(terms.c.key.in_(MODEL_KEYS), where.model))
         if page_token:
             start_ns, trace_id = decode_page_token(page_token)
             query = query.where(
@@ -186,6 +272,34 @@ class SpanStore:
         page, more = found[:limit], len(found) > limit
         token = encode_page_token(page[-1]["start_ns"], page[-1]["trace_id"]) if more else None
         return page, token
+
+    async def get_summary(self, workspace: str, trace_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as connection:
+            found = (
+                await connection.execute(select(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id))
+            ).first()
+        return None if found is None else dict(found._mapping)
+
+    async def span_pages(self, workspace: str, trace_id: str, page_size: int = SPANS_PER_PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+        """The trace's span rows in start order, a page at a time (a connection is held only while a page is read)."""
+        query = (
+            select(spans)
+            .where(spans.c.workspace == workspace, spans.c.trace_id == trace_id)
+            .order_by(spans.c.start_ns, spans.c.span_id)
+            .limit(page_size)
+        )
+        after: tuple[int, str] | None = None
+        while True:
+            page_query = query
+            if after is not None:
+                page_query = query.where(or_(spans.c.start_ns > after[0], and_(spans.c.start_ns == after[0], spans.c.span_id > after[1])))
+            async with self.engine.connect() as connection:
+                page = [dict(row._mapping) for row in await connection.execute(page_query)]
+            if page:
+                yield page
+            if len(page) < page_size:
+                return
+            after = page[-1]["start_ns"], page[-1]["span_id"]
 
     async def get_trace(self, trace_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The trace's summary and its span rows in start order, or ``None``."""
@@ -207,8 +321,125 @@ class SpanStore:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
             await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
+            await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
             deleted = await connection.execute(delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id))
         return bool(deleted.rowcount)
+
+
+def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per trace, the summary of ``rows`` alone, sorted by key; :func:`summary_merge` adds it to the stored one.
+
+    ``service_name`` is the least service of the root spans, or of all spans while no root is known.
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        is_root = row["parent_span_id"] is None
+        summary = found.get((row["workspace"], row["trace_id"]))
+        if summary is None:
+            found[(row["workspace"], row["trace_id"])] = {
+                "workspace": row["workspace"],
+                "trace_id": row["trace_id"],
+                "project": row["project"],
+                "service_name": row["service_name"],
+                "root_name": row["name"] if is_root else None,
+                "start_ns": row["start_ns"],
+                "end_ns": row["end_ns"],
+                "duration_ns": row["end_ns"] - row["start_ns"],
+                "span_count": 1,
+                "error_count": int(row["status_code"] == STATUS_ERROR),
+                "llm_calls": int(row.get("llm_call", False)),
+                "input_tokens": row.get("input_tokens", 0),
+                "output_tokens": row.get("output_tokens", 0),
+            }
+            continue
+        summary["project"] = min(summary["project"], row["project"])
+        summary["start_ns"] = min(summary["start_ns"], row["start_ns"])
+        summary["end_ns"] = max(summary["end_ns"], row["end_ns"])
+        summary["duration_ns"] = summary["end_ns"] - summary["start_ns"]
+        summary["span_count"] += 1
+        summary["error_count"] += row["status_code"] == STATUS_ERROR
+        summary["llm_calls"] += bool(row.get("llm_call", False))
+        summary["input_tokens"] += row.get("input_tokens", 0)
+        summary["output_tokens"] += row.get("output_tokens", 0)
+        if is_root and summary["root_name"] is None:
+            summary["root_name"], summary["service_name"] = row["name"], row["service_name"]
+        elif is_root or summary["root_name"] is None:
+            summary["root_name"] = _least(summary["root_name"], row["name"] if is_root else None)
+            summary["service_name"] = min(summary["service_name"], row["service_name"])
+    return [found[key] for key in sorted(found)]
+
+
+def _least(a: str | None, b: str | None) -> str | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def summary_merge(dialect: ModuleType) -> Any:
+    """``INSERT`` of :func:`summarise` rows that, on an existing trace, merges with the stored values
+    inside the database (the row is locked meanwhile), so no concurrent update is lost."""
+    insert = dialect.insert(traces)
+    stored, new = traces.c, insert.excluded
+    least, greatest = (func.least, func.greatest) if dialect is postgresql else (func.min, func.max)
+
+    def least_of(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Ignoring NULL (PostgreSQL's LEAST does; SQLite's two-argument MIN does not)."""
+        return least(a, b) if dialect is postgresql else func.coalesce(least(a, b), a, b)
+
+    return insert.on_conflict_do_update(
+        index_elements=[traces.c.workspace, traces.c.trace_id],
+        set_={
+            "project": least(stored.project, new.project),
+            "service_name": case(
+                (and_(stored.root_name.is_(None), new.root_name.is_not(None)), new.service_name),
+                (and_(stored.root_name.is_not(None), new.root_name.is_(None)), stored.service_name),
+                else_=least(stored.service_name, new.service_name),
+            ),
+            "root_name": least_of(stored.root_name, new.root_name),
+            "start_ns": least(stored.start_ns, new.start_ns),
+            "end_ns": greatest(stored.end_ns, new.end_ns),
+            "duration_ns": greatest(stored.end_ns, new.end_ns) - least(stored.start_ns, new.start_ns),
+            "span_count": stored.span_count + new.span_count,
+            "error_count": stored.error_count + new.error_count,
+            "llm_calls": stored.llm_calls + new.llm_calls,
+            "input_tokens": stored.input_tokens + new.input_tokens,
+            "output_tokens": stored.output_tokens + new.output_tokens,
+        },
+    )
+
+
+def trace_terms(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    """The distinct term rows of ``rows`` (rows without ``terms`` add none), sorted by key."""
+    found = {(row["workspace"], key, value, row["trace_id"]) for row in rows for key, value in row.get("terms", ())}
+    return [{"workspace": w, "key": k, "value": v, "trace_id": t} for w, k, v, t in sorted(found)]
+
+
+def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:
+    """Some span of the listed trace has the term (an index probe on ``plughost_otel_terms``)."""
+    return exists().where(
+        terms.c.workspace == traces.c.workspace, key_matches, terms.c.value == value, terms.c.trace_id == traces.c.trace_id
+    )
+
+
+def _about_a_value(error: BaseException | None) -> bool:
+    """Whether the error, or one it wraps (drivers' errors come wrapped, sometimes twice), is about a
+    value: a Python value error, or a PostgreSQL data (22xxx) or integrity (23xxx) exception."""
+    while error is not None:
+        if isinstance(error, VALUE_ERRORS) or str(getattr(error, "sqlstate", "") or "")[:2] in ("22", "23"):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
+
+
+def _sorted_entries(calls: list[tuple[list[dict[str, Any]], Stored]]) -> list[Entry]:
+    """Every row of the group with its call's result, in key order (concurrent writers then lock rows in one order)."""
+    entries = [(stored, row) for rows, stored in calls for row in rows]
+    entries.sort(key=lambda entry: (entry[1]["workspace"], entry[1]["trace_id"], entry[1]["span_id"]))
+    return entries
+
+
+def _short(error: BaseException) -> str:
+    """The first line of a driver's message, without the SQL and parameters SQLAlchemy appends."""
+    message = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return re.sub(r"\s+", " ", f"{type(getattr(error, 'orig', None) or error).__name__}: {message[0] if message else ''}")[:200]
 
 
 def encode_page_token(start_ns: int, trace_id: str) -> str:
@@ -216,8 +447,12 @@ def encode_page_token(start_ns: int, trace_id: str) -> str:
 
 
 def decode_page_token(token: str) -> tuple[int, str]:
+    """The position a token names; ``ValueError`` for anything :func:`encode_page_token` did not make."""
     try:
         start_ns, trace_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        return int(start_ns), trace_id
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError(f"page_token {token!r} is not one this server returned") from None
+        position = int(start_ns), trace_id
+    except (ValueError, UnicodeError):
+        position = None
+    if position is None or not -INT64_MAX <= position[0] <= INT64_MAX or not re.fullmatch(r"[0-9a-f]{32}", position[1]):
+        raise ValueError(f"page_token {token[:64]!r} is not one this server returned")
+    return position
