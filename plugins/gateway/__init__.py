@@ -12,9 +12,9 @@ from typing import Any
 from core import RouterContribution, hookimpl
 from core.database import migrate
 
+from .calls import Call, CallFailed, Gateway
 from .crypto import Envelope
-from .providers import Chat, TextDelta
-from .router import CallFailed, Gateway, create_router
+from .router import create_router
 from .settings import Settings
 from .store import GatewayStore
 
@@ -68,14 +68,15 @@ def plughost_chat_model(host: Any) -> Any:
 
     async def chat(endpoint: str, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         try:
-            items = await gateway.stream(endpoint, Chat(messages=messages, stream=True))
+            events = await gateway.stream(endpoint, Call("openai", {"model": endpoint, "messages": messages, "stream": True}))
         except CallFailed as error:
             raise (LookupError if error.status == 404 else RuntimeError)(str(error)) from None
 
         async def text() -> AsyncIterator[str]:
-            async for item in items:
-                if isinstance(item, TextDelta):
-                    yield item.text
+            async for event in events:
+                for choice in (event.payload or {}).get("choices") or ():
+                    if (choice.get("delta") or {}).get("content"):
+                        yield choice["delta"]["content"]
 
         return text()
 

@@ -70,7 +70,7 @@ def test_openai_sdk_unary_stream_models_and_embeddings(base: str, provider: Any)
     client = openai_client(base)
     answer = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hello there"}])
     assert answer.choices[0].message.content == "echo-gpt: hello there"
-    assert answer.model == "chat" and answer.usage.completion_tokens == 3
+    assert answer.model == "echo-gpt" and answer.usage.completion_tokens == 3  # the answer is the provider's, unchanged
     assert seen[-1]["headers"]["authorization"] == f"Bearer {API_KEY}"  # the stored key goes to the provider
     pieces = [chunk.choices[0].delta.content for chunk in client.chat.completions.create(
         model="chat", messages=[{"role": "user", "content": "stream me"}], stream=True) if chunk.choices and chunk.choices[0].delta.content]
