@@ -41,7 +41,7 @@ class Plan:
     provider: Format
     structured_tool: str | None = None
     """Anthropic tool forced to carry an OpenAI ``response_format`` JSON schema; its input is the answer text."""
-    client_usage: bool = True
+    client_usage: bool = False
     """An OpenAI client stream asked for the final usage chunk."""
 
     @property
@@ -50,18 +50,16 @@ class Plan:
 
 
 def provider_request(client: Format, provider: Format, body: dict[str, Any], model: str) -> tuple[dict[str, Any], Plan]:
-    plan = Plan(client, provider)
+    options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+    plan = Plan(client, provider, client_usage=client == "openai" and bool(options.get("include_usage")))
     if client == provider:
         _list(body.get("messages"), "messages", required=True)
         request = {**body, "model": model}
-        if provider == "openai" and body.get("stream"):
-            options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
-            plan.client_usage = bool(options.get("include_usage"))
+        if provider == "openai" and is_stream(body):
             request["stream_options"] = {**options, "include_usage": True}
         return request, plan
     if client == "openai":
         return _anthropic_from_openai(body, model, plan), plan
-    plan.client_usage = False
     return _openai_from_anthropic(body, model), plan
 
 

@@ -116,7 +116,7 @@ class StreamMapper:
 
     def _same(self, event: Event) -> list[Event]:
         payload = event.payload
-        if not self.plan.client_usage and isinstance(payload, dict) and payload.get("usage") and not payload.get("choices"):
+        if self.plan.client == "openai" and not self.plan.client_usage and payload and payload.get("usage") and not payload.get("choices"):
             return []  # the usage chunk the gateway asked for on its own behalf
         return [event]
 

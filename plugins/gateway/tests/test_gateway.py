@@ -18,50 +18,7 @@ import openai
 import pytest
 
 from core.testing import assert_plugin_contract, serve_in_thread
-from plugins.gateway.tests.fake_provider import create_provider
-
-API_KEY = "sk-provider-secret-0123456789"
-KEK = base64.b64encode(bytes(range(32))).decode()
-
-
-@pytest.fixture
-def provider() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    app, seen = create_provider()
-    with serve_in_thread(app) as url:
-        yield url, seen
-
-
-@pytest.fixture
-def serve(make_app: Any) -> Any:
-    def start(plugins: tuple[str, ...] = ("gateway",), **settings: Any) -> Any:
-        gateway = {"allow_private": True, "kek": KEK, **settings}
-        return serve_in_thread(make_app(list(plugins), {"gateway": gateway}))
-
-    return start
-
-
-@pytest.fixture
-def base(serve: Any) -> Iterator[str]:
-    with serve() as url:
-        yield url
-
-
-def configure(base: str, provider_url: str, endpoint: str, models: list[tuple[str, str, str, int]], headers: dict[str, str] | None = None) -> None:
-    """models: (name, provider, provider's model, weight), in fallback order."""
-    client = httpx.Client(base_url=f"{base}/api/gateway", headers=headers or {})
-    for provider in {p for _, p, _, _ in models}:
-        if client.get(f"/secrets/{provider}-key").status_code == 404:
-            url = f"{provider_url}/v1" if provider == "openai" else provider_url
-            client.post("/secrets", json={"name": f"{provider}-key", "api_key": API_KEY, "base_url": url}).raise_for_status()
-    for name, provider, model, _ in models:
-        if client.get(f"/models/{name}").status_code == 404:
-            client.post("/models", json={"name": name, "provider": provider, "model": model, "secret": f"{provider}-key"}).raise_for_status()
-    members = [{"model": name, "weight": weight} for name, _, _, weight in models]
-    client.post("/endpoints", json={"name": endpoint, "models": members}).raise_for_status()
-
-
-def openai_client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="unused-without-a-token", max_retries=0)
+from plugins.gateway.tests.kit import API_KEY, KEK, configure, openai_client
 
 
 def test_openai_sdk_unary_stream_models_and_embeddings(base: str, provider: Any) -> None:
