@@ -17,6 +17,7 @@ from .crypto import Envelope
 from .router import create_router
 from .settings import Settings
 from .store import GatewayStore
+from .tracing import Tracer
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -24,7 +25,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def _gateway(host: Any) -> Gateway:
     def build() -> Gateway:
         settings: Settings = host.plugin_settings("gateway")
-        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings)
+        exporter = host.plugins.manager.hook.plughost_span_exporter(host=host) if settings.tracing else None
+        tracer = Tracer(exporter, queue_size=settings.trace_queue_size, capture_content=settings.trace_content, project=settings.trace_project)
+        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings, tracer)
 
     return host.service("gateway", build)
 
@@ -49,13 +52,16 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
         kek = gateway.settings.kek
         gateway.store.envelope = Envelope.load(kek.get_secret_value() if kek else None, host.data_dir)
         await gateway.start()
-        writer = asyncio.create_task(gateway.store.write_usage_forever())
+        writers = [asyncio.create_task(gateway.store.write_usage_forever())]
+        if gateway.tracer.enabled:
+            writers.append(asyncio.create_task(gateway.tracer.export_forever()))
         try:
             yield
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            for writer in writers:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
             await gateway.close()
 
     return running()

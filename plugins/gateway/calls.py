@@ -21,13 +21,14 @@ import aiohttp
 from core.context import report_upstream
 
 from . import providers
-from .formats import Event, Format
+from .formats import BadRequest, Event, Format
 from .providers import Outcome, UpstreamError
-from .request_map import Plan, provider_request
+from .request_map import provider_request
 from .response_map import StreamMapper, client_answer
 from .settings import Settings
 from .ssrf import UnsafeURL, check_base_url
 from .store import GatewayStore, Missing, Target, Unreadable
+from .tracing import Invocation, SpanRecord, Tracer
 
 logger = logging.getLogger("plughost.gateway")
 
@@ -41,6 +42,7 @@ class Call:
 
     client: Format
     body: dict[str, Any]
+    traceparent: str | None = None
 
     @property
     def stream(self) -> bool:
@@ -59,9 +61,10 @@ class CallFailed(Exception):
 class Gateway:
     """One per app: the pooled HTTP client, the store, and the call logic with fallback and split."""
 
-    def __init__(self, store: GatewayStore, settings: Settings) -> None:
+    def __init__(self, store: GatewayStore, settings: Settings, tracer: Tracer) -> None:
         self.store = store
         self.settings = settings
+        self.tracer = tracer
         self._client: aiohttp.ClientSession | None = None
         self._safe_until: dict[str, float] = {}
 
@@ -107,9 +110,19 @@ class Gateway:
     # -- chat ----------------------------------------------------------------------------------------
     async def complete(self, endpoint: str, call: Call) -> bytes:
         """The answer's JSON in the client's format: the provider's own bytes when the formats match."""
-        return await self._with_fallback(endpoint, call, self._complete_one)
+        invocation = self.tracer.start(endpoint, call.body, call.traceparent)
+        outcome: Outcome | None = None
+        failure: Exception | None = None
+        try:
+            answer, outcome = await self._with_fallback(endpoint, call, self._complete_one, invocation)
+            return answer
+        except (CallFailed, BadRequest) as error:
+            failure = error
+            raise
+        finally:
+            self._end(invocation, outcome, failure)
 
-    async def _complete_one(self, endpoint: str, target: Target, call: Call) -> bytes:
+    async def _complete_one(self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, _: Invocation | None) -> tuple[bytes, Outcome]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
         url, headers = providers.chat_url(target)
         started = time.perf_counter()
@@ -119,24 +132,33 @@ class Gateway:
             report_upstream("provider", time.perf_counter() - started)
         if not isinstance(answer, dict):
             raise UpstreamError(f"{target.name}: the provider's answer is not a JSON object", status=502)
-        outcome = _outcome(plan, [answer])
+        outcome = Outcome(text=[] if self.tracer.capture_content else None)
+        (outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic)(answer)
         self._record(endpoint, target, 200, started, outcome, streamed=False)
-        return raw if plan.same else json.dumps(client_answer(plan, answer), separators=(",", ":")).encode()
+        mapped = raw if plan.same else json.dumps(client_answer(plan, answer), separators=(",", ":")).encode()
+        if span is not None:
+            span.finish(outcome)
+        return mapped, outcome
 
     async def stream(self, endpoint: str, call: Call) -> AsyncIterator[Event]:
         """The answer's events in the client's format, as they come; fallback happens only before the first."""
-        return await self._with_fallback(endpoint, call, self._stream_one)
+        invocation = self.tracer.start(endpoint, call.body, call.traceparent)
+        try:
+            return await self._with_fallback(endpoint, call, self._stream_one, invocation)
+        except (CallFailed, BadRequest) as error:
+            self._end(invocation, None, error)
+            raise
 
-    async def _stream_one(self, endpoint: str, target: Target, call: Call) -> AsyncIterator[Event]:
+    async def _stream_one(self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None) -> AsyncIterator[Event]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
         started = time.perf_counter()
         upstream = providers.stream(self.client, target, body)
         first = await _timed_next(upstream)
-        mapper, outcome = StreamMapper(plan), Outcome()
+        mapper, outcome = StreamMapper(plan), Outcome(text=[] if self.tracer.capture_content else None)
         note = outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic
 
         async def rest() -> AsyncIterator[Event]:
-            status = 502
+            status, failure = 502, None
             try:
                 event: Event | None = first
                 while event is not None:
@@ -147,26 +169,46 @@ class Gateway:
                     for mapped in mapper.feed(event):
                         yield mapped
                     event = await _timed_next(upstream, end_ok=True)
+            except Exception as error:  # recorded in the trace, then reported to the client by the router
+                failure = error
+                raise
             finally:
                 await upstream.aclose()
                 self._record(endpoint, target, status, started, outcome, streamed=True)
+                if status != 200 and failure is None:
+                    failure = UpstreamError("the stream did not finish: the client left")
+                if span is not None:
+                    span.finish(outcome, str(failure) if failure else None, _error_type(failure))
+                self._end(invocation, outcome, failure)
 
         return rest()
 
-    async def _with_fallback(self, endpoint: str, call: Call, attempt: Callable[[str, Target, Call], Awaitable[Result]]) -> Result:
+    async def _with_fallback(self, endpoint: str, call: Call, attempt: Callable[..., Awaitable[Result]], invocation: Invocation | None) -> Result:
         last: UpstreamError | None = None
         for target in await self.targets(endpoint):
+            span = invocation.attempt(target.name, target.provider, target.model) if invocation is not None else None
             try:
                 await self._check(target)
-                return await attempt(endpoint, target, call)
+                return await attempt(endpoint, target, call, span, invocation)
             except UpstreamError as error:
                 self._record(endpoint, target, error.status or (504 if error.timeout else 502), None, Outcome(), streamed=call.stream)
                 logger.warning("gateway %s: %s", endpoint, error)
+                if span is not None:
+                    span.finish(None, str(error), _error_type(error))
                 last = error
                 if not error.retryable:
                     break
         assert last is not None
         raise _call_failed(last)
+
+    def _end(self, invocation: Invocation | None, outcome: Outcome | None, failure: Exception | None) -> None:
+        """Finish the invocation's root span and queue the trace."""
+        if invocation is None:
+            return
+        if invocation.attempts:
+            invocation.root.attributes["gen_ai.provider.name"] = invocation.attempts[-1].attributes["gen_ai.provider.name"]
+        invocation.root.finish(outcome, str(failure) if failure else None, _error_type(failure))
+        self.tracer.record(invocation)
 
     # -- embeddings ----------------------------------------------------------------------------------
     async def embed(self, endpoint: str, payload: dict[str, Any]) -> Any:
@@ -193,13 +235,6 @@ class Gateway:
         )
 
 
-def _outcome(plan: Plan, answers: list[dict[str, Any]]) -> Outcome:
-    outcome = Outcome()
-    for answer in answers:
-        (outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic)(answer)
-    return outcome
-
-
 async def _timed_next(upstream: AsyncIterator[Event], end_ok: bool = False) -> Event | None:
     """The next event, counting the wait as provider time for the timing middleware."""
     started = time.perf_counter()
@@ -211,6 +246,15 @@ async def _timed_next(upstream: AsyncIterator[Event], end_ok: bool = False) -> E
         raise UpstreamError("the provider's stream was empty") from None
     finally:
         report_upstream("provider", time.perf_counter() - started)
+
+
+def _error_type(error: Exception | None) -> str | None:
+    """A low-cardinality ``error.type``: the HTTP status, ``timeout``, or the exception's class."""
+    if isinstance(error, (UpstreamError, CallFailed)) and error.status:
+        return str(error.status)
+    if isinstance(error, UpstreamError) and error.timeout:
+        return "timeout"
+    return type(error).__name__ if error is not None else None
 
 
 def _call_failed(error: UpstreamError) -> CallFailed:

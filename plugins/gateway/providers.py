@@ -36,6 +36,8 @@ class Outcome:
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish_reasons: list[str] = field(default_factory=list)
+    text: list[str] | None = None
+    """The answer's text, kept only when asked for (content capture in traces)."""
 
     def note_openai(self, payload: dict[str, Any]) -> None:
         """A chat completion, or one chunk of a streamed one."""
@@ -46,6 +48,8 @@ class Outcome:
         for choice in payload.get("choices") or ():
             if choice.get("finish_reason"):
                 self.finish_reasons.append(choice["finish_reason"])
+            if self.text is not None:
+                self.text.append((choice.get("message") or choice.get("delta") or {}).get("content") or "")
 
     def note_anthropic(self, payload: dict[str, Any]) -> None:
         """A message, or one event of a streamed one."""
@@ -58,6 +62,9 @@ class Outcome:
         reason = (payload.get("delta") or {}).get("stop_reason") if kind == "message_delta" else payload.get("stop_reason")
         if reason:
             self.finish_reasons.append(reason)
+        if self.text is not None:
+            blocks = payload.get("content") or () if kind == "message" else [payload.get("delta") or {}] if kind == "content_block_delta" else ()
+            self.text.extend(block.get("text") or "" for block in blocks)
 
     def _anthropic_usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):

@@ -115,10 +115,15 @@ def create_router(gateway: Gateway) -> APIRouter:
     async def list_usage(limit: int = 100) -> list[dict[str, Any]]:
         return await store.list_usage(min(max(limit, 1), 1000))
 
+    @crud.get("/tracing", summary="Call tracing: on or off, traces stored, waiting and dropped (store down, slow, or queue full)")
+    async def tracing_state() -> dict[str, Any]:
+        tracer = gateway.tracer
+        return {"enabled": tracer.enabled, "exported": tracer.exported, "queued": tracer.queue.qsize(), "dropped": tracer.dropped}
+
     router.include_router(crud)
 
-    async def invoke(client: Format, endpoint: str, body: dict[str, Any]) -> Response:
-        call = Call(client, body)
+    async def invoke(client: Format, endpoint: str, body: dict[str, Any], request: Request) -> Response:
+        call = Call(client, body, request.headers.get("traceparent"))
         try:
             if not call.stream:
                 return Response(await gateway.complete(endpoint, call), media_type="application/json")
@@ -133,7 +138,7 @@ def create_router(gateway: Gateway) -> APIRouter:
             body = formats.json_object(await _json_body(request))
         except formats.BadRequest as error:
             return _failure("openai", error)
-        return await invoke("openai", endpoint, body)
+        return await invoke("openai", endpoint, body, request)
 
     @router.post("/gateway/v1/chat/completions", tags=["gateway"], summary="OpenAI-compatible chat completions (model = endpoint)")
     async def chat_completions(request: Request) -> Response:
@@ -142,7 +147,7 @@ def create_router(gateway: Gateway) -> APIRouter:
             endpoint = _model_of(body)
         except formats.BadRequest as error:
             return _failure("openai", error)
-        return await invoke("openai", endpoint, body)
+        return await invoke("openai", endpoint, body, request)
 
     @router.post("/gateway/anthropic/v1/messages", tags=["gateway"], summary="Anthropic-compatible messages (model = endpoint)")
     async def messages(request: Request) -> Response:
@@ -151,7 +156,7 @@ def create_router(gateway: Gateway) -> APIRouter:
             endpoint = _model_of(body)
         except formats.BadRequest as error:
             return _failure("anthropic", error)
-        return await invoke("anthropic", endpoint, body)
+        return await invoke("anthropic", endpoint, body, request)
 
     @router.post("/gateway/v1/embeddings", tags=["gateway"], summary="OpenAI-compatible embeddings (model = endpoint)")
     async def embeddings(request: Request) -> Response:

@@ -9,6 +9,7 @@ from typing import Any
 from core import RouterContribution, hookimpl
 from core.database import migrated
 
+from .decode import to_rows
 from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
@@ -46,3 +47,14 @@ def plughost_trace_reader(host: Any) -> Any:
         return {**trace_summary(summary), "spans": [span_view(row) for row in rows]}
 
     return read
+
+
+@hookimpl
+def plughost_span_exporter(host: Any) -> Any:
+    """For plugins that trace their own work (the gateway): store OTLP spans as ``POST /v1/traces`` would."""
+    store = host.service("otel.store", lambda: SpanStore(host.database))
+
+    async def export(request: Any, *, workspace: str, project: str = "default") -> None:
+        await store.add(to_rows(request, workspace=workspace, project=project).rows)
+
+    return export
