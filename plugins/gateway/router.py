@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, SecretStr, StringConstraints
 
@@ -16,6 +17,7 @@ from .formats import Event, Format
 from .ssrf import UnsafeURL, check_base_url
 from .store import Conflict, Missing
 
+MAX_WINDOW_SECONDS = 366 * 24 * 3600
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 
 
@@ -114,6 +116,10 @@ def create_router(gateway: Gateway) -> APIRouter:
     @crud.get("/usage", summary="Recent calls: status, latency and tokens, newest first")
     async def list_usage(limit: int = 100) -> list[dict[str, Any]]:
         return await store.list_usage(min(max(limit, 1), 1000))
+
+    @crud.get("/usage/summary", summary="Per endpoint and model over a time window: calls, errors, p50/p95 latency, tokens")
+    async def usage_summary(window_seconds: Annotated[float, Query(gt=0, le=MAX_WINDOW_SECONDS)] = 3600) -> dict[str, Any]:
+        return {"window_seconds": window_seconds, "models": await store.usage_summary(time.time() - window_seconds)}
 
     @crud.get("/tracing", summary="Call tracing: on or off, traces stored, waiting and dropped (store down, slow, or queue full)")
     async def tracing_state() -> dict[str, Any]:
