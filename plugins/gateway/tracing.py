@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from core.context import current_workspace
 from core.hookspecs import SpanExporter
@@ -151,38 +150,45 @@ class Tracer:
 
 
 def otlp_request(invocations: list[Invocation]) -> ExportTraceServiceRequest:
-    spans = []
+    """The invocations as one OTLP request (filled in place: protobuf's cheapest way)."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name").value.string_value = SERVICE_NAME
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "plughost.gateway"
     for invocation in invocations:
-        spans.append(_span(invocation.trace_id, invocation.parent_id, invocation.root))
-        spans.extend(_span(invocation.trace_id, invocation.root.span_id, attempt) for attempt in invocation.attempts)
-    resource = Resource(attributes=[_attribute("service.name", SERVICE_NAME)])
-    scope = ScopeSpans(scope=InstrumentationScope(name="plughost.gateway"), spans=spans)
-    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=resource, scope_spans=[scope])])
+        _fill(scope_spans.spans.add(), invocation.trace_id, invocation.parent_id, invocation.root)
+        for attempt in invocation.attempts:
+            _fill(scope_spans.spans.add(), invocation.trace_id, invocation.root.span_id, attempt)
+    return request
 
 
-def _span(trace_id: bytes, parent_id: bytes, record: SpanRecord) -> Span:
-    status = Status(code=Status.STATUS_CODE_ERROR, message=record.error) if record.error else Status(code=Status.STATUS_CODE_OK)
-    return Span(
-        trace_id=trace_id, span_id=record.span_id, parent_span_id=parent_id, name=record.name, kind=record.kind,
-        start_time_unix_nano=record.start_ns, end_time_unix_nano=max(record.end_ns, record.start_ns), status=status,
-        attributes=[_attribute(key, value) for key, value in record.attributes.items() if value is not None],
-    )
+def _fill(span: Span, trace_id: bytes, parent_id: bytes, record: SpanRecord) -> None:
+    span.trace_id, span.span_id, span.parent_span_id = trace_id, record.span_id, parent_id
+    span.name, span.kind = record.name, record.kind  # type: ignore[assignment]
+    span.start_time_unix_nano, span.end_time_unix_nano = record.start_ns, max(record.end_ns, record.start_ns)
+    if record.error:
+        span.status.code, span.status.message = Status.STATUS_CODE_ERROR, record.error
+    else:
+        span.status.code = Status.STATUS_CODE_OK
+    for key, value in record.attributes.items():
+        if value is not None:
+            _set(span.attributes.add(key=key).value, value)
 
 
-def _attribute(key: str, value: Any) -> KeyValue:
-    return KeyValue(key=key, value=_value(value))
-
-
-def _value(value: Any) -> AnyValue:
+def _set(target: AnyValue, value: Any) -> None:
     if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, (list, tuple)):
-        return AnyValue(array_value=ArrayValue(values=[_value(item) for item in value]))
-    return AnyValue(string_value=str(value))
+        target.bool_value = value
+    elif isinstance(value, int):
+        target.int_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, (list, tuple)):
+        target.array_value.SetInParent()
+        for item in value:
+            _set(target.array_value.values.add(), item)
+    else:
+        target.string_value = str(value)
 
 
 def _usage_attributes(attributes: dict[str, Any], outcome: Outcome) -> None:
