@@ -92,10 +92,10 @@ PLUGHOST_SETUPS = (
 )
 
 
-def measure(port: int, path: str, body: dict[str, object], calls: int) -> dict[bool, tuple[float, float]]:
+def measure(port: int, path: str, body: dict[str, object], calls: int, modes: tuple[bool, ...] = (False, True)) -> dict[bool, tuple[float, float]]:
     """{stream: (median first-token ms, median total ms)} after 20 warm-up calls each."""
     found = {}
-    for stream in (False, True):
+    for stream in modes:
         timed_calls(port, path, body, 20, stream)
         first, total = timed_calls(port, path, body, calls, stream)
         found[stream] = (statistics.median(first) * 1000, statistics.median(total) * 1000)
@@ -111,7 +111,7 @@ def run(quick: bool) -> str:
         proxy_port = free_port()
         proxy = [sys.executable, "-m", "benchmarks.bare_proxy", str(proxy_port), f"http://127.0.0.1:{provider_port}"]
         with server(proxy, proxy_port, health="/health"):
-            results["bare proxy (floor)"] = measure(proxy_port, "/v1/chat/completions", CHAT, calls)
+            results["bare proxy (floor)"] = measure(proxy_port, "/v1/chat/completions", CHAT, calls, modes=(False,))  # it buffers streams
         for label, plugins, tracing in PLUGHOST_SETUPS:
             with tempfile.TemporaryDirectory() as data_dir:
                 command, port = plughost_server()
@@ -137,7 +137,10 @@ def run(quick: bool) -> str:
 
 def report(results: dict[str, dict[bool, tuple[float, float]]], calls: int) -> str:
     direct = results["direct"]
-    overhead = {label: (r[False][1] - direct[False][1], r[True][0] - direct[True][0], r[True][1] - direct[True][1]) for label, r in results.items()}
+    overhead = {
+        label: (r[False][1] - direct[False][1], *((r[True][0] - direct[True][0], r[True][1] - direct[True][1]) if True in r else (0.0, 0.0)))
+        for label, r in results.items()
+    }
     litellm = overhead["LiteLLM proxy"]
     lines = [
         f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}: medians of {calls} calls over one "
@@ -145,17 +148,21 @@ def report(results: dict[str, dict[bool, tuple[float, float]]], calls: int) -> s
         "every server in the same run. plughost is called on `/gateway/v1/chat/completions`, LiteLLM on `/v1/chat/completions` "
         "(`litellm[proxy]`, no database, `LITELLM_LOG=ERROR`, no master key, one worker: its fastest documented set-up). "
         "The bare proxy (`benchmarks/bare_proxy.py`: raw ASGI forwarding bytes over aiohttp, no parsing) is the floor of any "
-        "Python hop. Overhead = through the gateway - direct; the ratio is LiteLLM's overhead over this row's.",
+        "Python hop (unary only: it buffers streams). Overhead = through the gateway - direct; the ratio is LiteLLM's overhead over this row's.",
         "",
         "| path | unary ms | overhead | LiteLLM / this | stream first token ms | overhead | stream total ms | overhead | LiteLLM / this |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, found in results.items():
         unary, stream_first, stream_total = overhead[label]
-        ratios = (f"{litellm[0] / unary:.1f}x", f"{litellm[2] / stream_total:.1f}x") if label != "direct" and unary > 0 and stream_total > 0 else ("-", "-")
+        unary_ratio = f"{litellm[0] / unary:.1f}x" if label != "direct" and unary > 0 else "-"
+        if True not in found:
+            lines.append(f"| {label} | {found[False][1]:.2f} | {unary:+.2f} | {unary_ratio} | - | - | - | - | - |")
+            continue
+        stream_ratio = f"{litellm[2] / stream_total:.1f}x" if label != "direct" and stream_total > 0 else "-"
         lines.append(
-            f"| {label} | {found[False][1]:.2f} | {unary:+.2f} | {ratios[0]} | {found[True][0]:.2f} | {stream_first:+.2f} | "
-            f"{found[True][1]:.2f} | {stream_total:+.2f} | {ratios[1]} |"
+            f"| {label} | {found[False][1]:.2f} | {unary:+.2f} | {unary_ratio} | {found[True][0]:.2f} | {stream_first:+.2f} | "
+            f"{found[True][1]:.2f} | {stream_total:+.2f} | {stream_ratio} |"
         )
     off, on = overhead[PLUGHOST_SETUPS[0][0]], overhead[PLUGHOST_SETUPS[1][0]]
     lines += ["", f"Tracing on - off (median): unary {on[0] - off[0]:+.2f} ms, stream total {on[2] - off[2]:+.2f} ms (target: within 0.3 ms)."]
