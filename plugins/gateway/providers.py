@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +54,7 @@ class Outcome:
     def note_anthropic(self, payload: dict[str, Any]) -> None:
         """A message, or one event of a streamed one."""
         kind = payload.get("type")
-        message = payload.get("message") if kind == "message_start" else payload
+        message: dict[str, Any] = (payload.get("message") or {}) if kind == "message_start" else payload
         if kind in ("message", "message_start"):
             self.model = message.get("model") or self.model
         if kind in ("message", "message_start", "message_delta"):
@@ -111,7 +111,7 @@ async def post(client: aiohttp.ClientSession, target: Target, url: str, headers:
         response.release()
 
 
-async def stream(client: aiohttp.ClientSession, target: Target, body: dict[str, Any]) -> AsyncIterator[Event]:
+async def stream(client: aiohttp.ClientSession, target: Target, body: dict[str, Any]) -> AsyncGenerator[Event, None]:
     """The provider's events as they come, ending with its terminal event; errors before the first are the provider's."""
     url, headers = chat_url(target)
     response = await _send(client, url, headers, body, target)
@@ -185,7 +185,8 @@ def _message_of(answer: Any) -> str:
 
 async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Event]:
     """The events of a server-sent event stream."""
-    name, data = None, []
+    name: str | None = None
+    data: list[str] = []
     async for raw in content:
         line = raw.decode().rstrip("\r\n")
         if not line:

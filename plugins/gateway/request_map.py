@@ -50,7 +50,7 @@ class Plan:
 
 
 def provider_request(client: Format, provider: Format, body: dict[str, Any], model: str) -> tuple[dict[str, Any], Plan]:
-    options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+    options: dict[str, Any] = body["stream_options"] if isinstance(body.get("stream_options"), dict) else {}
     plan = Plan(client, provider, client_usage=client == "openai" and bool(options.get("include_usage")))
     if client == provider:
         _list(body.get("messages"), "messages", required=True)
@@ -285,7 +285,8 @@ def _openai_messages(message: Any, where: str) -> list[dict[str, Any]]:
     blocks = _list(content, f"{where}.content")
     if role == "assistant":
         return [_openai_assistant(blocks, f"{where}.content")]
-    results, parts = [], []
+    results: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
     for index, block in enumerate(blocks):
         here = f"{where}.content[{index}]"
         kind = block.get("type") if isinstance(block, dict) else None

@@ -220,9 +220,9 @@ class StreamMapper:
 
     def _anthropic_tool_delta(self, call: dict[str, Any]) -> list[Event]:
         function, position = call.get("function") or {}, call.get("index", 0)
-        events = []
+        events: list[Event] = []
         if position not in self.tool_blocks:
-            block = {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": {}}
+            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": {}}
             events = self._anthropic_open(f"tool {position}", block)
             self.tool_blocks[position] = self.index
         if function.get("arguments"):

@@ -146,23 +146,22 @@ def create_router(gateway: Gateway) -> APIRouter:
             return _failure("openai", error)
         return await invoke("openai", endpoint, body, request)
 
-    @router.post("/gateway/v1/chat/completions", tags=["gateway"], summary="OpenAI-compatible chat completions (model = endpoint)")
-    async def chat_completions(request: Request) -> Response:
+    async def invoke_by_model(client: Format, request: Request) -> Response:
+        """The OpenAI- and Anthropic-compatible routes: the body's ``model`` names the endpoint."""
         try:
             body = await _json_body(request)
             endpoint = _model_of(body)
         except formats.BadRequest as error:
-            return _failure("openai", error)
-        return await invoke("openai", endpoint, body, request)
+            return _failure(client, error)
+        return await invoke(client, endpoint, body, request)
+
+    @router.post("/gateway/v1/chat/completions", tags=["gateway"], summary="OpenAI-compatible chat completions (model = endpoint)")
+    async def chat_completions(request: Request) -> Response:
+        return await invoke_by_model("openai", request)
 
     @router.post("/gateway/anthropic/v1/messages", tags=["gateway"], summary="Anthropic-compatible messages (model = endpoint)")
     async def messages(request: Request) -> Response:
-        try:
-            body = await _json_body(request)
-            endpoint = _model_of(body)
-        except formats.BadRequest as error:
-            return _failure("anthropic", error)
-        return await invoke("anthropic", endpoint, body, request)
+        return await invoke_by_model("anthropic", request)
 
     @router.post("/gateway/v1/embeddings", tags=["gateway"], summary="OpenAI-compatible embeddings (model = endpoint)")
     async def embeddings(request: Request) -> Response:

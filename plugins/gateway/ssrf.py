@@ -75,4 +75,4 @@ async def _resolve(host: str, port: int) -> list[Address]:
         infos = await anyio.to_thread.run_sync(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise UnsafeURL(f"cannot resolve {host!r}: {error}") from None
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]

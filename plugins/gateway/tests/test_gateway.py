@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
