@@ -94,12 +94,26 @@ PLUGHOST_SETUPS = (
 
 def measure(port: int, path: str, body: dict[str, object], calls: int, modes: tuple[bool, ...] = (False, True)) -> dict[bool, tuple[float, float]]:
     """{stream: (median first-token ms, median total ms)} after 20 warm-up calls each."""
+    ready(port, path, body)
     found = {}
     for stream in modes:
         timed_calls(port, path, body, 20, stream)
         first, total = timed_calls(port, path, body, calls, stream)
         found[stream] = (statistics.median(first) * 1000, statistics.median(total) * 1000)
     return found
+
+
+def ready(port: int, path: str, body: dict[str, object], timeout: float = 30.0) -> None:
+    """Wait until the server answers a call (LiteLLM reports healthy before it serves calls)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            timed_calls(port, path, body, 1, False)
+            return
+        except (ConnectionError, http.client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def run(quick: bool) -> str:
