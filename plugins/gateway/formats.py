@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Format = Literal["openai", "anthropic"]
-FORMATS: tuple[Format, ...] = ("openai", "anthropic")
 
 
 class BadRequest(ValueError):

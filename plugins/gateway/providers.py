@@ -160,7 +160,7 @@ async def _send(client: aiohttp.ClientSession, url: str, headers: dict[str, str]
         raise UpstreamError(f"{target.name}: the provider answered {response.status}, a redirect, which the gateway does not follow", status=502)
     if response.status >= 400:
         try:
-            detail = _message_of(json.loads(await response.content.read(ERROR_BODY_LIMIT)))
+            detail = _message_of(json.loads(await _read_capped(response.content, ERROR_BODY_LIMIT)))
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, RecursionError):
             detail = ""
         finally:
@@ -171,6 +171,15 @@ async def _send(client: aiohttp.ClientSession, url: str, headers: dict[str, str]
             retry_after=response.headers.get("retry-after"),
         )
     return response
+
+
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """At most ``limit`` bytes of a body (an error body is read for its message only)."""
+    chunks, size = [], 0
+    while size < limit and (chunk := await content.read(limit - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _message_of(answer: Any) -> str:
