@@ -1,4 +1,6 @@
-"""Tool loops against llmock (PyPI ``llmock``), a third-party mock of the OpenAI and Anthropic APIs, as both provider kinds."""
+"""Tool loops against llmock (PyPI ``llmock``), a third-party mock of the OpenAI and Anthropic APIs, as both provider kinds.
+
+llmock's own pytest plugin provides the ``llmock`` fixture: a real server on loopback for the session, reset for each test."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from llmock.testing import LLMockServer
 
 from core.testing import serve_in_thread
 from plugins.gateway.tests.agent_loops import anthropic_loop, openai_loop, text_of, tool_arguments
@@ -16,14 +17,8 @@ from plugins.gateway.tests.kit import API_KEY, KEK
 LOOPS = {"openai": openai_loop, "anthropic": anthropic_loop}
 
 
-@pytest.fixture(scope="module")
-def llmock() -> Iterator[LLMockServer]:
-    with LLMockServer() as server:
-        yield server
-
-
 @pytest.fixture
-def gateway(make_app: Any, llmock: LLMockServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def gateway(make_app: Any, llmock: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A gateway allowed to call llmock on loopback (through the environment, as a user would)."""
     monkeypatch.setenv("PLUGHOST_GATEWAY_ALLOW_PRIVATE", "1")
     with serve_in_thread(make_app(["gateway"], {"gateway": {"kek": KEK}})) as url:
