@@ -100,6 +100,29 @@ def test_anthropic_tools_and_choices_reach_an_openai_provider_translated(base: s
     assert sent["messages"][0] == {"role": "system", "content": "be brief"} and sent["max_tokens"] == 55
 
 
+def test_anthropic_tool_results_become_tool_messages_errors_marked(base: str, provider: Any) -> None:
+    provider_url, seen = provider
+    configure(base, provider_url, "agent", [("agent", "openai", "echo-gpt", 1)])
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "looking"}, {"type": "tool_use", "id": "t1", "name": "f", "input": {"city": "Oslo"}},
+                                          {"type": "tool_use", "id": "t2", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "rain"}]},
+                                     {"type": "tool_result", "tool_use_id": "t2", "content": "no city", "is_error": True},
+                                     {"type": "text", "text": "and now?"}]},
+    ]
+    response = httpx.post(f"{base}/gateway/anthropic/v1/messages", json={"model": "agent", "max_tokens": 9, "messages": messages})
+    assert response.status_code == 200 and response.json()["content"][0]["text"] == "echo-gpt: and now?"
+    assert seen[-1]["body"]["messages"][1:] == [
+        {"role": "assistant", "content": "looking", "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"city": "Oslo"}'}},
+            {"id": "t2", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "rain"},
+        {"role": "tool", "tool_call_id": "t2", "content": "[tool error] no city"},
+        {"role": "user", "content": [{"type": "text", "text": "and now?"}]},
+    ]
+
+
 def test_images_map_both_ways(base: str, provider: Any) -> None:
     provider_url, seen = provider
     configure(base, provider_url, "see-claude", [("see-claude", "anthropic", "vision-claude", 1)])
@@ -157,6 +180,7 @@ def test_anthropic_streams_report_input_tokens_from_an_openai_provider(base: str
     ("anthropic", "openai", {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
     ("anthropic", "openai", {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages[0].content[0].type"),
     ("anthropic", "openai", {"metadata": {"tenant": "x"}}, "metadata"),
+    ("anthropic", "openai", {"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]}]}, "messages[0].content[0].type"),
 ])
 def test_what_cannot_be_translated_is_refused_naming_the_field(base: str, provider: Any, client: str, provider_kind: str, change: dict[str, Any], field: str) -> None:
     provider_url, seen = provider
