@@ -26,7 +26,7 @@ from .providers import Outcome, UpstreamError
 from .request_map import provider_request
 from .response_map import StreamMapper, client_answer
 from .settings import Settings
-from .ssrf import UnsafeURL, check_base_url
+from .ssrf import PublicResolver, UnsafeURL, check_base_url
 from .store import GatewayStore, Missing, Target, Unreadable
 from .tracing import Invocation, SpanRecord, Tracer
 
@@ -77,7 +77,7 @@ class Gateway:
         """Open the pooled HTTP client (one per process); it must be made inside the event loop."""
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self.settings.timeout_seconds),
-            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=60),
+            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=60, resolver=None if self.settings.allow_private else PublicResolver()),
             cookie_jar=aiohttp.DummyCookieJar(),  # a provider's cookies must not carry over between users
         )
 

@@ -153,6 +153,8 @@ async def _send(client: aiohttp.ClientSession, url: str, headers: dict[str, str]
         response = await client.post(url, json=body, headers=headers, allow_redirects=False)
     except asyncio.TimeoutError:
         raise UpstreamError(f"{target.name}: the provider did not answer in time", timeout=True) from None
+    except aiohttp.ClientConnectorError as error:
+        raise UpstreamError(f"{target.name}: cannot reach the provider: {error.os_error}") from None
     except aiohttp.ClientError as error:
         raise UpstreamError(f"{target.name}: cannot reach the provider: {type(error).__name__}") from None
     if 300 <= response.status < 400:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from typing import Any
 
 import httpx
 import pytest
 
-from plugins.gateway.ssrf import is_public
+from plugins.gateway.ssrf import PublicResolver, is_public
 from plugins.gateway.tests.kit import API_KEY, configure
 
 
@@ -49,3 +50,15 @@ def test_ipv6_forms_of_private_ipv4_addresses_are_refused(serve: Any, address: s
 
 def test_ipv6_forms_of_public_ipv4_addresses_pass() -> None:
     assert all(is_public(ipaddress.ip_address(a)) for a in ("64:ff9b::808:808", "2002:808:808::", "2606:4700:4700::1111", "8.8.8.8"))
+
+
+def test_the_connection_time_resolver_refuses_names_of_private_addresses() -> None:
+    async def resolve() -> None:
+        resolver = PublicResolver()
+        try:
+            await resolver.resolve("localhost", 443)
+        finally:
+            await resolver.close()
+
+    with pytest.raises(OSError, match="'localhost' resolves to 127.0.0.1, a non-public address"):
+        asyncio.run(resolve())
