@@ -233,4 +233,4 @@ def test_keeps_the_plugin_contract() -> None:
 def test_deeply_nested_json_is_a_400_on_every_json_route(base: str) -> None:
     for path in ("/gateway/chat/invocations", "/gateway/v1/chat/completions", "/gateway/anthropic/v1/messages", "/gateway/v1/embeddings"):
         response = httpx.post(f"{base}{path}", content=b"[" * 100_000, headers={"content-type": "application/json"})
-        assert response.status_code == 400 and "nest" in response.json()["error"]["message"], path
+        assert response.status_code == 400 and "nest" in response.text, path
