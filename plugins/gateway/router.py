@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, StringConstraints
 from . import formats
 from .calls import Call, CallFailed, Gateway
 from .formats import Event, Format
+from .openapi import conflict, invocation_responses
 from .ssrf import UnsafeURL, check_base_url
 from .store import Conflict, Missing
 
@@ -81,7 +82,7 @@ def create_router(gateway: Gateway) -> APIRouter:
             except UnsafeURL as error:
                 raise HTTPException(400, str(error)) from None
 
-    @crud.post("/secrets", status_code=201, summary="Store provider credentials (encrypted; never shown again)")
+    @crud.post("/secrets", status_code=201, summary="Store provider credentials (encrypted; never shown again)", responses=conflict("A secret of that name exists"))
     async def create_secret(secret: SecretIn) -> dict[str, Any]:
         await safe_url(secret.base_url)
         return await guarded(store.put_secret(secret.name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=True))  # type: ignore[no-any-return]
@@ -91,14 +92,15 @@ def create_router(gateway: Gateway) -> APIRouter:
         await safe_url(secret.base_url)
         return await guarded(store.put_secret(name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=False))  # type: ignore[no-any-return]
 
-    @crud.post("/models", status_code=201, summary="A provider model called with a secret")
+    @crud.post("/models", status_code=201, summary="A provider model called with a secret", responses=conflict("A model of that name exists"))
     async def create_model(model: ModelIn) -> dict[str, Any]:
         try:
             return await guarded(store.create_model(model.name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
         except HTTPException as error:
             raise HTTPException(400 if error.status_code == 404 else error.status_code, error.detail) from None
 
-    @crud.post("/endpoints", status_code=201, summary="A named endpoint over models, with traffic split and fallback")
+    @crud.post("/endpoints", status_code=201, summary="A named endpoint over models, with traffic split and fallback",
+               responses=conflict("An endpoint of that name exists"))
     async def create_endpoint(endpoint: EndpointIn) -> dict[str, Any]:
         members = [member.model_dump() for member in endpoint.models]
         try:
@@ -138,7 +140,8 @@ def create_router(gateway: Gateway) -> APIRouter:
             return _failure(client, error)
         return StreamingResponse(_sse(client, events), media_type="text/event-stream")
 
-    @router.post("/gateway/{endpoint}/invocations", tags=["gateway"], summary="Call an endpoint (OpenAI chat format; stream: true for SSE)")
+    @router.post("/gateway/{endpoint}/invocations", tags=["gateway"], summary="Call an endpoint (OpenAI chat format; stream: true for SSE)",
+                 responses=invocation_responses("openai"))
     async def invocations(endpoint: str, request: Request) -> Response:
         try:
             body = formats.json_object(await _json_body(request))
@@ -155,15 +158,18 @@ def create_router(gateway: Gateway) -> APIRouter:
             return _failure(client, error)
         return await invoke(client, endpoint, body, request)
 
-    @router.post("/gateway/v1/chat/completions", tags=["gateway"], summary="OpenAI-compatible chat completions (model = endpoint)")
+    @router.post("/gateway/v1/chat/completions", tags=["gateway"], summary="OpenAI-compatible chat completions (model = endpoint)",
+                 responses=invocation_responses("openai"))
     async def chat_completions(request: Request) -> Response:
         return await invoke_by_model("openai", request)
 
-    @router.post("/gateway/anthropic/v1/messages", tags=["gateway"], summary="Anthropic-compatible messages (model = endpoint)")
+    @router.post("/gateway/anthropic/v1/messages", tags=["gateway"], summary="Anthropic-compatible messages (model = endpoint)",
+                 responses=invocation_responses("anthropic"))
     async def messages(request: Request) -> Response:
         return await invoke_by_model("anthropic", request)
 
-    @router.post("/gateway/v1/embeddings", tags=["gateway"], summary="OpenAI-compatible embeddings (model = endpoint)")
+    @router.post("/gateway/v1/embeddings", tags=["gateway"], summary="OpenAI-compatible embeddings (model = endpoint)",
+                 responses=invocation_responses("openai"))
     async def embeddings(request: Request) -> Response:
         try:
             body = await _json_body(request)
@@ -219,7 +225,7 @@ def _add_read_delete(router: APIRouter, kind: str, lister: Any, getter: Any, del
     async def get_one(name: str) -> dict[str, Any]:
         return await guarded(getter(name))  # type: ignore[no-any-return]
 
-    @router.delete(f"/{kind}/{{name}}", status_code=204, summary=f"Delete one of the {kind}", name=f"delete_{kind}")
+    @router.delete(f"/{kind}/{{name}}", status_code=204, summary=f"Delete one of the {kind}", name=f"delete_{kind}", responses=conflict("It is still in use"))
     async def delete_one(name: str) -> Response:
         await guarded(deleter(name))
         return Response(status_code=204)
