@@ -190,6 +190,10 @@ class Gateway:
             try:
                 await self._check(target)
                 return await attempt(endpoint, target, call, span, invocation)
+            except BadRequest as error:  # the request cannot be put in this provider's format: no call was made
+                if span is not None:
+                    span.finish(None, str(error), _error_type(error))
+                raise
             except UpstreamError as error:
                 self._record(endpoint, target, error.status or (504 if error.timeout else 502), None, Outcome(), streamed=call.stream)
                 logger.warning("gateway %s: %s", endpoint, error)
@@ -252,6 +256,8 @@ def _error_type(error: Exception | None) -> str | None:
     """A low-cardinality ``error.type``: the HTTP status, ``timeout``, or the exception's class."""
     if isinstance(error, (UpstreamError, CallFailed)) and error.status:
         return str(error.status)
+    if isinstance(error, BadRequest):
+        return "400"
     if isinstance(error, UpstreamError) and error.timeout:
         return "timeout"
     return type(error).__name__ if error is not None else None

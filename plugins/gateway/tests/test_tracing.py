@@ -108,3 +108,14 @@ def test_a_slow_or_down_store_never_fails_or_delays_a_call(make_app: Any, regist
         state = wait_for(lambda: (s := httpx.get(f"{base}/api/gateway/tracing").json())["dropped"] >= (20 if behaviour == "down" else 10) and s)
     assert state["enabled"] and state["exported"] == 0
     assert "call traces dropped so far" in caplog.text
+
+
+def test_a_request_that_cannot_be_translated_is_traced_as_a_400(serve: Any, provider: Any) -> None:
+    with serve(plugins=("gateway", "otel")) as base:
+        configure(base, provider[0], "claude", [("claude", "anthropic", "echo-claude", 1)])
+        body = {"model": "claude", "messages": [{"role": "user", "content": "x"}], "seed": 1}
+        assert httpx.post(f"{base}/gateway/v1/chat/completions", json=body, headers=traceparent()).status_code == 400
+        spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 2)["spans"]}
+    for name in ("chat claude", "chat echo-claude"):
+        assert spans[name]["status"]["code"] == "STATUS_CODE_ERROR" and spans[name]["attributes"]["error.type"] == "400"
+    assert spans["chat echo-claude"]["status"]["message"].startswith("seed:")
