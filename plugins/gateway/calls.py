@@ -134,8 +134,8 @@ class Gateway:
             raise UpstreamError(f"{target.name}: the provider's answer is not a JSON object", status=502)
         outcome = Outcome(text=[] if self.tracer.capture_content else None)
         (outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic)(answer)
-        self._record(endpoint, target, 200, started, outcome, streamed=False)
         mapped = raw if plan.same else json.dumps(client_answer(plan, answer), separators=(",", ":")).encode()
+        self._record(endpoint, target, 200, started, outcome, streamed=False)
         if span is not None:
             span.finish(outcome)
         return mapped, outcome
