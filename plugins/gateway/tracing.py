@@ -96,6 +96,8 @@ class Tracer:
         if self.export is None:
             return None
         parent = TRACEPARENT.fullmatch(traceparent.strip().lower()) if traceparent else None
+        if parent and (not int(parent[1], 16) or not int(parent[2], 16)):  # all-zero ids are invalid (W3C)
+            parent = None
         trace_id, parent_id = (bytes.fromhex(parent[1]), bytes.fromhex(parent[2])) if parent else (os.urandom(16), b"")
         root = SpanRecord(f"chat {endpoint}", Span.SPAN_KIND_SERVER, time.time_ns(), attributes={
             "gen_ai.operation.name": "chat", "gen_ai.request.model": endpoint, "plughost.gateway.endpoint": endpoint,

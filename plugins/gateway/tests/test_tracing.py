@@ -16,6 +16,7 @@ import pytest
 from core import hookimpl
 from core.testing import serve_in_thread
 from plugins.gateway.tests.kit import KEK, configure
+from plugins.gateway.tracing import Tracer
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -119,3 +120,12 @@ def test_a_request_that_cannot_be_translated_is_traced_as_a_400(serve: Any, prov
     for name in ("chat claude", "chat echo-claude"):
         assert spans[name]["status"]["code"] == "STATUS_CODE_ERROR" and spans[name]["attributes"]["error.type"] == "400"
     assert spans["chat echo-claude"]["status"]["message"].startswith("seed:")
+
+
+def test_an_invalid_traceparent_starts_a_trace_of_its_own() -> None:
+    tracer = Tracer(lambda *args, **kwargs: None, queue_size=1, capture_content=False, project="default")
+    for header in ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", f"00-{CALLER_TRACE}-0000000000000000-01", "garbage", None):
+        invocation = tracer.start("e", {}, header)
+        assert invocation is not None and invocation.parent_id == b"" and invocation.trace_id.hex() != CALLER_TRACE
+    valid = tracer.start("e", {}, f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+    assert valid is not None and (valid.trace_id.hex(), valid.parent_id.hex()) == (CALLER_TRACE, CALLER_SPAN)
