@@ -12,7 +12,7 @@ or hook wrappers, which the core rejects on these hooks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,11 @@ PROJECT_NAME = "plughost"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+SpanExporter = Callable[..., Awaitable[None]]
+"""``await export(request, workspace=..., project=...)``: store the spans of an OTLP
+``ExportTraceServiceRequest`` protobuf in the trace store, under that workspace and project.
+Returns once they are stored; raises when they cannot be."""
 
 
 @hookspec
@@ -189,4 +194,26 @@ def plughost_commands(cli: click.Group) -> click.Command | Sequence[click.Comman
         @hookimpl
         def plughost_commands(cli):
             return hello
+    """
+
+
+@hookspec(firstresult=True)
+def plughost_span_exporter(host: Host) -> SpanExporter | None:
+    """Provide the function that records spans in the server's own trace store.
+
+    Called by plugins that produce traces of their own (the gateway records each LLM
+    call), once per app build; the first plugin to return an exporter wins (the otel
+    plugin provides one). The exporter is ``await export(request, workspace=...,
+    project="default")`` where ``request`` is an OTLP ``ExportTraceServiceRequest``
+    protobuf; it returns once the spans are stored and raises when they cannot be.
+    Spans the store refuses (bad ids, for example) are left out, as on ``/v1/traces``.
+    Callers keep it off their request path: queue spans and export them in batches
+    from a background task, so that a slow or failing store never delays a response.
+    Return a ``SpanExporter``, or ``None``.
+
+    Example::
+
+        exporter = host.plugins.manager.hook.plughost_span_exporter(host=host)
+        if exporter is not None:
+            await exporter(request, workspace="default", project="default")
     """

@@ -12,11 +12,12 @@ from typing import Any
 from core import RouterContribution, hookimpl
 from core.database import migrate
 
+from .calls import Call, CallFailed, Gateway
 from .crypto import Envelope
-from .providers import Chat, TextDelta
-from .router import CallFailed, Gateway, create_router
+from .router import create_router
 from .settings import Settings
 from .store import GatewayStore
+from .tracing import Tracer
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -24,7 +25,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def _gateway(host: Any) -> Gateway:
     def build() -> Gateway:
         settings: Settings = host.plugin_settings("gateway")
-        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings)
+        exporter = host.plugins.manager.hook.plughost_span_exporter(host=host) if settings.tracing else None
+        tracer = Tracer(exporter, queue_size=settings.trace_queue_size, capture_content=settings.trace_content, project=settings.trace_project)
+        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings, tracer)
 
     return host.service("gateway", build)
 
@@ -49,13 +52,16 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
         kek = gateway.settings.kek
         gateway.store.envelope = Envelope.load(kek.get_secret_value() if kek else None, host.data_dir)
         await gateway.start()
-        writer = asyncio.create_task(gateway.store.write_usage_forever())
+        writers = [asyncio.create_task(gateway.store.write_usage_forever())]
+        if gateway.tracer.enabled:
+            writers.append(asyncio.create_task(gateway.tracer.export_forever()))
         try:
             yield
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            for writer in writers:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
             await gateway.close()
 
     return running()
@@ -68,14 +74,15 @@ def plughost_chat_model(host: Any) -> Any:
 
     async def chat(endpoint: str, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         try:
-            items = await gateway.stream(endpoint, Chat(messages=messages, stream=True))
+            events = await gateway.stream(endpoint, Call("openai", {"model": endpoint, "messages": messages, "stream": True}))
         except CallFailed as error:
             raise (LookupError if error.status == 404 else RuntimeError)(str(error)) from None
 
         async def text() -> AsyncIterator[str]:
-            async for item in items:
-                if isinstance(item, TextDelta):
-                    yield item.text
+            async for event in events:
+                for choice in (event.payload or {}).get("choices") or ():
+                    if (choice.get("delta") or {}).get("content"):
+                        yield choice["delta"]["content"]
 
         return text()
 

@@ -1,65 +1,79 @@
-"""Calls to LLM providers, in and out of the gateway's canonical chat form.
+"""HTTP calls to LLM providers, each in its own wire format, and what their answers say about the call.
 
-Canonical form: an OpenAI-style chat request (``Chat``); results are a
-``Completion``, or for streams a sequence of ``TextDelta`` ending in ``Finish``.
-Adapters: ``openai`` (any OpenAI-compatible API) and ``anthropic`` (Messages API).
-A stream that ends without the provider's terminal event raises ``UpstreamError``
-(truncated) instead of passing off a partial answer as complete.
+Redirects are never followed (a redirect could lead to a host the SSRF guard never
+checked): a 3xx answer is a provider error. A provider's error body is never relayed:
+only the ``error.message`` string of a JSON error, sanitized and cut short, is kept.
+A stream that ends without the provider's terminal event (``[DONE]``,
+``message_stop``) raises ``UpstreamError`` (truncated) instead of passing off a
+partial answer as complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from .formats import Event
 from .store import Target
 
 OPENAI_BASE = "https://api.openai.com/v1"
 ANTHROPIC_BASE = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
-ANTHROPIC_DEFAULT_MAX_TOKENS = 1024
-PROVIDERS = ("openai", "anthropic")
+ERROR_BODY_LIMIT = 64 * 1024
+ERROR_MESSAGE_LIMIT = 300
 
 
 @dataclass
-class Chat:
-    messages: list[dict[str, str]]  # role: system | user | assistant; content: text
-    stream: bool = False
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: list[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Other OpenAI parameters, passed on to OpenAI-compatible providers only."""
+class Outcome:
+    """What the provider's answer says about the call (for usage records and traces)."""
 
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    text: list[str] | None = None
+    """The answer's text, kept only when asked for (content capture in traces)."""
 
-@dataclass
-class Usage:
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
+    def note_openai(self, payload: dict[str, Any]) -> None:
+        """A chat completion, or one chunk of a streamed one."""
+        self.model = payload.get("model") or self.model
+        usage = payload.get("usage")
+        if isinstance(usage, dict):
+            self.input_tokens, self.output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        for choice in payload.get("choices") or ():
+            if choice.get("finish_reason"):
+                self.finish_reasons.append(choice["finish_reason"])
+            if self.text is not None:
+                self.text.append((choice.get("message") or choice.get("delta") or {}).get("content") or "")
 
+    def note_anthropic(self, payload: dict[str, Any]) -> None:
+        """A message, or one event of a streamed one."""
+        kind = payload.get("type")
+        message: dict[str, Any] = (payload.get("message") or {}) if kind == "message_start" else payload
+        if kind in ("message", "message_start"):
+            self.model = message.get("model") or self.model
+        if kind in ("message", "message_start", "message_delta"):
+            self._anthropic_usage(message.get("usage"))
+        reason = (payload.get("delta") or {}).get("stop_reason") if kind == "message_delta" else payload.get("stop_reason")
+        if reason:
+            self.finish_reasons.append(reason)
+        if self.text is not None:
+            blocks = payload.get("content") or () if kind == "message" else [payload.get("delta") or {}] if kind == "content_block_delta" else ()
+            self.text.extend(block.get("text") or "" for block in blocks)
 
-@dataclass
-class Completion:
-    text: str
-    finish_reason: str
-    usage: Usage
-
-
-@dataclass
-class TextDelta:
-    text: str
-
-
-@dataclass
-class Finish:
-    reason: str
-    usage: Usage
+    def _anthropic_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        if usage.get("input_tokens") is not None:
+            cached = (usage.get("cache_read_input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0)
+            self.input_tokens = usage["input_tokens"] + cached
+        if usage.get("output_tokens") is not None:
+            self.output_tokens = usage["output_tokens"]
 
 
 class UpstreamError(Exception):
@@ -77,156 +91,122 @@ class UpstreamError(Exception):
         return self.status is None or self.status >= 500
 
 
-async def complete(client: aiohttp.ClientSession, target: Target, chat: Chat) -> Completion:
-    url, headers, body = _request(target, chat, stream=False)
+def chat_url(target: Target) -> tuple[str, dict[str, str]]:
+    """The chat URL of the target's provider and the headers that authenticate to it."""
+    if target.provider == "anthropic":
+        headers = {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION, **target.headers}
+        return f"{(target.base_url or ANTHROPIC_BASE).rstrip('/')}/v1/messages", headers
+    return f"{(target.base_url or OPENAI_BASE).rstrip('/')}/chat/completions", {"authorization": f"Bearer {target.api_key}", **target.headers}
+
+
+async def post(client: aiohttp.ClientSession, target: Target, url: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[bytes, Any]:
+    """POST ``body``; the answer's bytes and their parsed JSON."""
     response = await _send(client, url, headers, body, target)
     try:
-        data = await response.json(content_type=None)
+        raw = await response.read()
+        return raw, json.loads(raw)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
         raise UpstreamError(f"{target.name}: the provider's answer broke off or is not JSON: {type(error).__name__}") from None
     finally:
         response.release()
-    if target.provider == "anthropic":
-        text = "".join(block.get("text", "") for block in data.get("content", []) if block.get("type") == "text")
-        usage = data.get("usage") or {}
-        return Completion(text, _finish_from_anthropic(data.get("stop_reason")), Usage(usage.get("input_tokens"), usage.get("output_tokens")))
-    choice = data["choices"][0]
-    usage = data.get("usage") or {}
-    return Completion(choice["message"].get("content") or "", choice.get("finish_reason") or "stop", Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
 
 
-async def stream(client: aiohttp.ClientSession, target: Target, chat: Chat) -> AsyncIterator[TextDelta | Finish]:
-    """Yield the answer as it comes; errors before the first item are the provider's (fallback may follow)."""
-    url, headers, body = _request(target, chat, stream=True)
+async def stream(client: aiohttp.ClientSession, target: Target, body: dict[str, Any]) -> AsyncGenerator[Event, None]:
+    """The provider's events as they come, ending with its terminal event; errors before the first are the provider's."""
+    url, headers = chat_url(target)
     response = await _send(client, url, headers, body, target)
+    terminal = "[DONE]" if target.provider == "openai" else "message_stop"
     try:
-        parse = _anthropic_events if target.provider == "anthropic" else _openai_events
-        async for item in parse(_sse(response.content)):
-            yield item
+        async for event in _sse(response.content):
+            if event.data == "[DONE]":
+                yield event
+                return
+            try:
+                event.payload = json.loads(event.data)
+            except ValueError:
+                raise UpstreamError(f"{target.name}: the provider's stream holds an event that is not JSON") from None
+            if not isinstance(event.payload, dict):
+                raise UpstreamError(f"{target.name}: the provider's stream holds an event that is not a JSON object")
+            if event.name == "error" or "error" in event.payload and event.payload.get("type") in (None, "error"):
+                raise UpstreamError(f"{target.name}: the provider reported an error mid-stream{_message_of(event.payload)}")
+            yield event
+            if event.payload.get("type") == terminal:
+                return
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
         raise UpstreamError(f"{target.name}: the stream broke off: {type(error).__name__}", timeout=isinstance(error, asyncio.TimeoutError)) from None
     finally:
         response.close()
+    raise UpstreamError(f"{target.name}: the provider's stream ended before {terminal}: the answer is truncated")
 
 
-async def embed(client: aiohttp.ClientSession, target: Target, payload: dict[str, Any]) -> dict[str, Any]:
+async def embed(client: aiohttp.ClientSession, target: Target, payload: dict[str, Any]) -> Any:
     if target.provider != "openai":
         raise UpstreamError(f"{target.name}: provider {target.provider!r} has no embeddings API", status=400)
     url = f"{(target.base_url or OPENAI_BASE).rstrip('/')}/embeddings"
     headers = {"authorization": f"Bearer {target.api_key}", **target.headers}
-    response = await _send(client, url, headers, {**payload, "model": target.model}, target)
-    try:
-        return await response.json(content_type=None)  # type: ignore[no-any-return]
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
-        raise UpstreamError(f"{target.name}: the provider's answer broke off or is not JSON: {type(error).__name__}") from None
-    finally:
-        response.release()
-
-
-def _request(target: Target, chat: Chat, *, stream: bool) -> tuple[str, dict[str, str], dict[str, Any]]:
-    if target.provider == "anthropic":
-        system = "\n\n".join(m["content"] for m in chat.messages if m["role"] == "system")
-        body: dict[str, Any] = {
-            "model": target.model,
-            "messages": [m for m in chat.messages if m["role"] != "system"],
-            "max_tokens": chat.max_tokens or ANTHROPIC_DEFAULT_MAX_TOKENS,
-            "stream": stream,
-        }
-        if system:
-            body["system"] = system
-        for key, value in (("temperature", chat.temperature), ("top_p", chat.top_p), ("stop_sequences", chat.stop)):
-            if value is not None:
-                body[key] = value
-        headers = {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION, **target.headers}
-        return f"{(target.base_url or ANTHROPIC_BASE).rstrip('/')}/v1/messages", headers, body
-    body = {**chat.extra, "model": target.model, "messages": chat.messages, "stream": stream}
-    for key, value in (("max_tokens", chat.max_tokens), ("temperature", chat.temperature), ("top_p", chat.top_p), ("stop", chat.stop)):
-        if value is not None:
-            body[key] = value
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    headers = {"authorization": f"Bearer {target.api_key}", **target.headers}
-    return f"{(target.base_url or OPENAI_BASE).rstrip('/')}/chat/completions", headers, body
+    return (await post(client, target, url, headers, {**payload, "model": target.model}))[1]
 
 
 async def _send(client: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any], target: Target) -> aiohttp.ClientResponse:
     """POST ``body``; the response (headers read, body not yet) or an ``UpstreamError``."""
     try:
-        response = await client.post(url, json=body, headers=headers)
+        response = await client.post(url, json=body, headers=headers, allow_redirects=False)
     except asyncio.TimeoutError:
         raise UpstreamError(f"{target.name}: the provider did not answer in time", timeout=True) from None
+    except aiohttp.ClientConnectorError as error:
+        raise UpstreamError(f"{target.name}: cannot reach the provider: {error.os_error}") from None
     except aiohttp.ClientError as error:
         raise UpstreamError(f"{target.name}: cannot reach the provider: {type(error).__name__}") from None
+    if 300 <= response.status < 400:
+        response.release()
+        raise UpstreamError(f"{target.name}: the provider answered {response.status}, a redirect, which the gateway does not follow", status=502)
     if response.status >= 400:
         try:
-            detail = (await response.read()).decode(errors="replace")[:500]
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            detail = "(no body)"
+            detail = _message_of(json.loads(await _read_capped(response.content, ERROR_BODY_LIMIT)))
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, RecursionError):
+            detail = ""
         finally:
             response.release()
         raise UpstreamError(
-            f"{target.name}: the provider answered {response.status}: {detail}",
+            f"{target.name}: the provider answered {response.status}{detail}",
             status=response.status,
             retry_after=response.headers.get("retry-after"),
         )
     return response
 
 
-async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str | None, str]]:
-    """(event, data) pairs of a server-sent event stream."""
-    event, data = None, []
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """At most ``limit`` bytes of a body (an error body is read for its message only)."""
+    chunks, size = [], 0
+    while size < limit and (chunk := await content.read(limit - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _message_of(answer: Any) -> str:
+    """``": <message>"`` from a JSON error of either format, sanitized and cut short; else nothing."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message:
+        return ""
+    cleaned = "".join(char if char.isprintable() else " " for char in message[:ERROR_MESSAGE_LIMIT])
+    return f": {cleaned}{'…' if len(message) > ERROR_MESSAGE_LIMIT else ''}"
+
+
+async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Event]:
+    """The events of a server-sent event stream."""
+    name: str | None = None
+    data: list[str] = []
     async for raw in content:
         line = raw.decode().rstrip("\r\n")
         if not line:
             if data:
-                yield event, "\n".join(data)
-            event, data = None, []
+                yield Event(name, "\n".join(data))
+            name, data = None, []
         elif line.startswith("event:"):
-            event = line[6:].strip()
+            name = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].lstrip())
     if data:
-        yield event, "\n".join(data)
-
-
-async def _openai_events(events: AsyncIterator[tuple[str | None, str]]) -> AsyncIterator[TextDelta | Finish]:
-    reason, usage = "stop", Usage()
-    async for event, data in events:
-        if data == "[DONE]":
-            yield Finish(reason, usage)
-            return
-        chunk = json.loads(data)
-        if event == "error" or "error" in chunk:
-            raise UpstreamError(f"the provider reported an error mid-stream: {chunk.get('error')}")
-        if chunk.get("usage"):
-            usage = Usage(chunk["usage"].get("prompt_tokens"), chunk["usage"].get("completion_tokens"))
-        for choice in chunk.get("choices") or []:
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                yield TextDelta(text)
-            reason = choice.get("finish_reason") or reason
-    raise UpstreamError("the provider's stream ended before [DONE]: the answer is truncated")
-
-
-async def _anthropic_events(events: AsyncIterator[tuple[str | None, str]]) -> AsyncIterator[TextDelta | Finish]:
-    reason, usage = "stop", Usage()
-    async for _event, data in events:
-        message = json.loads(data)
-        kind = message.get("type")
-        if kind == "message_start":
-            usage.prompt_tokens = ((message.get("message") or {}).get("usage") or {}).get("input_tokens")
-        elif kind == "content_block_delta" and (message.get("delta") or {}).get("type") == "text_delta":
-            yield TextDelta(message["delta"]["text"])
-        elif kind == "message_delta":
-            reason = _finish_from_anthropic((message.get("delta") or {}).get("stop_reason"))
-            usage.completion_tokens = (message.get("usage") or {}).get("output_tokens")
-        elif kind == "message_stop":
-            yield Finish(reason, usage)
-            return
-        elif kind == "error":
-            raise UpstreamError(f"the provider reported an error mid-stream: {message.get('error')}")
-    raise UpstreamError("the provider's stream ended before message_stop: the answer is truncated")
-
-
-def _finish_from_anthropic(stop_reason: str | None) -> str:
-    return {"max_tokens": "length", "tool_use": "tool_calls"}.get(stop_reason or "", "stop")
+        yield Event(name, "\n".join(data))

@@ -14,3 +14,11 @@ class Settings(BaseModel):
     """How long one provider call may take before the next model is tried (504 when none is left)."""
     config_cache_seconds: float = Field(5.0, ge=0)
     """How long a worker reuses endpoint configuration before reading it again (other workers' changes)."""
+    tracing: bool = True
+    """Record each call as a trace in the server's trace store (the otel plugin), when there is one."""
+    trace_content: bool = False
+    """Also record prompts and answers in the traces (``gen_ai.input.messages``, ``gen_ai.output.messages``)."""
+    trace_queue_size: int = Field(10_000, ge=1)
+    """Call traces waiting to be stored; beyond it they are dropped (counted and logged), never the calls."""
+    trace_project: str = "default"
+    """The trace store's project the gateway's traces go to."""

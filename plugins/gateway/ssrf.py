@@ -1,4 +1,11 @@
-"""Provider base URLs may not point into private networks (SSRF), checked on write and before each call."""
+"""Provider base URLs may not point into private networks (SSRF), checked on write and before each call.
+
+IPv6 forms that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible
+``::a.b.c.d``, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4 ``2002::/16``, Teredo)
+are decoded and the IPv4 address is checked as well. Without ``allow_private``, the
+gateway's HTTP client resolves names with ``PublicResolver``, so the addresses it
+connects to are checked too.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,13 @@ import socket
 from urllib.parse import urlsplit
 
 import anyio.to_thread
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 class UnsafeURL(ValueError):
@@ -22,14 +36,64 @@ async def check_base_url(url: str, *, allow_private: bool) -> None:
     if parts.scheme != "https":
         raise UnsafeURL(f"base URL {url!r} must use https (PLUGHOST_GATEWAY_ALLOW_PRIVATE=1 allows http)")
     for address in await _resolve(parts.hostname, parts.port or 443):
-        if not address.is_global:
+        if not is_public(address):
             raise UnsafeURL(
                 f"base URL {url!r} resolves to {address}, a non-public address; "
                 "set PLUGHOST_GATEWAY_ALLOW_PRIVATE=1 to allow private providers"
             )
 
 
-async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def is_public(address: Address) -> bool:
+    """Globally reachable, and so is every IPv4 address the IPv6 form embeds."""
+    if not address.is_global:
+        return False
+    return all(embedded.is_global for embedded in embedded_ipv4(address))
+
+
+def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address routes to or stands for (none for IPv4)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return []
+    value, found = int(address), []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if value >> 32 == 0 and value > 1:  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address in NAT64:
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address in LOCAL_NAT64:  # RFC 8215: the IPv4 address sits at an operator-chosen place; refuse the range
+        found.append(ipaddress.IPv4Address("0.0.0.0"))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
+class PublicResolver(AbstractResolver):
+    """aiohttp's resolver, refusing names that resolve to a non-public address when the connection is made.
+
+    The check on write and before a call resolves the name once; this one holds for the
+    addresses actually connected to, so a name that changes its answer (DNS rebinding)
+    cannot lead a call into the private network.
+    """
+
+    def __init__(self) -> None:
+        self._resolver = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._resolver.resolve(host, port, family)
+        for result in found:
+            address = ipaddress.ip_address(result["host"].split("%", 1)[0])
+            if not is_public(address):
+                raise OSError(f"{host!r} resolves to {address}, a non-public address")
+        return found
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+async def _resolve(host: str, port: int) -> list[Address]:
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
@@ -38,4 +102,4 @@ async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddre
         infos = await anyio.to_thread.run_sync(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise UnsafeURL(f"cannot resolve {host!r}: {error}") from None
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, delete, insert, select, update
+from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -244,6 +244,34 @@ class GatewayStore:
                 await connection.execute(insert(usage), batch)
         except Exception:  # usage must never break calls; losing records is logged
             logger.exception("gateway: could not store %d usage records", len(batch))
+
+    async def usage_summary(self, since: float) -> list[dict[str, Any]]:
+        """Per endpoint and model since ``since``: calls, errors, p50/p95 latency of the calls that succeeded
+        (nearest rank), input and output tokens. One row per provider attempt, so fallbacks count where they happened."""
+        where = (usage.c.workspace == current_workspace(), usage.c.created_at >= since)
+        group = (usage.c.endpoint, usage.c.model)
+        totals = select(
+            *group, func.count().label("calls"), func.sum(case((usage.c.status != 200, 1), else_=0)).label("errors"),
+            func.sum(usage.c.prompt_tokens).label("input_tokens"), func.sum(usage.c.completion_tokens).label("output_tokens"),
+        ).where(*where).group_by(*group)
+        ranked = select(
+            *group, usage.c.latency_ms,
+            func.row_number().over(partition_by=group, order_by=usage.c.latency_ms).label("position"),
+            func.count().over(partition_by=group).label("total"),
+        ).where(*where, usage.c.status == 200).subquery()
+        percentiles = select(
+            ranked.c.endpoint, ranked.c.model,
+            func.max(case((ranked.c.position == (ranked.c.total + 1) // 2, ranked.c.latency_ms))).label("p50_ms"),
+            func.max(case((ranked.c.position == (95 * ranked.c.total + 99) // 100, ranked.c.latency_ms))).label("p95_ms"),
+        ).group_by(ranked.c.endpoint, ranked.c.model)
+        async with self.engine.connect() as connection:
+            rows = [dict(row._mapping) for row in await connection.execute(totals.order_by(*group))]
+            latency = {(row.endpoint, row.model): row for row in await connection.execute(percentiles)}
+        for row in rows:
+            found = latency.get((row["endpoint"], row["model"]))
+            row["p50_ms"], row["p95_ms"] = (found.p50_ms, found.p95_ms) if found else (None, None)
+            row["input_tokens"], row["output_tokens"] = row["input_tokens"] or 0, row["output_tokens"] or 0
+        return rows
 
     async def list_usage(self, limit: int) -> list[dict[str, Any]]:
         query = select(usage).where(usage.c.workspace == current_workspace()).order_by(usage.c.id.desc()).limit(limit)

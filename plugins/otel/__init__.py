@@ -11,6 +11,7 @@ import anyio.to_thread
 from core import RouterContribution, hookimpl
 from core.database import migrated
 
+from .decode import to_rows
 from .grpc_receiver import receiver_config, serving
 from .present import span_view, trace_summary
 from .router import create_router
@@ -20,6 +21,11 @@ from .store import SpanStore
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def _store(host: Any) -> SpanStore:
+    """The one span store of this app, shared by the routes, the gRPC receiver and the hooks."""
+    return host.service("otel.store", lambda: SpanStore(host.database))
+
+
 @hookimpl
 def plughost_settings(host: Any) -> type[Settings]:
     return Settings
@@ -27,20 +33,18 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
-    store = host.service("otel.store", lambda: SpanStore(host.database))
-    return RouterContribution("otel", create_router(store, host.plugin_settings("otel")))
+    return RouterContribution("otel", create_router(_store(host), host.plugin_settings("otel")))
 
 
 @hookimpl
 def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[Any]]:
-    store = host.service("otel.store", lambda: SpanStore(host.database))
-    return [migrated(host.database, MIGRATIONS, "otel"), serving(store, receiver_config(host))]
+    return [migrated(host.database, MIGRATIONS, "otel"), serving(_store(host), receiver_config(host))]
 
 
 @hookimpl(optionalhook=True)
 def plughost_trace_reader(host: Any) -> Any:
     """For the assistant: read one trace in the current workspace, as ``GET /api/otel/traces/{id}`` answers it."""
-    store = host.service("otel.store", lambda: SpanStore(host.database))
+    store = _store(host)
 
     async def read(trace_id: str) -> dict[str, Any] | None:
         found = await store.get_trace(trace_id)
@@ -59,3 +63,12 @@ def plughost_job_types(host: Any) -> list[Any]:
     from .jobs import JOB_TYPES
 
     return JOB_TYPES
+@hookimpl
+def plughost_span_exporter(host: Any) -> Any:
+    """For plugins that trace their own work (the gateway): store OTLP spans as ``POST /v1/traces`` would."""
+    store = _store(host)
+
+    async def export(request: Any, *, workspace: str, project: str = "default") -> None:
+        await store.add(to_rows(request, workspace=workspace, project=project).rows)
+
+    return export

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,50 +16,7 @@ import openai
 import pytest
 
 from core.testing import assert_plugin_contract, serve_in_thread
-from plugins.gateway.tests.fake_provider import create_provider
-
-API_KEY = "sk-provider-secret-0123456789"
-KEK = base64.b64encode(bytes(range(32))).decode()
-
-
-@pytest.fixture
-def provider() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    app, seen = create_provider()
-    with serve_in_thread(app) as url:
-        yield url, seen
-
-
-@pytest.fixture
-def serve(make_app: Any) -> Any:
-    def start(plugins: tuple[str, ...] = ("gateway",), **settings: Any) -> Any:
-        gateway = {"allow_private": True, "kek": KEK, **settings}
-        return serve_in_thread(make_app(list(plugins), {"gateway": gateway}))
-
-    return start
-
-
-@pytest.fixture
-def base(serve: Any) -> Iterator[str]:
-    with serve() as url:
-        yield url
-
-
-def configure(base: str, provider_url: str, endpoint: str, models: list[tuple[str, str, str, int]], headers: dict[str, str] | None = None) -> None:
-    """models: (name, provider, provider's model, weight), in fallback order."""
-    client = httpx.Client(base_url=f"{base}/api/gateway", headers=headers or {})
-    for provider in {p for _, p, _, _ in models}:
-        if client.get(f"/secrets/{provider}-key").status_code == 404:
-            url = f"{provider_url}/v1" if provider == "openai" else provider_url
-            client.post("/secrets", json={"name": f"{provider}-key", "api_key": API_KEY, "base_url": url}).raise_for_status()
-    for name, provider, model, _ in models:
-        if client.get(f"/models/{name}").status_code == 404:
-            client.post("/models", json={"name": name, "provider": provider, "model": model, "secret": f"{provider}-key"}).raise_for_status()
-    members = [{"model": name, "weight": weight} for name, _, _, weight in models]
-    client.post("/endpoints", json={"name": endpoint, "models": members}).raise_for_status()
-
-
-def openai_client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="unused-without-a-token", max_retries=0)
+from plugins.gateway.tests.kit import API_KEY, KEK, configure, openai_client
 
 
 def test_openai_sdk_unary_stream_models_and_embeddings(base: str, provider: Any) -> None:
@@ -70,7 +25,7 @@ def test_openai_sdk_unary_stream_models_and_embeddings(base: str, provider: Any)
     client = openai_client(base)
     answer = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hello there"}])
     assert answer.choices[0].message.content == "echo-gpt: hello there"
-    assert answer.model == "chat" and answer.usage.completion_tokens == 3
+    assert answer.model == "echo-gpt" and answer.usage.completion_tokens == 3  # the answer is the provider's, unchanged
     assert seen[-1]["headers"]["authorization"] == f"Bearer {API_KEY}"  # the stored key goes to the provider
     pieces = [chunk.choices[0].delta.content for chunk in client.chat.completions.create(
         model="chat", messages=[{"role": "user", "content": "stream me"}], stream=True) if chunk.choices and chunk.choices[0].delta.content]
@@ -273,3 +228,9 @@ def test_keeps_the_plugin_contract() -> None:
     import plugins.gateway
 
     assert_plugin_contract(plugins.gateway, settings={"gateway": {"kek": KEK}})
+
+
+def test_deeply_nested_json_is_a_400_on_every_json_route(base: str) -> None:
+    for path in ("/gateway/chat/invocations", "/gateway/v1/chat/completions", "/gateway/anthropic/v1/messages", "/gateway/v1/embeddings"):
+        response = httpx.post(f"{base}{path}", content=b"[" * 100_000, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and "nest" in response.text, path

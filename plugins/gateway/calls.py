@@ -1,0 +1,273 @@
+"""The call logic: an endpoint's models picked by weight, tried in fallback order, answers mapped to the client.
+
+A call arrives in the client's wire format (``Call``). For each model tried, the
+request is put in that provider's format (``request_map``), sent (``providers``),
+and the answer put back in the client's (``response_map``). Every attempt is
+recorded (usage).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from core.context import report_upstream
+
+from . import providers
+from .formats import BadRequest, Event, Format
+from .providers import Outcome, UpstreamError
+from .request_map import provider_request
+from .response_map import StreamMapper, client_answer
+from .settings import Settings
+from .ssrf import PublicResolver, UnsafeURL, check_base_url
+from .store import GatewayStore, Missing, Target, Unreadable
+from .tracing import Invocation, SpanRecord, Tracer
+
+logger = logging.getLogger("plughost.gateway")
+
+SAFE_URL_SECONDS = 30.0
+Result = TypeVar("Result")
+
+
+@dataclass
+class Call:
+    """One invocation, as the client sent it."""
+
+    client: Format
+    body: dict[str, Any]
+    traceparent: str | None = None
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+
+class CallFailed(Exception):
+    """Every model of the endpoint failed (or one failed in a way not worth a fallback)."""
+
+    def __init__(self, status: int, message: str, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Gateway:
+    """One per app: the pooled HTTP client, the store, and the call logic with fallback and split."""
+
+    def __init__(self, store: GatewayStore, settings: Settings, tracer: Tracer) -> None:
+        self.store = store
+        self.settings = settings
+        self.tracer = tracer
+        self._client: aiohttp.ClientSession | None = None
+        self._safe_until: dict[str, float] = {}
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        assert self._client is not None, "the gateway's lifespan has not started"
+        return self._client
+
+    async def start(self) -> None:
+        """Open the pooled HTTP client (one per process); it must be made inside the event loop."""
+        self._client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self.settings.timeout_seconds),
+            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=60, resolver=None if self.settings.allow_private else PublicResolver()),
+            cookie_jar=aiohttp.DummyCookieJar(),  # a provider's cookies must not carry over between users
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def targets(self, endpoint: str) -> list[Target]:
+        """The endpoint's models: one picked by weight first, then the rest in their fallback order."""
+        try:
+            targets = await self.store.resolve(endpoint)
+        except Missing as error:
+            raise CallFailed(404, str(error)) from None
+        except Unreadable as error:
+            logger.error("gateway %s: %s", endpoint, error)
+            raise CallFailed(500, str(error)) from None
+        first = random.choices(targets, weights=[t.weight for t in targets])[0] if len(targets) > 1 else targets[0]
+        return [first, *(t for t in targets if t is not first)]
+
+    async def _check(self, target: Target) -> None:
+        """SSRF guard at call time too (a name may resolve elsewhere now), remembered briefly."""
+        if target.base_url is None or self._safe_until.get(target.base_url, 0) > time.monotonic():
+            return
+        try:
+            await check_base_url(target.base_url, allow_private=self.settings.allow_private)
+        except UnsafeURL as error:
+            raise UpstreamError(f"{target.name}: {error}", status=400) from None
+        self._safe_until[target.base_url] = time.monotonic() + SAFE_URL_SECONDS
+
+    # -- chat ----------------------------------------------------------------------------------------
+    async def complete(self, endpoint: str, call: Call) -> bytes:
+        """The answer's JSON in the client's format: the provider's own bytes when the formats match."""
+        invocation = self.tracer.start(endpoint, call.body, call.traceparent)
+        outcome: Outcome | None = None
+        failure: Exception | None = None
+        try:
+            answer, outcome = await self._with_fallback(endpoint, call, self._complete_one, invocation)
+            return answer
+        except (CallFailed, BadRequest) as error:
+            failure = error
+            raise
+        finally:
+            self._end(invocation, outcome, failure)
+
+    async def _complete_one(self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, _: Invocation | None) -> tuple[bytes, Outcome]:
+        body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
+        url, headers = providers.chat_url(target)
+        started = time.perf_counter()
+        try:
+            raw, answer = await providers.post(self.client, target, url, headers, body)
+        finally:
+            report_upstream("provider", time.perf_counter() - started)
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"{target.name}: the provider's answer is not a JSON object", status=502)
+        outcome = Outcome(text=[] if self.tracer.capture_content else None)
+        (outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic)(answer)
+        mapped = raw if plan.same else json.dumps(client_answer(plan, answer), separators=(",", ":")).encode()
+        self._record(endpoint, target, 200, started, outcome, streamed=False)
+        if span is not None:
+            span.finish(outcome)
+        return mapped, outcome
+
+    async def stream(self, endpoint: str, call: Call) -> AsyncIterator[Event]:
+        """The answer's events in the client's format, as they come; fallback happens only before the first."""
+        invocation = self.tracer.start(endpoint, call.body, call.traceparent)
+        try:
+            return await self._with_fallback(endpoint, call, self._stream_one, invocation)
+        except (CallFailed, BadRequest) as error:
+            self._end(invocation, None, error)
+            raise
+
+    async def _stream_one(self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None) -> AsyncIterator[Event]:
+        body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        upstream = providers.stream(self.client, target, body)
+        first = await _timed_next(upstream)
+        mapper, outcome = StreamMapper(plan), Outcome(text=[] if self.tracer.capture_content else None)
+        note = outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic
+
+        async def rest() -> AsyncIterator[Event]:
+            status, failure = 502, None
+            try:
+                event: Event | None = first
+                while event is not None:
+                    if event.payload is None or event.payload.get("type") == "message_stop":
+                        status = 200  # the provider's terminal event
+                    else:
+                        note(event.payload)
+                    for mapped in mapper.feed(event):
+                        yield mapped
+                    event = await _timed_next(upstream, end_ok=True)
+            except Exception as error:  # recorded in the trace, then reported to the client by the router
+                failure = error
+                raise
+            finally:
+                await upstream.aclose()
+                self._record(endpoint, target, status, started, outcome, streamed=True)
+                if status != 200 and failure is None:
+                    failure = UpstreamError("the stream did not finish: the client left")
+                if span is not None:
+                    span.finish(outcome, str(failure) if failure else None, _error_type(failure))
+                self._end(invocation, outcome, failure)
+
+        return rest()
+
+    async def _with_fallback(self, endpoint: str, call: Call, attempt: Callable[..., Awaitable[Result]], invocation: Invocation | None) -> Result:
+        last: UpstreamError | None = None
+        for target in await self.targets(endpoint):
+            span = invocation.attempt(target.name, target.provider, target.model) if invocation is not None else None
+            try:
+                await self._check(target)
+                return await attempt(endpoint, target, call, span, invocation)
+            except BadRequest as error:  # the request cannot be put in this provider's format: no call was made
+                if span is not None:
+                    span.finish(None, str(error), _error_type(error))
+                raise
+            except UpstreamError as error:
+                self._record(endpoint, target, error.status or (504 if error.timeout else 502), None, Outcome(), streamed=call.stream)
+                logger.warning("gateway %s: %s", endpoint, error)
+                if span is not None:
+                    span.finish(None, str(error), _error_type(error))
+                last = error
+                if not error.retryable:
+                    break
+        assert last is not None
+        raise _call_failed(last)
+
+    def _end(self, invocation: Invocation | None, outcome: Outcome | None, failure: Exception | None) -> None:
+        """Finish the invocation's root span and queue the trace."""
+        if invocation is None:
+            return
+        if invocation.attempts:
+            invocation.root.attributes["gen_ai.provider.name"] = invocation.attempts[-1].attributes["gen_ai.provider.name"]
+        invocation.root.finish(outcome, str(failure) if failure else None, _error_type(failure))
+        self.tracer.record(invocation)
+
+    # -- embeddings ----------------------------------------------------------------------------------
+    async def embed(self, endpoint: str, payload: dict[str, Any]) -> Any:
+        last: UpstreamError | None = None
+        for target in await self.targets(endpoint):
+            started = time.perf_counter()
+            try:
+                await self._check(target)
+                return await providers.embed(self.client, target, payload)
+            except UpstreamError as error:
+                last = error
+                if not error.retryable:
+                    break
+            finally:
+                report_upstream("provider", time.perf_counter() - started)
+        assert last is not None
+        raise _call_failed(last)
+
+    def _record(self, endpoint: str, target: Target, status: int, started: float | None, outcome: Outcome, *, streamed: bool) -> None:
+        latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        self.store.record_usage(
+            endpoint=endpoint, model=target.name, provider=target.provider, status=status, streamed=streamed,
+            latency_ms=latency, prompt_tokens=outcome.input_tokens, completion_tokens=outcome.output_tokens,
+        )
+
+
+async def _timed_next(upstream: AsyncIterator[Event], end_ok: bool = False) -> Event | None:
+    """The next event, counting the wait as provider time for the timing middleware."""
+    started = time.perf_counter()
+    try:
+        return await anext(upstream)
+    except StopAsyncIteration:
+        if end_ok:
+            return None
+        raise UpstreamError("the provider's stream was empty") from None
+    finally:
+        report_upstream("provider", time.perf_counter() - started)
+
+
+def _error_type(error: Exception | None) -> str | None:
+    """A low-cardinality ``error.type``: the HTTP status, ``timeout``, or the exception's class."""
+    if isinstance(error, (UpstreamError, CallFailed)) and error.status:
+        return str(error.status)
+    if isinstance(error, BadRequest):
+        return "400"
+    if isinstance(error, UpstreamError) and error.timeout:
+        return "timeout"
+    return type(error).__name__ if error is not None else None
+
+
+def _call_failed(error: UpstreamError) -> CallFailed:
+    if error.status == 429:
+        return CallFailed(429, str(error), error.retry_after)
+    if error.status in (400, 422):
+        return CallFailed(400, str(error))
+    if error.timeout:
+        return CallFailed(504, str(error))
+    return CallFailed(502, str(error))

@@ -1,0 +1,131 @@
+"""Every gateway call is a trace in the otel store (through the plughost_span_exporter hook), nested under the caller's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import types
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from core import hookimpl
+from core.testing import serve_in_thread
+from plugins.gateway.tests.kit import KEK, configure
+from plugins.gateway.tracing import Tracer
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+def wait_for(read: Any, timeout: float = 10.0) -> Any:
+    """Poll ``read()`` until it returns something truthy (traces are stored in the background)."""
+    deadline = time.monotonic() + timeout
+    while not (found := read()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return found
+
+
+def trace(base: str, trace_id: str, spans: int) -> dict[str, Any]:
+    def read() -> Any:
+        response = httpx.get(f"{base}/api/otel/traces/{trace_id}")
+        return response.status_code == 200 and len(response.json()["spans"]) == spans and response.json()
+    return wait_for(read)
+
+
+def traceparent(span: str = CALLER_SPAN) -> dict[str, str]:
+    return {"traceparent": f"00-{CALLER_TRACE}-{span}-01"}
+
+
+def test_a_call_with_fallback_is_a_trace_under_the_callers_span(serve: Any, provider: Any) -> None:
+    with serve(plugins=("gateway", "otel")) as base:
+        # the primary is tried first in 1000 of 1001 calls (the weight picks the first attempt)
+        configure(base, provider[0], "resilient", [("primary", "openai", "fail-500", 1000), ("backup", "anthropic", "echo-backup", 1)])
+        client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0, default_headers=traceparent())
+        client.chat.completions.create(model="resilient", messages=[{"role": "user", "content": "one two"}])
+        spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 3)["spans"]}
+    root, failed, served = spans["chat resilient"], spans["chat fail-500"], spans["chat echo-backup"]
+    assert root["parent_span_id"] == CALLER_SPAN and root["kind"] == "SPAN_KIND_SERVER"
+    assert {failed["parent_span_id"], served["parent_span_id"]} == {root["span_id"]}
+    assert failed["status"]["code"] == "STATUS_CODE_ERROR" and failed["attributes"]["error.type"] == "500"
+    assert served["kind"] == "SPAN_KIND_CLIENT" and served["status"]["code"] == "STATUS_CODE_OK"
+    assert served["attributes"] | root["attributes"] == served["attributes"] | {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "resilient",
+        "gen_ai.response.model": "echo-backup", "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 3,
+        "gen_ai.response.finish_reasons": ["end_turn"], "plughost.gateway.endpoint": "resilient",
+    }
+    assert served["attributes"]["gen_ai.request.model"] == "echo-backup"
+    assert "gen_ai.input.messages" not in root["attributes"]  # content only when opted in
+
+
+def test_a_streamed_call_is_traced_when_it_ends_with_content_when_opted_in(serve: Any, provider: Any) -> None:
+    with serve(plugins=("gateway", "otel"), trace_content=True) as base:
+        configure(base, provider[0], "via-openai", [("gpt", "openai", "echo-gpt", 1)])
+        client = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="x", max_retries=0, default_headers=traceparent())
+        with client.messages.stream(model="via-openai", max_tokens=9, messages=[{"role": "user", "content": "a b"}]) as stream:
+            "".join(stream.text_stream)
+        spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 2)["spans"]}
+    root = spans["chat via-openai"]["attributes"]
+    assert (root["gen_ai.usage.input_tokens"], root["gen_ai.usage.output_tokens"], root["gen_ai.response.finish_reasons"]) == (5, 3, ["stop"])
+    assert '"a b"' in root["gen_ai.input.messages"] and "echo-gpt: a b" in root["gen_ai.output.messages"]
+
+
+def test_a_failed_call_is_traced_as_an_error(serve: Any, provider: Any) -> None:
+    with serve(plugins=("gateway", "otel")) as base:
+        configure(base, provider[0], "broken", [("broken", "openai", "fail-500", 1)])
+        response = httpx.post(f"{base}/gateway/broken/invocations", json={"messages": [{"role": "user", "content": "x"}]}, headers=traceparent())
+        assert response.status_code == 502
+        spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 2)["spans"]}
+    assert spans["chat broken"]["status"]["code"] == "STATUS_CODE_ERROR" and spans["chat broken"]["attributes"]["error.type"] == "502"
+
+
+def stuck_store(behaviour: str) -> types.SimpleNamespace:
+    """A plugin whose trace store hangs or fails: the calls must not notice."""
+
+    async def export(request: Any, *, workspace: str, project: str = "default") -> None:
+        if behaviour == "down":
+            raise ConnectionError("the trace store is down")
+        await asyncio.Event().wait()
+
+    return types.SimpleNamespace(PLUGHOST_NAME="stuckstore", plughost_span_exporter=hookimpl(lambda host: export))
+
+
+@pytest.mark.parametrize("behaviour", ["slow", "down"])
+def test_a_slow_or_down_store_never_fails_or_delays_a_call(make_app: Any, register_plugin: Any, provider: Any, caplog: pytest.LogCaptureFixture, behaviour: str) -> None:
+    register_plugin(stuck_store(behaviour))
+    app = make_app(["gateway"], {"gateway": {"allow_private": True, "kek": KEK, "trace_queue_size": 3}})
+    with caplog.at_level(logging.WARNING), serve_in_thread(app) as base:
+        configure(base, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
+        client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0)
+        started = time.monotonic()
+        for _ in range(20):
+            assert client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}]).choices[0].message.content
+        assert time.monotonic() - started < 4.0  # not one export timeout (5 s) was waited for
+        state = wait_for(lambda: (s := httpx.get(f"{base}/api/gateway/tracing").json())["dropped"] >= (20 if behaviour == "down" else 10) and s)
+    assert state["enabled"] and state["exported"] == 0
+    assert "call traces dropped so far" in caplog.text
+
+
+def test_a_request_that_cannot_be_translated_is_traced_as_a_400(serve: Any, provider: Any) -> None:
+    with serve(plugins=("gateway", "otel")) as base:
+        configure(base, provider[0], "claude", [("claude", "anthropic", "echo-claude", 1)])
+        body = {"model": "claude", "messages": [{"role": "user", "content": "x"}], "seed": 1}
+        assert httpx.post(f"{base}/gateway/v1/chat/completions", json=body, headers=traceparent()).status_code == 400
+        spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 2)["spans"]}
+    for name in ("chat claude", "chat echo-claude"):
+        assert spans[name]["status"]["code"] == "STATUS_CODE_ERROR" and spans[name]["attributes"]["error.type"] == "400"
+    assert spans["chat echo-claude"]["status"]["message"].startswith("seed:")
+
+
+def test_an_invalid_traceparent_starts_a_trace_of_its_own() -> None:
+    tracer = Tracer(lambda *args, **kwargs: None, queue_size=1, capture_content=False, project="default")
+    for header in ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", f"00-{CALLER_TRACE}-0000000000000000-01", "garbage", None):
+        invocation = tracer.start("e", {}, header)
+        assert invocation is not None and invocation.parent_id == b"" and invocation.trace_id.hex() != CALLER_TRACE
+    valid = tracer.start("e", {}, f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+    assert valid is not None and (valid.trace_id.hex(), valid.parent_id.hex()) == (CALLER_TRACE, CALLER_SPAN)

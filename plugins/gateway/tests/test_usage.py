@@ -1,0 +1,32 @@
+"""Usage aggregates per endpoint and model over a time window, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+
+from core.testing import serve_in_thread
+from plugins.gateway.tests.kit import KEK, configure
+from plugins.gateway.tests.test_tracing import wait_for
+
+
+def test_usage_summary_per_endpoint_and_model(make_app: Any, provider: Any, database_url: str) -> None:
+    app = make_app(["gateway"], {"database_url": database_url, "gateway": {"allow_private": True, "kek": KEK}})
+    with serve_in_thread(app) as base:
+        configure(base, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
+        configure(base, provider[0], "broken", [("broken", "openai", "fail-500", 1)])
+        client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0)
+        for text in ("a", "a b", "a b c", "a b c d"):
+            client.chat.completions.create(model="chat", messages=[{"role": "user", "content": text}])
+        assert httpx.post(f"{base}/gateway/broken/invocations", json={"messages": [{"role": "user", "content": "x"}]}).status_code == 502
+        wait_for(lambda: len(httpx.get(f"{base}/api/gateway/usage").json()) == 5)
+        summary = httpx.get(f"{base}/api/gateway/usage/summary", params={"window_seconds": 600}).json()
+        latencies = sorted(r["latency_ms"] for r in httpx.get(f"{base}/api/gateway/usage").json() if r["model"] == "gpt")
+        assert httpx.get(f"{base}/api/gateway/usage/summary", params={"window_seconds": -1}).status_code in (400, 422)
+    broken, chat = summary["models"]
+    assert broken == {"endpoint": "broken", "model": "broken", "calls": 1, "errors": 1, "input_tokens": 0, "output_tokens": 0, "p50_ms": None, "p95_ms": None}
+    assert {k: chat[k] for k in ("endpoint", "model", "calls", "errors", "input_tokens", "output_tokens")} == {
+        "endpoint": "chat", "model": "gpt", "calls": 4, "errors": 0, "input_tokens": 20, "output_tokens": 2 + 3 + 4 + 5}
+    assert (chat["p50_ms"], chat["p95_ms"]) == (latencies[1], latencies[3])  # nearest rank of 4 values
