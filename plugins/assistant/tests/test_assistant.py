@@ -68,20 +68,25 @@ def test_offline_analysis_finds_the_critical_path_errors_repeats_and_gaps(base: 
     trace_id = export_checkout_trace(base)
     analysis = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": trace_id}).json()
     assert analysis["duration_ms"] == pytest.approx(100)
-    assert [step["name"] for step in analysis["critical_path"]] == ["GET /checkout", "charge card", "POST /payments"]
+    assert [(step["name"], step["start_offset_ms"], step["duration_ms"]) for step in analysis["critical_path"]] == [
+        ("auth", 0, 10), *[("SELECT item", 10 + 5 * i, 5) for i in range(6)], ("GET /checkout", 40, 20),
+        ("charge card", 60, 2), ("POST /payments", 62, 36), ("charge card", 98, 2),
+    ]
+    assert analysis["critical_path_ms"] == pytest.approx(100)
     slowest = {s["name"]: s for s in analysis["slowest_spans"]}
     assert list(slowest)[:3] == ["POST /payments", "GET /checkout", "auth"]
     assert slowest["POST /payments"]["self_ms"] == pytest.approx(36) and slowest["POST /payments"]["share"] == pytest.approx(0.36)
     assert slowest["GET /checkout"]["self_ms"] == pytest.approx(20)
     assert analysis["errors"] == [
-        {"span_id": analysis["critical_path"][1]["span_id"], "name": "charge card", "service_name": "shop",
+        {"span_id": analysis["critical_path"][8]["span_id"], "name": "charge card", "service_name": "shop",
          "message": "card declined", "exceptions": ["ValueError: card declined"]}
     ]
     assert [(r["name"], r["count"], r["parent_name"]) for r in analysis["repeated_calls"]] == [("SELECT item", 6, "GET /checkout")]
     assert analysis["repeated_calls"][0]["total_ms"] == pytest.approx(30)
     assert [(g["start_offset_ms"], g["duration_ms"], g["inside"]) for g in analysis["gaps"]] == [(pytest.approx(40), pytest.approx(20), "GET /checkout")]
     text = httpx.post(f"{base}/api/assistant/analyze", params={"format": "text"}, json={"trace_id": trace_id}).text
-    assert "Critical path: GET /checkout (100.0 ms) -> charge card (40.0 ms) -> POST /payments (36.0 ms)" in text
+    assert ("Critical path (100.0 ms): auth 10.0 ms -> " + "SELECT item 5.0 ms -> " * 6
+            + "GET /checkout 20.0 ms -> charge card 2.0 ms -> POST /payments 36.0 ms -> charge card 2.0 ms") in text
     assert "Repeated: SELECT item called 6 times under GET /checkout" in text
     assert "Gap: nothing ran for 20.0 ms at +40.0 ms inside GET /checkout" in text
     missing = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": "0" * 31 + "1"})
