@@ -138,6 +138,8 @@ def with_llm(make_app: Any) -> Iterator[str]:
             api.post("/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}).raise_for_status()
             api.post("/models", json={"name": "m", "provider": "openai", "model": "echo-llm", "secret": "k"}).raise_for_status()
             api.post("/endpoints", json={"name": "explainer", "models": [{"model": "m"}]}).raise_for_status()
+            api.post("/models", json={"name": "truncating", "provider": "openai", "model": "cut", "secret": "k"}).raise_for_status()
+            api.post("/endpoints", json={"name": "cut-off", "models": [{"model": "truncating"}]}).raise_for_status()
             yield url
 
 
@@ -178,6 +180,40 @@ def test_explain_errors_before_the_stream(with_llm: str) -> None:
     assert httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "nope"}).status_code == 404
     assert httpx.post(f"{with_llm}/api/assistant/explain", json={}).status_code == 400
     assert httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": "gone", "question": "x"}).status_code == 404
+
+
+def conversations(base: str) -> list[dict[str, Any]]:
+    listed = httpx.get(f"{base}/api/assistant/conversations")
+    assert listed.status_code == 200
+    return listed.json()["conversations"]  # type: ignore[no-any-return]
+
+
+def test_a_failed_explanation_stores_nothing(with_llm: str) -> None:
+    trace_id = export_checkout_trace(with_llm)
+    unknown = httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "nope"})
+    assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
+    assert conversations(with_llm) == []
+
+    cut = httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "cut-off"})
+    stream = events(cut)
+    assert [kind for kind, _ in stream][0] == "analysis" and stream[-1][0] == "error"
+    assert "conversation_id" not in stream[-1][1]
+    assert conversations(with_llm) == []  # the client was never told an id, so none was kept
+
+    done = events(httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id}))[-1]
+    assert done[0] == "done"
+    assert [(c["id"], c["trace_id"], c["endpoint"]) for c in conversations(with_llm)] == [(done[1]["conversation_id"], trace_id, "explainer")]
+
+
+def test_a_failed_follow_up_leaves_the_conversation_as_it_was(with_llm: str) -> None:
+    trace_id = export_checkout_trace(with_llm)
+    conversation_id = events(httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id}))[-1][1]["conversation_id"]
+    before = httpx.get(f"{with_llm}/api/assistant/conversations/{conversation_id}").json()["messages"]
+    # the endpoint the conversation uses is gone
+    assert httpx.delete(f"{with_llm}/api/gateway/endpoints/explainer").status_code == 204
+    gone = httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": conversation_id, "question": "and now?"})
+    assert gone.status_code == 404
+    assert httpx.get(f"{with_llm}/api/assistant/conversations/{conversation_id}").json()["messages"] == before
 
 
 def test_keeps_the_plugin_contract() -> None:
