@@ -12,8 +12,7 @@ def as_text(analysis: dict[str, Any]) -> str:
     lines.append(_path_line(analysis))
     lines.append("Slowest by own time: " + "; ".join(f"{s['name']} {s['self_ms']:.1f} ms ({s['share']:.0%})" for s in analysis["slowest_spans"]))
     for error in analysis["errors"]:
-        detail = "; ".join(filter(None, [error["message"], *error["exceptions"]])) or "no message"
-        lines.append(f"Error in {error['name']} ({error['service_name']}): {detail}")
+        lines.append(f"Error in {error['name']} ({error['service_name']}): {error_detail(error)}")
     for repeat in analysis["repeated_calls"]:
         lines.append(f"Repeated: {repeat['name']} called {repeat['count']} times under {repeat['parent_name'] or 'the root'} ({repeat['total_ms']:.1f} ms in all; an N+1 pattern?)")
     for gap in analysis["gaps"]:
@@ -21,6 +20,11 @@ def as_text(analysis: dict[str, Any]) -> str:
     if analysis["genai"] is not None:
         lines.extend(_genai_lines(analysis["genai"]))
     return "\n".join(lines)
+
+
+def error_detail(error: dict[str, Any]) -> str:
+    """An error finding's status message and exceptions, in one line."""
+    return "; ".join(filter(None, [error["message"], *error["exceptions"]])) or "no message"
 
 
 def _path_line(analysis: dict[str, Any]) -> str:
