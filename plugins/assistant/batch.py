@@ -4,7 +4,8 @@ The job runs in a jobs subprocess, which has no app and no trace store of its ow
 traces through the server's public HTTP API, the same one the console uses:
 ``GET /api/otel/traces`` with the filter (so every filter of that API works here too, the
 attribute and model filters included) and ``GET /api/otel/traces/{id}`` for each match, in the
-job's workspace (``X-Plughost-Workspace``). The server is ``PLUGHOST_ASSISTANT_API_URL``;
+job's workspace (``X-Plughost-Workspace``). The server is ``PLUGHOST_ASSISTANT_API_URL``, or
+this machine's on ``PLUGHOST_PORT``, which ``serve`` exports to its job processes;
 when the server requires ``PLUGHOST_SECURITY_TOKEN``, the job sends it from the same environment.
 
 The result is the report: the matched traces' findings, one compact entry per trace, and an
@@ -91,7 +92,8 @@ async def batch_analysis(params: BatchAnalysis, job: JobContext) -> dict[str, An
         headers["Authorization"] = f"Bearer {token}"
     window = params.query(datetime.now(UTC))
     reports = []
-    async with aiohttp.ClientSession(settings.api_url, headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as client:
+    api_url = settings.api_url or f"http://127.0.0.1:{os.environ.get('PLUGHOST_PORT', '5000')}"
+    async with aiohttp.ClientSession(api_url, headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as client:
         summaries, more = await _matching(client, window, params.max_traces)
         for summary in summaries:
             trace = await _get(client, f"/api/otel/traces/{summary['trace_id']}", {})

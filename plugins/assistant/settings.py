@@ -24,6 +24,7 @@ class Settings(BaseModel):
     ``{"gpt-4o": {"input": 2.5, "output": 10}}``. Empty (no costs shown) unless set."""
     slow_llm_call_ms: float = Field(5000.0, gt=0)
     """An LLM call at least this long is reported as slow."""
-    api_url: str = Field("http://127.0.0.1:8000", pattern=r"^https?://")
+    api_url: str | None = Field(None, pattern=r"^https?://")
     """The plughost server whose trace API batch-analysis jobs read (``GET /api/otel/traces``);
-    read by the job from the worker's environment."""
+    read by the job from the worker's environment. Unset: this machine's server, on
+    ``PLUGHOST_PORT`` (5000 when unset)."""
