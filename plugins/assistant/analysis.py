@@ -85,7 +85,7 @@ def _self_time(span: Span, kids: list[Span]) -> int:
         for k in kids
         if k["end_time_unix_nano"] > begin and k["start_time_unix_nano"] < finish
     )
-    return max(0, finish - begin - covered)
+    return int(max(0, finish - begin - covered))
 
 
 def _exceptions(span: Span) -> list[str]:

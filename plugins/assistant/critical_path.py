@@ -99,7 +99,7 @@ def _whole_span(segment: Segment) -> bool:
     """A zero-length span is on the path only when it is all there is of it (a single instant span)."""
     span = segment.span
     assert span is not None
-    return segment.begin == span["start_time_unix_nano"] and segment.finish == span["end_time_unix_nano"]
+    return bool(segment.begin == span["start_time_unix_nano"] and segment.finish == span["end_time_unix_nano"])
 
 
 def _tree(spans: list[Span]) -> _Node:

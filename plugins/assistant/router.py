@@ -100,7 +100,7 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
 
     @router.get("/conversations", summary="This workspace's conversations that have not expired, newest first", **policy)
     async def list_conversations() -> dict[str, Any]:
-        return {"conversations": await conversations.list()}
+        return {"conversations": await conversations.summaries()}
 
     @router.get("/conversations/{conversation_id}", summary="A conversation's questions and answers", **policy)
     async def get_conversation(conversation_id: str) -> dict[str, Any]:

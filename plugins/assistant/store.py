@@ -51,7 +51,7 @@ class ConversationStore:
             return None
         return {"id": row.id, "trace_id": row.trace_id, "endpoint": row.endpoint, "messages": json.loads(row.messages), "expires_at": row.expires_at}
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def summaries(self) -> list[dict[str, Any]]:
         """The workspace's conversations that have not expired, newest first, without their messages."""
         query = (
             select(conversations.c.id, conversations.c.trace_id, conversations.c.endpoint, conversations.c.expires_at)

@@ -12,10 +12,6 @@ import httpx
 import pytest
 from fastapi import APIRouter
 from opentelemetry import trace as otel_trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 import plugins.assistant
@@ -24,16 +20,19 @@ from core.testing import assert_plugin_contract, client_for, serve_in_thread
 from plugins.assistant.policy import access, undeclared
 from plugins.gateway.tests.fake_provider import create_provider
 
-MS = 1_000_000
+from .otlp import MS, exporting, trace_id_of
+
 KEK = base64.b64encode(bytes(32)).decode()
 
 
 def export_checkout_trace(base: str) -> str:
     """GET /checkout, 100 ms: auth 0-10, six 'SELECT item' 10-40 (N+1), nothing 40-60,
     charge card 60-100 (failed: card declined) around POST /payments 62-98."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
-    tracer = provider.get_tracer("shop")
+    with exporting(base, "shop") as tracer:
+        return _checkout(tracer)
+
+
+def _checkout(tracer: Any) -> str:
     t0 = time.time_ns()
     root = tracer.start_span("GET /checkout", start_time=t0)
     inside_root = otel_trace.set_span_in_context(root)
@@ -54,8 +53,7 @@ def export_checkout_trace(base: str) -> str:
     charge.set_status(Status(StatusCode.ERROR, "card declined"))
     charge.end(end_time=t0 + 100 * MS)
     root.end(end_time=t0 + 100 * MS)
-    provider.shutdown()
-    return format(root.get_span_context().trace_id, "032x")
+    return trace_id_of(root)
 
 
 @pytest.fixture

@@ -8,24 +8,22 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace as otel_trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from core.testing import client_for, serve_in_thread
 
-MS = 1_000_000
+from .otlp import MS, exporting, trace_id_of
+
 FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
 
 
 def export(base: str, service: str, *, failed: bool, hours_ago: float = 0, workspace: str | None = None, llm: bool = False) -> str:
     """GET /checkout, 100 ms: 'reserve' 0-80, then 'charge card' 80-100 (declined when ``failed``); an LLM call when ``llm``."""
-    headers = {"X-Plughost-Workspace": workspace} if workspace else None
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers=headers)))
-    tracer = provider.get_tracer("shop")
+    with exporting(base, service, workspace) as tracer:
+        return _checkout(tracer, failed=failed, hours_ago=hours_ago, llm=llm)
+
+
+def _checkout(tracer: Any, *, failed: bool, hours_ago: float, llm: bool) -> str:
     t0 = time.time_ns() - int(hours_ago * 3600 * 1e9)
     root = tracer.start_span("GET /checkout", start_time=t0)
     inside = otel_trace.set_span_in_context(root)
@@ -41,8 +39,7 @@ def export(base: str, service: str, *, failed: bool, hours_ago: float = 0, works
         charge.set_status(Status(StatusCode.ERROR, "card declined"))
     charge.end(end_time=t0 + 100 * MS)
     root.end(end_time=t0 + 100 * MS)
-    provider.shutdown()
-    return format(root.get_span_context().trace_id, "032x")
+    return trace_id_of(root)
 
 
 @pytest.fixture

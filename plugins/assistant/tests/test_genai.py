@@ -9,10 +9,6 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry import trace as otel_trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from core import StartupError
@@ -21,7 +17,8 @@ from plugins.assistant.analysis import analyse
 from plugins.assistant.report import as_text
 from plugins.assistant.settings import ModelPrice, Settings
 
-from .spans import span, trace
+from .otlp import exporting, trace_id_of
+from .spans import MS, span, trace
 
 
 def chat(span_id: str, begin: float, end: float, parent: str = "agent", *, model: str = "gpt-4o", tokens: tuple[int, int] = (100, 10),
@@ -129,27 +126,27 @@ def base(make_app: Any) -> Iterator[str]:
         yield url
 
 
-def test_an_llm_trace_sent_by_the_otel_sdk(base: str) -> None:
-    provider = TracerProvider(resource=Resource.create({"service.name": "agent"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
-    tracer = provider.get_tracer("agent")
+def _agent_with_a_retried_call(tracer: Any) -> str:
+    """An agent, 1 s: a chat call 0-300 ms that fails, then the same call again 300-900 ms."""
     t0 = time.time_ns()
-    ms = 1_000_000
     root = tracer.start_span("invoke_agent planner", start_time=t0, attributes={"gen_ai.operation.name": "invoke_agent"})
     inside = otel_trace.set_span_in_context(root)
     for index, (begin, end, failed) in enumerate([(0, 300, True), (300, 900, False)]):
-        call = tracer.start_span("chat gpt-4o-mini", context=inside, start_time=t0 + begin * ms, attributes={
+        call = tracer.start_span("chat gpt-4o-mini", context=inside, start_time=t0 + begin * MS, attributes={
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
             "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300 * index,
             "gen_ai.response.finish_reasons": ["stop"],
         })
         if failed:
             call.set_status(Status(StatusCode.ERROR, "rate limited"))
-        call.end(end_time=t0 + end * ms)
-    root.end(end_time=t0 + 1000 * ms)
-    provider.shutdown()
-    trace_id = format(root.get_span_context().trace_id, "032x")
+        call.end(end_time=t0 + end * MS)
+    root.end(end_time=t0 + 1000 * MS)
+    return trace_id_of(root)
 
+
+def test_an_llm_trace_sent_by_the_otel_sdk(base: str) -> None:
+    with exporting(base, "agent") as tracer:
+        trace_id = _agent_with_a_retried_call(tracer)
     analysis = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": trace_id}).json()
     genai = analysis["genai"]
     assert genai["models"] == ["gpt-4o-mini"] and genai["llm_call_count"] == 2
