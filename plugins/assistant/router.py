@@ -72,7 +72,8 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
                 raise HTTPException(404, f"no conversation {request.conversation_id} in this workspace (or it expired)")
             if not request.question:
                 raise HTTPException(400, "question: a follow-up needs a question")
-            trace_id, endpoint, analysis = conversation["trace_id"], conversation["endpoint"], None
+            trace_id, endpoint = conversation["trace_id"], conversation["endpoint"]
+            opening: bytes | None = None
             messages = [*conversation["messages"], {"role": "user", "content": request.question}]
             conversation_id: str | None = request.conversation_id
         elif request.trace_id:
@@ -81,6 +82,7 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
                 raise HTTPException(400, "endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
             trace_id = request.trace_id
             analysis, text = await analysed(trace_id)
+            opening = await anyio.to_thread.run_sync(_sse, "analysis", analysis)  # a huge analysis is serialised off the loop too
             question = request.question or "Why was this request slow, and what failed?"
             messages = [
                 {"role": "system", "content": SYSTEM_PROMPT},
@@ -95,7 +97,7 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
             raise HTTPException(404, str(error)) from None
         except RuntimeError as error:
             raise HTTPException(502, str(error)) from None
-        events = _events(analysis, pieces, messages, conversation_id, trace_id, endpoint, conversations)
+        events = _events(opening, pieces, messages, conversation_id, trace_id, endpoint, conversations)
         return StreamingResponse(events, media_type="text/event-stream")
 
     @router.get("/conversations", summary="This workspace's conversations that have not expired, newest first", **policy)
@@ -123,16 +125,16 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 async def _events(
-    analysis: dict[str, Any] | None, pieces: AsyncIterator[str], messages: list[dict[str, str]],
+    opening: bytes | None, pieces: AsyncIterator[str], messages: list[dict[str, str]],
     conversation_id: str | None, trace_id: str, endpoint: str, conversations: ConversationStore,
 ) -> AsyncIterator[bytes]:
-    """``analysis`` (new conversations), ``delta`` pieces, then ``done`` with ids only, or a final ``error``.
+    """``opening``, the ``analysis`` event (new conversations), ``delta`` pieces, then ``done`` with ids only, or a final ``error``.
 
     The conversation is written only after the whole answer arrived: a new one is created then
     (its id is in ``done``), a follow-up is appended then. After an ``error`` nothing is stored.
     """
-    if analysis is not None:
-        yield _sse("analysis", analysis)
+    if opening is not None:
+        yield opening
     answer = []
     try:
         async for piece in pieces:
