@@ -6,6 +6,7 @@ so that the test measures the assistant's analysis alone, not the trace store's 
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -20,7 +21,8 @@ asked = threading.Event()
 """Set when the assistant has read the trace, so its analysis is about to run."""
 
 
-def build() -> dict[str, Any]:
+@functools.cache
+def big() -> dict[str, Any]:
     spans = [span("root", 0, SPANS)]
     for index in range(1, SPANS):
         parent = "root" if index < 100 else f"s{index // 100}"  # 99 handlers, each with about 100 calls below
@@ -29,13 +31,10 @@ def build() -> dict[str, Any]:
     return trace(*spans)
 
 
-BIG = build()
-
-
 @hookimpl(optionalhook=True)
 def plughost_trace_reader(host: Any) -> Any:
     async def read(trace_id: str) -> dict[str, Any] | None:
         asked.set()
-        return BIG if trace_id == BIG["trace_id"] else None
+        return big() if trace_id == big()["trace_id"] else None
 
     return read
