@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 PAGE = 1000
 """The list API's largest page."""
 TOP = 10
+SHORT = 160
+"""Longest name or message in a report entry."""
 OWN_FILTERS = frozenset({"service", "project", "status", "start_after", "start_before", "min_duration_ms", "limit", "page_token"})
 EXTRA_FILTER = re.compile(r"^(attr\.[\w.\-]{1,200}|[a-z][a-z_]{0,63})$")
 
@@ -54,8 +56,9 @@ class BatchAnalysis(BaseModel):
     min_duration_ms: float | None = Field(None, ge=0)
     filters: dict[str, str] = {}
     """More query parameters of ``GET /api/otel/traces``, such as ``{"attr.gen_ai.request.model": "gpt-4o"}``."""
-    max_traces: int = Field(100, ge=1, le=10_000)
-    """At most this many traces, newest first; the report says when more matched."""
+    max_traces: int = Field(100, ge=1, le=500)
+    """At most this many traces, newest first; the report says when more matched. (Entries are
+    compact, about 1 KiB, so that the report stays under the jobs plugin's 1 MiB result limit.)"""
 
     @field_validator("filters")
     @classmethod
@@ -142,7 +145,7 @@ def trace_report(summary: dict[str, Any], analysis: dict[str, Any]) -> dict[str,
         "duration_ms": analysis["duration_ms"],
         "span_count": analysis["span_count"],
         "critical_path": [{"name": name, "on_path_ms": ms} for name, ms in on_path.most_common(3)],
-        "errors": [{"name": e["name"], "message": error_detail(e)} for e in analysis["errors"][:5]],
+        "errors": [{"name": _short(e["name"]), "message": _short(error_detail(e))} for e in analysis["errors"][:3]],
         "error_count": len(analysis["errors"]),
         "repeated_calls": [{"name": r["name"], "count": r["count"]} for r in analysis["repeated_calls"]],
         "gap_ms": sum(g["duration_ms"] for g in analysis["gaps"]),
@@ -199,6 +202,10 @@ def _on_path_by_name(path: list[dict[str, Any]]) -> Counter[str]:
     for step in path:
         totals[step["name"]] += step["duration_ms"]
     return totals
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SHORT else text[: SHORT - 1] + "…"
 
 
 def _quantile(ordered: list[float], fraction: float) -> float | None:
