@@ -10,6 +10,7 @@ from core import RouterContribution, hookimpl
 from core.database import migrated
 
 from . import hookspecs
+from .batch import BatchAnalysis, batch_analysis
 from .policy import undeclared
 from .router import create_router
 from .settings import Settings
@@ -45,6 +46,17 @@ def plughost_routers(host: Any) -> RouterContribution:
     if missing:
         raise ValueError(f"routes without a remote-access policy: {', '.join(missing)}")
     return RouterContribution("assistant", router)
+
+
+@hookimpl(optionalhook=True)
+def plughost_job_types(host: Any) -> Any:
+    """``assistant.batch_analysis``: the traces that match a filter, analysed into one stored report."""
+    from plugins.jobs.hookspecs import JobType
+
+    return JobType(
+        "assistant.batch_analysis", batch_analysis, BatchAnalysis, timeout_seconds=1800,
+        description="Analyse the traces that match a filter (service, status, a time window, list-API filters) into a report",
+    )
 
 
 @hookimpl

@@ -25,7 +25,9 @@ def plughost_trace_reader(host: Any) -> TraceReader | None:
     """Provide the function the assistant reads traces with.
 
     Called once per app build by the assistant. The otel plugin implements it.
-    Return a ``TraceReader``, or ``None``.
+    Return a ``TraceReader``, or ``None``. The reader is awaited on the event loop: a reader
+    that decodes a huge trace should do that work in a thread (the assistant analyses the
+    trace in a thread of its own).
     """
 
 

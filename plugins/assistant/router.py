@@ -6,11 +6,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from .analysis import analyse, as_text
+from .analysis import analyse
+from .report import as_text
 from .hookspecs import ChatModel, TraceReader
 from .policy import access
 from .settings import Settings
@@ -38,20 +40,27 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
     router = APIRouter(prefix="/api/assistant", tags=["assistant"])
     policy = access("remote-with-token", remote_allowed=settings.allow_remote)
 
-    async def analysis_of(trace_id: str) -> dict[str, Any]:
+    async def analysed(trace_id: str) -> tuple[dict[str, Any], str]:
+        """The analysis and its text, worked out in a thread: a huge trace must not stall the event loop."""
         if read_trace is None:
             raise HTTPException(503, "no trace source: enable the otel plugin")
         trace = await read_trace(trace_id)
         if trace is None:
             raise HTTPException(404, f"no trace {trace_id} in this workspace")
-        return analyse(trace)
+
+        def work() -> tuple[dict[str, Any], str]:
+            analysis = analyse(trace, settings)
+            return analysis, as_text(analysis)
+
+        return await anyio.to_thread.run_sync(work)
 
     @router.post("/analyze", summary="Analyse a trace without an LLM (JSON, or text with format=text)", **policy)
-    async def analyze(request: AnalyzeRequest, format: Literal["json", "text"] = "json") -> Any:
-        analysis = await analysis_of(request.trace_id)
+    async def analyze(request: AnalyzeRequest, format: Literal["json", "text"] = "json") -> Response:
+        analysis, text = await analysed(request.trace_id)
         if format == "text":
-            return PlainTextResponse(as_text(analysis))
-        return {**analysis, "text": as_text(analysis)}
+            return PlainTextResponse(text)
+        body = await anyio.to_thread.run_sync(lambda: json.dumps({**analysis, "text": text}).encode())
+        return Response(body, media_type="application/json")
 
     @router.post("/explain", summary="The analysis plus an LLM explanation, streamed as SSE; follow up with conversation_id", **policy)
     async def explain(request: ExplainRequest) -> StreamingResponse:
@@ -63,20 +72,23 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
                 raise HTTPException(404, f"no conversation {request.conversation_id} in this workspace (or it expired)")
             if not request.question:
                 raise HTTPException(400, "question: a follow-up needs a question")
-            trace_id, endpoint, analysis = conversation["trace_id"], conversation["endpoint"], None
+            trace_id, endpoint = conversation["trace_id"], conversation["endpoint"]
+            opening: bytes | None = None
             messages = [*conversation["messages"], {"role": "user", "content": request.question}]
-            conversation_id = request.conversation_id
+            conversation_id: str | None = request.conversation_id
         elif request.trace_id:
             endpoint = request.endpoint or settings.endpoint
             if not endpoint:
                 raise HTTPException(400, "endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
-            trace_id, analysis = request.trace_id, await analysis_of(request.trace_id)
+            trace_id = request.trace_id
+            analysis, text = await analysed(trace_id)
+            opening = await anyio.to_thread.run_sync(_sse, "analysis", analysis)  # a huge analysis is serialised off the loop too
             question = request.question or "Why was this request slow, and what failed?"
             messages = [
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": f"{as_text(analysis)}\n\n{question}"},
+                {"role": "user", "content": f"{text}\n\n{question}"},
             ]
-            conversation_id = await conversations.create(trace_id, endpoint, messages)
+            conversation_id = None  # stored only once the answer is complete, so a failure leaves nothing behind
         else:
             raise HTTPException(400, "trace_id or conversation_id is required")
         try:
@@ -85,7 +97,12 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
             raise HTTPException(404, str(error)) from None
         except RuntimeError as error:
             raise HTTPException(502, str(error)) from None
-        return StreamingResponse(_events(analysis, pieces, messages, conversation_id, trace_id, conversations), media_type="text/event-stream")
+        events = _events(opening, pieces, messages, conversation_id, trace_id, endpoint, conversations)
+        return StreamingResponse(events, media_type="text/event-stream")
+
+    @router.get("/conversations", summary="This workspace's conversations that have not expired, newest first", **policy)
+    async def list_conversations() -> dict[str, Any]:
+        return {"conversations": await conversations.summaries()}
 
     @router.get("/conversations/{conversation_id}", summary="A conversation's questions and answers", **policy)
     async def get_conversation(conversation_id: str) -> dict[str, Any]:
@@ -108,12 +125,16 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 async def _events(
-    analysis: dict[str, Any] | None, pieces: AsyncIterator[str], messages: list[dict[str, str]],
-    conversation_id: str, trace_id: str, conversations: ConversationStore,
+    opening: bytes | None, pieces: AsyncIterator[str], messages: list[dict[str, str]],
+    conversation_id: str | None, trace_id: str, endpoint: str, conversations: ConversationStore,
 ) -> AsyncIterator[bytes]:
-    """``analysis`` (new conversations), ``delta`` pieces, then ``done`` with ids only, or a final ``error``."""
-    if analysis is not None:
-        yield _sse("analysis", analysis)
+    """``opening``, the ``analysis`` event (new conversations), ``delta`` pieces, then ``done`` with ids only, or a final ``error``.
+
+    The conversation is written only after the whole answer arrived: a new one is created then
+    (its id is in ``done``), a follow-up is appended then. After an ``error`` nothing is stored.
+    """
+    if opening is not None:
+        yield opening
     answer = []
     try:
         async for piece in pieces:
@@ -122,5 +143,9 @@ async def _events(
     except Exception as error:  # after the headers, an event is the only way left to say it
         yield _sse("error", {"detail": str(error)})
         return
-    await conversations.save_messages(conversation_id, [*messages, {"role": "assistant", "content": "".join(answer)}])
+    complete = [*messages, {"role": "assistant", "content": "".join(answer)}]
+    if conversation_id is None:
+        conversation_id = await conversations.create(trace_id, endpoint, complete)
+    else:
+        await conversations.save_messages(conversation_id, complete)
     yield _sse("done", {"conversation_id": conversation_id, "trace_id": trace_id})

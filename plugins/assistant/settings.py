@@ -5,6 +5,13 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+class ModelPrice(BaseModel):
+    """What a model costs, in the price table's currency per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class Settings(BaseModel):
     allow_remote: bool = False
     """Serve clients beyond this machine; requires ``PLUGHOST_SECURITY_TOKEN`` too."""
@@ -12,3 +19,12 @@ class Settings(BaseModel):
     """The gateway endpoint asked for explanations when a request names none."""
     conversation_hours: float = Field(24.0, gt=0)
     """How long a conversation is kept after its last message."""
+    prices: dict[str, ModelPrice] = {}
+    """Price per million input and output tokens by model name, as JSON:
+    ``{"gpt-4o": {"input": 2.5, "output": 10}}``. Empty (no costs shown) unless set."""
+    slow_llm_call_ms: float = Field(5000.0, gt=0)
+    """An LLM call at least this long is reported as slow."""
+    api_url: str | None = Field(None, pattern=r"^https?://")
+    """The plughost server whose trace API batch-analysis jobs read (``GET /api/otel/traces``);
+    read by the job from the worker's environment. Unset: this machine's server, on
+    ``PLUGHOST_PORT`` (5000 when unset)."""

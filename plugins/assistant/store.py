@@ -51,6 +51,16 @@ class ConversationStore:
             return None
         return {"id": row.id, "trace_id": row.trace_id, "endpoint": row.endpoint, "messages": json.loads(row.messages), "expires_at": row.expires_at}
 
+    async def summaries(self) -> list[dict[str, Any]]:
+        """The workspace's conversations that have not expired, newest first, without their messages."""
+        query = (
+            select(conversations.c.id, conversations.c.trace_id, conversations.c.endpoint, conversations.c.expires_at)
+            .where(conversations.c.workspace == current_workspace(), conversations.c.expires_at >= time.time())
+            .order_by(conversations.c.expires_at.desc())
+        )
+        async with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in await connection.execute(query)]
+
     async def save_messages(self, conversation_id: str, messages: list[dict[str, str]]) -> None:
         async with self.engine.begin() as connection:
             await connection.execute(

@@ -12,10 +12,6 @@ import httpx
 import pytest
 from fastapi import APIRouter
 from opentelemetry import trace as otel_trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 import plugins.assistant
@@ -24,16 +20,19 @@ from core.testing import assert_plugin_contract, client_for, serve_in_thread
 from plugins.assistant.policy import access, undeclared
 from plugins.gateway.tests.fake_provider import create_provider
 
-MS = 1_000_000
+from .otlp import MS, exporting, trace_id_of
+
 KEK = base64.b64encode(bytes(32)).decode()
 
 
 def export_checkout_trace(base: str) -> str:
     """GET /checkout, 100 ms: auth 0-10, six 'SELECT item' 10-40 (N+1), nothing 40-60,
     charge card 60-100 (failed: card declined) around POST /payments 62-98."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
-    tracer = provider.get_tracer("shop")
+    with exporting(base, "shop") as tracer:
+        return _checkout(tracer)
+
+
+def _checkout(tracer: Any) -> str:
     t0 = time.time_ns()
     root = tracer.start_span("GET /checkout", start_time=t0)
     inside_root = otel_trace.set_span_in_context(root)
@@ -54,8 +53,7 @@ def export_checkout_trace(base: str) -> str:
     charge.set_status(Status(StatusCode.ERROR, "card declined"))
     charge.end(end_time=t0 + 100 * MS)
     root.end(end_time=t0 + 100 * MS)
-    provider.shutdown()
-    return format(root.get_span_context().trace_id, "032x")
+    return trace_id_of(root)
 
 
 @pytest.fixture
@@ -68,20 +66,25 @@ def test_offline_analysis_finds_the_critical_path_errors_repeats_and_gaps(base: 
     trace_id = export_checkout_trace(base)
     analysis = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": trace_id}).json()
     assert analysis["duration_ms"] == pytest.approx(100)
-    assert [step["name"] for step in analysis["critical_path"]] == ["GET /checkout", "charge card", "POST /payments"]
+    assert [(step["name"], step["start_offset_ms"], step["duration_ms"]) for step in analysis["critical_path"]] == [
+        ("auth", 0, 10), *[("SELECT item", 10 + 5 * i, 5) for i in range(6)], ("GET /checkout", 40, 20),
+        ("charge card", 60, 2), ("POST /payments", 62, 36), ("charge card", 98, 2),
+    ]
+    assert analysis["critical_path_ms"] == pytest.approx(100)
     slowest = {s["name"]: s for s in analysis["slowest_spans"]}
     assert list(slowest)[:3] == ["POST /payments", "GET /checkout", "auth"]
     assert slowest["POST /payments"]["self_ms"] == pytest.approx(36) and slowest["POST /payments"]["share"] == pytest.approx(0.36)
     assert slowest["GET /checkout"]["self_ms"] == pytest.approx(20)
     assert analysis["errors"] == [
-        {"span_id": analysis["critical_path"][1]["span_id"], "name": "charge card", "service_name": "shop",
+        {"span_id": analysis["critical_path"][8]["span_id"], "name": "charge card", "service_name": "shop",
          "message": "card declined", "exceptions": ["ValueError: card declined"]}
     ]
     assert [(r["name"], r["count"], r["parent_name"]) for r in analysis["repeated_calls"]] == [("SELECT item", 6, "GET /checkout")]
     assert analysis["repeated_calls"][0]["total_ms"] == pytest.approx(30)
     assert [(g["start_offset_ms"], g["duration_ms"], g["inside"]) for g in analysis["gaps"]] == [(pytest.approx(40), pytest.approx(20), "GET /checkout")]
     text = httpx.post(f"{base}/api/assistant/analyze", params={"format": "text"}, json={"trace_id": trace_id}).text
-    assert "Critical path: GET /checkout (100.0 ms) -> charge card (40.0 ms) -> POST /payments (36.0 ms)" in text
+    assert ("Critical path (100.0 ms): auth 10.0 ms -> " + "SELECT item 5.0 ms -> " * 6
+            + "GET /checkout 20.0 ms -> charge card 2.0 ms -> POST /payments 36.0 ms -> charge card 2.0 ms") in text
     assert "Repeated: SELECT item called 6 times under GET /checkout" in text
     assert "Gap: nothing ran for 20.0 ms at +40.0 ms inside GET /checkout" in text
     missing = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": "0" * 31 + "1"})
@@ -133,6 +136,8 @@ def with_llm(make_app: Any) -> Iterator[str]:
             api.post("/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}).raise_for_status()
             api.post("/models", json={"name": "m", "provider": "openai", "model": "echo-llm", "secret": "k"}).raise_for_status()
             api.post("/endpoints", json={"name": "explainer", "models": [{"model": "m"}]}).raise_for_status()
+            api.post("/models", json={"name": "truncating", "provider": "openai", "model": "cut", "secret": "k"}).raise_for_status()
+            api.post("/endpoints", json={"name": "cut-off", "models": [{"model": "truncating"}]}).raise_for_status()
             yield url
 
 
@@ -173,6 +178,40 @@ def test_explain_errors_before_the_stream(with_llm: str) -> None:
     assert httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "nope"}).status_code == 404
     assert httpx.post(f"{with_llm}/api/assistant/explain", json={}).status_code == 400
     assert httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": "gone", "question": "x"}).status_code == 404
+
+
+def conversations(base: str) -> list[dict[str, Any]]:
+    listed = httpx.get(f"{base}/api/assistant/conversations")
+    assert listed.status_code == 200
+    return listed.json()["conversations"]  # type: ignore[no-any-return]
+
+
+def test_a_failed_explanation_stores_nothing(with_llm: str) -> None:
+    trace_id = export_checkout_trace(with_llm)
+    unknown = httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "nope"})
+    assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
+    assert conversations(with_llm) == []
+
+    cut = httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "cut-off"})
+    stream = events(cut)
+    assert [kind for kind, _ in stream][0] == "analysis" and stream[-1][0] == "error"
+    assert "conversation_id" not in stream[-1][1]
+    assert conversations(with_llm) == []  # the client was never told an id, so none was kept
+
+    done = events(httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id}))[-1]
+    assert done[0] == "done"
+    assert [(c["id"], c["trace_id"], c["endpoint"]) for c in conversations(with_llm)] == [(done[1]["conversation_id"], trace_id, "explainer")]
+
+
+def test_a_failed_follow_up_leaves_the_conversation_as_it_was(with_llm: str) -> None:
+    trace_id = export_checkout_trace(with_llm)
+    conversation_id = events(httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id}))[-1][1]["conversation_id"]
+    before = httpx.get(f"{with_llm}/api/assistant/conversations/{conversation_id}").json()["messages"]
+    # the endpoint the conversation uses is gone
+    assert httpx.delete(f"{with_llm}/api/gateway/endpoints/explainer").status_code == 204
+    gone = httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": conversation_id, "question": "and now?"})
+    assert gone.status_code == 404
+    assert httpx.get(f"{with_llm}/api/assistant/conversations/{conversation_id}").json()["messages"] == before
 
 
 def test_keeps_the_plugin_contract() -> None:

@@ -1,0 +1,40 @@
+"""A trace source for the responsiveness test (``bigtrace``): one huge trace held in memory.
+
+It implements the assistant's public ``plughost_trace_reader`` hook, as the otel plugin does,
+so that the test measures the assistant's analysis alone, not the trace store's read.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+from core import hookimpl
+
+from .spans import span, trace
+
+PLUGHOST_NAME = "bigtrace"
+SPANS = 50_000
+ATTRIBUTES_PER_SPAN = 10
+asked = threading.Event()
+"""Set when the assistant has read the trace, so its analysis is about to run."""
+
+
+@functools.cache
+def big() -> dict[str, Any]:
+    spans = [span("root", 0, SPANS)]
+    for index in range(1, SPANS):
+        parent = "root" if index < 100 else f"s{index // 100}"  # 99 handlers, each with about 100 calls below
+        spans.append(span(f"s{index}", index * 0.5, index * 0.5 + 60, parent, name=f"call {index % 7}",
+                          attributes={f"attribute.{n}": f"value {index} {n}" for n in range(ATTRIBUTES_PER_SPAN)}))
+    return trace(*spans)
+
+
+@hookimpl(optionalhook=True)
+def plughost_trace_reader(host: Any) -> Any:
+    async def read(trace_id: str) -> dict[str, Any] | None:
+        asked.set()
+        return big() if trace_id == big()["trace_id"] else None
+
+    return read

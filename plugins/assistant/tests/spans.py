@@ -1,0 +1,21 @@
+"""Spans shaped like the otel query API's, built by hand for the analysis' unit tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MS = 1_000_000
+
+
+def span(span_id: str, begin_ms: float, end_ms: float, parent: str | None = None, *, name: str | None = None,
+         attributes: dict[str, Any] | None = None, error: bool = False, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "trace_id": "ab" * 16, "span_id": span_id, "parent_span_id": parent, "name": name or span_id, "service_name": "svc",
+        "start_time_unix_nano": int(begin_ms * MS), "end_time_unix_nano": int(end_ms * MS),
+        "status": {"code": "STATUS_CODE_ERROR" if error else "STATUS_CODE_UNSET", "message": ""},
+        "attributes": attributes or {}, "events": events or [],
+    }
+
+
+def trace(*spans: dict[str, Any]) -> dict[str, Any]:
+    return {"trace_id": "ab" * 16, "spans": list(spans)}

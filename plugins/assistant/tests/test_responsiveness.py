@@ -1,0 +1,41 @@
+"""The analysis of a huge trace runs off the event loop: the server answers others meanwhile (issue 12)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+
+from core.testing import serve_in_thread
+
+from . import bigtrace
+
+
+def test_health_answers_while_a_huge_trace_is_analysed(make_app: Any, register_plugin: Any) -> None:
+    register_plugin(bigtrace)
+    bigtrace.asked.clear()
+    with serve_in_thread(make_app(["assistant", bigtrace])) as base:
+        answer: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def analyse() -> None:
+            answer["response"] = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": bigtrace.big()["trace_id"]}, timeout=300)
+            finished.set()
+
+        worker = threading.Thread(target=analyse)
+        worker.start()
+        assert bigtrace.asked.wait(60), "the assistant never read the trace"
+        answered_meanwhile = 0
+        with httpx.Client(base_url=base) as client:
+            while not finished.is_set() and answered_meanwhile < 3:
+                assert client.get("/health").status_code == 200
+                answered_meanwhile += not finished.is_set()
+        worker.join()
+    # with the analysis on the loop, /health could answer only after the analysis was done
+    assert answered_meanwhile == 3
+    response = answer["response"]
+    assert response.status_code == 200
+    analysis = response.json()
+    assert analysis["span_count"] == bigtrace.SPANS
+    assert analysis["critical_path_ms"] == analysis["duration_ms"]
