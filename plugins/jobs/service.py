@@ -39,7 +39,9 @@ class Jobs:
         dispatcher = None
         if size > 0:
             url = database_url(host.settings.database_url, host.data_dir)
-            dispatcher = Dispatcher(store, types, settings, size=size, data_dir=host.data_dir, database_url=url)
+            dispatcher = Dispatcher(
+                store, types, settings, size=size, data_dir=host.data_dir, artifacts_root=artifacts_root(host), database_url=url
+            )
         return cls(store, types, dispatcher)
 
     def submitted(self) -> None:
@@ -71,6 +73,12 @@ class Jobs:
             yield
         finally:
             await self.dispatcher.shutdown(task)
+
+
+def artifacts_root(host: Any) -> Path:
+    """``PLUGHOST_JOBS_ARTIFACTS_DIR``, or ``<data dir>/jobs/artifacts``."""
+    configured: Path | None = host.plugin_settings("jobs").artifacts_dir
+    return configured or host.data_dir / "jobs" / "artifacts"
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

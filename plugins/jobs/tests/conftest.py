@@ -59,6 +59,15 @@ def submit(client: Any, type: str, headers: dict[str, str] | None = None, **body
     return response.json()  # type: ignore[no-any-return]
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie counts: nobody reaped it yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def process_gone(pid: int, within: float = 5.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -76,3 +85,10 @@ def started(marker: Path, within: float = 20.0) -> int:
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.05)
     return int(marker.read_text().split()[0])
+
+
+def spawned(marker: Path, within: float = 20.0) -> tuple[int, int]:
+    """``(job pid, program pid)`` written by ``test.spawn``."""
+    started(marker, within)
+    job, program = map(int, marker.read_text().split())
+    return job, program

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,13 @@ class Echo(BaseModel):
 def echo(params: Echo, job: JobContext) -> dict[str, Any]:
     from core.context import current_workspace
 
-    return {"value": params.value, "attempt": job.attempt, "workspace": current_workspace(), "pid": os.getpid()}
+    return {
+        "value": params.value,
+        "attempt": job.attempt,
+        "workspace": current_workspace(),
+        "pid": os.getpid(),
+        "parent": os.getppid(),
+    }
 
 
 async def async_echo(params: Echo, job: JobContext) -> dict[str, Any]:
@@ -75,6 +82,28 @@ def record(params: Record, job: JobContext) -> None:
         os.close(fd)
 
 
+class Spawn(BaseModel):
+    marker: str
+    """A file the job writes ``<its pid> <the program's pid>`` to once the program runs."""
+    daemonize: bool = False
+    """Start the program in a session of its own, orphaned (as a daemon's double fork does), not as a child."""
+    seconds: float = 300
+    """How long the job itself then sleeps."""
+
+
+def spawn(params: Spawn, job: JobContext) -> dict[str, int]:
+    if params.daemonize:
+        shell = subprocess.run(
+            ["sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True
+        )
+        program = int(shell.stdout)
+    else:
+        program = subprocess.Popen(["sleep", "300"]).pid
+    Path(params.marker).write_text(f"{os.getpid()} {program}")
+    time.sleep(params.seconds)
+    return {"program": program}
+
+
 JOB_TYPES = [
     JobType("test.echo", echo, Echo, description="Returns its value"),
     JobType("test.async-echo", async_echo, Echo),
@@ -87,6 +116,7 @@ JOB_TYPES = [
     ),
     JobType("test.broken", broken, Echo, retry=RetryPolicy(max_attempts=3, transient=(ConnectionError,))),
     JobType("test.record", record, Record),
+    JobType("test.spawn", spawn, Spawn),
 ]
 
 
