@@ -1,4 +1,4 @@
-"""The jobs API under ``/api/jobs``: submit, read, list, cancel, and the registered types."""
+"""The jobs API under ``/api/jobs``: submit, read, list, cancel, delete, logs, artifacts, and the registered types."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Row
 
 from core.context import current_workspace
 
+from . import logs
+from .artifacts import check_artifact_name, delete_artifacts, job_artifacts_dir, list_artifacts
 from .service import Jobs
 from .store import STATES, Submission
 
@@ -102,6 +106,66 @@ def create_router(jobs: Jobs) -> APIRouter:
             response.status_code = 202
         return job_view(row)
 
+    async def existing(job_id: str) -> Row[Any]:
+        row = await store.get(job_id)
+        if row is None:
+            raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
+        return row
+
+    @router.delete(
+        "/{job_id}",
+        status_code=204,
+        summary="Delete a finished job with its logs and artifacts",
+        responses={400: {"description": "Still pending or running: cancel it first"}},
+    )
+    async def delete_job(job_id: JobId) -> Response:
+        outcome, row = await store.delete_finished(job_id)
+        if row is None:
+            raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
+        if outcome == "unfinished":
+            raise HTTPException(400, f"job {job_id} is {row.status}; cancel it and wait until it ends before deleting it")
+        await anyio.to_thread.run_sync(delete_artifacts, job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id))
+        return Response(status_code=204)
+
+    @router.get(
+        "/{job_id}/logs",
+        summary="A job's output and log records (the last PLUGHOST_JOBS_MAX_LOG_BYTES)",
+        description="JSON by default. With `?follow=1` or `Accept: text/event-stream`: server-sent events, "
+        "`log` events with each new piece of output, then an `end` event with the final status.",
+    )
+    async def get_logs(job_id: JobId, request: Request, follow: bool = False) -> Any:
+        row = await existing(job_id)
+        if follow or "text/event-stream" in request.headers.get("accept", ""):
+            return StreamingResponse(
+                logs.follow(store, job_id, row.workspace),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return {"job_id": job_id, "status": row.status, **logs.assemble(await store.log_chunks(job_id), jobs.max_log_bytes)}
+
+    @router.get("/{job_id}/artifacts", summary="The files a job wrote with context.write_artifact / artifact_path")
+    async def get_artifacts(job_id: JobId) -> dict[str, Any]:
+        row = await existing(job_id)
+        directory = job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id)
+        found = await anyio.to_thread.run_sync(list_artifacts, directory)
+        return {"artifacts": [{**item, "modified": _iso(item["modified"]), "url": f"/api/jobs/{job_id}/artifacts/{item['name']}"} for item in found]}
+
+    @router.get(
+        "/{job_id}/artifacts/{name:path}",
+        summary="Download one artifact",
+        responses={400: {"description": "Invalid artifact name"}, 404: {"description": "No such job or artifact"}},
+    )
+    async def get_artifact(job_id: JobId, name: str) -> FileResponse:
+        try:
+            check_artifact_name(name)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        row = await existing(job_id)
+        path = job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id) / name
+        if not await anyio.to_thread.run_sync(path.is_file):
+            raise HTTPException(404, f"job {job_id} has no artifact {name!r}")
+        return FileResponse(path, filename=name)
+
     return router
 
 
@@ -121,6 +185,9 @@ def job_view(row: Row[Any]) -> dict[str, Any]:
         "finished_at": _iso(row.finished_at),
         "result": None if row.result is None else json.loads(row.result),
         "error": row.error,
+        "progress": None if row.progress is None and row.progress_message is None else {"fraction": row.progress, "message": row.progress_message},
+        "schedule_id": row.schedule_id,
+        "scheduled_for": _iso(row.scheduled_for),
     }
 
 

@@ -29,6 +29,8 @@ class Jobs:
     types: dict[str, RegisteredType]
     dispatcher: Dispatcher | None
     """``None`` when this process runs no jobs (``PLUGHOST_JOBS_WORKERS=0``)."""
+    artifacts_root: Path
+    max_log_bytes: int
 
     @classmethod
     def for_host(cls, host: Any, workers: int | None = None) -> Jobs:
@@ -42,7 +44,7 @@ class Jobs:
             dispatcher = Dispatcher(
                 store, types, settings, size=size, data_dir=host.data_dir, artifacts_root=artifacts_root(host), database_url=url
             )
-        return cls(store, types, dispatcher)
+        return cls(store, types, dispatcher, artifacts_root(host), settings.max_log_bytes)
 
     def submitted(self) -> None:
         """A job was just queued: wake this process's dispatcher (others poll, or hear NOTIFY)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,34 @@ def spawn(params: Spawn, job: JobContext) -> dict[str, int]:
     return {"program": program}
 
 
+class Report(BaseModel):
+    lines: int = Field(3, ge=1)
+    line_bytes: int = Field(0, ge=0)
+    """Pad each printed line to this many bytes."""
+    artifact: str | None = None
+    """Write the printed lines to this artifact too."""
+    hold: str | None = None
+    """Before ending, wait until this file exists."""
+
+
+def report(params: Report, job: JobContext) -> dict[str, int]:
+    printed = []
+    for index in range(params.lines):
+        line = f"line {index}".ljust(params.line_bytes, ".")
+        print(line)
+        printed.append(line)
+        if index < 3:
+            job.logger.info("record %d", index)
+        job.progress((index + 1) / params.lines, f"{index + 1} of {params.lines}")
+    sys.stderr.write("to stderr\n")
+    subprocess.run(["echo", "from a program"], check=True)
+    if params.artifact:
+        job.write_artifact(params.artifact, "\n".join(printed))
+    while params.hold and not Path(params.hold).exists():
+        time.sleep(0.02)
+    return {"lines": params.lines}
+
+
 JOB_TYPES = [
     JobType("test.echo", echo, Echo, description="Returns its value"),
     JobType("test.async-echo", async_echo, Echo),
@@ -117,6 +146,7 @@ JOB_TYPES = [
     JobType("test.broken", broken, Echo, retry=RetryPolicy(max_attempts=3, transient=(ConnectionError,))),
     JobType("test.record", record, Record),
     JobType("test.spawn", spawn, Spawn),
+    JobType("test.report", report, Report),
 ]
 
 
