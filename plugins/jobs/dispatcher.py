@@ -26,8 +26,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from .artifacts import job_artifacts_dir
 from .pool import Outcome, ProcessPool
 from .registry import RegisteredType
+from .schedules import ScheduleStore
 from .settings import Settings
-from .store import CANCEL_CHANNEL, CANCELED, FAILED, SUBMITTED_CHANNEL, SUCCEEDED, TIMEOUT, JobStore
+from .store import (
+    CANCEL_CHANNEL,
+    CANCELED,
+    FAILED,
+    SUBMITTED_CHANNEL,
+    SUCCEEDED,
+    TIMEOUT,
+    JobStore,
+    Submission,
+)
 
 logger = logging.getLogger("plughost.jobs")
 
@@ -70,6 +80,7 @@ class Dispatcher:
     def __init__(
         self,
         store: JobStore,
+        schedules: ScheduleStore,
         types: dict[str, RegisteredType],
         settings: Settings,
         *,
@@ -79,6 +90,7 @@ class Dispatcher:
         database_url: str,
     ) -> None:
         self.store = store
+        self.schedules = schedules
         self.types = types
         self.settings = settings
         self.size = size
@@ -101,7 +113,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Work until :meth:`shutdown`."""
-        loops = [self._claim_loop(), self._heartbeat_loop()]
+        loops = [self._claim_loop(), self._heartbeat_loop(), self._schedule_loop()]
         if self.store.postgresql:
             loops.append(self._listen())
         await asyncio.gather(*loops)
@@ -226,6 +238,32 @@ class Dispatcher:
         )
         if not recorded:
             logger.warning("job %s: its lease was lost before it ended; outcome %s discarded", row.id, outcome.kind)
+
+    async def _schedule_loop(self) -> None:
+        """Fire due schedule ticks (each once across all workers: see :mod:`plugins.jobs.schedules`)."""
+        while True:
+            wait = self.settings.poll_seconds
+            try:
+                now = time.time()
+                for row in await self.schedules.due(self.types.keys(), now):
+                    registered = self.types[row.type]
+                    submission = Submission(
+                        type=row.type,
+                        params=json.loads(row.params),
+                        timeout_seconds=registered.job_type.timeout_seconds,
+                        max_attempts=registered.job_type.retry.max_attempts,
+                        requeue_lost=registered.job_type.retry.requeue_lost,
+                        schedule_id=row.id,
+                        scheduled_for=row.next_run,
+                    )
+                    if await self.schedules.fire(row, submission, now, self.settings.misfire_grace_seconds) is not None:
+                        self.wake.set()
+                due = await self.schedules.next_due(self.types.keys())
+                if due is not None:
+                    wait = min(wait, max(0.0, due - time.time()))
+            except (SQLAlchemyError, OSError) as error:
+                logger.warning("could not fire schedules, retrying in %g s: %s", wait, error)
+            await asyncio.sleep(wait)
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -20,7 +20,6 @@ from typing import Any, BinaryIO, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-
 from pydantic import BaseModel
 
 from core.hookspecs import hookspec

@@ -17,7 +17,13 @@ from sqlalchemy import Row
 from core.context import current_workspace
 
 from . import logs
-from .artifacts import check_artifact_name, delete_artifacts, job_artifacts_dir, list_artifacts
+from .artifacts import (
+    check_artifact_name,
+    delete_artifacts,
+    job_artifacts_dir,
+    list_artifacts,
+)
+from .schedule_router import create_schedule_router
 from .service import Jobs
 from .store import STATES, Submission
 
@@ -39,6 +45,8 @@ def create_router(jobs: Jobs) -> APIRouter:
     @router.get("/types", summary="The job types that can be submitted")
     async def list_types() -> dict[str, Any]:
         return {"types": [types[name].describe() for name in sorted(types)]}
+
+    router.include_router(create_schedule_router(jobs))  # before /{job_id}, which would take "schedules" as an id
 
     @router.post("", status_code=202, summary="Submit a job; answers at once with the PENDING job")
     async def submit(body: SubmitRequest, response: Response) -> dict[str, Any]:
@@ -74,10 +82,11 @@ def create_router(jobs: Jobs) -> APIRouter:
     async def list_jobs(
         type: str | None = None,
         status: Literal[STATES] | None = None,  # type: ignore[valid-type]
+        schedule_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         page_token: str | None = None,
     ) -> dict[str, Any]:
-        page = await store.page(type=type, status=status, limit=limit, after=_cursor(page_token))
+        page = await store.page(type=type, status=status, schedule_id=schedule_id, limit=limit, after=_cursor(page_token))
         token = None if page.next_cursor is None else base64.urlsafe_b64encode(json.dumps(page.next_cursor).encode()).decode()
         return {"jobs": [job_view(row) for row in page.rows], "next_page_token": token}
 

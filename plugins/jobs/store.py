@@ -148,7 +148,7 @@ class JobStore:
             return (await connection.execute(query)).one_or_none()
 
     async def page(
-        self, *, type: str | None, status: str | None, limit: int, after: tuple[float, str] | None
+        self, *, type: str | None, status: str | None, limit: int, after: tuple[float, str] | None, schedule_id: str | None = None
     ) -> Page:
         """Newest first; ``after`` is the ``(created_at, id)`` cursor a previous page ended with."""
         query = select(jobs).where(jobs.c.workspace == current_workspace())
@@ -156,6 +156,8 @@ class JobStore:
             query = query.where(jobs.c.type == type)
         if status is not None:
             query = query.where(jobs.c.status == status)
+        if schedule_id is not None:
+            query = query.where(jobs.c.schedule_id == schedule_id)
         if after is not None:
             created_at, job_id = after
             query = query.where(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,8 @@ FAST = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "sh
 """Short leases and polls so recovery and cancels happen within a test's patience."""
 
 FINAL = {"SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"}
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -39,6 +43,29 @@ def start_jobs(make_app: Callable[..., Any], register_plugin: Callable[..., obje
 def jobs_client(start_jobs: Callable[..., Any], database_url: str) -> Callable[..., Any]:
     """``jobs_client(**jobs_settings)``: :func:`start_jobs` on this test's database (SQLite, then PostgreSQL)."""
     return lambda **settings: start_jobs(database_url, **settings)
+
+
+@pytest.fixture
+def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, int], subprocess.Popen[bytes]]]:
+    """``start(database_url, concurrency)``: a worker process on that database (killed at the end)."""
+    started_workers: list[subprocess.Popen[bytes]] = []
+
+    def start(database_url: str, concurrency: int) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(started_workers)}.log", "wb")  # noqa: SIM115 - the process owns it
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "plugins.jobs.tests.worker_process", database_url, str(tmp_path / "data"), str(concurrency)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started_workers.append(worker)
+        return worker
+
+    yield start
+    for worker in started_workers:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait()
 
 
 def wait_for(client: Any, job_id: str, states: set[str] = FINAL, timeout: float = 20.0, **headers: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core import hookimpl
-from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
+from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy, Schedule
 
 PLUGHOST_NAME = "testjobs"
 
@@ -153,3 +153,12 @@ JOB_TYPES = [
 @hookimpl(optionalhook=True)
 def plughost_job_types(host: Any) -> list[JobType]:
     return JOB_TYPES
+
+
+DECLARED: list[Schedule] = []
+"""The schedules this plugin declares at start-up; tests set it."""
+
+
+@hookimpl(optionalhook=True)
+def plughost_job_schedules(host: Any) -> list[Schedule]:
+    return list(DECLARED)
