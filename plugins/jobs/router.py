@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
 from core.context import current_workspace
@@ -26,6 +25,7 @@ from .artifacts import (
 from .schedule_router import create_schedule_router
 from .service import Jobs
 from .store import STATES, Submission
+from .views import iso, job_view, params_or_400, registered_or_400
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -50,25 +50,12 @@ def create_router(jobs: Jobs) -> APIRouter:
 
     @router.post("", status_code=202, summary="Submit a job; answers at once with the PENDING job")
     async def submit(body: SubmitRequest, response: Response) -> dict[str, Any]:
-        registered = types.get(body.type)
-        if registered is None:
-            known = ", ".join(sorted(types)) or "none are registered"
-            raise HTTPException(400, f"unknown job type {body.type!r}; known types: {known}")
+        registered = registered_or_400(types, body.type)
         job_type = registered.job_type
-        try:
-            params = job_type.parameters.model_validate(body.params)
-        except ValidationError as error:
-            raise HTTPException(
-                400,
-                {
-                    "message": f"invalid parameters for job type {body.type!r}",
-                    "errors": [{"field": ".".join(map(str, e["loc"])) or "params", "problem": e["msg"]} for e in error.errors()],
-                },
-            ) from None
         row = await store.submit(
             Submission(
                 type=body.type,
-                params=params.model_dump(mode="json"),
+                params=params_or_400(registered, body.params),
                 timeout_seconds=float(body.timeout_seconds or job_type.timeout_seconds),
                 max_attempts=body.max_attempts or job_type.retry.max_attempts,
                 requeue_lost=job_type.retry.requeue_lost,
@@ -157,7 +144,7 @@ def create_router(jobs: Jobs) -> APIRouter:
         row = await existing(job_id)
         directory = job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id)
         found = await anyio.to_thread.run_sync(list_artifacts, directory)
-        return {"artifacts": [{**item, "modified": _iso(item["modified"]), "url": f"/api/jobs/{job_id}/artifacts/{item['name']}"} for item in found]}
+        return {"artifacts": [{**item, "modified": iso(item["modified"]), "url": f"/api/jobs/{job_id}/artifacts/{item['name']}"} for item in found]}
 
     @router.get(
         "/{job_id}/artifacts/{name:path}",
@@ -176,32 +163,6 @@ def create_router(jobs: Jobs) -> APIRouter:
         return FileResponse(path, filename=name)
 
     return router
-
-
-def job_view(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "workspace": row.workspace,
-        "type": row.type,
-        "status": row.status,
-        "params": json.loads(row.params),
-        "attempt": row.attempt,
-        "max_attempts": row.max_attempts,
-        "timeout_seconds": row.timeout_seconds,
-        "cancel_requested": row.cancel_requested,
-        "created_at": _iso(row.created_at),
-        "started_at": _iso(row.started_at),
-        "finished_at": _iso(row.finished_at),
-        "result": None if row.result is None else json.loads(row.result),
-        "error": row.error,
-        "progress": None if row.progress is None and row.progress_message is None else {"fraction": row.progress, "message": row.progress_message},
-        "schedule_id": row.schedule_id,
-        "scheduled_for": _iso(row.scheduled_for),
-    }
-
-
-def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def _cursor(token: str | None) -> tuple[float, str] | None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
 from core.context import current_workspace
 
 from .hookspecs import CatchUp, check_timing
 from .schedules import NewSchedule, Timing
+from .views import params_or_400, registered_or_400, schedule_view
 
 ScheduleId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 
@@ -35,18 +34,12 @@ def create_schedule_router(jobs: Any) -> APIRouter:
 
     @router.post("", status_code=201, summary="Create a schedule", responses={400: {"description": "Invalid"}, 409: {"description": "Name taken"}})
     async def create(body: ScheduleRequest, response: Response) -> dict[str, Any]:
-        registered = types.get(body.type)
-        if registered is None:
-            raise HTTPException(400, f"unknown job type {body.type!r}; known types: {', '.join(sorted(types)) or 'none are registered'}")
+        registered = registered_or_400(types, body.type)
         try:
             check_timing(body.cron, body.interval_seconds, body.timezone)
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
-        try:
-            params = registered.job_type.parameters.model_validate(body.params).model_dump(mode="json")
-        except ValidationError as error:
-            errors = [{"field": ".".join(map(str, e["loc"])) or "params", "problem": e["msg"]} for e in error.errors()]
-            raise HTTPException(400, {"message": f"invalid parameters for job type {body.type!r}", "errors": errors}) from None
+        params = params_or_400(registered, body.params)
         timing = Timing(body.cron, body.interval_seconds, body.timezone)
         new = NewSchedule(body.name or "", body.type, params, timing, body.catch_up, paused=body.paused)
         row = await store.create(new)
@@ -83,27 +76,3 @@ def create_schedule_router(jobs: Any) -> APIRouter:
         return Response(status_code=204)
 
     return router
-
-
-def schedule_view(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "workspace": row.workspace,
-        "type": row.type,
-        "params": json.loads(row.params),
-        "cron": row.cron,
-        "interval_seconds": row.interval_seconds,
-        "timezone": row.timezone,
-        "catch_up": row.catch_up,
-        "paused": row.paused,
-        "next_run": _iso(row.next_run),
-        "last_run": _iso(row.last_run),
-        "last_job_id": row.last_job_id,
-        "declared_by": row.declared_by,
-        "created_at": _iso(row.created_at),
-    }
-
-
-def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
