@@ -6,15 +6,19 @@ outcome is recorded only once the worker's tree is dead and reaped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from core.database import create_engine
 from core.testing import client_for
 from plugins.jobs.reaper import children
+from plugins.jobs.store import jobs
 
 from . import jobtypes
 from .conftest import FAST, alive, process_gone, spawned, submit, wait_for
@@ -85,3 +89,21 @@ def test_no_process_runs_until_a_job_does_and_idle_workers_exit(jobs_client: Any
     assert process_gone(worker) and process_gone(fork_server), "the idle worker and fork server did not exit"
     again = wait_for(client, submit(client, "test.echo")["id"])
     assert again["status"] == "SUCCEEDED" and again["result"]["pid"] != worker, "no worker started for a new job"
+
+
+def test_a_lost_lease_kills_every_process_the_job_started(jobs_client: Any, database_url: str, tmp_path: Path) -> None:
+    """Another worker took the job over (its lease was renewed by someone else): this one must stop it, tree and all."""
+    client = jobs_client()
+    marker = tmp_path / "spawned"
+    job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True})
+    job_pid, program = spawned(marker)
+
+    async def steal() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as connection:
+            await connection.execute(update(jobs).where(jobs.c.id == job["id"]).values(lease_owner="another-worker"))
+        await engine.dispose()
+
+    asyncio.run(steal())
+    assert process_gone(job_pid) and process_gone(program), "a job that lost its lease ran on"
+    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "RUNNING", "the outcome of a lost lease must not be recorded"
