@@ -241,9 +241,11 @@ def check_timing(cron: str | None, interval_seconds: float | None, timezone: str
 def plughost_job_schedules(host: Any) -> Schedule | Sequence[Schedule] | None:
     """Contribute schedules, created or updated when the jobs plugin starts.
 
-    Called once per start-up of a server or worker that runs jobs, after the jobs
-    tables are migrated and after :func:`plughost_job_types`. Return one
-    :class:`Schedule`, a list, or ``None``. Each is upserted by ``(workspace,
+    Called once when the jobs plugin builds (at app build and when ``python -m
+    core jobs worker`` starts), after :func:`plughost_job_types`; what it returns
+    is written when the jobs plugin starts, after its tables are migrated, by
+    every server and worker (idempotently). Return one :class:`Schedule`, a
+    list, or ``None``. Each is upserted by ``(workspace,
     name)``; a schedule this plugin declared before and no longer returns is
     deleted (so unsetting the setting that asked for it removes it). Its
     ``type`` must be a registered job type and ``params`` valid for it, or
