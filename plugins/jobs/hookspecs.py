@@ -232,9 +232,11 @@ def check_timing(cron: str | None, interval_seconds: float | None, timezone: str
         raise ValueError("interval_seconds must be between 1 and 31622400 (366 days)")
     if cron is not None:
         try:
-            CronSim(cron, datetime.now(zone))
+            next(CronSim(cron, datetime.now(zone)))
         except CronSimError as error:
             raise ValueError(f"invalid cron expression {cron!r}: {error}") from None
+        except StopIteration:
+            raise ValueError(f"cron expression {cron!r} never fires") from None
 
 
 @hookspec

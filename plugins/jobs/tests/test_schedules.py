@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from core.database import create_engine
+from core.database import create_engine, migrate
 from plugins.jobs.hookspecs import Schedule
-from plugins.jobs.schedules import schedules
+from plugins.jobs.schedules import NewSchedule, ScheduleStore, Timing, schedules
+from plugins.jobs.service import MIGRATIONS
+from plugins.jobs.store import JobStore, Submission
 
 from . import jobtypes
 from .conftest import wait_for
@@ -63,6 +65,7 @@ def test_invalid_schedules_are_400_or_409_and_store_nothing(jobs_client: Any) ->
     cases = {
         "unknown job type 'nope'": {"type": "nope", "interval_seconds": 60},
         "invalid cron expression '61 * * * *'": {"cron": "61 * * * *"},
+        "invalid cron expression '0 0 30 2 *'": {"cron": "0 0 30 2 *"},
         "give exactly one of cron and interval_seconds": {"cron": "* * * * *", "interval_seconds": 60},
         "give exactly one of": {},
         "unknown time zone 'Mars/Olympus'": {"cron": "* * * * *", "timezone": "Mars/Olympus"},
@@ -170,3 +173,32 @@ def test_a_declared_schedule_of_an_unknown_type_stops_start_up_naming_the_plugin
     with pytest.raises(Exception, match="testjobs") as failure:
         start_jobs(database_url, workers=0)
     assert "unknown job type 'nope'" in str(failure.value)
+
+
+async def race_for_a_tick(database_url: str, racers: int) -> list[Any]:
+    """``racers`` separate engines (as separate processes would have) fire the same due tick at once."""
+    setup = create_engine(database_url)
+    await migrate(setup, MIGRATIONS, "jobs")
+    store = ScheduleStore(setup, JobStore(setup))
+    schedule = await store.create(NewSchedule("race", "test.echo", {}, Timing(None, 60.0, "UTC"), "coalesce"))
+    assert schedule is not None
+    async with setup.begin() as connection:
+        await connection.execute(update(schedules).values(next_run=time.time() - 1))
+    [due] = await store.due({"test.echo"}, time.time())
+    engines = [create_engine(database_url) for _ in range(racers)]
+    try:
+        for engine in engines:  # open every connection first, so the claims start together
+            async with engine.connect():
+                pass
+        submission = Submission("test.echo", {}, 10.0, 1, True, schedule_id=due.id, scheduled_for=due.next_run)
+        return await asyncio.gather(
+            *(ScheduleStore(engine, JobStore(engine)).fire(due, submission, time.time(), 60.0) for engine in engines)
+        )
+    finally:
+        for engine in (setup, *engines):
+            await engine.dispose()
+
+
+def test_racing_processes_fire_a_tick_once(database_url: str) -> None:
+    fired = asyncio.run(race_for_a_tick(database_url, racers=12))
+    assert len([job for job in fired if job is not None]) == 1
