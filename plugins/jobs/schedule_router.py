@@ -50,7 +50,7 @@ def create_schedule_router(jobs: Any) -> APIRouter:
 
     @router.get("", summary="The schedules of the current workspace, by name")
     async def list_schedules() -> dict[str, Any]:
-        return {"schedules": [schedule_view(row) for row in await store.list()]}
+        return {"schedules": [schedule_view(row) for row in await store.in_workspace()]}
 
     async def found(row: Row[Any] | None, schedule_id: str) -> dict[str, Any]:
         if row is None:

@@ -148,7 +148,7 @@ class ScheduleStore:
         async with self.engine.begin() as connection:
             return (await connection.execute(statement)).one_or_none()
 
-    async def list(self) -> list[Row[Any]]:
+    async def in_workspace(self) -> list[Row[Any]]:
         query = select(schedules).where(schedules.c.workspace == current_workspace()).order_by(schedules.c.name)
         async with self.engine.connect() as connection:
             return list((await connection.execute(query)).all())
