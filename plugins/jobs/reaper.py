@@ -38,6 +38,8 @@ def children(pid: int | None = None) -> set[int]:
     (``/proc/<pid>/task/*/children`` is not compiled into every kernel)."""
     parent = os.getpid() if pid is None else pid
     found: set[int] = set()
+    if not os.path.isdir("/proc"):
+        return found  # not Linux: only process groups are killed
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -55,6 +57,8 @@ def kill_children(keep: Collection[int] = ()) -> int:
     """Kill (SIGKILL) and reap every child of this process except ``keep``, with their process
     groups, until none is left: orphans they leave come back to us as a subreaper and are
     killed in the next round. Returns how many processes were killed."""
+    if not keep and not has_children():
+        return 0  # the common case, without scanning /proc
     own_group = os.getpgrp()
     killed = 0
     while True:
@@ -72,6 +76,15 @@ def kill_children(keep: Collection[int] = ()) -> int:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             killed += 1
+
+
+def has_children() -> bool:
+    """Whether this process has any child, running or not yet reaped (reaps one that ended)."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def kill_group(leader: int) -> None:
