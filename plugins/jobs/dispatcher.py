@@ -273,7 +273,10 @@ class Dispatcher:
             except (SQLAlchemyError, OSError) as error:
                 logger.warning("could not renew job leases: %s", error)
                 self._kill_expiring()
-            await self.pool.trim()
+            try:
+                await self.pool.trim()
+            except (OSError, RuntimeError) as error:
+                logger.warning("could not stop idle job workers: %s", error)
 
     async def _heartbeat(self) -> None:
         job_ids = list(self.running)

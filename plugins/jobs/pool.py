@@ -228,7 +228,11 @@ class JobProcess:
                 if not line:
                     await self.kill()
                     return Outcome("crashed", error="the job's worker process died mid-job")
-                answer = json.loads(line)
+                try:
+                    answer = json.loads(line)
+                except ValueError:  # the job wrote on its worker's socket
+                    await self.kill()
+                    return Outcome("crashed", error="the job's worker sent a malformed message")
                 if "progress" in answer:
                     progress(answer["progress"], answer["message"])
                     continue
