@@ -58,6 +58,8 @@ class RunningJob:
     """Output not yet stored: the bytes of the log that end at ``log_end`` (at most ``max_log_bytes``)."""
     progress: tuple[float | None, str] | None = None
     """The latest progress not yet stored."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the attempt ended: the reporter stores what is left and stops."""
 
     def output(self, data: bytes) -> None:
         self.pending += data
@@ -196,8 +198,8 @@ class Dispatcher:
                     outcome = await process.run(message, row.timeout_seconds, running.cancel, running.report_progress, running.output)
                 except (OSError, RuntimeError) as error:  # no worker could be started, or it vanished between jobs
                     outcome = Outcome("crashed", error=str(error))
-            reporter.cancel()
-            await self._report(running)
+            running.ended.set()
+            await reporter  # stores the last output and progress, without cutting a write short
             await self._record(row, registered, outcome)
         except (SQLAlchemyError, OSError) as error:
             logger.error("job %s: could not record its outcome (the lease will expire and recover it): %s", row.id, error)
@@ -208,8 +210,10 @@ class Dispatcher:
             self.wake.set()
 
     async def _report_loop(self, running: RunningJob) -> None:
-        while True:
-            await asyncio.sleep(REPORT_SECONDS)
+        """Store the job's new output and progress every ``REPORT_SECONDS``, and once more when it ends."""
+        while not running.ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(running.ended.wait(), REPORT_SECONDS)
             try:
                 await self._report(running)
             except (SQLAlchemyError, OSError) as error:

@@ -262,9 +262,6 @@ class ProcessPool:
         for process in self.processes:
             self.idle.put_nowait(process)
 
-    def free(self) -> int:
-        return self.idle.qsize()
-
     @contextlib.asynccontextmanager
     async def lend(self) -> AsyncIterator[JobProcess]:
         process = await self.idle.get()
