@@ -1,4 +1,15 @@
-"""Jobs benchmark: submit-to-start latency and jobs/s for trivial jobs, embedded and on PostgreSQL.
+"""Jobs benchmark: idle memory of the whole server tree, worker respawn latency, and submit-to-start
+latency and jobs/s for trivial jobs, embedded and on PostgreSQL.
+
+Idle memory: ``python -m core serve`` with every installed plugin, the sum of RSS
+and of PSS over its process tree once it is idle; then the same server with
+``bench.noop`` while its job worker and fork server are up after a job, and again
+once they exited after ``PLUGHOST_JOBS_IDLE_SECONDS``. The reference server's
+figures (491 MiB with jobs off, 2.6 GiB with jobs on) come from /work/shared/README.md
+(measured on this machine; it is not installed here). Respawn: a worker killed
+(timeout, cancel) is replaced by a fork of the warm fork server, timed from the
+kill to the new worker's ready message; the peer is a cold start (a new
+interpreter importing the job modules, what every replacement cost before).
 
     python -m benchmarks.jobs [--quick] [--write]
 
@@ -35,7 +46,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from benchmarks.harness import ROOT, free_port, post_many, postgresql_database, server
+from benchmarks.harness import MiB, ROOT, free_port, post_many, postgresql_database, server
 from core import hookimpl
 from plugins.jobs.hookspecs import JobContext, JobType
 
@@ -56,23 +67,25 @@ def plughost_job_types(host: Any) -> JobType:
     return JobType("bench.noop", noop, NoParameters, description="Does nothing: measures the queue")
 
 
-def _host(database_url: str | None, data_dir: str, workers: int) -> Any:
+def _host(database_url: str | None, data_dir: str, workers: int, every_plugin: bool = False, idle_seconds: float = 60.0) -> Any:
     from core.factory import build_host
     from core.settings import CoreSettings
 
-    settings = CoreSettings(database_url=database_url, data_dir=data_dir, plugins=("jobs",))
+    settings = CoreSettings(database_url=database_url, data_dir=data_dir, plugins=None if every_plugin else ("jobs",))
     plugin = importlib.import_module("benchmarks.jobs")  # not __main__: the job subprocesses import it by this name
-    return build_host(settings, given={PLUGHOST_NAME: plugin}, overrides={"jobs": {"workers": workers}})
+    overrides = {"jobs": {"workers": workers, "idle_seconds": idle_seconds}}
+    return build_host(settings, given={PLUGHOST_NAME: plugin}, overrides=overrides)
 
 
-def serve(port: str, data_dir: str, database_url: str, workers: str) -> None:
+def serve(port: str, data_dir: str, database_url: str, workers: str, every_plugin: str = "", idle_seconds: str = "60") -> None:
     """``python -m benchmarks.jobs serve ...``: the server, as ``python -m core serve`` runs it, plus ``bench.noop``."""
     import uvicorn
 
     from core.factory import assemble, build_app
     from core.server import NoDelayHTTPProtocol
 
-    app = build_app(assemble(_host(database_url or None, data_dir, int(workers))))
+    host = _host(database_url or None, data_dir, int(workers), bool(every_plugin), float(idle_seconds))
+    app = build_app(assemble(host))
     uvicorn.run(app, host="127.0.0.1", port=int(port), http=NoDelayHTTPProtocol, log_level="warning")
 
 
@@ -190,7 +203,105 @@ def _figures(latencies: list[float], jobs_per_second: float) -> dict[str, float]
     }
 
 
+REFERENCE_IDLE_MIB = {"jobs off": 491, "jobs on": 2.6 * 1024}
+"""The reference server's idle memory on this machine (/work/shared/README.md)."""
+
+
+def tree_memory(pid: int) -> tuple[float, float, int]:
+    """(RSS MiB, PSS MiB, processes) summed over ``pid`` and all its descendants."""
+    import psutil
+
+    root = psutil.Process(pid)
+    rss = pss = 0
+    processes = [root, *root.children(recursive=True)]
+    for process in processes:
+        info = process.memory_full_info()
+        rss += info.rss
+        pss += info.pss
+    return rss / MiB, pss / MiB, len(processes)
+
+
+def settle(pid: int, seconds: float = 3.0) -> tuple[float, float, int]:
+    """The tree's memory after ``seconds`` with no requests (start-up allocations done, idle timers run)."""
+    time.sleep(seconds)
+    return tree_memory(pid)
+
+
+def idle_memory() -> dict[str, tuple[float, float, int]]:
+    figures = {}
+    with tempfile.TemporaryDirectory() as data_dir:
+        port = free_port()
+        command = [sys.executable, "-m", "core", "serve", "--port", str(port), "--log-level", "warning", "--data-dir", data_dir]
+        with server(command, port, health="/health") as running:
+            figures["`python -m core serve`, every plugin, idle"] = settle(running.pid)
+    with tempfile.TemporaryDirectory() as data_dir:
+        port = free_port()
+        idle_seconds = 2.0
+        command = [sys.executable, "-m", "benchmarks.jobs", "serve", str(port), data_dir, "", str(SLOTS), "every", str(idle_seconds)]
+        with server(command, port, health="/health") as running:
+            base = f"http://127.0.0.1:{port}"
+            figures["same + `bench.noop`, idle before any job"] = settle(running.pid)
+            wait_all(base, [submit(base) for _ in range(SLOTS * 4)])
+            figures[f"same, just after {SLOTS * 4} jobs (fork server + {SLOTS} workers up)"] = tree_memory(running.pid)
+            figures[f"same, {idle_seconds:g} s idle later (workers and fork server exited)"] = settle(running.pid, idle_seconds + 3)
+    return figures
+
+
+async def _respawns(count: int) -> tuple[list[float], list[float]]:
+    from plugins.jobs.pool import REPLY_OVERHEAD_BYTES, ProcessPool, Worker
+
+    cold, warm = [], []
+    for _ in range(3):
+        pool = ProcessPool(1, ["benchmarks.jobs"], REPLY_OVERHEAD_BYTES, idle_seconds=60)
+        slot = pool.processes[0]
+        started = time.perf_counter()
+        slot.worker = await Worker.fork(pool.server, REPLY_OVERHEAD_BYTES)
+        cold.append(time.perf_counter() - started)
+        for _ in range(count // 3):
+            started = time.perf_counter()
+            await slot.kill()
+            slot.worker = await Worker.fork(pool.server, REPLY_OVERHEAD_BYTES)
+            warm.append(time.perf_counter() - started)
+        await pool.close()
+    return cold, warm
+
+
+def respawn_latency(count: int) -> tuple[float, float]:
+    """Medians in ms: a cold start (new fork server + worker), and kill + replacement from the warm fork server."""
+    cold, warm = asyncio.run(_respawns(count))
+    return statistics.median(cold) * 1000, statistics.median(warm) * 1000
+
+
+def memory_and_respawn(quick: bool) -> list[str]:
+    figures = idle_memory()
+    cold_ms, warm_ms = respawn_latency(15 if quick else 60)
+    idle_rss = next(iter(figures.values()))[0]
+    lines = [
+        "Idle memory: the sum over the server's whole process tree (RSS counts shared pages once per process; PSS splits them).",
+        "",
+        "| server | processes | RSS MiB | PSS MiB | reference (jobs off / on) | RSS vs reference, jobs on |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, (rss, pss, count) in figures.items():
+        lines.append(
+            f"| {label} | {count} | {rss:.0f} | {pss:.0f} | {REFERENCE_IDLE_MIB['jobs off']:.0f} / {REFERENCE_IDLE_MIB['jobs on']:.0f} MiB | "
+            f"{rss / REFERENCE_IDLE_MIB['jobs on']:.3f}x |"
+        )
+    lines += [
+        "",
+        f"Goal: idle tree RSS at most 150 MiB: {idle_rss:.0f} MiB ({'met' if idle_rss <= 150 else 'NOT met'}).",
+        "",
+        "| worker start | median ms | vs cold start |",
+        "|---|---|---|",
+        f"| cold: new fork server importing the job modules, then a worker (peer: the old per-process start) | {cold_ms:.1f} | 1.00x |",
+        f"| replacement after a kill: kill, reap, fork from the warm fork server, ready | {warm_ms:.1f} | {warm_ms / cold_ms:.3f}x |",
+        "",
+    ]
+    return lines
+
+
 def run(quick: bool) -> str:
+    memory_lines = memory_and_respawn(quick)
     one_by_one, burst = (10, 50) if quick else (50, 500)
     peers = {
         "in-memory process pool (peer: the floor)": in_memory_pool(one_by_one, burst),
@@ -198,6 +309,7 @@ def run(quick: bool) -> str:
     }
     floor = peers["in-memory process pool (peer: the floor)"]
     lines = [
+        *memory_lines,
         f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, {os.cpu_count()} cores: "
         f"submit-to-start over {one_by_one} jobs submitted one at a time to an idle queue; jobs/s over a burst of "
         f"{burst} submitted on 8 connections; {SLOTS} job subprocesses. Peers measured in this run.",

@@ -1,19 +1,25 @@
-"""The job subprocess: ``python -m plugins.jobs.child [module ...]``.
+"""The job worker: a process forked by :mod:`plugins.jobs.forkserver` that runs one job at a time.
 
-Reads one JSON job per line on stdin, runs it, and answers one JSON line on the
-original stdout; the job's own prints go to stderr. Runs one job at a time and
-is reused for the next, so only a kill (timeout, cancel) costs a new process.
-Exits when stdin closes, which is also what happens when the worker that
-started it dies, even by ``kill -9``: an orphaned job never runs on.
+It leads its own session and process group, and is a child subreaper (Linux), so
+that everything a job starts can be killed (see :mod:`plugins.jobs.reaper`).
+Protocol on its socket, one JSON object per line: the dispatcher sends a job; the
+worker answers any number of ``{"progress": fraction, "message": text}`` lines and
+then one outcome line (``{"ok": true, "result": json}`` or ``{"ok": false, ...}``).
+Its stdout and stderr (fds 1 and 2) are the dispatcher's log pipe: prints, log
+records and the output of programs a job starts all land in the job's log.
+When a job ends, every process it left behind is killed before the outcome is
+sent. The worker exits when its socket closes (the dispatcher closed it after an
+idle time, or died, even by ``kill -9``), killing whatever its job still runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
+import logging
 import os
 import queue
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -22,10 +28,26 @@ from typing import Any, BinaryIO
 from core.context import use_workspace
 
 from .hookspecs import JobContext
+from .reaper import kill_children
 from .registry import resolve
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
+
+class Replies:
+    """The worker's side of the socket: whole lines, from any thread of the job."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        with self.lock:
+            self.sock.sendall(line)
+
+
+def run(job: dict[str, Any], replies: Replies) -> dict[str, Any]:
     context = JobContext(
         id=job["id"],
         type=job["type"],
@@ -33,6 +55,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         attempt=job["attempt"],
         data_dir=Path(job["data_dir"]),
         database_url=job["database_url"],
+        artifacts_dir=Path(job["artifacts_dir"]),
+        reporter=lambda fraction, message: replies.send({"progress": fraction, "message": message}),
     )
     try:
         function = resolve(job["function"])
@@ -42,7 +66,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             if asyncio.iscoroutine(outcome):
                 outcome = asyncio.run(outcome)
         result = json.dumps(outcome, separators=(",", ":"))
-    except Exception as error:  # the job's failure is reported, never the child's
+    except Exception as error:  # the job's failure is reported, never the worker's
+        logging.getLogger("plughost.job").exception("job %s failed", context.id)
         return {
             "ok": False,
             "error": f"{type(error).__name__}: {error}",
@@ -56,20 +81,20 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 def read_jobs(source: BinaryIO, jobs: queue.SimpleQueue[dict[str, Any]]) -> None:
     for line in source:
         jobs.put(json.loads(line))
-    os._exit(0)  # stdin closed: the worker is gone or done with us; stop even mid-job
+    kill_children()  # the socket closed: the dispatcher is gone or done with us; stop even mid-job
+    os._exit(0)
 
 
-def main(preload: list[str]) -> None:
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    for module in preload:
-        importlib.import_module(module)
+def serve(sock: socket.socket) -> None:
+    """Run jobs from ``sock`` until it closes (never returns)."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    replies = Replies(sock)
     jobs: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-    threading.Thread(target=read_jobs, args=(sys.stdin.buffer, jobs), daemon=True).start()
-    replies.write(b'{"ready":true}\n')
+    threading.Thread(target=read_jobs, args=(sock.makefile("rb"), jobs), daemon=True).start()
+    replies.send({"ready": True})
     while True:
-        replies.write(json.dumps(run(jobs.get())).encode() + b"\n")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+        outcome = run(jobs.get(), replies)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        kill_children()  # nothing a job started outlives it
+        replies.send(outcome)

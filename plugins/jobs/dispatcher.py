@@ -23,14 +23,27 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from .artifacts import job_artifacts_dir
 from .pool import Outcome, ProcessPool
 from .registry import RegisteredType
+from .schedules import ScheduleStore
 from .settings import Settings
-from .store import CANCEL_CHANNEL, CANCELED, FAILED, SUBMITTED_CHANNEL, SUCCEEDED, TIMEOUT, JobStore
+from .store import (
+    CANCEL_CHANNEL,
+    CANCELED,
+    FAILED,
+    SUBMITTED_CHANNEL,
+    SUCCEEDED,
+    TIMEOUT,
+    JobStore,
+    Submission,
+)
 
 logger = logging.getLogger("plughost.jobs")
 
 STATUS_BY_OUTCOME = {"ok": SUCCEEDED, "timeout": TIMEOUT, "canceled": CANCELED, "error": FAILED, "crashed": FAILED}
+REPORT_SECONDS = 0.5
+"""How often a running job's new output and progress are written to the database."""
 
 
 @dataclass
@@ -38,27 +51,57 @@ class RunningJob:
     row: Row[Any]
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     renewed: float = field(default_factory=time.monotonic)
+    max_log_bytes: int = 1024 * 1024
+    log_end: int = 0
+    """Bytes the job (all attempts) has written so far."""
+    pending: bytearray = field(default_factory=bytearray)
+    """Output not yet stored: the bytes of the log that end at ``log_end`` (at most ``max_log_bytes``)."""
+    progress: tuple[float | None, str] | None = None
+    """The latest progress not yet stored."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the attempt ended: the reporter stores what is left and stops."""
+
+    def output(self, data: bytes) -> None:
+        self.pending += data
+        self.log_end += len(data)
+        if len(self.pending) > self.max_log_bytes:
+            del self.pending[: len(self.pending) - self.max_log_bytes]
+
+    def report_progress(self, fraction: float | None, message: str) -> None:
+        self.progress = (fraction, message)
+
+    def take_report(self) -> tuple[tuple[int, bytes] | None, tuple[float | None, str] | None]:
+        """The new output (at its offset) and progress to store, forgetting them here."""
+        chunk = (self.log_end - len(self.pending), bytes(self.pending)) if self.pending else None
+        progress, self.progress = self.progress, None
+        self.pending.clear()
+        return chunk, progress
 
 
 class Dispatcher:
     def __init__(
         self,
         store: JobStore,
+        schedules: ScheduleStore,
         types: dict[str, RegisteredType],
         settings: Settings,
         *,
         size: int,
         data_dir: Path,
+        artifacts_root: Path,
         database_url: str,
     ) -> None:
         self.store = store
+        self.schedules = schedules
         self.types = types
         self.settings = settings
         self.size = size
         self.data_dir = data_dir
+        self.artifacts_root = artifacts_root
         self.database_url = database_url
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.pool = ProcessPool(size, {module for t in types.values() for module in t.modules}, settings.max_result_bytes)
+        modules = {module for t in types.values() for module in t.modules}
+        self.pool = ProcessPool(size, modules, settings.max_result_bytes, settings.idle_seconds)
         self.running: dict[str, RunningJob] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
@@ -72,8 +115,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Work until :meth:`shutdown`."""
-        await self.pool.start()
-        loops = [self._claim_loop(), self._heartbeat_loop()]
+        loops = [self._claim_loop(), self._heartbeat_loop(), self._schedule_loop()]
         if self.store.postgresql:
             loops.append(self._listen())
         await asyncio.gather(*loops)
@@ -124,7 +166,7 @@ class Dispatcher:
             await asyncio.wait_for(self.wake.wait(), timeout)
 
     def _start(self, row: Row[Any]) -> None:
-        self.running[row.id] = RunningJob(row)
+        self.running[row.id] = RunningJob(row, max_log_bytes=self.settings.max_log_bytes)
         task = asyncio.create_task(self._run(self.running[row.id]), name=f"plughost-job-{row.id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -141,21 +183,47 @@ class Dispatcher:
             "workspace": row.workspace,
             "attempt": row.attempt,
             "data_dir": str(self.data_dir),
+            "artifacts_dir": str(job_artifacts_dir(self.artifacts_root, row.workspace, row.id)),
             "database_url": self.database_url,
             "max_result_bytes": self.settings.max_result_bytes,
         }
+        reporter = None
         try:
+            running.log_end = await self.store.log_size(row.id)
+            if row.attempt > 1:
+                running.output(f"--- attempt {row.attempt} ---\n".encode())
+            reporter = asyncio.create_task(self._report_loop(running), name=f"plughost-job-report-{row.id}")
             async with self.pool.lend() as process:
                 try:
-                    outcome = await process.run(message, row.timeout_seconds, running.cancel)
-                except OSError as error:  # the subprocess could not start or vanished between jobs
+                    outcome = await process.run(message, row.timeout_seconds, running.cancel, running.report_progress, running.output)
+                except (OSError, RuntimeError) as error:  # no worker could be started, or it vanished between jobs
                     outcome = Outcome("crashed", error=str(error))
+            running.ended.set()
+            await reporter  # stores the last output and progress, without cutting a write short
             await self._record(row, registered, outcome)
         except (SQLAlchemyError, OSError) as error:
             logger.error("job %s: could not record its outcome (the lease will expire and recover it): %s", row.id, error)
         finally:
+            if reporter is not None:
+                reporter.cancel()
             del self.running[row.id]
             self.wake.set()
+
+    async def _report_loop(self, running: RunningJob) -> None:
+        """Store the job's new output and progress every ``REPORT_SECONDS``, and once more when it ends."""
+        while not running.ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(running.ended.wait(), REPORT_SECONDS)
+            try:
+                await self._report(running)
+            except (SQLAlchemyError, OSError) as error:
+                logger.warning("job %s: could not store its output and progress: %s", running.row.id, error)
+
+    async def _report(self, running: RunningJob) -> None:
+        chunk, progress = running.take_report()
+        if chunk is not None or progress is not None:
+            keep_from = running.log_end - self.settings.max_log_bytes
+            await self.store.report(running.row.id, self.owner, chunk=chunk, keep_from=keep_from, progress=progress)
 
     async def _record(self, row: Row[Any], registered: RegisteredType, outcome: Outcome) -> None:
         policy = registered.job_type.retry
@@ -175,6 +243,32 @@ class Dispatcher:
         if not recorded:
             logger.warning("job %s: its lease was lost before it ended; outcome %s discarded", row.id, outcome.kind)
 
+    async def _schedule_loop(self) -> None:
+        """Fire due schedule ticks (each once across all workers: see :mod:`plugins.jobs.schedules`)."""
+        while True:
+            wait = self.settings.poll_seconds
+            try:
+                now = time.time()
+                for row in await self.schedules.due(self.types.keys(), now):
+                    registered = self.types[row.type]
+                    submission = Submission(
+                        type=row.type,
+                        params=json.loads(row.params),
+                        timeout_seconds=registered.job_type.timeout_seconds,
+                        max_attempts=registered.job_type.retry.max_attempts,
+                        requeue_lost=registered.job_type.retry.requeue_lost,
+                        schedule_id=row.id,
+                        scheduled_for=row.next_run,
+                    )
+                    if await self.schedules.fire(row, submission, now, self.settings.misfire_grace_seconds) is not None:
+                        self.wake.set()
+                due = await self.schedules.next_due(self.types.keys())
+                if due is not None:
+                    wait = min(wait, max(0.0, due - time.time()))
+            except (SQLAlchemyError, OSError) as error:
+                logger.warning("could not fire schedules, retrying in %g s: %s", wait, error)
+            await asyncio.sleep(wait)
+
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
@@ -183,6 +277,10 @@ class Dispatcher:
             except (SQLAlchemyError, OSError) as error:
                 logger.warning("could not renew job leases: %s", error)
                 self._kill_expiring()
+            try:
+                await self.pool.trim()
+            except (OSError, RuntimeError) as error:
+                logger.warning("could not stop idle job workers: %s", error)
 
     async def _heartbeat(self) -> None:
         job_ids = list(self.running)

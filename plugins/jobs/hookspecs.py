@@ -1,22 +1,30 @@
-"""The jobs plugin's public contract: the hook that contributes job types, and the types it returns.
+"""The jobs plugin's public contract: the hooks that contribute job types and schedules, and their types.
 
-Other plugins add job types by implementing :func:`plughost_job_types` with
+Other plugins add job types by implementing :func:`plughost_job_types`, and
+schedules by implementing :func:`plughost_job_schedules`, each with
 ``@hookimpl(optionalhook=True)`` (so they still load where jobs is not
-installed) and import only from this module.
+installed), and import only from this module.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel
 
 from core.hookspecs import hookspec
+
+from .artifacts import check_artifact_name
 
 JOB_TYPE_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
 
@@ -56,7 +64,15 @@ class JobContext:
     """What a running job knows about itself; passed to the job function as its second argument.
 
     The current workspace (:func:`core.context.current_workspace`) is also set to
-    ``workspace`` while the function runs.
+    ``workspace`` while the function runs. Everything the job prints to stdout or
+    stderr, and every log record at INFO or above (any logger; :attr:`logger` is a
+    convenient one), is captured into the job's log (``GET /api/jobs/{id}/logs``,
+    the last ``PLUGHOST_JOBS_MAX_LOG_BYTES`` kept), including the output of
+    programs the job starts.
+
+    The fields after ``database_url`` have defaults, so a test may build a
+    context with the first six alone and call a job function directly; then
+    :meth:`progress` does nothing and artifacts go under ``data_dir``.
     """
 
     id: str
@@ -65,6 +81,46 @@ class JobContext:
     attempt: int
     data_dir: Path
     database_url: str | None
+    artifacts_dir: Path | None = None
+    """This job's artifact directory; ``None``: ``<data_dir>/jobs/artifacts/<workspace>/<id>``."""
+    reporter: Callable[[float | None, str], None] | None = field(default=None, repr=False, compare=False)
+    """Set by the worker: where :meth:`progress` goes. Not for job code."""
+
+    def progress(self, fraction: float | None, message: str = "") -> None:
+        """Report how far the job got: ``fraction`` in [0, 1] (or ``None`` if unknown) and a short message.
+
+        Shown as ``progress`` in ``GET /api/jobs/{id}`` within about a second;
+        cheap enough to call per item (updates are coalesced). Thread-safe.
+        """
+        if fraction is not None and not 0.0 <= float(fraction) <= 1.0:
+            raise ValueError(f"progress fraction must be between 0 and 1, not {fraction!r}")
+        if self.reporter is not None:
+            self.reporter(None if fraction is None else float(fraction), str(message)[:1000])
+
+    def artifact_path(self, name: str) -> Path:
+        """The path to write artifact ``name`` to (its directory exists); download it at
+        ``GET /api/jobs/{id}/artifacts/{name}``. ``ValueError`` for an invalid name: 1-128
+        letters, digits, ``.``, ``_``, ``-``, starting with a letter or digit."""
+        directory = self.artifacts_dir or self.data_dir / "jobs" / "artifacts" / self.workspace / self.id
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / check_artifact_name(name)
+
+    def write_artifact(self, name: str, data: bytes | str | BinaryIO) -> Path:
+        """Store ``data`` (bytes, text as UTF-8, or a binary file object, copied in chunks) as artifact ``name``; returns its path."""
+        path = self.artifact_path(name)
+        if isinstance(data, str):
+            data = data.encode()
+        if isinstance(data, bytes | bytearray | memoryview):
+            path.write_bytes(data)
+        else:
+            with path.open("wb") as target:
+                shutil.copyfileobj(data, target)
+        return path
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger named ``plughost.job.<type>``; its INFO-and-above records land in the job's log."""
+        return logging.getLogger(f"plughost.job.{self.type}")
 
 
 @dataclass(frozen=True)
@@ -126,4 +182,84 @@ def plughost_job_types(host: Any) -> JobType | Sequence[JobType] | None:
         def plughost_job_types(host):
             return JobType("images.resize", resize, Resize, timeout_seconds=60,
                            retry=RetryPolicy(max_attempts=3, transient=(OSError,)))
+    """
+
+
+CatchUp = Literal["coalesce", "skip"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A job submitted on a timetable: a cron expression or a fixed interval, in a time zone.
+
+    ``name`` identifies the schedule within ``workspace``: a plugin that declares
+    the same name again (next start-up) updates its type, params and timing, and
+    keeps its paused state. ``cron`` is a 5-field expression (``"0 3 * * *"``:
+    03:00 every day in ``timezone``; ``@daily`` and friends too), evaluated by
+    ``cronsim``. ``interval_seconds`` runs every N seconds from the first start.
+    ``catch_up``: when ticks were missed because no worker ran (down for longer
+    than ``PLUGHOST_JOBS_MISFIRE_GRACE_SECONDS``), ``"coalesce"`` runs the job
+    once for all of them, ``"skip"`` runs nothing until the next tick. Either
+    way, each tick runs at most once across every server and worker.
+    """
+
+    name: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    cron: str | None = None
+    interval_seconds: float | None = None
+    timezone: str = "UTC"
+    catch_up: CatchUp = "coalesce"
+    workspace: str = "default"
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,63}$", self.name):
+            raise ValueError(f"schedule name {self.name!r}: use 1-64 lowercase letters, digits, '_', '.', '-'")
+        check_timing(self.cron, self.interval_seconds, self.timezone)
+        if self.catch_up not in ("coalesce", "skip"):
+            raise ValueError(f"schedule {self.name!r}: catch_up must be 'coalesce' or 'skip'")
+
+
+def check_timing(cron: str | None, interval_seconds: float | None, timezone: str) -> None:
+    """Raise ``ValueError`` saying what is wrong unless exactly one of ``cron`` and ``interval_seconds`` is valid, in a known time zone."""
+    if (cron is None) == (interval_seconds is None):
+        raise ValueError("give exactly one of cron and interval_seconds")
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {timezone!r}; use an IANA name such as 'UTC' or 'Europe/Paris'") from None
+    if interval_seconds is not None and not 1 <= interval_seconds <= 366 * 24 * 3600:
+        raise ValueError("interval_seconds must be between 1 and 31622400 (366 days)")
+    if cron is not None:
+        try:
+            next(CronSim(cron, datetime.now(zone)))
+        except CronSimError as error:
+            raise ValueError(f"invalid cron expression {cron!r}: {error}") from None
+        except StopIteration:
+            raise ValueError(f"cron expression {cron!r} never fires") from None
+
+
+@hookspec
+def plughost_job_schedules(host: Any) -> Schedule | Sequence[Schedule] | None:
+    """Contribute schedules, created or updated when the jobs plugin starts.
+
+    Called once when the jobs plugin builds (at app build and when ``python -m
+    core jobs worker`` starts), after :func:`plughost_job_types`; what it returns
+    is written when the jobs plugin starts, after its tables are migrated, by
+    every server and worker (idempotently). Return one :class:`Schedule`, a
+    list, or ``None``. Each is upserted by ``(workspace,
+    name)``; a schedule this plugin declared before and no longer returns is
+    deleted (so unsetting the setting that asked for it removes it). Its
+    ``type`` must be a registered job type and ``params`` valid for it, or
+    start-up stops naming the plugin. Schedules created through the API are
+    never touched.
+
+    Example (otel, when ``PLUGHOST_OTEL_RETENTION_DAYS`` is set)::
+
+        @hookimpl(optionalhook=True)
+        def plughost_job_schedules(host):
+            days = host.plugin_settings("otel").retention_days
+            if days is None:
+                return None
+            return Schedule("otel.retention", "otel.retention", {"days": days}, cron="17 3 * * *")
     """

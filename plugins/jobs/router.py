@@ -1,22 +1,32 @@
-"""The jobs API under ``/api/jobs``: submit, read, list, cancel, and the registered types."""
+"""The jobs API under ``/api/jobs``: submit, read, list, cancel, delete, logs, artifacts, and the registered types."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
-from pydantic import BaseModel, Field, ValidationError
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
 from core import jsonbody
 from core.context import current_workspace
 
+from . import logs
+from .artifacts import (
+    check_artifact_name,
+    delete_artifacts,
+    job_artifacts_dir,
+    list_artifacts,
+)
+from .schedule_router import create_schedule_router
 from .service import Jobs
 from .store import STATES, Submission
+from .views import iso, job_view, params_or_400, registered_or_400
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -37,27 +47,16 @@ def create_router(jobs: Jobs) -> APIRouter:
     async def list_types() -> dict[str, Any]:
         return {"types": [types[name].describe() for name in sorted(types)]}
 
+    router.include_router(create_schedule_router(jobs))  # before /{job_id}, which would take "schedules" as an id
+
     @router.post("", status_code=202, summary="Submit a job; answers at once with the PENDING job")
     async def submit(body: SubmitRequest, response: Response) -> dict[str, Any]:
-        registered = types.get(body.type)
-        if registered is None:
-            known = ", ".join(sorted(types)) or "none are registered"
-            raise HTTPException(400, f"unknown job type {body.type!r}; known types: {known}")
+        registered = registered_or_400(types, body.type)
         job_type = registered.job_type
-        try:
-            params = job_type.parameters.model_validate(body.params)
-        except ValidationError as error:
-            raise HTTPException(
-                400,
-                {
-                    "message": f"invalid parameters for job type {body.type!r}",
-                    "errors": [{"field": ".".join(map(str, e["loc"])) or "params", "problem": e["msg"]} for e in error.errors()],
-                },
-            ) from None
         row = await store.submit(
             Submission(
                 type=body.type,
-                params=params.model_dump(mode="json"),
+                params=params_or_400(registered, body.params),
                 timeout_seconds=float(body.timeout_seconds or job_type.timeout_seconds),
                 max_attempts=body.max_attempts or job_type.retry.max_attempts,
                 requeue_lost=job_type.retry.requeue_lost,
@@ -71,10 +70,11 @@ def create_router(jobs: Jobs) -> APIRouter:
     async def list_jobs(
         type: str | None = None,
         status: Literal[STATES] | None = None,  # type: ignore[valid-type]
+        schedule_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         page_token: str | None = None,
     ) -> dict[str, Any]:
-        page = await store.page(type=type, status=status, limit=limit, after=_cursor(page_token))
+        page = await store.page(type=type, status=status, schedule_id=schedule_id, limit=limit, after=_cursor(page_token))
         token = None if page.next_cursor is None else base64.urlsafe_b64encode(json.dumps(page.next_cursor).encode()).decode()
         return {"jobs": [job_view(row) for row in page.rows], "next_page_token": token}
 
@@ -103,30 +103,67 @@ def create_router(jobs: Jobs) -> APIRouter:
             response.status_code = 202
         return job_view(row)
 
+    async def existing(job_id: str) -> Row[Any]:
+        row = await store.get(job_id)
+        if row is None:
+            raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
+        return row
+
+    @router.delete(
+        "/{job_id}",
+        status_code=204,
+        summary="Delete a finished job with its logs and artifacts",
+        responses={400: {"description": "Still pending or running: cancel it first"}},
+    )
+    async def delete_job(job_id: JobId) -> Response:
+        outcome, row = await store.delete_finished(job_id)
+        if row is None:
+            raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
+        if outcome == "unfinished":
+            raise HTTPException(400, f"job {job_id} is {row.status}; cancel it and wait until it ends before deleting it")
+        await anyio.to_thread.run_sync(delete_artifacts, job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id))
+        return Response(status_code=204)
+
+    @router.get(
+        "/{job_id}/logs",
+        summary="A job's output and log records (the last PLUGHOST_JOBS_MAX_LOG_BYTES)",
+        description="JSON by default. With `?follow=1` or `Accept: text/event-stream`: server-sent events, "
+        "`log` events with each new piece of output, then an `end` event with the final status.",
+    )
+    async def get_logs(job_id: JobId, request: Request, follow: bool = False) -> Any:
+        row = await existing(job_id)
+        if follow or "text/event-stream" in request.headers.get("accept", ""):
+            return StreamingResponse(
+                logs.follow(store, job_id, row.workspace),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return {"job_id": job_id, "status": row.status, **logs.assemble(await store.log_chunks(job_id), jobs.max_log_bytes)}
+
+    @router.get("/{job_id}/artifacts", summary="The files a job wrote with context.write_artifact / artifact_path")
+    async def get_artifacts(job_id: JobId) -> dict[str, Any]:
+        row = await existing(job_id)
+        directory = job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id)
+        found = await anyio.to_thread.run_sync(list_artifacts, directory)
+        return {"artifacts": [{**item, "modified": iso(item["modified"]), "url": f"/api/jobs/{job_id}/artifacts/{item['name']}"} for item in found]}
+
+    @router.get(
+        "/{job_id}/artifacts/{name:path}",
+        summary="Download one artifact",
+        responses={400: {"description": "Invalid artifact name"}, 404: {"description": "No such job or artifact"}},
+    )
+    async def get_artifact(job_id: JobId, name: str) -> FileResponse:
+        try:
+            check_artifact_name(name)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        row = await existing(job_id)
+        path = job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id) / name
+        if not await anyio.to_thread.run_sync(path.is_file):
+            raise HTTPException(404, f"job {job_id} has no artifact {name!r}")
+        return FileResponse(path, filename=name)
+
     return router
-
-
-def job_view(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "workspace": row.workspace,
-        "type": row.type,
-        "status": row.status,
-        "params": json.loads(row.params),
-        "attempt": row.attempt,
-        "max_attempts": row.max_attempts,
-        "timeout_seconds": row.timeout_seconds,
-        "cancel_requested": row.cancel_requested,
-        "created_at": _iso(row.created_at),
-        "started_at": _iso(row.started_at),
-        "finished_at": _iso(row.finished_at),
-        "result": None if row.result is None else json.loads(row.result),
-        "error": row.error,
-    }
-
-
-def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def _cursor(token: str | None) -> tuple[float, str] | None:

@@ -14,7 +14,13 @@ from typing import Any
 from core.database import database_url, migrate
 
 from .dispatcher import Dispatcher
-from .registry import RegisteredType, collect_job_types
+from .registry import (
+    DeclaredSchedules,
+    RegisteredType,
+    collect_job_types,
+    collect_schedules,
+)
+from .schedules import ScheduleStore
 from .settings import Settings
 from .store import JobStore
 
@@ -29,18 +35,33 @@ class Jobs:
     types: dict[str, RegisteredType]
     dispatcher: Dispatcher | None
     """``None`` when this process runs no jobs (``PLUGHOST_JOBS_WORKERS=0``)."""
+    artifacts_root: Path
+    max_log_bytes: int
+    schedules: ScheduleStore
+    declared: DeclaredSchedules
 
     @classmethod
     def for_host(cls, host: Any, workers: int | None = None) -> Jobs:
         settings: Settings = host.plugin_settings("jobs")
         store = JobStore(host.database)
+        schedules = ScheduleStore(host.database, store)
         types = collect_job_types(host)
+        declared = collect_schedules(host, types)
         size = settings.workers if workers is None else workers
         dispatcher = None
         if size > 0:
             url = database_url(host.settings.database_url, host.data_dir)
-            dispatcher = Dispatcher(store, types, settings, size=size, data_dir=host.data_dir, database_url=url)
-        return cls(store, types, dispatcher)
+            dispatcher = Dispatcher(
+                store,
+                schedules,
+                types,
+                settings,
+                size=size,
+                data_dir=host.data_dir,
+                artifacts_root=artifacts_root(host),
+                database_url=url,
+            )
+        return cls(store, types, dispatcher, artifacts_root(host), settings.max_log_bytes, schedules, declared)
 
     def submitted(self) -> None:
         """A job was just queued: wake this process's dispatcher (others poll, or hear NOTIFY)."""
@@ -54,8 +75,10 @@ class Jobs:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Migrate the jobs table, then run the dispatcher (if any) until the block ends."""
+        """Migrate the jobs tables, upsert the schedules plugins declare, then run the dispatcher (if any) until the block ends."""
         await migrate(self.store.engine, MIGRATIONS, "jobs")
+        for plugin, declared in sorted(self.declared.by_plugin.items()):
+            await self.schedules.declare(plugin, declared)
         if self.dispatcher is None:
             yield
             return
@@ -71,6 +94,12 @@ class Jobs:
             yield
         finally:
             await self.dispatcher.shutdown(task)
+
+
+def artifacts_root(host: Any) -> Path:
+    """``PLUGHOST_JOBS_ARTIFACTS_DIR``, or ``<data dir>/jobs/artifacts``."""
+    configured: Path | None = host.plugin_settings("jobs").artifacts_dir
+    return configured or host.data_dir / "jobs" / "artifacts"
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field, model_validator
 
 
@@ -19,6 +21,15 @@ class Settings(BaseModel):
     """At shutdown, how long running jobs may finish before they are killed and re-queued."""
     max_result_bytes: int = Field(1024 * 1024, ge=1024)
     """Largest JSON result a job may return; a bigger one fails the job."""
+    idle_seconds: float = Field(60.0, ge=0)
+    """A job worker process with no job for this long exits; the fork server too, once no worker is left.
+    Nothing but the server runs while no job does."""
+    max_log_bytes: int = Field(1024 * 1024, ge=1024)
+    """The last this many bytes of each job's output and log records are kept; earlier ones are dropped, with a note."""
+    artifacts_dir: Path | None = None
+    """Where job artifacts are stored (shared storage when workers run on several hosts); default ``<data dir>/jobs/artifacts``."""
+    misfire_grace_seconds: float = Field(60.0, gt=0)
+    """A schedule's tick later than this (no worker ran at the time) counts as missed: coalesced or skipped per the schedule."""
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Settings:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     func,
     insert,
     or_,
@@ -70,9 +72,23 @@ jobs = Table(
     Column("cancel_requested", Boolean, nullable=False),
     Column("result", Text),
     Column("error", Text),
+    Column("progress", Float),
+    Column("progress_message", Text),
+    Column("schedule_id", String(32)),
+    Column("scheduled_for", Float),
 )
 Index("plughost_jobs_queue", jobs.c.status, jobs.c.run_after)
 Index("plughost_jobs_listing", jobs.c.workspace, jobs.c.created_at, jobs.c.id)
+
+logs = Table(
+    "plughost_jobs_logs",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+)
+"""A job's output as chunks at byte offsets of its whole log; chunks wholly before the last ``max_log_bytes`` are deleted."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,8 @@ class Submission:
     timeout_seconds: float
     max_attempts: int
     requeue_lost: bool
+    schedule_id: str | None = None
+    scheduled_for: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,10 +116,15 @@ class JobStore:
     # -- the API's side: scoped by the current workspace ------------------------------------
 
     async def submit(self, submission: Submission) -> Row[Any]:
+        async with self.engine.begin() as connection:
+            return await self.insert_job(connection, submission, current_workspace())
+
+    async def insert_job(self, connection: AsyncConnection, submission: Submission, workspace: str) -> Row[Any]:
+        """Queue a job within ``connection``'s transaction (a submit, or a schedule's tick)."""
         now = time.time()
         values = {
             "id": uuid.uuid4().hex,
-            "workspace": current_workspace(),
+            "workspace": workspace,
             "type": submission.type,
             "params": json.dumps(submission.params, separators=(",", ":")),
             "status": PENDING,
@@ -112,10 +135,11 @@ class JobStore:
             "created_at": now,
             "run_after": now,
             "cancel_requested": False,
+            "schedule_id": submission.schedule_id,
+            "scheduled_for": submission.scheduled_for,
         }
-        async with self.engine.begin() as connection:
-            row = (await connection.execute(insert(jobs).values(values).returning(*jobs.c))).one()
-            await self._notify(connection, SUBMITTED_CHANNEL, submission.type)
+        row = (await connection.execute(insert(jobs).values(values).returning(*jobs.c))).one()
+        await self._notify(connection, SUBMITTED_CHANNEL, submission.type)
         return row
 
     async def get(self, job_id: str) -> Row[Any] | None:
@@ -124,7 +148,7 @@ class JobStore:
             return (await connection.execute(query)).one_or_none()
 
     async def page(
-        self, *, type: str | None, status: str | None, limit: int, after: tuple[float, str] | None
+        self, *, type: str | None, status: str | None, limit: int, after: tuple[float, str] | None, schedule_id: str | None = None
     ) -> Page:
         """Newest first; ``after`` is the ``(created_at, id)`` cursor a previous page ended with."""
         query = select(jobs).where(jobs.c.workspace == current_workspace())
@@ -132,6 +156,8 @@ class JobStore:
             query = query.where(jobs.c.type == type)
         if status is not None:
             query = query.where(jobs.c.status == status)
+        if schedule_id is not None:
+            query = query.where(jobs.c.schedule_id == schedule_id)
         if after is not None:
             created_at, job_id = after
             query = query.where(
@@ -174,6 +200,26 @@ class JobStore:
             row = (await connection.execute(select(jobs).where(mine))).one_or_none()
         return ("unknown", None) if row is None else ("finished", row)
 
+    async def delete_finished(self, job_id: str) -> tuple[str, Row[Any] | None]:
+        """Delete a finished job of the current workspace and its logs: ``("deleted", row)``,
+        ``("unfinished", row)`` or ``("unknown", None)``."""
+        mine = and_(jobs.c.id == job_id, jobs.c.workspace == current_workspace())
+        async with self.engine.begin() as connection:
+            deleted = (
+                await connection.execute(delete(jobs).where(mine, jobs.c.status.in_(sorted(FINISHED))).returning(*jobs.c))
+            ).one_or_none()
+            if deleted is not None:
+                await connection.execute(delete(logs).where(logs.c.job_id == job_id))
+                return "deleted", deleted
+            row = (await connection.execute(select(jobs).where(mine))).one_or_none()
+        return ("unknown", None) if row is None else ("unfinished", row)
+
+    async def log_chunks(self, job_id: str, after: int = 0) -> list[Row[Any]]:
+        """The stored chunks of a job's log that end after byte ``after``, in order."""
+        query = select(logs).where(logs.c.job_id == job_id, logs.c.offset + logs.c.size > after).order_by(logs.c.offset)
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
     # -- the workers' side: every workspace ---------------------------------------------------
 
     async def claim(self, owner: str, types: Collection[str], limit: int, lease_seconds: float) -> list[Row[Any]]:
@@ -198,6 +244,8 @@ class JobStore:
                 started_at=now,
                 lease_owner=owner,
                 lease_expires=now + lease_seconds,
+                progress=None,
+                progress_message=None,
             )
             .returning(*jobs.c)
         )
@@ -284,6 +332,33 @@ class JobStore:
             if any(row.status == PENDING for row in recovered):
                 await self._notify(connection, SUBMITTED_CHANNEL, "recovered")
         return recovered
+
+    async def log_size(self, job_id: str) -> int:
+        """Bytes logged so far by every attempt of the job (where the next attempt's output starts)."""
+        query = select(func.max(logs.c.offset + logs.c.size)).where(logs.c.job_id == job_id)
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one_or_none() or 0)
+
+    async def report(
+        self, job_id: str, owner: str, *, chunk: tuple[int, bytes] | None, keep_from: int, progress: tuple[float | None, str] | None
+    ) -> None:
+        """Store a running job's new output (``(offset, bytes)``), drop chunks wholly before byte ``keep_from``,
+        and record its progress; only while ``owner`` holds the job."""
+        async with self.engine.begin() as connection:
+            if progress is not None:
+                changed = await connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
+                    .values(progress=progress[0], progress_message=progress[1])
+                )
+                if changed.rowcount != 1:
+                    return
+            if chunk is not None:
+                offset, data = chunk
+                text_data = data.decode("utf-8", "replace").replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
+                await connection.execute(insert(logs).values(job_id=job_id, offset=offset, size=len(data), data=text_data))
+            if keep_from > 0:
+                await connection.execute(delete(logs).where(logs.c.job_id == job_id, logs.c.offset + logs.c.size <= keep_from))
 
     async def _notify(self, connection: AsyncConnection, channel: str, payload: str) -> None:
         """Wake PostgreSQL listeners when the transaction commits (a no-op on SQLite)."""

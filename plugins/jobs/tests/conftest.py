@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,8 @@ FAST = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "sh
 """Short leases and polls so recovery and cancels happen within a test's patience."""
 
 FINAL = {"SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"}
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -41,6 +45,29 @@ def jobs_client(start_jobs: Callable[..., Any], database_url: str) -> Callable[.
     return lambda **settings: start_jobs(database_url, **settings)
 
 
+@pytest.fixture
+def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, int], subprocess.Popen[bytes]]]:
+    """``start(database_url, concurrency)``: a worker process on that database (killed at the end)."""
+    started_workers: list[subprocess.Popen[bytes]] = []
+
+    def start(database_url: str, concurrency: int) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(started_workers)}.log", "wb")  # noqa: SIM115 - the process owns it
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "plugins.jobs.tests.worker_process", database_url, str(tmp_path / "data"), str(concurrency)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started_workers.append(worker)
+        return worker
+
+    yield start
+    for worker in started_workers:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait()
+
+
 def wait_for(client: Any, job_id: str, states: set[str] = FINAL, timeout: float = 20.0, **headers: str) -> dict[str, Any]:
     """Poll ``GET /api/jobs/{id}`` until the job is in one of ``states``."""
     deadline = time.monotonic() + timeout
@@ -57,6 +84,15 @@ def submit(client: Any, type: str, headers: dict[str, str] | None = None, **body
     response = client.post("/api/jobs", json={"type": type, **body}, headers=headers or {})
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie counts: nobody reaped it yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def process_gone(pid: int, within: float = 5.0) -> bool:
@@ -76,3 +112,10 @@ def started(marker: Path, within: float = 20.0) -> int:
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.05)
     return int(marker.read_text().split()[0])
+
+
+def spawned(marker: Path, within: float = 20.0) -> tuple[int, int]:
+    """``(job pid, program pid)`` written by ``test.spawn``."""
+    started(marker, within)
+    job, program = map(int, marker.read_text().split())
+    return job, program

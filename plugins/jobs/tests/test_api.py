@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.testing import assert_plugin_contract
-
 import plugins.jobs
+from core.testing import assert_plugin_contract
 
 from . import jobtypes
 from .conftest import submit, wait_for

@@ -9,20 +9,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from core.database import create_engine, migrate
+from plugins.jobs.reaper import children
 from plugins.jobs.service import MIGRATIONS
 from plugins.jobs.store import JobStore, Submission
 
-from .conftest import process_gone, started, submit, wait_for
-
-ROOT = Path(__file__).resolve().parents[3]
+from .conftest import ROOT, process_gone, started, submit, wait_for
 
 
 async def race_for_jobs(database_url: str, jobs: int, claimers: int) -> list[list[str]]:
@@ -57,29 +54,6 @@ def test_claimers_racing_for_fewer_jobs_never_share_one(database_url: str) -> No
     claims = asyncio.run(race_for_jobs(database_url, jobs=8, claimers=20))
     taken = [job_id for claim in claims for job_id in claim]
     assert len(taken) == 8 and len(set(taken)) == 8
-
-
-@pytest.fixture
-def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, int], subprocess.Popen[bytes]]]:
-    """``start(database_url, concurrency)``: a worker process on that database (killed at the end)."""
-    started_workers: list[subprocess.Popen[bytes]] = []
-
-    def start(database_url: str, concurrency: int) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"worker-{len(started_workers)}.log", "wb")  # noqa: SIM115 - the process owns it
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "plugins.jobs.tests.worker_process", database_url, str(tmp_path / "data"), str(concurrency)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started_workers.append(worker)
-        return worker
-
-    yield start
-    for worker in started_workers:
-        if worker.poll() is None:
-            worker.kill()
-        worker.wait()
 
 
 def test_a_job_of_a_worker_killed_with_sigkill_is_recovered_and_rerun_once(
@@ -122,7 +96,8 @@ def test_two_worker_processes_share_200_jobs_on_postgresql_and_run_each_exactly_
         time.sleep(0.2)
     runs = [line.split() for line in log.read_text().splitlines()]
     assert Counter(run[0] for run in runs) == Counter(ids), "some job ran twice or never"
-    by_worker = Counter(int(run[2]) for run in runs)
+    fork_servers = {worker.pid: children(worker.pid) for worker in workers}  # each worker's jobs fork from its own
+    by_worker = Counter(next(w for w, servers in fork_servers.items() if int(run[2]) in servers) for run in runs)
     assert set(by_worker) == {worker.pid for worker in workers}, by_worker
     assert min(by_worker.values()) >= 20, f"one worker did almost nothing: {by_worker}"
 

@@ -1,0 +1,109 @@
+"""Whole-tree kills: nothing a job started outlives it, whether it stayed in the job's process group or daemonized out of it.
+
+Each check runs right after the job is reported finished, without waiting: the
+outcome is recorded only once the worker's tree is dead and reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from core.database import create_engine
+from core.testing import client_for
+from plugins.jobs.reaper import children
+from plugins.jobs.store import jobs
+
+from . import jobtypes
+from .conftest import FAST, alive, process_gone, spawned, submit, wait_for
+
+
+@pytest.mark.parametrize("daemonize", [False, True], ids=["child", "double-fork"])
+def test_a_timeout_kills_every_process_the_job_started(jobs_client: Any, tmp_path: Path, daemonize: bool) -> None:
+    client = jobs_client()
+    marker = tmp_path / "spawned"
+    job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": daemonize}, timeout_seconds=1)
+    job_pid, program = spawned(marker)
+    assert alive(program)
+    if daemonize:
+        assert os.getpgid(program) != os.getpgid(job_pid), "the daemon did not leave the job's process group"
+    assert wait_for(client, job["id"])["status"] == "TIMEOUT"
+    assert not alive(job_pid) and not alive(program), "a process outlived its TIMEOUT job"
+
+
+@pytest.mark.parametrize("daemonize", [False, True], ids=["child", "double-fork"])
+def test_a_cancel_kills_every_process_the_job_started(jobs_client: Any, tmp_path: Path, daemonize: bool) -> None:
+    client = jobs_client()
+    marker = tmp_path / "spawned"
+    job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": daemonize})
+    job_pid, program = spawned(marker)
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
+    assert wait_for(client, job["id"], timeout=5)["status"] == "CANCELED"
+    assert not alive(job_pid) and not alive(program), "a process outlived its CANCELED job"
+    assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", "a worker replaced the killed one"
+
+
+def test_a_job_that_succeeds_leaves_no_daemon_behind(jobs_client: Any, tmp_path: Path) -> None:
+    client = jobs_client()
+    marker = tmp_path / "spawned"
+    job = wait_for(client, submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True, "seconds": 0})["id"])
+    assert job["status"] == "SUCCEEDED"
+    _, program = spawned(marker)
+    assert job["result"] == {"program": program}
+    assert not alive(program), "the daemon the job started outlived it"
+
+
+def test_shutdown_kills_the_whole_tree_of_a_running_job(make_app: Any, database_url: str, tmp_path: Path) -> None:
+    marker = tmp_path / "spawned"
+    settings = {"database_url": database_url, "jobs": {**FAST, "shutdown_grace_seconds": 0.2}}
+    with client_for(make_app(["jobs", "workspace", jobtypes], settings)) as client:
+        submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True})
+        job_pid, program = spawned(marker)
+    assert not alive(job_pid) and not alive(program), "a process outlived the server's shutdown"
+
+
+def forkservers() -> set[int]:
+    """This test process's fork servers (the app runs in-process, so they are its children)."""
+    found = set()
+    for pid in children():
+        with contextlib.suppress(OSError):
+            if b"plugins.jobs.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+    return found
+
+
+def test_no_process_runs_until_a_job_does_and_idle_workers_exit(jobs_client: Any) -> None:
+    before = forkservers()
+    client = jobs_client(workers=2, idle_seconds=0.3)
+    assert client.get("/api/jobs/types").status_code == 200
+    assert forkservers() == before, "a job process started with no job to run"
+    job = wait_for(client, submit(client, "test.echo")["id"])
+    worker, fork_server = job["result"]["pid"], job["result"]["parent"]
+    assert fork_server in forkservers() - before, "the job's worker was not forked from a fork server"
+    assert process_gone(worker) and process_gone(fork_server), "the idle worker and fork server did not exit"
+    again = wait_for(client, submit(client, "test.echo")["id"])
+    assert again["status"] == "SUCCEEDED" and again["result"]["pid"] != worker, "no worker started for a new job"
+
+
+def test_a_lost_lease_kills_every_process_the_job_started(jobs_client: Any, database_url: str, tmp_path: Path) -> None:
+    """Another worker took the job over (its lease was renewed by someone else): this one must stop it, tree and all."""
+    client = jobs_client()
+    marker = tmp_path / "spawned"
+    job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True})
+    job_pid, program = spawned(marker)
+
+    async def steal() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as connection:
+            await connection.execute(update(jobs).where(jobs.c.id == job["id"]).values(lease_owner="another-worker"))
+        await engine.dispose()
+
+    asyncio.run(steal())
+    assert process_gone(job_pid) and process_gone(program), "a job that lost its lease ran on"
+    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "RUNNING", "the outcome of a lost lease must not be recorded"
