@@ -12,6 +12,8 @@ from typing import Any
 from core import RouterContribution, hookimpl
 from core.database import migrate
 
+from .batch import BatchParams, run_batch
+from .batch_router import create_batch_router
 from .crypto import Envelope
 from .providers import Chat, TextDelta
 from .router import CallFailed, Gateway, create_router
@@ -35,8 +37,19 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 
 @hookimpl
-def plughost_routers(host: Any) -> RouterContribution:
-    return RouterContribution("gateway", create_router(_gateway(host)))
+def plughost_routers(host: Any) -> list[RouterContribution]:
+    return [
+        RouterContribution("gateway", create_router(_gateway(host))),
+        RouterContribution("gateway-batch", create_batch_router(host.data_dir)),
+    ]
+
+
+@hookimpl(optionalhook=True)
+def plughost_job_types(host: Any) -> Any:
+    """Batch inference over an uploaded JSONL file (see the OpenAI-compatible ``/gateway/v1/batches``)."""
+    from plugins.jobs.hookspecs import JobType
+
+    return JobType("gateway.batch", run_batch, BatchParams, description="Run a JSONL of OpenAI chat requests through endpoints", timeout_seconds=24 * 3600)
 
 
 @hookimpl
