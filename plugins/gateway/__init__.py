@@ -40,7 +40,7 @@ def plughost_settings(host: Any) -> type[Settings]:
 def plughost_routers(host: Any) -> list[RouterContribution]:
     return [
         RouterContribution("gateway", create_router(_gateway(host))),
-        RouterContribution("gateway-batch", create_batch_router(host.data_dir)),
+        RouterContribution("gateway-batch", create_batch_router(host.data_dir, host.is_enabled("jobs"))),
     ]
 
 

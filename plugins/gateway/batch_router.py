@@ -7,6 +7,7 @@ and access rules apply; the batch's id is ``batch_<job id>`` and its status is t
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,13 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(formats.openai_error(message, "invalid_request_error" if status < 500 else "server_error"), status)
 
 
-def create_batch_router(data_dir: Path) -> APIRouter:
+def create_batch_router(data_dir: Path, jobs_enabled: bool) -> APIRouter:
     router = APIRouter(prefix="/gateway/v1", tags=["gateway batch"])
 
     async def jobs_api(request: Request, method: str, path: str, body: Any = None) -> httpx.Response:
         """The jobs plugin's public API, called in-process with the caller's headers."""
+        if not jobs_enabled:
+            return httpx.Response(503, json={"detail": "batches need the jobs plugin, which is not enabled"})
         headers = {k: v for k, v in request.headers.items() if k.lower() not in FORWARDED}
         transport = httpx.ASGITransport(app=request.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://plughost.internal") as client:
@@ -147,7 +150,7 @@ def _batch_answer(answer: httpx.Response) -> Response:
     if answer.status_code >= 300:
         detail = answer.json().get("detail", answer.text) if answer.headers.get("content-type", "").startswith("application/json") else answer.text
         status = 404 if answer.status_code in (404, 422) else answer.status_code
-        return _error(status, str(detail).replace("job", "batch"))
+        return _error(status, re.sub(r"\bjob ([0-9a-f]{32})", r"batch batch_\1", str(detail)))
     job = answer.json()
     if job["type"] != JOB_TYPE:
         return _error(404, "no such batch")

@@ -140,3 +140,12 @@ def test_bad_jsonl_is_refused_naming_the_line(server: str) -> None:
     assert client.files.list().data == []
     with pytest.raises(openai.BadRequestError):
         client.batches.create(input_file_id="file-" + "0" * 32, endpoint="/v1/chat/completions", completion_window="24h")
+
+
+def test_without_the_jobs_plugin_batches_answer_503(make_app: Any) -> None:
+    with serve_in_thread(make_app(["gateway"], {"gateway": {"kek": KEK}})) as url:
+        client = client_for(url)
+        input_id = upload(client, [request_line("a", "chat", "hi")])
+        with pytest.raises(openai.InternalServerError) as raised:
+            client.batches.create(input_file_id=input_id, endpoint="/v1/chat/completions", completion_window="24h")
+        assert raised.value.status_code == 503 and "jobs plugin" in raised.value.message
