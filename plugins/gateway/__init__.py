@@ -13,6 +13,8 @@ from core import RouterContribution, hookimpl
 from core.database import migrate
 
 from .calls import Call, CallFailed, Gateway
+from .batch import BatchParams, run_batch
+from .batch_router import create_batch_router
 from .crypto import Envelope
 from .router import create_router
 from .settings import Settings
@@ -38,8 +40,19 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 
 @hookimpl
-def plughost_routers(host: Any) -> RouterContribution:
-    return RouterContribution("gateway", create_router(_gateway(host)))
+def plughost_routers(host: Any) -> list[RouterContribution]:
+    return [
+        RouterContribution("gateway", create_router(_gateway(host))),
+        RouterContribution("gateway-batch", create_batch_router(host.data_dir, host.is_enabled("jobs"))),
+    ]
+
+
+@hookimpl(optionalhook=True)
+def plughost_job_types(host: Any) -> Any:
+    """Batch inference over an uploaded JSONL file (see the OpenAI-compatible ``/gateway/v1/batches``)."""
+    from plugins.jobs.hookspecs import JobType
+
+    return JobType("gateway.batch", run_batch, BatchParams, description="Run a JSONL of OpenAI chat requests through endpoints", timeout_seconds=24 * 3600)
 
 
 @hookimpl

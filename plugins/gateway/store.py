@@ -223,15 +223,19 @@ class GatewayStore:
         A batch is written ``USAGE_LINGER_SECONDS`` after its first record (or at
         ``USAGE_BATCH`` records), so under load a call costs no database write of its own.
         """
+        first: dict[str, Any] | None = None
         try:
             while True:
                 first = await self._usage.get()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full_batch.wait(), USAGE_LINGER_SECONDS)
-                await self._flush_usage(first)
+                pending, first = first, None
+                await self._flush_usage(pending)
         except asyncio.CancelledError:
-            if not self._usage.empty():
-                await self._flush_usage(self._usage.get_nowait())
+            if first is None and not self._usage.empty():
+                first = self._usage.get_nowait()
+            if first is not None:  # a record taken while lingering is stored too, not lost
+                await self._flush_usage(first)
             raise
 
     async def _flush_usage(self, first: dict[str, Any]) -> None:
