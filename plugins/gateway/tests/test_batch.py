@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from core.testing import serve_in_thread
-from plugins.gateway.tests.test_gateway import KEK, configure, provider  # noqa: F401 - the provider fixture
+from plugins.gateway.tests.kit import KEK, configure
 
 FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
 DONE = {"completed", "failed", "cancelled", "expired"}
