@@ -15,7 +15,9 @@ then) it picks the route's limit:
 A declared ``Content-Length`` over the limit is refused (413) before a byte is
 read; a chunked body as soon as it crosses the limit. An uncompressed JSON body is
 checked for nesting depth (:mod:`core.jsonbody`) as its last chunk arrives, before
-anything parses it: 400, never a ``RecursionError``. Refusals are raised as
+anything parses it: 400, never a ``RecursionError``. A route with its own limit
+reads and parses its own body (and answers in its own error format, as OTLP does),
+so it parses with :func:`core.jsonbody.loads` and is not depth-checked here. Refusals are raised as
 ``HTTPException`` from ``receive``, which FastAPI's body parsing re-raises as they
 are, so the route's exception handling answers them as JSON.
 
@@ -157,7 +159,7 @@ class _LimitedBody:
             self.limit, self.setting = limits.max_json_body_bytes, "PLUGHOST_MAX_JSON_BODY_BYTES"
         else:
             self.limit, self.setting = limits.max_body_bytes, "PLUGHOST_MAX_BODY_BYTES"
-        if plain_json:
+        if plain_json and MAX_BODY_BYTES not in own:
             self.json_chunks = []
         declared = declared_length(scope)
         if declared is not None and declared > self.limit:
