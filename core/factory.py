@@ -31,6 +31,7 @@ from .bridge import WSGIApp, WSGIBridge
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .database import UNAVAILABLE, answer_unavailable
 from .default_wsgi import create_default_wsgi_app
+from .docs import add_offline_docs
 from .errors import StartupError
 from .host import Host
 from .limits import RequestLimits, answer_too_large
@@ -191,8 +192,11 @@ def build_app(assembly: Assembly) -> PlughostApp:
         title="plughost",
         version=__version__,
         lifespan=_lifespan(assembly.host, assembly.lifespans),
+        docs_url=None,
+        redoc_url=None,
     )
     _add_core_routes(app)
+    add_offline_docs(app)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, answer_unavailable)
     app.add_exception_handler(RequestValidationError, answer_validation_error)

@@ -101,3 +101,24 @@ def test_workspace_switcher_and_token_prompt_in_the_browser(make_app, browser_pa
         assert all(TOKEN not in request.url for request in requests)
         assert requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
         assert httpx.get(f"{base}/probe").headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_docs_and_redoc_load_only_local_assets_and_render(make_app, browser_page) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    loaded: set[tuple[str, str]] = set()
+    page.on("request", lambda request: loaded.add((request.resource_type, request.url.split("/")[2])))
+    with serve_in_thread(make_app([Probe()])) as base:
+        host = base.split("/")[2]
+        page.goto(f"{base}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("plughost")
+        expect(page.locator(".opblock-summary-path").filter(has_text="/api/probe")).to_be_visible()
+        page.goto(f"{base}/redoc")
+        expect(page.locator("redoc h1, [role=main] h1").first).to_contain_text("plughost")
+        scripts = httpx.get(f"{base}/docs").text + httpx.get(f"{base}/redoc").text
+        assert "cdn.jsdelivr.net" not in scripts and "fonts.googleapis.com" not in scripts
+        assert httpx.get(f"{base}/docs-static/swagger-ui-bundle.js").status_code == 200
+        assert httpx.get(f"{base}/docs-static/redoc.standalone.js").status_code == 200
+    # No script, style or font from another origin (ReDoc's footer asks cdn.redoc.ly for its logo image).
+    assert {origin for kind, origin in loaded if kind in ("script", "stylesheet", "font", "fetch", "document")} == {host}
