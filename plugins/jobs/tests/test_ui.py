@@ -1,4 +1,5 @@
-"""The job pages in Chromium: find a job in the list, open it, watch it run, cancel it."""
+"""The job pages in Chromium: find a job in the list, open it, watch it run, cancel it (a console
+write, through the security plugin's cross-origin rules)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def test_job_list_detail_and_cancel(make_app: Callable[..., Any], register_plugi
     from playwright.sync_api import expect
 
     register_plugin(jobtypes)
-    app = make_app(["jobs", "workspace", jobtypes], {"jobs": FAST})
+    app = make_app(["jobs", "workspace", "security", jobtypes], {"jobs": FAST})  # console writes pass the security rules
     page = browser_page
     with serve_in_thread(app) as base:
         echo = httpx.post(f"{base}/api/jobs", json={"type": "test.echo", "params": {"value": "<b>hi</b>"}}).json()
