@@ -16,8 +16,8 @@ on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
 the test instead of skipping it).
 
 Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
-``chromium_path``, ``chromium_browser`` (one per module) and ``browser_page`` (a
-fresh context per test). Without Chromium the tests skip, saying why; under
+``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
+to 127.0.0.1, for pages on another site) and ``browser_page`` (a fresh context per test). Without Chromium the tests skip, saying why; under
 ``CI`` they fail.
 """
 
@@ -208,7 +208,10 @@ def chromium_browser(chromium_path: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True)
+        # *.test names resolve to loopback, so a page at http://attacker.test:<port> is a real other site.
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=["--host-resolver-rules=MAP *.test 127.0.0.1"]
+        )
         try:
             yield browser
         finally:

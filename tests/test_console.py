@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 import pytest
 from flask import Blueprint
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
 from core import ConsolePage, hookimpl
 from core.default_wsgi import CONTENT_SECURITY_POLICY
@@ -122,3 +125,29 @@ def test_docs_and_redoc_load_only_local_assets_and_render(make_app, browser_page
         assert httpx.get(f"{base}/docs-static/redoc.standalone.js").status_code == 200
     # No script, style or font from another origin (ReDoc's footer asks cdn.redoc.ly for its logo image).
     assert {origin for kind, origin in loaded if kind in ("script", "stylesheet", "font", "fetch", "document")} == {host}
+
+
+ATTACK = """<html><body><iframe id="frame" src="{base}/"></iframe><script>
+fetch("{base}/api/jobs", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+       body: '{{"type": "test.echo", "params": {{}}}}'}})
+  .then(() => document.body.dataset.result = "sent", (error) => document.body.dataset.result = "failed: " + error);
+</script></body></html>"""
+
+
+def test_a_page_on_another_origin_cannot_frame_the_console_or_write_through_it(
+    make_app, register_plugin, browser_page
+) -> None:
+    from playwright.sync_api import expect
+
+    from plugins.jobs.tests import jobtypes
+
+    register_plugin(jobtypes)
+    page = browser_page
+    with serve_in_thread(make_app(["jobs", "workspace", "security", jobtypes])) as base:
+        attack = Starlette(routes=[Route("/attack.html", lambda request: HTMLResponse(ATTACK.format(base=base)))])
+        with serve_in_thread(attack) as attacker:
+            page.goto(attacker.replace("127.0.0.1", "attacker.test") + "/attack.html")
+            expect(page.locator("body")).to_have_attribute("data-result", "sent")  # no-cors: sent, answer hidden
+            framed = page.frame_locator("#frame").locator("nav")
+            expect(framed).to_have_count(0)  # frame-ancestors 'self' (and X-Frame-Options): the console never renders
+        assert httpx.get(f"{base}/api/jobs").json()["jobs"] == []  # the cross-site write was refused
