@@ -6,7 +6,7 @@
   try {
     const info = await json("/server-info");
     for (const [name, status] of Object.entries(info.plugins || {})) {
-      body.append(el("tr", {}, el("td", {}, name), el("td", {}, el("span", { className: "badge " + (status === "enabled" ? "ok" : "error") }, status))));
+      body.append(el("tr", {}, el("td", {}, name), el("td", {}, el("span", { className: "badge " + ({ enabled: "ok", error: "error" }[status] || "") }, status))));
     }
   } catch (error) {
     body.append(el("tr", {}, el("td", { colSpan: 2, className: "error" }, error.message)));
