@@ -3,7 +3,7 @@
 The public API for plugin authors is re-exported here.
 """
 
-from .contributions import MiddlewareContribution, RouterContribution
+from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .errors import PluginError, StartupError
 from .hookspecs import hookimpl
 from .host import Host
@@ -11,6 +11,7 @@ from .limits import body_limit
 from .version import __version__
 
 __all__ = [
+    "ConsolePage",
     "Host",
     "MiddlewareContribution",
     "PluginError",

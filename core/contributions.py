@@ -14,6 +14,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
+from flask import Blueprint
 from starlette.types import ASGIApp
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -74,3 +75,25 @@ class MiddlewareContribution(Contribution):
         super().__post_init__()
         if not callable(self.factory):
             raise TypeError(f"middleware contribution {self.name!r} needs a callable factory (app, settings) -> ASGIApp")
+
+
+
+@dataclass(frozen=True)
+class ConsolePage(Contribution):
+    """A page of the web console: a Flask blueprint and its navigation entry.
+
+    ``path`` is where the navigation link points (for example ``/traces``); the
+    blueprint registers its own URL rules. ``before``/``after`` name other pages
+    and order the navigation bar (``before`` means further left).
+    """
+
+    blueprint: Blueprint
+    title: str
+    path: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.blueprint, Blueprint):
+            raise TypeError(f"console page {self.name!r} needs a flask.Blueprint, got {type(self.blueprint).__name__}")
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
+            raise ValueError(f"console page {self.name!r} path must start with '/', got {self.path!r}")

@@ -1,23 +1,58 @@
-"""The Flask app mounted at ``/`` when no plugin provides a WSGI app."""
+"""The console: the Flask app mounted at ``/`` when no plugin provides a WSGI app.
+
+A shell (layout, navigation, workspace switcher, token prompt) around the pages
+that plugins contribute through ``plughost_console_pages``, plus the JSON routes
+``/version`` and ``/server-info``. Templates and static files are package data
+under ``core/console``; nothing loads from another origin.
+"""
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, render_template
 
+from .contributions import ConsolePage
 from .version import __version__
 
+CONSOLE_DIR = Path(__file__).parent / "console"
 
-def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]]) -> Flask:
-    """A small Flask app: an index, ``/version`` and ``/server-info`` (``server_info()`` as JSON)."""
-    app = Flask("plughost")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
+"""Sent with every console answer: scripts and styles only from files the console serves, no inline script."""
+
+
+def create_default_wsgi_app(
+    server_info: Callable[[], dict[str, Any]], pages: Sequence[ConsolePage] = ()
+) -> Flask:
+    """The console app, with ``pages`` registered and listed in the navigation in the given order."""
+    app = Flask(
+        "plughost",
+        template_folder=str(CONSOLE_DIR / "templates"),
+        static_folder=str(CONSOLE_DIR / "static"),
+        static_url_path="/static",
+    )
+    navigation = [(page.title, page.path) for page in pages]
+    for page in pages:
+        app.register_blueprint(page.blueprint)
+
+    @app.context_processor
+    def console_context() -> dict[str, Any]:
+        return {"navigation": navigation, "version": __version__}
+
+    @app.after_request
+    def content_security_policy(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
     @app.get("/")
-    def index() -> Any:
-        return jsonify(name="plughost", version=__version__, docs="/docs", health="/health")
+    def index() -> str:
+        return render_template("console/index.html")
 
     @app.get("/version")
     def version() -> Any:

@@ -1,41 +1,46 @@
-"""``/docs`` (Swagger UI) and ``/redoc`` served with no CDN: their assets come from the
-``fastapi-offline`` package's static files, mounted at ``/docs-static``."""
+"""``/docs`` (Swagger UI) and ``/redoc`` that work offline: their scripts come from the
+``fastapi-offline`` package's copies, served under :data:`DOCS_STATIC_URL`, not from a CDN."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import HTMLResponse
 
-STATIC_URL = "/docs-static"
+DOCS_STATIC_URL = "/docs-static"
+DOCS_ASSETS = files("fastapi_offline") / "static"
 
 
 def add_offline_docs(app: FastAPI) -> None:
-    """Add ``/docs`` and ``/redoc`` whose scripts and styles are served by this server.
-    Build ``app`` with ``docs_url=None, redoc_url=None`` so FastAPI's CDN pages are absent."""
-    assets = str(files("fastapi_offline") / "static")
-    app.mount(STATIC_URL, StaticFiles(directory=assets), name="docs-static")
+    """Serve Swagger UI at ``/docs`` and ReDoc at ``/redoc`` from local assets (the app is built with both off)."""
     openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+    app.mount(DOCS_STATIC_URL, StaticFiles(directory=str(DOCS_ASSETS)), name="docs-static")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{STATIC_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{STATIC_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{STATIC_URL}/favicon.png",
+            title=f"{app.title} - API docs",
+            oauth2_redirect_url=redirect_url,
+            swagger_js_url=f"{DOCS_STATIC_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC_URL}/favicon.png",
         )
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url=openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{STATIC_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{STATIC_URL}/favicon.png",
+            title=f"{app.title} - API reference",
+            redoc_js_url=f"{DOCS_STATIC_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC_URL}/favicon.png",
             with_google_fonts=False,
         )

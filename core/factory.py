@@ -28,7 +28,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
 from .bridge import WSGIApp, WSGIBridge
-from .contributions import MiddlewareContribution, RouterContribution
+from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .database import UNAVAILABLE, answer_unavailable
 from .default_wsgi import create_default_wsgi_app
 from .docs import add_offline_docs
@@ -175,7 +175,12 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
     if wsgi_apps:
         wsgi_owner, wsgi_app = wsgi_apps[0][0].name, wsgi_apps[0][1]
     else:
-        wsgi_owner, wsgi_app = CORE, create_default_wsgi_app(lambda: server_info(host))
+        pages = _contributions(host, "plughost_console_pages", ConsolePage, strict)
+        try:
+            page_order = resolve_order(pages, kind="console page").order
+        except OrderingError as exc:
+            raise StartupError(str(exc)) from None
+        wsgi_owner, wsgi_app = CORE, create_default_wsgi_app(lambda: server_info(host), page_order)
 
     return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner)
 
@@ -190,8 +195,8 @@ def build_app(assembly: Assembly) -> PlughostApp:
         docs_url=None,
         redoc_url=None,
     )
-    add_offline_docs(app)
     _add_core_routes(app)
+    add_offline_docs(app)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, answer_unavailable)
     app.add_exception_handler(RequestValidationError, answer_validation_error)

@@ -20,7 +20,7 @@ import click
 import pluggy
 from pydantic import BaseModel
 
-from .contributions import MiddlewareContribution, RouterContribution
+from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 
 if TYPE_CHECKING:
     from .host import Host
@@ -155,13 +155,41 @@ def plughost_lifespan(
     """
 
 
+@hookspec
+def plughost_console_pages(host: Host) -> ConsolePage | Sequence[ConsolePage] | None:
+    """Contribute pages to the web console (the default WSGI app at ``/``).
+
+    Called once per app build, after the routers and middlewares. Each
+    :class:`~core.contributions.ConsolePage` carries a Flask blueprint (its
+    templates extend ``console/layout.html``; its scripts are files under the
+    blueprint's static folder, since console pages forbid inline script) and a
+    navigation entry, ordered by its ``before``/``after`` hints like the other
+    contributions. Page scripts call the API with ``plughost.api(path, options)``
+    from ``console.js``, which adds the workspace and the token. Pages are not
+    shown when a plugin replaces the console with ``plughost_wsgi_app``. Return
+    one page, a list of them, or ``None``.
+
+    Example::
+
+        pages = Blueprint("hello", __name__, template_folder="templates")
+
+        @pages.get("/hello")
+        def hello():
+            return render_template("hello/index.html")
+
+        @hookimpl
+        def plughost_console_pages(host):
+            return ConsolePage("hello", pages, "Hello", "/hello")
+    """
+
+
 @hookspec(firstresult=True)
 def plughost_wsgi_app(host: Host) -> Any:
     """Provide the WSGI application mounted last, at ``/``.
 
     Called once per app build. The app answers every path that no router
-    claims. When no plugin returns one, the core's default Flask app (index,
-    ``/version``, ``/server-info``) is mounted. Two plugins returning an app
+    claims. When no plugin returns one, the core's console (pages from
+    ``plughost_console_pages``, ``/version``, ``/server-info``) is mounted. Two plugins returning an app
     stops start-up naming both. Return a PEP 3333 callable, or ``None``.
 
     Example::

@@ -14,12 +14,18 @@ in your plugin's ``conftest.py``; the default enables every installed plugin),
 ``plughost_app`` served by uvicorn) and ``database_url`` (a fresh database, once
 on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
 the test instead of skipping it).
+
+Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
+``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
+to 127.0.0.1, for pages on another site) and ``browser_page`` (a fresh context per test). Without Chromium the tests skip, saying why; under
+``CI`` they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import threading
 import time
@@ -179,6 +185,48 @@ def live_server(plughost_app: PlughostApp) -> Iterator[str]:
     """The base URL of ``plughost_app`` under a real uvicorn, for streaming and socket-level tests."""
     with serve_in_thread(plughost_app) as url:
         yield url
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+"""The system Chromium the browser tests drive (Debian: ``apt-get install chromium``)."""
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """The Chromium executable; skips (fails under ``CI``) when it is not installed."""
+    if CHROMIUM is None:
+        message = "chromium is not installed (apt-get install chromium); .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def chromium_browser(chromium_path: str) -> Iterator[Any]:
+    """A headless Playwright ``Browser`` on the system Chromium, shared by a module's tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # *.test names resolve to loopback, so a page at http://attacker.test:<port> is a real other site.
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=["--host-resolver-rules=MAP *.test 127.0.0.1"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium_browser: Any) -> Iterator[Any]:
+    """A Playwright ``Page`` in a fresh browser context (no storage shared between tests)."""
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 POSTGRESQL_SERVER = os.environ.get("PLUGHOST_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -41,7 +41,7 @@ def test_installed_plugin_is_listed_with_its_distribution_and_contributions(inst
     assert result.returncode == 0, result.stderr
     hello = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "hello")
     assert (hello["distribution"], hello["version"], hello["status"]) == ("plughost-hello", "1.0.0", "enabled")
-    assert hello["hooks"] == ["plughost_middlewares", "plughost_routers", "plughost_settings"]
+    assert hello["hooks"] == ["plughost_console_pages", "plughost_middlewares", "plughost_routers", "plughost_settings"]
     assert {"kind": "router", "name": "hello", "position": 1} in hello["contributions"]
 
 
@@ -65,6 +65,10 @@ def test_served_plugin_answers_its_route_and_leaves_every_other_path_to_the_brid
         assert greeting.headers["x-hello"] == "bonjour"
         version = httpx.get(f"{base}/version")  # served by the default Flask app through the bridge
         assert version.status_code == 200 and version.headers["x-hello"] == "bonjour"
+        console = httpx.get(f"{base}/")
+        assert 'href="/hello"' in console.text  # the plugin's page is in the console's navigation
+        page = httpx.get(f"{base}/hello")
+        assert "<h1>Hello from a plugin</h1>" in page.text and page.headers["content-security-policy"]
         missing = httpx.get(f"{base}/api/hello/extra")
         assert missing.status_code == 404 and "Not Found" in missing.text
         assert httpx.post(f"{base}/api/hello").status_code == 405

@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 
-from core import RouterContribution, hookimpl
+from core import ConsolePage, RouterContribution, hookimpl
 
 from . import hookspecs
 from .cli import jobs
 from .router import create_router
 from .service import Jobs
 from .settings import Settings
+from .ui import pages
 
 
 def _jobs(host: Any) -> Jobs:
@@ -33,6 +34,11 @@ def plughost_settings(host: Any) -> type[Settings]:
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
     return RouterContribution("jobs", create_router(_jobs(host)))
+
+
+@hookimpl
+def plughost_console_pages(host: Any) -> ConsolePage:
+    return ConsolePage("jobs", pages, "Jobs", "/jobs", after=("otel",))
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from core import RouterContribution, hookimpl
+from core import ConsolePage, RouterContribution, hookimpl
 from core.database import migrated
 
 from .decode import to_rows
@@ -17,6 +17,7 @@ from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
 from .store import SpanStore
+from .ui import pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -34,6 +35,11 @@ def plughost_settings(host: Any) -> type[Settings]:
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
     return RouterContribution("otel", create_router(_store(host), host.plugin_settings("otel")))
+
+
+@hookimpl
+def plughost_console_pages(host: Any) -> ConsolePage:
+    return ConsolePage("otel", pages, "Traces", "/traces")
 
 
 @hookimpl

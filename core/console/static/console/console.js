@@ -1,0 +1,90 @@
+// The console shell: workspace switcher, token prompt, and plughost.api() for page scripts.
+"use strict";
+
+(function () {
+  const WORKSPACE_KEY = "plughost.workspace";
+  const TOKEN_KEY = "plughost.token";
+
+  function workspace() {
+    return localStorage.getItem(WORKSPACE_KEY) || "default";
+  }
+
+  function askToken() {
+    const dialog = document.getElementById("token-dialog");
+    const input = document.getElementById("token");
+    input.value = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", function onClose() {
+        dialog.removeEventListener("close", onClose);
+        if (dialog.returnValue === "ok" && input.value) {
+          sessionStorage.setItem(TOKEN_KEY, input.value);
+          resolve(true);
+        } else {
+          resolve(false);
+        }
+      });
+      dialog.showModal();
+      input.focus();
+    });
+  }
+
+  // fetch() for the console's own API calls: same origin, the workspace header, the token
+  // (asked for when the server answers 401, never put in a URL). Answers are returned as is.
+  async function api(path, options) {
+    const init = Object.assign({}, options || {});
+    for (;;) {
+      const headers = new Headers(init.headers || {});
+      headers.set("X-Plughost-Workspace", workspace());
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      if (token) headers.set("Authorization", "Bearer " + token);
+      const response = await fetch(path, Object.assign({}, init, { headers, credentials: "same-origin" }));
+      if (response.status !== 401) return response;
+      sessionStorage.removeItem(TOKEN_KEY);
+      if (!(await askToken())) return response;
+    }
+  }
+
+  async function json(path, options) {
+    const response = await api(path, options);
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = body && (body.detail || body.error || body.message);
+      throw new Error(response.status + " " + (typeof detail === "string" ? detail : JSON.stringify(detail || response.statusText)));
+    }
+    return body;
+  }
+
+  // A DOM element: el("td", {className: "x"}, "text", child). Text is always set as text.
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (key in node) node[key] = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  function setUpWorkspace() {
+    const form = document.getElementById("workspace-form");
+    const input = document.getElementById("workspace");
+    if (!form || !input) return;
+    input.value = workspace();
+    const choose = () => {
+      const name = input.value.trim() || "default";
+      if (name === workspace()) return;
+      localStorage.setItem(WORKSPACE_KEY, name);
+      window.location.reload();
+    };
+    form.addEventListener("submit", (event) => { event.preventDefault(); choose(); });
+    input.addEventListener("change", choose);
+  }
+
+  window.plughost = { api, json, el, workspace };
+  setUpWorkspace();
+})();

@@ -1,0 +1,126 @@
+"""The trace pages in Chromium, used as a person would: export real traces with the SDK,
+find one in the list, open its waterfall, read a span, fold a subtree, run the analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from core.default_wsgi import CONTENT_SECURITY_POLICY
+from core.testing import serve_in_thread
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def base(make_app: Any) -> Iterator[str]:
+    with serve_in_thread(make_app(["otel", "assistant"])) as url:
+        yield url
+
+
+def export(base: str, service: str, *, linked: Any = None) -> dict[str, Any]:
+    """A checkout trace: five queries (an N+1) under ``load-cart``, an LLM call, a failing charge. Returns ids."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=10)))
+    tracer = provider.get_tracer("shop.checkout", "1.2.3")
+    links = [Link(linked, {"why": "retry of"})] if linked is not None else []
+    with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER, links=links) as root:
+        with tracer.start_as_current_span("load-cart", attributes={"note": SCRIPT}):
+            for item in range(5):
+                with tracer.start_as_current_span("db.query", attributes={"db.statement": f"SELECT * FROM items WHERE id = {item}"}):
+                    pass
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            attributes={"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 48},
+        ):
+            pass
+        with tracer.start_as_current_span("charge") as charge:
+            try:
+                raise ValueError("card declined")
+            except ValueError as error:
+                charge.record_exception(error)
+                charge.set_status(Status(StatusCode.ERROR, "card declined"))
+    provider.shutdown()
+    return {"trace_id": format(root.get_span_context().trace_id, "032x"), "context": root.get_span_context(), "spans": 9}
+
+
+def test_trace_list_filter_waterfall_span_panel_and_analysis(base: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    first = export(base, "checkout")
+    second = export(base, "billing", linked=first["context"])
+    page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    page.goto(f"{base}/")
+    page.get_by_role("navigation").get_by_role("link", name="Traces").click()
+    rows = page.locator("#traces tbody tr")
+    expect(rows).to_have_count(2)
+    page.get_by_label("Service").fill("billing")
+    page.get_by_role("button", name="Search").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("POST /checkout")
+    expect(rows.first.locator("td").nth(5)).to_have_text("9")  # spans
+    expect(rows.first.locator("td").nth(6)).to_have_text("1")  # errors
+    expect(rows.first.locator("td").nth(7)).to_have_text("168")  # tokens
+    rows.first.get_by_role("link").click()
+
+    expect(page).to_have_url(f"{base}/traces/{second['trace_id']}")
+    bars = page.locator("#rows .row .bar")
+    expect(bars).to_have_count(second["spans"])
+    expect(page.locator("#ticks .tick").first).to_have_text("0")
+    expect(page.locator("#rows .row.error")).to_have_count(1)
+    expect(page.locator("#rows .row.error")).to_contain_text("charge")
+    expect(page.locator("#rows .row .chip.genai")).to_have_text("gpt-4o-mini")
+
+    # The span panel: the attribute holding a script is text, and nothing ran.
+    page.locator("#rows .row", has_text="load-cart").locator(".name").click()
+    panel = page.locator("#span-panel")
+    expect(panel.get_by_role("heading", name="load-cart")).to_be_visible()
+    expect(panel.locator(".kv td", has_text=SCRIPT)).to_have_text(SCRIPT)
+    page.locator("#rows .row", has_text="charge").locator(".name").click()
+    expect(panel.locator(".exception")).to_contain_text("ValueError: card declined")
+    expect(panel.locator(".exception pre")).to_contain_text("Traceback")
+    page.locator("#rows .row", has_text="chat gpt-4o-mini").locator(".name").click()
+    expect(panel.locator(".genai-facts")).to_contain_text("120")
+    expect(panel.locator(".genai-facts")).to_contain_text("48")
+    # The root's link points at the first trace, which is stored: it is a link to it.
+    page.locator("#rows .row", has_text="POST /checkout").locator(".name").click()
+    expect(panel.locator(".links a")).to_have_attribute("href", f"/traces/{first['trace_id']}#" + format(first["context"].span_id, "016x"))
+
+    # Fold the N+1 subtree: its five queries hide, and come back.
+    visible = page.locator("#rows .row:visible")
+    expect(visible).to_have_count(9)
+    page.locator("#rows .row", has_text="load-cart").locator(".toggle").click()
+    expect(visible).to_have_count(4)
+    page.locator("#rows .row", has_text="load-cart").locator(".toggle").click()
+    expect(visible).to_have_count(9)
+
+    # The assistant's analysis: the critical path is highlighted, the N+1 and the error listed.
+    page.get_by_role("button", name="Analyze").click()
+    expect(page.locator("#rows .row.critical").first).to_be_visible()
+    assert page.locator("#rows .row.critical").count() >= 2
+    expect(page.locator("#repeats")).to_contain_text("5× db.query under load-cart")
+    expect(page.locator("#errors")).to_contain_text("charge: card declined")
+    page.locator("#errors a").click()
+    expect(panel.get_by_role("heading", name="charge")).to_be_visible()
+    page.screenshot(path="/tmp/console-trace.png")
+
+    assert dialogs == []
+    assert httpx.get(f"{base}/traces/{second['trace_id']}").headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_trace_view_says_when_the_trace_is_missing(base: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    browser_page.goto(f"{base}/traces/{'0' * 31}1")
+    expect(browser_page.locator("#trace-error")).to_contain_text("404")

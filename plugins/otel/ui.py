@@ -1,0 +1,23 @@
+"""The console's trace pages: a filterable trace list and a trace view with a waterfall.
+
+The pages are shells; their scripts (``static/otel``) read ``/api/otel/traces`` in the
+browser, so the console shows exactly what the API answers, in the chosen workspace.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+pages = Blueprint(
+    "otel", __name__, template_folder="templates", static_folder="static", static_url_path="/traces/static"
+)
+
+
+@pages.get("/traces")
+def trace_list() -> str:
+    return render_template("otel/traces.html")
+
+
+@pages.get("/traces/<trace_id>")
+def trace_view(trace_id: str) -> str:
+    return render_template("otel/trace.html", trace_id=trace_id)
