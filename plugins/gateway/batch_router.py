@@ -22,12 +22,13 @@ from core.context import current_workspace
 
 from . import batch_files, formats
 from .batch import CHAT_URL, BadLine, check_lines
+from .openapi import batch_responses
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 JOB_TYPE = "gateway.batch"
 WINDOW_SECONDS = {"24h": 24 * 3600}
 STATUS = {"PENDING": "validating", "RUNNING": "in_progress", "SUCCEEDED": "completed", "FAILED": "failed", "TIMEOUT": "expired", "CANCELED": "cancelled"}
-FORWARDED = {"host", "content-length", "content-type", "transfer-encoding"}
+FORWARDED = {"content-length", "content-type", "transfer-encoding"}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -35,7 +36,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def create_batch_router(data_dir: Path, jobs_enabled: bool) -> APIRouter:
-    router = APIRouter(prefix="/gateway/v1", tags=["gateway batch"])
+    router = APIRouter(prefix="/gateway/v1", tags=["gateway batch"], responses=batch_responses())
 
     async def jobs_api(request: Request, method: str, path: str, body: Any = None) -> httpx.Response:
         """The jobs plugin's public API, called in-process with the caller's headers."""
@@ -43,7 +44,7 @@ def create_batch_router(data_dir: Path, jobs_enabled: bool) -> APIRouter:
             return httpx.Response(503, json={"detail": "batches need the jobs plugin, which is not enabled"})
         headers = {k: v for k, v in request.headers.items() if k.lower() not in FORWARDED}
         transport = httpx.ASGITransport(app=request.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://plughost.internal") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url)) as client:
             return await client.request(method, f"/api/jobs{path}", json=body, headers=headers)
 
     async def file_meta(file_id: str) -> dict[str, Any]:

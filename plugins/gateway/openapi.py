@@ -48,3 +48,17 @@ def invocation_responses(client: Format) -> dict[int | str, dict[str, Any]]:
 
 def conflict(description: str) -> dict[int | str, dict[str, Any]]:
     return {409: {"description": description, "content": {"application/json": {"schema": DETAIL}}}}
+
+
+BATCH_ERRORS = {
+    400: "A request or file the route refuses (the message says why, naming the line of a bad JSONL file)",
+    404: "No such file or batch in this workspace",
+    503: "The jobs plugin is not enabled, or the database is unavailable",
+}
+
+
+def batch_responses() -> dict[int | str, dict[str, Any]]:
+    """The errors of the OpenAI-compatible files and batches routes: OpenAI's format, or the core's."""
+    schema = {"anyOf": [OPENAI_ERROR, DETAIL]}
+    return {status: {"description": description, "content": {"application/json": {"schema": schema}}}
+            for status, description in BATCH_ERRORS.items()}
