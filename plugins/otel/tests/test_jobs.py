@@ -139,3 +139,15 @@ def test_export_writes_matching_traces_as_otlp_json_lines_that_read_back_lossles
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
 
+
+
+@pytest.mark.parametrize("retention_days", [None, 30])
+def test_retention_days_declares_a_daily_retention_schedule_at_start_up(make_app: Any, retention_days: int | None) -> None:
+    otel: dict[str, Any] = {"grpc_address": f"127.0.0.1:{free_port()}", "retention_days": retention_days}
+    app = make_app(["otel", "jobs", "workspace"], {"otel": otel, "jobs": {**JOBS, "workers": 0}})
+    with client_for(app) as client:
+        listed = client.get("/api/jobs/schedules")
+    assert listed.status_code == 200, listed.text
+    declared = [(s["name"], s["type"], s["params"], s["cron"], s["declared_by"]) for s in listed.json()["schedules"]]
+    expected = [] if retention_days is None else [("otel.retention", "otel.retention", {"days": 30, "project": None}, "17 3 * * *", "otel")]
+    assert declared == expected
