@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, SecretStr, StringConstraints
 
+from core import jsonbody
+
 from . import formats
 from .calls import Call, CallFailed, Gateway
 from .formats import Event, Format
