@@ -149,3 +149,20 @@ def test_without_the_jobs_plugin_batches_answer_503(make_app: Any) -> None:
         with pytest.raises(openai.InternalServerError) as raised:
             client.batches.create(input_file_id=input_id, endpoint="/v1/chat/completions", completion_window="24h")
         assert raised.value.status_code == 503 and "jobs plugin" in raised.value.message
+
+
+def test_batches_work_with_every_plugin_on(make_app: Any, provider: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches use the jobs plugin's JobsClient, not an in-process HTTP call the security plugin's host check refused."""
+    monkeypatch.setenv("PLUGHOST_GATEWAY_KEK", KEK)
+    monkeypatch.setenv("PLUGHOST_GATEWAY_ALLOW_PRIVATE", "true")
+    with serve_in_thread(make_app(None, {"jobs": FAST_JOBS})) as url:
+        configure(url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
+        client = client_for(url)
+        batch = client.batches.create(input_file_id=upload(client, [request_line("a", "chat", "hi")]), endpoint="/v1/chat/completions", completion_window="24h")
+        assert [listed.id for listed in client.batches.list().data] == [batch.id]
+        done = wait_until_done(client, batch.id)
+        assert done.status == "completed" and read_jsonl(client, done.output_file_id)[0]["custom_id"] == "a"
+        with pytest.raises(openai.BadRequestError, match="already finished"):
+            client.batches.cancel(batch.id)
+        with pytest.raises(openai.NotFoundError):
+            client.batches.retrieve("batch_" + "0" * 32)
