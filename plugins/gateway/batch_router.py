@@ -23,6 +23,7 @@ from core.context import current_workspace
 
 from . import batch_files, formats
 from .batch import CHAT_URL, BadLine, check_lines
+from .openapi import batch_responses
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 JOB_TYPE = "gateway.batch"
@@ -48,7 +49,7 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
     async def file_meta(file_id: str) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(batch_files.read_meta, data_dir, current_workspace(), file_id)
 
-    @router.post("/files", summary="Upload a batch input file (JSONL, purpose=batch)")
+    @router.post("/files", summary="Upload a batch input file (JSONL, purpose=batch)", responses=batch_responses(400, 413))
     async def create_file(request: Request) -> Response:
         async with request.form(max_files=1, max_fields=4, max_part_size=MAX_FILE_BYTES) as form:
             upload, purpose = form.get("file"), form.get("purpose")
@@ -69,19 +70,19 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
         )
         return JSONResponse(meta)
 
-    @router.get("/files", summary="Files of the current workspace, newest first")
+    @router.get("/files", summary="Files of the current workspace, newest first", responses=batch_responses(400))
     async def list_files(purpose: str | None = None) -> dict[str, Any]:
         files = await anyio.to_thread.run_sync(batch_files.list_files, data_dir, current_workspace(), purpose)
         return {"object": "list", "data": files, "has_more": False}
 
-    @router.get("/files/{file_id}", summary="One file's description")
+    @router.get("/files/{file_id}", summary="One file's description", responses=batch_responses(400, 404))
     async def retrieve_file(file_id: str) -> Response:
         try:
             return JSONResponse(await file_meta(file_id))
         except batch_files.FileMissing as error:
             return _error(404, str(error))
 
-    @router.get("/files/{file_id}/content", summary="A file's content (JSONL)")
+    @router.get("/files/{file_id}/content", summary="A file's content (JSONL)", responses=batch_responses(400, 404))
     async def file_content(file_id: str) -> Response:
         try:
             await file_meta(file_id)
@@ -89,7 +90,7 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
             return _error(404, str(error))
         return FileResponse(batch_files.content_path(data_dir, current_workspace(), file_id), media_type="application/jsonl")
 
-    @router.delete("/files/{file_id}", summary="Delete a file")
+    @router.delete("/files/{file_id}", summary="Delete a file", responses=batch_responses(400, 404))
     async def delete_file(file_id: str) -> Response:
         try:
             await anyio.to_thread.run_sync(batch_files.delete_file, data_dir, current_workspace(), file_id)
@@ -97,7 +98,7 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
             return _error(404, str(error))
         return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
-    @router.post("/batches", summary="Start a batch over an uploaded file (the gateway.batch job)")
+    @router.post("/batches", summary="Start a batch over an uploaded file (the gateway.batch job)", responses=batch_responses(400, 503))
     @batch_errors
     async def create_batch(request: Request) -> Response:
         try:
@@ -125,7 +126,7 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
             return _error(400, str(error))
         return JSONResponse(batch_view(job))
 
-    @router.get("/batches", summary="Batches of the current workspace, newest first")
+    @router.get("/batches", summary="Batches of the current workspace, newest first", responses=batch_responses(400, 503))
     @batch_errors
     async def list_batches(limit: int = 20) -> Response:
         jobs, more = await jobs_or_503().list(type=JOB_TYPE, limit=max(1, min(limit, 100)))
@@ -133,13 +134,13 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
         return JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                              "last_id": data[-1]["id"] if data else None, "has_more": more})
 
-    @router.get("/batches/{batch_id}", summary="One batch: status, request counts, output and error files")
+    @router.get("/batches/{batch_id}", summary="One batch: status, request counts, output and error files", responses=batch_responses(400, 404, 503))
     @batch_errors
     async def retrieve_batch(batch_id: str) -> Response:
         job = await _job(jobs_or_503().get, batch_id)
         return JSONResponse(batch_view(job))
 
-    @router.post("/batches/{batch_id}/cancel", summary="Cancel a batch")
+    @router.post("/batches/{batch_id}/cancel", summary="Cancel a batch", responses=batch_responses(400, 404, 503))
     @batch_errors
     async def cancel_batch(batch_id: str) -> Response:
         client = jobs_or_503()

@@ -48,3 +48,17 @@ def invocation_responses(client: Format) -> dict[int | str, dict[str, Any]]:
 
 def conflict(description: str) -> dict[int | str, dict[str, Any]]:
     return {409: {"description": description, "content": {"application/json": {"schema": DETAIL}}}}
+
+
+BATCH_ERRORS = {
+    400: "A request the route refuses (the message names the field or the JSONL line)",
+    404: "No such file or batch in this workspace",
+    413: "The uploaded file is over the 100 MiB limit",
+    503: "Batches need the jobs plugin, which is not enabled; or the database is unavailable",
+}
+
+
+def batch_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The errors of a ``/gateway/v1/files`` or ``/batches`` route: OpenAI's error object (or the core's ``detail``)."""
+    schema = {"anyOf": [OPENAI_ERROR, DETAIL]}
+    return {status: {"description": BATCH_ERRORS[status], "content": {"application/json": {"schema": schema}}} for status in statuses}
