@@ -34,18 +34,7 @@ MAX_EXAMPLES = 25
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
-KNOWN_FAILURES: dict[str, str] = {
-    "GET /api/otel/traces": "500 (OverflowError: int too large for SQLite INTEGER) for start_before=0138-04-29T22:48:12.6+07:52; "
-    "issue 12 item 5, being fixed in the otel plugin",
-    "POST /v1/traces": "415 for a body without a content type is not declared (otel: add responses={415: ...})",
-    "POST /api/assistant/analyze": "404 for an unknown trace_id is not declared (assistant: add responses={404: ...})",
-    "POST /api/assistant/explain": "404 for an unknown trace_id is not declared (assistant: add responses={404: ...})",
-    "POST /api/gateway/secrets": "409 for an existing name is not declared (gateway: add responses={409: ...})",
-    "POST /gateway/{endpoint}/invocations": "400 answers {'error': ...}, not the declared {'detail': ...} (gateway: declare its error schema)",
-    "POST /gateway/v1/chat/completions": "400 answers OpenAI's {'error': ...}, not the declared {'detail': ...} (gateway: declare it)",
-    "POST /gateway/v1/embeddings": "400 answers OpenAI's {'error': ...}, not the declared {'detail': ...} (gateway: declare it)",
-    "POST /gateway/anthropic/v1/messages": "400 answers Anthropic's {'error': ...}, not the declared {'detail': ...} (gateway: declare it)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 """``"METHOD /path"`` -> why it fails today: plugin operations that other branches are changing now.
 Each runs as a non-strict xfail, so it shows in every report until its plugin declares or fixes it."""
 

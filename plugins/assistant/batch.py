@@ -98,12 +98,12 @@ async def batch_analysis(params: BatchAnalysis, job: JobContext) -> dict[str, An
     api_url = settings.api_url or f"http://127.0.0.1:{os.environ.get('PLUGHOST_PORT', '5000')}"
     async with aiohttp.ClientSession(api_url, headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as client:
         summaries, more = await _matching(client, window, params.max_traces)
-        for summary in summaries:
+        for done, summary in enumerate(summaries, start=1):
             trace = await _get(client, f"/api/otel/traces/{summary['trace_id']}", {})
-            if trace is None:
-                continue  # deleted since it was listed
-            analysis = await anyio.to_thread.run_sync(analyse, trace, settings)
-            reports.append(trace_report(summary, analysis))
+            if trace is not None:  # else deleted since it was listed
+                analysis = await anyio.to_thread.run_sync(analyse, trace, settings)
+                reports.append(trace_report(summary, analysis))
+            job.progress(done / len(summaries), f"analysed {done} of {len(summaries)} traces")
     return {"filter": window, "matched_more_than_analysed": more, "aggregate": aggregate(reports), "traces": reports}
 
 

@@ -36,6 +36,8 @@ class ExplainRequest(BaseModel):
     endpoint: str | None = None
 
 
+NO_TRACE: dict[int | str, dict[str, Any]] = {404: {"description": "No such trace in this workspace"}}
+
 def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conversations: ConversationStore, settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/api/assistant", tags=["assistant"])
     policy = access("remote-with-token", remote_allowed=settings.allow_remote)
@@ -54,7 +56,7 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
 
         return await anyio.to_thread.run_sync(work)
 
-    @router.post("/analyze", summary="Analyse a trace without an LLM (JSON, or text with format=text)", **policy)
+    @router.post("/analyze", summary="Analyse a trace without an LLM (JSON, or text with format=text)", responses=NO_TRACE, **policy)
     async def analyze(request: AnalyzeRequest, format: Literal["json", "text"] = "json") -> Response:
         analysis, text = await analysed(request.trace_id)
         if format == "text":
@@ -62,7 +64,12 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
         body = await anyio.to_thread.run_sync(lambda: json.dumps({**analysis, "text": text}).encode())
         return Response(body, media_type="application/json")
 
-    @router.post("/explain", summary="The analysis plus an LLM explanation, streamed as SSE; follow up with conversation_id", **policy)
+    @router.post(
+        "/explain",
+        summary="The analysis plus an LLM explanation, streamed as SSE; follow up with conversation_id",
+        responses={404: {"description": "No such trace, or no such conversation (it may have expired), in this workspace"}},
+        **policy,
+    )
     async def explain(request: ExplainRequest) -> StreamingResponse:
         if chat is None:
             raise HTTPException(503, "no LLM: enable the gateway plugin and configure an endpoint")

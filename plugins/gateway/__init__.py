@@ -34,6 +34,12 @@ def _gateway(host: Any) -> Gateway:
     return host.service("gateway", build)
 
 
+def _jobs_client(host: Any) -> Any:
+    """The jobs plugin's public ``JobsClient``; ``None`` when the jobs plugin is not enabled."""
+    hook = getattr(host.plugins.manager.hook, "plughost_jobs_client", None)
+    return None if hook is None or not host.is_enabled("jobs") else hook(host=host)
+
+
 @hookimpl
 def plughost_settings(host: Any) -> type[Settings]:
     return Settings
@@ -43,7 +49,7 @@ def plughost_settings(host: Any) -> type[Settings]:
 def plughost_routers(host: Any) -> list[RouterContribution]:
     return [
         RouterContribution("gateway", create_router(_gateway(host))),
-        RouterContribution("gateway-batch", create_batch_router(host.data_dir, host.is_enabled("jobs"))),
+        RouterContribution("gateway-batch", create_batch_router(host.data_dir, lambda: _jobs_client(host))),
     ]
 
 

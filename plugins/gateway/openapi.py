@@ -51,14 +51,14 @@ def conflict(description: str) -> dict[int | str, dict[str, Any]]:
 
 
 BATCH_ERRORS = {
-    400: "A request or file the route refuses (the message says why, naming the line of a bad JSONL file)",
+    400: "A request the route refuses (the message names the field or the JSONL line)",
     404: "No such file or batch in this workspace",
-    503: "The jobs plugin is not enabled, or the database is unavailable",
+    413: "The uploaded file is over the 100 MiB limit",
+    503: "Batches need the jobs plugin, which is not enabled; or the database is unavailable",
 }
 
 
-def batch_responses() -> dict[int | str, dict[str, Any]]:
-    """The errors of the OpenAI-compatible files and batches routes: OpenAI's format, or the core's."""
+def batch_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The errors of a ``/gateway/v1/files`` or ``/batches`` route: OpenAI's error object (or the core's ``detail``)."""
     schema = {"anyOf": [OPENAI_ERROR, DETAIL]}
-    return {status: {"description": description, "content": {"application/json": {"schema": schema}}}
-            for status, description in BATCH_ERRORS.items()}
+    return {status: {"description": BATCH_ERRORS[status], "content": {"application/json": {"schema": schema}}} for status in statuses}

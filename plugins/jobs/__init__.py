@@ -11,6 +11,7 @@ from core import ConsolePage, RouterContribution, hookimpl
 
 from . import hookspecs
 from .cli import jobs
+from .client import Client
 from .router import create_router
 from .service import Jobs
 from .settings import Settings
@@ -49,3 +50,9 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
 @hookimpl
 def plughost_commands(cli: click.Group) -> click.Command:
     return jobs
+
+
+@hookimpl
+def plughost_jobs_client(host: Any) -> Client:
+    """Other plugins' :class:`~plugins.jobs.hookspecs.JobsClient`: this app's jobs, in the current workspace."""
+    return Client(_jobs(host))

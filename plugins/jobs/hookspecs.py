@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -262,4 +262,51 @@ def plughost_job_schedules(host: Any) -> Schedule | Sequence[Schedule] | None:
             if days is None:
                 return None
             return Schedule("otel.retention", "otel.retention", {"days": days}, cron="17 3 * * *")
+    """
+
+
+class JobRefused(ValueError):
+    """A :class:`JobsClient` call the jobs API would answer 400: an unknown type, invalid
+    parameters, or a cancel of a finished job. ``detail`` is what the API's body would say."""
+
+    def __init__(self, detail: str | dict[str, Any]) -> None:
+        super().__init__(detail if isinstance(detail, str) else detail.get("message", str(detail)))
+        self.detail = detail
+
+
+class JobsClient(Protocol):
+    """Other plugins' way to submit and follow jobs, in the current workspace (``core.context``),
+    as ``/api/jobs`` does for the caller; obtained through :func:`plughost_jobs_client`.
+
+    Jobs are answered as ``GET /api/jobs/{id}`` answers them (plain dicts).
+    """
+
+    async def submit(
+        self, type: str, params: dict[str, Any], *, timeout_seconds: float | None = None, max_attempts: int | None = None
+    ) -> dict[str, Any]:
+        """Queue a job and return it PENDING; :class:`JobRefused` for an unknown type or invalid params."""
+        ...
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        """The job, or ``None`` when the current workspace has no such job."""
+        ...
+
+    async def cancel(self, job_id: str) -> tuple[Literal["canceled", "requested"], dict[str, Any]] | None:
+        """Cancel: ``"canceled"`` if it had not started, ``"requested"`` if running (killed within a
+        heartbeat); ``None`` when there is no such job; :class:`JobRefused` if it already finished."""
+        ...
+
+    async def list(self, *, type: str | None = None, limit: int = 100) -> tuple[list[dict[str, Any]], bool]:
+        """The newest ``limit`` jobs (of ``type``, if given), newest first, and whether there are more."""
+        ...
+
+
+@hookspec(firstresult=True)
+def plughost_jobs_client(host: Any) -> JobsClient | None:
+    """The jobs plugin's :class:`JobsClient` for this app; implemented by the jobs plugin only.
+
+    Call it when a request needs it (or when building your routers): ``hook =
+    getattr(host.plugins.manager.hook, "plughost_jobs_client", None)`` is ``None``
+    when the jobs plugin is not enabled (its hooks are not registered then), so
+    a plugin that uses it still loads without jobs.
     """

@@ -23,10 +23,12 @@ from .artifacts import (
     job_artifacts_dir,
     list_artifacts,
 )
+from .client import Client
+from .hookspecs import JobRefused
 from .schedule_router import create_schedule_router
 from .service import Jobs
-from .store import STATES, Submission
-from .views import iso, job_view, params_or_400, registered_or_400
+from .store import STATES
+from .views import iso, job_view
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -40,7 +42,7 @@ class SubmitRequest(BaseModel):
 
 
 def create_router(jobs: Jobs) -> APIRouter:
-    store, types = jobs.store, jobs.types
+    store, types, client = jobs.store, jobs.types, Client(jobs)
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
     @router.get("/types", summary="The job types that can be submitted")
@@ -51,20 +53,12 @@ def create_router(jobs: Jobs) -> APIRouter:
 
     @router.post("", status_code=202, summary="Submit a job; answers at once with the PENDING job")
     async def submit(body: SubmitRequest, response: Response) -> dict[str, Any]:
-        registered = registered_or_400(types, body.type)
-        job_type = registered.job_type
-        row = await store.submit(
-            Submission(
-                type=body.type,
-                params=params_or_400(registered, body.params),
-                timeout_seconds=float(body.timeout_seconds or job_type.timeout_seconds),
-                max_attempts=body.max_attempts or job_type.retry.max_attempts,
-                requeue_lost=job_type.retry.requeue_lost,
-            )
-        )
-        jobs.submitted()
-        response.headers["Location"] = f"/api/jobs/{row.id}"
-        return job_view(row)
+        try:
+            job = await client.submit(body.type, body.params, timeout_seconds=body.timeout_seconds, max_attempts=body.max_attempts)
+        except JobRefused as error:
+            raise HTTPException(400, error.detail) from None
+        response.headers["Location"] = f"/api/jobs/{job['id']}"
+        return job
 
     @router.get("", summary="Jobs of the current workspace, newest first")
     async def list_jobs(
@@ -93,15 +87,16 @@ def create_router(jobs: Jobs) -> APIRouter:
         responses={202: {"description": "Running: cancel requested"}, 400: {"description": "Already finished"}},
     )
     async def cancel(job_id: JobId, response: Response) -> dict[str, Any]:
-        outcome, row = await store.cancel(job_id)
-        if row is None:
+        try:
+            canceled = await client.cancel(job_id)
+        except JobRefused as error:
+            raise HTTPException(400, error.detail) from None
+        if canceled is None:
             raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
-        if outcome == "finished":
-            raise HTTPException(400, f"job {job_id} already finished as {row.status}; nothing to cancel")
+        outcome, job = canceled
         if outcome == "requested":
-            jobs.cancel_requested(job_id)
             response.status_code = 202
-        return job_view(row)
+        return job
 
     async def existing(job_id: str) -> Row[Any]:
         row = await store.get(job_id)

@@ -69,6 +69,19 @@ def plughost_job_types(host: Any) -> list[Any]:
     from .jobs import JOB_TYPES
 
     return JOB_TYPES
+
+
+@hookimpl(optionalhook=True)
+def plughost_job_schedules(host: Any) -> Any:
+    """For the jobs plugin: the daily ``otel.retention`` schedule when ``PLUGHOST_OTEL_RETENTION_DAYS`` is set."""
+    days = host.plugin_settings("otel").retention_days
+    if days is None:
+        return None
+    from plugins.jobs.hookspecs import Schedule
+
+    return Schedule("otel.retention", "otel.retention", {"days": days}, cron="17 3 * * *")
+
+
 @hookimpl
 def plughost_span_exporter(host: Any) -> Any:
     """For plugins that trace their own work (the gateway): store OTLP spans as ``POST /v1/traces`` would."""

@@ -4,8 +4,9 @@
   ``days`` days ago, in one project or all, in batches (one transaction each).
 - ``otel.export``: write the traces that match a filter (the list API's filters)
   to OTLP/JSON lines, one ``TracesData`` object per trace and line, with hex ids,
-  as the OpenTelemetry Collector's file exporter writes them. The file goes under
-  the data dir; its path is in the result.
+  as the OpenTelemetry Collector's file exporter writes them, streamed into the
+  job's artifact ``traces.jsonl``; the result gives its download URL
+  (``GET /api/jobs/{id}/artifacts/traces.jsonl``).
 
 Both run in a job subprocess, in the job's workspace (``core.context``), with an
 engine of their own on the server's database.
@@ -37,6 +38,7 @@ NS_PER_DAY = 86_400 * 1_000_000_000
 RETENTION_BATCH = 500
 """Traces deleted per transaction: short transactions, so ingest is never blocked for long."""
 EXPORT_PAGE = 200
+EXPORT_ARTIFACT = "traces.jsonl"
 TRANSIENT = (OperationalError, InterfaceError, OSError)
 """The database was down or busy: the job is tried again later."""
 
@@ -106,9 +108,8 @@ async def export_traces(params: Export, context: JobContext) -> dict[str, Any]:
         start_before_ns=_ns(params.start_before),
         min_duration_ns=None if params.min_duration_ms is None else int(params.min_duration_ms * 1_000_000),
     )
-    path = context.data_dir / "otel-exports" / f"{context.id}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+    path = context.artifact_path(EXPORT_ARTIFACT)
+    partial = path.with_name(f"{EXPORT_ARTIFACT}.partial")
     written = span_count = 0
     async with job_engine(context) as engine:
         store = SpanStore(engine)
@@ -123,10 +124,18 @@ async def export_traces(params: Export, context: JobContext) -> dict[str, Any]:
                     out.write(json.dumps(traces_data(found[1]), separators=(",", ":")) + "\n")
                     written += 1
                     span_count += len(found[1])
+                context.progress(None, f"exported {written} traces")
                 if token is None:
                     break
     partial.replace(path)  # a retried or killed export never leaves a half file under the final name
-    return {"path": str(path), "traces": written, "spans": span_count, "bytes": path.stat().st_size}
+    context.progress(1.0, f"exported {written} traces")
+    return {
+        "artifact": EXPORT_ARTIFACT,
+        "download_url": f"/api/jobs/{context.id}/artifacts/{EXPORT_ARTIFACT}",
+        "traces": written,
+        "spans": span_count,
+        "bytes": path.stat().st_size,
+    }
 
 
 def traces_data(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,7 +175,7 @@ JOB_TYPES = [
         "otel.export",
         export_traces,
         Export,
-        description="Write the traces matching a filter to an OTLP/JSON lines file (one TracesData per trace)",
+        description="Write the traces matching a filter to an OTLP/JSON lines artifact, traces.jsonl (one TracesData per trace)",
         timeout_seconds=3600,
         retry=RetryPolicy(max_attempts=3, transient=TRANSIENT, backoff_seconds=30),
     ),

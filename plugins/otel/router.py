@@ -138,7 +138,7 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             status=status,
             start_after_ns=_ns(start_after, "start_after"),
             start_before_ns=_ns(start_before, "start_before"),
-            min_duration_ns=None if min_duration_ms is None else int(min_duration_ms * 1_000_000),
+            min_duration_ns=None if min_duration_ms is None else min(int(min_duration_ms * 1_000_000), INT64_MAX),
             attributes=tuple(attributes.items()),
             span_name=_term(name, "name"),
             model=_term(model, "model"),

@@ -30,6 +30,9 @@ class Settings(BaseModel):
     """Request header naming the project (experiment) that spans are grouped under; ``default`` when absent."""
     grpc_address: str = "127.0.0.1:4317"
     """Where OTLP/gRPC (``TraceService/Export``) listens, as ``host:port``; empty turns it off."""
+    retention_days: int | None = Field(None, ge=1)
+    """When set (and the jobs plugin is installed), an ``otel.retention`` schedule deletes, every day at
+    03:17 UTC, each trace of the default workspace that ended more than this many days ago."""
 
     @field_validator("grpc_address")
     @classmethod

@@ -79,6 +79,7 @@ def test_the_last_hours_error_traces_of_a_service_become_one_report(traces_serve
     assert "assistant.batch_analysis" in {t["name"] for t in jobs.get("/api/jobs/types").json()["types"]}
     job = run(jobs, {"service": "shop", "status": "error", "last_minutes": 60})
     assert job["status"] == "SUCCEEDED", job
+    assert job["progress"] == {"fraction": 1.0, "message": "analysed 2 of 2 traces"}
     report = job["result"]
     assert {t["trace_id"] for t in report["traces"]} == wanted and report["matched_more_than_analysed"] is False
     assert report["filter"]["service"] == "shop" and report["filter"]["status"] == "error" and "start_after" in report["filter"]

@@ -58,7 +58,7 @@ def read_jsonl(client: openai.OpenAI, file_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
 
 
-def test_openai_sdk_batch_round_trip_with_a_failing_line(server: str, provider: Any) -> None:  # noqa: F811
+def test_openai_sdk_batch_round_trip_with_a_failing_line(server: str, provider: Any) -> None:
     configure(server, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
     configure(server, provider[0], "broken", [("boom", "openai", "fail-500", 1)])
     client = client_for(server)
@@ -91,7 +91,7 @@ def test_openai_sdk_batch_round_trip_with_a_failing_line(server: str, provider: 
     assert input_id not in [f.id for f in client.files.list()]
 
 
-def test_a_batch_can_be_cancelled(server: str, provider: Any) -> None:  # noqa: F811
+def test_a_batch_can_be_cancelled(server: str, provider: Any) -> None:
     configure(server, provider[0], "slowpoke", [("slow", "openai", "slow", 1)])
     client = client_for(server)
     input_id = upload(client, [request_line(f"s{i}", "slowpoke", "wait") for i in range(4)])
@@ -104,7 +104,7 @@ def test_a_batch_can_be_cancelled(server: str, provider: Any) -> None:  # noqa: 
     assert wait_until_done(client, batch.id).status == "cancelled"
 
 
-def test_workspaces_see_only_their_own_files_and_batches(server: str, provider: Any) -> None:  # noqa: F811
+def test_workspaces_see_only_their_own_files_and_batches(server: str, provider: Any) -> None:
     configure(server, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)], headers={"X-Plughost-Workspace": "team-a"})
     team_a, team_b = client_for(server, "team-a"), client_for(server, "team-b")
     input_id = upload(team_a, [request_line("a", "chat", "hi")])
@@ -130,7 +130,7 @@ def test_bad_jsonl_is_refused_naming_the_line(server: str) -> None:
         "line 2: not valid JSON": f"{good}\n{{nope\n",
         "line 2: custom_id 'a' is used twice": f"{good}\n{good}\n",
         "line 1: url must be /v1/chat/completions": json.dumps({**request_line("a", "chat", "x"), "url": "/v1/embeddings"}),
-        "line 1: messages": json.dumps({**request_line("a", "chat", "x"), "body": {"model": "chat", "messages": []}}),
+        "line 1: body.messages": json.dumps({**request_line("a", "chat", "x"), "body": {"model": "chat", "messages": []}}),
         "no requests": "\n",
     }
     for expected, content in cases.items():
@@ -149,3 +149,20 @@ def test_without_the_jobs_plugin_batches_answer_503(make_app: Any) -> None:
         with pytest.raises(openai.InternalServerError) as raised:
             client.batches.create(input_file_id=input_id, endpoint="/v1/chat/completions", completion_window="24h")
         assert raised.value.status_code == 503 and "jobs plugin" in raised.value.message
+
+
+def test_batches_work_with_every_plugin_on(make_app: Any, provider: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches use the jobs plugin's JobsClient, not an in-process HTTP call the security plugin's host check refused."""
+    monkeypatch.setenv("PLUGHOST_GATEWAY_KEK", KEK)
+    monkeypatch.setenv("PLUGHOST_GATEWAY_ALLOW_PRIVATE", "true")
+    with serve_in_thread(make_app(None, {"jobs": FAST_JOBS})) as url:
+        configure(url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
+        client = client_for(url)
+        batch = client.batches.create(input_file_id=upload(client, [request_line("a", "chat", "hi")]), endpoint="/v1/chat/completions", completion_window="24h")
+        assert [listed.id for listed in client.batches.list().data] == [batch.id]
+        done = wait_until_done(client, batch.id)
+        assert done.status == "completed" and read_jsonl(client, done.output_file_id)[0]["custom_id"] == "a"
+        with pytest.raises(openai.BadRequestError, match="already finished"):
+            client.batches.cancel(batch.id)
+        with pytest.raises(openai.NotFoundError):
+            client.batches.retrieve("batch_" + "0" * 32)

@@ -66,7 +66,8 @@ def ingest(client: Any, document: dict[str, Any], workspace: str = "default", pr
     assert response.status_code == 200, response.text
 
 
-def run_job(client: Any, type: str, params: dict[str, Any], workspace: str = "default") -> dict[str, Any]:
+def run_job(client: Any, type: str, params: dict[str, Any], workspace: str = "default", with_job: bool = False) -> Any:
+    """The succeeded job's result (and, ``with_job``, the job too)."""
     headers = {"X-Plughost-Workspace": workspace}
     response = client.post("/api/jobs", json={"type": type, "params": params}, headers=headers)
     assert response.status_code == 202, response.text
@@ -75,7 +76,7 @@ def run_job(client: Any, type: str, params: dict[str, Any], workspace: str = "de
         job = client.get(f"/api/jobs/{response.json()['id']}", headers=headers).json()
         if job["status"] in ("SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"):
             assert job["status"] == "SUCCEEDED", job
-            return job["result"]  # type: ignore[no-any-return]
+            return (job["result"], job) if with_job else job["result"]
         assert time.monotonic() < deadline, job
         time.sleep(0.05)
 
@@ -120,11 +121,16 @@ def test_export_writes_matching_traces_as_otlp_json_lines_that_read_back_lossles
         ingest(client, document, "team-a")
     ingest(client, otlp_trace(9, ended_days_ago=1), "team-b")
 
-    result = run_job(client, "otel.export", {"service": "api"}, "team-a")
-    path = Path(result["path"])
-    assert path.name.endswith(".jsonl") and not path.with_suffix(".partial").exists()
-    lines = path.read_text().splitlines()
-    assert (result["traces"], result["spans"], result["bytes"], len(lines)) == (3, 9, path.stat().st_size, 3)
+    headers = {"X-Plughost-Workspace": "team-a"}
+    result, job = run_job(client, "otel.export", {"service": "api"}, "team-a", with_job=True)
+    assert result["artifact"] == "traces.jsonl" and "path" not in result
+    assert result["download_url"] == f"/api/jobs/{job['id']}/artifacts/traces.jsonl"
+    assert job["progress"] == {"fraction": 1.0, "message": "exported 3 traces"}
+    download = client.get(result["download_url"], headers=headers)
+    assert download.status_code == 200, download.text
+    lines = download.text.splitlines()
+    assert (result["traces"], result["spans"], result["bytes"], len(lines)) == (3, 9, len(download.content), 3)
+    assert client.get(result["download_url"]).status_code == 404  # another workspace cannot download it
     exported = [parse(line.encode(), JSON) for line in lines]
     newest_first = [1, 3, 5]
     for request, index in zip(exported, newest_first):
@@ -132,10 +138,22 @@ def test_export_writes_matching_traces_as_otlp_json_lines_that_read_back_lossles
     assert json.loads(lines[0])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == f"{1:032x}"  # hex, as OTLP/JSON
 
     limited = run_job(client, "otel.export", {"max_traces": 2}, "team-a")
-    assert limited["traces"] == 2 and Path(limited["path"]) != path
+    assert limited["traces"] == 2 and limited["download_url"] != result["download_url"]
+    assert len(client.get(limited["download_url"], headers=headers).text.splitlines()) == 2
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
 
+
+@pytest.mark.parametrize("retention_days", [None, 30])
+def test_retention_days_declares_a_daily_retention_schedule_at_start_up(make_app: Any, retention_days: int | None) -> None:
+    otel: dict[str, Any] = {"grpc_address": f"127.0.0.1:{free_port()}", "retention_days": retention_days}
+    app = make_app(["otel", "jobs", "workspace"], {"otel": otel, "jobs": {**JOBS, "workers": 0}})
+    with client_for(app) as client:
+        listed = client.get("/api/jobs/schedules")
+    assert listed.status_code == 200, listed.text
+    declared = [(s["name"], s["type"], s["params"], s["cron"], s["declared_by"]) for s in listed.json()["schedules"]]
+    expected = [] if retention_days is None else [("otel.retention", "otel.retention", {"days": 30, "project": None}, "17 3 * * *", "otel")]
+    assert declared == expected

@@ -68,11 +68,17 @@ def test_extreme_but_valid_moments_are_accepted(base: str) -> None:
     assert httpx.get(f"{base}/api/otel/traces", params={"start_after": "2262-01-01T00:00:00+00:00"}).json()["traces"] == []
 
 
+def test_the_largest_accepted_min_duration_is_a_200_not_a_500(base: str) -> None:
+    largest = httpx.get(f"{base}/api/otel/traces", params={"min_duration_ms": "9223372036854.775"})  # * 1e6 rounds past INT64_MAX
+    assert largest.status_code == 200, largest.text
+    assert largest.json()["traces"] == []
+
+
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"resourceSpans": ' + b"[" * 100_000, b'{"a":' * 50_000], ids=["arrays", "in-field", "objects"])
 def test_deeply_nested_json_gets_400(base: str, body: bytes) -> None:
     response = httpx.post(f"{base}/v1/traces", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
-    assert "deeper than 64 levels" in response.json()["message"]
+    assert "deeper than 64 levels" in response.json()["message"]  # a google.rpc.Status, as OTLP clients expect
 
 
 def test_the_decompression_budget_queues_then_refuses() -> None:
