@@ -67,7 +67,7 @@ def check_line(number: int, raw: bytes, seen: set[str]) -> dict[str, Any]:
         raise BadLine(f"line {number}: stream is not supported in a batch")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise BadLine(f"line {number}: messages must be a non-empty list of message objects")
+        raise BadLine(f"line {number}: body.messages must be a non-empty list of message objects")
     return line
 
 
