@@ -250,25 +250,47 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgresql_url"))
 
 
+def postgresql_admin(*statements: str) -> None:
+    """Run ``statements`` in order on the ``PLUGHOST_TEST_POSTGRESQL`` server, outside any test database."""
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRESQL_SERVER, timeout=5)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+@contextmanager
+def postgresql_down(database_url: str) -> Iterator[None]:
+    """The database of ``database_url`` refuses connections, and its open ones are cut, for the block:
+    a store that is down. It comes back, with everything stored, when the block ends."""
+    name = database_url.rsplit("/", 1)[1]
+    postgresql_admin(
+        f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+    )
+    try:
+        yield
+    finally:
+        postgresql_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
 @pytest.fixture
 def postgresql_url() -> Iterator[str]:
     """A new PostgreSQL database on ``PLUGHOST_TEST_POSTGRESQL``, created for this test and dropped after."""
     import asyncpg
 
     name = f"plughost_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRESQL_SERVER, timeout=5)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        postgresql_admin(f'CREATE DATABASE "{name}"')
     except (OSError, asyncpg.PostgresError) as error:
         _postgresql_unavailable(f"{type(error).__name__}: {error}")
     try:
         yield POSTGRESQL_SERVER.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        postgresql_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

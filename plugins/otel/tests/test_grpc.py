@@ -3,7 +3,6 @@ collector forwarding over gRPC, and plain grpc stubs for the edges (limits, meta
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -17,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import httpx
 import pytest
@@ -32,7 +30,7 @@ from rotel import Config as RotelConfig
 from rotel.agent import agent as rotel_agent
 
 from core.errors import StartupError
-from core.testing import free_port, serve_in_thread
+from core.testing import free_port, postgresql_down, serve_in_thread
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 TOKEN = "s3cret-token-for-tests"
@@ -381,29 +379,14 @@ def test_the_workers_of_one_server_share_the_grpc_port(tmp_path: Path) -> None:
 def test_store_down_answers_unavailable_and_the_sdk_exporter_retries_until_stored(
     serve: Any, postgresql_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    name = postgresql_url.rsplit("/", 1)[1]
-    admin_url = postgresql_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-
-    async def admin(*statements: str) -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            for statement in statements:
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-
     with serve(database_url=postgresql_url) as (base, target):
         first = make_trace(GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, timeout=10))
-        asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
         made: dict[str, str] = {}
-        try:
-            with caplog.at_level(logging.WARNING, logger="plughost.otel"):
-                exporter = GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, timeout=30)
-                exporting = threading.Thread(target=lambda: made.update(make_trace(exporter)))
-                exporting.start()
-                wait_for(lambda: any("could not store" in r.getMessage() for r in caplog.records), what="UNAVAILABLE to be answered")
-        finally:
-            asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        with postgresql_down(postgresql_url), caplog.at_level(logging.WARNING, logger="plughost.otel"):
+            exporter = GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, timeout=30)
+            exporting = threading.Thread(target=lambda: made.update(make_trace(exporter)))
+            exporting.start()
+            wait_for(lambda: any("could not store" in r.getMessage() for r in caplog.records), what="UNAVAILABLE to be answered")
         exporting.join(60)
         listed = {t["trace_id"] for t in httpx.get(f"{base}/api/otel/traces").json()["traces"]}
         assert listed == {first["trace_id"], made["trace_id"]}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from google.protobuf import json_format
@@ -22,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from core.testing import assert_plugin_contract, serve_in_thread
+from core.testing import assert_plugin_contract, postgresql_down, serve_in_thread
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -275,27 +273,12 @@ def test_traces_are_scoped_by_workspace(serve: Any) -> None:
 
 def test_store_down_answers_503_with_retry_after_and_loses_nothing(make_app: Any, postgresql_url: str) -> None:
     """PostgreSQL refuses connections for a while: the exporter is told to retry, and nothing stored is lost."""
-    database_url = postgresql_url
-    name = database_url.rsplit("/", 1)[1]
-    admin_url = database_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-
-    async def admin(*statements: str) -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            for statement in statements:
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    with serve_in_thread(make_app(["otel"], {"database_url": database_url})) as url:
+    with serve_in_thread(make_app(["otel"], {"database_url": postgresql_url})) as url:
         httpx.post(f"{url}/v1/traces", json=OTLP_JSON).raise_for_status()
-        asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        try:
+        with postgresql_down(postgresql_url):
             down = httpx.post(f"{url}/v1/traces", json=OTLP_JSON, headers={}, timeout=30)
             assert down.status_code == 503
             assert down.headers["retry-after"] == "5"
-        finally:
-            asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         assert httpx.post(f"{url}/v1/traces", json=OTLP_JSON).status_code == 200
         assert httpx.get(f"{url}/api/otel/traces").json()["traces"][0]["span_count"] == 2
 
