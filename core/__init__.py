@@ -5,6 +5,7 @@ The public API for plugin authors is re-exported here.
 
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .errors import PluginError, StartupError
+from .bulk import empty, empty_off_loop, gc_paused
 from .hookspecs import hookimpl
 from .host import Host
 from .limits import body_limit
@@ -19,5 +20,8 @@ __all__ = [
     "StartupError",
     "__version__",
     "body_limit",
+    "empty",
+    "empty_off_loop",
+    "gc_paused",
     "hookimpl",
 ]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+
+from core import empty, gc_paused
 
 from .analysis import analyse
 from .report import as_text
@@ -23,6 +25,7 @@ SYSTEM_PROMPT = (
     "failed and why, and concrete fixes, most valuable first. Be brief and specific; do not invent spans."
 )
 TraceId = Field(pattern=r"^[0-9a-f]{32}$")
+Answer = TypeVar("Answer")
 
 
 class AnalyzeRequest(BaseModel):
@@ -42,26 +45,25 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
     router = APIRouter(prefix="/api/assistant", tags=["assistant"])
     policy = access("remote-with-token", remote_allowed=settings.allow_remote)
 
-    async def analysed(trace_id: str) -> tuple[dict[str, Any], str]:
-        """The analysis and its text, worked out in a thread: a huge trace must not stall the event loop."""
+    async def analysed(trace_id: str, answer: Callable[[dict[str, Any], str], Answer]) -> Answer:
+        """``answer(analysis, text)`` for the trace, worked out in a thread with the cyclic GC paused:
+        a huge trace is millions of objects, and neither the work nor the collections it would set
+        off may stall the event loop. Only ``answer``'s result (bytes, text) outlives the pause."""
         if read_trace is None:
             raise HTTPException(503, "no trace source: enable the otel plugin")
-        trace = await read_trace(trace_id)
-        if trace is None:
-            raise HTTPException(404, f"no trace {trace_id} in this workspace")
-
-        def work() -> tuple[dict[str, Any], str]:
-            analysis = analyse(trace, settings)
-            return analysis, as_text(analysis)
-
-        return await anyio.to_thread.run_sync(work)
+        with gc_paused():
+            trace = await read_trace(trace_id)
+            if trace is None:
+                raise HTTPException(404, f"no trace {trace_id} in this workspace")
+            handed_over = [trace]
+            del trace  # the worker drops the last reference: freeing a huge trace takes time too
+            return await anyio.to_thread.run_sync(_analysed, handed_over, settings, answer)
 
     @router.post("/analyze", summary="Analyse a trace without an LLM (JSON, or text with format=text)", responses=NO_TRACE, **policy)
     async def analyze(request: AnalyzeRequest, format: Literal["json", "text"] = "json") -> Response:
-        analysis, text = await analysed(request.trace_id)
         if format == "text":
-            return PlainTextResponse(text)
-        body = await anyio.to_thread.run_sync(lambda: json.dumps({**analysis, "text": text}).encode())
+            return PlainTextResponse(await analysed(request.trace_id, lambda analysis, text: text))
+        body = await analysed(request.trace_id, lambda analysis, text: json.dumps({**analysis, "text": text}).encode())
         return Response(body, media_type="application/json")
 
     @router.post(
@@ -88,8 +90,7 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
             if not endpoint:
                 raise HTTPException(400, "endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
             trace_id = request.trace_id
-            analysis, text = await analysed(trace_id)
-            opening = await anyio.to_thread.run_sync(_sse, "analysis", analysis)  # a huge analysis is serialised off the loop too
+            opening, text = await analysed(trace_id, lambda analysis, text: (_sse("analysis", analysis), text))
             question = request.question or "Why was this request slow, and what failed?"
             messages = [
                 {"role": "system", "content": SYSTEM_PROMPT},
@@ -125,6 +126,16 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
             raise HTTPException(404, f"no conversation {conversation_id} in this workspace")
 
     return router
+
+
+def _analysed(handed_over: list[dict[str, Any]], settings: Settings, answer: Callable[[dict[str, Any], str], Answer]) -> Answer:
+    """In a worker thread: ``answer`` for the analysis of the one trace in ``handed_over``, which is
+    emptied so that the trace is freed here, a span at a time: freeing a million objects in one
+    go is one C call that holds the GIL, and the event loop, for hundreds of ms."""
+    trace = handed_over.pop()
+    analysis = analyse(trace, settings)
+    empty(trace["spans"])
+    return answer(analysis, as_text(analysis))
 
 
 def _sse(event: str, data: Any) -> bytes:

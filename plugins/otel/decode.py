@@ -25,6 +25,7 @@ JSON = "application/json"
 ACCEPTED_TYPES = (PROTOBUF, JSON)
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 INFLATE_PIECE_BYTES = 1024 * 1024
+INFLATE_INPUT_BYTES = 64 * 1024
 INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
 
 
@@ -65,12 +66,18 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
         raise PayloadError(415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none")
     inflater = zlib.decompressobj(wbits)
     payload = bytearray()  # grown in place, piece by piece: never a second copy of the whole
-    pending = body
+    view = memoryview(body)
+    inputs = (view[start : start + INFLATE_INPUT_BYTES] for start in range(0, len(body), INFLATE_INPUT_BYTES))
+    pending: bytes | memoryview = b""
+    exhausted = False
     try:
         while not inflater.eof and len(payload) <= limit:
+            if not pending and not exhausted:  # fed in small inputs: each unconsumed tail is a small copy
+                pending = next(inputs, b"")
+                exhausted = not pending
             piece = inflater.decompress(pending, min(INFLATE_PIECE_BYTES, limit + 1 - len(payload)))
             pending = inflater.unconsumed_tail
-            if not piece and not pending:
+            if not piece and exhausted:
                 break  # the input ended before the stream did
             payload += piece
     except zlib.error as error:

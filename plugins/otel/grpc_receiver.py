@@ -28,7 +28,6 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from grpc import aio
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.context import DEFAULT_WORKSPACE, check_workspace
@@ -36,6 +35,7 @@ from core.database import RETRY_AFTER_SECONDS
 from core.server import is_loopback
 
 from .decode import PROTOBUF, Decoded, PayloadError, parse, to_rows
+from .ingest import bulk_work, export_answer, release
 from .settings import Settings, split_address
 from .store import SpanStore
 
@@ -92,6 +92,11 @@ class TraceService:
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{error} (metadata {WORKSPACE_KEY})")
         project = metadata.get(self.config.project_key) or "default"
+        with bulk_work(body):
+            return await self._store_request(body, context, workspace, project)
+
+    async def _store_request(self, body: bytes, context: aio.ServicerContext, workspace: str, project: str) -> bytes:
+        """Decode ``body`` off the loop, store its spans, and answer; its rows are freed on return."""
         try:
             decoded: Decoded = await anyio.to_thread.run_sync(
                 lambda: to_rows(parse(body, PROTOBUF), workspace=workspace, project=project)
@@ -105,11 +110,8 @@ class TraceService:
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
-        answer = ExportTraceServiceResponse()
-        if decoded.rejected or stored.rejected:
-            answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
-            answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
-        return answer.SerializeToString()
+        await release(body, decoded)
+        return export_answer(decoded, stored).SerializeToString()
 
     def _authorised(self, metadata: dict[str, str]) -> bool:
         """``authorization: Bearer <token>``, or ``x-api-key: <token>``, as over HTTP; constant-time."""

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import body_limit
@@ -24,6 +23,7 @@ from core.context import current_workspace
 from .budget import BudgetExhausted, DecompressionBudget
 from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request
 from .facts import MAX_TERM_CHARS
+from .ingest import bulk_work, export_answer, release
 from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
@@ -66,6 +66,14 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         kind = PROTOBUF if request.headers.get("content-type", "").startswith(PROTOBUF) else JSON
         try:
             body = await _read_capped(request, settings.max_body_bytes)
+        except PayloadError as error:
+            return _status(kind, error.status, str(error))
+        with bulk_work(body):
+            return await store_request(request, kind, body)
+
+    async def store_request(request: Request, kind: str, body: bytes) -> Response:
+        """Decode ``body`` off the loop, store its spans, and answer; its rows are freed on return."""
+        try:
             encoding = request.headers.get("content-encoding", "")
             inflated = encoding.strip().lower() not in ("", "identity")
             async with budget.hold(budget.bound(len(body), settings.max_decompressed_bytes)) if inflated else nullcontext():
@@ -80,7 +88,9 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
                     )
                 )
             if isinstance(outcome, PayloadError):
-                raise outcome
+                # answered, not raised: raised here, its traceback and this frame's `outcome` would
+                # form a cycle that holds the body until a full collection
+                return _status(kind, outcome.status, str(outcome))
             kind, decoded = outcome
         except PayloadError as error:
             return _status(kind, error.status, str(error))
@@ -92,11 +102,8 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         except (SQLAlchemyError, OSError) as error:
             logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
             return _status(kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS})
-        answer = ExportTraceServiceResponse()
-        if decoded.rejected or stored.rejected:
-            answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
-            answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
-        return _encoded(kind, answer, 200)
+        await release(body, decoded)
+        return _encoded(kind, export_answer(decoded, stored), 200)
 
     @router.get(
         "/api/otel/traces",

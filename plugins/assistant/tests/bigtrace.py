@@ -7,6 +7,7 @@ so that the test measures the assistant's analysis alone, not the trace store's 
 from __future__ import annotations
 
 import functools
+import gc
 import threading
 from typing import Any
 
@@ -19,6 +20,8 @@ SPANS = 50_000
 ATTRIBUTES_PER_SPAN = 10
 asked = threading.Event()
 """Set when the assistant has read the trace, so its analysis is about to run."""
+collector_on: list[bool] = []
+"""Whether the cyclic GC was on at each read (it should be paused while a trace is analysed)."""
 
 
 @functools.cache
@@ -35,6 +38,9 @@ def big() -> dict[str, Any]:
 def plughost_trace_reader(host: Any) -> Any:
     async def read(trace_id: str) -> dict[str, Any] | None:
         asked.set()
-        return big() if trace_id == big()["trace_id"] else None
+        collector_on.append(gc.isenabled())
+        if trace_id != big()["trace_id"]:
+            return None
+        return {**big(), "spans": list(big()["spans"])}  # the assistant owns (and empties) what it is given
 
     return read

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import gzip
 import json
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,6 +184,26 @@ def test_a_refused_body_leaves_no_inflated_copy_alive_in_the_error() -> None:
         held += [name for name, value in traceback.tb_frame.f_locals.items() if isinstance(value, (bytes, bytearray)) and len(value) > 1024 * 1024]
         traceback = traceback.tb_next
     assert held == []
+
+
+def test_a_refused_request_leaves_no_reference_cycle_holding_its_body(serve: Any) -> None:
+    """Refusals used to leave their handler's frame in a cycle with the error: each held its body
+    until a full collection, +50 MiB of RSS 10 s after a burst of bombs."""
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        with serve(max_decompressed_bytes=1024 * 1024) as url:
+            answer = httpx.post(f"{url}/v1/traces", content=bomb, headers={**PROTOBUF, "content-encoding": "gzip"})
+            assert answer.status_code == 413
+            gc.collect()
+            frames = [item.f_code.co_name for item in gc.garbage if isinstance(item, types.FrameType) and item.f_code.co_filename.endswith("router.py")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert frames == []
 
 
 def test_a_truncated_gzip_body_gets_400() -> None:
