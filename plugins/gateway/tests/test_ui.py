@@ -1,0 +1,101 @@
+"""The gateway's console pages in Chromium: configuration through the forms (errors at the field,
+write-only keys, 409 on delete), the streaming playground, and usage charts, against the fake provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from core.testing import serve_in_thread
+from plugins.gateway.tests.kit import API_KEY, KEK
+
+PAGES = ("/gateway", "/gateway/secrets", "/gateway/models", "/gateway/endpoints", "/gateway/playground", "/gateway/usage")
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def console(make_app: Any) -> Iterator[str]:
+    """A gateway with the console's write rules (security) and workspaces."""
+    app = make_app(["gateway", "jobs", "workspace", "security"], {"gateway": {"allow_private": True, "kek": KEK}})
+    with serve_in_thread(app) as base:
+        yield base
+
+
+def test_every_page_is_html_and_no_api_route_claims_it(console: str) -> None:
+    for path in PAGES:
+        response = httpx.get(console + path)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html"), path
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert httpx.get(console + "/gateway/v1/models").json() == {"object": "list", "data": []}  # the API's own GETs stay the API's
+
+
+def test_configure_through_the_forms(console: str, provider: Any, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{console}/")
+    page.get_by_role("navigation", name="Console pages").get_by_role("link", name="Gateway").click()
+    page.get_by_role("navigation", name="Gateway pages").get_by_role("link", name="Secrets").click()
+    expect(page.locator("#gw-list tbody")).to_contain_text("No secrets yet")
+
+    page.get_by_role("button", name="New secret").click()
+    form = page.locator("#gw-form")
+    form.locator('input[name="name"]').fill("openai-key")
+    form.locator('input[name="base_url"]').fill(f"{provider[0]}/v1")
+    form.get_by_role("button", name="Save").click()  # no key: the API's 422 shows at the key's field
+    expect(form.locator('[data-field="api_key"] .field-error')).to_contain_text("at least 1")
+    expect(form.locator('[data-field="name"] .field-error')).to_be_empty()
+    form.locator('input[name="api_key"]').fill(API_KEY)
+    form.get_by_role("button", name="Save").click()
+    row = page.locator('#gw-list tr[data-name="openai-key"]')
+    expect(row).to_contain_text("sk-…6789")
+    expect(form).to_be_hidden()
+    assert API_KEY not in page.content() and form.locator('input[name="api_key"]').input_value() == ""
+    row.get_by_role("button", name="Edit").click()
+    expect(form.locator("#gw-form-title")).to_have_text("Edit secret openai-key")
+    expect(form.locator('input[name="api_key"]')).to_have_value("")  # never pre-filled
+    expect(form.locator('input[name="name"]')).to_have_attribute("readonly", "")
+    form.get_by_role("button", name="Cancel").click()
+
+    page.get_by_role("link", name="Models").click()
+    expect(page.locator("#gw-list tbody")).to_contain_text("No models yet")
+    for name, model in (("gpt", "echo-gpt"), ("odd", XSS)):
+        page.get_by_role("button", name="New model").click()
+        form.locator('input[name="name"]').fill(name)
+        form.locator('input[name="model"]').fill(model)
+        expect(form.locator('select[name="secret"]')).to_have_value("openai-key")
+        form.get_by_role("button", name="Save").click()
+        expect(page.locator(f'#gw-list tr[data-name="{name}"]')).to_contain_text(model)
+    expect(page.locator('#gw-list tr[data-name="odd"] td').nth(2)).to_have_text(XSS)  # text, not markup
+
+    page.get_by_role("link", name="Endpoints").click()
+    page.get_by_role("button", name="New endpoint").click()
+    form.locator('input[name="name"]').fill("chat")
+    form.locator(".gw-member-model").select_option("gpt")
+    form.locator(".gw-member-weight").fill("0")
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator('[data-field="models"] .field-error')).to_contain_text("#1 weight: Input should be greater than or equal to 1")
+    form.locator(".gw-member-weight").fill("2")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator('#gw-list tr[data-name="chat"]')).to_contain_text("gpt (2)")
+    page.locator('#gw-list tr[data-name="chat"]').get_by_role("button", name="Edit").click()
+    form.get_by_role("button", name="Add model").click()
+    form.locator(".gw-member-model").nth(1).select_option("odd")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator('#gw-list tr[data-name="chat"]')).to_contain_text("gpt (2) → odd (1)")
+    members = httpx.get(f"{console}/api/gateway/endpoints/chat").json()["models"]
+    assert members == [{"model": "gpt", "weight": 2}, {"model": "odd", "weight": 1}]
+
+    page.get_by_role("link", name="Models").click()
+    delete = page.locator('#gw-list tr[data-name="gpt"]').get_by_role("button", name="Delete")
+    delete.click()
+    page.locator('#gw-list tr[data-name="gpt"]').get_by_role("button", name="Really delete?").click()
+    expect(page.locator("#gw-message")).to_contain_text("Cannot delete model gpt: it is in use (model 'gpt' is used by endpoints chat)")
+    expect(page.locator('#gw-list tr[data-name="gpt"]')).to_be_visible()
+    assert httpx.get(f"{console}/api/gateway/models/gpt").status_code == 200
+    assert dialogs == []
