@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from core.testing import serve_in_thread
-from plugins.gateway.tests.kit import API_KEY, KEK
+from plugins.gateway.tests.kit import API_KEY, KEK, configure
 
 PAGES = ("/gateway", "/gateway/secrets", "/gateway/models", "/gateway/endpoints", "/gateway/playground", "/gateway/usage")
 XSS = "<script>alert(1)</script>"
@@ -99,3 +99,42 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
     expect(page.locator('#gw-list tr[data-name="gpt"]')).to_be_visible()
     assert httpx.get(f"{console}/api/gateway/models/gpt").status_code == 200
     assert dialogs == []
+
+
+def test_playground_streams_keeps_history_stops_and_clears(console: str, provider: Any, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    provider_url, seen = provider
+    configure(console, provider_url, "chat", [("gpt", "openai", "echo-gpt", 1)])
+    configure(console, provider_url, "slowpoke", [("slow", "openai", "slow", 1)])
+    page = browser_page
+    page.goto(f"{console}/gateway/endpoints")
+    page.locator('#gw-list tr[data-name="chat"]').get_by_role("link", name="try").click()
+    expect(page.locator("#gw-endpoint")).to_have_value("chat")
+    answers = page.locator('.gw-turn[data-role="assistant"]')
+    page.get_by_label("Message").fill("hello there")
+    page.get_by_role("button", name="Send").click()
+    expect(answers.first).to_have_text("echo-gpt: hello there")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    page.get_by_label("Message").fill(XSS)
+    page.get_by_label("Message").press("Enter")
+    expect(answers.nth(1)).to_have_text(f"echo-gpt: {XSS}")  # text, not markup
+    assert [(m["role"], m["content"]) for m in seen[-1]["body"]["messages"]] == [
+        ("user", "hello there"), ("assistant", "echo-gpt: hello there"), ("user", XSS)]  # the history went with the turn
+    assert seen[-1]["body"]["stream"] is True
+
+    page.locator("#gw-endpoint").select_option("slowpoke")
+    page.get_by_label("Message").fill("take your time")
+    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Stop").click()
+    expect(answers.nth(2)).to_contain_text("stopped")
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    expect(page.locator('.gw-turn[data-role="user"]').nth(2)).to_contain_text("not sent with the next turn")
+
+    page.get_by_role("button", name="Clear").click()
+    expect(page.locator(".gw-turn")).to_have_count(0)
+    page.locator("#gw-endpoint").select_option("chat")
+    page.get_by_label("Message").fill("fresh start")
+    page.get_by_role("button", name="Send").click()
+    expect(answers.first).to_have_text("echo-gpt: fresh start")
+    assert [m["content"] for m in seen[-1]["body"]["messages"]] == ["fresh start"]

@@ -5,17 +5,7 @@
 
 (function () {
   const { api, json, el } = window.plughost;
-  const message = document.getElementById("gw-message");
-
-  function showMessage(text, isError) {
-    message.textContent = text || "";
-    message.classList.toggle("error", Boolean(isError));
-    message.hidden = !text;
-  }
-
-  function when(seconds) {
-    return seconds ? new Date(seconds * 1000).toLocaleString(undefined, { hour12: false }) : "";
-  }
+  const { showMessage } = window.plughostGateway;
 
   // A FastAPI 422's detail list (or a 400/409's message) as [{field, problem}].
   function problems(status, detail, fieldForMessage) {
@@ -153,5 +143,5 @@
     load();
   }
 
-  window.plughostGateway = { configPage, showMessage, when };
+  window.plughostGateway.configPage = configPage;
 })();
