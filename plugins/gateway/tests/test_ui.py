@@ -11,6 +11,7 @@ import pytest
 
 from core.testing import serve_in_thread
 from plugins.gateway.tests.kit import API_KEY, KEK, configure
+from plugins.gateway.tests.test_tracing import wait_for
 
 PAGES = ("/gateway", "/gateway/secrets", "/gateway/models", "/gateway/endpoints", "/gateway/playground", "/gateway/usage")
 XSS = "<script>alert(1)</script>"
@@ -138,3 +139,25 @@ def test_playground_streams_keeps_history_stops_and_clears(console: str, provide
     page.get_by_role("button", name="Send").click()
     expect(answers.first).to_have_text("echo-gpt: fresh start")
     assert [m["content"] for m in seen[-1]["body"]["messages"]] == ["fresh start"]
+
+    wait_for(lambda: sum(call["endpoint"] == "chat" for call in httpx.get(f"{console}/api/gateway/usage").json()) == 3)  # stored in batches
+    page.get_by_role("navigation", name="Gateway pages").get_by_role("link", name="Usage").click()
+    recent = page.locator("#gw-calls tbody tr").filter(has_text="chat")
+    expect(recent).to_have_count(3)
+    expect(recent.first).to_contain_text("yes")  # streamed
+    expect(page.locator("#gw-summary tbody tr").filter(has_text="chat").locator("td").nth(2)).to_have_text("3")
+    chart = page.locator('.gw-chart[data-endpoint="chat"]')
+    expect(chart.locator('[data-series="latency"] circle.point')).to_have_count(3)
+    expect(chart.locator('[data-series="tokens"] circle.point')).to_have_count(3)
+    expect(chart.locator('[data-series="tokens"] polyline')).to_have_count(1)
+    page.locator("#gw-window").select_option("900")
+    expect(recent).to_have_count(3)
+
+
+def test_usage_page_explains_an_empty_window(console: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    browser_page.goto(f"{console}/gateway/usage")
+    expect(browser_page.locator("#gw-calls tbody")).to_contain_text("No calls in this window")
+    expect(browser_page.locator("#gw-charts")).to_contain_text("No calls in this window")
+    expect(browser_page.locator(".gw-chart")).to_have_count(0)
