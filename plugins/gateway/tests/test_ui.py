@@ -3,6 +3,7 @@ write-only keys, 409 on delete), the streaming playground, and usage charts, aga
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,7 +62,10 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
     expect(form.locator("#gw-form-title")).to_have_text("Edit secret openai-key")
     expect(form.locator('input[name="api_key"]')).to_have_value("")  # never pre-filled
     expect(form.locator('input[name="name"]')).to_have_attribute("readonly", "")
-    form.get_by_role("button", name="Cancel").click()
+    form.locator('input[name="api_key"]').fill("sk-replaced-key-4321")
+    form.get_by_role("button", name="Save").click()
+    expect(row).to_contain_text("sk-…4321")
+    expect(page.locator("#gw-message")).to_have_text("Saved secret openai-key.")
 
     page.get_by_role("link", name="Models").click()
     expect(page.locator("#gw-list tbody")).to_contain_text("No models yet")
@@ -73,6 +77,13 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
         form.get_by_role("button", name="Save").click()
         expect(page.locator(f'#gw-list tr[data-name="{name}"]')).to_contain_text(model)
     expect(page.locator('#gw-list tr[data-name="odd"] td').nth(2)).to_have_text(XSS)  # text, not markup
+    page.locator('#gw-list tr[data-name="odd"]').get_by_role("button", name="Edit").click()
+    expect(form.locator('input[name="model"]')).to_have_value(XSS)
+    form.locator('select[name="provider"]').select_option("anthropic")
+    form.locator('input[name="model"]').fill("echo-odd")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator('#gw-list tr[data-name="odd"]')).to_contain_text("anthropic")
+    assert httpx.get(f"{console}/api/gateway/models/odd").json()["model"] == "echo-odd"
 
     page.get_by_role("link", name="Endpoints").click()
     page.get_by_role("button", name="New endpoint").click()
@@ -127,6 +138,7 @@ def test_playground_streams_keeps_history_stops_and_clears(console: str, provide
     page.locator("#gw-endpoint").select_option("slowpoke")
     page.get_by_label("Message").fill("take your time")
     page.get_by_role("button", name="Send").click()
+    expect(answers.nth(2)).to_have_class(re.compile(r"\bstreaming\b"))
     page.get_by_role("button", name="Stop").click()
     expect(answers.nth(2)).to_contain_text("stopped")
     expect(page.get_by_role("button", name="Stop")).to_be_disabled()
@@ -161,3 +173,21 @@ def test_usage_page_explains_an_empty_window(console: str, browser_page: Any) ->
     expect(browser_page.locator("#gw-calls tbody")).to_contain_text("No calls in this window")
     expect(browser_page.locator("#gw-charts")).to_contain_text("No calls in this window")
     expect(browser_page.locator(".gw-chart")).to_have_count(0)
+
+
+def test_edit_routes_answer_like_create(console: str, provider: Any) -> None:
+    """The PUTs the edit forms use: a missing target is 404, a missing reference 400 naming it, a bad body 422."""
+    configure(console, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
+    api = httpx.Client(base_url=f"{console}/api/gateway")
+    assert api.put("/models/nope", json={"provider": "openai", "model": "m", "secret": "openai-key"}).status_code == 404
+    missing = api.put("/models/gpt", json={"provider": "openai", "model": "m", "secret": "nope"})
+    assert missing.status_code == 400 and "secret 'nope' does not exist" in missing.json()["detail"]
+    assert api.put("/models/gpt", json={"provider": "mistral", "model": "m", "secret": "openai-key"}).status_code == 422
+    assert api.put("/models/gpt", json={"provider": "anthropic", "model": "echo-claude", "secret": "openai-key"}).json()["provider"] == "anthropic"
+    assert api.put("/endpoints/nope", json={"models": [{"model": "gpt"}]}).status_code == 404
+    assert api.put("/endpoints/chat", json={"models": [{"model": "nope"}]}).status_code == 400
+    assert api.put("/endpoints/chat", json={"models": []}).status_code == 422
+    api.post("/models", json={"name": "gpt2", "provider": "openai", "model": "echo-two", "secret": "openai-key"}).raise_for_status()
+    assert api.put("/endpoints/chat", json={"models": [{"model": "gpt2", "weight": 3}]}).json()["models"] == [{"model": "gpt2", "weight": 3}]
+    answer = httpx.post(f"{console}/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert answer.json()["choices"][0]["message"]["content"] == "echo-two: hi"  # the change reaches calls at once
