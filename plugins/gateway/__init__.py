@@ -56,6 +56,7 @@ def plughost_routers(host: Any) -> list[RouterContribution]:
 
 @hookimpl
 def plughost_console_pages(host: Any) -> ConsolePage:
+    """The Gateway pages: configuration forms, a streaming playground and usage charts."""
     return ConsolePage("gateway", pages, "Gateway", "/gateway", after=("jobs",))
 
 

@@ -158,6 +158,7 @@ class GatewayStore:
         return await self.get_model(name)
 
     async def update_model(self, name: str, provider: str, model: str, secret: str) -> dict[str, Any]:
+        """Change a model; ``Missing`` for an unknown secret (checked first) or model."""
         await self._row(secrets, secret, "secret", missing=f"secret {secret!r} does not exist; create it first")
         await self._update(models, name, "model", provider=provider, model=model, secret=secret)
         return await self.get_model(name)
@@ -182,6 +183,7 @@ class GatewayStore:
         return await self.get_endpoint(name)
 
     async def update_endpoint(self, name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace an endpoint's models; ``Missing`` for an unknown model (checked first) or endpoint."""
         for member in members:
             await self._row(models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first")
         await self._update(endpoints, name, "endpoint", models=json.dumps(members))

@@ -15,19 +15,23 @@ pages = Blueprint(
 
 @pages.get("/gateway")
 def overview() -> str:
+    """What the gateway is made of, with counts, and how clients call it."""
     return render_template("gateway/overview.html", section="overview")
 
 
 @pages.get("/gateway/<any(secrets, models, endpoints):kind>")
 def configuration(kind: str) -> str:
+    """A configuration list with its form: secrets, models or endpoints."""
     return render_template(f"gateway/{kind}.html", section=kind)
 
 
 @pages.get("/gateway/playground")
 def playground() -> str:
+    """Chat with an endpoint, streamed."""
     return render_template("gateway/playground.html", section="playground")
 
 
 @pages.get("/gateway/usage")
 def usage() -> str:
+    """Latency and tokens over time per endpoint, totals and recent calls."""
     return render_template("gateway/usage.html", section="usage")
