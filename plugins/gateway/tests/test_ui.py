@@ -42,6 +42,7 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{console}/")
     page.get_by_role("navigation", name="Console pages").get_by_role("link", name="Gateway").click()
+    expect(page.locator('[data-count="secrets"]')).to_have_text("none yet")
     page.get_by_role("navigation", name="Gateway pages").get_by_role("link", name="Secrets").click()
     expect(page.locator("#gw-list tbody")).to_contain_text("No secrets yet")
 
@@ -164,6 +165,26 @@ def test_playground_streams_keeps_history_stops_and_clears(console: str, provide
     expect(chart.locator('[data-series="tokens"] polyline')).to_have_count(1)
     page.locator("#gw-window").select_option("900")
     expect(recent).to_have_count(3)
+
+
+def test_playground_shows_errors_before_and_during_the_stream(console: str, provider: Any, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    configure(console, provider[0], "broken", [("bad", "openai", "fail-500", 1)])
+    configure(console, provider[0], "cut", [("cut", "openai", "cut", 1)])
+    page = browser_page
+    page.goto(f"{console}/gateway/playground?endpoint=broken")
+    answers = page.locator('.gw-turn[data-role="assistant"]')
+    page.get_by_label("Message").fill("hello")
+    page.get_by_role("button", name="Send").click()
+    expect(answers.first).to_have_class(re.compile(r"\bfailed\b"))
+    expect(answers.first).to_contain_text("502")  # the gateway's answer before any event
+    page.locator("#gw-endpoint").select_option("cut")
+    page.get_by_label("Message").fill("one two three four")
+    page.get_by_role("button", name="Send").click()
+    expect(answers.nth(1).locator(".gw-text")).to_have_text("cut: one")  # what came before the provider hung up
+    expect(answers.nth(1).locator(".gw-note")).to_contain_text("truncated")  # the stream's final error event
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
 
 
 def test_usage_page_explains_an_empty_window(console: str, browser_page: Any) -> None:
