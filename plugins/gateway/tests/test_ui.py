@@ -67,6 +67,13 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
     form.get_by_role("button", name="Save").click()
     expect(row).to_contain_text("sk-…4321")
     expect(page.locator("#gw-message")).to_have_text("Saved secret openai-key.")
+    page.get_by_role("button", name="New secret").click()
+    form.locator('input[name="name"]').fill("openai-key")
+    form.locator('input[name="api_key"]').fill(API_KEY)
+    form.get_by_role("button", name="Save").click()  # the name is taken: the 409 shows at the name
+    expect(form.locator('[data-field="name"] .field-error')).to_contain_text("a secret named 'openai-key' exists")
+    form.get_by_role("button", name="Cancel").click()
+    assert API_KEY not in page.content() and form.locator('input[name="api_key"]').input_value() == ""
 
     page.get_by_role("link", name="Models").click()
     expect(page.locator("#gw-list tbody")).to_contain_text("No models yet")
