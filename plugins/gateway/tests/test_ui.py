@@ -134,11 +134,12 @@ def test_playground_streams_keeps_history_stops_and_clears(console: str, provide
     answers = page.locator('.gw-turn[data-role="assistant"]')
     page.get_by_label("Message").fill("hello there")
     page.get_by_role("button", name="Send").click()
-    expect(answers.first).to_have_text("echo-gpt: hello there")
+    expect(answers.first.locator(".gw-text")).to_have_text("echo-gpt: hello there")
+    expect(answers.first.locator(".gw-note")).to_have_text("5 input · 3 output tokens")  # the stream's usage chunk (3 words)
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
     page.get_by_label("Message").fill(XSS)
     page.get_by_label("Message").press("Enter")
-    expect(answers.nth(1)).to_have_text(f"echo-gpt: {XSS}")  # text, not markup
+    expect(answers.nth(1).locator(".gw-text")).to_have_text(f"echo-gpt: {XSS}")  # text, not markup
     assert [(m["role"], m["content"]) for m in seen[-1]["body"]["messages"]] == [
         ("user", "hello there"), ("assistant", "echo-gpt: hello there"), ("user", XSS)]  # the history went with the turn
     assert seen[-1]["body"]["stream"] is True
@@ -157,7 +158,7 @@ def test_playground_streams_keeps_history_stops_and_clears(console: str, provide
     page.locator("#gw-endpoint").select_option("chat")
     page.get_by_label("Message").fill("fresh start")
     page.get_by_role("button", name="Send").click()
-    expect(answers.first).to_have_text("echo-gpt: fresh start")
+    expect(answers.first.locator(".gw-text")).to_have_text("echo-gpt: fresh start")
     assert [m["content"] for m in seen[-1]["body"]["messages"]] == ["fresh start"]
 
     wait_for(lambda: sum(call["endpoint"] == "chat" for call in httpx.get(f"{console}/api/gateway/usage").json()) == 3)  # stored in batches

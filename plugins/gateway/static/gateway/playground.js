@@ -39,6 +39,7 @@
       if (data === "[DONE]") break;
       const chunk = JSON.parse(data);
       if (event === "error") throw new Error((chunk.error && chunk.error.message) || "the stream failed");
+      if (chunk.usage) note(node, chunk.usage.prompt_tokens + " input · " + chunk.usage.completion_tokens + " output tokens");
       for (const choice of chunk.choices || []) {
         const piece = (choice.delta && choice.delta.content) || "";
         answer += piece;
@@ -66,7 +67,7 @@
     try {
       const response = await api("/gateway/v1/chat/completions", {
         method: "POST", headers: { "Content-Type": "application/json" }, signal: controller.signal,
-        body: JSON.stringify({ model: select.value, messages: history, stream: true }),
+        body: JSON.stringify({ model: select.value, messages: history, stream: true, stream_options: { include_usage: true } }),
       });
       if (!response.ok) throw new Error(errorOf(await response.json().catch(() => null), response));
       answer = await stream(response, reply);
