@@ -32,6 +32,8 @@ def test_every_page_is_html_and_no_api_route_claims_it(console: str) -> None:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/html"), path
         assert "script-src 'self'" in response.headers["content-security-policy"]
     assert httpx.get(console + "/gateway/v1/models").json() == {"object": "list", "data": []}  # the API's own GETs stay the API's
+    navigation = re.findall(r'<a href="(/[a-z]*)"', httpx.get(console + "/").text.split("</nav>")[0])
+    assert navigation == ["/", "/jobs", "/gateway", "/docs"]  # Gateway right after Jobs
 
 
 def test_configure_through_the_forms(console: str, provider: Any, browser_page: Any) -> None:
