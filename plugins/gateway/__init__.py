@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from core import RouterContribution, hookimpl
+from core import ConsolePage, RouterContribution, hookimpl
 from core.database import migrate
 
 from .calls import Call, CallFailed, Gateway
@@ -20,6 +20,7 @@ from .router import create_router
 from .settings import Settings
 from .store import GatewayStore
 from .tracing import Tracer
+from .ui import pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -51,6 +52,12 @@ def plughost_routers(host: Any) -> list[RouterContribution]:
         RouterContribution("gateway", create_router(_gateway(host))),
         RouterContribution("gateway-batch", create_batch_router(host.data_dir, lambda: _jobs_client(host))),
     ]
+
+
+@hookimpl
+def plughost_console_pages(host: Any) -> ConsolePage:
+    """The Gateway pages: configuration forms, a streaming playground and usage charts."""
+    return ConsolePage("gateway", pages, "Gateway", "/gateway", after=("jobs",))
 
 
 @hookimpl(optionalhook=True)

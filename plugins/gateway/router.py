@@ -36,11 +36,14 @@ class SecretUpdate(BaseModel):
     headers: dict[str, str] = {}
 
 
-class ModelIn(BaseModel):
-    name: Name
+class ModelUpdate(BaseModel):
     provider: Literal["openai", "anthropic"]
     model: str = Field(min_length=1)
     secret: Name
+
+
+class ModelIn(ModelUpdate):
+    name: Name
 
 
 class EndpointMember(BaseModel):
@@ -49,9 +52,12 @@ class EndpointMember(BaseModel):
     """Share of first attempts; the order of the list is the fallback order."""
 
 
-class EndpointIn(BaseModel):
-    name: Name
+class EndpointUpdate(BaseModel):
     models: list[EndpointMember] = Field(min_length=1)
+
+
+class EndpointIn(EndpointUpdate):
+    name: Name
 
 
 async def _json_body(request: Request) -> Any:
@@ -91,21 +97,32 @@ def create_router(gateway: Gateway) -> APIRouter:
         await safe_url(secret.base_url)
         return await guarded(store.put_secret(name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=False))  # type: ignore[no-any-return]
 
-    @crud.post("/models", status_code=201, summary="A provider model called with a secret", responses=conflict("A model of that name exists"))
-    async def create_model(model: ModelIn) -> dict[str, Any]:
+    async def referring(action: Any) -> Any:
+        """``guarded``, where a missing object the body refers to is a 400 (a missing target is checked first, as a 404)."""
         try:
-            return await guarded(store.create_model(model.name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
+            return await guarded(action)
         except HTTPException as error:
             raise HTTPException(400 if error.status_code == 404 else error.status_code, error.detail) from None
+
+    @crud.post("/models", status_code=201, summary="A provider model called with a secret", responses=conflict("A model of that name exists"))
+    async def create_model(model: ModelIn) -> dict[str, Any]:
+        return await referring(store.create_model(model.name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
+
+    @crud.put("/models/{name}", summary="Change a model's provider, provider model or secret")
+    async def update_model(name: str, model: ModelUpdate) -> dict[str, Any]:
+        await guarded(store.get_model(name))
+        return await referring(store.update_model(name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
 
     @crud.post("/endpoints", status_code=201, summary="A named endpoint over models, with traffic split and fallback",
                responses=conflict("An endpoint of that name exists"))
     async def create_endpoint(endpoint: EndpointIn) -> dict[str, Any]:
         members = [member.model_dump() for member in endpoint.models]
-        try:
-            return await guarded(store.create_endpoint(endpoint.name, members))  # type: ignore[no-any-return]
-        except HTTPException as error:
-            raise HTTPException(400 if error.status_code == 404 else error.status_code, error.detail) from None
+        return await referring(store.create_endpoint(endpoint.name, members))  # type: ignore[no-any-return]
+
+    @crud.put("/endpoints/{name}", summary="Replace an endpoint's models, weights and fallback order")
+    async def update_endpoint(name: str, endpoint: EndpointUpdate) -> dict[str, Any]:
+        await guarded(store.get_endpoint(name))
+        return await referring(store.update_endpoint(name, [member.model_dump() for member in endpoint.models]))  # type: ignore[no-any-return]
 
     for kind, lister, getter, deleter in (
         ("secrets", store.list_secrets, store.get_secret, store.delete_secret),

@@ -157,6 +157,12 @@ class GatewayStore:
         await self._insert(models, name, "model", provider=provider, model=model, secret=secret)
         return await self.get_model(name)
 
+    async def update_model(self, name: str, provider: str, model: str, secret: str) -> dict[str, Any]:
+        """Change a model; ``Missing`` for an unknown secret (checked first) or model."""
+        await self._row(secrets, secret, "secret", missing=f"secret {secret!r} does not exist; create it first")
+        await self._update(models, name, "model", provider=provider, model=model, secret=secret)
+        return await self.get_model(name)
+
     async def list_models(self) -> list[dict[str, Any]]:
         return [_model_view(row) for row in await self._rows(models)]
 
@@ -174,6 +180,13 @@ class GatewayStore:
         for member in members:
             await self._row(models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first")
         await self._insert(endpoints, name, "endpoint", models=json.dumps(members))
+        return await self.get_endpoint(name)
+
+    async def update_endpoint(self, name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace an endpoint's models; ``Missing`` for an unknown model (checked first) or endpoint."""
+        for member in members:
+            await self._row(models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first")
+        await self._update(endpoints, name, "endpoint", models=json.dumps(members))
         return await self.get_endpoint(name)
 
     async def list_endpoints(self) -> list[dict[str, Any]]:
@@ -301,6 +314,14 @@ class GatewayStore:
                 await connection.execute(insert(table).values(workspace=current_workspace(), name=name, created_at=time.time(), **values))
         except IntegrityError:
             raise Conflict(f"a {kind} named {name!r} exists") from None
+        self._resolved.clear()
+
+    async def _update(self, table: Table, name: str, kind: str, **values: Any) -> None:
+        workspace = current_workspace()
+        async with self.engine.begin() as connection:
+            changed = await connection.execute(update(table).where(table.c.workspace == workspace, table.c.name == name).values(**values))
+        if not changed.rowcount:
+            raise Missing(f"no {kind} {name!r} in workspace {workspace!r}")
         self._resolved.clear()
 
     async def _delete(self, table: Table, name: str, kind: str, users: tuple[Table, Any, str] | None = None) -> None:

@@ -1,0 +1,64 @@
+// Usage: per endpoint and model totals over the chosen window, a chart per endpoint, recent calls.
+"use strict";
+
+(function () {
+  const { json, el } = window.plughost;
+  const { showMessage, when, usageChart } = window.plughostGateway;
+  const form = document.getElementById("gw-usage-form");
+  const summary = document.querySelector("#gw-summary tbody");
+  const calls = document.querySelector("#gw-calls tbody");
+  const charts = document.getElementById("gw-charts");
+  const RECENT = 1000, SHOWN = 100;
+
+  const number = (value) => (value === null || value === undefined ? "—" : Math.round(value).toLocaleString());
+
+  function emptyRow(columns, text) {
+    return el("tr", {}, el("td", { colSpan: columns, className: "muted" }, text));
+  }
+
+  function summaryRow(row) {
+    return el("tr", {}, el("td", {}, row.endpoint), el("td", {}, row.model), el("td", { className: "num" }, number(row.calls)),
+      el("td", { className: "num" }, number(row.errors)), el("td", { className: "num" }, number(row.p50_ms)), el("td", { className: "num" }, number(row.p95_ms)),
+      el("td", { className: "num" }, number(row.input_tokens)), el("td", { className: "num" }, number(row.output_tokens)));
+  }
+
+  function callRow(call) {
+    return el("tr", {}, el("td", { className: "mono" }, when(call.created_at)), el("td", {}, call.endpoint), el("td", {}, call.model), el("td", {}, call.provider),
+      el("td", {}, el("span", { className: "badge " + (call.status === 200 ? "ok" : "error") }, call.status)), el("td", {}, call.streamed ? "yes" : "no"),
+      el("td", { className: "num" }, number(call.latency_ms)), el("td", { className: "num" }, number(call.prompt_tokens)), el("td", { className: "num" }, number(call.completion_tokens)));
+  }
+
+  async function load() {
+    const windowSeconds = Number(form.elements.window_seconds.value);
+    const until = Date.now() / 1000, since = until - windowSeconds;
+    let totals, recent;
+    try {
+      [totals, recent] = await Promise.all([
+        json("/api/gateway/usage/summary?window_seconds=" + windowSeconds),
+        json("/api/gateway/usage?limit=" + RECENT),
+      ]);
+      showMessage("");
+    } catch (error) {
+      showMessage(error.message, true);
+      return;
+    }
+    const inWindow = recent.filter((call) => call.created_at >= since);
+    const none = "No calls in this window. Calls through the endpoints (try the Playground) show here.";
+    summary.replaceChildren(...totals.models.map(summaryRow));
+    if (!totals.models.length) summary.append(emptyRow(8, none));
+    calls.replaceChildren(...inWindow.slice(0, SHOWN).map(callRow));
+    if (!inWindow.length) calls.append(emptyRow(9, none));
+    const byEndpoint = new Map();
+    for (const call of inWindow) byEndpoint.set(call.endpoint, (byEndpoint.get(call.endpoint) || []).concat([call]));
+    charts.replaceChildren(...Array.from(byEndpoint, ([endpoint, found]) => el("section", { className: "gw-chart", dataset: { endpoint } },
+      el("h2", {}, endpoint),
+      el("div", { className: "gw-legend" }, el("span", { className: "latency" }, "● latency"), el("span", { className: "tokens" }, "● tokens"),
+        el("span", {}, found.length + " calls")),
+      usageChart(found, until))));
+    if (!byEndpoint.size) charts.append(el("p", { className: "muted" }, none));
+  }
+
+  form.addEventListener("submit", (event) => { event.preventDefault(); load(); });
+  form.elements.window_seconds.addEventListener("change", load);
+  load();
+})();
