@@ -24,13 +24,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from flask import Flask
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
 from .bridge import WSGIApp, WSGIBridge
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .database import UNAVAILABLE, answer_unavailable
-from .default_wsgi import create_default_wsgi_app
+from .default_wsgi import console_shells, create_default_wsgi_app
 from .docs import add_offline_docs
 from .errors import StartupError
 from .host import Host
@@ -40,6 +41,7 @@ from .ordering import OrderingError, Resolution, resolve_order
 from .plugins import PluginInfo, load_plugins
 from .routes import RouteClaim, answer_method_not_allowed, check_conflicts, claims
 from .settings import CoreSettings
+from .shells import PageShells
 from .validation import answer_validation_error
 from .version import __version__
 
@@ -59,6 +61,8 @@ class Assembly:
     lifespans: tuple[tuple[PluginInfo, AbstractAsyncContextManager[Any]], ...]
     wsgi_app: WSGIApp
     wsgi_owner: str
+    pages: tuple[ConsolePage, ...] = ()
+    """The console's pages in navigation order; none when a plugin's WSGI app replaces the console."""
 
     @property
     def owners(self) -> dict[str, str]:
@@ -172,6 +176,7 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
     for info, app in wsgi_apps:
         if not callable(app):
             raise info.failure(f"plughost_wsgi_app returned {app!r}, not a WSGI callable")
+    page_order: tuple[ConsolePage, ...] = ()
     if wsgi_apps:
         wsgi_owner, wsgi_app = wsgi_apps[0][0].name, wsgi_apps[0][1]
     else:
@@ -182,7 +187,7 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
             raise StartupError(str(exc)) from None
         wsgi_owner, wsgi_app = CORE, create_default_wsgi_app(lambda: server_info(host), page_order)
 
-    return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner)
+    return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner, page_order)
 
 
 def build_app(assembly: Assembly) -> PlughostApp:
@@ -196,7 +201,7 @@ def build_app(assembly: Assembly) -> PlughostApp:
         redoc_url=None,
     )
     _add_core_routes(app)
-    add_offline_docs(app)
+    docs = add_offline_docs(app)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, answer_unavailable)
     app.add_exception_handler(RequestValidationError, answer_validation_error)
@@ -210,6 +215,8 @@ def build_app(assembly: Assembly) -> PlughostApp:
     )
     for contribution in assembly.routers.order:
         app.include_router(contribution.router)
+    console = assembly.wsgi_app if assembly.wsgi_owner == CORE and isinstance(assembly.wsgi_app, Flask) else None
+    assembly.host.page_shells = PageShells(app.router.routes, docs, console and console_shells(console))
     bridge = WSGIBridge(
         assembly.wsgi_app,
         max_body_bytes=settings.max_body_bytes,
