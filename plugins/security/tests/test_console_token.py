@@ -87,3 +87,20 @@ def test_cancelling_the_prompt_shows_the_refusal(base: str, browser_page: Any) -
     expect(page.locator("#token-dialog")).to_be_hidden()
     expect(page.locator("#list-error")).to_contain_text("401")
     expect(page.locator("#traces tbody tr")).to_have_count(0)
+
+
+def test_the_api_docs_page_loads_but_shows_the_schema_only_once_it_is_published(make_app: Any, browser_page: Any) -> None:
+    """Swagger UI cannot send the token: under one it reports the 401 of ``/openapi.json`` (README)."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    with serve_in_thread(make_app(["security"], {"security": {"token": TOKEN}})) as url:
+        opened = page.goto(f"{url}/docs")
+        assert opened is not None and opened.status == 200
+        expect(page.get_by_text("Failed to load API definition")).to_be_visible()
+        expect(page.get_by_text("Unauthorized /openapi.json")).to_be_visible()
+    published = {"token": TOKEN, "exempt_paths": ["/health", "/openapi.json"]}
+    with serve_in_thread(make_app(["security"], {"security": published})) as url:
+        page.goto(f"{url}/docs")
+        expect(page.get_by_text("Health", exact=True)).to_be_visible()  # the /health operation, read from the schema
+        assert httpx.get(f"{url}/server-info").status_code == 401
