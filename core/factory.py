@@ -17,14 +17,13 @@ from __future__ import annotations
 import gc
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from flask import Flask
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
@@ -63,6 +62,8 @@ class Assembly:
     wsgi_owner: str
     pages: tuple[ConsolePage, ...] = ()
     """The console's pages in navigation order; none when a plugin's WSGI app replaces the console."""
+    console_shells: Callable[[str], bool] | None = None
+    """Whether a path is one of the console's page shells or static files; ``None`` without the console."""
 
     @property
     def owners(self) -> dict[str, str]:
@@ -177,6 +178,7 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
         if not callable(app):
             raise info.failure(f"plughost_wsgi_app returned {app!r}, not a WSGI callable")
     page_order: tuple[ConsolePage, ...] = ()
+    shells: Callable[[str], bool] | None = None
     if wsgi_apps:
         wsgi_owner, wsgi_app = wsgi_apps[0][0].name, wsgi_apps[0][1]
     else:
@@ -185,9 +187,10 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
             page_order = resolve_order(pages, kind="console page").order
         except OrderingError as exc:
             raise StartupError(str(exc)) from None
-        wsgi_owner, wsgi_app = CORE, create_default_wsgi_app(lambda: server_info(host), page_order)
+        console = create_default_wsgi_app(lambda: server_info(host), page_order)
+        wsgi_owner, wsgi_app, shells = CORE, console, console_shells(console)
 
-    return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner, page_order)
+    return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner, page_order, shells)
 
 
 def build_app(assembly: Assembly) -> PlughostApp:
@@ -215,8 +218,7 @@ def build_app(assembly: Assembly) -> PlughostApp:
     )
     for contribution in assembly.routers.order:
         app.include_router(contribution.router)
-    console = assembly.wsgi_app if assembly.wsgi_owner == CORE and isinstance(assembly.wsgi_app, Flask) else None
-    assembly.host.page_shells = PageShells(app.router.routes, docs, console and console_shells(console))
+    assembly.host.page_shells = PageShells(app.router.routes, docs, assembly.console_shells)
     bridge = WSGIBridge(
         assembly.wsgi_app,
         max_body_bytes=settings.max_body_bytes,
