@@ -87,7 +87,8 @@ def plugins() -> None:
 @plugins.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_plugins(as_json: bool) -> None:
-    """Every installed plugin with its status, hooks and contributions. Works when plugins are broken."""
+    """Every installed plugin with its status, hooks and contributions (console pages in navigation order).
+    Works when plugins are broken."""
     host = build_host(load_settings(), strict=False)
     assembly, problem = _try_assemble(host)
     rows = [_describe(info, host, assembly) for info in host.plugins.infos.values()]
@@ -100,7 +101,8 @@ def list_plugins(as_json: bool) -> None:
         if row["hooks"]:
             click.echo(f"    hooks: {', '.join(row['hooks'])}")
         for contribution in row["contributions"]:
-            click.echo(f"    {contribution['kind']} {contribution['name']} (position {contribution['position']})")
+            page = f": {contribution['title']} at {contribution['path']}" if "path" in contribution else ""
+            click.echo(f"    {contribution['kind']} {contribution['name']}{page} (position {contribution['position']})")
         if row["error"]:
             click.echo("    " + row["error"].replace("\n", "\n    "))
     if problem:
@@ -152,6 +154,11 @@ def _describe(info: PluginInfo, host: Host, assembly: Assembly | None) -> dict[s
             for position, item in enumerate(resolution.order, start=1):
                 if item.plugin == info.name:
                     contributions.append({"kind": kind, "name": item.name, "position": position})
+        for position, page in enumerate(assembly.pages, start=1):
+            if page.plugin == info.name:
+                contributions.append(
+                    {"kind": "console page", "name": page.name, "position": position, "title": page.title, "path": page.path}
+                )
     return {
         "name": info.name,
         "distribution": info.distribution,

@@ -3,7 +3,9 @@
 A shell (layout, navigation, workspace switcher, token prompt) around the pages
 that plugins contribute through ``plughost_console_pages``, plus the JSON routes
 ``/version`` and ``/server-info``. Templates and static files are package data
-under ``core/console``; nothing loads from another origin.
+under ``core/console``; nothing loads from another origin. Pages are shells: their
+scripts read all data from the API, so :func:`console_shells` can tell which paths
+hold none.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
 
 from .contributions import ConsolePage
 from .version import __version__
@@ -24,6 +28,9 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
 """Sent with every console answer: scripts and styles only from files the console serves, no inline script."""
+
+DATA_ENDPOINTS = frozenset({"version", "server_info"})
+"""The console's own routes that answer data (JSON), not a page shell or a static file."""
 
 
 def create_default_wsgi_app(
@@ -54,12 +61,28 @@ def create_default_wsgi_app(
     def index() -> str:
         return render_template("console/index.html")
 
-    @app.get("/version")
+    @app.get("/version", endpoint="version")
     def version() -> Any:
         return jsonify(version=__version__, python=platform.python_version())
 
-    @app.get("/server-info")
+    @app.get("/server-info", endpoint="server_info")
     def info() -> Any:
         return jsonify(server_info())
 
     return app
+
+
+def console_shells(app: Flask) -> Callable[[str], bool]:
+    """``is_shell(path)``: whether a GET of ``path`` reaches one of ``app``'s page shells or static
+    files, matched against its URL rules exactly (no prefix, no redirect); its JSON routes
+    (:data:`DATA_ENDPOINTS`) and unknown paths are not shells."""
+    adapter = app.url_map.bind("localhost")
+
+    def is_shell(path: str) -> bool:
+        try:
+            endpoint, _ = adapter.match(path, method="GET")
+        except (HTTPException, RoutingException):  # not found, wrong method, or a redirect to another path
+            return False
+        return endpoint not in DATA_ENDPOINTS
+
+    return is_shell

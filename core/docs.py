@@ -9,13 +9,18 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
+from starlette.routing import BaseRoute
 
 DOCS_STATIC_URL = "/docs-static"
 DOCS_ASSETS = files("fastapi_offline") / "static"
 
 
-def add_offline_docs(app: FastAPI) -> None:
-    """Serve Swagger UI at ``/docs`` and ReDoc at ``/redoc`` from local assets (the app is built with both off)."""
+def add_offline_docs(app: FastAPI) -> list[BaseRoute]:
+    """Serve Swagger UI at ``/docs`` and ReDoc at ``/redoc`` from local assets (the app is built with both off).
+
+    Returns the routes added: pages and files that hold no data (the schema, ``/openapi.json``, is not one).
+    """
+    added_from = len(app.router.routes)
     openapi_url = app.openapi_url or "/openapi.json"
     redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
     app.mount(DOCS_STATIC_URL, StaticFiles(directory=str(DOCS_ASSETS)), name="docs-static")
@@ -44,3 +49,5 @@ def add_offline_docs(app: FastAPI) -> None:
             redoc_favicon_url=f"{DOCS_STATIC_URL}/favicon.png",
             with_google_fonts=False,
         )
+
+    return app.router.routes[added_from:]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Scope
 from .bridge import WSGIApp, WSGIBridge
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .database import UNAVAILABLE, answer_unavailable
-from .default_wsgi import create_default_wsgi_app
+from .default_wsgi import console_shells, create_default_wsgi_app
 from .docs import add_offline_docs
 from .errors import StartupError
 from .host import Host
@@ -40,6 +40,7 @@ from .ordering import OrderingError, Resolution, resolve_order
 from .plugins import PluginInfo, load_plugins
 from .routes import RouteClaim, answer_method_not_allowed, check_conflicts, claims
 from .settings import CoreSettings
+from .shells import PageShells
 from .validation import answer_validation_error
 from .version import __version__
 
@@ -59,6 +60,10 @@ class Assembly:
     lifespans: tuple[tuple[PluginInfo, AbstractAsyncContextManager[Any]], ...]
     wsgi_app: WSGIApp
     wsgi_owner: str
+    pages: tuple[ConsolePage, ...] = ()
+    """The console's pages in navigation order; none when a plugin's WSGI app replaces the console."""
+    console_shells: Callable[[str], bool] | None = None
+    """Whether a path is one of the console's page shells or static files; ``None`` without the console."""
 
     @property
     def owners(self) -> dict[str, str]:
@@ -172,6 +177,8 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
     for info, app in wsgi_apps:
         if not callable(app):
             raise info.failure(f"plughost_wsgi_app returned {app!r}, not a WSGI callable")
+    page_order: tuple[ConsolePage, ...] = ()
+    shells: Callable[[str], bool] | None = None
     if wsgi_apps:
         wsgi_owner, wsgi_app = wsgi_apps[0][0].name, wsgi_apps[0][1]
     else:
@@ -180,9 +187,10 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
             page_order = resolve_order(pages, kind="console page").order
         except OrderingError as exc:
             raise StartupError(str(exc)) from None
-        wsgi_owner, wsgi_app = CORE, create_default_wsgi_app(lambda: server_info(host), page_order)
+        console = create_default_wsgi_app(lambda: server_info(host), page_order)
+        wsgi_owner, wsgi_app, shells = CORE, console, console_shells(console)
 
-    return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner)
+    return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner, page_order, shells)
 
 
 def build_app(assembly: Assembly) -> PlughostApp:
@@ -196,7 +204,7 @@ def build_app(assembly: Assembly) -> PlughostApp:
         redoc_url=None,
     )
     _add_core_routes(app)
-    add_offline_docs(app)
+    docs = add_offline_docs(app)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, answer_unavailable)
     app.add_exception_handler(RequestValidationError, answer_validation_error)
@@ -210,6 +218,7 @@ def build_app(assembly: Assembly) -> PlughostApp:
     )
     for contribution in assembly.routers.order:
         app.include_router(contribution.router)
+    assembly.host.page_shells = PageShells(app.router.routes, docs, assembly.console_shells)
     bridge = WSGIBridge(
         assembly.wsgi_app,
         max_body_bytes=settings.max_body_bytes,

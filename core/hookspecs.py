@@ -165,9 +165,12 @@ def plughost_console_pages(host: Host) -> ConsolePage | Sequence[ConsolePage] | 
     blueprint's static folder, since console pages forbid inline script) and a
     navigation entry, ordered by its ``before``/``after`` hints like the other
     contributions. Page scripts call the API with ``plughost.api(path, options)``
-    from ``console.js``, which adds the workspace and the token. Pages are not
-    shown when a plugin replaces the console with ``plughost_wsgi_app``. Return
-    one page, a list of them, or ``None``.
+    from ``console.js``, which adds the workspace and the token. A page is a
+    shell that holds no data: a GET of any of the blueprint's URL rules is served
+    without the token (see :meth:`core.Host.is_page_shell`), so never render data
+    into its templates or answer JSON from it. Pages are not shown when a plugin
+    replaces the console with ``plughost_wsgi_app``. Return one page, a list of
+    them, or ``None``.
 
     Example::
 

@@ -14,6 +14,7 @@ from .database import create_engine, database_url
 
 from .plugins import PluginSet
 from .settings import CoreSettings, load_plugin_settings
+from .shells import no_page_shells
 
 
 T = TypeVar("T")
@@ -32,6 +33,8 @@ class Host:
         self._plugin_settings: dict[str, BaseModel] = {}
         self._engine: AsyncEngine | None = None
         self._services: dict[str, Any] = {}
+        self.page_shells: Callable[[str], bool] = no_page_shells
+        """Set by the factory once the app is built; read it through :meth:`is_page_shell`."""
 
     @property
     def data_dir(self) -> Path:
@@ -61,6 +64,17 @@ class Host:
         if name not in self._services:
             self._services[name] = build()
         return self._services[name]  # type: ignore[no-any-return]
+
+    def is_page_shell(self, path: str) -> bool:
+        """Whether a GET (or HEAD) of ``path`` answers a page or file that holds no data.
+
+        True for the console's page shells and static files (their scripts read all data
+        from the API) and for the API docs pages and their files; False for the console's
+        JSON routes (``/version``, ``/server-info``), ``/openapi.json``, every API route,
+        every console path when a plugin's WSGI app replaces the console, and every path
+        until the app is built. Paths are matched exactly, as the app routes them.
+        """
+        return self.page_shells(path)
 
     def is_enabled(self, plugin: str) -> bool:
         info = self.plugins.infos.get(plugin)

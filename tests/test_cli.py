@@ -40,6 +40,18 @@ def plughost_commands(cli):
     return greet
 '''
 
+PAGES = '''
+from flask import Blueprint
+from core import ConsolePage, hookimpl
+
+@hookimpl
+def plughost_console_pages(host):
+    return [
+        ConsolePage("reports", Blueprint("reports", __name__), "Reports", "/reports", before=("otel",)),
+        ConsolePage("alerts", Blueprint("alerts", __name__), "Alerts", "/alerts", after=("jobs",)),
+    ]
+'''
+
 BROKEN = "raise ImportError('libfoo.so.1: cannot open shared object file')\n"
 
 
@@ -49,6 +61,7 @@ def site(tmp_path: Path) -> dict[str, str]:
     path = tmp_path / "site"
     write_distribution(path, "plughost-good", "2.0.0", {"good": "good_plugin"}, {"good_plugin": GOOD})
     write_distribution(path, "plughost-broken", "0.3.1", {"broken": "broken_plugin"}, {"broken_plugin": BROKEN})
+    write_distribution(path, "plughost-pages", "1.0.0", {"pages": "pages_plugin"}, {"pages_plugin": PAGES})
     return {"PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]), "PLUGHOST_DATA_DIR": str(tmp_path / "data")}
 
 
@@ -69,6 +82,28 @@ def test_plugins_list_keeps_working_when_a_plugin_is_broken(site: dict[str, str]
     text = core_cli("plugins", "list", env={**site, "PLUGHOST_PLUGINS": "good,broken"}).stdout
     assert "broken           error     plughost-broken 0.3.1" in text
     assert "router good (position 1)" in text
+
+
+def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, str]) -> None:
+    env = {**site, "PLUGHOST_PLUGINS": "pages,otel,jobs"}
+    result = core_cli("plugins", "list", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    pages = {
+        (row["name"], contribution["position"]): (contribution["name"], contribution["title"], contribution["path"])
+        for row in json.loads(result.stdout)["plugins"]
+        for contribution in row["contributions"]
+        if contribution["kind"] == "console page"
+    }
+    assert [pages[key] + (key[0],) for key in sorted(pages, key=lambda key: key[1])] == [
+        ("reports", "Reports", "/reports", "pages"),  # before otel's page, by its hint
+        ("otel", "Traces", "/traces", "otel"),
+        ("jobs", "Jobs", "/jobs", "jobs"),
+        ("alerts", "Alerts", "/alerts", "pages"),  # after jobs' page, by its hint
+    ]
+
+    text = core_cli("plugins", "list", env=env).stdout
+    assert "    console page reports: Reports at /reports (position 1)\n    console page alerts: Alerts at /alerts (position 4)" in text
+    assert "console page jobs: Jobs at /jobs (position 3)" in text
 
 
 def test_serve_with_a_broken_plugin_stops_with_one_clear_message(site: dict[str, str]) -> None:

@@ -3,6 +3,7 @@ and security headers on every response. Outermost of the middlewares."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from core import MiddlewareContribution, hookimpl
@@ -18,4 +19,5 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_middlewares(host: Any) -> MiddlewareContribution:
-    return MiddlewareContribution("security", SecurityMiddleware, before=["workspace", "timing"])
+    factory = partial(SecurityMiddleware, page_shell=host.is_page_shell)
+    return MiddlewareContribution("security", factory, before=["workspace", "timing"])

@@ -3,6 +3,11 @@
 Pure ASGI: it reads the request head and edits the response head only, so
 streamed bodies pass through untouched. Its own refusals carry the same
 security headers as every other response.
+
+The token is not asked of a GET or HEAD of a page shell (``page_shell``, the
+host's :meth:`core.Host.is_page_shell`): the console's pages and static files
+hold no data, and a browser must load them before it can ask for the token.
+Every other check still applies to them.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +25,7 @@ from .settings import Settings
 logger = logging.getLogger("plughost.security")
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READING = frozenset({"GET", "HEAD"})
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 HOST_VERDICTS_KEPT = 1024
@@ -28,8 +35,9 @@ READ_HEADERS = frozenset(
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, *, page_shell: Callable[[str], bool] | None = None) -> None:
         self.app = app
+        self.page_shell = page_shell
         self.hosts = HostAllowList(settings.allowed_hosts)
         self.host_verdicts: dict[str, bool] = {}  # Host header -> allowed; a server sees few distinct ones
         self.origins = OriginPolicy(settings.allowed_origins)
@@ -84,7 +92,7 @@ class SecurityMiddleware:
             ), []
         if headers.get("sec-fetch-site") == "cross-site" and origin is None and method in STATE_CHANGING:
             return 403, "cross-site request without an Origin refused", []
-        if self.token is not None and not self._authorised(headers):
+        if self.token is not None and not self._authorised(headers) and not self._page_shell(scope):
             return 401, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)", [
                 (b"www-authenticate", b'Bearer realm="plughost"')
             ]
@@ -109,6 +117,15 @@ class SecurityMiddleware:
                 self.host_verdicts.clear()
             verdict = self.host_verdicts[host] = self.hosts.allows(host)
         return verdict
+
+    def _page_shell(self, scope: Scope) -> bool:
+        """Whether the request is a GET or HEAD of a page shell, which the token does not guard."""
+        return (
+            self.page_shell is not None
+            and scope["type"] == "http"
+            and scope["method"] in READING
+            and self.page_shell(scope["path"])
+        )
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         """``Authorization: Bearer <token>``, or ``x-api-key: <token>`` as the anthropic SDK sends it."""

@@ -19,7 +19,8 @@ class Settings(BaseModel):
     frame_options: Literal["DENY", "SAMEORIGIN", ""] = "SAMEORIGIN"
     """``X-Frame-Options`` sent on every response; empty sends none."""
     token: SecretStr | None = None
-    """When set, every route but the exempt paths needs ``Authorization: Bearer <token>``."""
+    """When set, every route but the exempt paths needs ``Authorization: Bearer <token>``, except a
+    GET or HEAD of a page without data (console page shells and static files, the API docs pages)."""
     exempt_paths: list[str] = ["/health"]
     """Paths served whatever the Host header and without the token (liveness probes)."""
 

@@ -1,4 +1,5 @@
-"""The security plugin against a real browser (headless Chromium): pages on other origins try to write.
+"""The security plugin against a real browser (headless Chromium): pages on other origins try to write,
+with and without a token, and to frame the console that a token-holding tab has open.
 
 Chromium maps ``*.test`` to 127.0.0.1, so a page served from ``http://attacker.test:<port>``
 is a genuine cross-site origin that reaches the server on loopback, as a DNS-rebinding
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from core.testing import free_port, serve_in_thread
-from plugins.security.tests.test_security import Spend
+from plugins.security.tests.test_security import TOKEN, Spend, SpendRoutes
 
 ATTACK = """<html><body><script>
 fetch("{target}/gateway/chat/invocations", {{method: "POST", mode: "no-cors",
@@ -32,6 +33,20 @@ fetch("{target}/gateway/chat/invocations", {{method: "POST", mode: "cors", crede
   .then((response) => response.json())
   .then((answer) => document.body.setAttribute("data-result", "read: " + answer.spent),
         (error) => document.body.setAttribute("data-result", "failed: " + error));
+</script></body></html>"""
+
+
+CONSOLE_ATTACK = """<html><body><script>
+const frame = document.createElement("iframe");
+frame.addEventListener("load", () => document.body.setAttribute("data-framed", "loaded"));
+frame.src = "{target}/traces";
+document.body.append(frame);
+const write = "{target}/gateway/chat/invocations";
+Promise.allSettled([
+  fetch(write, {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body: "{{}}"}}),
+  fetch(write, {{method: "POST", mode: "cors", credentials: "include",
+                headers: {{"Authorization": "Bearer a-guessed-token-long-enough", "Content-Type": "application/json"}}, body: "{{}}"}}),
+]).then((results) => document.body.setAttribute("data-result", results.map((result) => result.status).join(" ")));
 </script></body></html>"""
 
 
@@ -82,10 +97,13 @@ def visit(chromium: str, url: str, profile: Path) -> str:
     return result.stdout
 
 
-def test_a_cross_site_page_cannot_make_the_gateway_spend_keys(chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_a_cross_site_page_cannot_make_the_gateway_spend_keys(
+    chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path, token: str | None
+) -> None:
     spend = register_plugin(Spend())
     page_port, served = pages
-    with serve_in_thread(make_app(["security"])) as target:
+    with serve_in_thread(make_app(["security"], {"security": {"token": token}})) as target:
         served["/attack.html"] = ATTACK.format(target=target)
         dom = visit(chromium, f"http://attacker.test:{page_port}/attack.html", tmp_path / "profile")
     assert 'data-result="sent"' in dom  # the browser did send it (no-cors hides the answer from the page)
@@ -101,3 +119,32 @@ def test_an_allowed_origin_passes_the_preflight_and_reads_the_answer(chromium: s
         dom = visit(chromium, f"http://app.test:{page_port}/app.html", tmp_path / "profile")
     assert 'data-result="read: api key"' in dom
     assert spend.calls == ["gateway"]
+
+
+def test_a_cross_site_page_cannot_drive_a_token_holding_console(
+    pages: Any, make_app: Any, register_plugin: Any, browser_page: Any
+) -> None:
+    """A tab holds the token in the console; a page on another site, in the same browser, tries to
+    write directly and to frame the console (whose pages load without the token)."""
+    from playwright.sync_api import expect
+
+    spend = register_plugin(SpendRoutes())
+    page_port, served = pages
+    app = make_app(["otel", "workspace", "security"], {"security": {"token": TOKEN}})
+    with serve_in_thread(app) as target:
+        console = browser_page
+        console.goto(f"{target}/traces")
+        console.get_by_label("Token").fill(TOKEN)
+        console.get_by_role("button", name="Use token").click()
+        expect(console.locator("#token-dialog")).to_be_hidden()
+        expect(console.locator("#list-error")).to_be_empty()
+
+        served["/attack.html"] = CONSOLE_ATTACK.format(target=target)
+        attacker = console.context.new_page()
+        attacker.goto(f"http://attacker.test:{page_port}/attack.html")
+        expect(attacker.locator("body")).to_have_attribute("data-result", "fulfilled rejected")  # sent blind; preflight refused
+        expect(attacker.locator("body")).to_have_attribute("data-framed", "loaded")
+        framed = attacker.frames[1]
+        assert framed.url.startswith("chrome-error://")  # the browser refused to show the console in the frame
+        assert framed.locator("#token-dialog").count() == 0
+    assert spend.calls == []

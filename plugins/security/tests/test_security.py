@@ -17,8 +17,8 @@ from core.testing import assert_plugin_contract, serve_in_thread
 TOKEN = "s3cret-token-of-enough-length"
 
 
-class Spend:
-    """A gateway-like native route and a bridged Flask write route, counting the calls that got through."""
+class SpendRoutes:
+    """A gateway-like native write route (and a GET setting cookies), counting the calls that got through."""
 
     PLUGHOST_NAME = "spend"
 
@@ -42,6 +42,10 @@ class Spend:
             return response
 
         return RouterContribution("spend", router)
+
+
+class Spend(SpendRoutes):
+    """:class:`SpendRoutes` and a bridged Flask write route, in place of the console."""
 
     @hookimpl
     def plughost_wsgi_app(self, host: Any) -> Flask:
