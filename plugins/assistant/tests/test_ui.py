@@ -54,6 +54,7 @@ def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why
     assert {"GET /checkout", "charge card", "POST /payments"} <= set(critical_names)
     assert "auth" in critical_names and len(critical_names) >= 5
     expect(page.locator("#assistant-critical-path")).to_contain_text("Critical path: 100.0 ms of 100.0 ms")
+    expect(page.locator("#assistant-critical-path")).to_contain_text(f"({len(critical_names)} spans marked)")
     expect(page.locator("#assistant-repeats")).to_contain_text("6× SELECT item under GET /checkout")
     expect(page.locator("#assistant-errors")).to_contain_text("charge card: card declined")
     expect(page.locator("#assistant-slow li").first).to_contain_text("POST /payments")

@@ -106,9 +106,9 @@
           el("div", {}, el("h3", {}, "Errors"), list("assistant-errors", result.errors, (error) =>
             [spanLink(error.name, error.span_id), ": " + ([error.message, ...error.exceptions].filter(Boolean).join("; ") || "error")])),
           el("div", {}, el("h3", {}, "Repeated calls (N+1)"), list("assistant-repeats", result.repeated_calls, (repeat) => [
-            repeat.count + "× ",
-            repeat.parent_span_id ? spanLink(repeat.name, repeat.parent_span_id, () => markRepeats(repeat)) : repeat.name,
-            (repeat.parent_name ? " under " + repeat.parent_name : "") + " — " + duration(repeat.total_ms)]))));
+            repeat.count + "× " + repeat.name,
+            ...(repeat.parent_span_id ? [" under ", spanLink(repeat.parent_name, repeat.parent_span_id, () => markRepeats(repeat))] : []),
+            " — " + duration(repeat.total_ms)]))));
       analysisBox.hidden = false;
     }
 

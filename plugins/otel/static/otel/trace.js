@@ -199,11 +199,11 @@
     openSpan(index);
   }
 
-  // Marks the rows of spanIds with className (and clears it from every other row); the count marked.
+  // Marks the rows of spanIds with className (and clears it from every other row); the count of rows marked.
   function highlight(spanIds, className) {
     for (const row of rowsBox.querySelectorAll("." + CSS.escape(className))) row.classList.remove(className);
     let marked = 0;
-    for (const spanId of spanIds) {
+    for (const spanId of new Set(spanIds)) {
       const index = spanIndex(spanId);
       if (index >= 0) { rows[index].classList.add(className); marked++; }
     }
