@@ -4,6 +4,7 @@ answer from the gateway's fake provider."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,18 +23,25 @@ def base(make_app: Any) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def with_llm(make_app: Any) -> Iterator[str]:
-    """otel, the assistant and the gateway, whose endpoint "explainer" answers from the fake provider's echo model."""
+@contextlib.contextmanager
+def serving_with_llm(make_app: Any, model: str) -> Iterator[str]:
+    """otel, the assistant and the gateway, whose endpoint "explainer" answers with the fake provider's ``model``."""
     provider_app, _ = create_provider()
     with serve_in_thread(provider_app) as provider_url:
         settings = {"gateway": {"allow_private": True, "kek": KEK}, "assistant": {"endpoint": "explainer"}}
         with serve_in_thread(make_app(["otel", "assistant", "gateway"], settings)) as url:
             api = httpx.Client(base_url=f"{url}/api/gateway")
             api.post("/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}).raise_for_status()
-            api.post("/models", json={"name": "m", "provider": "openai", "model": "echo-llm", "secret": "k"}).raise_for_status()
+            api.post("/models", json={"name": "m", "provider": "openai", "model": model, "secret": "k"}).raise_for_status()
             api.post("/endpoints", json={"name": "explainer", "models": [{"model": "m"}]}).raise_for_status()
             yield url
+
+
+@pytest.fixture
+def with_llm(make_app: Any) -> Iterator[str]:
+    """An LLM that echoes the last question, word by word."""
+    with serving_with_llm(make_app, "echo-llm") as url:
+        yield url
 
 
 def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why_it_cannot(base: str, browser_page: Any) -> None:
@@ -133,3 +141,21 @@ def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(
     assert httpx.get(f"{with_llm}/api/assistant/conversations").json() == {"conversations": []}
     page.reload()
     expect(page.locator("#conversations-empty")).to_be_visible()
+
+
+def test_stop_abandons_an_answer_that_has_not_come(make_app: Any, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    with serving_with_llm(make_app, "slow") as url:  # the provider waits 2 s before it answers
+        trace_id = export_checkout_trace(url)
+        page = browser_page
+        page.goto(f"{url}/traces/{trace_id}")
+        page.get_by_role("button", name="Explain").click()
+        expect(page.get_by_role("button", name="Explain")).to_be_disabled()
+        page.get_by_role("button", name="Stop").click()
+        expect(page.locator("#assistant-status")).to_have_text("Stopped.")
+        expect(page.locator("#assistant-transcript .answer")).to_have_text(" (stopped)")
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+        expect(page.get_by_role("button", name="Explain")).to_be_enabled()
+        expect(page.locator("#assistant-error")).to_be_hidden()
+        expect(page.locator("#assistant-ask")).to_be_hidden()  # no conversation to follow up
