@@ -156,9 +156,10 @@ def _describe(info: PluginInfo, host: Host, assembly: Assembly | None) -> dict[s
                     contributions.append({"kind": kind, "name": item.name, "position": position})
         for position, page in enumerate(assembly.pages, start=1):
             if page.plugin == info.name:
-                contributions.append(
-                    {"kind": "console page", "name": page.name, "position": position, "title": page.title, "path": page.path}
-                )
+                entry: dict[str, Any] = {"kind": "console page", "name": page.name, "position": position}
+                if page.navigation is not None:  # a scripts-only contribution has no navigation entry
+                    entry.update(title=page.title, path=page.path)
+                contributions.append(entry)
     return {
         "name": info.name,
         "distribution": info.distribution,

@@ -80,20 +80,54 @@ class MiddlewareContribution(Contribution):
 
 @dataclass(frozen=True)
 class ConsolePage(Contribution):
-    """A page of the web console: a Flask blueprint and its navigation entry.
+    """A contribution to the web console: a Flask blueprint, its navigation entry, and shell assets.
 
-    ``path`` is where the navigation link points (for example ``/traces``); the
-    blueprint registers its own URL rules. ``before``/``after`` name other pages
-    and order the navigation bar (``before`` means further left).
+    ``path`` is where the navigation link titled ``title`` points (for example
+    ``/traces``); the blueprint registers its own URL rules. Leave both ``None``
+    for a contribution with no navigation entry (only hidden pages, or only
+    ``scripts``). ``scripts`` and ``styles`` are same-origin URLs (paths starting
+    with ``/``, usually files under the blueprint's static folder) that the shell
+    loads on every console page: scripts after ``console.js`` and before the
+    page's own scripts, styles after ``console.css``. That is how a plugin adds to
+    another plugin's page without the page knowing it: its script listens for the
+    events that page dispatches. ``before``/``after`` name other pages and order
+    the navigation bar (``before`` means further left) and the shell assets.
     """
 
     blueprint: Blueprint
-    title: str
-    path: str
+    title: str | None = None
+    path: str | None = None
+    scripts: Names = field(default=(), kw_only=True)
+    styles: Names = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.blueprint, Blueprint):
             raise TypeError(f"console page {self.name!r} needs a flask.Blueprint, got {type(self.blueprint).__name__}")
-        if not isinstance(self.path, str) or not self.path.startswith("/"):
+        if (self.title is None) != (self.path is None):
+            raise ValueError(f"console page {self.name!r} needs both a title and a path for its navigation entry, or neither")
+        if self.path is not None and (not isinstance(self.path, str) or not self.path.startswith("/")):
             raise ValueError(f"console page {self.name!r} path must start with '/', got {self.path!r}")
+        for kind in ("scripts", "styles"):
+            value: str | Iterable[str] = getattr(self, kind)
+            urls = (value,) if isinstance(value, str) else tuple(value)
+            for url in urls:
+                if not same_origin_path(url):
+                    raise ValueError(f"console page {self.name!r} {kind} must be same-origin paths starting with '/', got {url!r}")
+            object.__setattr__(self, kind, urls)
+
+    @property
+    def navigation(self) -> tuple[str, str] | None:
+        """``(title, path)`` for the navigation bar, or ``None`` when the page has no entry."""
+        return None if self.title is None or self.path is None else (self.title, self.path)
+
+
+def same_origin_path(url: object) -> bool:
+    """Whether ``url`` is a path on this origin: starts with one ``/``, no scheme, host or backslash."""
+    return (
+        isinstance(url, str)
+        and url.startswith("/")
+        and not url.startswith("//")
+        and "\\" not in url
+        and not any(character.isspace() or ord(character) < 32 for character in url)
+    )

@@ -36,20 +36,22 @@ DATA_ENDPOINTS = frozenset({"version", "server_info"})
 def create_default_wsgi_app(
     server_info: Callable[[], dict[str, Any]], pages: Sequence[ConsolePage] = ()
 ) -> Flask:
-    """The console app, with ``pages`` registered and listed in the navigation in the given order."""
+    """The console app, with ``pages`` registered, listed in the navigation and their shell assets loaded, in the given order."""
     app = Flask(
         "plughost",
         template_folder=str(CONSOLE_DIR / "templates"),
         static_folder=str(CONSOLE_DIR / "static"),
         static_url_path="/static",
     )
-    navigation = [(page.title, page.path) for page in pages]
+    navigation = [page.navigation for page in pages if page.navigation is not None]
+    scripts = [url for page in pages for url in page.scripts]
+    styles = [url for page in pages for url in page.styles]
     for page in pages:
         app.register_blueprint(page.blueprint)
 
     @app.context_processor
     def console_context() -> dict[str, Any]:
-        return {"navigation": navigation, "version": __version__}
+        return {"navigation": navigation, "shell_scripts": scripts, "shell_styles": styles, "version": __version__}
 
     @app.after_request
     def content_security_policy(response: Response) -> Response:

@@ -163,14 +163,19 @@ def plughost_console_pages(host: Host) -> ConsolePage | Sequence[ConsolePage] | 
     :class:`~core.contributions.ConsolePage` carries a Flask blueprint (its
     templates extend ``console/layout.html``; its scripts are files under the
     blueprint's static folder, since console pages forbid inline script) and a
-    navigation entry, ordered by its ``before``/``after`` hints like the other
-    contributions. Page scripts call the API with ``plughost.api(path, options)``
-    from ``console.js``, which adds the workspace and the token. A page is a
-    shell that holds no data: a GET of any of the blueprint's URL rules is served
-    without the token (see :meth:`core.Host.is_page_shell`), so never render data
-    into its templates or answer JSON from it. Pages are not shown when a plugin
-    replaces the console with ``plughost_wsgi_app``. Return one page, a list of
-    them, or ``None``.
+    navigation entry (``title`` and ``path``, or neither for no entry), ordered
+    by its ``before``/``after`` hints like the other contributions. Page scripts
+    call the API with ``plughost.api(path, options)`` from ``console.js``, which
+    adds the workspace and the token. A page is a shell that holds no data: a GET
+    of any of the blueprint's URL rules is served without the token (see
+    :meth:`core.Host.is_page_shell`), so never render data into its templates or
+    answer JSON from it. ``scripts=(url, ...)`` (and ``styles``) are same-origin
+    paths the shell loads on every console page, after ``console.js`` and before
+    the page's own scripts: the slot through which a plugin adds to another
+    plugin's page, by listening for the ``plughost:*`` events that page
+    dispatches on ``document`` (for example ``plughost:trace-view``). Pages are
+    not shown when a plugin replaces the console with ``plughost_wsgi_app``.
+    Return one page, a list of them, or ``None``.
 
     Example::
 
@@ -183,6 +188,14 @@ def plughost_console_pages(host: Host) -> ConsolePage | Sequence[ConsolePage] | 
         @hookimpl
         def plughost_console_pages(host):
             return ConsolePage("hello", pages, "Hello", "/hello")
+
+    A scripts-only contribution (no navigation entry)::
+
+        panel = Blueprint("extra", __name__, static_folder="static", static_url_path="/extra/static")
+
+        @hookimpl
+        def plughost_console_pages(host):
+            return ConsolePage("extra", panel, scripts=("/extra/static/extra/panel.js",))
     """
 
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from core import ConsolePage, hookimpl
 from core.default_wsgi import CONTENT_SECURITY_POLICY
 from core.testing import client_for, serve_in_thread
-from tests.console_probe import TOKEN, Probe
+from tests.console_probe import TOKEN, Probe, Slot
 
 
 def test_console_home_is_html_with_csp_and_json_routes_stay(make_app) -> None:
@@ -56,6 +56,41 @@ def test_a_console_page_needs_a_blueprint_and_an_absolute_path() -> None:
         ConsolePage("bad", object(), "Bad", "/bad")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must start with '/'"):
         ConsolePage("bad", Blueprint("bad", __name__), "Bad", "bad")
+    with pytest.raises(ValueError, match="both a title and a path"):
+        ConsolePage("bad", Blueprint("bad", __name__), "Bad")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://cdn.example/x.js", "//cdn.example/x.js", "x.js", "/\\cdn.example/x.js", "/a b.js", "javascript:alert(1)", ""]
+)
+def test_shell_scripts_and_styles_must_be_same_origin_paths(url: str) -> None:
+    with pytest.raises(ValueError, match="same-origin paths"):
+        ConsolePage("bad", Blueprint("bad", __name__), scripts=(url,))
+    with pytest.raises(ValueError, match="same-origin paths"):
+        ConsolePage("bad", Blueprint("bad", __name__), styles=url)
+
+
+def test_a_scripts_only_contribution_loads_on_every_page_between_the_shell_and_the_page(make_app, browser_page) -> None:
+    from playwright.sync_api import expect
+
+    with client_for(make_app([Slot(), Probe()])) as client:
+        home = client.get("/").text
+        navigation = home[home.index("<nav"):home.index("</nav>")]
+        assert navigation.count("<a ") == 3 and 'href="/probe"' in navigation  # Home, Probe, API docs: the slot has no entry
+        for html in (home, client.get("/probe").text):
+            assert html.index("console/console.js") < html.index('<script src="/slot/static/slot/slot.js">')
+            assert html.index("console/console.css") < html.index('<link rel="stylesheet" href="/slot/static/slot/slot.css">')
+        probe = client.get("/probe").text
+        assert probe.index("slot/slot.js") < probe.index("probe/probe.js")  # before the page's own scripts
+    with client_for(make_app([Probe()])) as client:
+        assert "slot.js" not in client.get("/").text  # nothing when the plugin is not loaded
+    page = browser_page
+    with serve_in_thread(make_app([Slot(), Probe()])) as base:
+        page.goto(f"{base}/")
+        expect(page.locator("#slot")).to_have_text("slot ran on /")
+        expect(page.locator("#slot")).to_have_css("color", "rgb(130, 80, 223)")
+        page.goto(f"{base}/probe")
+        expect(page.locator("#slot")).to_have_text("slot ran on /probe")
 
 
 def test_a_plugin_wsgi_app_still_replaces_the_console(make_app) -> None:

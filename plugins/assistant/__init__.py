@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from core import RouterContribution, hookimpl
+from core import ConsolePage, RouterContribution, hookimpl
 from core.database import migrated
 
 from . import hookspecs
@@ -15,6 +15,7 @@ from .policy import undeclared
 from .router import create_router
 from .settings import Settings
 from .store import ConversationStore
+from .ui import console_page
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -46,6 +47,11 @@ def plughost_routers(host: Any) -> RouterContribution:
     if missing:
         raise ValueError(f"routes without a remote-access policy: {', '.join(missing)}")
     return RouterContribution("assistant", router)
+
+
+@hookimpl
+def plughost_console_pages(host: Any) -> ConsolePage:
+    return console_page()
 
 
 @hookimpl(optionalhook=True)

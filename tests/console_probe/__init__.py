@@ -31,6 +31,19 @@ async def probe(
     return {"workspace": x_plughost_workspace}
 
 
+slot = Blueprint("slot", __name__, static_folder="static", static_url_path="/slot/static")
+
+
+class Slot:
+    """A scripts-only contribution: no navigation entry, a script and a style on every page."""
+
+    PLUGHOST_NAME = "slot"
+
+    @hookimpl
+    def plughost_console_pages(self, host: Any) -> ConsolePage:
+        return ConsolePage("slot", slot, scripts=("/slot/static/slot/slot.js",), styles="/slot/static/slot/slot.css")
+
+
 class Probe:
     PLUGHOST_NAME = "probe"
 

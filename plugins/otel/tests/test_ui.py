@@ -1,5 +1,6 @@
 """The trace pages in Chromium, used as a person would: export real traces with the SDK,
-find one in the list, open its waterfall, read a span, fold a subtree, run the analysis."""
+find one in the list, open its waterfall, read a span, fold a subtree, follow a span link; the
+``plughost:trace-view`` event other plugins build on."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ SCRIPT = "<script>alert(1)</script>"
 
 @pytest.fixture
 def base(make_app: Any) -> Iterator[str]:
-    with serve_in_thread(make_app(["otel", "assistant"])) as url:
+    with serve_in_thread(make_app(["otel"])) as url:
         yield url
 
 
@@ -52,7 +53,7 @@ def export(base: str, service: str, *, linked: Any = None) -> dict[str, Any]:
     return {"trace_id": format(root.get_span_context().trace_id, "032x"), "context": root.get_span_context(), "spans": 9}
 
 
-def test_trace_list_filter_waterfall_span_panel_and_analysis(base: str, browser_page: Any) -> None:
+def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
     first = export(base, "checkout")
@@ -105,14 +106,12 @@ def test_trace_list_filter_waterfall_span_panel_and_analysis(base: str, browser_
     page.locator("#rows .row", has_text="load-cart").locator(".toggle").click()
     expect(visible).to_have_count(9)
 
-    # The assistant's analysis: the critical path is highlighted, the N+1 and the error listed.
-    page.get_by_role("button", name="Analyze").click()
-    expect(page.locator("#rows .row.critical").first).to_be_visible()
-    assert page.locator("#rows .row.critical").count() >= 2
-    expect(page.locator("#repeats")).to_contain_text("5× db.query under load-cart")
-    expect(page.locator("#errors")).to_contain_text("charge: card declined")
-    page.locator("#errors a").click()
+    # A link to "#<span id>" opens that span; the page has no assistant of its own.
+    charge_id = page.locator("#rows .row", has_text="charge").get_attribute("data-span-id")
+    page.evaluate("id => { location.hash = id; }", charge_id)
     expect(panel.get_by_role("heading", name="charge")).to_be_visible()
+    expect(page.get_by_role("button", name="Analyze")).to_have_count(0)
+    expect(page.locator("#trace-extensions")).to_be_empty()
     page.screenshot(path="/tmp/console-trace.png")
 
     assert dialogs == []
@@ -124,3 +123,34 @@ def test_trace_view_says_when_the_trace_is_missing(base: str, browser_page: Any)
 
     browser_page.goto(f"{base}/traces/{'0' * 31}1")
     expect(browser_page.locator("#trace-error")).to_contain_text("404")
+
+
+WATCH = """document.addEventListener("plughost:trace-view", (event) => {
+  const { traceId, spans, panel, highlight } = event.detail;
+  const charge = spans.find((span) => span.name === "charge");
+  window.highlight = highlight;
+  window.seen = { traceId, names: spans.map((span) => span.name), panel: panel.id,
+                  marked: highlight([charge.span_id, "0000000000000000"], "probe-mark") };
+});"""
+
+
+def test_the_trace_view_event_gives_spans_a_panel_and_highlight(base: str, browser_page: Any) -> None:
+    """What a plugin listening for ``plughost:trace-view`` gets, once the waterfall is drawn."""
+    from playwright.sync_api import expect
+
+    trace = export(base, "checkout")
+    page = browser_page
+    page.add_init_script(WATCH)
+    page.goto(f"{base}/traces/{trace['trace_id']}")
+    expect(page.locator("#rows .row.probe-mark")).to_have_count(1)
+    expect(page.locator("#rows .row.probe-mark")).to_contain_text("charge")
+    seen = page.evaluate("window.seen")
+    assert seen["traceId"] == trace["trace_id"] and seen["panel"] == "trace-extensions" and seen["marked"] == 1
+    assert seen["names"][0] == "POST /checkout" and sorted(seen["names"]) == sorted(
+        ["POST /checkout", "load-cart", *["db.query"] * 5, "chat gpt-4o-mini", "charge"]
+    )
+    # Highlighting again moves the mark: the class is cleared from rows not named.
+    load_cart = page.locator("#rows .row", has_text="load-cart").get_attribute("data-span-id")
+    assert page.evaluate("id => window.highlight([id], 'probe-mark')", load_cart) == 1
+    expect(page.locator("#rows .row.probe-mark")).to_have_count(1)
+    expect(page.locator("#rows .row.probe-mark")).to_contain_text("load-cart")

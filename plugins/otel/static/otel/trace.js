@@ -1,5 +1,6 @@
-// The trace view: a waterfall of the spans (nested, to scale, collapsible), a span panel,
-// and, when the assistant plugin is enabled, its analysis with the critical path highlighted.
+// The trace view: a waterfall of the spans (nested, to scale, collapsible) and a span panel.
+// Once rendered it dispatches "plughost:trace-view" so that other plugins can add to the page;
+// a link to "#<span id>" opens that span.
 "use strict";
 
 (function () {
@@ -198,51 +199,27 @@
     openSpan(index);
   }
 
-  function finding(text, spanId) {
-    const index = spanIndex(spanId);
-    return el("li", {}, index < 0 ? text : el("a", { href: "#" + spanId, onclick: (event) => { event.preventDefault(); reveal(index); } }, text));
-  }
-
-  function showAnalysis(result) {
-    for (const row of rowsBox.querySelectorAll(".row.critical")) row.classList.remove("critical");
-    for (const step of result.critical_path) {
-      const index = spanIndex(step.span_id);
-      if (index >= 0) rows[index].classList.add("critical");
+  // Marks the rows of spanIds with className (and clears it from every other row); the count of rows marked.
+  function highlight(spanIds, className) {
+    for (const row of rowsBox.querySelectorAll("." + CSS.escape(className))) row.classList.remove(className);
+    let marked = 0;
+    for (const spanId of new Set(spanIds)) {
+      const index = spanIndex(spanId);
+      if (index >= 0) { rows[index].classList.add(className); marked++; }
     }
-    const box = document.getElementById("analysis");
-    box.replaceChildren(
-      el("h2", {}, "Analysis"),
-      el("p", {}, el("span", { className: "legend critical" }), "Critical path: " + fmt.duration(result.critical_path_ms) + " of " + fmt.duration(result.duration_ms) + " in " + result.critical_path.length + " segments"),
-      el("div", { className: "findings" },
-        el("div", {}, el("h3", {}, "Slowest spans (self time)"), el("ol", { id: "slow-spans" }, ...result.slowest_spans.map((span) =>
-          finding(span.name + " — " + fmt.duration(span.self_ms) + " (" + (span.share * 100).toFixed(1) + "%)", span.span_id)))),
-        el("div", {}, el("h3", {}, "Errors"), result.errors.length ? el("ul", { id: "errors" }, ...result.errors.map((error) =>
-          finding(error.name + ": " + ([error.message, ...error.exceptions].filter(Boolean).join("; ") || "error"), error.span_id))) : el("p", { className: "muted" }, "none")),
-        el("div", {}, el("h3", {}, "Repeated calls (N+1)"), result.repeated_calls.length ? el("ul", { id: "repeats" }, ...result.repeated_calls.map((repeat) =>
-          el("li", {}, repeat.count + "× " + repeat.name + (repeat.parent_name ? " under " + repeat.parent_name : "") + " — " + fmt.duration(repeat.total_ms)))) : el("p", { className: "muted" }, "none")),
-      ),
-    );
-    box.hidden = false;
+    return marked;
   }
 
-  async function setUpAnalysis() {
-    const info = await json("/server-info").catch(() => null);
-    if (!info || !info.plugins || info.plugins.assistant !== "enabled") return;
-    const button = document.getElementById("analyze");
-    button.hidden = false;
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      button.textContent = "Analyzing…";
-      try {
-        showAnalysis(await json("/api/assistant/analyze", {
-          method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ trace_id: traceId }),
-        }));
-      } catch (error) {
-        showError("Analysis failed: " + error.message);
-      }
-      button.disabled = false;
-      button.textContent = "Analyze";
-    });
+  // Other plugins' scripts (console page "scripts") add to this page through this event.
+  function announce() {
+    document.dispatchEvent(new CustomEvent("plughost:trace-view", {
+      detail: { traceId, spans: spans.slice(), panel: document.getElementById("trace-extensions"), highlight },
+    }));
+  }
+
+  function revealHash() {
+    const wanted = spanIndex(decodeURIComponent(location.hash.slice(1)));
+    if (wanted >= 0) reveal(wanted);
   }
 
   async function load() {
@@ -282,10 +259,11 @@
       const row = event.target.closest(".row");
       if (row && event.key === "Enter") openSpan(Number(row.dataset.index));
     });
-    const wanted = spanIndex(decodeURIComponent(location.hash.slice(1)));
-    if (wanted >= 0) reveal(wanted);
+    revealHash();
+    window.addEventListener("hashchange", revealHash);
     document.getElementById("waterfall").dataset.ready = "true";
+    announce();
   }
 
-  load().then(setUpAnalysis);
+  load();
 })();

@@ -1,0 +1,191 @@
+// The assistant on a trace's page: loaded on every console page, it acts only when the trace
+// view announces itself with "plughost:trace-view". Analyze runs the offline analysis and
+// marks the critical path on the waterfall; Explain streams an LLM's explanation (SSE) with
+// follow-up questions and a Stop button.
+"use strict";
+
+(function () {
+  const { api, json, el } = window.plughost;
+  const CRITICAL = "assistant-critical";
+  const REPEATED = "assistant-repeated";
+  const JSON_HEADERS = { "Content-Type": "application/json" };
+
+  function duration(ms) {
+    if (ms < 1) return (ms * 1000).toFixed(0) + " µs";
+    if (ms < 1000) return ms.toFixed(ms < 10 ? 2 : 1) + " ms";
+    return (ms / 1000).toFixed(2) + " s";
+  }
+
+  // "#<span id>" makes the trace view open that span; the same link twice still opens it.
+  function spanLink(text, spanId, onFollow) {
+    return el("a", {
+      href: "#" + spanId,
+      onclick: (event) => {
+        if (onFollow) onFollow();
+        if (location.hash !== "#" + spanId) return;
+        event.preventDefault();
+        window.dispatchEvent(new HashChangeEvent("hashchange"));
+      },
+    }, text);
+  }
+
+  function list(id, items, render) {
+    return items.length ? el("ul", { id }, ...items.map((item) => el("li", {}, ...render(item))))
+      : el("p", { id, className: "muted" }, "none");
+  }
+
+  // Server-sent events of a fetch answer: {event, data} as each block arrives.
+  async function* events(response) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n/g, "\n");
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+        }
+        if (data.length) yield { event, data: JSON.parse(data.join("\n")) };
+      }
+    }
+  }
+
+  async function failure(response) {
+    const body = await response.json().catch(() => null);
+    const detail = body && body.detail;
+    return new Error(response.status + " " + (typeof detail === "string" ? detail : JSON.stringify(detail || response.statusText)));
+  }
+
+  function attach({ traceId, spans, panel, highlight }) {
+    const analyzeButton = el("button", { type: "button", id: "assistant-analyze" }, "Analyze");
+    const explainButton = el("button", { type: "button", id: "assistant-explain", className: "secondary" }, "Explain");
+    const stopButton = el("button", { type: "button", id: "assistant-stop", className: "secondary", hidden: true }, "Stop");
+    const errorLine = el("p", { id: "assistant-error", className: "error", role: "alert", hidden: true });
+    const analysisBox = el("div", { id: "assistant-analysis", hidden: true });
+    const transcript = el("div", { id: "assistant-transcript", className: "assistant-transcript", "aria-live": "polite" });
+    const question = el("input", { id: "assistant-question", name: "question", autocomplete: "off", placeholder: "Ask a follow-up question", maxLength: 4000, required: true });
+    const askForm = el("form", { id: "assistant-ask", className: "assistant-ask", hidden: true },
+      el("label", { htmlFor: "assistant-question", className: "visually-hidden" }, "Follow-up question"),
+      question, el("button", { type: "submit" }, "Ask"));
+    const status = el("span", { id: "assistant-status", className: "muted" });
+    panel.append(el("section", { className: "assistant-panel", id: "assistant", "aria-label": "Assistant" },
+      el("div", { className: "assistant-head" },
+        el("h2", {}, "Assistant"),
+        el("div", { className: "assistant-actions" }, status, stopButton, explainButton, analyzeButton)),
+      errorLine, analysisBox, transcript, askForm));
+
+    let conversationId = null;
+    let controller = null;
+
+    function showError(message) {
+      errorLine.textContent = message;
+      errorLine.hidden = !message;
+    }
+
+    function markRepeats(repeat) {
+      highlight(spans.filter((span) => span.parent_span_id === repeat.parent_span_id && span.name === repeat.name).map((span) => span.span_id), REPEATED);
+    }
+
+    function showAnalysis(result) {
+      const marked = highlight(result.critical_path.map((step) => step.span_id), CRITICAL);
+      highlight([], REPEATED);
+      analysisBox.replaceChildren(
+        el("p", { id: "assistant-critical-path" }, el("span", { className: "assistant-legend" }),
+          "Critical path: " + duration(result.critical_path_ms) + " of " + duration(result.duration_ms)
+          + " in " + result.critical_path.length + " segments (" + marked + " spans marked)"),
+        el("div", { className: "assistant-findings" },
+          el("div", {}, el("h3", {}, "Slowest spans (self time)"), list("assistant-slow", result.slowest_spans, (span) =>
+            [spanLink(span.name, span.span_id), " — " + duration(span.self_ms) + " (" + (span.share * 100).toFixed(1) + "%)"])),
+          el("div", {}, el("h3", {}, "Errors"), list("assistant-errors", result.errors, (error) =>
+            [spanLink(error.name, error.span_id), ": " + ([error.message, ...error.exceptions].filter(Boolean).join("; ") || "error")])),
+          el("div", {}, el("h3", {}, "Repeated calls (N+1)"), list("assistant-repeats", result.repeated_calls, (repeat) => [
+            repeat.count + "× " + repeat.name,
+            ...(repeat.parent_span_id ? [" under ", spanLink(repeat.parent_name, repeat.parent_span_id, () => markRepeats(repeat))] : []),
+            " — " + duration(repeat.total_ms)]))));
+      analysisBox.hidden = false;
+    }
+
+    async function analyze() {
+      analyzeButton.disabled = true;
+      status.textContent = "Analyzing…";
+      showError("");
+      try {
+        showAnalysis(await json("/api/assistant/analyze", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ trace_id: traceId }) }));
+        status.textContent = "";
+      } catch (error) {
+        status.textContent = "";
+        showError("Analysis failed: " + error.message);
+      }
+      analyzeButton.disabled = false;
+    }
+
+    function busy(on) {
+      explainButton.disabled = on;
+      stopButton.hidden = !on;
+      for (const control of askForm.elements) control.disabled = on;
+    }
+
+    // One question and its streamed answer, appended to the transcript.
+    async function converse(body, asked) {
+      controller = new AbortController();
+      busy(true);
+      showError("");
+      status.textContent = "Explaining…";
+      if (asked) transcript.append(el("div", { className: "assistant-message user" }, asked));
+      const answer = el("div", { className: "assistant-message answer streaming" });
+      transcript.append(answer);
+      try {
+        const response = await api("/api/assistant/explain", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body), signal: controller.signal });
+        if (!response.ok) throw await failure(response);
+        for await (const { event, data } of events(response)) {
+          if (event === "analysis") showAnalysis(data);
+          else if (event === "delta") answer.append(data.text);
+          else if (event === "error") throw new Error(data.detail);
+          else if (event === "done") {
+            conversationId = data.conversation_id;
+            askForm.hidden = false;
+          }
+        }
+        status.textContent = "";
+      } catch (error) {
+        if (error.name === "AbortError") {
+          status.textContent = "Stopped.";
+          answer.append(el("span", { className: "muted" }, " (stopped)"));
+        } else {
+          status.textContent = "";
+          showError("Explain failed: " + error.message + (body.trace_id ? " — the offline analysis (Analyze) works without an LLM." : ""));
+        }
+      } finally {
+        answer.classList.remove("streaming");
+        if (!answer.childNodes.length) answer.remove();
+        controller = null;
+        busy(false);
+      }
+    }
+
+    analyzeButton.addEventListener("click", analyze);
+    explainButton.addEventListener("click", () => {
+      conversationId = null;
+      askForm.hidden = true;
+      transcript.replaceChildren();
+      converse({ trace_id: traceId });
+    });
+    stopButton.addEventListener("click", () => { if (controller) controller.abort(); });
+    askForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = question.value.trim();
+      if (!text || !conversationId) return;
+      question.value = "";
+      converse({ conversation_id: conversationId, question: text }, text);
+    });
+  }
+
+  document.addEventListener("plughost:trace-view", (event) => attach(event.detail));
+})();

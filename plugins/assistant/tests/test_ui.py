@@ -1,0 +1,161 @@
+"""The assistant in Chromium: its panel on otel's trace view (Analyze, Explain streamed with a
+follow-up) and the conversations page, with real traces from the OpenTelemetry SDK and an LLM
+answer from the gateway's fake provider."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from core.testing import serve_in_thread
+from plugins.gateway.tests.fake_provider import create_provider
+
+from .test_assistant import KEK, export_checkout_trace
+
+
+@pytest.fixture
+def base(make_app: Any) -> Iterator[str]:
+    with serve_in_thread(make_app(["otel", "assistant"])) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving_with_llm(make_app: Any, model: str) -> Iterator[str]:
+    """otel, the assistant and the gateway, whose endpoint "explainer" answers with the fake provider's ``model``."""
+    provider_app, _ = create_provider()
+    with serve_in_thread(provider_app) as provider_url:
+        settings = {"gateway": {"allow_private": True, "kek": KEK}, "assistant": {"endpoint": "explainer"}}
+        with serve_in_thread(make_app(["otel", "assistant", "gateway"], settings)) as url:
+            api = httpx.Client(base_url=f"{url}/api/gateway")
+            api.post("/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}).raise_for_status()
+            api.post("/models", json={"name": "m", "provider": "openai", "model": model, "secret": "k"}).raise_for_status()
+            api.post("/endpoints", json={"name": "explainer", "models": [{"model": "m"}]}).raise_for_status()
+            yield url
+
+
+@pytest.fixture
+def with_llm(make_app: Any) -> Iterator[str]:
+    """An LLM that echoes the last question, word by word."""
+    with serving_with_llm(make_app, "echo-llm") as url:
+        yield url
+
+
+def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why_it_cannot(base: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    trace_id = export_checkout_trace(base)
+    page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{base}/traces/{trace_id}")
+    rows = page.locator("#rows .row")
+    expect(rows).to_have_count(10)
+
+    page.get_by_role("button", name="Analyze").click()
+    critical = page.locator("#rows .row.assistant-critical")
+    expect(critical.first).to_be_visible()
+    critical_names = critical.locator(".name").all_text_contents()
+    assert {"GET /checkout", "charge card", "POST /payments"} <= set(critical_names)
+    assert "auth" in critical_names and len(critical_names) >= 5
+    expect(page.locator("#assistant-critical-path")).to_contain_text("Critical path: 100.0 ms of 100.0 ms")
+    expect(page.locator("#assistant-critical-path")).to_contain_text(f"({len(critical_names)} spans marked)")
+    expect(page.locator("#assistant-repeats")).to_contain_text("6× SELECT item under GET /checkout")
+    expect(page.locator("#assistant-errors")).to_contain_text("charge card: card declined")
+    expect(page.locator("#assistant-slow li").first).to_contain_text("POST /payments")
+
+    # A finding opens its span in the trace view; an N+1 marks its repeated calls.
+    panel = page.locator("#span-panel")
+    page.locator("#assistant-errors a").click()
+    expect(panel.get_by_role("heading", name="charge card")).to_be_visible()
+    page.locator("#assistant-repeats a").click()
+    expect(page.locator("#rows .row.assistant-repeated")).to_have_count(6)
+    expect(panel.get_by_role("heading", name="GET /checkout")).to_be_visible()
+    page.locator("#assistant-errors a").click()
+    page.locator("#span-panel .close").click()
+    page.locator("#assistant-errors a").click()  # the same link again still opens the span
+    expect(panel.get_by_role("heading", name="charge card")).to_be_visible()
+    page.screenshot(path="/tmp/asst-analyze.png")
+
+    # No gateway here: Explain says so, and the analysis stays.
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#assistant-error")).to_contain_text("Explain failed: 503 no LLM: enable the gateway plugin")
+    expect(page.locator("#assistant-error")).to_contain_text("the offline analysis (Analyze) works without an LLM")
+    expect(page.get_by_role("button", name="Explain")).to_be_enabled()
+    expect(page.locator("#assistant-stop")).to_be_hidden()
+    expect(critical.first).to_be_visible()
+    page.screenshot(path="/tmp/asst-no-llm.png")
+    assert dialogs == []
+
+
+def test_explain_without_an_endpoint_names_the_setting(make_app: Any, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    with serve_in_thread(make_app(["otel", "assistant", "gateway"], {"gateway": {"allow_private": True, "kek": KEK}})) as url:
+        trace_id = export_checkout_trace(url)
+        browser_page.goto(f"{url}/traces/{trace_id}")
+        browser_page.get_by_role("button", name="Explain").click()
+        expect(browser_page.locator("#assistant-error")).to_contain_text("400 endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
+        browser_page.get_by_role("button", name="Analyze").click()
+        expect(browser_page.locator("#assistant-repeats")).to_contain_text("6× SELECT item")
+
+
+def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(with_llm: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    trace_id = export_checkout_trace(with_llm)
+    page = browser_page
+    page.goto(f"{with_llm}/traces/{trace_id}")
+    page.get_by_role("button", name="Explain").click()
+    answers = page.locator("#assistant-transcript .assistant-message.answer")
+    expect(answers).to_have_count(1)
+    expect(answers.first).to_contain_text("echo-llm: Trace")
+    expect(answers.first).to_contain_text("Why was this request slow, and what failed?")
+    expect(page.locator("#rows .row.assistant-critical").first).to_be_visible()  # the stream's analysis event
+    expect(page.locator("#assistant-repeats")).to_contain_text("6× SELECT item")
+
+    page.get_by_label("Follow-up question").fill("and the errors?")
+    page.get_by_role("button", name="Ask").click()
+    expect(answers).to_have_count(2)
+    expect(answers.nth(1)).to_have_text("echo-llm: and the errors?")
+    expect(page.locator("#assistant-transcript .assistant-message.user")).to_have_text("and the errors?")
+    expect(page.locator("#assistant-stop")).to_be_hidden()
+    expect(page.get_by_label("Follow-up question")).to_be_enabled()
+    page.screenshot(path="/tmp/asst-explain.png")
+
+    page.get_by_role("navigation").get_by_role("link", name="Assistant").click()
+    listed = page.locator("#conversations tbody tr")
+    expect(listed).to_have_count(1)
+    expect(listed.get_by_role("link")).to_have_attribute("href", f"/traces/{trace_id}")
+    listed.locator("td").first.get_by_role("button").click()
+    messages = page.locator("#transcript .assistant-message")
+    expect(messages).to_have_count(4)
+    expect(messages.nth(3)).to_have_text("echo-llm: and the errors?")
+    page.screenshot(path="/tmp/asst-conversations.png")
+    listed.get_by_role("button", name="Delete").click()
+    expect(listed).to_have_count(0)
+    expect(page.locator("#conversations-empty")).to_be_visible()
+    assert httpx.get(f"{with_llm}/api/assistant/conversations").json() == {"conversations": []}
+    page.reload()
+    expect(page.locator("#conversations-empty")).to_be_visible()
+
+
+def test_stop_abandons_an_answer_that_has_not_come(make_app: Any, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    with serving_with_llm(make_app, "slow") as url:  # the provider waits 2 s before it answers
+        trace_id = export_checkout_trace(url)
+        page = browser_page
+        page.goto(f"{url}/traces/{trace_id}")
+        page.get_by_role("button", name="Explain").click()
+        expect(page.get_by_role("button", name="Explain")).to_be_disabled()
+        page.get_by_role("button", name="Stop").click()
+        expect(page.locator("#assistant-status")).to_have_text("Stopped.")
+        expect(page.locator("#assistant-transcript .answer")).to_have_text(" (stopped)")
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+        expect(page.get_by_role("button", name="Explain")).to_be_enabled()
+        expect(page.locator("#assistant-error")).to_be_hidden()
+        expect(page.locator("#assistant-ask")).to_be_hidden()  # no conversation to follow up
