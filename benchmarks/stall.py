@@ -244,6 +244,19 @@ def accepted_json_case(client: httpx.Client) -> CaseResult:
     return timed(f"POST {len(body) / MiB:.2f} MiB of JSON ({len(items):,} objects) to /api/jobs", post)
 
 
+@contextlib.contextmanager
+def load_generator_niced() -> Iterator[None]:
+    """Run this process (the bombs' sender) at a lower CPU priority: on 2 cores, a client busy sending
+    64 MiB otherwise takes the server's core, which no server can help (real clients run elsewhere)."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, before + 10)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(PermissionError):  # only root may raise it back
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
 def bomb_case(running: Server, port: int, sizes: Sizes) -> tuple[CaseResult, dict[str, float]]:
     bomb = gzip_bomb(sizes.bomb_inflated_bytes)
     time.sleep(1.0)  # let the server settle before the idle reading
@@ -263,7 +276,8 @@ def bomb_case(running: Server, port: int, sizes: Sizes) -> tuple[CaseResult, dic
             return await asyncio.gather(*(one() for _ in range(sizes.bombs)))
 
     def send() -> str:
-        statuses = asyncio.run(send_all())
+        with load_generator_niced():
+            statuses = asyncio.run(send_all())
         counts = {status: statuses.count(status) for status in sorted(set(statuses))}
         return ", ".join(f"{count}x {status}" for status, count in counts.items())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,7 @@ from flask import Flask
 
 from core import MiddlewareContribution, RouterContribution, StartupError, hookimpl
 from core.database import create_engine
+from core.factory import GIL_SWITCH_INTERVAL_SECONDS
 from core.testing import client_for
 
 
@@ -285,6 +287,13 @@ def test_lifespans_enter_in_plugin_order_and_exit_in_reverse(make_app) -> None:
     with client_for(make_app([lifespan_plugin("b"), lifespan_plugin("a")])):
         assert events == ["start a", "start b"]
     assert events == ["start a", "start b", "stop b", "stop a"]
+
+
+def test_while_the_app_runs_worker_threads_yield_the_gil_every_millisecond(make_app) -> None:
+    before = sys.getswitchinterval()
+    with client_for(make_app([])):
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_SECONDS
+    assert sys.getswitchinterval() == before
 
 
 def test_a_failing_lifespan_names_the_plugin(make_app) -> None:
