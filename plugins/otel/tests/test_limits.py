@@ -198,7 +198,7 @@ def test_a_refused_request_leaves_no_reference_cycle_holding_its_body(serve: Any
             answer = httpx.post(f"{url}/v1/traces", content=bomb, headers={**PROTOBUF, "content-encoding": "gzip"})
             assert answer.status_code == 413
             gc.collect()
-            frames = [item.f_code.co_name for item in gc.garbage if isinstance(item, types.FrameType) and item.f_code.co_filename.endswith("router.py")]
+            frames = [item.f_code.co_name for item in gc.garbage if type(item) is types.FrameType and item.f_code.co_filename.endswith("router.py")]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
