@@ -39,6 +39,10 @@ VARYING_PREFIXES = ("gen_ai.response.", "gen_ai.usage.output", "gen_ai.completio
 
 
 def is_llm_call(span: Span) -> bool:
+    """A model call; not a SERVER span (a gateway's or model server's side of a call that its
+    CLIENT span already counts)."""
+    if span.get("kind") == "SPAN_KIND_SERVER":
+        return False
     attributes = span.get("attributes") or {}
     operation = attributes.get("gen_ai.operation.name")
     if operation is not None:

@@ -11,7 +11,9 @@
   embeddings...), or that names no operation but a ``gen_ai.request.model`` /
   ``gen_ai.response.model``. Its tokens are ``gen_ai.usage.input_tokens`` and
   ``gen_ai.usage.output_tokens``; tokens on other spans (an agent span that totals
-  its children) are not counted again.
+  its children) are not counted again. A SERVER span is the serving side of a call (an
+  LLM gateway, a model server) whose caller or upstream CLIENT span is the call itself:
+  it is never counted, so a call traced on both sides counts once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 OPERATION = "gen_ai.operation.name"
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+SPAN_KIND_SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind.SPAN_KIND_SERVER
 MAX_TOKENS = 2**40  # far above any real call; keeps sums inside BIGINT whatever a client claims
 
 
@@ -53,7 +56,7 @@ def span_facts(span: Any, service: str) -> SpanFacts:
             genai[pair.key] = pair.value
     operation = genai[OPERATION].string_value if OPERATION in genai else None
     has_model = any(key in genai for key in MODEL_KEYS)
-    llm_call = operation in MODEL_OPERATIONS if operation else has_model
+    llm_call = span.kind != SPAN_KIND_SERVER and (operation in MODEL_OPERATIONS if operation else has_model)
     return SpanFacts(
         tuple(terms),
         llm_call,

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from sqlalchemy import func, insert, select
 
 from core.database import create_engine, migrate
@@ -124,6 +125,16 @@ def test_filters_by_attribute_name_model_and_tokens_combined(base: str) -> None:
 def test_bad_search_parameters_get_400(base: str, params: dict[str, str], says: str) -> None:
     response = httpx.get(f"{base}/api/otel/traces", params=params)
     assert response.status_code == 400 and says in response.json()["detail"]
+
+
+def test_a_call_traced_on_both_sides_counts_once(base: str) -> None:
+    """A gateway's SERVER span and its CLIENT span to the provider both carry the chat and its usage."""
+    made = request(10, "gateway", [("chat resilient", chat("resilient", 5, 3)), ("chat echo-1", chat("echo-1", 5, 3))])
+    made.resource_spans[0].scope_spans[0].spans[0].kind = Span.SPAN_KIND_SERVER
+    made.resource_spans[0].scope_spans[0].spans[1].kind = Span.SPAN_KIND_CLIENT
+    httpx.post(f"{base}/v1/traces", content=made.SerializeToString(), headers=PROTOBUF).raise_for_status()
+    found = httpx.get(f"{base}/api/otel/traces/{(10).to_bytes(16, 'big').hex()}").json()
+    assert (found["llm_calls"], found["input_tokens"], found["output_tokens"]) == (1, 5, 3)
 
 
 def test_a_trace_arriving_in_pieces_is_found_by_what_any_piece_has(base: str) -> None:
