@@ -24,11 +24,12 @@ def base(make_app: Any) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serving_with_llm(make_app: Any, model: str) -> Iterator[str]:
-    """otel, the assistant and the gateway, whose endpoint "explainer" answers with the fake provider's ``model``."""
+def serving_with_llm(make_app: Any, model: str, *, default: bool = True) -> Iterator[str]:
+    """otel, the assistant and the gateway, whose endpoint "explainer" answers with the fake provider's ``model``
+    (the assistant's default endpoint unless ``default`` is false)."""
     provider_app, _ = create_provider()
     with serve_in_thread(provider_app) as provider_url:
-        settings = {"gateway": {"allow_private": True, "kek": KEK}, "assistant": {"endpoint": "explainer"}}
+        settings = {"gateway": {"allow_private": True, "kek": KEK}, "assistant": {"endpoint": "explainer" if default else None}}
         with serve_in_thread(make_app(["otel", "assistant", "gateway"], settings)) as url:
             api = httpx.Client(base_url=f"{url}/api/gateway")
             api.post("/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}).raise_for_status()
@@ -101,6 +102,24 @@ def test_explain_without_an_endpoint_names_the_setting(make_app: Any, browser_pa
         expect(browser_page.locator("#assistant-error")).to_contain_text("400 endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
         browser_page.get_by_role("button", name="Analyze").click()
         expect(browser_page.locator("#assistant-repeats")).to_contain_text("6× SELECT item")
+
+
+def test_explain_through_an_endpoint_chosen_in_the_panel(make_app: Any, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    with serving_with_llm(make_app, "echo-llm", default=False) as url:
+        trace_id = export_checkout_trace(url)
+        page = browser_page
+        page.goto(f"{url}/traces/{trace_id}")
+        expect(page.locator("#assistant-endpoints option")).to_have_count(1)  # the gateway's endpoints are offered
+        expect(page.locator("#assistant-endpoints option")).to_have_attribute("value", "explainer")
+        page.get_by_role("button", name="Explain").click()
+        expect(page.locator("#assistant-error")).to_contain_text("400 endpoint")
+        page.get_by_label("Endpoint").fill("explainer")
+        page.get_by_role("button", name="Explain").click()
+        expect(page.locator("#assistant-transcript .assistant-message.answer").first).to_contain_text("echo-llm: Trace")
+        expect(page.locator("#assistant-error")).to_be_hidden()
+        page.screenshot(path="/tmp/asst-endpoint.png")
 
 
 def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(with_llm: str, browser_page: Any) -> None:

@@ -75,10 +75,15 @@
       el("label", { htmlFor: "assistant-question", className: "visually-hidden" }, "Follow-up question"),
       question, el("button", { type: "submit" }, "Ask"));
     const status = el("span", { id: "assistant-status", className: "muted" });
+    // The LLM endpoint for Explain: empty means the server's default (PLUGHOST_ASSISTANT_ENDPOINT).
+    const endpointInput = el("input", { id: "assistant-endpoint", name: "endpoint", autocomplete: "off", placeholder: "server default", size: 16 });
+    endpointInput.setAttribute("list", "assistant-endpoints");
+    const endpointOptions = el("datalist", { id: "assistant-endpoints" });
+    const endpointField = el("label", { className: "assistant-endpoint" }, "Endpoint ", endpointInput, endpointOptions);
     panel.append(el("section", { className: "assistant-panel", id: "assistant", "aria-label": "Assistant" },
       el("div", { className: "assistant-head" },
         el("h2", {}, "Assistant"),
-        el("div", { className: "assistant-actions" }, status, stopButton, explainButton, analyzeButton)),
+        el("div", { className: "assistant-actions" }, status, stopButton, endpointField, explainButton, analyzeButton)),
       errorLine, analysisBox, transcript, askForm));
 
     let conversationId = null;
@@ -170,12 +175,21 @@
       }
     }
 
+    // Offer the gateway's endpoints (its OpenAI-compatible model list) when the gateway answers.
+    api("/gateway/v1/models")
+      .then((response) => (response.ok ? response.json() : null))
+      .then((body) => {
+        for (const model of (body && body.data) || []) endpointOptions.append(el("option", { value: model.id }));
+      })
+      .catch(() => {});
+
     analyzeButton.addEventListener("click", analyze);
     explainButton.addEventListener("click", () => {
       conversationId = null;
       askForm.hidden = true;
       transcript.replaceChildren();
-      converse({ trace_id: traceId });
+      const endpoint = endpointInput.value.trim();
+      converse(endpoint ? { trace_id: traceId, endpoint } : { trace_id: traceId });
     });
     stopButton.addEventListener("click", () => { if (controller) controller.abort(); });
     askForm.addEventListener("submit", (event) => {
