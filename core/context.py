@@ -17,7 +17,7 @@ import time
 from contextvars import ContextVar
 
 DEFAULT_WORKSPACE = "default"
-WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")
+WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9\-]{0,61}[a-z0-9]$")  # "\-": also valid in an HTML pattern (v flag)
 """Lowercase letters, digits and ``-``; 2 to 63 characters; no ``-`` at either end."""
 
 _workspace: ContextVar[str] = ContextVar("plughost_workspace", default=DEFAULT_WORKSPACE)

@@ -19,6 +19,7 @@ from flask import Flask, Response, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
+from .context import WORKSPACE_PATTERN
 from .contributions import ConsolePage
 from .version import __version__
 
@@ -51,7 +52,13 @@ def create_default_wsgi_app(
 
     @app.context_processor
     def console_context() -> dict[str, Any]:
-        return {"navigation": navigation, "shell_scripts": scripts, "shell_styles": styles, "version": __version__}
+        return {
+            "navigation": navigation,
+            "shell_scripts": scripts,
+            "shell_styles": styles,
+            "version": __version__,
+            "workspace_pattern": WORKSPACE_PATTERN.pattern.strip("^$"),
+        }
 
     @app.after_request
     def content_security_policy(response: Response) -> Response:

@@ -129,6 +129,10 @@ def test_workspace_switcher_and_token_prompt_in_the_browser(make_app, browser_pa
         page.locator("#token").fill(TOKEN)
         page.get_by_role("button", name="Use token").click()
         expect(page.locator("#answer")).to_have_text("workspace default")
+        page.locator("#workspace").fill("Team A")  # not a workspace name: refused at the field, nothing stored
+        page.locator("#workspace").press("Enter")
+        assert page.evaluate("document.getElementById('workspace').validity.patternMismatch")
+        assert page.evaluate("localStorage.getItem('plughost.workspace')") is None
         page.locator("#workspace").fill("team-a")
         page.locator("#workspace").press("Enter")
         expect(page.locator("#answer")).to_have_text("workspace team-a")  # kept in the tab: no second prompt

@@ -123,6 +123,9 @@ def test_trace_view_says_when_the_trace_is_missing(base: str, browser_page: Any)
 
     browser_page.goto(f"{base}/traces/{'0' * 31}1")
     expect(browser_page.locator("#trace-error")).to_contain_text("404")
+    browser_page.goto(f"{base}/traces/not-a-trace")  # the API's validation problem in words, not its JSON
+    expect(browser_page.locator("#trace-error")).to_contain_text("422 trace_id: String should match pattern")
+    expect(browser_page.locator("#trace-error")).not_to_contain_text("[{")
 
 
 WATCH = """document.addEventListener("plughost:trace-view", (event) => {

@@ -53,12 +53,14 @@ def test_the_console_asks_for_the_token_and_then_shows_the_data(base: str, brows
     opened = page.goto(f"{base}/traces")
     assert opened is not None and opened.status == 200  # the shell, not a JSON 401
     expect(dialog).to_be_visible()  # the trace list's API call answered 401
+    expect(page.locator("#token-refused")).to_be_hidden()  # no token was sent yet
     expect(rows).to_have_count(0)
 
     page.get_by_label("Token").fill("not-the-token-but-long-enough")
     with page.expect_response(lambda response: "/api/otel/traces" in response.url and response.status == 401):
         page.get_by_role("button", name="Use token").click()
-    expect(dialog).to_be_visible()  # asked again
+    expect(dialog).to_be_visible()  # asked again, saying why
+    expect(page.locator("#token-refused")).to_be_visible()
     expect(page.get_by_label("Token")).to_have_value("")
 
     page.get_by_label("Token").fill(TOKEN)

@@ -9,9 +9,10 @@
     return localStorage.getItem(WORKSPACE_KEY) || "default";
   }
 
-  function askToken() {
+  function askToken(refused) {
     const dialog = document.getElementById("token-dialog");
     const input = document.getElementById("token");
+    document.getElementById("token-refused").hidden = !refused;
     input.value = "";
     return new Promise((resolve) => {
       dialog.addEventListener("close", function onClose() {
@@ -40,16 +41,27 @@
       const response = await fetch(path, Object.assign({}, init, { headers, credentials: "same-origin" }));
       if (response.status !== 401) return response;
       sessionStorage.removeItem(TOKEN_KEY);
-      if (!(await askToken())) return response;
+      if (!(await askToken(Boolean(token)))) return response;
     }
+  }
+
+  // An error body's detail as a sentence: validation problems ([{loc, msg}, ...]) as "field: message".
+  function describe(detail, fallback) {
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) {
+      return detail.map((problem) => {
+        const where = (problem.loc || []).filter((part) => !["body", "query", "path"].includes(part)).join(".");
+        return (where ? where + ": " : "") + (problem.msg || JSON.stringify(problem));
+      }).join("; ");
+    }
+    return detail ? JSON.stringify(detail) : fallback;
   }
 
   async function json(path, options) {
     const response = await api(path, options);
     const body = await response.json().catch(() => null);
     if (!response.ok) {
-      const detail = body && (body.detail || body.error || body.message);
-      throw new Error(response.status + " " + (typeof detail === "string" ? detail : JSON.stringify(detail || response.statusText)));
+      throw new Error(response.status + " " + describe(body && (body.detail || body.error || body.message), response.statusText));
     }
     return body;
   }
@@ -76,6 +88,10 @@
     if (!form || !input) return;
     input.value = workspace();
     const choose = () => {
+      if (!input.checkValidity()) {
+        input.reportValidity();
+        return;
+      }
       const name = input.value.trim() || "default";
       if (name === workspace()) return;
       localStorage.setItem(WORKSPACE_KEY, name);
@@ -85,6 +101,6 @@
     input.addEventListener("change", choose);
   }
 
-  window.plughost = { api, json, el, workspace };
+  window.plughost = { api, json, el, workspace, describe };
   setUpWorkspace();
 })();

@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { api, json, el } = window.plughost;
+  const { api, json, el, describe } = window.plughost;
   const CRITICAL = "assistant-critical";
   const REPEATED = "assistant-repeated";
   const JSON_HEADERS = { "Content-Type": "application/json" };
@@ -59,8 +59,7 @@
 
   async function failure(response) {
     const body = await response.json().catch(() => null);
-    const detail = body && body.detail;
-    return new Error(response.status + " " + (typeof detail === "string" ? detail : JSON.stringify(detail || response.statusText)));
+    return new Error(response.status + " " + describe(body && body.detail, response.statusText));
   }
 
   function attach({ traceId, spans, panel, highlight }) {
