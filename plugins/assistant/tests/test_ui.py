@@ -5,15 +5,18 @@ answer from the gateway's fake provider."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace as otel_trace
 
 from core.testing import serve_in_thread
 from plugins.gateway.tests.fake_provider import create_provider
 
+from .otlp import MS, exporting, trace_id_of
 from .test_assistant import KEK, export_checkout_trace
 
 
@@ -90,6 +93,35 @@ def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why
     expect(critical.first).to_be_visible()
     page.screenshot(path="/tmp/asst-no-llm.png")
     assert dialogs == []
+
+
+def export_agent_trace(base: str) -> str:
+    """An agent, 1 s: the same chat prompt asked twice of gpt-4o (100 + 20 tokens each, 400 ms each)."""
+    with exporting(base, "agent") as tracer:
+        t0 = time.time_ns()
+        root = tracer.start_span("invoke_agent", start_time=t0, attributes={"gen_ai.operation.name": "invoke_agent"})
+        inside = otel_trace.set_span_in_context(root)
+        for begin in (0, 500):
+            call = tracer.start_span("chat gpt-4o", context=inside, start_time=t0 + begin * MS, attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.input.messages": '[{"role":"user","content":"hi"}]',
+                "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20})
+            call.end(end_time=t0 + (begin + 400) * MS)
+        root.end(end_time=t0 + 1000 * MS)
+        return trace_id_of(root)
+
+
+def test_analyze_shows_the_llm_calls_at_a_glance(base: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    trace_id = export_agent_trace(base)
+    browser_page.goto(f"{base}/traces/{trace_id}")
+    browser_page.get_by_role("button", name="Analyze").click()
+    genai = browser_page.locator("#assistant-genai")
+    expect(genai).to_contain_text("2 LLM calls (gpt-4o): 200 input and 40 output tokens")
+    expect(browser_page.locator("#assistant-repeated-prompts")).to_contain_text("2× chat gpt-4o")
+    browser_page.locator("#assistant-repeated-prompts").get_by_role("link").click()
+    expect(browser_page.locator("#rows .row.assistant-repeated")).to_have_count(2)
+    browser_page.screenshot(path="/tmp/asst-genai.png")
 
 
 def test_explain_without_an_endpoint_names_the_setting(make_app: Any, browser_page: Any) -> None:

@@ -97,6 +97,26 @@
       highlight(spans.filter((span) => span.parent_span_id === repeat.parent_span_id && span.name === repeat.name).map((span) => span.span_id), REPEATED);
     }
 
+    // LLM calls at a glance (GenAI semantic conventions): totals, slow calls, repeated prompts, tool loops.
+    function genaiSection(genai) {
+      if (!genai || !genai.llm_call_count) return null;
+      const totals = genai.llm_call_count + (genai.llm_call_count === 1 ? " LLM call" : " LLM calls")
+        + (genai.models.length ? " (" + genai.models.join(", ") + ")" : "")
+        + ": " + genai.input_tokens + " input and " + genai.output_tokens + " output tokens, "
+        + duration(genai.llm_time_ms) + " (" + (genai.llm_share * 100).toFixed(1) + "% of the trace)"
+        + (genai.cost !== null ? ", $" + genai.cost.toFixed(4) : "");
+      return el("div", { id: "assistant-genai", className: "assistant-genai" },
+        el("p", {}, totals),
+        el("div", { className: "assistant-findings" },
+          el("div", {}, el("h3", {}, "Slow LLM calls"), list("assistant-slow-llm", genai.slow_llm_calls, (call) =>
+            [spanLink(call.name, call.span_id), " — " + (call.model || "unknown model") + ", " + duration(call.duration_ms)])),
+          el("div", {}, el("h3", {}, "Repeated prompts"), list("assistant-repeated-prompts", genai.repeated_prompts, (repeat) =>
+            [repeat.count + "× ", spanLink(repeat.name, repeat.span_ids[0], () => highlight(repeat.span_ids, REPEATED)),
+             (repeat.kind === "retry" ? " (retried after a failure)" : "") + (repeat.model ? " — " + repeat.model : "")])),
+          el("div", {}, el("h3", {}, "Tool loops"), list("assistant-tool-loops", genai.tool_loops, (loop) =>
+            [loop.count + "× " + loop.tool + " with the same arguments"]))));
+    }
+
     function showAnalysis(result) {
       const marked = highlight(result.critical_path.map((step) => step.span_id), CRITICAL);
       highlight([], REPEATED);
@@ -112,7 +132,8 @@
           el("div", {}, el("h3", {}, "Repeated calls (N+1)"), list("assistant-repeats", result.repeated_calls, (repeat) => [
             repeat.count + "× " + repeat.name,
             ...(repeat.parent_span_id ? [" under ", spanLink(repeat.parent_name, repeat.parent_span_id, () => markRepeats(repeat))] : []),
-            " — " + duration(repeat.total_ms)]))));
+            " — " + duration(repeat.total_ms)]))),
+        genaiSection(result.genai));
       analysisBox.hidden = false;
     }
 

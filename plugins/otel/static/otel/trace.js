@@ -17,6 +17,11 @@
   const collapsed = new Set();
   const indexById = new Map();
 
+  // An attribute key with a line-break opportunity after each dot: "gen_ai.usage.<wbr>input_tokens".
+  function breakable(key) {
+    return key.split(".").flatMap((part, index, parts) => (index < parts.length - 1 ? [part + ".", el("wbr")] : [part]));
+  }
+
   function showError(message) {
     const line = document.getElementById("trace-error");
     line.textContent = message;
@@ -130,7 +135,7 @@
   function table(entries) {
     if (!entries.length) return el("p", { className: "muted" }, "none");
     return el("table", { className: "kv" }, el("tbody", {}, ...entries.map(([key, value]) =>
-      el("tr", {}, el("th", {}, key), el("td", { className: "mono" }, valueText(value))))));
+      el("tr", {}, el("th", {}, ...breakable(key)), el("td", { className: "mono" }, valueText(value))))));
   }
 
   function section(title, ...content) {
