@@ -45,6 +45,26 @@ def test_job_list_detail_and_cancel(make_app: Callable[..., Any], register_plugi
         assert echo["type"] == "test.echo"
 
 
+def test_job_detail_shows_the_log_and_downloads_an_artifact(
+    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    register_plugin(jobtypes)
+    page = browser_page
+    with serve_in_thread(make_app(["jobs", "workspace", "security", jobtypes], {"jobs": FAST})) as base:
+        job = httpx.post(f"{base}/api/jobs", json={"type": "test.report", "params": {"lines": 2, "artifact": "lines.txt"}}).json()
+        page.goto(f"{base}/jobs/{job['id']}")
+        expect(page.locator("#job-status")).to_have_text("SUCCEEDED")
+        expect(page.locator("#job-details")).to_contain_text("from a program")  # the log, below the result
+        with page.expect_download() as downloading:
+            page.locator("#job-artifacts").get_by_role("link", name="lines.txt").click()
+        path = downloading.value.path()
+        assert downloading.value.suggested_filename == "lines.txt"
+        assert open(path).read() == "line 0\nline 1"
+        page.screenshot(path="/tmp/jobs-detail.png", full_page=True)
+
+
 def test_submit_form_from_the_type_schema_with_errors_at_the_field(
     make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any
 ) -> None:
