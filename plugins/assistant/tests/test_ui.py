@@ -134,6 +134,8 @@ def test_explain_without_an_endpoint_names_the_setting(make_app: Any, browser_pa
         expect(browser_page.locator("#assistant-error")).to_contain_text("400 endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
         browser_page.get_by_role("button", name="Analyze").click()
         expect(browser_page.locator("#assistant-repeats")).to_contain_text("6× SELECT item")
+        expect(browser_page.locator("#assistant-analysis")).not_to_contain_text("null")  # no LLM calls: no LLM section
+        expect(browser_page.locator("#assistant-genai")).to_have_count(0)
 
 
 def test_explain_through_an_endpoint_chosen_in_the_panel(make_app: Any, browser_page: Any) -> None:

@@ -133,7 +133,7 @@
             repeat.count + "× " + repeat.name,
             ...(repeat.parent_span_id ? [" under ", spanLink(repeat.parent_name, repeat.parent_span_id, () => markRepeats(repeat))] : []),
             " — " + duration(repeat.total_ms)]))),
-        genaiSection(result.genai));
+        ...[genaiSection(result.genai)].filter(Boolean));
       analysisBox.hidden = false;
     }
 
