@@ -66,6 +66,33 @@
     return body;
   }
 
+  // Server-sent events of a fetch() answer, read as they arrive: yields {event, data} (data as text).
+  async function* events(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
+        const blocks = buffer.split(/\r?\n\r?\n/);
+        buffer = done ? "" : blocks.pop();
+        for (const block of blocks) {
+          let event = "message";
+          const data = [];
+          for (const line of block.split(/\r?\n/)) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (data.length) yield { event, data: data.join("\n") };
+        }
+        if (done) return;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
   // A DOM element: el("td", {className: "x"}, "text", child). Text is always set as text.
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -101,6 +128,6 @@
     input.addEventListener("change", choose);
   }
 
-  window.plughost = { api, json, el, workspace, describe };
+  window.plughost = { api, json, el, events, workspace, describe };
   setUpWorkspace();
 })();

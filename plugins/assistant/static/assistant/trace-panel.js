@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { api, json, el, describe } = window.plughost;
+  const { api, json, el, events, describe } = window.plughost;
   const CRITICAL = "assistant-critical";
   const REPEATED = "assistant-repeated";
   const JSON_HEADERS = { "Content-Type": "application/json" };
@@ -32,29 +32,6 @@
   function list(id, items, render) {
     return items.length ? el("ul", { id }, ...items.map((item) => el("li", {}, ...render(item))))
       : el("p", { id, className: "muted" }, "none");
-  }
-
-  // Server-sent events of a fetch answer: {event, data} as each block arrives.
-  async function* events(response) {
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value.replace(/\r\n/g, "\n");
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        let event = "message";
-        const data = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event:")) event = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-        }
-        if (data.length) yield { event, data: JSON.parse(data.join("\n")) };
-      }
-    }
   }
 
   async function failure(response) {
@@ -169,7 +146,9 @@
       try {
         const response = await api("/api/assistant/explain", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body), signal: controller.signal });
         if (!response.ok) throw await failure(response);
-        for await (const { event, data } of events(response)) {
+        for await (const message of events(response)) {
+          const { event } = message;
+          const data = JSON.parse(message.data);
           if (event === "analysis") showAnalysis(data);
           else if (event === "delta") answer.append(data.text);
           else if (event === "error") throw new Error(data.detail);

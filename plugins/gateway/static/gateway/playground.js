@@ -3,8 +3,7 @@
 "use strict";
 
 (function () {
-  const { api, json, el } = window.plughost;
-  const { events } = window.plughostSSE;
+  const { api, json, el, events } = window.plughost;
   const select = document.getElementById("gw-endpoint");
   const conversation = document.getElementById("gw-conversation");
   const emptyNote = document.getElementById("gw-chat-empty");
@@ -35,7 +34,7 @@
   async function stream(response, node) {
     const text = node.querySelector(".gw-text");
     let answer = "";
-    for await (const { event, data } of events(response.body)) {
+    for await (const { event, data } of events(response)) {
       if (data === "[DONE]") break;
       const chunk = JSON.parse(data);
       if (event === "error") throw new Error((chunk.error && chunk.error.message) || "the stream failed");

@@ -2,7 +2,7 @@
 "use strict";
 
 (function () {
-  const { api, json, el } = window.plughost;
+  const { api, json, el, describe } = window.plughost;
   const jobId = document.getElementById("job").dataset.jobId;
   const cancel = document.getElementById("cancel");
   const FINAL = new Set(["SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"]);
@@ -78,7 +78,7 @@
     const response = await api("/api/jobs/" + encodeURIComponent(jobId) + "/cancel", { method: "POST" });
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
-      showError(response.status + " " + (body.detail || response.statusText));
+      showError(response.status + " " + describe(body.detail, response.statusText));
     }
   });
   refresh();
