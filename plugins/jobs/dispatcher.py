@@ -105,7 +105,10 @@ class Dispatcher:
         self.running: dict[str, RunningJob] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
-        self.stopping = False
+        self.stopping = asyncio.Event()
+        """Set when shutdown begins: claiming, schedules and LISTEN end at their next pause."""
+        self.settled = asyncio.Event()
+        """Set once no job runs here any more: lease renewal ends too."""
 
     def cancel(self, job_id: str) -> None:
         """Kill ``job_id`` now if this dispatcher runs it."""
@@ -114,15 +117,22 @@ class Dispatcher:
             running.cancel.set()
 
     async def run(self) -> None:
-        """Work until :meth:`shutdown`."""
-        loops = [self._claim_loop(), self._heartbeat_loop(), self._schedule_loop()]
-        if self.store.postgresql:
-            loops.append(self._listen())
-        await asyncio.gather(*loops)
+        """Work until :meth:`shutdown`, which each loop obeys at its next pause.
+
+        The loops are never cancelled in the middle of a database call unless one outlasts the
+        grace period: a cancelled aiosqlite call leaves SQLAlchemy a background close that, cut
+        short again, never ends and hangs the event loop's exit.
+        """
+        async with asyncio.TaskGroup() as loops:
+            loops.create_task(self._claim_loop())
+            loops.create_task(self._heartbeat_loop())
+            loops.create_task(self._schedule_loop())
+            if self.store.postgresql:
+                loops.create_task(self._listen())
 
     async def shutdown(self, task: asyncio.Task[None]) -> None:
         """Stop claiming, let running jobs finish for the grace period, then kill and re-queue the rest."""
-        self.stopping = True
+        self.stopping.set()
         self.wake.set()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=self.settings.shutdown_grace_seconds)
@@ -130,17 +140,25 @@ class Dispatcher:
         for job_task in self.tasks:
             job_task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        task.cancel()
+        self.settled.set()
+        ended, _ = await asyncio.wait({task}, timeout=self.settings.shutdown_grace_seconds)
+        if not ended:
+            logger.warning("shutdown: a database call outlasted the grace period; cutting it short")
+            task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        for job_id in unfinished:
-            with contextlib.suppress(SQLAlchemyError, OSError):
-                await self.store.release(job_id, self.owner)
+        await self._release(unfinished)
         if unfinished:
             logger.warning("shutdown: %d running jobs were killed and re-queued", len(unfinished))
         await self.pool.close()
 
+    async def _release(self, job_ids: list[str]) -> None:
+        """Give jobs back unfinished; one the database does not take back now is recovered when its lease expires."""
+        for job_id in job_ids:
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await self.store.release(job_id, self.owner)
+
     async def _claim_loop(self) -> None:
-        while not self.stopping:
+        while not self.stopping.is_set():
             self.wake.clear()
             free = self.size - len(self.running)
             rows = []
@@ -149,6 +167,9 @@ class Dispatcher:
                     rows = await self.store.claim(self.owner, self.types.keys(), free, self.settings.lease_seconds)
                 except (SQLAlchemyError, OSError) as error:
                     logger.warning("could not claim jobs, retrying in %g s: %s", self.settings.poll_seconds, error)
+            if self.stopping.is_set():  # shutdown began while claiming: give them back unstarted
+                await self._release([row.id for row in rows])
+                return
             for row in rows:
                 self._start(row)
             if free > 0 and len(rows) == free:
@@ -204,8 +225,9 @@ class Dispatcher:
         except (SQLAlchemyError, OSError) as error:
             logger.error("job %s: could not record its outcome (the lease will expire and recover it): %s", row.id, error)
         finally:
-            if reporter is not None:
+            if reporter is not None and not reporter.done():
                 reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
             del self.running[row.id]
             self.wake.set()
 
@@ -245,7 +267,7 @@ class Dispatcher:
 
     async def _schedule_loop(self) -> None:
         """Fire due schedule ticks (each once across all workers: see :mod:`plugins.jobs.schedules`)."""
-        while True:
+        while not self.stopping.is_set():
             wait = self.settings.poll_seconds
             try:
                 now = time.time()
@@ -267,11 +289,11 @@ class Dispatcher:
                     wait = min(wait, max(0.0, due - time.time()))
             except (SQLAlchemyError, OSError) as error:
                 logger.warning("could not fire schedules, retrying in %g s: %s", wait, error)
-            await asyncio.sleep(wait)
+            await _wait(self.stopping, wait)
 
     async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
+        """Renew the leases of running jobs until none runs here any more after shutdown began."""
+        while not await _wait(self.settled, self.settings.heartbeat_seconds):
             try:
                 await self._heartbeat()
             except (SQLAlchemyError, OSError) as error:
@@ -313,19 +335,36 @@ class Dispatcher:
         import asyncpg
 
         dsn = self.store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        while True:
+        while not self.stopping.is_set():
             try:
                 connection = await asyncpg.connect(dsn)
             except (OSError, asyncpg.PostgresError) as error:
                 logger.warning("jobs: cannot LISTEN (polling meanwhile): %s", error)
-                await asyncio.sleep(self.settings.poll_seconds * 5)
+                await _wait(self.stopping, self.settings.poll_seconds * 5)
                 continue
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _connection: lost.set())
             try:
                 await connection.add_listener(SUBMITTED_CHANNEL, lambda *_: self.wake.set())
                 await connection.add_listener(CANCEL_CHANNEL, lambda *args: self.cancel(args[-1]))
-                await lost.wait()
+                await _first_of(lost, self.stopping)
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=2)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; whether it is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.testing import client_for
+from plugins.jobs.dispatcher import Dispatcher
+from plugins.jobs.store import JobStore
 
 from . import jobtypes
 from .conftest import FAST, process_gone, started, submit, wait_for
@@ -114,3 +120,37 @@ def test_shutdown_requeues_jobs_that_outlive_the_grace_period(
     assert process_gone(pid)
     requeued = jobs_client(workers=0).get(f"/api/jobs/{job['id']}").json()
     assert requeued["status"] == "PENDING" and requeued["attempt"] == 0
+
+
+def test_shutdown_lets_a_claim_in_flight_finish_and_gives_back_what_it_claimed(
+    make_app: Any, jobs_client: Any, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling a database call at shutdown could leave SQLAlchemy a close that never ends
+    (the event loop then hung on exit); a job claimed as shutdown began must not start."""
+    shutdown_began = threading.Event()
+    claims_cut_short: list[str] = []
+    shutdown, claim = Dispatcher.shutdown, JobStore.claim
+
+    async def noting_shutdown(self: Dispatcher, task: asyncio.Task[None]) -> None:
+        shutdown_began.set()
+        await shutdown(self, task)
+
+    async def claim_once_shutdown_begins(self: JobStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            while not shutdown_began.is_set():
+                await asyncio.sleep(0.01)
+            return await claim(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            claims_cut_short.append("claim")
+            raise
+
+    monkeypatch.setattr(Dispatcher, "shutdown", noting_shutdown)
+    monkeypatch.setattr(JobStore, "claim", claim_once_shutdown_begins)
+    marker = tmp_path / "sleeping"
+    with client_for(make_app(["jobs", "workspace", jobtypes], {"database_url": database_url, "jobs": FAST})) as client:
+        job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)})
+    assert shutdown_began.is_set() and claims_cut_short == []
+    monkeypatch.setattr(JobStore, "claim", claim)
+    given_back = jobs_client(workers=0).get(f"/api/jobs/{job['id']}").json()
+    assert given_back["status"] == "PENDING" and given_back["attempt"] == 0, given_back
+    assert not marker.exists(), "a job claimed during shutdown was started"
