@@ -78,16 +78,17 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
         kek = gateway.settings.kek
         gateway.store.envelope = Envelope.load(kek.get_secret_value() if kek else None, host.data_dir)
         await gateway.start()
-        writers = [asyncio.create_task(gateway.store.write_usage_forever())]
-        if gateway.tracer.enabled:
-            writers.append(asyncio.create_task(gateway.tracer.export_forever()))
+        usage_writer = asyncio.create_task(gateway.store.write_usage())
+        exporter = asyncio.create_task(gateway.tracer.export_forever()) if gateway.tracer.enabled else None
         try:
             yield
         finally:
-            for writer in writers:
-                writer.cancel()
+            gateway.store.stop_writing_usage()
+            await usage_writer
+            if exporter is not None:
+                exporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+                    await exporter
             await gateway.close()
 
     return running()

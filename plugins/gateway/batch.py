@@ -9,7 +9,6 @@ fallbacks, SSRF checks and usage records apply as on ``/gateway/v1/chat/completi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import uuid
@@ -117,13 +116,12 @@ async def run_batch(params: BatchParams, job: Any) -> dict[str, Any]:
     tracer = Tracer(None, queue_size=settings.trace_queue_size, capture_content=False, project=settings.trace_project)
     gateway = Gateway(store, settings, tracer)
     await gateway.start()
-    writer = asyncio.create_task(store.write_usage_forever())
+    writer = asyncio.create_task(store.write_usage())
     try:
         return await _answer_all(gateway, params, job)
     finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        store.stop_writing_usage()
+        await writer
         await gateway.close()
         await engine.dispose()
 

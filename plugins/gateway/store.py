@@ -117,7 +117,8 @@ class GatewayStore:
         """Set at start-up (loading the key may create the key file; inspecting the app must not)."""
         self.cache_seconds = cache_seconds
         self._resolved: dict[tuple[str, str], tuple[float, list[Target]]] = {}
-        self._usage: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._usage: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        """Usage records to store; ``None`` asks the writer to stop."""
         self._full_batch = asyncio.Event()
 
     # -- secrets -----------------------------------------------------------
@@ -230,37 +231,41 @@ class GatewayStore:
         if self._usage.qsize() >= USAGE_BATCH:
             self._full_batch.set()
 
-    async def write_usage_forever(self) -> None:
-        """Store queued usage records in batches until cancelled (then store what is left).
+    async def write_usage(self) -> None:
+        """Store queued usage records in batches until :meth:`stop_writing_usage`, then store what is left.
 
         A batch is written ``USAGE_LINGER_SECONDS`` after its first record (or at
         ``USAGE_BATCH`` records), so under load a call costs no database write of its own.
+        Stopping never cuts a write short: a cancelled database call would lose its batch.
         """
-        first: dict[str, Any] | None = None
-        try:
-            while True:
-                first = await self._usage.get()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full_batch.wait(), USAGE_LINGER_SECONDS)
-                pending, first = first, None
-                await self._flush_usage(pending)
-        except asyncio.CancelledError:
-            if first is None and not self._usage.empty():
-                first = self._usage.get_nowait()
-            if first is not None:  # a record taken while lingering is stored too, not lost
-                await self._flush_usage(first)
-            raise
+        while (first := await self._usage.get()) is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full_batch.wait(), USAGE_LINGER_SECONDS)
+            if not await self._flush_usage(first):
+                return
 
-    async def _flush_usage(self, first: dict[str, Any]) -> None:
+    def stop_writing_usage(self) -> None:
+        """Make :meth:`write_usage` store what is queued now and return."""
+        self._usage.put_nowait(None)
+        self._full_batch.set()
+
+    async def _flush_usage(self, first: dict[str, Any]) -> bool:
+        """Store ``first`` and every record queued after it; whether writing goes on (no stop was queued)."""
         self._full_batch.clear()
         batch = [first]
+        going_on = True
         while not self._usage.empty():
-            batch.append(self._usage.get_nowait())
+            record = self._usage.get_nowait()
+            if record is None:
+                going_on = False
+            else:
+                batch.append(record)
         try:
             async with self.engine.begin() as connection:
                 await connection.execute(insert(usage), batch)
         except Exception:  # usage must never break calls; losing records is logged
             logger.exception("gateway: could not store %d usage records", len(batch))
+        return going_on
 
     async def usage_summary(self, since: float) -> list[dict[str, Any]]:
         """Per endpoint and model since ``since``: calls, errors, p50/p95 latency of the calls that succeeded

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import openai
 
+from core.database import create_engine, migrate
 from core.testing import serve_in_thread
+from plugins.gateway import MIGRATIONS
+from plugins.gateway.store import GatewayStore
 from plugins.gateway.tests.kit import KEK, configure
 from plugins.gateway.tests.test_tracing import wait_for
 
@@ -30,3 +34,29 @@ def test_usage_summary_per_endpoint_and_model(make_app: Any, provider: Any, data
     assert {k: chat[k] for k in ("endpoint", "model", "calls", "errors", "input_tokens", "output_tokens")} == {
         "endpoint": "chat", "model": "gpt", "calls": 4, "errors": 0, "input_tokens": 20, "output_tokens": 2 + 3 + 4 + 5}
     assert (chat["p50_ms"], chat["p95_ms"]) == (latencies[1], latencies[3])  # nearest rank of 4 values
+
+
+def test_stopping_the_writer_stores_every_queued_record(database_url: str) -> None:
+    """Shutdown asks the usage writer to stop instead of cancelling it: a cancelled insert would lose its batch."""
+
+    async def scenario() -> int:
+        engine = create_engine(database_url)
+        try:
+            await migrate(engine, MIGRATIONS, "gateway")
+            store = GatewayStore(engine, cache_seconds=1.0)
+            writer = asyncio.create_task(store.write_usage())
+
+            def call(n: int) -> None:
+                store.record_usage(endpoint="chat", model="gpt", provider="openai", status=200, streamed=False,
+                                   latency_ms=float(n), prompt_tokens=n, completion_tokens=n)
+
+            call(1)
+            call(2)
+            store.stop_writing_usage()  # while the first record lingers
+            call(3)  # queued behind the stop: still stored
+            await writer
+            return len(await store.list_usage(100))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(scenario()) == 3
