@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from core import jsonbody
 
+from . import wire
 from .facts import span_facts
 
 PROTOBUF = "application/x-protobuf"
@@ -26,6 +27,8 @@ ACCEPTED_TYPES = (PROTOBUF, JSON)
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 INFLATE_PIECE_BYTES = 1024 * 1024
 INFLATE_INPUT_BYTES = 64 * 1024
+PARSE_IN_PIECES_BYTES = 2 * 1024 * 1024
+PARSE_PIECE_BYTES = 512 * 1024
 INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
 
 
@@ -97,7 +100,7 @@ def parse(payload: bytes | bytearray, kind: str) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         if kind == PROTOBUF:
-            request.ParseFromString(payload)
+            _parse_protobuf(payload, request)
         else:
             document = jsonbody.loads(payload)
             _hex_ids_to_base64(document)
@@ -105,6 +108,21 @@ def parse(payload: bytes | bytearray, kind: str) -> ExportTraceServiceRequest:
     except (DecodeError, json_format.ParseError, ValueError, TypeError, AttributeError) as error:
         raise PayloadError(400, f"body is not a valid OTLP ExportTraceServiceRequest ({kind}): {str(error)[:300]}") from None
     return request
+
+
+def _parse_protobuf(payload: bytes | bytearray, request: ExportTraceServiceRequest) -> None:
+    """A big request is parsed in pieces of about ``PARSE_PIECE_BYTES``, so that no single parse
+    holds the GIL (and so the event loop) for long: see :mod:`.wire`."""
+    if len(payload) >= PARSE_IN_PIECES_BYTES:
+        try:
+            split = list(wire.pieces(payload, PARSE_PIECE_BYTES))
+        except wire.Malformed:
+            pass  # protobuf's own parse below says what is wrong, or accepts what the walk did not expect
+        else:
+            for piece in split:
+                request.MergeFromString(piece)
+            return
+    request.ParseFromString(payload)
 
 
 def _hex_ids_to_base64(document: Any) -> None:
