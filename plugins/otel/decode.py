@@ -115,13 +115,11 @@ def _parse_protobuf(payload: bytes | bytearray, request: ExportTraceServiceReque
     holds the GIL (and so the event loop) for long: see :mod:`.wire`."""
     if len(payload) >= PARSE_IN_PIECES_BYTES:
         try:
-            split = list(wire.pieces(payload, PARSE_PIECE_BYTES))
-        except wire.Malformed:
-            pass  # protobuf's own parse below says what is wrong, or accepts what the walk did not expect
-        else:
-            for piece in split:
+            for piece in wire.pieces(payload, PARSE_PIECE_BYTES):
                 request.MergeFromString(piece)
             return
+        except wire.Malformed:
+            request.Clear()  # protobuf's own parse below says what is wrong, or accepts what the walk did not expect
     request.ParseFromString(payload)
 
 
