@@ -183,8 +183,7 @@ class Dispatcher:
                 due = await self.store.next_due(self.types.keys())
                 if due is not None:
                     timeout = min(timeout, max(0.0, due - time.time()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout)
+        await _wait(self.wake, timeout)
 
     def _start(self, row: Row[Any]) -> None:
         self.running[row.id] = RunningJob(row, max_log_bytes=self.settings.max_log_bytes)
@@ -234,8 +233,7 @@ class Dispatcher:
     async def _report_loop(self, running: RunningJob) -> None:
         """Store the job's new output and progress every ``REPORT_SECONDS``, and once more when it ends."""
         while not running.ended.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(running.ended.wait(), REPORT_SECONDS)
+            await _wait(running.ended, REPORT_SECONDS)
             try:
                 await self._report(running)
             except (SQLAlchemyError, OSError) as error:
