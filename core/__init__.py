@@ -5,7 +5,7 @@ The public API for plugin authors is re-exported here.
 
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .errors import PluginError, StartupError
-from .bulk import empty, empty_off_loop, gc_paused
+from .bulk import empty, empty_off_loop, gc_paused, run_bulk
 from .hookspecs import hookimpl
 from .host import Host
 from .limits import body_limit
@@ -24,4 +24,5 @@ __all__ = [
     "empty_off_loop",
     "gc_paused",
     "hookimpl",
+    "run_bulk",
 ]

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .bulk import run_bulk
 from .jsonbody import MAX_DEPTH, JSONTooDeep, check_depth
 
 MAX_BODY_BYTES = "x-plughost-max-body-bytes"
@@ -171,7 +171,7 @@ class _LimitedBody:
             if len(body) < CHECK_IN_THREAD_BYTES:
                 check_depth(body, depth)
             else:
-                await anyio.to_thread.run_sync(check_depth, body, depth)
+                await run_bulk(check_depth, body, depth)
         except JSONTooDeep as error:
             raise HTTPException(400, str(error)) from None
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import gc
+import os
+import sys
 import threading
 from collections.abc import Iterator
 
 import anyio
+import anyio.to_thread
 import pytest
 
-from core import bulk, empty, empty_off_loop, gc_paused
+from core import bulk, empty, empty_off_loop, gc_paused, run_bulk
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +89,63 @@ def test_empty_off_loop_empties_in_a_worker_thread() -> None:
     items = [Marker()]
     anyio.run(empty_off_loop, items)
     assert items == [] and threads and threads[0] != threading.main_thread().name
+
+
+def _own_priority() -> tuple[int, int]:
+    thread = threading.get_native_id()
+    return thread, os.getpriority(os.PRIO_PROCESS, thread)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="nice is per thread on Linux only")
+def test_bulk_work_runs_in_a_thread_below_the_event_loops_priority() -> None:
+    async def main() -> tuple[tuple[int, int], tuple[int, int]]:
+        return _own_priority(), await run_bulk(_own_priority)
+
+    (loop_thread, loop_priority), (bulk_thread, bulk_priority) = anyio.run(main)
+    assert bulk_thread != loop_thread
+    assert bulk_priority == min(19, loop_priority + bulk.BULK_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, loop_thread) == loop_priority  # only the bulk thread was lowered
+
+
+def test_bulk_work_returns_its_result_and_raises_its_error() -> None:
+    def fail(message: str) -> None:
+        raise ValueError(message)
+
+    async def main() -> None:
+        assert await run_bulk(sum, [1, 2, 3]) == 6
+        with pytest.raises(ValueError, match="bad input"):
+            await run_bulk(fail, "bad input")
+
+    anyio.run(main)
+
+
+def test_bulk_work_sees_the_callers_context_variables() -> None:
+    request_workspace: contextvars.ContextVar[str] = contextvars.ContextVar("request_workspace", default="default")
+
+    async def main() -> str:
+        request_workspace.set("team-a")
+        return await run_bulk(request_workspace.get)
+
+    assert anyio.run(main) == "team-a"
+
+
+def test_a_cancelled_caller_waits_for_its_bulk_work_to_finish() -> None:
+    started, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def work() -> None:
+        started.set()
+        release.wait(5)
+        finished.append("work")
+
+    async def main() -> None:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(run_bulk, work)
+                await anyio.to_thread.run_sync(started.wait, 5)
+                scope.cancel()
+                threading.Timer(0.2, release.set).start()
+        finished.append("caller")
+
+    anyio.run(main)
+    assert finished == ["work", "caller"]

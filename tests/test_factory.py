@@ -6,6 +6,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 
+import fastapi.routing
 import pytest
 from fastapi import APIRouter
 from flask import Flask
@@ -294,6 +295,29 @@ def test_while_the_app_runs_worker_threads_yield_the_gil_every_millisecond(make_
     with client_for(make_app([])):
         assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_SECONDS
     assert sys.getswitchinterval() == before
+
+
+def test_route_tables_are_built_at_start_up_not_in_the_first_request(make_app, monkeypatch) -> None:
+    """FastAPI builds an included router's routes lazily (its private ``_EffectiveRouteContext``): if
+    that name goes away, this test fails and the warm-up in ``core.factory`` should be looked at again."""
+    router = APIRouter()
+
+    @router.get("/api/hello")
+    def hello(name: str = "you") -> dict[str, str]:
+        return {"hello": name}
+
+    built: list[str] = []
+    original = fastapi.routing._EffectiveRouteContext.from_api_route
+    monkeypatch.setattr(
+        fastapi.routing._EffectiveRouteContext,
+        "from_api_route",
+        classmethod(lambda cls, **kw: built.append(kw["original_route"].path) or original(**kw)),
+    )
+    with client_for(make_app([router_plugin("hello", router)])) as client:
+        assert "/api/hello" in built
+        built.clear()
+        assert client.get("/api/hello", params={"name": "x"}).json() == {"hello": "x"}
+        assert built == []
 
 
 def test_a_failing_lifespan_names_the_plugin(make_app) -> None:

@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
-import anyio.to_thread
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from core import run_bulk
 from core.settings import load_plugin_settings
 
 from .analysis import analyse
@@ -101,7 +101,7 @@ async def batch_analysis(params: BatchAnalysis, job: JobContext) -> dict[str, An
         for done, summary in enumerate(summaries, start=1):
             trace = await _get(client, f"/api/otel/traces/{summary['trace_id']}", {})
             if trace is not None:  # else deleted since it was listed
-                analysis = await anyio.to_thread.run_sync(analyse, trace, settings)
+                analysis = await run_bulk(analyse, trace, settings)
                 reports.append(trace_report(summary, analysis))
             job.progress(done / len(summaries), f"analysed {done} of {len(summaries)} traces")
     return {"filter": window, "matched_more_than_analysed": more, "aggregate": aggregate(reports), "traces": reports}

@@ -26,8 +26,8 @@ def plughost_trace_reader(host: Any) -> TraceReader | None:
 
     Called once per app build by the assistant. The otel plugin implements it.
     Return a ``TraceReader``, or ``None``. The reader is awaited on the event loop: a reader
-    that decodes a huge trace should do that work in a thread (the assistant analyses the
-    trace in a thread of its own, with the cyclic GC paused, see ``core.gc_paused``). The
+    that decodes a huge trace should do that work off the loop with ``core.run_bulk`` (the
+    assistant analyses the trace that way, with the cyclic GC paused, see ``core.gc_paused``). The
     assistant owns the dict it is given and empties its ``spans`` to free them off the loop:
     return a fresh one on each call, never a cached one.
     """

@@ -6,12 +6,11 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal, TypeVar
 
-import anyio.to_thread
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from core import empty, gc_paused
+from core import empty, gc_paused, run_bulk
 
 from .analysis import analyse
 from .report import as_text
@@ -57,7 +56,7 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
                 raise HTTPException(404, f"no trace {trace_id} in this workspace")
             handed_over = [trace]
             del trace  # the worker drops the last reference: freeing a huge trace takes time too
-            return await anyio.to_thread.run_sync(_analysed, handed_over, settings, answer)
+            return await run_bulk(_analysed, handed_over, settings, answer)
 
     @router.post("/analyze", summary="Analyse a trace without an LLM (JSON, or text with format=text)", responses=NO_TRACE, **policy)
     async def analyze(request: AnalyzeRequest, format: Literal["json", "text"] = "json") -> Response:

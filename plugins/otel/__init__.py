@@ -6,9 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
-from core import ConsolePage, RouterContribution, hookimpl
+from core import ConsolePage, RouterContribution, hookimpl, run_bulk
 from core.database import migrated
 
 from .decode import to_rows
@@ -57,7 +55,7 @@ def plughost_trace_reader(host: Any) -> Any:
         if found is None:
             return None
         summary, rows = found
-        views = await anyio.to_thread.run_sync(lambda: [span_view(row) for row in rows])
+        views = await run_bulk(lambda: [span_view(row) for row in rows])
         return {**trace_summary(summary), "spans": views}
 
     return read

@@ -18,9 +18,6 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.to_thread
 
-DEFLATE_MAX_RATIO = 1032
-"""No deflate stream (gzip and zlib included) inflates to more than 1032 times its size, plus headers."""
-
 
 class BudgetExhausted(Exception):
     """The budget stayed spent for the whole wait."""
@@ -32,11 +29,6 @@ class DecompressionBudget:
         self.wait_seconds = wait_seconds
         self._held = 0
         self._changed: asyncio.Condition | None = None
-
-    @staticmethod
-    def bound(compressed_bytes: int, limit: int) -> int:
-        """The most that ``compressed_bytes`` of deflate data inflate to, capped at ``limit``."""
-        return min(limit, compressed_bytes * DEFLATE_MAX_RATIO + 1024)
 
     @asynccontextmanager
     async def hold(self, amount: int) -> AsyncIterator[None]:

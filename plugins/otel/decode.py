@@ -29,6 +29,8 @@ INFLATE_PIECE_BYTES = 1024 * 1024
 INFLATE_INPUT_BYTES = 64 * 1024
 PARSE_IN_PIECES_BYTES = 2 * 1024 * 1024
 PARSE_PIECE_BYTES = 512 * 1024
+GZIP_TRAILER_BYTES = 8  # CRC-32, then the inflated size modulo 2**32, both little-endian
+DEFLATE_MAX_RATIO = 1032  # no deflate stream inflates to more than 1032 times its size, plus headers
 INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
 
 
@@ -90,6 +92,23 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
     if not inflater.eof:
         raise PayloadError(400, f"{encoding} body is truncated")
     return payload
+
+
+def stated_size(body: bytes, encoding: str, limit: int) -> int:
+    """What ``body`` says it inflates to, at most ``limit``: known before inflating it, to choose how to
+    handle it. A gzip member states its size in its trailer (and zlib fails the inflation if it lies);
+    deflate states none, so the most it can produce; an unencoded body is its own size."""
+    encoding = encoding.strip().lower()
+    if encoding == "gzip" and len(body) >= GZIP_TRAILER_BYTES:
+        return min(limit, int.from_bytes(body[-4:], "little"))
+    if encoding == "deflate":
+        return most_inflated(len(body), limit)
+    return len(body)
+
+
+def most_inflated(compressed_bytes: int, limit: int) -> int:
+    """The most that ``compressed_bytes`` of deflate data (gzip and zlib included) inflate to, capped at ``limit``."""
+    return min(limit, compressed_bytes * DEFLATE_MAX_RATIO + 1024)
 
 
 def _has_zlib_header(body: bytes) -> bool:

@@ -23,13 +23,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from grpc import aio
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import run_bulk
 from core.context import DEFAULT_WORKSPACE, check_workspace
 from core.database import RETRY_AFTER_SECONDS
 from core.server import is_loopback
@@ -92,13 +92,13 @@ class TraceService:
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{error} (metadata {WORKSPACE_KEY})")
         project = metadata.get(self.config.project_key) or "default"
-        with bulk_work(body):
+        with bulk_work(len(body)):  # grpc hands the message over inflated
             return await self._store_request(body, context, workspace, project)
 
     async def _store_request(self, body: bytes, context: aio.ServicerContext, workspace: str, project: str) -> bytes:
         """Decode ``body`` off the loop, store its spans, and answer; its rows are freed on return."""
         try:
-            decoded: Decoded = await anyio.to_thread.run_sync(
+            decoded: Decoded = await run_bulk(
                 lambda: to_rows(parse(body, PROTOBUF), workspace=workspace, project=project)
             )
         except PayloadError as error:
@@ -110,7 +110,7 @@ class TraceService:
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
-        await release(body, decoded)
+        await release(len(body), decoded)
         return export_answer(decoded, stored).SerializeToString()
 
     def _authorised(self, metadata: dict[str, str]) -> bool:

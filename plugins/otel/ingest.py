@@ -11,19 +11,21 @@ from core import empty_off_loop, gc_paused
 from .decode import Decoded
 from .store import Stored
 
-LARGE_BODY_BYTES = 256 * 1024
-"""A request this big on the wire (tens of thousands of spans) is decoded and stored with the cyclic
-GC paused, and its rows are freed in a worker thread (see :mod:`core.bulk`)."""
+LARGE_REQUEST_BYTES = 256 * 1024
+"""A request this big once inflated (tens of thousands of spans, or a thousand spans of many
+attributes) is decoded and stored with the cyclic GC paused, and its rows are freed in a worker
+thread (see :mod:`core.bulk`). Inflated, not on the wire: 170 KiB of gzip can carry a million
+attributes, whose terms alone are 1.5 million objects to free."""
 
 
-def bulk_work(body: bytes) -> AbstractContextManager[object]:
-    """Wrap decoding and storing ``body``: the cyclic GC is paused for a large one."""
-    return gc_paused() if len(body) >= LARGE_BODY_BYTES else nullcontext()
+def bulk_work(inflated_bytes: int) -> AbstractContextManager[object]:
+    """Wrap decoding and storing a request of ``inflated_bytes``: the cyclic GC is paused for a large one."""
+    return gc_paused() if inflated_bytes >= LARGE_REQUEST_BYTES else nullcontext()
 
 
-async def release(body: bytes, decoded: Decoded) -> None:
+async def release(inflated_bytes: int, decoded: Decoded) -> None:
     """Free a large request's rows off the event loop, before the GC pause of :func:`bulk_work` ends."""
-    if len(body) >= LARGE_BODY_BYTES:
+    if inflated_bytes >= LARGE_REQUEST_BYTES:
         await empty_off_loop(decoded.rows)
 
 

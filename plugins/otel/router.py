@@ -10,18 +10,17 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import body_limit
+from core import body_limit, run_bulk
 from core.context import current_workspace
 
 from .budget import BudgetExhausted, DecompressionBudget
-from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request
+from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request, most_inflated, stated_size
 from .facts import MAX_TERM_CHARS
 from .ingest import bulk_work, export_answer, release
 from .present import span_tree, spans_json, trace_summary
@@ -68,16 +67,17 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             body = await _read_capped(request, settings.max_body_bytes)
         except PayloadError as error:
             return _status(kind, error.status, str(error))
-        with bulk_work(body):
-            return await store_request(request, kind, body)
+        encoding = request.headers.get("content-encoding", "")
+        inflated_bytes = stated_size(body, encoding, settings.max_decompressed_bytes)
+        with bulk_work(inflated_bytes):
+            return await store_request(request, kind, body, encoding, inflated_bytes)
 
-    async def store_request(request: Request, kind: str, body: bytes) -> Response:
+    async def store_request(request: Request, kind: str, body: bytes, encoding: str, inflated_bytes: int) -> Response:
         """Decode ``body`` off the loop, store its spans, and answer; its rows are freed on return."""
         try:
-            encoding = request.headers.get("content-encoding", "")
             inflated = encoding.strip().lower() not in ("", "identity")
-            async with budget.hold(budget.bound(len(body), settings.max_decompressed_bytes)) if inflated else nullcontext():
-                outcome = await anyio.to_thread.run_sync(
+            async with budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if inflated else nullcontext():
+                outcome = await run_bulk(
                     lambda: _decoded_or_error(
                         body,
                         content_type=request.headers.get("content-type", ""),
@@ -102,7 +102,7 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         except (SQLAlchemyError, OSError) as error:
             logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
             return _status(kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS})
-        await release(body, decoded)
+        await release(inflated_bytes, decoded)
         return _encoded(kind, export_answer(decoded, stored), 200)
 
     @router.get(
@@ -242,10 +242,10 @@ async def _trace_json(store: SpanStore, workspace: str, summary: dict[str, Any])
     first = True
     async for rows in store.span_pages(workspace, summary["trace_id"]):
         pieces = spans_json(rows, tree_nodes, first=first)
-        while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+        while (piece := await run_bulk(next, pieces, None)) is not None:
             yield piece
         first = False
-    tree = await anyio.to_thread.run_sync(lambda: json.dumps(span_tree(tree_nodes)))
+    tree = await run_bulk(lambda: json.dumps(span_tree(tree_nodes)))
     yield '],"tree":' + tree + "}"
 
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-import anyio.to_thread
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -53,6 +52,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
+from core import run_bulk
 from core.context import current_workspace
 from core.database import UNAVAILABLE
 
@@ -191,7 +191,7 @@ class SpanStore:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                entries = await anyio.to_thread.run_sync(_sorted_entries, [(rows, stored) for rows, stored, _ in batch])
+                entries = await run_bulk(_sorted_entries, [(rows, stored) for rows, stored, _ in batch])
                 for stored, reason in await self._write_isolating(entries):
                     stored.refuse(reason)
             except Exception as error:  # every request of the batch learns it was not stored
@@ -230,7 +230,7 @@ class SpanStore:
                 columns = [{name: row[name] for name in SPAN_COLUMNS} for row in chunk]
                 new = {tuple(key) for key in await connection.execute(self._insert_spans, columns)}
                 added += [row for row in chunk if (row["workspace"], row["trace_id"], row["span_id"]) in new]
-            summaries, new_terms = await anyio.to_thread.run_sync(lambda: (summarise(added), trace_terms(added)))
+            summaries, new_terms = await run_bulk(lambda: (summarise(added), trace_terms(added)))
             for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
                 await connection.execute(self._insert_terms, new_terms[start : start + TERM_ROWS_PER_STATEMENT])
             for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):

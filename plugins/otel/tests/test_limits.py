@@ -8,6 +8,7 @@ import gc
 import gzip
 import json
 import types
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from core.testing import serve_in_thread
 from plugins.otel.budget import BudgetExhausted, DecompressionBudget
-from plugins.otel.decode import PayloadError, decode_request
+from plugins.otel.decode import PayloadError, decode_request, most_inflated, stated_size
+from plugins.otel.ingest import LARGE_REQUEST_BYTES
 from plugins.otel.present import otlp_key_value, span_view
 
 from .test_isolation import PROTOBUF, make_request
@@ -210,3 +212,37 @@ def test_a_truncated_gzip_body_gets_400() -> None:
     body = gzip.compress(make_request(range(50)).SerializeToString())
     with pytest.raises(PayloadError, match="truncated"):
         decode_request(body[: len(body) // 2], content_type="application/x-protobuf", encoding="gzip", limit=1 << 20, workspace="w", project="p")
+
+
+def test_a_body_is_sized_by_what_it_states_it_inflates_to() -> None:
+    payload = make_request(range(50)).SerializeToString()
+    assert stated_size(gzip.compress(payload), "gzip", 1 << 30) == len(payload)
+    assert stated_size(gzip.compress(payload), " GZIP", 100) == 100  # capped at the limit
+    assert stated_size(zlib.compress(payload), "deflate", 1 << 30) == most_inflated(len(zlib.compress(payload)), 1 << 30)
+    assert stated_size(payload, "", 1 << 30) == stated_size(payload, "identity", 1 << 30) == len(payload)
+    assert stated_size(b"\x1f\x8b", "gzip", 1 << 30) == 2  # too short to state anything: decoding refuses it
+
+
+def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """170 KiB of gzip can carry a million attributes: such a request pauses the GC and its rows are freed
+    off the event loop, decided on its inflated size, not its size on the wire."""
+    emptied: list[tuple[int, bool]] = []
+
+    async def empty_recording(items: list[Any]) -> None:
+        emptied.append((len(items), gc.isenabled()))
+        items.clear()
+
+    monkeypatch.setattr("plugins.otel.ingest.empty_off_loop", empty_recording)
+    request = make_request(range(1), spans_per_trace=200)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.attributes.extend(KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(100))
+    payload = request.SerializeToString()
+    body = gzip.compress(payload)
+    assert len(body) < LARGE_REQUEST_BYTES <= len(payload)
+    response = httpx.post(f"{base}/v1/traces", content=body, headers={**PROTOBUF, "Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    assert emptied == [(200, False)]  # all its rows, while the GC is still paused
+    assert gc.isenabled()
+    small = gzip.compress(make_request(range(3)).SerializeToString())
+    assert httpx.post(f"{base}/v1/traces", content=small, headers={**PROTOBUF, "Content-Encoding": "gzip"}).status_code == 200
+    assert len(emptied) == 1  # a small request's rows are freed where they are
