@@ -57,7 +57,10 @@ def media_type(content_type: str) -> str:
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
-    """Undo ``Content-Encoding`` (gzip, deflate as zlib or raw), never producing more than ``limit`` bytes."""
+    """Undo ``Content-Encoding`` (gzip, deflate as zlib or raw), never producing more than ``limit`` bytes.
+
+    A gzip body may hold several members one after another (RFC 1952 2.2): each is inflated, and
+    anything after a member that is not one gets 400, never a silent truncation."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         if len(body) > limit:
@@ -69,22 +72,15 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
         wbits = zlib.MAX_WBITS if _has_zlib_header(body) else -zlib.MAX_WBITS
     else:
         raise PayloadError(415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none")
-    inflater = zlib.decompressobj(wbits)
     payload = bytearray()  # grown in place, piece by piece: never a second copy of the whole
     view = memoryview(body)
-    inputs = (view[start : start + INFLATE_INPUT_BYTES] for start in range(0, len(body), INFLATE_INPUT_BYTES))
-    pending: bytes | memoryview = b""
-    exhausted = False
+    start = 0
     try:
-        while not inflater.eof and len(payload) <= limit:
-            if not pending and not exhausted:  # fed in small inputs: each unconsumed tail is a small copy
-                pending = next(inputs, b"")
-                exhausted = not pending
-            piece = inflater.decompress(pending, min(INFLATE_PIECE_BYTES, limit + 1 - len(payload)))
-            pending = inflater.unconsumed_tail
-            if not piece and exhausted:
-                break  # the input ended before the stream did
-            payload += piece
+        while True:
+            inflater = zlib.decompressobj(wbits)
+            start = _inflate_stream(inflater, view, start, payload, limit)
+            if len(payload) > limit or not inflater.eof or encoding != "gzip" or start == len(body):
+                break
     except zlib.error as error:
         raise PayloadError(400, f"body is not valid {encoding} data: {error}") from None
     if len(payload) > limit:
@@ -94,10 +90,28 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
     return payload
 
 
+def _inflate_stream(inflater: Any, view: memoryview, start: int, payload: bytearray, limit: int) -> int:
+    """Inflate the one deflate stream that begins at ``view[start]`` into ``payload``, stopping once it
+    holds more than ``limit`` bytes; returns where the stream's input ended."""
+    position = start
+    pending: bytes | memoryview = b""
+    while not inflater.eof and len(payload) <= limit:
+        if not pending and position < len(view):  # fed in small inputs: each unconsumed tail is a small copy
+            pending = view[position : position + INFLATE_INPUT_BYTES]
+            position += len(pending)
+        piece = inflater.decompress(pending, min(INFLATE_PIECE_BYTES, limit + 1 - len(payload)))
+        pending = inflater.unconsumed_tail
+        if not piece and position == len(view):
+            break  # the input ended before the stream did
+        payload += piece
+    return position - len(pending) - len(inflater.unused_data)
+
+
 def stated_size(body: bytes, encoding: str, limit: int) -> int:
     """What ``body`` says it inflates to, at most ``limit``: known before inflating it, to choose how to
-    handle it. A gzip member states its size in its trailer (and zlib fails the inflation if it lies);
-    deflate states none, so the most it can produce; an unencoded body is its own size."""
+    handle it. A gzip member states its size in its trailer (and zlib fails the inflation if it lies;
+    of a body of several members, the last one's); deflate states none, so the most it can produce;
+    an unencoded body is its own size."""
     encoding = encoding.strip().lower()
     if encoding == "gzip" and len(body) >= GZIP_TRAILER_BYTES:
         return min(limit, int.from_bytes(body[-4:], "little"))

@@ -246,3 +246,25 @@ def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(base: str,
     small = gzip.compress(make_request(range(3)).SerializeToString())
     assert httpx.post(f"{base}/v1/traces", content=small, headers={**PROTOBUF, "Content-Encoding": "gzip"}).status_code == 200
     assert len(emptied) == 1  # a small request's rows are freed where they are
+
+
+def _rows(body: bytes, limit: int = 1 << 20) -> int:
+    kind, decoded = decode_request(body, content_type="application/x-protobuf", encoding="gzip", limit=limit, workspace="w", project="p")
+    return len(decoded.rows)
+
+
+def test_a_gzip_body_of_several_members_is_decoded_whole() -> None:
+    first, second = make_request(range(0, 2)).SerializeToString(), make_request(range(2, 5)).SerializeToString()
+    assert _rows(gzip.compress(first) + gzip.compress(second)) == 10  # 5 traces of 2 spans: none dropped
+
+
+@pytest.mark.parametrize(
+    "after, status, problem",
+    [(b"not gzip", 400, "not valid gzip"), (gzip.compress(b"x" * 100)[:-3], 400, "truncated"), (gzip.compress(b"x" * 1000), 413, "inflates past")],
+    ids=["garbage", "truncated member", "members over the limit"],
+)
+def test_what_follows_a_gzip_member_is_checked_like_the_first(after: bytes, status: int, problem: str) -> None:
+    member = make_request(range(2)).SerializeToString()
+    with pytest.raises(PayloadError, match=problem) as refused:
+        _rows(gzip.compress(member) + after, limit=len(member) + 500)
+    assert refused.value.status == status
