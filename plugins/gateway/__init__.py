@@ -86,9 +86,8 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
             gateway.store.stop_writing_usage()
             await usage_writer
             if exporter is not None:
-                exporter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await exporter
+                gateway.tracer.stop_exporting()
+                await exporter
             await gateway.close()
 
     return running()

@@ -11,7 +11,6 @@ records (counted and logged), never a call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -84,7 +83,8 @@ class Tracer:
         self.export = export
         self.capture_content = capture_content
         self.project = project
-        self.queue: asyncio.Queue[Invocation] = asyncio.Queue(queue_size)
+        self.queue_size = queue_size
+        self.queue: asyncio.Queue[Invocation | None] = asyncio.Queue()  # bounded by record(): a stop always fits
         self.exported = 0
         self.dropped = 0
 
@@ -110,10 +110,10 @@ class Tracer:
 
     def record(self, invocation: Invocation) -> None:
         """Queue a finished invocation; never blocks, drops (counted, logged) when the queue is full."""
-        try:
-            self.queue.put_nowait(invocation)
-        except asyncio.QueueFull:
+        if self.queue.qsize() >= self.queue_size:
             self._drop(1, "the trace queue is full")
+        else:
+            self.queue.put_nowait(invocation)
 
     def _drop(self, count: int, why: str) -> None:
         before, self.dropped = self.dropped, self.dropped + count
@@ -121,21 +121,29 @@ class Tracer:
             logger.warning("gateway tracing: %s; %d call traces dropped so far", why, self.dropped)
 
     async def export_forever(self) -> None:
-        """Export queued invocations in batches until cancelled (then export what is left, briefly)."""
-        try:
-            while True:
-                batch = [await self.queue.get()]
-                await asyncio.sleep(LINGER_SECONDS)
-                await self._export(self._take(batch))
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._export(self._take([])), EXPORT_TIMEOUT_SECONDS)
-            raise
+        """Export queued invocations in batches until :meth:`stop_exporting`, then export what is left
+        and return. Stopping never cuts an export short: a cancelled write to the trace store would
+        lose its batch."""
+        while (first := await self.queue.get()) is not None:
+            await asyncio.sleep(LINGER_SECONDS)
+            batch, going_on = self._take(first)
+            await self._export(batch)
+            if not going_on:
+                return
 
-    def _take(self, batch: list[Invocation]) -> list[Invocation]:
+    def stop_exporting(self) -> None:
+        """Make :meth:`export_forever` export what is queued now and return."""
+        self.queue.put_nowait(None)
+
+    def _take(self, first: Invocation) -> tuple[list[Invocation], bool]:
+        """``first`` and up to ``BATCH`` in all of what is queued; whether exporting goes on (no stop was taken)."""
+        batch = [first]
         while len(batch) < BATCH and not self.queue.empty():
-            batch.append(self.queue.get_nowait())
-        return batch
+            invocation = self.queue.get_nowait()
+            if invocation is None:
+                return batch, False
+            batch.append(invocation)
+        return batch, True
 
     async def _export(self, batch: list[Invocation]) -> None:
         assert self.export is not None

@@ -30,9 +30,11 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     func,
     insert,
+    null,
     or_,
     select,
     text,
@@ -298,11 +300,19 @@ class JobStore:
             return (await connection.execute(statement)).rowcount == 1
 
     async def release(self, job_id: str, owner: str) -> bool:
-        """Give a job back unfinished (worker shutdown): PENDING again, the attempt not counted."""
+        """Give a job back unfinished (worker shutdown): PENDING again, the attempt not counted (and
+        a job back at attempt 0 has not started: no ``started_at``)."""
         statement = (
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
-            .values(status=PENDING, attempt=jobs.c.attempt - 1, run_after=time.time(), lease_owner=None, lease_expires=None)
+            .values(
+                status=PENDING,
+                attempt=jobs.c.attempt - 1,
+                started_at=case((jobs.c.attempt > 1, jobs.c.started_at), else_=null()),
+                run_after=time.time(),
+                lease_owner=None,
+                lease_expires=None,
+            )
         )
         async with self.engine.begin() as connection:
             return (await connection.execute(statement)).rowcount == 1

@@ -129,3 +129,36 @@ def test_an_invalid_traceparent_starts_a_trace_of_its_own() -> None:
         assert invocation is not None and invocation.parent_id == b"" and invocation.trace_id.hex() != CALLER_TRACE
     valid = tracer.start("e", {}, f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
     assert valid is not None and (valid.trace_id.hex(), valid.parent_id.hex()) == (CALLER_TRACE, CALLER_SPAN)
+
+
+def test_stopping_exports_every_queued_call_and_never_cuts_an_export_short() -> None:
+    exported: list[int] = []
+
+    async def main() -> Tracer:
+        in_flight = asyncio.Event()
+
+        async def slow_export(request: Any, *, workspace: str, project: str) -> None:
+            in_flight.set()
+            await asyncio.sleep(0.3)
+            exported.append(len(request.resource_spans[0].scope_spans[0].spans))
+
+        tracer = Tracer(slow_export, queue_size=100, capture_content=False, project="default")
+        exporting = asyncio.create_task(tracer.export_forever())
+
+        def call() -> None:
+            invocation = tracer.start("e", {}, None)
+            assert invocation is not None
+            invocation.root.finish(None)
+            tracer.record(invocation)
+
+        for _ in range(3):
+            call()
+        await in_flight.wait()  # the first batch is being written
+        for _ in range(2):
+            call()
+        tracer.stop_exporting()
+        await asyncio.wait_for(exporting, 5)
+        return tracer
+
+    tracer = asyncio.run(main())
+    assert exported == [3, 2] and (tracer.exported, tracer.dropped) == (5, 0)

@@ -152,5 +152,5 @@ def test_shutdown_lets_a_claim_in_flight_finish_and_gives_back_what_it_claimed(
     assert shutdown_began.is_set() and claims_cut_short == []
     monkeypatch.setattr(JobStore, "claim", claim)
     given_back = jobs_client(workers=0).get(f"/api/jobs/{job['id']}").json()
-    assert given_back["status"] == "PENDING" and given_back["attempt"] == 0, given_back
+    assert given_back["status"] == "PENDING" and given_back["attempt"] == 0 and given_back["started_at"] is None, given_back
     assert not marker.exists(), "a job claimed during shutdown was started"
