@@ -17,8 +17,9 @@ the test instead of skipping it).
 
 Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
 ``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
-to 127.0.0.1, for pages on another site) and ``browser_page`` (a fresh context per test). Without Chromium the tests skip, saying why; under
-``CI`` they fail.
+to 127.0.0.1, for pages on another site), ``browser_page`` (a fresh context per test) and
+``screenshot`` (saves a page under ``screenshots_dir``, this run's pytest temporary directory).
+Without Chromium the tests skip, saying why; under ``CI`` they fail.
 """
 
 from __future__ import annotations
@@ -216,6 +217,24 @@ def chromium_browser(chromium_path: str) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``screenshots/`` in this run's pytest temporary directory: two runs never overwrite each other's."""
+    return tmp_path_factory.mktemp("screenshots", numbered=False)
+
+
+@pytest.fixture
+def screenshot(screenshots_dir: Path) -> Callable[..., Path]:
+    """``screenshot(page, name, **options)``: save ``page`` as ``<screenshots_dir>/<name>.png`` (to look at) and return the path."""
+
+    def take(page: Any, name: str, **options: Any) -> Path:
+        path = screenshots_dir / f"{name}.png"
+        page.screenshot(path=str(path), **options)
+        return path
+
+    return take
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def with_llm(make_app: Any) -> Iterator[str]:
         yield url
 
 
-def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why_it_cannot(base: str, browser_page: Any) -> None:
+def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why_it_cannot(base: str, browser_page: Any, screenshot: Any) -> None:
     from playwright.sync_api import expect
 
     trace_id = export_checkout_trace(base)
@@ -82,7 +82,7 @@ def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why
     page.locator("#span-panel .close").click()
     page.locator("#assistant-errors a").click()  # the same link again still opens the span
     expect(panel.get_by_role("heading", name="charge card")).to_be_visible()
-    page.screenshot(path="/tmp/asst-analyze.png")
+    screenshot(page, "asst-analyze")
 
     # No gateway here: Explain says so, and the analysis stays.
     page.get_by_role("button", name="Explain").click()
@@ -91,7 +91,7 @@ def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why
     expect(page.get_by_role("button", name="Explain")).to_be_enabled()
     expect(page.locator("#assistant-stop")).to_be_hidden()
     expect(critical.first).to_be_visible()
-    page.screenshot(path="/tmp/asst-no-llm.png")
+    screenshot(page, "asst-no-llm")
     assert dialogs == []
 
 
@@ -110,7 +110,7 @@ def export_agent_trace(base: str) -> str:
         return trace_id_of(root)
 
 
-def test_analyze_shows_the_llm_calls_at_a_glance(base: str, browser_page: Any) -> None:
+def test_analyze_shows_the_llm_calls_at_a_glance(base: str, browser_page: Any, screenshot: Any) -> None:
     from playwright.sync_api import expect
 
     trace_id = export_agent_trace(base)
@@ -121,7 +121,7 @@ def test_analyze_shows_the_llm_calls_at_a_glance(base: str, browser_page: Any) -
     expect(browser_page.locator("#assistant-repeated-prompts")).to_contain_text("2× chat gpt-4o")
     browser_page.locator("#assistant-repeated-prompts").get_by_role("link").click()
     expect(browser_page.locator("#rows .row.assistant-repeated")).to_have_count(2)
-    browser_page.screenshot(path="/tmp/asst-genai.png")
+    screenshot(browser_page, "asst-genai")
 
 
 def test_explain_without_an_endpoint_names_the_setting(make_app: Any, browser_page: Any) -> None:
@@ -138,7 +138,7 @@ def test_explain_without_an_endpoint_names_the_setting(make_app: Any, browser_pa
         expect(browser_page.locator("#assistant-genai")).to_have_count(0)
 
 
-def test_explain_through_an_endpoint_chosen_in_the_panel(make_app: Any, browser_page: Any) -> None:
+def test_explain_through_an_endpoint_chosen_in_the_panel(make_app: Any, browser_page: Any, screenshot: Any) -> None:
     from playwright.sync_api import expect
 
     with serving_with_llm(make_app, "echo-llm", default=False) as url:
@@ -153,10 +153,10 @@ def test_explain_through_an_endpoint_chosen_in_the_panel(make_app: Any, browser_
         page.get_by_role("button", name="Explain").click()
         expect(page.locator("#assistant-transcript .assistant-message.answer").first).to_contain_text("echo-llm: Trace")
         expect(page.locator("#assistant-error")).to_be_hidden()
-        page.screenshot(path="/tmp/asst-endpoint.png")
+        screenshot(page, "asst-endpoint")
 
 
-def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(with_llm: str, browser_page: Any) -> None:
+def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(with_llm: str, browser_page: Any, screenshot: Any) -> None:
     from playwright.sync_api import expect
 
     trace_id = export_checkout_trace(with_llm)
@@ -177,7 +177,7 @@ def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(
     expect(page.locator("#assistant-transcript .assistant-message.user")).to_have_text("and the errors?")
     expect(page.locator("#assistant-stop")).to_be_hidden()
     expect(page.get_by_label("Follow-up question")).to_be_enabled()
-    page.screenshot(path="/tmp/asst-explain.png")
+    screenshot(page, "asst-explain")
 
     page.get_by_role("navigation").get_by_role("link", name="Assistant").click()
     listed = page.locator("#conversations tbody tr")
@@ -187,7 +187,7 @@ def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(
     messages = page.locator("#transcript .assistant-message")
     expect(messages).to_have_count(4)
     expect(messages.nth(3)).to_have_text("echo-llm: and the errors?")
-    page.screenshot(path="/tmp/asst-conversations.png")
+    screenshot(page, "asst-conversations")
     listed.get_by_role("button", name="Delete").click()
     expect(listed).to_have_count(0)
     expect(page.locator("#conversations-empty")).to_be_visible()

@@ -46,7 +46,7 @@ def test_job_list_detail_and_cancel(make_app: Callable[..., Any], register_plugi
 
 
 def test_job_detail_shows_the_log_and_downloads_an_artifact(
-    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any
+    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any, screenshot: Callable[..., Any]
 ) -> None:
     from playwright.sync_api import expect
 
@@ -62,11 +62,11 @@ def test_job_detail_shows_the_log_and_downloads_an_artifact(
         path = downloading.value.path()
         assert downloading.value.suggested_filename == "lines.txt"
         assert open(path).read() == "line 0\nline 1"
-        page.screenshot(path="/tmp/jobs-detail.png", full_page=True)
+        screenshot(page, "jobs-detail", full_page=True)
 
 
 def test_submit_form_from_the_type_schema_with_errors_at_the_field(
-    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any
+    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any, screenshot: Callable[..., Any]
 ) -> None:
     from playwright.sync_api import expect
 

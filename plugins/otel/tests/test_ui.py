@@ -53,7 +53,7 @@ def export(base: str, service: str, *, linked: Any = None) -> dict[str, Any]:
     return {"trace_id": format(root.get_span_context().trace_id, "032x"), "context": root.get_span_context(), "spans": 9}
 
 
-def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_page: Any) -> None:
+def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_page: Any, screenshot: Any) -> None:
     from playwright.sync_api import expect
 
     first = export(base, "checkout")
@@ -112,7 +112,7 @@ def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_p
     expect(panel.get_by_role("heading", name="charge")).to_be_visible()
     expect(page.get_by_role("button", name="Analyze")).to_have_count(0)
     expect(page.locator("#trace-extensions")).to_be_empty()
-    page.screenshot(path="/tmp/console-trace.png")
+    screenshot(page, "console-trace")
 
     assert dialogs == []
     assert httpx.get(f"{base}/traces/{second['trace_id']}").headers["content-security-policy"] == CONTENT_SECURITY_POLICY
