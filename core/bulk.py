@@ -20,13 +20,15 @@ and may span ``await``. Two rules keep it bounded:
   one that is still alive.
 
 ``empty()`` frees a big list an item at a time, so that the GIL can pass between items;
-``await empty_off_loop(items)`` does it in a worker thread.
+``await empty_off_loop(items)`` does it in a bulk thread.
 
-``await run_bulk(function, *args)`` runs CPU-heavy work (inflating, parsing, encoding, analysing)
-in a thread of a pool of its own whose threads run at a lower CPU priority than the event loop's
-(Linux: nice is per thread, and a thread may always lower its own). On 2 cores, four threads
-inflating gzip bombs took turns on the CPU with the event loop thread as equals, and ``/health``
-waited for a core as much as for the work; below it, they give way whenever the loop has work.
+``await run_bulk(function, *args)`` runs CPU-heavy work (parsing, encoding, analysing) in a pool of
+bulk threads; with ``yield_cpu=True``, work that lets go of the GIL (inflating, copying) runs in
+threads at a lower CPU priority than the event loop's (Linux: nice is per thread, and a thread may
+always lower its own). On 2 cores, four threads inflating gzip bombs took turns on the CPU with the
+event loop thread as equals, and ``/health`` waited for a core as much as for the work; below it,
+they give way whenever the loop has work. Work that holds the GIL stays at the loop's priority: a
+low-priority thread holding the GIL while a busy process takes the core stalls the loop for longer.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 T = TypeVar("T")
 
 MAX_PAUSE_SECONDS = 30.0
 BULK_NICENESS = 10
-"""How far below the event loop's priority bulk threads run: a CPU share of about 1 to 9 against it."""
+"""How far below the event loop's priority ``yield_cpu`` threads run: a CPU share of about 1 to 9 against it."""
 BULK_THREADS = 40
 """As many as anyio's worker threads: a few long analyses never hold up the decoding of requests."""
 
@@ -94,20 +97,27 @@ async def empty_off_loop(items: list[Any]) -> None:
     await run_bulk(empty, items)
 
 
-async def run_bulk(function: Callable[..., T], *args: Any) -> T:
-    """``function(*args)`` in a bulk thread, below the event loop's CPU priority. Like
-    ``anyio.to_thread.run_sync``, it sees the caller's context variables (the request's workspace),
-    and a cancelled caller still waits for the thread to finish, so that what the work holds is
-    freed before the caller moves on."""
+async def run_bulk(function: Callable[..., T], *args: Any, yield_cpu: bool = False) -> T:
+    """``function(*args)`` in a bulk thread. Like ``anyio.to_thread.run_sync``, it sees the caller's
+    context variables (the request's workspace), is a cancellation point before the work starts, and
+    once started, a caller cancelled through anyio (a cancel scope, a task group) still waits for the
+    thread to finish, so that what the work holds is freed before the caller moves on.
+
+    ``yield_cpu=True`` runs it in a thread below the event loop's CPU priority: only for work that
+    lets go of the GIL (inflating, copying). Work that holds the GIL must not: the loop would wait
+    for it to be scheduled, which the OS does last while anything else wants the core."""
+    await anyio.lowlevel.checkpoint_if_cancelled()
     in_context = functools.partial(contextvars.copy_context().run, function, *args)
-    done = asyncio.get_running_loop().run_in_executor(_bulk_threads(), in_context)
+    done = asyncio.get_running_loop().run_in_executor(_bulk_threads(yield_cpu), in_context)
     with anyio.CancelScope(shield=True):
         return await done
 
 
 @functools.cache
-def _bulk_threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(BULK_THREADS, thread_name_prefix="plughost-bulk", initializer=_lower_own_priority)
+def _bulk_threads(yield_cpu: bool) -> ThreadPoolExecutor:
+    if yield_cpu:
+        return ThreadPoolExecutor(BULK_THREADS, thread_name_prefix="plughost-bulk-low", initializer=_lower_own_priority)
+    return ThreadPoolExecutor(BULK_THREADS, thread_name_prefix="plughost-bulk")
 
 
 def _lower_own_priority() -> None:

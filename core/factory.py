@@ -275,7 +275,8 @@ def _build_route_tables(app: FastAPI) -> None:
     the first time it matches a request against it: 10-20 ms of the event loop with every built-in
     plugin, inside the first request. Matching one request against every route at start-up builds
     them all before the first request, and they are frozen out of the cyclic GC with the rest."""
-    scope: Scope = {"type": "http", "method": "GET", "path": "/", "root_path": "", "query_string": b"", "headers": []}
+    unmatched = "/\x00plughost-start-up"  # no route matches it: every router looks at all of its routes
+    scope: Scope = {"type": "http", "method": "GET", "path": unmatched, "root_path": "", "query_string": b"", "headers": []}
     for route in app.router.routes:
         route.matches(dict(scope))
 

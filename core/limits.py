@@ -44,7 +44,7 @@ ROUTE_LIMIT = "this route's own limit"
 """How a 413 names a route's own limit that names no setting."""
 
 CHECK_IN_THREAD_BYTES = 64 * 1024
-"""JSON bodies from this size are depth-checked in a worker thread (the check releases the GIL between passes)."""
+"""JSON bodies from this size are depth-checked in a bulk thread (the check releases the GIL between passes)."""
 
 
 def body_limit(max_bytes: int, setting: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import gc
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import anyio
@@ -97,14 +98,15 @@ def _own_priority() -> tuple[int, int]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="nice is per thread on Linux only")
-def test_bulk_work_runs_in_a_thread_below_the_event_loops_priority() -> None:
+def test_bulk_work_that_yields_the_cpu_runs_below_the_event_loops_priority() -> None:
     async def main() -> tuple[tuple[int, int], tuple[int, int]]:
-        return _own_priority(), await run_bulk(_own_priority)
+        return _own_priority(), await run_bulk(_own_priority, yield_cpu=True), await run_bulk(_own_priority)
 
-    (loop_thread, loop_priority), (bulk_thread, bulk_priority) = anyio.run(main)
-    assert bulk_thread != loop_thread
-    assert bulk_priority == min(19, loop_priority + bulk.BULK_NICENESS)
-    assert os.getpriority(os.PRIO_PROCESS, loop_thread) == loop_priority  # only the bulk thread was lowered
+    (loop_thread, loop_priority), (low_thread, low_priority), (bulk_thread, bulk_priority) = anyio.run(main)
+    assert len({loop_thread, low_thread, bulk_thread}) == 3
+    assert low_priority == min(19, loop_priority + bulk.BULK_NICENESS)
+    assert bulk_priority == loop_priority  # work that holds the GIL keeps the loop's priority
+    assert os.getpriority(os.PRIO_PROCESS, loop_thread) == loop_priority  # only the yielding thread was lowered
 
 
 def test_bulk_work_returns_its_result_and_raises_its_error() -> None:
@@ -149,3 +151,19 @@ def test_a_cancelled_caller_waits_for_its_bulk_work_to_finish() -> None:
 
     anyio.run(main)
     assert finished == ["work", "caller"]
+
+
+def test_a_loop_of_bulk_work_can_be_cancelled_between_calls() -> None:
+    calls: list[int] = []
+
+    def work() -> None:
+        calls.append(1)
+        time.sleep(0.01)
+
+    async def main() -> None:
+        with anyio.move_on_after(0.1):
+            for _ in range(200):
+                await run_bulk(work)
+
+    anyio.run(main)
+    assert 0 < len(calls) < 100

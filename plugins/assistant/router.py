@@ -128,7 +128,7 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
 
 
 def _analysed(handed_over: list[dict[str, Any]], settings: Settings, answer: Callable[[dict[str, Any], str], Answer]) -> Answer:
-    """In a worker thread: ``answer`` for the analysis of the one trace in ``handed_over``, which is
+    """In a bulk thread: ``answer`` for the analysis of the one trace in ``handed_over``, which is
     emptied so that the trace is freed here, a span at a time: freeing a million objects in one
     go is one C call that holds the GIL, and the event loop, for hundreds of ms."""
     trace = handed_over.pop()

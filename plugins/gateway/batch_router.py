@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
+from core import run_bulk
 from core.context import current_workspace
 
 from . import batch_files, formats
@@ -62,7 +63,7 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
         if len(content) > MAX_FILE_BYTES:
             return _error(413, f"the file is over the {MAX_FILE_BYTES}-byte limit")
         try:
-            await anyio.to_thread.run_sync(check_lines, content)
+            await run_bulk(check_lines, content)
         except BadLine as error:
             return _error(400, f"{filename}: {error}")
         meta = await anyio.to_thread.run_sync(

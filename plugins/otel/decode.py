@@ -78,9 +78,12 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
     try:
         while True:
             inflater = zlib.decompressobj(wbits)
-            start = _inflate_stream(inflater, view, start, payload, limit)
-            if len(payload) > limit or not inflater.eof or encoding != "gzip" or start == len(body):
+            end = _inflate_stream(inflater, view, start, payload, limit)
+            if len(payload) > limit or not inflater.eof or encoding != "gzip" or end == len(body):
                 break
+            if end <= start:  # cannot happen for a stream that ended; never loop on it if it does
+                raise PayloadError(400, "body is not valid gzip data: a member of no length")
+            start = end
     except zlib.error as error:
         raise PayloadError(400, f"body is not valid {encoding} data: {error}") from None
     if len(payload) > limit:
@@ -104,17 +107,19 @@ def _inflate_stream(inflater: Any, view: memoryview, start: int, payload: bytear
         if not piece and position == len(view):
             break  # the input ended before the stream did
         payload += piece
-    return position - len(pending) - len(inflater.unused_data)
+    # The input of the last call ended at ``position``; what followed the stream in it is
+    # ``unused_data`` (which CPython may also leave in ``unconsumed_tail``: not counted twice).
+    return position - len(inflater.unused_data) if inflater.eof else position
 
 
 def stated_size(body: bytes, encoding: str, limit: int) -> int:
     """What ``body`` says it inflates to, at most ``limit``: known before inflating it, to choose how to
-    handle it. A gzip member states its size in its trailer (and zlib fails the inflation if it lies;
-    of a body of several members, the last one's); deflate states none, so the most it can produce;
-    an unencoded body is its own size."""
+    handle it (never to limit it). A gzip member states its size in its trailer, believed up to the
+    most its size can inflate to (of several members, the last one's: the real size is known later);
+    deflate states none, so the most it can produce; an unencoded body is its own size."""
     encoding = encoding.strip().lower()
     if encoding == "gzip" and len(body) >= GZIP_TRAILER_BYTES:
-        return min(limit, int.from_bytes(body[-4:], "little"))
+        return min(most_inflated(len(body), limit), int.from_bytes(body[-4:], "little"))
     if encoding == "deflate":
         return most_inflated(len(body), limit)
     return len(body)

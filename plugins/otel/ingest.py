@@ -13,7 +13,7 @@ from .store import Stored
 
 LARGE_REQUEST_BYTES = 256 * 1024
 """A request this big once inflated (tens of thousands of spans, or a thousand spans of many
-attributes) is decoded and stored with the cyclic GC paused, and its rows are freed in a worker
+attributes) is decoded and stored with the cyclic GC paused, and its rows are freed in a bulk
 thread (see :mod:`core.bulk`). Inflated, not on the wire: 170 KiB of gzip can carry a million
 attributes, whose terms alone are 1.5 million objects to free."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -20,13 +21,14 @@ from core import body_limit, run_bulk
 from core.context import current_workspace
 
 from .budget import BudgetExhausted, DecompressionBudget
-from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request, most_inflated, stated_size
+from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request, decompress, media_type, most_inflated, stated_size
 from .facts import MAX_TERM_CHARS
 from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release
 from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
 
+T = TypeVar("T")
 logger = logging.getLogger("plughost.otel")
 
 RETRY_AFTER_SECONDS = "5"
@@ -73,20 +75,25 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             return await store_request(request, kind, body, encoding, inflated_bytes)
 
     async def store_request(request: Request, kind: str, body: bytes, encoding: str, inflated_bytes: int) -> Response:
-        """Decode ``body`` off the loop, store its spans, and answer; its rows are freed on return."""
+        """Inflate ``body`` in a thread that yields the CPU to the event loop (zlib lets go of the GIL),
+        decode it off the loop, store its spans, and answer; its rows are freed on return."""
+        options = {
+            "content_type": request.headers.get("content-type", ""),
+            "limit": settings.max_decompressed_bytes,
+            "workspace": current_workspace(),
+            "project": request.headers.get(settings.project_header) or "default",
+        }
         try:
-            inflated = encoding.strip().lower() not in ("", "identity")
-            async with budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if inflated else nullcontext():
-                outcome = await run_bulk(
-                    lambda: _decoded_or_error(
-                        body,
-                        content_type=request.headers.get("content-type", ""),
-                        encoding=encoding,
-                        limit=settings.max_decompressed_bytes,
-                        workspace=current_workspace(),
-                        project=request.headers.get(settings.project_header) or "default",
-                    )
-                )
+            media_type(options["content_type"])  # 415 before any inflating
+            compressed = encoding.strip().lower() not in ("", "identity")
+            async with budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if compressed else nullcontext():
+                payload = await run_bulk(_or_error, decompress, body, encoding, options["limit"], yield_cpu=True) if compressed else body
+                if isinstance(payload, PayloadError):
+                    outcome: tuple[str, Decoded] | PayloadError = payload
+                else:
+                    inflated_bytes = max(inflated_bytes, len(payload))  # what it stated may have been less
+                    outcome = await run_bulk(partial(_or_error, decode_request, payload, encoding="", **options))
+                del payload  # the inflated body is not held while the spans are stored
             if isinstance(outcome, PayloadError):
                 # answered, not raised: raised here, its traceback and this frame's `outcome` would
                 # form a cycle that holds the body until a full collection
@@ -201,12 +208,12 @@ def _term(text: str | None, name: str) -> str | None:
     return text
 
 
-def _decoded_or_error(body: bytes, **options: Any) -> tuple[str, Decoded] | PayloadError:
-    """:func:`decode_request`, with its error returned, not raised: an error raised across the thread
-    boundary sits in a reference cycle (traceback, frames, future) holding the body until the
-    garbage collector runs, which after a burst of refused requests kept tens of MiB."""
+def _or_error(function: Callable[..., T], *args: Any, **options: Any) -> T | PayloadError:
+    """``function(*args, **options)``, with a :class:`PayloadError` returned, not raised: an error
+    raised across the thread boundary sits in a reference cycle (traceback, frames, future) holding
+    the body until the garbage collector runs, which after a burst of refused requests kept tens of MiB."""
     try:
-        return decode_request(body, **options)
+        return function(*args, **options)
     except PayloadError as error:
         return error.with_traceback(None)
 
@@ -226,7 +233,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
             chunks.append(chunk)
     if len(chunks) == 1:
         return chunks[0]
-    return await run_bulk(b"".join, chunks) if size >= LARGE_REQUEST_BYTES else b"".join(chunks)
+    return await run_bulk(b"".join, chunks, yield_cpu=True) if size >= LARGE_REQUEST_BYTES else b"".join(chunks)
 
 
 def _status(kind: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -7,6 +7,7 @@ import base64
 import gc
 import gzip
 import json
+import random
 import types
 import zlib
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from core.testing import serve_in_thread
 from plugins.otel.budget import BudgetExhausted, DecompressionBudget
-from plugins.otel.decode import PayloadError, decode_request, most_inflated, stated_size
+from plugins.otel.decode import PayloadError, decode_request, decompress, most_inflated, stated_size
 from plugins.otel.ingest import LARGE_REQUEST_BYTES
 from plugins.otel.present import otlp_key_value, span_view
 
@@ -249,8 +250,18 @@ def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(base: str,
 
 
 def _rows(body: bytes, limit: int = 1 << 20) -> int:
-    kind, decoded = decode_request(body, content_type="application/x-protobuf", encoding="gzip", limit=limit, workspace="w", project="p")
+    _, decoded = decode_request(body, content_type="application/x-protobuf", encoding="gzip", limit=limit, workspace="w", project="p")
     return len(decoded.rows)
+
+
+@pytest.mark.parametrize("first_inflated", [1 << 10, 3 << 20], ids=["small", "over an inflate piece"])
+@pytest.mark.parametrize("second_bytes", [100, 40_000, 200_000], ids=["short", "same input piece", "long"])
+def test_every_gzip_member_is_inflated_wherever_it_starts(first_inflated: int, second_bytes: int) -> None:
+    """Members of every size, starting inside or across the 64 KiB input pieces, inflate as gzip.decompress does."""
+    first = gzip.compress(bytes(first_inflated))
+    second = gzip.compress(random.Random(second_bytes).randbytes(second_bytes), compresslevel=1)
+    body = first + second + gzip.compress(b"end")
+    assert decompress(body, "gzip", 64 << 20) == gzip.decompress(body)
 
 
 def test_a_gzip_body_of_several_members_is_decoded_whole() -> None:
