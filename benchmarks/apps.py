@@ -60,14 +60,16 @@ async def native(scope: Any, receive: Any, send: Any) -> None:
         body = str(total).encode()
     else:
         body = SMALL_BODY
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 def list_join_bridge(app: Flask) -> Any:
     """The reference design: Starlette's responder with the body kept as a list joined once (O(n))."""
-    from starlette.middleware.wsgi import WSGIResponder, build_environ
     from starlette._utils import create_collapsing_task_group
+    from starlette.middleware.wsgi import WSGIResponder, build_environ
 
     class ListJoinResponder(WSGIResponder):
         async def __call__(self, receive: Any, send: Any) -> None:
@@ -132,4 +134,6 @@ if __name__ == "__main__":
     from core.server import NoDelayHTTPProtocol
 
     variant, port = sys.argv[1], int(sys.argv[2])
-    uvicorn.run(build(variant), host="127.0.0.1", port=port, log_level="warning", http=NoDelayHTTPProtocol, access_log=False)
+    uvicorn.run(
+        build(variant), host="127.0.0.1", port=port, log_level="warning", http=NoDelayHTTPProtocol, access_log=False
+    )

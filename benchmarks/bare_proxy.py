@@ -41,7 +41,9 @@ def create_proxy(upstream: str) -> Any:
             status, headers, body = 200, [], b"ok"
         else:
             assert session is not None
-            async with session.post(upstream + scope["path"], data=b"".join(chunks), headers={"Content-Type": "application/json"}) as response:
+            async with session.post(
+                upstream + scope["path"], data=b"".join(chunks), headers={"Content-Type": "application/json"}
+            ) as response:
                 status, body = response.status, await response.read()
                 headers = [(b"content-type", response.headers.get("Content-Type", "application/json").encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -51,4 +53,10 @@ def create_proxy(upstream: str) -> Any:
 
 
 if __name__ == "__main__":
-    uvicorn.run(create_proxy(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[1]), http=NoDelayHTTPProtocol, log_level="warning")
+    uvicorn.run(
+        create_proxy(sys.argv[2]),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        http=NoDelayHTTPProtocol,
+        log_level="warning",
+    )

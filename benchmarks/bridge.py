@@ -101,8 +101,13 @@ def run(quick: bool) -> str:
             print(f"  {variant:<10} upload {size:>3} MiB: {upload_rows[size][variant][0]:.3f} s", file=sys.stderr)
         command, port = python_server("benchmarks.apps", variant)
         with server(command, port, health="/small"):
-            get_rows[variant] = {c: median_wrk(f"http://127.0.0.1:{port}/small", c, wrk_seconds, wrk_runs) for c in (1, 32)}
-        print(f"  {variant:<10} GET: {get_rows[variant][1].requests_per_second:.0f} / {get_rows[variant][32].requests_per_second:.0f} req/s", file=sys.stderr)
+            get_rows[variant] = {
+                c: median_wrk(f"http://127.0.0.1:{port}/small", c, wrk_seconds, wrk_runs) for c in (1, 32)
+            }
+        print(
+            f"  {variant:<10} GET: {get_rows[variant][1].requests_per_second:.0f} / {get_rows[variant][32].requests_per_second:.0f} req/s",
+            file=sys.stderr,
+        )
         if variant != "native":
             download_rows[variant] = slow_download(variant, 256 * MiB, 2 if quick else 4)
 
@@ -119,7 +124,8 @@ def run(quick: bool) -> str:
         row = upload_rows[size]
         cells = [f"{row[v][0]:.3f} ({row[v][1]:.0f})" for v in VARIANTS]
         lines.append(
-            f"| {size} MiB | " + " | ".join(cells)
+            f"| {size} MiB | "
+            + " | ".join(cells)
             + f" | {ratio(row['plughost'][0], row['native'][0])} | {ratio(row['a2wsgi'][0], row['plughost'][0])} |"
         )
     lines += [

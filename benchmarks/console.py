@@ -47,8 +47,14 @@ def trace_request(trace_id: bytes, children: int, grandchildren: int) -> ExportT
     def add(parent: bytes, name: str, begin: int, end: int) -> bytes:
         number = next(counter)
         span_id = number.to_bytes(8, "big")
-        span = Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
-                    start_time_unix_nano=begin, end_time_unix_nano=end)
+        span = Span(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent,
+            name=name,
+            start_time_unix_nano=begin,
+            end_time_unix_nano=end,
+        )
         for key in range(5):
             span.attributes.append(KeyValue(key=f"attr.{key}", value=AnyValue(string_value=f"value {number} {key}")))
         if number % 10 == 0:
@@ -82,7 +88,9 @@ def run(quick: bool) -> str:
         with server(command, port, health="/health", env=env), sync_playwright() as playwright:
             for trace_id, children, grandchildren in cases.values():
                 body = trace_request(trace_id, children, grandchildren).SerializeToString()
-                answer = httpx.post(f"{base}/v1/traces", content=body, headers={"content-type": "application/x-protobuf"}, timeout=120)
+                answer = httpx.post(
+                    f"{base}/v1/traces", content=body, headers={"content-type": "application/x-protobuf"}, timeout=120
+                )
                 answer.raise_for_status()
             browser = playwright.chromium.launch(executable_path=chromium)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -106,7 +114,9 @@ def run(quick: bool) -> str:
         "|---|---|---|---|",
     ]
     for label, median, low, high in rows:
-        target = f"< {TARGET_MS:.0f} ms: {'met' if median < TARGET_MS else 'MISSED'}" if label.startswith("5,000") else ""
+        target = (
+            f"< {TARGET_MS:.0f} ms: {'met' if median < TARGET_MS else 'MISSED'}" if label.startswith("5,000") else ""
+        )
         lines.append(f"| {label} | {median:.0f} ({low:.0f}-{high:.0f}) | {median / floor:.2f}x | {target} |")
     return "\n".join(lines)
 

@@ -37,7 +37,9 @@ FIRST_CONTENT = re.compile(rb'"content": ?"[^"]')
 CHAT = {"model": "echo-bench", "messages": [{"role": "user", "content": "one two three four five"}]}
 
 
-def timed_calls(port: int, path: str, body: dict[str, object], calls: int, stream: bool) -> tuple[list[float], list[float]]:
+def timed_calls(
+    port: int, path: str, body: dict[str, object], calls: int, stream: bool
+) -> tuple[list[float], list[float]]:
     """(time to first content, total time) of each call, over one keep-alive connection."""
     connection = http.client.HTTPConnection("127.0.0.1", port)
     payload = json.dumps({**body, "stream": stream}).encode()
@@ -70,7 +72,10 @@ def configure(port: int, provider_port: int) -> None:
             raise RuntimeError(f"{path}: {response.status} {response.read()!r}")
         connection.close()
 
-    post("/api/gateway/secrets", {"name": "bench", "api_key": "sk-bench-0000000000", "base_url": f"http://127.0.0.1:{provider_port}/v1"})
+    post(
+        "/api/gateway/secrets",
+        {"name": "bench", "api_key": "sk-bench-0000000000", "base_url": f"http://127.0.0.1:{provider_port}/v1"},
+    )
     post("/api/gateway/models", {"name": "bench", "provider": "openai", "model": "echo-bench", "secret": "bench"})
     post("/api/gateway/endpoints", {"name": "bench", "models": [{"model": "bench"}]})
 
@@ -92,7 +97,9 @@ PLUGHOST_SETUPS = (
 )
 
 
-def measure(port: int, path: str, body: dict[str, object], calls: int, modes: tuple[bool, ...] = (False, True)) -> dict[bool, tuple[float, float]]:
+def measure(
+    port: int, path: str, body: dict[str, object], calls: int, modes: tuple[bool, ...] = (False, True)
+) -> dict[bool, tuple[float, float]]:
     """{stream: (median first-token ms, median total ms)} after 20 warm-up calls each."""
     ready(port, path, body)
     found = {}
@@ -125,13 +132,18 @@ def run(quick: bool) -> str:
         proxy_port = free_port()
         proxy = [sys.executable, "-m", "benchmarks.bare_proxy", str(proxy_port), f"http://127.0.0.1:{provider_port}"]
         with server(proxy, proxy_port, health="/health"):
-            results["bare proxy (floor)"] = measure(proxy_port, "/v1/chat/completions", CHAT, calls, modes=(False,))  # it buffers streams
+            results["bare proxy (floor)"] = measure(
+                proxy_port, "/v1/chat/completions", CHAT, calls, modes=(False,)
+            )  # it buffers streams
         for label, plugins, tracing in PLUGHOST_SETUPS:
             with tempfile.TemporaryDirectory() as data_dir:
                 command, port = plughost_server()
                 env = {
-                    "PLUGHOST_PLUGINS": plugins, "PLUGHOST_DATA_DIR": data_dir, "PLUGHOST_GATEWAY_ALLOW_PRIVATE": "1",
-                    "PLUGHOST_GATEWAY_KEK": base64.b64encode(os.urandom(32)).decode(), "PLUGHOST_GATEWAY_TRACING": tracing,
+                    "PLUGHOST_PLUGINS": plugins,
+                    "PLUGHOST_DATA_DIR": data_dir,
+                    "PLUGHOST_GATEWAY_ALLOW_PRIVATE": "1",
+                    "PLUGHOST_GATEWAY_KEK": base64.b64encode(os.urandom(32)).decode(),
+                    "PLUGHOST_GATEWAY_TRACING": tracing,
                 }
                 with server(command, port, health="/health", env=env):
                     configure(port, provider_port)
@@ -141,7 +153,19 @@ def run(quick: bool) -> str:
             config.write(LITELLM_CONFIG.format(port=provider_port))
             config.flush()
             port = free_port()
-            command = [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", config.name, "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+            command = [
+                sys.executable,
+                "-m",
+                "litellm.proxy.proxy_cli",
+                "--config",
+                config.name,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ]
             env = {"LITELLM_LOG": "ERROR", "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}
             with server(command, port, health="/health/liveliness", timeout=120, env=env):
                 results["LiteLLM proxy"] = measure(port, "/v1/chat/completions", via_gateway, calls)
@@ -152,7 +176,10 @@ def run(quick: bool) -> str:
 def report(results: dict[str, dict[bool, tuple[float, float]]], calls: int) -> str:
     direct = results["direct"]
     overhead = {
-        label: (r[False][1] - direct[False][1], *((r[True][0] - direct[True][0], r[True][1] - direct[True][1]) if True in r else (0.0, 0.0)))
+        label: (
+            r[False][1] - direct[False][1],
+            *((r[True][0] - direct[True][0], r[True][1] - direct[True][1]) if True in r else (0.0, 0.0)),
+        )
         for label, r in results.items()
     }
     litellm = overhead["LiteLLM proxy"]
@@ -179,7 +206,10 @@ def report(results: dict[str, dict[bool, tuple[float, float]]], calls: int) -> s
             f"{found[True][1]:.2f} | {stream_total:+.2f} | {stream_ratio} |"
         )
     off, on = overhead[PLUGHOST_SETUPS[0][0]], overhead[PLUGHOST_SETUPS[1][0]]
-    lines += ["", f"Tracing on - off (median): unary {on[0] - off[0]:+.2f} ms, stream total {on[2] - off[2]:+.2f} ms (target: within 0.3 ms)."]
+    lines += [
+        "",
+        f"Tracing on - off (median): unary {on[0] - off[0]:+.2f} ms, stream total {on[2] - off[2]:+.2f} ms (target: within 0.3 ms).",
+    ]
     return "\n".join(lines)
 
 

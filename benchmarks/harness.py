@@ -51,7 +51,9 @@ def server(
     command: Sequence[str], port: int, health: str = "/small", timeout: float = 30.0, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     environment = {**os.environ, **(env or {})}
-    process = subprocess.Popen(list(command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
+    process = subprocess.Popen(
+        list(command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
+    )
     running = Server(process, port)
     try:
         deadline = time.monotonic() + timeout
@@ -107,7 +109,9 @@ def wrk(url: str, connections: int, seconds: float) -> WrkResult:
     threads = min(2, connections)
     out = subprocess.run(
         [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return WrkResult(rps, _latency(out, "50%"), _latency(out, "99%"))
@@ -154,10 +158,12 @@ def replace_section(text: str, heading: str, section: str) -> str:
         return (text.rstrip() + "\n\n" + section) if text.strip() else "# Benchmark results\n\n" + section
     start = text.index(heading)
     end = text.find("\n## ", start + len(heading))
-    return text[:start] + section + (text[end + 1:] if end != -1 else "")
+    return text[:start] + section + (text[end + 1 :] if end != -1 else "")
 
 
-async def post_many(port: int, path: str, bodies: Sequence[bytes], concurrency: int, headers: dict[str, str]) -> list[float]:
+async def post_many(
+    port: int, path: str, bodies: Sequence[bytes], concurrency: int, headers: dict[str, str]
+) -> list[float]:
     """POST every body over ``concurrency`` keep-alive connections; return each latency in seconds.
 
     A minimal HTTP/1.1 client on asyncio streams, so that the load generator
@@ -174,7 +180,9 @@ async def post_many(port: int, path: str, bodies: Sequence[bytes], concurrency: 
         try:
             for body in pending:
                 started = time.perf_counter()
-                writer.write(f"POST {path} HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                writer.write(
+                    f"POST {path} HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+                )
                 status_line = await reader.readline()
                 length = 0
                 while (line := await reader.readline()) not in (b"\r\n", b""):
@@ -216,4 +224,3 @@ def postgresql_database() -> Iterator[str]:
         yield POSTGRESQL.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-

@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from benchmarks.harness import MiB, ROOT, free_port, post_many, postgresql_database, server
+from benchmarks.harness import ROOT, MiB, free_port, post_many, postgresql_database, server
 from core import hookimpl
 from plugins.jobs.hookspecs import JobContext, JobType
 
@@ -67,7 +67,9 @@ def plughost_job_types(host: Any) -> JobType:
     return JobType("bench.noop", noop, NoParameters, description="Does nothing: measures the queue")
 
 
-def _host(database_url: str | None, data_dir: str, workers: int, every_plugin: bool = False, idle_seconds: float = 60.0) -> Any:
+def _host(
+    database_url: str | None, data_dir: str, workers: int, every_plugin: bool = False, idle_seconds: float = 60.0
+) -> Any:
     from core.factory import build_host
     from core.settings import CoreSettings
 
@@ -77,7 +79,9 @@ def _host(database_url: str | None, data_dir: str, workers: int, every_plugin: b
     return build_host(settings, given={PLUGHOST_NAME: plugin}, overrides=overrides)
 
 
-def serve(port: str, data_dir: str, database_url: str, workers: str, every_plugin: str = "", idle_seconds: str = "60") -> None:
+def serve(
+    port: str, data_dir: str, database_url: str, workers: str, every_plugin: str = "", idle_seconds: str = "60"
+) -> None:
     """``python -m benchmarks.jobs serve ...``: the server, as ``python -m core serve`` runs it, plus ``bench.noop``."""
     import uvicorn
 
@@ -107,7 +111,9 @@ def plughost(backend: str) -> Iterator[str]:
         with server(command, port, health="/health"):
             if backend == "postgresql":
                 worker_process = subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.jobs", "worker", data_dir, url], cwd=ROOT, stderr=subprocess.DEVNULL
+                    [sys.executable, "-m", "benchmarks.jobs", "worker", data_dir, url],
+                    cwd=ROOT,
+                    stderr=subprocess.DEVNULL,
                 )
                 stack.callback(worker_process.wait, 30)
                 stack.callback(worker_process.terminate)
@@ -124,7 +130,8 @@ def wait_all(base: str, ids: list[str], timeout: float = 300) -> list[dict[str, 
     """Wait until no job is queued or running (asking cheaply, so the polling costs the server little), then read ``ids``."""
     deadline = time.monotonic() + timeout
     while any(
-        httpx.get(f"{base}/api/jobs", params={"status": status, "limit": 1}).json()["jobs"] for status in ("PENDING", "RUNNING")
+        httpx.get(f"{base}/api/jobs", params={"status": status, "limit": 1}).json()["jobs"]
+        for status in ("PENDING", "RUNNING")
     ):
         if time.monotonic() > deadline:
             raise RuntimeError(f"jobs still queued after {timeout} s")
@@ -231,19 +238,43 @@ def idle_memory() -> dict[str, tuple[float, float, int]]:
     figures = {}
     with tempfile.TemporaryDirectory() as data_dir:
         port = free_port()
-        command = [sys.executable, "-m", "core", "serve", "--port", str(port), "--log-level", "warning", "--data-dir", data_dir]
+        command = [
+            sys.executable,
+            "-m",
+            "core",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--data-dir",
+            data_dir,
+        ]
         with server(command, port, health="/health") as running:
             figures["`python -m core serve`, every plugin, idle"] = settle(running.pid)
     with tempfile.TemporaryDirectory() as data_dir:
         port = free_port()
         idle_seconds = 2.0
-        command = [sys.executable, "-m", "benchmarks.jobs", "serve", str(port), data_dir, "", str(SLOTS), "every", str(idle_seconds)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.jobs",
+            "serve",
+            str(port),
+            data_dir,
+            "",
+            str(SLOTS),
+            "every",
+            str(idle_seconds),
+        ]
         with server(command, port, health="/health") as running:
             base = f"http://127.0.0.1:{port}"
             figures["same + `bench.noop`, idle before any job"] = settle(running.pid)
             wait_all(base, [submit(base) for _ in range(SLOTS * 4)])
             figures[f"same, just after {SLOTS * 4} jobs (fork server + {SLOTS} workers up)"] = tree_memory(running.pid)
-            figures[f"same, {idle_seconds:g} s idle later (workers and fork server exited)"] = settle(running.pid, idle_seconds + 3)
+            figures[f"same, {idle_seconds:g} s idle later (workers and fork server exited)"] = settle(
+                running.pid, idle_seconds + 3
+            )
     return figures
 
 
@@ -318,7 +349,10 @@ def run(quick: bool) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     results = dict(peers)
-    for backend, label in (("sqlite", "plughost embedded (SQLite, in-server workers)"), ("postgresql", "plughost PostgreSQL (API server + `jobs worker`)")):
+    for backend, label in (
+        ("sqlite", "plughost embedded (SQLite, in-server workers)"),
+        ("postgresql", "plughost PostgreSQL (API server + `jobs worker`)"),
+    ):
         results[label] = measure(backend, one_by_one, burst)
         print(f"  {label}: {results[label]}", file=sys.stderr)
     for label, result in results.items():

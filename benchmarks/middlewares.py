@@ -18,7 +18,9 @@ from benchmarks.harness import WrkResult, benchmark_main, median_wrk, plughost_s
 CONCURRENCIES = (1, 32)
 
 
-def measure(command: list[str], port: int, seconds: float, runs: int, env: dict[str, str] | None = None) -> dict[int, WrkResult]:
+def measure(
+    command: list[str], port: int, seconds: float, runs: int, env: dict[str, str] | None = None
+) -> dict[int, WrkResult]:
     with server(command, port, health="/health", env=env):
         return {c: median_wrk(f"http://127.0.0.1:{port}/health", c, seconds, runs) for c in CONCURRENCIES}
 
@@ -28,10 +30,16 @@ def run(quick: bool) -> str:
     results: dict[str, dict[int, WrkResult]] = {}
     command, port = python_server("benchmarks.apps", "bare-fastapi")
     results["bare FastAPI"] = measure(command, port, seconds, runs)
-    for label, plugins in (("plughost, no plugins", ""), ("plughost + security, workspace, timing", "security,workspace,timing")):
+    for label, plugins in (
+        ("plughost, no plugins", ""),
+        ("plughost + security, workspace, timing", "security,workspace,timing"),
+    ):
         command, port = plughost_server()
         results[label] = measure(command, port, seconds, runs, {"PLUGHOST_PLUGINS": plugins})
-        print(f"  {label}: {results[label][1].requests_per_second:.0f} / {results[label][32].requests_per_second:.0f} req/s", file=sys.stderr)
+        print(
+            f"  {label}: {results[label][1].requests_per_second:.0f} / {results[label][32].requests_per_second:.0f} req/s",
+            file=sys.stderr,
+        )
 
     bare = results["bare FastAPI"]
     lines = [

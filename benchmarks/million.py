@@ -27,13 +27,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from sqlalchemy import text
 
 from benchmarks.harness import benchmark_main, plughost_server, postgresql_database, server
 from core.database import create_engine, migrate
@@ -47,7 +47,9 @@ TRACES_PER_BATCH = 500
 START = 1_767_225_600_000_000_000  # 2026-01-01
 SERVICES = ["checkout", "catalog", "payments", "assistant", "search"]
 PROJECTS = ["shop", "ml", "internal"]
-ROUTES = [f"/api/{area}/{{id}}" for area in ("items", "orders", "users", "carts", "reviews")] + [f"/api/v{i}/search" for i in range(15)]
+ROUTES = [f"/api/{area}/{{id}}" for area in ("items", "orders", "users", "carts", "reviews")] + [
+    f"/api/v{i}/search" for i in range(15)
+]
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "llama-3.1-70b"]
 TABLES = [f"table_{i}" for i in range(30)]
 
@@ -66,7 +68,10 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
     resource_spans = request.resource_spans.add()
     service = rng.choice(SERVICES)
     resource_spans.resource.attributes.extend(
-        [KeyValue(key="service.name", value=_value(service)), KeyValue(key="host.name", value=_value(f"host-{number % 7}"))]
+        [
+            KeyValue(key="service.name", value=_value(service)),
+            KeyValue(key="host.name", value=_value(f"host-{number % 7}")),
+        ]
     )
     scope = resource_spans.scope_spans.add()
     scope.scope.name = "bench"
@@ -107,10 +112,19 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
             elif position % 3 == 1:
                 table = TABLES[rng.randrange(len(TABLES))]
                 span.name, span.kind = f"SELECT {table}", 3
-                attributes = {"db.system": "postgresql", "db.operation": "SELECT", "db.sql.table": table, "db.rows": rng.randrange(100)}
+                attributes = {
+                    "db.system": "postgresql",
+                    "db.operation": "SELECT",
+                    "db.sql.table": table,
+                    "db.rows": rng.randrange(100),
+                }
             elif position % 3 == 2:
                 span.name, span.kind = "GET", 3
-                attributes = {"http.method": "GET", "http.url": f"https://inventory.internal/items/{rng.randrange(100)}", "http.status_code": 200}
+                attributes = {
+                    "http.method": "GET",
+                    "http.url": f"https://inventory.internal/items/{rng.randrange(100)}",
+                    "http.status_code": 200,
+                }
             else:
                 span.name = f"compute.step_{position % 12}"
                 attributes = {"code.function": f"step_{position % 12}", "cache.hit": rng.random() < 0.8}
@@ -121,7 +135,11 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
 
 
 def rows_of(numbers: range, rng: random.Random) -> list[dict[str, Any]]:
-    return [row for number in numbers for row in to_rows(trace_request(number, rng), workspace="default", project=PROJECTS[number % 3]).rows]
+    return [
+        row
+        for number in numbers
+        for row in to_rows(trace_request(number, rng), workspace="default", project=PROJECTS[number % 3]).rows
+    ]
 
 
 async def load(url: str, traces: int) -> float:
@@ -166,13 +184,19 @@ async def ingest_rate(url: str, first: int, traces: int, runs: int = 1) -> float
 
 
 def queries(traces: int) -> list[tuple[str, dict[str, Any]]]:
-    middle = datetime.fromtimestamp((START + traces * 25_000_000) / 1e9, tz=timezone.utc)
+    middle = datetime.fromtimestamp((START + traces * 25_000_000) / 1e9, tz=UTC)
     return [
         ("no filter", {}),
         ("service", {"service": "payments"}),
         ("project", {"project": "ml"}),
         ("status=error", {"status": "error"}),
-        ("start window (1 min)", {"start_after": middle.isoformat(), "start_before": middle.replace(minute=(middle.minute + 1) % 60).isoformat()}),
+        (
+            "start window (1 min)",
+            {
+                "start_after": middle.isoformat(),
+                "start_before": middle.replace(minute=(middle.minute + 1) % 60).isoformat(),
+            },
+        ),
         ("min_duration_ms=850", {"min_duration_ms": 850}),
         ("name (span name)", {"name": "SELECT table_7"}),
         ("model", {"model": "claude-3-5-sonnet"}),
@@ -246,15 +270,24 @@ def measure(backend: str, quick: bool) -> list[str]:
             full_rates.append(asyncio.run(ingest_rate(url, 20_000_000 + round_ * 100_000, probe)))
         empty_rate, full_rate = statistics.median(empty_rates), statistics.median(full_rates)
         spans = (traces + ROUNDS * 2 * probe) * SPANS_PER_TRACE
-        print(f"  {backend}: {spans:,} spans; bulk load {traces * SPANS_PER_TRACE / writing:,.0f} spans/s", file=sys.stderr)
+        print(
+            f"  {backend}: {spans:,} spans; bulk load {traces * SPANS_PER_TRACE / writing:,.0f} spans/s",
+            file=sys.stderr,
+        )
         command, port = plughost_server()
         env = {"PLUGHOST_PLUGINS": "otel", "PLUGHOST_DATA_DIR": data_dir, "PLUGHOST_DATABASE_URL": url}
-        with server(command, port, health="/health", env=env), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with (
+            server(command, port, health="/health", env=env),
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+        ):
             for label, params in queries(traces):
                 p50, p95, found = timed(client, "/api/otel/traces", {"limit": 50, **params}, calls)
                 verdict = "yes" if p95 < 100 else "**no**"
                 rows.append(f"| {backend} | list: {label} | {found} | {p50:.1f} | {p95:.1f} | {verdict} |")
-            fetch = [timed(client, f"/api/otel/traces/{number + 1:032x}", {}, max(3, calls // 10)) for number in range(0, traces, traces // 10)]
+            fetch = [
+                timed(client, f"/api/otel/traces/{number + 1:032x}", {}, max(3, calls // 10))
+                for number in range(0, traces, traces // 10)
+            ]
             rows.append(
                 f"| {backend} | fetch one 50-span trace | 1 | {statistics.median(f[0] for f in fetch):.1f} | "
                 f"{max(f[1] for f in fetch):.1f} | |"
@@ -264,7 +297,9 @@ def measure(backend: str, quick: bool) -> list[str]:
             f"| {backend} | ingest, spans/s: empty store {empty_rate:,.0f}, at {spans / 1e6:.2f} M spans {full_rate:,.0f} ({change:+.0f} %) "
             f"| | | | {'yes' if change > -20 else '**no**'} |"
         )
-        rows.append(f"| {backend} | bulk load of {traces * SPANS_PER_TRACE:,} spans (`SpanStore.add`, 500 traces a call) | | | | {traces * SPANS_PER_TRACE / writing:,.0f} spans/s |")
+        rows.append(
+            f"| {backend} | bulk load of {traces * SPANS_PER_TRACE:,} spans (`SpanStore.add`, 500 traces a call) | | | | {traces * SPANS_PER_TRACE / writing:,.0f} spans/s |"
+        )
     return rows
 
 

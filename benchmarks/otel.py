@@ -47,7 +47,10 @@ def payload(index: int) -> bytes:
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.extend(
-        [KeyValue(key="service.name", value=AnyValue(string_value="bench")), KeyValue(key="host.name", value=AnyValue(string_value="b1"))]
+        [
+            KeyValue(key="service.name", value=AnyValue(string_value="bench")),
+            KeyValue(key="host.name", value=AnyValue(string_value="b1")),
+        ]
     )
     scope_spans = resource_spans.scope_spans.add()
     scope_spans.scope.name = "bench"
@@ -206,7 +209,9 @@ def measure_stalls(backend: str, quick: bool) -> list[str]:
         with HealthPoller(running.port) as poller:
             status = post(running.port, body)
         p99, worst = poller.figures()
-        rows.append(f"| {backend} | ingest of one request of {ingest_spans:,} spans ({len(body) / MiB:.0f} MiB) | {status} | {p99:.1f} | {worst:.1f} | |")
+        rows.append(
+            f"| {backend} | ingest of one request of {ingest_spans:,} spans ({len(body) / MiB:.0f} MiB) | {status} | {p99:.1f} | {worst:.1f} | |"
+        )
         request = ExportTraceServiceRequest.FromString(big_request(attribute_spans, attributes_per_span))
         spans = request.resource_spans[0].scope_spans[0].spans
         for span in spans:  # one span per request: each stays under the body limit
@@ -221,7 +226,9 @@ def measure_stalls(backend: str, quick: bool) -> list[str]:
         before, _ = running.memory()
         with HealthPoller(running.port) as poller:
             size = 0
-            with httpx.stream("GET", f"http://127.0.0.1:{running.port}/api/otel/traces/{trace_id}", timeout=300) as response:
+            with httpx.stream(
+                "GET", f"http://127.0.0.1:{running.port}/api/otel/traces/{trace_id}", timeout=300
+            ) as response:
                 for chunk in response.iter_raw():
                     size += len(chunk)
         p99, worst = poller.figures()
@@ -239,7 +246,9 @@ def measure_bombs(quick: bool) -> str:
     bombs = 16 if quick else 64
     with tempfile.TemporaryDirectory() as data_dir:
         command, port = plughost_server()
-        with server(command, port, health="/health", env={"PLUGHOST_PLUGINS": "otel", "PLUGHOST_DATA_DIR": data_dir}) as running:
+        with server(
+            command, port, health="/health", env={"PLUGHOST_PLUGINS": "otel", "PLUGHOST_DATA_DIR": data_dir}
+        ) as running:
             asyncio.run(post_many(port, "/v1/traces", [big_request(5, 5) for _ in range(5)], 1, PROTOBUF))  # warm up
             idle, _ = running.memory()
             running.reset_peak()
@@ -249,7 +258,10 @@ def measure_bombs(quick: bool) -> str:
                 async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=32)) as client:
                     headers = {**PROTOBUF, "Content-Encoding": "gzip"}
                     answers = await asyncio.gather(
-                        *(client.post(f"http://127.0.0.1:{port}/v1/traces", content=bomb, headers=headers) for _ in range(bombs))
+                        *(
+                            client.post(f"http://127.0.0.1:{port}/v1/traces", content=bomb, headers=headers)
+                            for _ in range(bombs)
+                        )
                     )
                     statuses.extend(answer.status_code for answer in answers)
 

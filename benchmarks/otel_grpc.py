@@ -50,7 +50,11 @@ def measure(transport: str, concurrency: int, requests: int) -> dict[str, float]
     warm_up = [payload(10_000 + index) for index in range(10)]
     grpc_port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {"PLUGHOST_PLUGINS": "otel", "PLUGHOST_DATA_DIR": data_dir, "PLUGHOST_OTEL_GRPC_ADDRESS": f"127.0.0.1:{grpc_port}"}
+        env = {
+            "PLUGHOST_PLUGINS": "otel",
+            "PLUGHOST_DATA_DIR": data_dir,
+            "PLUGHOST_OTEL_GRPC_ADDRESS": f"127.0.0.1:{grpc_port}",
+        }
         command, port = plughost_server()
         with server(command, port, health="/health", env=env):
 

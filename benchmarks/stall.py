@@ -42,7 +42,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -122,8 +125,12 @@ def trace_request(trace_id: bytes, spans: int, attributes: int, first_span: int 
     resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="stall-bench")))
     scope_spans = resource_spans.scope_spans.add()
     start = time.time_ns()
-    template = Span(trace_id=trace_id, name="work", kind=1, start_time_unix_nano=start, end_time_unix_nano=start + 1_000_000)
-    template.attributes.extend(KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(attributes))
+    template = Span(
+        trace_id=trace_id, name="work", kind=1, start_time_unix_nano=start, end_time_unix_nano=start + 1_000_000
+    )
+    template.attributes.extend(
+        KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(attributes)
+    )
     for number in range(first_span, first_span + spans):
         span = scope_spans.spans.add()
         span.CopyFrom(template)
@@ -175,7 +182,10 @@ def stored(answer: httpx.Response) -> str:
 def big_trace_cases(client: httpx.Client, sizes: Sizes) -> list[CaseResult]:
     trace_id = os.urandom(16)
     half = sizes.attribute_spans // 2
-    bodies = [trace_request(trace_id, count, sizes.attributes_per_span, first) for first, count in ((1, half), (half + 1, sizes.attribute_spans - half))]
+    bodies = [
+        trace_request(trace_id, count, sizes.attributes_per_span, first)
+        for first, count in ((1, half), (half + 1, sizes.attribute_spans - half))
+    ]
     attributes = sizes.attribute_spans * sizes.attributes_per_span
     path = f"/api/otel/traces/{trace_id.hex()}"
 
@@ -191,7 +201,10 @@ def big_trace_cases(client: httpx.Client, sizes: Sizes) -> list[CaseResult]:
         return f"{answer.status_code}"
 
     return [
-        timed(f"ingest a trace of {attributes:,} attributes ({len(bodies)} requests of {len(bodies[0]) / 1024:.0f} KiB gzip)", ingest),
+        timed(
+            f"ingest a trace of {attributes:,} attributes ({len(bodies)} requests of {len(bodies[0]) / 1024:.0f} KiB gzip)",
+            ingest,
+        ),
         timed(f"GET a trace of {attributes:,} attributes", get),
         timed(f"analyze a trace of {attributes:,} attributes", analyze),
     ]
@@ -294,7 +307,9 @@ def bomb_case(running: Server, port: int, sizes: Sizes) -> tuple[CaseResult, dic
 def stalls(samples: list[tuple[float, float]], window: tuple[float, float]) -> tuple[float, float, int]:
     """(p99 ms, worst ms, polls) of the polls that started in ``window`` (plus its tail), or were under way when it began."""
     start, end = window[0], window[1] + TAIL_SECONDS
-    inside = [seconds * 1000 for started, seconds in samples if start <= started <= end or started < start < started + seconds]
+    inside = [
+        seconds * 1000 for started, seconds in samples if start <= started <= end or started < start < started + seconds
+    ]
     if not inside:
         return 0.0, 0.0, 0
     ordered = sorted(inside)
@@ -307,9 +322,11 @@ def run(quick: bool) -> str:
     command, port = plughost_server()
     with tempfile.TemporaryDirectory() as data_dir:
         env = {"PLUGHOST_DATA_DIR": data_dir, "PLUGHOST_JOBS_WORKERS": "0"}
-        with server(command, port, health="/health", env=env) as running, httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", timeout=300
-        ) as client, health_poller(port) as samples:
+        with (
+            server(command, port, health="/health", env=env) as running,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client,
+            health_poller(port) as samples,
+        ):
             results = [timed("idle", idle)]
             bomb_result, memory = bomb_case(running, port, sizes)  # first, so that idle is a fresh server's
             results.append(bomb_result)
@@ -332,7 +349,9 @@ def table(results: list[CaseResult], samples: list[tuple[float, float]], memory:
         p99, worst, polls = stalls(samples, result.window)
         took = result.window[1] - result.window[0]
         verdict = "—" if result.name == "idle" else ("met" if worst < STALL_TARGET_MS else "**missed**")
-        lines.append(f"| {result.name} | {result.outcome} | {took:.2f} s | {polls} | {p99:.1f} ms | {worst:.1f} ms | {verdict} |")
+        lines.append(
+            f"| {result.name} | {result.outcome} | {took:.2f} s | {polls} | {p99:.1f} ms | {worst:.1f} ms | {verdict} |"
+        )
     back = memory["after"] / memory["idle"] - 1
     lines += [
         "",

@@ -3,9 +3,9 @@
 The public API for plugin authors is re-exported here.
 """
 
+from .bulk import empty, empty_off_loop, gc_paused, run_bulk
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .errors import PluginError, StartupError
-from .bulk import empty, empty_off_loop, gc_paused, run_bulk
 from .hookspecs import hookimpl
 from .host import Host
 from .limits import body_limit

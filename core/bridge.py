@@ -314,7 +314,9 @@ class _Exchange:
             final = {**self.pending.pop(), "more_body": False}
         return self._take_unsent() + [final]
 
-    def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None) -> Callable[[bytes], None]:
+    def _start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], None]:
         if exc_info is not None:
             try:
                 if self.headers_sent:
@@ -360,7 +362,7 @@ def build_environ(scope: Scope, body: RequestBody, *, multiprocess: bool = False
     script_name = scope.get("root_path", "").encode("utf-8").decode("latin-1")
     path_info = scope["path"].encode("utf-8").decode("latin-1")
     if script_name and path_info.startswith(script_name):
-        path_info = path_info[len(script_name):]
+        path_info = path_info[len(script_name) :]
     server_name, server_port = scope.get("server") or ("localhost", 80)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": scope["method"],
@@ -398,4 +400,3 @@ def build_environ(scope: Scope, body: RequestBody, *, multiprocess: bool = False
             value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
         environ[key] = value
     return environ
-

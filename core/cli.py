@@ -64,10 +64,16 @@ def cli() -> None:
 @click.option("--host", help="Address to bind. [default: 127.0.0.1, this machine only]")
 @click.option("--port", type=int, help="Port to bind. [default: 5000]")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes. [default: 1]")
-@click.option("--loop", type=click.Choice(["auto", "asyncio", "uvloop"]), help="Event loop. [default: auto, uvloop when installed]")
+@click.option(
+    "--loop",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    help="Event loop. [default: auto, uvloop when installed]",
+)
 @click.option("--reload", is_flag=True, help="Restart when the code changes (development).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug", "trace"]))
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where embedded data lives. [default: ./plughost-data]")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False), help="Where embedded data lives. [default: ./plughost-data]"
+)
 @click.option("--plugins", help="Comma-separated allow-list of plugins (PLUGHOST_PLUGINS). [default: all installed]")
 @click.option("--disable-plugins", help="Comma-separated plugins to leave out (PLUGHOST_DISABLE_PLUGINS).")
 @startup_errors
@@ -187,7 +193,9 @@ def build_cli() -> click.Group:
     for info, result in plugins.call("plughost_commands", strict=False, cli=cli):
         for command in result if isinstance(result, (list, tuple)) else [result]:
             if not isinstance(command, click.Command) or not command.name:
-                raise click.ClickException(f"plugin {info.name!r}: plughost_commands returned {command!r}, not a named click command")
+                raise click.ClickException(
+                    f"plugin {info.name!r}: plughost_commands returned {command!r}, not a named click command"
+                )
             if command.name in owners and cli.commands.get(command.name) is not command:
                 raise click.ClickException(
                     f"command {command.name!r} is offered by both {owners[command.name]!r} and plugin {info.name!r}"

@@ -38,7 +38,7 @@ def check_workspace(name: str) -> str:
     return name
 
 
-class use_workspace:  # noqa: N801 - used like a function: ``with use_workspace("team-a"):``
+class use_workspace:
     """Make ``name`` the current workspace inside the ``with`` block (a request, a job, a test)."""
 
     __slots__ = ("name", "_token")

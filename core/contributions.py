@@ -62,7 +62,9 @@ class RouterContribution(Contribution):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.router, APIRouter):
-            raise TypeError(f"router contribution {self.name!r} needs a fastapi.APIRouter, got {type(self.router).__name__}")
+            raise TypeError(
+                f"router contribution {self.name!r} needs a fastapi.APIRouter, got {type(self.router).__name__}"
+            )
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ class MiddlewareContribution(Contribution):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not callable(self.factory):
-            raise TypeError(f"middleware contribution {self.name!r} needs a callable factory (app, settings) -> ASGIApp")
-
+            raise TypeError(
+                f"middleware contribution {self.name!r} needs a callable factory (app, settings) -> ASGIApp"
+            )
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ class ConsolePage(Contribution):
         if not isinstance(self.blueprint, Blueprint):
             raise TypeError(f"console page {self.name!r} needs a flask.Blueprint, got {type(self.blueprint).__name__}")
         if (self.title is None) != (self.path is None):
-            raise ValueError(f"console page {self.name!r} needs both a title and a path for its navigation entry, or neither")
+            raise ValueError(
+                f"console page {self.name!r} needs both a title and a path for its navigation entry, or neither"
+            )
         if self.path is not None and (not isinstance(self.path, str) or not self.path.startswith("/")):
             raise ValueError(f"console page {self.name!r} path must start with '/', got {self.path!r}")
         for kind in ("scripts", "styles"):
@@ -113,7 +118,9 @@ class ConsolePage(Contribution):
             urls = (value,) if isinstance(value, str) else tuple(value)
             for url in urls:
                 if not same_origin_path(url):
-                    raise ValueError(f"console page {self.name!r} {kind} must be same-origin paths starting with '/', got {url!r}")
+                    raise ValueError(
+                        f"console page {self.name!r} {kind} must be same-origin paths starting with '/', got {url!r}"
+                    )
             object.__setattr__(self, kind, urls)
 
     @property

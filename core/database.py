@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, exc, text

@@ -34,9 +34,7 @@ DATA_ENDPOINTS = frozenset({"version", "server_info"})
 """The console's own routes that answer data (JSON), not a page shell or a static file."""
 
 
-def create_default_wsgi_app(
-    server_info: Callable[[], dict[str, Any]], pages: Sequence[ConsolePage] = ()
-) -> Flask:
+def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Sequence[ConsolePage] = ()) -> Flask:
     """The console app, with ``pages`` registered, listed in the navigation and their shell assets loaded, in the given order."""
     app = Flask(
         "plughost",

@@ -105,7 +105,9 @@ class PlughostApp(FastAPI):
                 app = contribution.factory(app, settings)
             except Exception as exc:
                 info = self.assembly.host.plugins.infos[contribution.plugin]
-                raise info.failure(f"middleware factory {contribution.name!r} raised {type(exc).__name__}: {exc}") from exc
+                raise info.failure(
+                    f"middleware factory {contribution.name!r} raised {type(exc).__name__}: {exc}"
+                ) from exc
         return app
 
     def openapi(self) -> dict[str, Any]:
@@ -276,7 +278,14 @@ def _build_route_tables(app: FastAPI) -> None:
     plugin, inside the first request. Matching one request against every route at start-up builds
     them all before the first request, and they are frozen out of the cyclic GC with the rest."""
     unmatched = "/\x00plughost-start-up"  # no route matches it: every router looks at all of its routes
-    scope: Scope = {"type": "http", "method": "GET", "path": unmatched, "root_path": "", "query_string": b"", "headers": []}
+    scope: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": unmatched,
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+    }
     for route in app.router.routes:
         route.matches(dict(scope))
 

@@ -11,11 +11,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .database import create_engine, database_url
-
 from .plugins import PluginSet
 from .settings import CoreSettings, load_plugin_settings
 from .shells import no_page_shells
-
 
 T = TypeVar("T")
 

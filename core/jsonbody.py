@@ -72,6 +72,8 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except UnicodeDecodeError as error:
         raise JSONBodyError(f"the body is not UTF-8 text: {error.reason} at byte {error.start}") from None
     except json.JSONDecodeError as error:
-        raise JSONBodyError(f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        raise JSONBodyError(
+            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
     except RecursionError:  # unreachable after check_depth with a sane max_depth; never a 500 all the same
         raise JSONTooDeep(max_depth) from None

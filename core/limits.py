@@ -92,13 +92,17 @@ def is_plain_json(scope: Scope) -> bool:
             return False
         if lowered == b"content-type":
             content_type = value.split(b";", 1)[0].strip().lower()
-    return content_type == b"application/json" or (content_type.startswith(b"application/") and content_type.endswith(b"+json"))
+    return content_type == b"application/json" or (
+        content_type.startswith(b"application/") and content_type.endswith(b"+json")
+    )
 
 
 class RequestLimits:
     """The ASGI layer described in the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_json_body_bytes: int, max_json_depth: int = MAX_DEPTH) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_json_body_bytes: int, max_json_depth: int = MAX_DEPTH
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_body_bytes = max_json_body_bytes
@@ -178,4 +182,6 @@ class _LimitedBody:
 
 async def answer_too_large(request: Request, error: Exception) -> JSONResponse:
     """The app's 413 handler: JSON, and the connection closes (the rest of the body is not read)."""
-    return JSONResponse({"detail": getattr(error, "detail", "request body too large")}, status_code=413, headers={"connection": "close"})
+    return JSONResponse(
+        {"detail": getattr(error, "detail", "request body too large")}, status_code=413, headers={"connection": "close"}
+    )

@@ -33,8 +33,12 @@ ERROR = {
     "required": ["detail"],
 }
 
-BAD_REQUEST = "The request cannot be read or is refused: invalid or too deeply nested JSON, or a value the route refuses"
-TOO_LARGE = "The request body is over the route's limit (PLUGHOST_MAX_BODY_BYTES, or PLUGHOST_MAX_JSON_BODY_BYTES for JSON)"
+BAD_REQUEST = (
+    "The request cannot be read or is refused: invalid or too deeply nested JSON, or a value the route refuses"
+)
+TOO_LARGE = (
+    "The request body is over the route's limit (PLUGHOST_MAX_BODY_BYTES, or PLUGHOST_MAX_JSON_BODY_BYTES for JSON)"
+)
 NOT_FOUND = "Nothing is found at the given path parameters"
 UNAVAILABLE = "The database is unavailable or busy; retry after the `Retry-After` seconds"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -58,9 +62,14 @@ def with_error_responses(schema: dict[str, Any], *, core_paths: Collection[str] 
             if path not in core_paths:
                 responses.setdefault("400", _error(BAD_REQUEST))
                 unavailable = responses.setdefault("503", _error(UNAVAILABLE))
-                unavailable.setdefault("headers", {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}})
+                unavailable.setdefault(
+                    "headers", {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+                )
     return schema
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
+    }

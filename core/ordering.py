@@ -160,4 +160,4 @@ def _find_cycle(stuck: set[str], successors: dict[str, list[Edge]]) -> list[Edge
         edge = min(into[name], key=lambda e: e.first)
         trail.append(edge)
         name = edge.first
-    return list(reversed(trail[seen[name]:]))
+    return list(reversed(trail[seen[name] :]))

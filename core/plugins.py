@@ -144,7 +144,9 @@ def load_plugins(
         if name in discovered and not _selected(name, settings):
             info.status = "disabled"
             if strict:
-                logger.warning("plugin %r is installed but disabled (PLUGHOST_PLUGINS / PLUGHOST_DISABLE_PLUGINS)", name)
+                logger.warning(
+                    "plugin %r is installed but disabled (PLUGHOST_PLUGINS / PLUGHOST_DISABLE_PLUGINS)", name
+                )
             continue
         try:
             _load_one(manager, info, discovered[name][1] if name in discovered else None)
@@ -181,7 +183,10 @@ def _discover(
 
 def _check_selection(settings: CoreSettings, known: Iterable[str]) -> None:
     known = set(known)
-    for variable, names in (("PLUGHOST_PLUGINS", settings.plugins or ()), ("PLUGHOST_DISABLE_PLUGINS", settings.disable_plugins)):
+    for variable, names in (
+        ("PLUGHOST_PLUGINS", settings.plugins or ()),
+        ("PLUGHOST_DISABLE_PLUGINS", settings.disable_plugins),
+    ):
         unknown = sorted(set(names) - known)
         if unknown:
             raise StartupError(
@@ -206,7 +211,9 @@ def _load_one(manager: pluggy.PluginManager, info: PluginInfo, ep: importlib.met
         try:
             info.plugin = ep.load()
         except Exception as exc:
-            raise info.failure(f"cannot import {info.source}: {type(exc).__name__}: {exc}", fix="reinstall or fix the plugin") from exc
+            raise info.failure(
+                f"cannot import {info.source}: {type(exc).__name__}: {exc}", fix="reinstall or fix the plugin"
+            ) from exc
     _check_version(info)
     try:
         manager.register(info.plugin, name=info.name)

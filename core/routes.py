@@ -68,7 +68,9 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
     (often other plugins' or other functions') that share the path.
     """
     routes = list(routes)
-    probe: dict[str, Any] = {key: scope[key] for key in ("type", "path", "root_path", "headers", "query_string") if key in scope}
+    probe: dict[str, Any] = {
+        key: scope[key] for key in ("type", "path", "root_path", "headers", "query_string") if key in scope
+    }
     allowed = []
     for method in PROBED_METHODS:
         if any(route.matches({**probe, "method": method})[0] is Match.FULL for route in routes):
@@ -79,4 +81,6 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
 async def answer_method_not_allowed(request: Request, error: Exception) -> JSONResponse:
     """The app's 405 handler: ``Allow`` lists the methods of every route at the path."""
     allow = ", ".join(allowed_methods(request.app.router.routes, request.scope))
-    return JSONResponse({"detail": getattr(error, "detail", "Method Not Allowed")}, status_code=405, headers={"allow": allow})
+    return JSONResponse(
+        {"detail": getattr(error, "detail", "Method Not Allowed")}, status_code=405, headers={"allow": allow}
+    )

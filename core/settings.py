@@ -58,7 +58,14 @@ def env_prefix(plugin: str) -> str:
 def core_variable_shadowed_by(plugin: str) -> str | None:
     """The core variable that ``plugin``'s settings prefix would capture, if any."""
     prefix = env_prefix(plugin)
-    return next((f"{ENV_PREFIX}{f.upper()}" for f in CoreSettings.model_fields if f"{ENV_PREFIX}{f.upper()}".startswith(prefix)), None)
+    return next(
+        (
+            f"{ENV_PREFIX}{f.upper()}"
+            for f in CoreSettings.model_fields
+            if f"{ENV_PREFIX}{f.upper()}".startswith(prefix)
+        ),
+        None,
+    )
 
 
 def load_plugin_settings(
@@ -79,7 +86,7 @@ def load_plugin_settings(
     for key, raw in environ.items():
         if not key.startswith(prefix):
             continue
-        field = fields.get(key[len(prefix):])
+        field = fields.get(key[len(prefix) :])
         if field is None:
             unknown.append(key)
         else:

@@ -33,7 +33,14 @@ class PageShells:
         self.console = console
 
     def __call__(self, path: str) -> bool:
-        scope: Scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": [], "query_string": b""}
+        scope: Scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "root_path": "",
+            "headers": [],
+            "query_string": b"",
+        }
         for route in self.routes:
             match, _ = route.matches(scope)
             if match is not Match.NONE:  # a native route answers (a partial match: with 405)

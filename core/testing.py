@@ -56,7 +56,9 @@ def plugin_name(plugin: object) -> str:
     if name is None and isinstance(plugin, types.ModuleType):
         name = plugin.__name__.rsplit(".", 1)[-1]
     if name is None:
-        raise TypeError(f"give {plugin!r} a PLUGHOST_NAME attribute, or register it with register_plugin(obj, name=...)")
+        raise TypeError(
+            f"give {plugin!r} a PLUGHOST_NAME attribute, or register it with register_plugin(obj, name=...)"
+        )
     return str(name)
 
 

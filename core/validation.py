@@ -52,7 +52,11 @@ async def answer_validation_error(request: Request, error: Exception) -> JSONRes
 
 def _redacted(problem: dict[str, Any], body_type: Any) -> dict[str, Any]:
     loc = tuple(problem.get("loc", ()))
-    shown: dict[str, Any] = {"type": problem.get("type"), "loc": list(loc), "msg": excerpt(str(problem.get("msg", "")), 300)}
+    shown: dict[str, Any] = {
+        "type": problem.get("type"),
+        "loc": list(loc),
+        "msg": excerpt(str(problem.get("msg", "")), 300),
+    }
     if "input" in problem and not _is_secret(loc, body_type):
         value = problem["input"]
         if value is None or isinstance(value, (bool, float)) or (isinstance(value, int) and abs(value) < 10**18):

@@ -30,7 +30,9 @@ def running_server(*args: str, env: dict[str, str] | None = None, timeout: float
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}:\n{process.stdout.read() if process.stdout else ''}")
+                raise RuntimeError(
+                    f"server exited with {process.returncode}:\n{process.stdout.read() if process.stdout else ''}"
+                )
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break

@@ -58,7 +58,13 @@ async def test_environ_is_pep3333_and_passes_wsgiref_validate() -> None:
         response = await client.post(
             "/a%20b/c?x=1&y=%C3%A9",
             content=b"payload",
-            headers=[("X-Multi", "one"), ("X-Multi", "two"), ("Cookie", "a=1"), ("Cookie", "b=2"), ("Content-Type", "text/plain")],
+            headers=[
+                ("X-Multi", "one"),
+                ("X-Multi", "two"),
+                ("Cookie", "a=1"),
+                ("Cookie", "b=2"),
+                ("Content-Type", "text/plain"),
+            ],
         )
     assert response.status_code == 200, response.text
     environ = parse(response.text)
@@ -92,9 +98,16 @@ async def test_root_path_becomes_script_name_and_non_ascii_paths_are_latin1_stri
         sent.append(message)
 
     scope = {
-        "type": "http", "method": "GET", "http_version": "1.1", "scheme": "https", "root_path": "/mlflow",
-        "path": "/mlflow/ajax-api/é", "query_string": b"", "headers": [(b"x_forwarded_for", b"6.6.6.6")],
-        "server": ("example.test", 443), "client": ("10.0.0.9", 5555),
+        "type": "http",
+        "method": "GET",
+        "http_version": "1.1",
+        "scheme": "https",
+        "root_path": "/mlflow",
+        "path": "/mlflow/ajax-api/é",
+        "query_string": b"",
+        "headers": [(b"x_forwarded_for", b"6.6.6.6")],
+        "server": ("example.test", 443),
+        "client": ("10.0.0.9", 5555),
     }
     await wsgi(scope, receive, send)
     environ = parse(b"".join(m.get("body", b"") for m in sent).decode("latin-1"))
@@ -105,7 +118,7 @@ async def test_root_path_becomes_script_name_and_non_ascii_paths_are_latin1_stri
     assert "HTTP_X_FORWARDED_FOR" not in environ  # underscore headers are dropped, not folded into dashes
 
 
-def reading_app(how: str):  # noqa: ANN201
+def reading_app(how: str):
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         stream = environ["wsgi.input"]
         if how == "read":
@@ -132,7 +145,7 @@ async def test_body_reads_return_every_byte_in_order(how: str) -> None:
 
     async def chunks() -> Any:  # chunked transfer: no Content-Length
         for start in range(0, len(body), 7777):
-            yield body[start:start + 7777]
+            yield body[start : start + 7777]
 
     app = reading_app(how)
     if how != "read":  # wsgiref.validate insists on read(size); Werkzeug calls read() on terminated input
@@ -176,7 +189,9 @@ async def test_declared_body_over_the_limit_is_refused_before_the_app_runs() -> 
     async with asgi_client(bridge(app, max_body_bytes=1000)) as client:
         response = await client.post("/", content=b"x" * 1001)
     assert response.status_code == 413
-    assert response.json() == {"detail": "request body is 1001 bytes; the limit is 1000 bytes (PLUGHOST_MAX_BODY_BYTES)"}
+    assert response.json() == {
+        "detail": "request body is 1001 bytes; the limit is 1000 bytes (PLUGHOST_MAX_BODY_BYTES)"
+    }
     assert calls == []
 
 
@@ -236,17 +251,27 @@ def test_write_callable_and_exc_info_and_file_wrapper(tmp_path: Any) -> None:
             try:
                 raise ValueError("changed my mind")
             except ValueError:
-                start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("X-Second", "1")], sys.exc_info())
+                start_response(
+                    "503 Service Unavailable", [("Content-Type", "text/plain"), ("X-Second", "1")], sys.exc_info()
+                )
             return [b"replaced"]
         if path == "/file":
-            start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(data_file.stat().st_size))])
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/octet-stream"), ("Content-Length", str(data_file.stat().st_size))],
+            )
             return environ["wsgi.file_wrapper"](open(data_file, "rb"), 4096)
         raise AssertionError(path)
 
     with serve_in_thread(bridge(validator(app))) as base:
         assert httpx.get(f"{base}/write").text == "written, then yielded"
         replaced = httpx.get(f"{base}/exc-info")
-        assert (replaced.status_code, replaced.text, "x-first" in replaced.headers, replaced.headers["x-second"]) == (503, "replaced", False, "1")
+        assert (replaced.status_code, replaced.text, "x-first" in replaced.headers, replaced.headers["x-second"]) == (
+            503,
+            "replaced",
+            False,
+            "1",
+        )
         assert httpx.get(f"{base}/file").content == data_file.read_bytes()
 
 
@@ -365,12 +390,11 @@ def test_first_chunk_of_a_stream_is_sent_before_the_next_is_produced() -> None:
         release.wait(10)
         yield b"data: second\n\n"
 
-    with serve_in_thread(bridge(app)) as base:
-        with httpx.stream("GET", base, timeout=10) as response:
-            chunks = response.iter_raw()
-            assert next(chunks) == b"data: first\n\n"  # arrives while the app is still waiting
-            release.set()
-            assert b"".join(chunks) == b"data: second\n\n"
+    with serve_in_thread(bridge(app)) as base, httpx.stream("GET", base, timeout=10) as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"data: first\n\n"  # arrives while the app is still waiting
+        release.set()
+        assert b"".join(chunks) == b"data: second\n\n"
 
 
 def test_a_full_thread_pool_queues_requests_instead_of_failing() -> None:

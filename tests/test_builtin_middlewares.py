@@ -59,7 +59,9 @@ def test_security_headers_are_on_a_workspace_400_and_a_bridged_404(base: str) ->
 
 
 def test_a_bad_host_is_refused_before_anything_else_runs(base: str) -> None:
-    response = httpx.get(f"{base}/version", headers={"Host": "rebind.attacker.example", "X-Plughost-Workspace": "NOT VALID"})
+    response = httpx.get(
+        f"{base}/version", headers={"Host": "rebind.attacker.example", "X-Plughost-Workspace": "NOT VALID"}
+    )
     assert response.status_code == 403  # not the workspace's 400
     assert "x-plughost-workspace" not in response.headers and "server-timing" not in response.headers
 

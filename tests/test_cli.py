@@ -40,7 +40,7 @@ def plughost_commands(cli):
     return greet
 '''
 
-PAGES = '''
+PAGES = """
 from flask import Blueprint
 from core import ConsolePage, hookimpl
 
@@ -50,7 +50,7 @@ def plughost_console_pages(host):
         ConsolePage("reports", Blueprint("reports", __name__), "Reports", "/reports", before=("otel",)),
         ConsolePage("alerts", Blueprint("alerts", __name__), "Alerts", "/alerts", after=("jobs",)),
     ]
-'''
+"""
 
 BROKEN = "raise ImportError('libfoo.so.1: cannot open shared object file')\n"
 
@@ -62,11 +62,16 @@ def site(tmp_path: Path) -> dict[str, str]:
     write_distribution(path, "plughost-good", "2.0.0", {"good": "good_plugin"}, {"good_plugin": GOOD})
     write_distribution(path, "plughost-broken", "0.3.1", {"broken": "broken_plugin"}, {"broken_plugin": BROKEN})
     write_distribution(path, "plughost-pages", "1.0.0", {"pages": "pages_plugin"}, {"pages_plugin": PAGES})
-    return {"PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]), "PLUGHOST_DATA_DIR": str(tmp_path / "data")}
+    return {
+        "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]),
+        "PLUGHOST_DATA_DIR": str(tmp_path / "data"),
+    }
 
 
 def core_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+    )
 
 
 def test_plugins_list_keeps_working_when_a_plugin_is_broken(site: dict[str, str]) -> None:
@@ -102,7 +107,10 @@ def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, st
     ]
 
     text = core_cli("plugins", "list", env=env).stdout
-    assert "    console page reports: Reports at /reports (position 1)\n    console page alerts: Alerts at /alerts (position 4)" in text
+    assert (
+        "    console page reports: Reports at /reports (position 1)\n    console page alerts: Alerts at /alerts (position 4)"
+        in text
+    )
     assert "console page jobs: Jobs at /jobs (position 3)" in text
 
 
@@ -110,7 +118,10 @@ def test_serve_with_a_broken_plugin_stops_with_one_clear_message(site: dict[str,
     result = core_cli("serve", "--port", "1", env=site)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "plugin 'broken' (distribution plughost-broken 0.3.1): cannot import broken_plugin: ImportError" in result.stderr
+    assert (
+        "plugin 'broken' (distribution plughost-broken 0.3.1): cannot import broken_plugin: ImportError"
+        in result.stderr
+    )
     assert "--disable-plugins broken" in result.stderr
 
 
@@ -127,7 +138,10 @@ def test_routes_and_unknown_plugin_names(site: dict[str, str]) -> None:
     assert routes[-1].split() == ["*", "/", "core", "(WSGI", "bridge)"]
     unknown = core_cli("routes", env={**site, "PLUGHOST_PLUGINS": "goood"})
     assert unknown.returncode == 1
-    assert re.search(r"PLUGHOST_PLUGINS names unknown plugins: goood\. Installed plugins: (\w+, )*broken, (\w+, )*good\b", unknown.stderr)
+    assert re.search(
+        r"PLUGHOST_PLUGINS names unknown plugins: goood\. Installed plugins: (\w+, )*broken, (\w+, )*good\b",
+        unknown.stderr,
+    )
 
 
 def test_plugins_add_commands(site: dict[str, str]) -> None:

@@ -61,7 +61,16 @@ def test_a_console_page_needs_a_blueprint_and_an_absolute_path() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://cdn.example/x.js", "//cdn.example/x.js", "x.js", "/\\cdn.example/x.js", "/a b.js", "javascript:alert(1)", ""]
+    "url",
+    [
+        "https://cdn.example/x.js",
+        "//cdn.example/x.js",
+        "x.js",
+        "/\\cdn.example/x.js",
+        "/a b.js",
+        "javascript:alert(1)",
+        "",
+    ],
 )
 def test_shell_scripts_and_styles_must_be_same_origin_paths(url: str) -> None:
     with pytest.raises(ValueError, match="same-origin paths"):
@@ -75,11 +84,15 @@ def test_a_scripts_only_contribution_loads_on_every_page_between_the_shell_and_t
 
     with client_for(make_app([Slot(), Probe()])) as client:
         home = client.get("/").text
-        navigation = home[home.index("<nav"):home.index("</nav>")]
-        assert navigation.count("<a ") == 3 and 'href="/probe"' in navigation  # Home, Probe, API docs: the slot has no entry
+        navigation = home[home.index("<nav") : home.index("</nav>")]
+        assert (
+            navigation.count("<a ") == 3 and 'href="/probe"' in navigation
+        )  # Home, Probe, API docs: the slot has no entry
         for html in (home, client.get("/probe").text):
             assert html.index("console/console.js") < html.index('<script src="/slot/static/slot/slot.js">')
-            assert html.index("console/console.css") < html.index('<link rel="stylesheet" href="/slot/static/slot/slot.css">')
+            assert html.index("console/console.css") < html.index(
+                '<link rel="stylesheet" href="/slot/static/slot/slot.css">'
+            )
         probe = client.get("/probe").text
         assert probe.index("slot/slot.js") < probe.index("probe/probe.js")  # before the page's own scripts
     with client_for(make_app([Probe()])) as client:
@@ -163,7 +176,9 @@ def test_docs_and_redoc_load_only_local_assets_and_render(make_app, browser_page
         assert httpx.get(f"{base}/docs-static/swagger-ui-bundle.js").status_code == 200
         assert httpx.get(f"{base}/docs-static/redoc.standalone.js").status_code == 200
     # No script, style or font from another origin (ReDoc's footer asks cdn.redoc.ly for its logo image).
-    assert {origin for kind, origin in loaded if kind in ("script", "stylesheet", "font", "fetch", "document")} == {host}
+    assert {origin for kind, origin in loaded if kind in ("script", "stylesheet", "font", "fetch", "document")} == {
+        host
+    }
 
 
 ATTACK = """<html><body><iframe id="frame" src="{base}/"></iframe><script>

@@ -18,7 +18,11 @@ from tests.servers import running_server
 
 def core_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "core", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 

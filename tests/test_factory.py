@@ -22,22 +22,22 @@ def router_plugin(name: str, router: APIRouter, **hints: object) -> object:
         PLUGHOST_NAME = name
 
         @hookimpl
-        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host):
             return RouterContribution(name, router, **hints)
 
     return Plugin()
 
 
-def tagging_middleware(tag: str):  # noqa: ANN201
+def tagging_middleware(tag: str):
     """A pure ASGI middleware that appends ``tag`` to the x-trail response header."""
 
-    def factory(app, settings):  # noqa: ANN001, ANN202
-        async def middleware(scope, receive, send):  # noqa: ANN001, ANN202
+    def factory(app, settings):
+        async def middleware(scope, receive, send):
             if scope["type"] != "http":
                 return await app(scope, receive, send)
             scope.setdefault("trail", []).append(tag)
 
-            async def tagged(message):  # noqa: ANN001, ANN202
+            async def tagged(message):
                 if message["type"] == "http.response.start":
                     headers = [(k, v) for k, v in message["headers"] if k != b"x-trail"]
                     seen = dict(message["headers"]).get(b"x-trail", b"").decode()
@@ -57,7 +57,7 @@ def middleware_plugin(name: str, **hints: object) -> object:
         PLUGHOST_NAME = name
 
         @hookimpl
-        def plughost_middlewares(self, host):  # noqa: ANN001, ANN201
+        def plughost_middlewares(self, host):
             return MiddlewareContribution(name, tagging_middleware(name), **hints)
 
     return Plugin()
@@ -108,7 +108,7 @@ def test_bridge_stays_last_even_with_plugin_routes_at_the_root(make_app) -> None
         PLUGHOST_NAME = "legacy"
 
         @hookimpl
-        def plughost_wsgi_app(self, host):  # noqa: ANN001, ANN201
+        def plughost_wsgi_app(self, host):
             return legacy
 
     router = APIRouter()
@@ -144,7 +144,7 @@ def test_router_order_follows_hints_for_first_match(make_app) -> None:
         PLUGHOST_NAME = "shadow"
 
         @hookimpl
-        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host):
             router = APIRouter()
 
             @router.get("/shared/exact")
@@ -244,8 +244,8 @@ def test_a_failing_middleware_factory_stops_startup_naming_the_plugin(make_app) 
         PLUGHOST_NAME = "bad"
 
         @hookimpl
-        def plughost_middlewares(self, host):  # noqa: ANN001, ANN201
-            def factory(app, settings):  # noqa: ANN001, ANN202
+        def plughost_middlewares(self, host):
+            def factory(app, settings):
                 raise ValueError("needs a secret")
 
             return MiddlewareContribution("bad", factory)
@@ -259,7 +259,7 @@ def test_wrong_contribution_type_is_an_error(make_app) -> None:
         PLUGHOST_NAME = "confused"
 
         @hookimpl
-        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host):
             return APIRouter()
 
     with pytest.raises(StartupError, match="plughost_routers returned .* not a RouterContribution"):
@@ -280,7 +280,7 @@ def test_lifespans_enter_in_plugin_order_and_exit_in_reverse(make_app) -> None:
             PLUGHOST_NAME = name
 
             @hookimpl
-            def plughost_lifespan(self, host):  # noqa: ANN001, ANN201
+            def plughost_lifespan(self, host):
                 return lifespan()
 
         return Plugin()
@@ -330,7 +330,7 @@ def test_a_failing_lifespan_names_the_plugin(make_app) -> None:
         PLUGHOST_NAME = "store"
 
         @hookimpl
-        def plughost_lifespan(self, host):  # noqa: ANN001, ANN201
+        def plughost_lifespan(self, host):
             return failing()
 
     with pytest.raises(StartupError, match="plugin 'store'.*start-up failed: ConnectionError: no database"):
@@ -344,7 +344,7 @@ def test_two_wsgi_apps_are_an_error(make_app) -> None:
             PLUGHOST_NAME = name
 
             @hookimpl
-            def plughost_wsgi_app(self, host):  # noqa: ANN001, ANN201
+            def plughost_wsgi_app(self, host):
                 return Flask(name)
 
         return Plugin()

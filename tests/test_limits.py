@@ -57,7 +57,7 @@ def limits_plugin(received: list[int]) -> object:
         PLUGHOST_NAME = "limits"
 
         @hookimpl
-        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host):
             return RouterContribution("limits", router)
 
     return Plugin()
@@ -69,14 +69,16 @@ def received() -> list[int]:
 
 
 @pytest.fixture
-def plughost_app(make_app, received: list[int]):  # noqa: ANN001, ANN201
+def plughost_app(make_app, received: list[int]):
     return make_app([limits_plugin(received)], {"max_body_bytes": 4 * MiB})
 
 
 def test_a_declared_body_over_the_limit_is_413_before_the_route_reads_it(client, received: list[int]) -> None:
     response = client.post("/api/raw", content=b"x" * (4 * MiB + 1))
     assert response.status_code == 413
-    assert response.json() == {"detail": f"request body is {4 * MiB + 1} bytes; the limit is {4 * MiB} bytes (PLUGHOST_MAX_BODY_BYTES)"}
+    assert response.json() == {
+        "detail": f"request body is {4 * MiB + 1} bytes; the limit is {4 * MiB} bytes (PLUGHOST_MAX_BODY_BYTES)"
+    }
     assert response.headers["connection"] == "close"
     assert received == []
     assert client.post("/api/raw", content=b"x" * (4 * MiB)).json() == {"size": 4 * MiB}
@@ -87,7 +89,10 @@ def test_a_chunked_body_is_refused_as_soon_as_it_crosses_the_limit(live_server: 
     try:
         response = httpx.post(f"{live_server}/api/raw", content=body, timeout=30)
         assert response.status_code == 413
-        assert response.json()["detail"] == f"request body is larger than allowed; the limit is {4 * MiB} bytes (PLUGHOST_MAX_BODY_BYTES)"
+        assert (
+            response.json()["detail"]
+            == f"request body is larger than allowed; the limit is {4 * MiB} bytes (PLUGHOST_MAX_BODY_BYTES)"
+        )
     except httpx.WriteError:
         pass  # the server may answer and close before the client stops writing
     assert sum(received) <= 4 * MiB
@@ -108,7 +113,10 @@ def test_a_route_sets_its_own_limit_and_names_its_setting(client) -> None:
     assert client.post("/api/bulk", content=six, headers=JSON).json() == {"size": len(six)}
     response = client.post("/api/bulk", content=b"x" * (8 * MiB + 1))
     assert response.status_code == 413
-    assert response.json()["detail"] == f"request body is {8 * MiB + 1} bytes; the limit is {8 * MiB} bytes (PLUGHOST_LIMITS_BULK_BYTES)"
+    assert (
+        response.json()["detail"]
+        == f"request body is {8 * MiB + 1} bytes; the limit is {8 * MiB} bytes (PLUGHOST_LIMITS_BULK_BYTES)"
+    )
     operation = client.get("/openapi.json").json()["paths"]["/api/bulk"]["post"]
     assert operation["x-plughost-max-body-bytes"] == 8 * MiB and "413" in operation["responses"]
 
@@ -120,7 +128,9 @@ def test_a_huge_json_post_to_a_plugin_route_is_refused_unread(make_app, plugin: 
     app = make_app([plugin], {"jobs": {"workers": 0}} if plugin == "jobs" else {})
     with serve_in_thread(app) as base:
         try:
-            response = httpx.post(f"{base}{path}", content=body, headers={**JSON, "content-length": str(100 * MiB)}, timeout=30)
+            response = httpx.post(
+                f"{base}{path}", content=body, headers={**JSON, "content-length": str(100 * MiB)}, timeout=30
+            )
             assert response.status_code == 413
             assert "PLUGHOST_MAX_JSON_BODY_BYTES" in response.json()["detail"]
         except httpx.WriteError:
@@ -133,14 +143,18 @@ def test_deeply_nested_json_is_400_on_every_kind_of_route(client, path: str) -> 
     for body in (b"[" * 100_000, b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1)):
         response = client.post(path, content=body, headers=JSON)
         assert response.status_code == 400, response.text
-        assert response.json() == {"detail": f"the JSON body nests objects or arrays deeper than {MAX_DEPTH} levels; flatten it"}
+        assert response.json() == {
+            "detail": f"the JSON body nests objects or arrays deeper than {MAX_DEPTH} levels; flatten it"
+        }
 
 
 def test_a_plugin_parsing_json_itself_gets_the_depth_check_from_core_jsonbody(client) -> None:
     deep = b"[" * 100_000
     answer = client.post("/api/decode", content=deep, headers={"content-type": "text/plain"}).json()
     assert answer == {"error": f"the JSON body nests objects or arrays deeper than {MAX_DEPTH} levels; flatten it"}
-    assert client.post("/api/decode", content=b"[1, {}]", headers={"content-type": "text/plain"}).json() == {"kind": "list"}
+    assert client.post("/api/decode", content=b"[1, {}]", headers={"content-type": "text/plain"}).json() == {
+        "kind": "list"
+    }
 
 
 def nested(depth: int) -> bytes:
@@ -199,7 +213,7 @@ def test_a_405_allows_every_method_of_every_route_at_the_path(make_app) -> None:
             PLUGHOST_NAME = name
 
             @hookimpl
-            def plughost_routers(self, host):  # noqa: ANN001, ANN201
+            def plughost_routers(self, host):
                 return RouterContribution(name, router)
 
         return Plugin()
@@ -221,7 +235,12 @@ def test_the_issues_deep_json_cases_on_the_otel_and_gateway_routes_are_400(make_
             response = client.post("/v1/traces", content=body, headers=headers)
             assert response.status_code == 400, response.text
             assert "deeper than 64 levels" in response.text
-        for path in ("/gateway/v1/chat/completions", "/gateway/v1/embeddings", "/gateway/anthropic/v1/messages", "/gateway/e/invocations"):
+        for path in (
+            "/gateway/v1/chat/completions",
+            "/gateway/v1/embeddings",
+            "/gateway/anthropic/v1/messages",
+            "/gateway/e/invocations",
+        ):
             response = client.post(path, content=deep, headers={"content-type": "text/plain"})
             assert response.status_code == 400, (path, response.text)
             assert "deeper than 64 levels" in response.text
@@ -229,8 +248,11 @@ def test_the_issues_deep_json_cases_on_the_otel_and_gateway_routes_are_400(make_
 
 def test_otlp_json_keeps_the_otel_limit_over_the_core_json_limit(make_app) -> None:
     span = {
-        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "big",
-        "startTimeUnixNano": "1544712660000000000", "endTimeUnixNano": "1544712661000000000",
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174",
+        "name": "big",
+        "startTimeUnixNano": "1544712660000000000",
+        "endTimeUnixNano": "1544712661000000000",
         "attributes": [{"key": "blob", "value": {"stringValue": "x" * (3 * MiB)}}],
     }
     body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})

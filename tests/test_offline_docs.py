@@ -28,7 +28,9 @@ def test_docs_pages_use_only_local_assets(client: Any, page: str) -> None:
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-def test_docs_pages_fetch_nothing_from_another_origin_in_the_browser(plughost_app: Any, browser_page: Any, page: str) -> None:
+def test_docs_pages_fetch_nothing_from_another_origin_in_the_browser(
+    plughost_app: Any, browser_page: Any, page: str
+) -> None:
     """ReDoc's bundle asks for its logo at cdn.redoc.ly: the page's CSP stops it in the browser."""
     from playwright.sync_api import expect
 
@@ -42,4 +44,6 @@ def test_docs_pages_fetch_nothing_from_another_origin_in_the_browser(plughost_ap
         browser_page.wait_for_load_state("networkidle")
     assert fetched and all(url.startswith((base, "blob:")) for url in fetched), fetched
     elsewhere = {url: why for url, why in stopped.items() if not url.startswith((base, "blob:", "data:"))}
-    assert all("csp" in why.lower() for why in elsewhere.values()), elsewhere  # blocked by the CSP: never left the browser
+    assert all("csp" in why.lower() for why in elsewhere.values()), (
+        elsewhere
+    )  # blocked by the CSP: never left the browser

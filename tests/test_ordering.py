@@ -51,7 +51,13 @@ def test_requires_is_hard() -> None:
 
 
 def test_cycle_is_reported_with_the_hints_that_made_it() -> None:
-    items = [Item("a", before=("b",)), Item("b", before=("c",)), Item("c", after=("x",)), Item("x", after=("c",)), Item("z")]
+    items = [
+        Item("a", before=("b",)),
+        Item("b", before=("c",)),
+        Item("c", after=("x",)),
+        Item("x", after=("c",)),
+        Item("z"),
+    ]
     with pytest.raises(OrderingError) as raised:
         resolve_order(items, kind="middleware")
     message = str(raised.value)
@@ -61,7 +67,9 @@ def test_cycle_is_reported_with_the_hints_that_made_it() -> None:
 
 def test_three_cycle_downstream_node_does_not_hide_the_cycle() -> None:
     items = [Item("a", before=("b",)), Item("b", before=("c",)), Item("c", before=("a", "d")), Item("d")]
-    with pytest.raises(OrderingError, match=r"cycle: a -> b -> c -> a \(made by the hints: a before=b; b before=c; c before=a\)"):
+    with pytest.raises(
+        OrderingError, match=r"cycle: a -> b -> c -> a \(made by the hints: a before=b; b before=c; c before=a\)"
+    ):
         resolve_order(items)
 
 

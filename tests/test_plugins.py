@@ -33,7 +33,7 @@ def fake_modules(monkeypatch: pytest.MonkeyPatch):
 
 
 @hookimpl
-def plughost_routers(host):  # noqa: ANN001, ANN201 - shared by several fake modules
+def plughost_routers(host):
     router = APIRouter()
     return RouterContribution("one", router)
 
@@ -47,13 +47,19 @@ def test_allow_and_block_lists_select_installed_plugins(fake_modules) -> None:
     assert [i.name for i in every.enabled] == ["alpha", "beta", "gamma"]
 
     allowed = load_plugins(CoreSettings(plugins=("beta", "gamma"), disable_plugins=("gamma",)), entry_points=eps)
-    assert {n: i.status for n, i in allowed.infos.items()} == {"alpha": "disabled", "beta": "enabled", "gamma": "disabled"}
+    assert {n: i.status for n, i in allowed.infos.items()} == {
+        "alpha": "disabled",
+        "beta": "enabled",
+        "gamma": "disabled",
+    }
 
 
 def test_unknown_plugin_names_are_an_error_listing_the_known_ones(fake_modules) -> None:
     fake_modules("fake_alpha", plughost_routers=plughost_routers)
     eps = [entry_point("alpha", "fake_alpha")]
-    with pytest.raises(StartupError, match="PLUGHOST_DISABLE_PLUGINS names unknown plugins: alhpa. Installed plugins: alpha"):
+    with pytest.raises(
+        StartupError, match="PLUGHOST_DISABLE_PLUGINS names unknown plugins: alhpa. Installed plugins: alpha"
+    ):
         load_plugins(CoreSettings(disable_plugins=("alhpa",)), entry_points=eps)
     with pytest.raises(StartupError, match="PLUGHOST_PLUGINS names unknown plugins: nope"):
         load_plugins(CoreSettings(plugins=("nope",)), entry_points=eps)
@@ -85,7 +91,7 @@ def test_non_strict_loading_records_the_failure_and_goes_on(fake_modules) -> Non
 def test_misspelled_hook_is_an_error_with_a_suggestion() -> None:
     class Misspelled:
         @hookimpl
-        def plughost_router(self, host):  # noqa: ANN001, ANN201
+        def plughost_router(self, host):
             return None
 
     with pytest.raises(StartupError, match="implements unknown hook plughost_router; did you mean plughost_routers"):
@@ -94,7 +100,7 @@ def test_misspelled_hook_is_an_error_with_a_suggestion() -> None:
 
 def test_hook_without_hookimpl_marker_is_an_error() -> None:
     class Unmarked:
-        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host):
             return None
 
     with pytest.raises(StartupError, match="plughost_routers is not marked with @hookimpl"):
@@ -104,7 +110,7 @@ def test_hook_without_hookimpl_marker_is_an_error() -> None:
 def test_wrong_hook_arguments_are_an_error() -> None:
     class WrongArgs:
         @hookimpl
-        def plughost_routers(self, host, app):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host, app):
             return None
 
     with pytest.raises(StartupError, match="(?s)plugin .wrongargs.*app"):
@@ -115,7 +121,7 @@ def test_wrong_hook_arguments_are_an_error() -> None:
 def test_priority_options_are_rejected_with_a_pointer_to_hints(option: str) -> None:
     class Eager:
         @hookimpl(**{option: True})
-        def plughost_middlewares(self, host):  # noqa: ANN001, ANN201
+        def plughost_middlewares(self, host):
             yield
 
     with pytest.raises(StartupError, match=f"(?s)plughost_middlewares uses {option}.*before=/after= hints"):
@@ -139,7 +145,9 @@ def test_plugin_name_that_would_capture_a_core_variable_is_refused(fake_modules)
 def test_two_distributions_offering_one_name_is_an_error(fake_modules) -> None:
     fake_modules("fake_alpha", plughost_routers=plughost_routers)
     with pytest.raises(StartupError, match="two installed distributions offer the plugin 'alpha'"):
-        load_plugins(CoreSettings(), entry_points=[entry_point("alpha", "fake_alpha"), entry_point("alpha", "fake_alpha")])
+        load_plugins(
+            CoreSettings(), entry_points=[entry_point("alpha", "fake_alpha"), entry_point("alpha", "fake_alpha")]
+        )
 
 
 class Settings(BaseModel):
@@ -151,7 +159,7 @@ class WithSettings:
     PLUGHOST_NAME = "my-plugin"
 
     @hookimpl
-    def plughost_settings(self, host):  # noqa: ANN001, ANN201
+    def plughost_settings(self, host):
         return Settings
 
 
@@ -159,20 +167,28 @@ def test_plugin_settings_come_from_prefixed_environment(make_app, monkeypatch: p
     monkeypatch.setenv("PLUGHOST_MY_PLUGIN_LIMIT", "25")
     monkeypatch.setenv("PLUGHOST_MY_PLUGIN_ORIGINS", "https://a.example, https://b.example")
     app = make_app([WithSettings()])
-    assert app.assembly.host.plugin_settings("my-plugin") == Settings(limit=25, origins=["https://a.example", "https://b.example"])
+    assert app.assembly.host.plugin_settings("my-plugin") == Settings(
+        limit=25, origins=["https://a.example", "https://b.example"]
+    )
 
     monkeypatch.setenv("PLUGHOST_MY_PLUGIN_ORIGINS", '["https://c.example"]')
     app = make_app([WithSettings()], {"my-plugin": {"limit": 3}})
     assert app.assembly.host.plugin_settings("my-plugin") == Settings(limit=3, origins=["https://c.example"])
 
 
-def test_invalid_or_unknown_plugin_setting_stops_startup_naming_the_variable(make_app, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_or_unknown_plugin_setting_stops_startup_naming_the_variable(
+    make_app, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PLUGHOST_MY_PLUGIN_LIMIT", "lots")
-    with pytest.raises(StartupError, match="plugin 'my-plugin'.*PLUGHOST_MY_PLUGIN_LIMIT: Input should be a valid integer"):
+    with pytest.raises(
+        StartupError, match="plugin 'my-plugin'.*PLUGHOST_MY_PLUGIN_LIMIT: Input should be a valid integer"
+    ):
         make_app([WithSettings()])
     monkeypatch.setenv("PLUGHOST_MY_PLUGIN_LIMIT", "5")
     monkeypatch.setenv("PLUGHOST_MY_PLUGIN_LIMMIT", "5")
-    with pytest.raises(StartupError, match="unknown setting PLUGHOST_MY_PLUGIN_LIMMIT; known settings: PLUGHOST_MY_PLUGIN_LIMIT"):
+    with pytest.raises(
+        StartupError, match="unknown setting PLUGHOST_MY_PLUGIN_LIMMIT; known settings: PLUGHOST_MY_PLUGIN_LIMIT"
+    ):
         make_app([WithSettings()])
 
 
@@ -181,8 +197,10 @@ def test_a_hook_that_raises_stops_startup_naming_the_plugin(make_app) -> None:
         PLUGHOST_NAME = "raiser"
 
         @hookimpl
-        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host):
             raise RuntimeError("database unreachable")
 
-    with pytest.raises(StartupError, match="plugin 'raiser'.*plughost_routers raised RuntimeError: database unreachable"):
+    with pytest.raises(
+        StartupError, match="plugin 'raiser'.*plughost_routers raised RuntimeError: database unreachable"
+    ):
         make_app([Raising()])

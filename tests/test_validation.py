@@ -29,7 +29,7 @@ class Outer(BaseModel):
 
 
 @pytest.fixture
-def plughost_app(make_app):  # noqa: ANN001, ANN201
+def plughost_app(make_app):
     router = APIRouter()
 
     @router.post("/api/credentials")
@@ -48,7 +48,7 @@ def plughost_app(make_app):  # noqa: ANN001, ANN201
         PLUGHOST_NAME = "validated"
 
         @hookimpl
-        def plughost_routers(self, host):  # noqa: ANN001, ANN201
+        def plughost_routers(self, host):
             return RouterContribution("validated", router)
 
     return make_app([Plugin()])
@@ -86,7 +86,12 @@ def test_unreadable_json_is_400_and_schema_mismatches_are_422(client) -> None:
     out_of_range = client.get("/api/range/1", params={"limit": 11})
     assert out_of_range.status_code == 422
     assert out_of_range.json()["detail"] == [
-        {"type": "less_than_equal", "loc": ["query", "limit"], "msg": "Input should be less than or equal to 10", "input": "11"}
+        {
+            "type": "less_than_equal",
+            "loc": ["query", "limit"],
+            "msg": "Input should be less than or equal to 10",
+            "input": "11",
+        }
     ]
 
 

@@ -60,7 +60,10 @@ def plughost_job_types(host: Any) -> Any:
     from plugins.jobs.hookspecs import JobType
 
     return JobType(
-        "assistant.batch_analysis", batch_analysis, BatchAnalysis, timeout_seconds=1800,
+        "assistant.batch_analysis",
+        batch_analysis,
+        BatchAnalysis,
+        timeout_seconds=1800,
         description="Analyse the traces that match a filter (service, status, a time window, list-API filters) into a report",
     )
 

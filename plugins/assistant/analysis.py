@@ -35,19 +35,35 @@ PATH_IN_TEXT = 24
 def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
     spans = trace["spans"]
     if not spans:
-        return {"trace_id": trace["trace_id"], "duration_ms": 0.0, "span_count": 0, "critical_path": [], "critical_path_ms": 0.0,
-                "slowest_spans": [], "errors": [], "repeated_calls": [], "gaps": [], "genai": None}
+        return {
+            "trace_id": trace["trace_id"],
+            "duration_ms": 0.0,
+            "span_count": 0,
+            "critical_path": [],
+            "critical_path_ms": 0.0,
+            "slowest_spans": [],
+            "errors": [],
+            "repeated_calls": [],
+            "gaps": [],
+            "genai": None,
+        }
     by_id = {span["span_id"]: span for span in spans}
     children: dict[str | None, list[Span]] = defaultdict(list)
     for span in spans:
-        parent = span["parent_span_id"] if span["parent_span_id"] in by_id and span["parent_span_id"] != span["span_id"] else None
+        parent = (
+            span["parent_span_id"]
+            if span["parent_span_id"] in by_id and span["parent_span_id"] != span["span_id"]
+            else None
+        )
         children[parent].append(span)
     start = min(span["start_time_unix_nano"] for span in spans)
     end = max(span["end_time_unix_nano"] for span in spans)
     total = max(end - start, 1)
     self_times = {span["span_id"]: _self_time(span, children[span["span_id"]]) for span in spans}
     path = [_segment(segment, start) for segment in critical_path(spans)]
-    slowest = heapq.nsmallest(SLOWEST, spans, key=lambda s: (-self_times[s["span_id"]], s["start_time_unix_nano"], s["span_id"]))
+    slowest = heapq.nsmallest(
+        SLOWEST, spans, key=lambda s: (-self_times[s["span_id"]], s["start_time_unix_nano"], s["span_id"])
+    )
     return {
         "trace_id": trace["trace_id"],
         "duration_ms": total / NS_PER_MS,
@@ -56,12 +72,17 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "critical_path_ms": sum(step["duration_ms"] for step in path),
         "slowest_spans": [
             {
-                "span_id": span["span_id"], "name": span["name"], "service_name": span["service_name"],
-                "self_ms": self_times[span["span_id"]] / NS_PER_MS, "share": round(self_times[span["span_id"]] / total, 4),
+                "span_id": span["span_id"],
+                "name": span["name"],
+                "service_name": span["service_name"],
+                "self_ms": self_times[span["span_id"]] / NS_PER_MS,
+                "share": round(self_times[span["span_id"]] / total, 4),
             }
             for span in slowest
         ],
-        "errors": [_error(span) for span in spans if span["status"]["code"] == "STATUS_CODE_ERROR" or _exceptions(span)],
+        "errors": [
+            _error(span) for span in spans if span["status"]["code"] == "STATUS_CODE_ERROR" or _exceptions(span)
+        ],
         "repeated_calls": _repeated(children, by_id),
         "gaps": _gaps(children, start, total),
         "genai": genai_analysis(spans, start, total, settings.prices, settings.slow_llm_call_ms),
@@ -72,8 +93,11 @@ def _segment(segment: Segment, start: int) -> dict[str, Any]:
     span = segment.span
     assert span is not None
     return {
-        "span_id": span["span_id"], "name": span["name"], "service_name": span["service_name"],
-        "start_offset_ms": (segment.begin - start) / NS_PER_MS, "duration_ms": (segment.finish - segment.begin) / NS_PER_MS,
+        "span_id": span["span_id"],
+        "name": span["name"],
+        "service_name": span["service_name"],
+        "start_offset_ms": (segment.begin - start) / NS_PER_MS,
+        "duration_ms": (segment.finish - segment.begin) / NS_PER_MS,
     }
 
 
@@ -90,7 +114,9 @@ def _self_time(span: Span, kids: list[Span]) -> int:
 
 def _exceptions(span: Span) -> list[str]:
     return [
-        f"{event['attributes'].get('exception.type', 'exception')}: {event['attributes'].get('exception.message', '')}".strip(": ")
+        f"{event['attributes'].get('exception.type', 'exception')}: {event['attributes'].get('exception.message', '')}".strip(
+            ": "
+        )
         for event in span.get("events", [])
         if event["name"] == "exception"
     ]
@@ -98,8 +124,11 @@ def _exceptions(span: Span) -> list[str]:
 
 def _error(span: Span) -> dict[str, Any]:
     return {
-        "span_id": span["span_id"], "name": span["name"], "service_name": span["service_name"],
-        "message": span["status"]["message"], "exceptions": _exceptions(span),
+        "span_id": span["span_id"],
+        "name": span["name"],
+        "service_name": span["service_name"],
+        "message": span["status"]["message"],
+        "exceptions": _exceptions(span),
     }
 
 
@@ -111,10 +140,15 @@ def _repeated(children: dict[str | None, list[Span]], by_id: dict[str, Span]) ->
             by_name[kid["name"]].append(kid)
         for name, calls in by_name.items():
             if len(calls) >= REPEATED_AT_LEAST:
-                found.append({
-                    "parent_span_id": parent, "parent_name": by_id[parent]["name"] if parent else None, "name": name,
-                    "count": len(calls), "total_ms": sum(_duration(c) for c in calls) / NS_PER_MS,
-                })
+                found.append(
+                    {
+                        "parent_span_id": parent,
+                        "parent_name": by_id[parent]["name"] if parent else None,
+                        "name": name,
+                        "count": len(calls),
+                        "total_ms": sum(_duration(c) for c in calls) / NS_PER_MS,
+                    }
+                )
     return sorted(found, key=lambda r: (-r["count"], r["name"]))
 
 
@@ -135,6 +169,12 @@ def _gaps(children: dict[str | None, list[Span]], start: int, total: int) -> lis
         for begin, finish in [*union(descendants), (root["end_time_unix_nano"], root["end_time_unix_nano"])]:
             begin, finish = max(begin, root["start_time_unix_nano"]), min(finish, root["end_time_unix_nano"])
             if begin - cursor >= max(GAP_AT_LEAST_NS, GAP_SHARE_AT_LEAST * total):
-                found.append({"start_offset_ms": (cursor - start) / NS_PER_MS, "duration_ms": (begin - cursor) / NS_PER_MS, "inside": root["name"]})
+                found.append(
+                    {
+                        "start_offset_ms": (cursor - start) / NS_PER_MS,
+                        "duration_ms": (begin - cursor) / NS_PER_MS,
+                        "inside": root["name"],
+                    }
+                )
             cursor = max(cursor, finish)
     return found

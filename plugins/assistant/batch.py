@@ -39,7 +39,9 @@ PAGE = 1000
 TOP = 10
 SHORT = 160
 """Longest name or message in a report entry."""
-OWN_FILTERS = frozenset({"service", "project", "status", "start_after", "start_before", "min_duration_ms", "limit", "page_token"})
+OWN_FILTERS = frozenset(
+    {"service", "project", "status", "start_after", "start_before", "min_duration_ms", "limit", "page_token"}
+)
 EXTRA_FILTER = re.compile(r"^(attr\.[\w.\-]{1,200}|[a-z][a-z_]{0,63})$")
 
 
@@ -79,7 +81,10 @@ class BatchAnalysis(BaseModel):
     def query(self, now: datetime) -> dict[str, str]:
         start_after = now - timedelta(minutes=self.last_minutes) if self.last_minutes is not None else self.start_after
         fields = {
-            "service": self.service, "project": self.project, "status": self.status, "min_duration_ms": self.min_duration_ms,
+            "service": self.service,
+            "project": self.project,
+            "status": self.status,
+            "min_duration_ms": self.min_duration_ms,
             "start_after": start_after.isoformat() if start_after else None,
             "start_before": self.start_before.isoformat() if self.start_before else None,
         }
@@ -107,14 +112,22 @@ async def batch_analysis(params: BatchAnalysis, job: JobContext) -> dict[str, An
     return {"filter": window, "matched_more_than_analysed": more, "aggregate": aggregate(reports), "traces": reports}
 
 
-async def _matching(client: aiohttp.ClientSession, query: dict[str, str], limit: int) -> tuple[list[dict[str, Any]], bool]:
+async def _matching(
+    client: aiohttp.ClientSession, query: dict[str, str], limit: int
+) -> tuple[list[dict[str, Any]], bool]:
     """Up to ``limit`` trace summaries, newest first, and whether more matched."""
     found: list[dict[str, Any]] = []
     token: str | None = None
     while len(found) < limit:
-        page = await _get(client, "/api/otel/traces", {**query, "limit": str(min(PAGE, limit - len(found))), **({"page_token": token} if token else {})})
+        page = await _get(
+            client,
+            "/api/otel/traces",
+            {**query, "limit": str(min(PAGE, limit - len(found))), **({"page_token": token} if token else {})},
+        )
         if page is None:
-            raise RuntimeError("GET /api/otel/traces answered 404: is the otel plugin enabled on PLUGHOST_ASSISTANT_API_URL?")
+            raise RuntimeError(
+                "GET /api/otel/traces answered 404: is the otel plugin enabled on PLUGHOST_ASSISTANT_API_URL?"
+            )
         found.extend(page["traces"])
         token = page["next_page_token"]
         if not token:
@@ -149,10 +162,17 @@ def trace_report(summary: dict[str, Any], analysis: dict[str, Any]) -> dict[str,
         "error_count": len(analysis["errors"]),
         "repeated_calls": [{"name": r["name"], "count": r["count"]} for r in analysis["repeated_calls"]],
         "gap_ms": sum(g["duration_ms"] for g in analysis["gaps"]),
-        "genai": None if genai is None else {
-            "llm_call_count": genai["llm_call_count"], "tool_call_count": genai["tool_call_count"], "models": genai["models"],
-            "input_tokens": genai["input_tokens"], "output_tokens": genai["output_tokens"], "llm_share": genai["llm_share"],
-            "cost": genai["cost"], "slow_llm_calls": len(genai["slow_llm_calls"]),
+        "genai": None
+        if genai is None
+        else {
+            "llm_call_count": genai["llm_call_count"],
+            "tool_call_count": genai["tool_call_count"],
+            "models": genai["models"],
+            "input_tokens": genai["input_tokens"],
+            "output_tokens": genai["output_tokens"],
+            "llm_share": genai["llm_share"],
+            "cost": genai["cost"],
+            "slow_llm_calls": len(genai["slow_llm_calls"]),
             "retries": sum(r["kind"] == "retry" for r in genai["repeated_prompts"]),
             "repeated_prompts": sum(r["kind"] == "repeated_prompt" for r in genai["repeated_prompts"]),
             "tool_loops": [{"tool": l["tool"], "count": l["count"]} for l in genai["tool_loops"]],
@@ -179,21 +199,44 @@ def aggregate(reports: list[dict[str, Any]]) -> dict[str, Any]:
             tokens["output"] += genai["output_tokens"]
             if genai["cost"] is not None:
                 costs.append(genai["cost"])
-            genai_counts.update({
-                "traces_with_llm_calls": genai["llm_call_count"] > 0, "llm_calls": genai["llm_call_count"],
-                "slow_llm_calls": genai["slow_llm_calls"], "retries": genai["retries"],
-                "repeated_prompts": genai["repeated_prompts"], "tool_loops": len(genai["tool_loops"]),
-            })
+            genai_counts.update(
+                {
+                    "traces_with_llm_calls": genai["llm_call_count"] > 0,
+                    "llm_calls": genai["llm_call_count"],
+                    "slow_llm_calls": genai["slow_llm_calls"],
+                    "retries": genai["retries"],
+                    "repeated_prompts": genai["repeated_prompts"],
+                    "tool_loops": len(genai["tool_loops"]),
+                }
+            )
     durations = sorted(report["duration_ms"] for report in reports)
     return {
         "traces": len(reports),
         "error_traces": sum(report["status"] == "error" for report in reports),
-        "duration_ms": {"p50": _quantile(durations, 0.5), "p95": _quantile(durations, 0.95), "max": durations[-1] if durations else None},
+        "duration_ms": {
+            "p50": _quantile(durations, 0.5),
+            "p95": _quantile(durations, 0.95),
+            "max": durations[-1] if durations else None,
+        },
         "critical_path_by_name": [{"name": name, "on_path_ms": round(ms, 3)} for name, ms in on_path.most_common(TOP)],
         "errors": [{"error": text, "traces": count} for text, count in errors.most_common(TOP)],
         "repeated_calls": [{"name": name, "traces": count} for name, count in repeated.most_common(TOP)],
-        "genai": {**{key: int(genai_counts[key]) for key in ("traces_with_llm_calls", "llm_calls", "slow_llm_calls", "retries", "repeated_prompts", "tool_loops")},
-                  "input_tokens": tokens["input"], "output_tokens": tokens["output"], "cost": round(sum(costs), 6) if costs else None},
+        "genai": {
+            **{
+                key: int(genai_counts[key])
+                for key in (
+                    "traces_with_llm_calls",
+                    "llm_calls",
+                    "slow_llm_calls",
+                    "retries",
+                    "repeated_prompts",
+                    "tool_loops",
+                )
+            },
+            "input_tokens": tokens["input"],
+            "output_tokens": tokens["output"],
+            "cost": round(sum(costs), 6) if costs else None,
+        },
     }
 
 

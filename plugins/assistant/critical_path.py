@@ -64,7 +64,9 @@ class _Walk:
             self.next_index += 1
         # the cursor only moves back, so a child that starts after it (or at it, unless the child is
         # an instant there) can never be taken again
-        while self.running and (self.running[0].begin > self.cursor or self.running[0].finish > self.running[0].begin == self.cursor):
+        while self.running and (
+            self.running[0].begin > self.cursor or self.running[0].finish > self.running[0].begin == self.cursor
+        ):
             self.running.popleft()
         if self.running:
             return self.running.popleft()

@@ -33,7 +33,13 @@ TOOL_OPERATION = "execute_tool"
 TOOL_LOOP_AT_LEAST = 3
 PROMPT_KEYS = ("gen_ai.input.messages", "gen_ai.system_instructions", "gen_ai.prompt")
 PROMPT_KEY_PREFIX = "gen_ai.prompt."
-PROMPT_EVENTS = ("gen_ai.system.message", "gen_ai.user.message", "gen_ai.assistant.message", "gen_ai.tool.message", "gen_ai.content.prompt")
+PROMPT_EVENTS = (
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.content.prompt",
+)
 VARYING_PREFIXES = ("gen_ai.response.", "gen_ai.usage.output", "gen_ai.completion")
 """Attributes that differ between identical requests (the answer and its usage), left out of a request's identity."""
 
@@ -54,13 +60,18 @@ def is_tool_call(span: Span) -> bool:
     return (span.get("attributes") or {}).get("gen_ai.operation.name") == TOOL_OPERATION
 
 
-def genai_analysis(spans: list[Span], trace_start: int, trace_ns: int, prices: dict[str, ModelPrice], slow_llm_call_ms: float) -> dict[str, Any] | None:
+def genai_analysis(
+    spans: list[Span], trace_start: int, trace_ns: int, prices: dict[str, ModelPrice], slow_llm_call_ms: float
+) -> dict[str, Any] | None:
     """The GenAI section of an analysis, or ``None`` when the trace holds no LLM or tool call."""
     llm = [span for span in spans if is_llm_call(span)]
     tools = [span for span in spans if is_tool_call(span)]
     if not llm and not tools:
         return None
-    calls = [_call(span, trace_start, prices) for span in sorted(llm, key=lambda s: (s["start_time_unix_nano"], s["span_id"]))]
+    calls = [
+        _call(span, trace_start, prices)
+        for span in sorted(llm, key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
+    ]
     llm_ns = union_length([(s["start_time_unix_nano"], s["end_time_unix_nano"]) for s in llm])
     priced = [call["cost"] for call in calls if call["cost"] is not None]
     return {
@@ -73,7 +84,9 @@ def genai_analysis(spans: list[Span], trace_start: int, trace_ns: int, prices: d
         "llm_time_ms": llm_ns / NS_PER_MS,
         "llm_share": round(llm_ns / trace_ns, 4),
         "cost": round(sum(priced), 6) if priced else None,
-        "unpriced_models": sorted({call["model"] or "(unknown)" for call in calls if call["cost"] is None}) if prices else [],
+        "unpriced_models": sorted({call["model"] or "(unknown)" for call in calls if call["cost"] is None})
+        if prices
+        else [],
         "slow_llm_calls": [
             {**_brief(call), "share": round(call["duration_ms"] * NS_PER_MS / trace_ns, 4)}
             for call in calls
@@ -112,7 +125,9 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _cost(prices: dict[str, ModelPrice], models: list[Any], input_tokens: int | None, output_tokens: int | None) -> float | None:
+def _cost(
+    prices: dict[str, ModelPrice], models: list[Any], input_tokens: int | None, output_tokens: int | None
+) -> float | None:
     """The call's cost from the price table (the response's model first, then the requested one), or ``None``."""
     price = next((prices[m] for m in models if isinstance(m, str) and m in prices), None)
     if price is None or (input_tokens is None and output_tokens is None):
@@ -132,14 +147,22 @@ def _identity(span: Span) -> tuple[str, bool]:
     is part of it: an agent's successive calls grow their input and differ).
     """
     attributes = span.get("attributes") or {}
-    prompt = {key: value for key, value in attributes.items() if key in PROMPT_KEYS or key.startswith(PROMPT_KEY_PREFIX)}
-    prompt_events = [event.get("attributes") for event in span.get("events") or () if event.get("name") in PROMPT_EVENTS]
+    prompt = {
+        key: value for key, value in attributes.items() if key in PROMPT_KEYS or key.startswith(PROMPT_KEY_PREFIX)
+    }
+    prompt_events = [
+        event.get("attributes") for event in span.get("events") or () if event.get("name") in PROMPT_EVENTS
+    ]
     model = attributes.get("gen_ai.request.model") or attributes.get("gen_ai.response.model")
     if prompt or prompt_events:
         content: Any = [model, prompt, prompt_events]
         captured = True
     else:
-        request = {key: value for key, value in attributes.items() if key.startswith("gen_ai.") and not key.startswith(VARYING_PREFIXES)}
+        request = {
+            key: value
+            for key, value in attributes.items()
+            if key.startswith("gen_ai.") and not key.startswith(VARYING_PREFIXES)
+        }
         content, captured = [span["name"], request], False
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
     return digest, captured
@@ -158,16 +181,20 @@ def _repeated_prompts(llm: list[Span]) -> list[dict[str, Any]]:
         calls.sort(key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
         failed_before = any(s["status"]["code"] == "STATUS_CODE_ERROR" for s in calls[:-1])
         attributes = calls[0].get("attributes") or {}
-        found.append({
-            "kind": "retry" if failed_before else "repeated_prompt",
-            "name": calls[0]["name"],
-            "model": attributes.get("gen_ai.request.model") or attributes.get("gen_ai.response.model"),
-            "count": len(calls),
-            "span_ids": [s["span_id"] for s in calls],
-            "prompt_captured": captured[digest],
-            "total_ms": sum(s["end_time_unix_nano"] - s["start_time_unix_nano"] for s in calls) / NS_PER_MS,
-            "input_tokens": sum(_int((s.get("attributes") or {}).get("gen_ai.usage.input_tokens")) or 0 for s in calls),
-        })
+        found.append(
+            {
+                "kind": "retry" if failed_before else "repeated_prompt",
+                "name": calls[0]["name"],
+                "model": attributes.get("gen_ai.request.model") or attributes.get("gen_ai.response.model"),
+                "count": len(calls),
+                "span_ids": [s["span_id"] for s in calls],
+                "prompt_captured": captured[digest],
+                "total_ms": sum(s["end_time_unix_nano"] - s["start_time_unix_nano"] for s in calls) / NS_PER_MS,
+                "input_tokens": sum(
+                    _int((s.get("attributes") or {}).get("gen_ai.usage.input_tokens")) or 0 for s in calls
+                ),
+            }
+        )
     return sorted(found, key=lambda f: (-f["count"], f["name"]))
 
 
@@ -183,12 +210,14 @@ def _tool_loops(tools: list[Span]) -> list[dict[str, Any]]:
         if len(calls) < TOOL_LOOP_AT_LEAST:
             continue
         calls.sort(key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
-        found.append({
-            "tool": tool,
-            "parent_span_id": parent,
-            "count": len(calls),
-            "same_arguments": (calls[0].get("attributes") or {}).get("gen_ai.tool.call.arguments") is not None,
-            "span_ids": [s["span_id"] for s in calls],
-            "total_ms": sum(s["end_time_unix_nano"] - s["start_time_unix_nano"] for s in calls) / NS_PER_MS,
-        })
+        found.append(
+            {
+                "tool": tool,
+                "parent_span_id": parent,
+                "count": len(calls),
+                "same_arguments": (calls[0].get("attributes") or {}).get("gen_ai.tool.call.arguments") is not None,
+                "span_ids": [s["span_id"] for s in calls],
+                "total_ms": sum(s["end_time_unix_nano"] - s["start_time_unix_nano"] for s in calls) / NS_PER_MS,
+            }
+        )
     return sorted(found, key=lambda f: (-f["count"], f["tool"]))

@@ -26,7 +26,9 @@ def is_local(request: Request) -> bool:
         loopback = client is not None and ipaddress.ip_address(client[0]).is_loopback
     except ValueError:
         loopback = False
-    forwarded = any(name in FORWARDING or name.startswith(b"x-forwarded-") for name, _ in request.scope.get("headers", []))
+    forwarded = any(
+        name in FORWARDING or name.startswith(b"x-forwarded-") for name, _ in request.scope.get("headers", [])
+    )
     return loopback and not forwarded
 
 
@@ -50,5 +52,6 @@ def undeclared(router: APIRouter) -> list[str]:
     return [
         f"{sorted(route.methods or [])} {route.path}"
         for route in router.routes
-        if isinstance(route, APIRoute) and (route.openapi_extra or {}).get(POLICY) not in ("local-only", "remote-with-token")
+        if isinstance(route, APIRoute)
+        and (route.openapi_extra or {}).get(POLICY) not in ("local-only", "remote-with-token")
     ]

@@ -10,13 +10,20 @@ from .analysis import PATH_IN_TEXT
 def as_text(analysis: dict[str, Any]) -> str:
     lines = [f"Trace {analysis['trace_id']}: {analysis['duration_ms']:.1f} ms, {analysis['span_count']} spans."]
     lines.append(_path_line(analysis))
-    lines.append("Slowest by own time: " + "; ".join(f"{s['name']} {s['self_ms']:.1f} ms ({s['share']:.0%})" for s in analysis["slowest_spans"]))
+    lines.append(
+        "Slowest by own time: "
+        + "; ".join(f"{s['name']} {s['self_ms']:.1f} ms ({s['share']:.0%})" for s in analysis["slowest_spans"])
+    )
     for error in analysis["errors"]:
         lines.append(f"Error in {error['name']} ({error['service_name']}): {error_detail(error)}")
     for repeat in analysis["repeated_calls"]:
-        lines.append(f"Repeated: {repeat['name']} called {repeat['count']} times under {repeat['parent_name'] or 'the root'} ({repeat['total_ms']:.1f} ms in all; an N+1 pattern?)")
+        lines.append(
+            f"Repeated: {repeat['name']} called {repeat['count']} times under {repeat['parent_name'] or 'the root'} ({repeat['total_ms']:.1f} ms in all; an N+1 pattern?)"
+        )
     for gap in analysis["gaps"]:
-        lines.append(f"Gap: nothing ran for {gap['duration_ms']:.1f} ms at +{gap['start_offset_ms']:.1f} ms inside {gap['inside']}")
+        lines.append(
+            f"Gap: nothing ran for {gap['duration_ms']:.1f} ms at +{gap['start_offset_ms']:.1f} ms inside {gap['inside']}"
+        )
     if analysis["genai"] is not None:
         lines.extend(_genai_lines(analysis["genai"]))
     return "\n".join(lines)
@@ -29,7 +36,11 @@ def error_detail(error: dict[str, Any]) -> str:
 
 def _path_line(analysis: dict[str, Any]) -> str:
     path = analysis["critical_path"]
-    shown = path if len(path) <= PATH_IN_TEXT else sorted(sorted(path, key=lambda s: -s["duration_ms"])[:PATH_IN_TEXT], key=lambda s: s["start_offset_ms"])
+    shown = (
+        path
+        if len(path) <= PATH_IN_TEXT
+        else sorted(sorted(path, key=lambda s: -s["duration_ms"])[:PATH_IN_TEXT], key=lambda s: s["start_offset_ms"])
+    )
     steps = " -> ".join(f"{s['name']} {s['duration_ms']:.1f} ms" for s in shown)
     rest = f" (the {PATH_IN_TEXT} longest of {len(path)} segments)" if len(shown) < len(path) else ""
     return f"Critical path ({analysis['critical_path_ms']:.1f} ms){rest}: {steps}"
@@ -45,12 +56,18 @@ def _genai_lines(genai: dict[str, Any]) -> list[str]:
     if genai["unpriced_models"]:
         lines.append(f"No price for: {', '.join(genai['unpriced_models'])}")
     for call in genai["slow_llm_calls"]:
-        lines.append(f"Slow LLM call: {call['name']} ({call['model'] or 'model unknown'}) took {call['duration_ms']:.1f} ms ({call['share']:.0%} of the trace)")
+        lines.append(
+            f"Slow LLM call: {call['name']} ({call['model'] or 'model unknown'}) took {call['duration_ms']:.1f} ms ({call['share']:.0%} of the trace)"
+        )
     for repeat in genai["repeated_prompts"]:
         what = "Retried" if repeat["kind"] == "retry" else "Repeated identical prompt"
         basis = "same prompt" if repeat["prompt_captured"] else "same request attributes; prompt not captured"
-        lines.append(f"{what}: {repeat['name']} ({repeat['model'] or 'model unknown'}) sent {repeat['count']} times ({basis}), {repeat['total_ms']:.1f} ms in all")
+        lines.append(
+            f"{what}: {repeat['name']} ({repeat['model'] or 'model unknown'}) sent {repeat['count']} times ({basis}), {repeat['total_ms']:.1f} ms in all"
+        )
     for loop in genai["tool_loops"]:
         arguments = " with the same arguments" if loop["same_arguments"] else ""
-        lines.append(f"Tool-call loop: {loop['tool']} called {loop['count']} times{arguments} under one parent ({loop['total_ms']:.1f} ms in all)")
+        lines.append(
+            f"Tool-call loop: {loop['tool']} called {loop['count']} times{arguments} under one parent ({loop['total_ms']:.1f} ms in all)"
+        )
     return lines

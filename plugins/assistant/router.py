@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from core import empty, gc_paused, run_bulk
 
 from .analysis import analyse
-from .report import as_text
 from .hookspecs import ChatModel, TraceReader
 from .policy import access
+from .report import as_text
 from .settings import Settings
 from .store import ConversationStore
 
@@ -40,7 +40,10 @@ class ExplainRequest(BaseModel):
 
 NO_TRACE: dict[int | str, dict[str, Any]] = {404: {"description": "No such trace in this workspace"}}
 
-def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conversations: ConversationStore, settings: Settings) -> APIRouter:
+
+def create_router(
+    read_trace: TraceReader | None, chat: ChatModel | None, conversations: ConversationStore, settings: Settings
+) -> APIRouter:
     router = APIRouter(prefix="/api/assistant", tags=["assistant"])
     policy = access("remote-with-token", remote_allowed=settings.allow_remote)
 
@@ -58,7 +61,12 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
             del trace  # the worker drops the last reference: freeing a huge trace takes time too
             return await run_bulk(_analysed, handed_over, settings, answer)
 
-    @router.post("/analyze", summary="Analyse a trace without an LLM (JSON, or text with format=text)", responses=NO_TRACE, **policy)
+    @router.post(
+        "/analyze",
+        summary="Analyse a trace without an LLM (JSON, or text with format=text)",
+        responses=NO_TRACE,
+        **policy,
+    )
     async def analyze(request: AnalyzeRequest, format: Literal["json", "text"] = "json") -> Response:
         if format == "text":
             return PlainTextResponse(await analysed(request.trace_id, lambda analysis, text: text))
@@ -68,7 +76,9 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
     @router.post(
         "/explain",
         summary="The analysis plus an LLM explanation, streamed as SSE; follow up with conversation_id",
-        responses={404: {"description": "No such trace, or no such conversation (it may have expired), in this workspace"}},
+        responses={
+            404: {"description": "No such trace, or no such conversation (it may have expired), in this workspace"}
+        },
         **policy,
     )
     async def explain(request: ExplainRequest) -> StreamingResponse:
@@ -107,7 +117,9 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
         events = _events(opening, pieces, messages, conversation_id, trace_id, endpoint, conversations)
         return StreamingResponse(events, media_type="text/event-stream")
 
-    @router.get("/conversations", summary="This workspace's conversations that have not expired, newest first", **policy)
+    @router.get(
+        "/conversations", summary="This workspace's conversations that have not expired, newest first", **policy
+    )
     async def list_conversations() -> dict[str, Any]:
         return {"conversations": await conversations.summaries()}
 
@@ -127,7 +139,9 @@ def create_router(read_trace: TraceReader | None, chat: ChatModel | None, conver
     return router
 
 
-def _analysed(handed_over: list[dict[str, Any]], settings: Settings, answer: Callable[[dict[str, Any], str], Answer]) -> Answer:
+def _analysed(
+    handed_over: list[dict[str, Any]], settings: Settings, answer: Callable[[dict[str, Any], str], Answer]
+) -> Answer:
     """In a bulk thread: ``answer`` for the analysis of the one trace in ``handed_over``, which is
     emptied so that the trace is freed here, a span at a time: freeing a million objects in one
     go is one C call that holds the GIL, and the event loop, for hundreds of ms."""
@@ -142,8 +156,13 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 async def _events(
-    opening: bytes | None, pieces: AsyncIterator[str], messages: list[dict[str, str]],
-    conversation_id: str | None, trace_id: str, endpoint: str, conversations: ConversationStore,
+    opening: bytes | None,
+    pieces: AsyncIterator[str],
+    messages: list[dict[str, str]],
+    conversation_id: str | None,
+    trace_id: str,
+    endpoint: str,
+    conversations: ConversationStore,
 ) -> AsyncIterator[bytes]:
     """``opening``, the ``analysis`` event (new conversations), ``delta`` pieces, then ``done`` with ids only, or a final ``error``.
 

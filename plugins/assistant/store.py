@@ -37,8 +37,12 @@ class ConversationStore:
             await connection.execute(delete(conversations).where(conversations.c.expires_at < time.time()))
             await connection.execute(
                 insert(conversations).values(
-                    workspace=current_workspace(), id=conversation_id, trace_id=trace_id, endpoint=endpoint,
-                    messages=json.dumps(messages), expires_at=time.time() + self.keep_seconds,
+                    workspace=current_workspace(),
+                    id=conversation_id,
+                    trace_id=trace_id,
+                    endpoint=endpoint,
+                    messages=json.dumps(messages),
+                    expires_at=time.time() + self.keep_seconds,
                 )
             )
         return conversation_id
@@ -49,7 +53,13 @@ class ConversationStore:
             row = (await connection.execute(select(conversations).where(*self._key(conversation_id)))).first()
         if row is None or row.expires_at < time.time():
             return None
-        return {"id": row.id, "trace_id": row.trace_id, "endpoint": row.endpoint, "messages": json.loads(row.messages), "expires_at": row.expires_at}
+        return {
+            "id": row.id,
+            "trace_id": row.trace_id,
+            "endpoint": row.endpoint,
+            "messages": json.loads(row.messages),
+            "expires_at": row.expires_at,
+        }
 
     async def summaries(self) -> list[dict[str, Any]]:
         """The workspace's conversations that have not expired, newest first, without their messages."""
@@ -64,7 +74,9 @@ class ConversationStore:
     async def save_messages(self, conversation_id: str, messages: list[dict[str, str]]) -> None:
         async with self.engine.begin() as connection:
             await connection.execute(
-                update(conversations).where(*self._key(conversation_id)).values(messages=json.dumps(messages), expires_at=time.time() + self.keep_seconds)
+                update(conversations)
+                .where(*self._key(conversation_id))
+                .values(messages=json.dumps(messages), expires_at=time.time() + self.keep_seconds)
             )
 
     async def delete(self, conversation_id: str) -> bool:

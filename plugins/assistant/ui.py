@@ -13,7 +13,9 @@ from core import ConsolePage
 
 STATIC_URL = "/assistant/static"
 
-pages = Blueprint("assistant", __name__, template_folder="templates", static_folder="static", static_url_path=STATIC_URL)
+pages = Blueprint(
+    "assistant", __name__, template_folder="templates", static_folder="static", static_url_path=STATIC_URL
+)
 
 
 @pages.get("/assistant")
@@ -24,6 +26,11 @@ def conversations() -> str:
 def console_page() -> ConsolePage:
     """The "Assistant" page (after otel's "Traces"), with the trace panel's script and style on every page."""
     return ConsolePage(
-        "assistant", pages, "Assistant", "/assistant", after=("otel",),
-        scripts=(f"{STATIC_URL}/assistant/trace-panel.js",), styles=(f"{STATIC_URL}/assistant/assistant.css",),
+        "assistant",
+        pages,
+        "Assistant",
+        "/assistant",
+        after=("otel",),
+        scripts=(f"{STATIC_URL}/assistant/trace-panel.js",),
+        styles=(f"{STATIC_URL}/assistant/assistant.css",),
     )

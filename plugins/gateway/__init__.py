@@ -12,9 +12,9 @@ from typing import Any
 from core import ConsolePage, RouterContribution, hookimpl
 from core.database import migrate
 
-from .calls import Call, CallFailed, Gateway
 from .batch import BatchParams, run_batch
 from .batch_router import create_batch_router
+from .calls import Call, CallFailed, Gateway
 from .crypto import Envelope
 from .router import create_router
 from .settings import Settings
@@ -29,7 +29,12 @@ def _gateway(host: Any) -> Gateway:
     def build() -> Gateway:
         settings: Settings = host.plugin_settings("gateway")
         exporter = host.plugins.manager.hook.plughost_span_exporter(host=host) if settings.tracing else None
-        tracer = Tracer(exporter, queue_size=settings.trace_queue_size, capture_content=settings.trace_content, project=settings.trace_project)
+        tracer = Tracer(
+            exporter,
+            queue_size=settings.trace_queue_size,
+            capture_content=settings.trace_content,
+            project=settings.trace_project,
+        )
         return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings, tracer)
 
     return host.service("gateway", build)
@@ -65,7 +70,13 @@ def plughost_job_types(host: Any) -> Any:
     """Batch inference over an uploaded JSONL file (see the OpenAI-compatible ``/gateway/v1/batches``)."""
     from plugins.jobs.hookspecs import JobType
 
-    return JobType("gateway.batch", run_batch, BatchParams, description="Run a JSONL of OpenAI chat requests through endpoints", timeout_seconds=24 * 3600)
+    return JobType(
+        "gateway.batch",
+        run_batch,
+        BatchParams,
+        description="Run a JSONL of OpenAI chat requests through endpoints",
+        timeout_seconds=24 * 3600,
+    )
 
 
 @hookimpl
@@ -100,7 +111,9 @@ def plughost_chat_model(host: Any) -> Any:
 
     async def chat(endpoint: str, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         try:
-            events = await gateway.stream(endpoint, Call("openai", {"model": endpoint, "messages": messages, "stream": True}))
+            events = await gateway.stream(
+                endpoint, Call("openai", {"model": endpoint, "messages": messages, "stream": True})
+            )
         except CallFailed as error:
             raise (LookupError if error.status == 404 else RuntimeError)(str(error)) from None
 

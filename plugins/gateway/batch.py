@@ -22,9 +22,9 @@ from core.database import create_engine
 from core.settings import load_plugin_settings
 
 from . import batch_files
+from .calls import Call, CallFailed, Gateway
 from .crypto import Envelope
 from .formats import BadRequest
-from .calls import Call, CallFailed, Gateway
 from .settings import Settings
 from .store import GatewayStore
 from .tracing import Tracer
@@ -99,11 +99,23 @@ async def answer(gateway: Gateway, line: dict[str, Any]) -> tuple[dict[str, Any]
         answered = json.loads(await gateway.complete(body["model"], Call("openai", {**body, "stream": False})))
     except (CallFailed, BadRequest) as error:
         status = error.status if isinstance(error, CallFailed) else 400
-        failure = {"message": str(error), "type": "upstream_error" if status >= 500 else "invalid_request_error", "code": None}
-        return {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line["custom_id"],
-                "response": {"status_code": status, "request_id": request_id, "body": {"error": failure}}, "error": None}, False
-    return {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line["custom_id"],
-            "response": {"status_code": 200, "request_id": request_id, "body": answered}, "error": None}, True
+        failure = {
+            "message": str(error),
+            "type": "upstream_error" if status >= 500 else "invalid_request_error",
+            "code": None,
+        }
+        return {
+            "id": f"batch_req_{uuid.uuid4().hex}",
+            "custom_id": line["custom_id"],
+            "response": {"status_code": status, "request_id": request_id, "body": {"error": failure}},
+            "error": None,
+        }, False
+    return {
+        "id": f"batch_req_{uuid.uuid4().hex}",
+        "custom_id": line["custom_id"],
+        "response": {"status_code": 200, "request_id": request_id, "body": answered},
+        "error": None,
+    }, True
 
 
 async def run_batch(params: BatchParams, job: Any) -> dict[str, Any]:
@@ -149,6 +161,15 @@ async def _answer_all(gateway: Gateway, params: BatchParams, job: Any) -> dict[s
                 await slots.acquire()
                 counts["total"] += 1
                 group.create_task(one(line))
-    batch_files.describe(data_dir, workspace, output_id, f"{params.input_file_id}_output.jsonl", "batch_output", output_path.stat().st_size)
-    batch_files.describe(data_dir, workspace, error_id, f"{params.input_file_id}_errors.jsonl", "batch_output", error_path.stat().st_size)
+    batch_files.describe(
+        data_dir,
+        workspace,
+        output_id,
+        f"{params.input_file_id}_output.jsonl",
+        "batch_output",
+        output_path.stat().st_size,
+    )
+    batch_files.describe(
+        data_dir, workspace, error_id, f"{params.input_file_id}_errors.jsonl", "batch_output", error_path.stat().st_size
+    )
     return {"output_file_id": output_id, "error_file_id": error_id, "request_counts": counts}

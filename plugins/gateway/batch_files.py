@@ -40,7 +40,9 @@ def content_path(data_dir: Path, workspace: str, file_id: str) -> Path:
     return folder(data_dir, workspace) / f"{file_id}.jsonl"
 
 
-def write_file(data_dir: Path, workspace: str, file_id: str, filename: str, purpose: str, content: bytes) -> dict[str, Any]:
+def write_file(
+    data_dir: Path, workspace: str, file_id: str, filename: str, purpose: str, content: bytes
+) -> dict[str, Any]:
     """Store ``content`` under ``file_id`` and return its OpenAI file object."""
     path = content_path(data_dir, workspace, file_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,15 @@ def write_file(data_dir: Path, workspace: str, file_id: str, filename: str, purp
 
 def describe(data_dir: Path, workspace: str, file_id: str, filename: str, purpose: str, size: int) -> dict[str, Any]:
     """Write the description of an already written file (the job writes its outputs line by line)."""
-    meta = {"id": file_id, "object": "file", "bytes": size, "created_at": int(time.time()), "filename": filename, "purpose": purpose, "status": "processed"}
+    meta = {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": int(time.time()),
+        "filename": filename,
+        "purpose": purpose,
+        "status": "processed",
+    }
     path = content_path(data_dir, workspace, file_id).with_suffix(".json")
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(meta))
@@ -67,8 +77,16 @@ def read_meta(data_dir: Path, workspace: str, file_id: str) -> dict[str, Any]:
 
 
 def list_files(data_dir: Path, workspace: str, purpose: str | None) -> list[dict[str, Any]]:
-    metas = [json.loads(p.read_text()) for p in folder(data_dir, workspace).glob("file-*.json")] if folder(data_dir, workspace).is_dir() else []
-    return sorted((m for m in metas if purpose is None or m["purpose"] == purpose), key=lambda m: (m["created_at"], m["id"]), reverse=True)
+    metas = (
+        [json.loads(p.read_text()) for p in folder(data_dir, workspace).glob("file-*.json")]
+        if folder(data_dir, workspace).is_dir()
+        else []
+    )
+    return sorted(
+        (m for m in metas if purpose is None or m["purpose"] == purpose),
+        key=lambda m: (m["created_at"], m["id"]),
+        reverse=True,
+    )
 
 
 def delete_file(data_dir: Path, workspace: str, file_id: str) -> None:

@@ -29,12 +29,21 @@ from .openapi import batch_responses
 MAX_FILE_BYTES = 100 * 1024 * 1024
 JOB_TYPE = "gateway.batch"
 WINDOW_SECONDS = {"24h": 24 * 3600}
-STATUS = {"PENDING": "validating", "RUNNING": "in_progress", "SUCCEEDED": "completed", "FAILED": "failed", "TIMEOUT": "expired", "CANCELED": "cancelled"}
+STATUS = {
+    "PENDING": "validating",
+    "RUNNING": "in_progress",
+    "SUCCEEDED": "completed",
+    "FAILED": "failed",
+    "TIMEOUT": "expired",
+    "CANCELED": "cancelled",
+}
 JOB_ID = re.compile(r"^batch_([0-9a-f]{32})$")
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(formats.openai_error(message, "invalid_request_error" if status < 500 else "server_error"), status)
+    return JSONResponse(
+        formats.openai_error(message, "invalid_request_error" if status < 500 else "server_error"), status
+    )
 
 
 def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRouter:
@@ -50,7 +59,9 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
     async def file_meta(file_id: str) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(batch_files.read_meta, data_dir, current_workspace(), file_id)
 
-    @router.post("/files", summary="Upload a batch input file (JSONL, purpose=batch)", responses=batch_responses(400, 413))
+    @router.post(
+        "/files", summary="Upload a batch input file (JSONL, purpose=batch)", responses=batch_responses(400, 413)
+    )
     async def create_file(request: Request) -> Response:
         async with request.form(max_files=1, max_fields=4, max_part_size=MAX_FILE_BYTES) as form:
             upload, purpose = form.get("file"), form.get("purpose")
@@ -89,7 +100,9 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
             await file_meta(file_id)
         except batch_files.FileMissing as error:
             return _error(404, str(error))
-        return FileResponse(batch_files.content_path(data_dir, current_workspace(), file_id), media_type="application/jsonl")
+        return FileResponse(
+            batch_files.content_path(data_dir, current_workspace(), file_id), media_type="application/jsonl"
+        )
 
     @router.delete("/files/{file_id}", summary="Delete a file", responses=batch_responses(400, 404))
     async def delete_file(file_id: str) -> Response:
@@ -99,7 +112,11 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
             return _error(404, str(error))
         return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
-    @router.post("/batches", summary="Start a batch over an uploaded file (the gateway.batch job)", responses=batch_responses(400, 503))
+    @router.post(
+        "/batches",
+        summary="Start a batch over an uploaded file (the gateway.batch job)",
+        responses=batch_responses(400, 503),
+    )
     @batch_errors
     async def create_batch(request: Request) -> Response:
         try:
@@ -127,15 +144,28 @@ def create_batch_router(data_dir: Path, jobs_client: Callable[[], Any]) -> APIRo
             return _error(400, str(error))
         return JSONResponse(batch_view(job))
 
-    @router.get("/batches", summary="Batches of the current workspace, newest first", responses=batch_responses(400, 503))
+    @router.get(
+        "/batches", summary="Batches of the current workspace, newest first", responses=batch_responses(400, 503)
+    )
     @batch_errors
     async def list_batches(limit: int = 20) -> Response:
         jobs, more = await jobs_or_503().list(type=JOB_TYPE, limit=max(1, min(limit, 100)))
         data = [batch_view(job) for job in jobs]
-        return JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                             "last_id": data[-1]["id"] if data else None, "has_more": more})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": more,
+            }
+        )
 
-    @router.get("/batches/{batch_id}", summary="One batch: status, request counts, output and error files", responses=batch_responses(400, 404, 503))
+    @router.get(
+        "/batches/{batch_id}",
+        summary="One batch: status, request counts, output and error files",
+        responses=batch_responses(400, 404, 503),
+    )
     @batch_errors
     async def retrieve_batch(batch_id: str) -> Response:
         job = await _job(jobs_or_503().get, batch_id)
@@ -194,7 +224,14 @@ def batch_view(job: dict[str, Any]) -> dict[str, Any]:
     if job["cancel_requested"] and status in ("validating", "in_progress"):
         status = "cancelling"
     counts = result.get("request_counts", {"total": 0, "completed": 0, "failed": 0})
-    errors = None if job["error"] is None else {"object": "list", "data": [{"code": job["status"].lower(), "message": job["error"], "line": None, "param": None}]}
+    errors = (
+        None
+        if job["error"] is None
+        else {
+            "object": "list",
+            "data": [{"code": job["status"].lower(), "message": job["error"], "line": None, "param": None}],
+        }
+    )
     return {
         "id": f"batch_{job['id']}",
         "object": "batch",

@@ -77,7 +77,9 @@ class Gateway:
         """Open the pooled HTTP client (one per process); it must be made inside the event loop."""
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self.settings.timeout_seconds),
-            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=60, resolver=None if self.settings.allow_private else PublicResolver()),
+            connector=aiohttp.TCPConnector(
+                limit=256, keepalive_timeout=60, resolver=None if self.settings.allow_private else PublicResolver()
+            ),
             cookie_jar=aiohttp.DummyCookieJar(),  # a provider's cookies must not carry over between users
         )
 
@@ -122,7 +124,9 @@ class Gateway:
         finally:
             self._end(invocation, outcome, failure)
 
-    async def _complete_one(self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, _: Invocation | None) -> tuple[bytes, Outcome]:
+    async def _complete_one(
+        self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, _: Invocation | None
+    ) -> tuple[bytes, Outcome]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
         url, headers = providers.chat_url(target)
         started = time.perf_counter()
@@ -149,7 +153,9 @@ class Gateway:
             self._end(invocation, None, error)
             raise
 
-    async def _stream_one(self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None) -> AsyncIterator[Event]:
+    async def _stream_one(
+        self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None
+    ) -> AsyncIterator[Event]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
         started = time.perf_counter()
         upstream = providers.stream(self.client, target, body)
@@ -183,7 +189,9 @@ class Gateway:
 
         return rest()
 
-    async def _with_fallback(self, endpoint: str, call: Call, attempt: Callable[..., Awaitable[Result]], invocation: Invocation | None) -> Result:
+    async def _with_fallback(
+        self, endpoint: str, call: Call, attempt: Callable[..., Awaitable[Result]], invocation: Invocation | None
+    ) -> Result:
         last: UpstreamError | None = None
         for target in await self.targets(endpoint):
             span = invocation.attempt(target.name, target.provider, target.model) if invocation is not None else None
@@ -195,7 +203,14 @@ class Gateway:
                     span.finish(None, str(error), _error_type(error))
                 raise
             except UpstreamError as error:
-                self._record(endpoint, target, error.status or (504 if error.timeout else 502), None, Outcome(), streamed=call.stream)
+                self._record(
+                    endpoint,
+                    target,
+                    error.status or (504 if error.timeout else 502),
+                    None,
+                    Outcome(),
+                    streamed=call.stream,
+                )
                 logger.warning("gateway %s: %s", endpoint, error)
                 if span is not None:
                     span.finish(None, str(error), _error_type(error))
@@ -210,7 +225,9 @@ class Gateway:
         if invocation is None:
             return
         if invocation.attempts:
-            invocation.root.attributes["gen_ai.provider.name"] = invocation.attempts[-1].attributes["gen_ai.provider.name"]
+            invocation.root.attributes["gen_ai.provider.name"] = invocation.attempts[-1].attributes[
+                "gen_ai.provider.name"
+            ]
         invocation.root.finish(outcome, str(failure) if failure else None, _error_type(failure))
         self.tracer.record(invocation)
 
@@ -231,11 +248,19 @@ class Gateway:
         assert last is not None
         raise _call_failed(last)
 
-    def _record(self, endpoint: str, target: Target, status: int, started: float | None, outcome: Outcome, *, streamed: bool) -> None:
+    def _record(
+        self, endpoint: str, target: Target, status: int, started: float | None, outcome: Outcome, *, streamed: bool
+    ) -> None:
         latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         self.store.record_usage(
-            endpoint=endpoint, model=target.name, provider=target.provider, status=status, streamed=streamed,
-            latency_ms=latency, prompt_tokens=outcome.input_tokens, completion_tokens=outcome.output_tokens,
+            endpoint=endpoint,
+            model=target.name,
+            provider=target.provider,
+            status=status,
+            streamed=streamed,
+            latency_ms=latency,
+            prompt_tokens=outcome.input_tokens,
+            completion_tokens=outcome.output_tokens,
         )
 
 

@@ -66,7 +66,9 @@ class Envelope:
 
     def open(self, sealed: Sealed, context: str) -> bytes:
         if sealed.kek_id != self.kek_id:
-            raise ValueError(f"this secret was sealed with another key-encryption key ({sealed.kek_id}); restore that KEK")
+            raise ValueError(
+                f"this secret was sealed with another key-encryption key ({sealed.kek_id}); restore that KEK"
+            )
         try:
             data_key = self._kek.decrypt(sealed.wrapped_key[:12], sealed.wrapped_key[12:], context.encode())
             return AESGCM(data_key).decrypt(sealed.ciphertext[:12], sealed.ciphertext[12:], context.encode())

@@ -14,14 +14,25 @@ from .formats import Format
 DETAIL = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
 OPENAI_ERROR = {
     "type": "object",
-    "properties": {"error": {"type": "object", "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "code": {}},
-                             "required": ["message", "type"]}},
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "code": {}},
+            "required": ["message", "type"],
+        }
+    },
     "required": ["error"],
 }
 ANTHROPIC_ERROR = {
     "type": "object",
-    "properties": {"type": {"const": "error"},
-                   "error": {"type": "object", "properties": {"type": {"type": "string"}, "message": {"type": "string"}}, "required": ["type", "message"]}},
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["type", "message"],
+        },
+    },
     "required": ["type", "error"],
 }
 INVOCATION_ERRORS = {
@@ -39,7 +50,13 @@ def invocation_responses(client: Format) -> dict[int | str, dict[str, Any]]:
     """Success (JSON, or SSE when streamed) and the errors of an invocation route, in ``client``'s format."""
     schema = {"anyOf": [OPENAI_ERROR if client == "openai" else ANTHROPIC_ERROR, DETAIL]}
     responses: dict[int | str, dict[str, Any]] = {
-        200: {"description": STREAM, "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "string"}}}},
+        200: {
+            "description": STREAM,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        },
     }
     for status, description in INVOCATION_ERRORS.items():
         responses[status] = {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -61,4 +78,7 @@ BATCH_ERRORS = {
 def batch_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The errors of a ``/gateway/v1/files`` or ``/batches`` route: OpenAI's error object (or the core's ``detail``)."""
     schema = {"anyOf": [OPENAI_ERROR, DETAIL]}
-    return {status: {"description": BATCH_ERRORS[status], "content": {"application/json": {"schema": schema}}} for status in statuses}
+    return {
+        status: {"description": BATCH_ERRORS[status], "content": {"application/json": {"schema": schema}}}
+        for status in statuses
+    }

@@ -59,11 +59,19 @@ class Outcome:
             self.model = message.get("model") or self.model
         if kind in ("message", "message_start", "message_delta"):
             self._anthropic_usage(message.get("usage"))
-        reason = (payload.get("delta") or {}).get("stop_reason") if kind == "message_delta" else payload.get("stop_reason")
+        reason = (
+            (payload.get("delta") or {}).get("stop_reason") if kind == "message_delta" else payload.get("stop_reason")
+        )
         if reason:
             self.finish_reasons.append(reason)
         if self.text is not None:
-            blocks = payload.get("content") or () if kind == "message" else [payload.get("delta") or {}] if kind == "content_block_delta" else ()
+            blocks = (
+                payload.get("content") or ()
+                if kind == "message"
+                else [payload.get("delta") or {}]
+                if kind == "content_block_delta"
+                else ()
+            )
             self.text.extend(block.get("text") or "" for block in blocks)
 
     def _anthropic_usage(self, usage: Any) -> None:
@@ -79,7 +87,9 @@ class Outcome:
 class UpstreamError(Exception):
     """A provider call failed; ``status`` is the provider's HTTP status, or None for network errors and timeouts."""
 
-    def __init__(self, message: str, status: int | None = None, retry_after: str | None = None, timeout: bool = False) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: str | None = None, timeout: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -96,17 +106,24 @@ def chat_url(target: Target) -> tuple[str, dict[str, str]]:
     if target.provider == "anthropic":
         headers = {"x-api-key": target.api_key, "anthropic-version": ANTHROPIC_VERSION, **target.headers}
         return f"{(target.base_url or ANTHROPIC_BASE).rstrip('/')}/v1/messages", headers
-    return f"{(target.base_url or OPENAI_BASE).rstrip('/')}/chat/completions", {"authorization": f"Bearer {target.api_key}", **target.headers}
+    return f"{(target.base_url or OPENAI_BASE).rstrip('/')}/chat/completions", {
+        "authorization": f"Bearer {target.api_key}",
+        **target.headers,
+    }
 
 
-async def post(client: aiohttp.ClientSession, target: Target, url: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[bytes, Any]:
+async def post(
+    client: aiohttp.ClientSession, target: Target, url: str, headers: dict[str, str], body: dict[str, Any]
+) -> tuple[bytes, Any]:
     """POST ``body``; the answer's bytes and their parsed JSON."""
     response = await _send(client, url, headers, body, target)
     try:
         raw = await response.read()
         return raw, json.loads(raw)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
-        raise UpstreamError(f"{target.name}: the provider's answer broke off or is not JSON: {type(error).__name__}") from None
+    except (TimeoutError, aiohttp.ClientError, ValueError) as error:
+        raise UpstreamError(
+            f"{target.name}: the provider's answer broke off or is not JSON: {type(error).__name__}"
+        ) from None
     finally:
         response.release()
 
@@ -128,12 +145,17 @@ async def stream(client: aiohttp.ClientSession, target: Target, body: dict[str, 
             if not isinstance(event.payload, dict):
                 raise UpstreamError(f"{target.name}: the provider's stream holds an event that is not a JSON object")
             if event.name == "error" or "error" in event.payload and event.payload.get("type") in (None, "error"):
-                raise UpstreamError(f"{target.name}: the provider reported an error mid-stream{_message_of(event.payload)}")
+                raise UpstreamError(
+                    f"{target.name}: the provider reported an error mid-stream{_message_of(event.payload)}"
+                )
             yield event
             if event.payload.get("type") == terminal:
                 return
-    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-        raise UpstreamError(f"{target.name}: the stream broke off: {type(error).__name__}", timeout=isinstance(error, asyncio.TimeoutError)) from None
+    except (TimeoutError, aiohttp.ClientError) as error:
+        raise UpstreamError(
+            f"{target.name}: the stream broke off: {type(error).__name__}",
+            timeout=isinstance(error, asyncio.TimeoutError),
+        ) from None
     finally:
         response.close()
     raise UpstreamError(f"{target.name}: the provider's stream ended before {terminal}: the answer is truncated")
@@ -147,11 +169,13 @@ async def embed(client: aiohttp.ClientSession, target: Target, payload: dict[str
     return (await post(client, target, url, headers, {**payload, "model": target.model}))[1]
 
 
-async def _send(client: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any], target: Target) -> aiohttp.ClientResponse:
+async def _send(
+    client: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any], target: Target
+) -> aiohttp.ClientResponse:
     """POST ``body``; the response (headers read, body not yet) or an ``UpstreamError``."""
     try:
         response = await client.post(url, json=body, headers=headers, allow_redirects=False)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamError(f"{target.name}: the provider did not answer in time", timeout=True) from None
     except aiohttp.ClientConnectorError as error:
         raise UpstreamError(f"{target.name}: cannot reach the provider: {error.os_error}") from None
@@ -159,11 +183,14 @@ async def _send(client: aiohttp.ClientSession, url: str, headers: dict[str, str]
         raise UpstreamError(f"{target.name}: cannot reach the provider: {type(error).__name__}") from None
     if 300 <= response.status < 400:
         response.release()
-        raise UpstreamError(f"{target.name}: the provider answered {response.status}, a redirect, which the gateway does not follow", status=502)
+        raise UpstreamError(
+            f"{target.name}: the provider answered {response.status}, a redirect, which the gateway does not follow",
+            status=502,
+        )
     if response.status >= 400:
         try:
             detail = _message_of(json.loads(await _read_capped(response.content, ERROR_BODY_LIMIT)))
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, RecursionError):
+        except (TimeoutError, aiohttp.ClientError, ValueError, RecursionError):
             detail = ""
         finally:
             response.release()

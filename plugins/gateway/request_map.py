@@ -22,14 +22,41 @@ ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
 DEFAULT_STRUCTURED_TOOL = "json_output"
 
 OPENAI_TRANSLATED = {
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-    "stop", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user",
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "user",
 }
-OPENAI_NEUTRAL: dict[str, Any] = {"n": 1, "logprobs": False, "store": False, "presence_penalty": 0, "frequency_penalty": 0}
+OPENAI_NEUTRAL: dict[str, Any] = {
+    "n": 1,
+    "logprobs": False,
+    "store": False,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+}
 """Fields accepted across formats only with the value that means "nothing asked"."""
 ANTHROPIC_TRANSLATED = {
-    "model", "messages", "system", "max_tokens", "stream", "temperature", "top_p", "stop_sequences", "tools",
-    "tool_choice", "metadata",
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "stream",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "tools",
+    "tool_choice",
+    "metadata",
 }
 ANTHROPIC_NEUTRAL: dict[str, Any] = {"thinking": {"type": "disabled"}}
 DATA_URL = re.compile(r"data:(image/[\w.+-]+);base64")
@@ -74,7 +101,12 @@ def _anthropic_from_openai(body: dict[str, Any], model: str, plan: Plan) -> dict
     _refuse_untranslatable(body, OPENAI_TRANSLATED, OPENAI_NEUTRAL, "Anthropic")
     system, messages = _anthropic_messages(body.get("messages"))
     max_tokens = _integer(body, "max_completion_tokens") or _integer(body, "max_tokens") or ANTHROPIC_DEFAULT_MAX_TOKENS
-    request: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": is_stream(body)}
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "stream": is_stream(body),
+    }
     if system:
         request["system"] = system
     for key in ("temperature", "top_p"):
@@ -86,7 +118,9 @@ def _anthropic_from_openai(body: dict[str, Any], model: str, plan: Plan) -> dict
     if body.get("user") is not None:
         request["metadata"] = {"user_id": _string(body["user"], "user")}
     if body.get("tools"):
-        request["tools"] = [_anthropic_tool(tool, f"tools[{index}]") for index, tool in enumerate(_list(body["tools"], "tools"))]
+        request["tools"] = [
+            _anthropic_tool(tool, f"tools[{index}]") for index, tool in enumerate(_list(body["tools"], "tools"))
+        ]
     choice = _anthropic_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
     if choice is not None:
         request["tool_choice"] = choice
@@ -104,7 +138,9 @@ def _anthropic_messages(raw: Any) -> tuple[str, list[dict[str, Any]]]:
         if message.get("name") is not None:
             raise BadRequest(f"{where}.name: Anthropic messages have no participant names")
         if message.get("function_call") is not None:
-            raise BadRequest(f"{where}.function_call: the legacy function call form cannot be translated; use tool_calls")
+            raise BadRequest(
+                f"{where}.function_call: the legacy function call form cannot be translated; use tool_calls"
+            )
         role = message.get("role")
         if role in ("system", "developer"):
             system.append(_plain_text(message.get("content"), f"{where}.content"))
@@ -113,8 +149,11 @@ def _anthropic_messages(raw: Any) -> tuple[str, list[dict[str, Any]]]:
         elif role == "assistant":
             _append(messages, "assistant", _anthropic_assistant_blocks(message, where))
         elif role == "tool":
-            result = {"type": "tool_result", "tool_use_id": _string(message.get("tool_call_id"), f"{where}.tool_call_id"),
-                      "content": _plain_text(message.get("content"), f"{where}.content")}
+            result = {
+                "type": "tool_result",
+                "tool_use_id": _string(message.get("tool_call_id"), f"{where}.tool_call_id"),
+                "content": _plain_text(message.get("content"), f"{where}.content"),
+            }
             _append(messages, "user", [result])
         else:
             raise BadRequest(f"{where}.role: must be one of system, developer, user, assistant, tool")
@@ -141,7 +180,9 @@ def _anthropic_user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
         elif kind == "image_url":
             blocks.append(_anthropic_image(part.get("image_url"), f"{here}.image_url"))
         else:
-            raise BadRequest(f"{here}.type: {kind!r} content cannot be translated for an Anthropic provider (text and image_url can)")
+            raise BadRequest(
+                f"{here}.type: {kind!r} content cannot be translated for an Anthropic provider (text and image_url can)"
+            )
     return blocks
 
 
@@ -151,7 +192,9 @@ def _anthropic_image(image: Any, where: str) -> dict[str, Any]:
         raise BadRequest(f"{where}.url: a string is required")
     detail = image.get("detail")
     if detail not in (None, "auto", "high"):
-        raise BadRequest(f"{where}.detail: {detail!r} has no Anthropic equivalent (Anthropic reads images at full detail)")
+        raise BadRequest(
+            f"{where}.detail: {detail!r} has no Anthropic equivalent (Anthropic reads images at full detail)"
+        )
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         match = DATA_URL.fullmatch(header)
@@ -189,8 +232,14 @@ def _anthropic_assistant_blocks(message: dict[str, Any], where: str) -> list[dic
             raise BadRequest(f"{here}.function.arguments: must be a JSON object in a string") from None
         if not isinstance(arguments, dict):
             raise BadRequest(f"{here}.function.arguments: must be a JSON object in a string")
-        blocks.append({"type": "tool_use", "id": _string(call.get("id"), f"{here}.id"),
-                       "name": _string(function.get("name"), f"{here}.function.name"), "input": arguments})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": _string(call.get("id"), f"{here}.id"),
+                "name": _string(function.get("name"), f"{here}.function.name"),
+                "input": arguments,
+            }
+        )
     return blocks
 
 
@@ -233,15 +282,23 @@ def _structured_output(response_format: Any, request: dict[str, Any], plan: Plan
     if kind in (None, "text"):
         return
     if kind != "json_schema":
-        raise BadRequest(f"response_format: {kind!r} has no Anthropic equivalent; json_schema (with a schema) can be translated")
+        raise BadRequest(
+            f"response_format: {kind!r} has no Anthropic equivalent; json_schema (with a schema) can be translated"
+        )
     spec = response_format.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, dict) else None
     if not isinstance(schema, dict) or schema.get("type") != "object":
-        raise BadRequest("response_format.json_schema.schema: an object schema is required to translate it for an Anthropic provider")
+        raise BadRequest(
+            "response_format.json_schema.schema: an object schema is required to translate it for an Anthropic provider"
+        )
     if request.get("tools"):
         raise BadRequest("response_format: json_schema cannot be combined with tools for an Anthropic provider")
     name = spec.get("name") or DEFAULT_STRUCTURED_TOOL
-    tool: dict[str, Any] = {"name": name, "description": spec.get("description") or "Give the answer as this tool's input.", "input_schema": schema}
+    tool: dict[str, Any] = {
+        "name": name,
+        "description": spec.get("description") or "Give the answer as this tool's input.",
+        "input_schema": schema,
+    }
     if spec.get("strict"):
         tool["strict"] = True
     request["tools"] = [tool]
@@ -276,7 +333,9 @@ def _openai_from_anthropic(body: dict[str, Any], model: str) -> dict[str, Any]:
         if metadata.get("user_id") is not None:
             request["user"] = _string(metadata["user_id"], "metadata.user_id")
     if body.get("tools"):
-        request["tools"] = [_openai_tool(tool, f"tools[{index}]") for index, tool in enumerate(_list(body["tools"], "tools"))]
+        request["tools"] = [
+            _openai_tool(tool, f"tools[{index}]") for index, tool in enumerate(_list(body["tools"], "tools"))
+        ]
     request.update(_openai_tool_choice(body.get("tool_choice")))
     return request
 
@@ -302,7 +361,9 @@ def _openai_messages(message: Any, where: str) -> list[dict[str, Any]]:
         elif kind == "image":
             parts.append({"type": "image_url", "image_url": {"url": _image_url(block.get("source"), f"{here}.source")}})
         else:
-            raise BadRequest(f"{here}.type: {kind!r} blocks cannot be translated for an OpenAI provider (text, image and tool_result can)")
+            raise BadRequest(
+                f"{here}.type: {kind!r} blocks cannot be translated for an OpenAI provider (text, image and tool_result can)"
+            )
     return [*results, *([{"role": "user", "content": parts}] if parts else [])]
 
 
@@ -315,10 +376,20 @@ def _openai_assistant(blocks: list[Any], where: str) -> dict[str, Any]:
             texts.append(_string(block.get("text"), f"{here}.text"))
         elif kind == "tool_use":
             arguments = block.get("input") if block.get("input") is not None else {}
-            calls.append({"id": _string(block.get("id"), f"{here}.id"), "type": "function",
-                          "function": {"name": _string(block.get("name"), f"{here}.name"), "arguments": json.dumps(arguments)}})
+            calls.append(
+                {
+                    "id": _string(block.get("id"), f"{here}.id"),
+                    "type": "function",
+                    "function": {
+                        "name": _string(block.get("name"), f"{here}.name"),
+                        "arguments": json.dumps(arguments),
+                    },
+                }
+            )
         else:
-            raise BadRequest(f"{here}.type: {kind!r} blocks cannot be translated for an OpenAI provider (text and tool_use can)")
+            raise BadRequest(
+                f"{here}.type: {kind!r} blocks cannot be translated for an OpenAI provider (text and tool_use can)"
+            )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls
@@ -345,8 +416,13 @@ def _image_url(source: Any, where: str) -> str:
 def _openai_tool(tool: Any, where: str) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        raise BadRequest(f"{where}.type: {kind!r} is an Anthropic server tool; only client tools can be translated for an OpenAI provider")
-    function: dict[str, Any] = {"name": _string(tool.get("name"), f"{where}.name"), "parameters": tool.get("input_schema") or {"type": "object"}}
+        raise BadRequest(
+            f"{where}.type: {kind!r} is an Anthropic server tool; only client tools can be translated for an OpenAI provider"
+        )
+    function: dict[str, Any] = {
+        "name": _string(tool.get("name"), f"{where}.name"),
+        "parameters": tool.get("input_schema") or {"type": "object"},
+    }
     if tool.get("description"):
         function["description"] = _string(tool["description"], f"{where}.description")
     if tool.get("strict"):
@@ -364,7 +440,9 @@ def _openai_tool_choice(choice: Any) -> dict[str, Any]:
     elif kind == "any":
         translated = {"tool_choice": "required"}
     elif kind == "tool":
-        translated = {"tool_choice": {"type": "function", "function": {"name": _string(choice.get("name"), "tool_choice.name")}}}
+        translated = {
+            "tool_choice": {"type": "function", "function": {"name": _string(choice.get("name"), "tool_choice.name")}}
+        }
     else:
         raise BadRequest("tool_choice.type: must be auto, any, tool or none")
     if choice.get("disable_parallel_tool_use"):

@@ -17,10 +17,22 @@ from .formats import DONE, Event
 from .providers import UpstreamError
 from .request_map import Plan
 
-OPENAI_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-                 "refusal": "content_filter", "pause_turn": "stop", "model_context_window_exceeded": "length"}
-ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-                  "content_filter": "refusal"}
+OPENAI_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+    "model_context_window_exceeded": "length",
+}
+ANTHROPIC_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
 
 
 def client_answer(plan: Plan, answer: dict[str, Any]) -> dict[str, Any]:
@@ -37,17 +49,29 @@ def _openai_completion(message: dict[str, Any], plan: Plan) -> dict[str, Any]:
         elif kind == "tool_use" and block.get("name") == plan.structured_tool:
             texts.append(json.dumps(block.get("input"), separators=(",", ":")))
         elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function",
-                          "function": {"name": block.get("name"), "arguments": json.dumps(block.get("input") or {})}})
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": json.dumps(block.get("input") or {})},
+                }
+            )
         else:
             raise UpstreamError(f"the provider answered a {kind!r} block, which has no OpenAI form", status=502)
     stop = message.get("stop_reason")
     finish = "stop" if plan.structured_tool and stop == "tool_use" else OPENAI_FINISH.get(stop or "", "stop")
-    answer: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
+    answer: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
     if calls:
         answer["tool_calls"] = calls
     return {
-        "id": message.get("id"), "object": "chat.completion", "created": int(time.time()), "model": message.get("model"),
+        "id": message.get("id"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": message.get("model"),
         "choices": [{"index": 0, "message": answer, "finish_reason": finish, "logprobs": None}],
         "usage": openai_usage(message.get("usage") or {}),
     }
@@ -66,10 +90,23 @@ def _anthropic_message(completion: dict[str, Any]) -> dict[str, Any]:
         stop = "refusal"
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        blocks.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": _arguments(function.get("arguments"))})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": _arguments(function.get("arguments")),
+            }
+        )
     return {
-        "id": completion.get("id"), "type": "message", "role": "assistant", "model": completion.get("model"), "content": blocks,
-        "stop_reason": stop, "stop_sequence": None, "usage": anthropic_usage(completion.get("usage") or {}),
+        "id": completion.get("id"),
+        "type": "message",
+        "role": "assistant",
+        "model": completion.get("model"),
+        "content": blocks,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": anthropic_usage(completion.get("usage") or {}),
     }
 
 
@@ -87,13 +124,20 @@ def openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
     cached = usage.get("cache_read_input_tokens") or 0
     prompt = (usage.get("input_tokens") or 0) + cached + (usage.get("cache_creation_input_tokens") or 0)
     completion = usage.get("output_tokens") or 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached}}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
 
 
 def anthropic_usage(usage: dict[str, Any]) -> dict[str, Any]:
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    translated = {"input_tokens": (usage.get("prompt_tokens") or 0) - cached, "output_tokens": usage.get("completion_tokens") or 0}
+    translated = {
+        "input_tokens": (usage.get("prompt_tokens") or 0) - cached,
+        "output_tokens": usage.get("completion_tokens") or 0,
+    }
     if cached:
         translated["cache_read_input_tokens"] = cached
     return translated
@@ -104,7 +148,13 @@ class StreamMapper:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.feed = self._same if plan.same else self._openai_from_anthropic if plan.client == "openai" else self._anthropic_from_openai
+        self.feed = (
+            self._same
+            if plan.same
+            else self._openai_from_anthropic
+            if plan.client == "openai"
+            else self._anthropic_from_openai
+        )
         # state of the translations
         self.base: dict[str, Any] = {}
         self.usage: dict[str, Any] = {}
@@ -116,20 +166,33 @@ class StreamMapper:
 
     def _same(self, event: Event) -> list[Event]:
         payload = event.payload
-        if self.plan.client == "openai" and not self.plan.client_usage and payload and payload.get("usage") and not payload.get("choices"):
+        if (
+            self.plan.client == "openai"
+            and not self.plan.client_usage
+            and payload
+            and payload.get("usage")
+            and not payload.get("choices")
+        ):
             return []  # the usage chunk the gateway asked for on its own behalf
         return [event]
 
     # -- Anthropic provider, OpenAI client ------------------------------------------------------------
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> Event:
-        return Event.of({**self.base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+        return Event.of(
+            {**self.base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        )
 
     def _openai_from_anthropic(self, event: Event) -> list[Event]:
         payload = event.payload
         kind = payload.get("type")
         if kind == "message_start":
             message = payload.get("message") or {}
-            self.base = {"id": message.get("id"), "object": "chat.completion.chunk", "created": int(time.time()), "model": message.get("model")}
+            self.base = {
+                "id": message.get("id"),
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": message.get("model"),
+            }
             self.usage.update({k: v for k, v in (message.get("usage") or {}).items() if v is not None})
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
@@ -141,7 +204,11 @@ class StreamMapper:
             self.usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
             return []
         if kind == "message_stop":
-            finish = "stop" if self.plan.structured_tool and self.stop == "tool_use" else OPENAI_FINISH.get(self.stop or "", "stop")
+            finish = (
+                "stop"
+                if self.plan.structured_tool and self.stop == "tool_use"
+                else OPENAI_FINISH.get(self.stop or "", "stop")
+            )
             events = [self._chunk({}, finish)]
             if self.plan.client_usage:
                 events.append(Event.of({**self.base, "choices": [], "usage": openai_usage(self.usage)}))
@@ -159,7 +226,12 @@ class StreamMapper:
         if kind == "tool_use":
             self.index += 1
             self.blocks[index] = ("tool", self.index)
-            call = {"index": self.index, "id": block.get("id"), "type": "function", "function": {"name": block.get("name"), "arguments": ""}}
+            call = {
+                "index": self.index,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
             return [self._chunk({"tool_calls": [call]})]
         raise UpstreamError(f"the provider streamed a {kind!r} block, which has no OpenAI form", status=502)
 
@@ -171,7 +243,11 @@ class StreamMapper:
         if kind == "input_json_delta" and block == "structured":
             return [self._chunk({"content": delta.get("partial_json", "")})]
         if kind == "input_json_delta":
-            return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": delta.get("partial_json", "")}}]})]
+            return [
+                self._chunk(
+                    {"tool_calls": [{"index": tool_index, "function": {"arguments": delta.get("partial_json", "")}}]}
+                )
+            ]
         raise UpstreamError(f"the provider streamed a {kind!r} delta, which has no OpenAI form", status=502)
 
     # -- OpenAI provider, Anthropic client ------------------------------------------------------------
@@ -180,8 +256,15 @@ class StreamMapper:
         if not self.base:
             payload = event.payload or {}
             self.base = {"id": payload.get("id"), "model": payload.get("model")}
-            start = {**self.base, "type": "message", "role": "assistant", "content": [], "stop_reason": None,
-                     "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+            start = {
+                **self.base,
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            }
             events.append(Event.of({"type": "message_start", "message": start}, "message_start"))
         if event.payload is None:  # [DONE]
             return [*events, *self._anthropic_finish()]
@@ -204,7 +287,11 @@ class StreamMapper:
         events = self._anthropic_close()
         self.index += 1
         self.open = key
-        events.append(Event.of({"type": "content_block_start", "index": self.index, "content_block": block}, "content_block_start"))
+        events.append(
+            Event.of(
+                {"type": "content_block_start", "index": self.index, "content_block": block}, "content_block_start"
+            )
+        )
         return events
 
     def _anthropic_close(self) -> list[Event]:
@@ -222,15 +309,32 @@ class StreamMapper:
         function, position = call.get("function") or {}, call.get("index", 0)
         events: list[Event] = []
         if position not in self.tool_blocks:
-            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": {}}
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": {},
+            }
             events = self._anthropic_open(f"tool {position}", block)
             self.tool_blocks[position] = self.index
         if function.get("arguments"):
             delta = {"type": "input_json_delta", "partial_json": function["arguments"]}
-            events.append(Event.of({"type": "content_block_delta", "index": self.tool_blocks[position], "delta": delta}, "content_block_delta"))
+            events.append(
+                Event.of(
+                    {"type": "content_block_delta", "index": self.tool_blocks[position], "delta": delta},
+                    "content_block_delta",
+                )
+            )
         return events
 
     def _anthropic_finish(self) -> list[Event]:
-        delta = {"type": "message_delta", "delta": {"stop_reason": self.stop or "end_turn", "stop_sequence": None},
-                 "usage": anthropic_usage(self.usage)}
-        return [*self._anthropic_close(), Event.of(delta, "message_delta"), Event.of({"type": "message_stop"}, "message_stop")]
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": self.stop or "end_turn", "stop_sequence": None},
+            "usage": anthropic_usage(self.usage),
+        }
+        return [
+            *self._anthropic_close(),
+            Event.of(delta, "message_delta"),
+            Event.of({"type": "message_stop"}, "message_stop"),
+        ]

@@ -87,15 +87,26 @@ def create_router(gateway: Gateway) -> APIRouter:
             except UnsafeURL as error:
                 raise HTTPException(400, str(error)) from None
 
-    @crud.post("/secrets", status_code=201, summary="Store provider credentials (encrypted; never shown again)", responses=conflict("A secret of that name exists"))
+    @crud.post(
+        "/secrets",
+        status_code=201,
+        summary="Store provider credentials (encrypted; never shown again)",
+        responses=conflict("A secret of that name exists"),
+    )
     async def create_secret(secret: SecretIn) -> dict[str, Any]:
         await safe_url(secret.base_url)
-        return await guarded(store.put_secret(secret.name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=True))  # type: ignore[no-any-return]
+        return await guarded(
+            store.put_secret(
+                secret.name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=True
+            )
+        )  # type: ignore[no-any-return]
 
     @crud.put("/secrets/{name}", summary="Replace a secret's credentials")
     async def update_secret(name: str, secret: SecretUpdate) -> dict[str, Any]:
         await safe_url(secret.base_url)
-        return await guarded(store.put_secret(name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=False))  # type: ignore[no-any-return]
+        return await guarded(
+            store.put_secret(name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=False)
+        )  # type: ignore[no-any-return]
 
     async def referring(action: Any) -> Any:
         """``guarded``, where a missing object the body refers to is a 400 (a missing target is checked first, as a 404)."""
@@ -104,7 +115,12 @@ def create_router(gateway: Gateway) -> APIRouter:
         except HTTPException as error:
             raise HTTPException(400 if error.status_code == 404 else error.status_code, error.detail) from None
 
-    @crud.post("/models", status_code=201, summary="A provider model called with a secret", responses=conflict("A model of that name exists"))
+    @crud.post(
+        "/models",
+        status_code=201,
+        summary="A provider model called with a secret",
+        responses=conflict("A model of that name exists"),
+    )
     async def create_model(model: ModelIn) -> dict[str, Any]:
         return await referring(store.create_model(model.name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
 
@@ -113,8 +129,12 @@ def create_router(gateway: Gateway) -> APIRouter:
         await guarded(store.get_model(name))
         return await referring(store.update_model(name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
 
-    @crud.post("/endpoints", status_code=201, summary="A named endpoint over models, with traffic split and fallback",
-               responses=conflict("An endpoint of that name exists"))
+    @crud.post(
+        "/endpoints",
+        status_code=201,
+        summary="A named endpoint over models, with traffic split and fallback",
+        responses=conflict("An endpoint of that name exists"),
+    )
     async def create_endpoint(endpoint: EndpointIn) -> dict[str, Any]:
         members = [member.model_dump() for member in endpoint.models]
         return await referring(store.create_endpoint(endpoint.name, members))  # type: ignore[no-any-return]
@@ -135,14 +155,26 @@ def create_router(gateway: Gateway) -> APIRouter:
     async def list_usage(limit: int = 100) -> list[dict[str, Any]]:
         return await store.list_usage(min(max(limit, 1), 1000))
 
-    @crud.get("/usage/summary", summary="Per endpoint and model over a time window: calls, errors, p50/p95 latency, tokens")
-    async def usage_summary(window_seconds: Annotated[float, Query(gt=0, le=MAX_WINDOW_SECONDS)] = 3600) -> dict[str, Any]:
+    @crud.get(
+        "/usage/summary", summary="Per endpoint and model over a time window: calls, errors, p50/p95 latency, tokens"
+    )
+    async def usage_summary(
+        window_seconds: Annotated[float, Query(gt=0, le=MAX_WINDOW_SECONDS)] = 3600,
+    ) -> dict[str, Any]:
         return {"window_seconds": window_seconds, "models": await store.usage_summary(time.time() - window_seconds)}
 
-    @crud.get("/tracing", summary="Call tracing: on or off, traces stored, waiting and dropped (store down, slow, or queue full)")
+    @crud.get(
+        "/tracing",
+        summary="Call tracing: on or off, traces stored, waiting and dropped (store down, slow, or queue full)",
+    )
     async def tracing_state() -> dict[str, Any]:
         tracer = gateway.tracer
-        return {"enabled": tracer.enabled, "exported": tracer.exported, "queued": tracer.queue.qsize(), "dropped": tracer.dropped}
+        return {
+            "enabled": tracer.enabled,
+            "exported": tracer.exported,
+            "queued": tracer.queue.qsize(),
+            "dropped": tracer.dropped,
+        }
 
     router.include_router(crud)
 
@@ -156,8 +188,12 @@ def create_router(gateway: Gateway) -> APIRouter:
             return _failure(client, error)
         return StreamingResponse(_sse(client, events), media_type="text/event-stream")
 
-    @router.post("/gateway/{endpoint}/invocations", tags=["gateway"], summary="Call an endpoint (OpenAI chat format; stream: true for SSE)",
-                 responses=invocation_responses("openai"))
+    @router.post(
+        "/gateway/{endpoint}/invocations",
+        tags=["gateway"],
+        summary="Call an endpoint (OpenAI chat format; stream: true for SSE)",
+        responses=invocation_responses("openai"),
+    )
     async def invocations(endpoint: str, request: Request) -> Response:
         try:
             body = formats.json_object(await _json_body(request))
@@ -174,18 +210,30 @@ def create_router(gateway: Gateway) -> APIRouter:
             return _failure(client, error)
         return await invoke(client, endpoint, body, request)
 
-    @router.post("/gateway/v1/chat/completions", tags=["gateway"], summary="OpenAI-compatible chat completions (model = endpoint)",
-                 responses=invocation_responses("openai"))
+    @router.post(
+        "/gateway/v1/chat/completions",
+        tags=["gateway"],
+        summary="OpenAI-compatible chat completions (model = endpoint)",
+        responses=invocation_responses("openai"),
+    )
     async def chat_completions(request: Request) -> Response:
         return await invoke_by_model("openai", request)
 
-    @router.post("/gateway/anthropic/v1/messages", tags=["gateway"], summary="Anthropic-compatible messages (model = endpoint)",
-                 responses=invocation_responses("anthropic"))
+    @router.post(
+        "/gateway/anthropic/v1/messages",
+        tags=["gateway"],
+        summary="Anthropic-compatible messages (model = endpoint)",
+        responses=invocation_responses("anthropic"),
+    )
     async def messages(request: Request) -> Response:
         return await invoke_by_model("anthropic", request)
 
-    @router.post("/gateway/v1/embeddings", tags=["gateway"], summary="OpenAI-compatible embeddings (model = endpoint)",
-                 responses=invocation_responses("openai"))
+    @router.post(
+        "/gateway/v1/embeddings",
+        tags=["gateway"],
+        summary="OpenAI-compatible embeddings (model = endpoint)",
+        responses=invocation_responses("openai"),
+    )
     async def embeddings(request: Request) -> Response:
         try:
             body = await _json_body(request)
@@ -198,7 +246,13 @@ def create_router(gateway: Gateway) -> APIRouter:
     @router.get("/gateway/v1/models", tags=["gateway"], summary="OpenAI-compatible model list: the endpoints")
     async def list_endpoint_models() -> dict[str, Any]:
         found = await store.list_endpoints()
-        return {"object": "list", "data": [{"id": e["name"], "object": "model", "created": int(e["created_at"]), "owned_by": "plughost"} for e in found]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": e["name"], "object": "model", "created": int(e["created_at"]), "owned_by": "plughost"}
+                for e in found
+            ],
+        }
 
     return router
 
@@ -241,7 +295,13 @@ def _add_read_delete(router: APIRouter, kind: str, lister: Any, getter: Any, del
     async def get_one(name: str) -> dict[str, Any]:
         return await guarded(getter(name))  # type: ignore[no-any-return]
 
-    @router.delete(f"/{kind}/{{name}}", status_code=204, summary=f"Delete one of the {kind}", name=f"delete_{kind}", responses=conflict("It is still in use"))
+    @router.delete(
+        f"/{kind}/{{name}}",
+        status_code=204,
+        summary=f"Delete one of the {kind}",
+        name=f"delete_{kind}",
+        responses=conflict("It is still in use"),
+    )
     async def delete_one(name: str) -> Response:
         await guarded(deleter(name))
         return Response(status_code=204)

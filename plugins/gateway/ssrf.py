@@ -81,7 +81,9 @@ class PublicResolver(AbstractResolver):
     def __init__(self) -> None:
         self._resolver = DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         found = await self._resolver.resolve(host, port, family)
         for result in found:
             address = ipaddress.ip_address(result["host"].split("%", 1)[0])

@@ -17,7 +17,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, case, delete, func, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -122,22 +138,37 @@ class GatewayStore:
         self._full_batch = asyncio.Event()
 
     # -- secrets -----------------------------------------------------------
-    async def put_secret(self, name: str, api_key: str, base_url: str | None, headers: dict[str, str], *, create: bool) -> dict[str, Any]:
+    async def put_secret(
+        self, name: str, api_key: str, base_url: str | None, headers: dict[str, str], *, create: bool
+    ) -> dict[str, Any]:
         workspace, now = current_workspace(), time.time()
         assert self.envelope is not None, "the gateway has not started"
-        sealed = self.envelope.seal(json.dumps({"api_key": api_key, "headers": headers}).encode(), f"{workspace}/{name}")
+        sealed = self.envelope.seal(
+            json.dumps({"api_key": api_key, "headers": headers}).encode(), f"{workspace}/{name}"
+        )
         values = {
-            "base_url": base_url, "key_hint": key_hint(api_key), "header_names": json.dumps(sorted(headers)),
-            "ciphertext": sealed.ciphertext, "wrapped_key": sealed.wrapped_key, "kek_id": sealed.kek_id, "updated_at": now,
+            "base_url": base_url,
+            "key_hint": key_hint(api_key),
+            "header_names": json.dumps(sorted(headers)),
+            "ciphertext": sealed.ciphertext,
+            "wrapped_key": sealed.wrapped_key,
+            "kek_id": sealed.kek_id,
+            "updated_at": now,
         }
         async with self.engine.begin() as connection:
             if create:
                 try:
-                    await connection.execute(insert(secrets).values(workspace=workspace, name=name, created_at=now, **values))
+                    await connection.execute(
+                        insert(secrets).values(workspace=workspace, name=name, created_at=now, **values)
+                    )
                 except IntegrityError:
-                    raise Conflict(f"a secret named {name!r} exists; PUT /api/gateway/secrets/{name} replaces it") from None
+                    raise Conflict(
+                        f"a secret named {name!r} exists; PUT /api/gateway/secrets/{name} replaces it"
+                    ) from None
             else:
-                changed = await connection.execute(update(secrets).where(secrets.c.workspace == workspace, secrets.c.name == name).values(**values))
+                changed = await connection.execute(
+                    update(secrets).where(secrets.c.workspace == workspace, secrets.c.name == name).values(**values)
+                )
                 if not changed.rowcount:
                     raise Missing(f"no secret {name!r}")
         self._resolved.clear()
@@ -179,14 +210,18 @@ class GatewayStore:
     # -- endpoints -------------------------------------------------------------
     async def create_endpoint(self, name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
         for member in members:
-            await self._row(models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first")
+            await self._row(
+                models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first"
+            )
         await self._insert(endpoints, name, "endpoint", models=json.dumps(members))
         return await self.get_endpoint(name)
 
     async def update_endpoint(self, name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
         """Replace an endpoint's models; ``Missing`` for an unknown model (checked first) or endpoint."""
         for member in members:
-            await self._row(models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first")
+            await self._row(
+                models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first"
+            )
         await self._update(endpoints, name, "endpoint", models=json.dumps(members))
         return await self.get_endpoint(name)
 
@@ -211,8 +246,19 @@ class GatewayStore:
         targets = []
         async with self.engine.connect() as connection:
             for member in members:
-                model = (await connection.execute(select(models).where(models.c.workspace == workspace, models.c.name == member["model"]))).first()
-                secret = model and (await connection.execute(select(secrets).where(secrets.c.workspace == workspace, secrets.c.name == model.secret))).first()
+                model = (
+                    await connection.execute(
+                        select(models).where(models.c.workspace == workspace, models.c.name == member["model"])
+                    )
+                ).first()
+                secret = (
+                    model
+                    and (
+                        await connection.execute(
+                            select(secrets).where(secrets.c.workspace == workspace, secrets.c.name == model.secret)
+                        )
+                    ).first()
+                )
                 if model is None or secret is None:
                     raise Missing(f"endpoint {endpoint!r} refers to a model or secret that no longer exists")
                 assert self.envelope is not None, "the gateway has not started"
@@ -221,7 +267,17 @@ class GatewayStore:
                     opened = json.loads(self.envelope.open(sealed, f"{workspace}/{secret.name}"))
                 except ValueError as error:
                     raise Unreadable(f"secret {secret.name!r}: {error}") from None
-                targets.append(Target(model.name, model.provider, model.model, secret.base_url, opened["api_key"], opened["headers"], member["weight"]))
+                targets.append(
+                    Target(
+                        model.name,
+                        model.provider,
+                        model.model,
+                        secret.base_url,
+                        opened["api_key"],
+                        opened["headers"],
+                        member["weight"],
+                    )
+                )
         self._resolved[key] = (time.monotonic(), targets)
         return targets
 
@@ -272,19 +328,34 @@ class GatewayStore:
         (nearest rank), input and output tokens. One row per provider attempt, so fallbacks count where they happened."""
         where = (usage.c.workspace == current_workspace(), usage.c.created_at >= since)
         group = (usage.c.endpoint, usage.c.model)
-        totals = select(
-            *group, func.count().label("calls"), func.sum(case((usage.c.status != 200, 1), else_=0)).label("errors"),
-            func.sum(usage.c.prompt_tokens).label("input_tokens"), func.sum(usage.c.completion_tokens).label("output_tokens"),
-        ).where(*where).group_by(*group)
-        ranked = select(
-            *group, usage.c.latency_ms,
-            func.row_number().over(partition_by=group, order_by=usage.c.latency_ms).label("position"),
-            func.count().over(partition_by=group).label("total"),
-        ).where(*where, usage.c.status == 200).subquery()
+        totals = (
+            select(
+                *group,
+                func.count().label("calls"),
+                func.sum(case((usage.c.status != 200, 1), else_=0)).label("errors"),
+                func.sum(usage.c.prompt_tokens).label("input_tokens"),
+                func.sum(usage.c.completion_tokens).label("output_tokens"),
+            )
+            .where(*where)
+            .group_by(*group)
+        )
+        ranked = (
+            select(
+                *group,
+                usage.c.latency_ms,
+                func.row_number().over(partition_by=group, order_by=usage.c.latency_ms).label("position"),
+                func.count().over(partition_by=group).label("total"),
+            )
+            .where(*where, usage.c.status == 200)
+            .subquery()
+        )
         percentiles = select(
-            ranked.c.endpoint, ranked.c.model,
+            ranked.c.endpoint,
+            ranked.c.model,
             func.max(case((ranked.c.position == (ranked.c.total + 1) // 2, ranked.c.latency_ms))).label("p50_ms"),
-            func.max(case((ranked.c.position == (95 * ranked.c.total + 99) // 100, ranked.c.latency_ms))).label("p95_ms"),
+            func.max(case((ranked.c.position == (95 * ranked.c.total + 99) // 100, ranked.c.latency_ms))).label(
+                "p95_ms"
+            ),
         ).group_by(ranked.c.endpoint, ranked.c.model)
         async with self.engine.connect() as connection:
             rows = [dict(row._mapping) for row in await connection.execute(totals.order_by(*group))]
@@ -303,12 +374,18 @@ class GatewayStore:
     # -- shared ------------------------------------------------------------------
     async def _rows(self, table: Table) -> list[Any]:
         async with self.engine.connect() as connection:
-            rows = await connection.execute(select(table).where(table.c.workspace == current_workspace()).order_by(table.c.name))
+            rows = await connection.execute(
+                select(table).where(table.c.workspace == current_workspace()).order_by(table.c.name)
+            )
             return [row._mapping for row in rows]
 
     async def _row(self, table: Table, name: str, kind: str, missing: str | None = None) -> Any:
         async with self.engine.connect() as connection:
-            row = (await connection.execute(select(table).where(table.c.workspace == current_workspace(), table.c.name == name))).first()
+            row = (
+                await connection.execute(
+                    select(table).where(table.c.workspace == current_workspace(), table.c.name == name)
+                )
+            ).first()
         if row is None:
             raise Missing(missing or f"no {kind} {name!r} in workspace {current_workspace()!r}")
         return row._mapping
@@ -316,7 +393,9 @@ class GatewayStore:
     async def _insert(self, table: Table, name: str, kind: str, **values: Any) -> None:
         try:
             async with self.engine.begin() as connection:
-                await connection.execute(insert(table).values(workspace=current_workspace(), name=name, created_at=time.time(), **values))
+                await connection.execute(
+                    insert(table).values(workspace=current_workspace(), name=name, created_at=time.time(), **values)
+                )
         except IntegrityError:
             raise Conflict(f"a {kind} named {name!r} exists") from None
         self._resolved.clear()
@@ -324,7 +403,9 @@ class GatewayStore:
     async def _update(self, table: Table, name: str, kind: str, **values: Any) -> None:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
-            changed = await connection.execute(update(table).where(table.c.workspace == workspace, table.c.name == name).values(**values))
+            changed = await connection.execute(
+                update(table).where(table.c.workspace == workspace, table.c.name == name).values(**values)
+            )
         if not changed.rowcount:
             raise Missing(f"no {kind} {name!r} in workspace {workspace!r}")
         self._resolved.clear()
@@ -334,10 +415,17 @@ class GatewayStore:
         async with self.engine.begin() as connection:
             if users is not None:
                 user_table, column, label = users
-                names = [row.name for row in await connection.execute(select(user_table.c.name).where(user_table.c.workspace == workspace, column == name))]
+                names = [
+                    row.name
+                    for row in await connection.execute(
+                        select(user_table.c.name).where(user_table.c.workspace == workspace, column == name)
+                    )
+                ]
                 if names:
                     raise Conflict(f"{kind} {name!r} is used by {label} {', '.join(names)}")
-            deleted = await connection.execute(delete(table).where(table.c.workspace == workspace, table.c.name == name))
+            deleted = await connection.execute(
+                delete(table).where(table.c.workspace == workspace, table.c.name == name)
+            )
         if not deleted.rowcount:
             raise Missing(f"no {kind} {name!r} in workspace {workspace!r}")
         self._resolved.clear()
@@ -345,13 +433,23 @@ class GatewayStore:
 
 def _secret_view(row: Any) -> dict[str, Any]:
     return {
-        "name": row["name"], "base_url": row["base_url"], "key_hint": row["key_hint"],
-        "header_names": json.loads(row["header_names"]), "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "name": row["name"],
+        "base_url": row["base_url"],
+        "key_hint": row["key_hint"],
+        "header_names": json.loads(row["header_names"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 
 def _model_view(row: Any) -> dict[str, Any]:
-    return {"name": row["name"], "provider": row["provider"], "model": row["model"], "secret": row["secret"], "created_at": row["created_at"]}
+    return {
+        "name": row["name"],
+        "provider": row["provider"],
+        "model": row["model"],
+        "secret": row["secret"],
+        "created_at": row["created_at"],
+    }
 
 
 def _endpoint_view(row: Any) -> dict[str, Any]:

@@ -68,10 +68,17 @@ class Invocation:
     attempts: list[SpanRecord] = field(default_factory=list)
 
     def attempt(self, name: str, provider: str, model: str) -> SpanRecord:
-        span = SpanRecord(f"chat {model}", Span.SPAN_KIND_CLIENT, time.time_ns(), attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider, "gen_ai.request.model": model,
-            "plughost.gateway.model": name,
-        })
+        span = SpanRecord(
+            f"chat {model}",
+            Span.SPAN_KIND_CLIENT,
+            time.time_ns(),
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": model,
+                "plughost.gateway.model": name,
+            },
+        )
         self.attempts.append(span)
         return span
 
@@ -99,9 +106,16 @@ class Tracer:
         if parent and (not int(parent[1], 16) or not int(parent[2], 16)):  # all-zero ids are invalid (W3C)
             parent = None
         trace_id, parent_id = (bytes.fromhex(parent[1]), bytes.fromhex(parent[2])) if parent else (os.urandom(16), b"")
-        root = SpanRecord(f"chat {endpoint}", Span.SPAN_KIND_SERVER, time.time_ns(), attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.request.model": endpoint, "plughost.gateway.endpoint": endpoint,
-        })
+        root = SpanRecord(
+            f"chat {endpoint}",
+            Span.SPAN_KIND_SERVER,
+            time.time_ns(),
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": endpoint,
+                "plughost.gateway.endpoint": endpoint,
+            },
+        )
         if self.capture_content:
             root.attributes["gen_ai.input.messages"] = json.dumps(body.get("messages"))
             if body.get("system") is not None:
@@ -152,7 +166,10 @@ class Tracer:
             by_workspace[invocation.workspace].append(invocation)
         for workspace, invocations in by_workspace.items():
             try:
-                await asyncio.wait_for(self.export(otlp_request(invocations), workspace=workspace, project=self.project), EXPORT_TIMEOUT_SECONDS)
+                await asyncio.wait_for(
+                    self.export(otlp_request(invocations), workspace=workspace, project=self.project),
+                    EXPORT_TIMEOUT_SECONDS,
+                )
             except Exception as error:  # a store that is down or slow costs traces, never calls
                 self._drop(len(invocations), f"the trace store failed ({type(error).__name__}: {error})")
             else:
@@ -208,4 +225,6 @@ def _usage_attributes(attributes: dict[str, Any], outcome: Outcome) -> None:
     if outcome.finish_reasons:
         attributes["gen_ai.response.finish_reasons"] = list(outcome.finish_reasons)
     if outcome.text is not None:
-        attributes["gen_ai.output.messages"] = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "".join(outcome.text)}]}])
+        attributes["gen_ai.output.messages"] = json.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": "".join(outcome.text)}]}]
+        )

@@ -74,7 +74,11 @@ def run(job: dict[str, Any], replies: Replies) -> dict[str, Any]:
             "classes": [f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__],
         }
     if len(result) > job["max_result_bytes"]:
-        return {"ok": False, "error": f"the result is {len(result)} bytes of JSON, over the {job['max_result_bytes']}-byte limit", "classes": []}
+        return {
+            "ok": False,
+            "error": f"the result is {len(result)} bytes of JSON, over the {job['max_result_bytes']}-byte limit",
+            "classes": [],
+        }
     return {"ok": True, "result": result}
 
 

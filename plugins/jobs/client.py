@@ -19,7 +19,12 @@ class Client:
         self.jobs = jobs
 
     async def submit(
-        self, type: str, params: dict[str, Any], *, timeout_seconds: float | None = None, max_attempts: int | None = None
+        self,
+        type: str,
+        params: dict[str, Any],
+        *,
+        timeout_seconds: float | None = None,
+        max_attempts: int | None = None,
     ) -> dict[str, Any]:
         try:
             registered = registered_or_400(self.jobs.types, type)

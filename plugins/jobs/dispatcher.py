@@ -215,14 +215,18 @@ class Dispatcher:
             reporter = asyncio.create_task(self._report_loop(running), name=f"plughost-job-report-{row.id}")
             async with self.pool.lend() as process:
                 try:
-                    outcome = await process.run(message, row.timeout_seconds, running.cancel, running.report_progress, running.output)
+                    outcome = await process.run(
+                        message, row.timeout_seconds, running.cancel, running.report_progress, running.output
+                    )
                 except (OSError, RuntimeError) as error:  # no worker could be started, or it vanished between jobs
                     outcome = Outcome("crashed", error=str(error))
             running.ended.set()
             await reporter  # stores the last output and progress, without cutting a write short
             await self._record(row, registered, outcome)
         except (SQLAlchemyError, OSError) as error:
-            logger.error("job %s: could not record its outcome (the lease will expire and recover it): %s", row.id, error)
+            logger.error(
+                "job %s: could not record its outcome (the lease will expire and recover it): %s", row.id, error
+            )
         finally:
             if reporter is not None and not reporter.done():
                 reporter.cancel()

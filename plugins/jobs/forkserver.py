@@ -50,7 +50,7 @@ def fork_worker(control: socket.socket, job_fd: int, log_fd: int) -> int:
         from .child import serve
 
         serve(socket.socket(fileno=job_fd))
-    except BaseException:  # noqa: BLE001 - a forked child must never return into the fork server's loop
+    except BaseException:
         with contextlib.suppress(Exception):
             import traceback
 

@@ -144,13 +144,17 @@ class JobType:
 
     def __post_init__(self) -> None:
         if not re.match(JOB_TYPE_NAME, self.name):
-            raise ValueError(f"job type name {self.name!r}: use 1-64 lowercase letters, digits, '_', '.', '-', starting with a letter")
+            raise ValueError(
+                f"job type name {self.name!r}: use 1-64 lowercase letters, digits, '_', '.', '-', starting with a letter"
+            )
         if self.timeout_seconds <= 0:
             raise ValueError(f"job type {self.name!r}: timeout_seconds must be positive")
         if not (isinstance(self.parameters, type) and issubclass(self.parameters, BaseModel)):
             raise ValueError(f"job type {self.name!r}: parameters must be a pydantic model class")
         if not callable(self.function) or "<locals>" in getattr(self.function, "__qualname__", "<locals>"):
-            raise ValueError(f"job type {self.name!r}: the function must be defined at module level (it is imported in a subprocess)")
+            raise ValueError(
+                f"job type {self.name!r}: the function must be defined at module level (it is imported in a subprocess)"
+            )
 
     @property
     def is_async(self) -> bool:
@@ -282,7 +286,12 @@ class JobsClient(Protocol):
     """
 
     async def submit(
-        self, type: str, params: dict[str, Any], *, timeout_seconds: float | None = None, max_attempts: int | None = None
+        self,
+        type: str,
+        params: dict[str, Any],
+        *,
+        timeout_seconds: float | None = None,
+        max_attempts: int | None = None,
     ) -> dict[str, Any]:
         """Queue a job and return it PENDING; :class:`JobRefused` for an unknown type or invalid params."""
         ...

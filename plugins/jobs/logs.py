@@ -20,7 +20,11 @@ def assemble(chunks: list[Any], max_log_bytes: int) -> dict[str, Any]:
     size = chunks[-1].offset + chunks[-1].size if chunks else 0
     start = chunks[0].offset if chunks else 0
     text = "".join(chunk.data for chunk in chunks)
-    note = f"[{start} earlier bytes dropped: only the last {max_log_bytes} bytes of a job's log are kept]\n" if start else ""
+    note = (
+        f"[{start} earlier bytes dropped: only the last {max_log_bytes} bytes of a job's log are kept]\n"
+        if start
+        else ""
+    )
     return {"log": note + text, "size": size, "dropped_bytes": start}
 
 

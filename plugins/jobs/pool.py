@@ -73,7 +73,9 @@ class ForkServer:
         if await self._receive() != {"ready": True}:
             code = await self.process.wait()
             await self.close()
-            raise RuntimeError(f"the job fork server exited with code {code} while importing {', '.join(self.preload)} (its error is on stderr)")
+            raise RuntimeError(
+                f"the job fork server exited with code {code} while importing {', '.join(self.preload)} (its error is on stderr)"
+            )
 
     async def _receive(self) -> dict[str, Any] | None:
         assert self.control is not None
@@ -214,12 +216,18 @@ class JobProcess:
             while True:
                 reply = asyncio.ensure_future(worker.reader.readline())
                 done, _ = await asyncio.wait(
-                    {reply, canceled}, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+                    {reply, canceled},
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if reply not in done:
                     reply.cancel()
                     await self.kill()
-                    return Outcome("canceled") if cancel.is_set() else Outcome("timeout", error=f"killed after {timeout:g} s")
+                    return (
+                        Outcome("canceled")
+                        if cancel.is_set()
+                        else Outcome("timeout", error=f"killed after {timeout:g} s")
+                    )
                 try:
                     line = reply.result()
                 except ValueError:  # longer than the stream limit

@@ -77,10 +77,14 @@ def collect_job_types(host: Any) -> dict[str, RegisteredType]:
     for info, contributed in host.plugins.call("plughost_job_types", host=host):
         for job_type in contributed if isinstance(contributed, Sequence) else [contributed]:
             if not isinstance(job_type, JobType):
-                raise info.failure(f"plughost_job_types returned {job_type!r}, not a JobType", fix="return JobType objects")
+                raise info.failure(
+                    f"plughost_job_types returned {job_type!r}, not a JobType", fix="return JobType objects"
+                )
             if job_type.name in registered:
                 other = registered[job_type.name].plugin
-                raise info.failure(f"job type {job_type.name!r} is also contributed by plugin {other!r}", fix="rename one of them")
+                raise info.failure(
+                    f"job type {job_type.name!r} is also contributed by plugin {other!r}", fix="rename one of them"
+                )
             try:
                 paths = importable_name(job_type.function), importable_name(job_type.parameters)
             except ValueError as error:
@@ -98,19 +102,28 @@ class DeclaredSchedules:
 def collect_schedules(host: Any, types: dict[str, RegisteredType]) -> DeclaredSchedules:
     """The schedules plugins declare, checked against the registered types. A bad one is a start-up error naming the plugin."""
     hook = host.plugins.manager.hook.plughost_job_schedules
-    implementers = {impl.plugin_name for impl in hook.get_hookimpls() if host.plugins.infos[impl.plugin_name].status == "enabled"}
+    implementers = {
+        impl.plugin_name for impl in hook.get_hookimpls() if host.plugins.infos[impl.plugin_name].status == "enabled"
+    }
     by_plugin: dict[str, list[tuple[str, NewSchedule]]] = {name: [] for name in implementers}
     for info, contributed in host.plugins.call("plughost_job_schedules", host=host):
         for schedule in contributed if isinstance(contributed, Sequence) else [contributed]:
             if not isinstance(schedule, Schedule):
-                raise info.failure(f"plughost_job_schedules returned {schedule!r}, not a Schedule", fix="return Schedule objects")
+                raise info.failure(
+                    f"plughost_job_schedules returned {schedule!r}, not a Schedule", fix="return Schedule objects"
+                )
             registered = types.get(schedule.type)
             if registered is None:
-                raise info.failure(f"schedule {schedule.name!r}: unknown job type {schedule.type!r}", fix="schedule a registered job type")
+                raise info.failure(
+                    f"schedule {schedule.name!r}: unknown job type {schedule.type!r}",
+                    fix="schedule a registered job type",
+                )
             try:
                 params = registered.job_type.parameters.model_validate(schedule.params).model_dump(mode="json")
             except ValidationError as error:
-                raise info.failure(f"schedule {schedule.name!r}: invalid params for {schedule.type!r}: {error}", fix="fix the params") from None
+                raise info.failure(
+                    f"schedule {schedule.name!r}: invalid params for {schedule.type!r}: {error}", fix="fix the params"
+                ) from None
             timing = Timing(schedule.cron, schedule.interval_seconds, schedule.timezone)
             new = NewSchedule(schedule.name, schedule.type, params, timing, schedule.catch_up, declared_by=info.name)
             by_plugin[info.name].append((schedule.workspace, new))

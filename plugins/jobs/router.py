@@ -37,7 +37,9 @@ MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 class SubmitRequest(BaseModel):
     type: str = Field(description="A registered job type (see GET /api/jobs/types)")
     params: dict[str, Any] = Field(default_factory=dict, description="Validated against the type's parameter schema")
-    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Per attempt; the type's default when absent")
+    timeout_seconds: float | None = Field(
+        None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Per attempt; the type's default when absent"
+    )
     max_attempts: int | None = Field(None, ge=1, le=100, description="The type's retry policy when absent")
 
 
@@ -54,7 +56,9 @@ def create_router(jobs: Jobs) -> APIRouter:
     @router.post("", status_code=202, summary="Submit a job; answers at once with the PENDING job")
     async def submit(body: SubmitRequest, response: Response) -> dict[str, Any]:
         try:
-            job = await client.submit(body.type, body.params, timeout_seconds=body.timeout_seconds, max_attempts=body.max_attempts)
+            job = await client.submit(
+                body.type, body.params, timeout_seconds=body.timeout_seconds, max_attempts=body.max_attempts
+            )
         except JobRefused as error:
             raise HTTPException(400, error.detail) from None
         response.headers["Location"] = f"/api/jobs/{job['id']}"
@@ -68,8 +72,14 @@ def create_router(jobs: Jobs) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         page_token: str | None = None,
     ) -> dict[str, Any]:
-        page = await store.page(type=type, status=status, schedule_id=schedule_id, limit=limit, after=_cursor(page_token))
-        token = None if page.next_cursor is None else base64.urlsafe_b64encode(json.dumps(page.next_cursor).encode()).decode()
+        page = await store.page(
+            type=type, status=status, schedule_id=schedule_id, limit=limit, after=_cursor(page_token)
+        )
+        token = (
+            None
+            if page.next_cursor is None
+            else base64.urlsafe_b64encode(json.dumps(page.next_cursor).encode()).decode()
+        )
         return {"jobs": [job_view(row) for row in page.rows], "next_page_token": token}
 
     @router.get("/{job_id}", summary="One job: state, attempts, result or error")
@@ -115,7 +125,9 @@ def create_router(jobs: Jobs) -> APIRouter:
         if row is None:
             raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
         if outcome == "unfinished":
-            raise HTTPException(400, f"job {job_id} is {row.status}; cancel it and wait until it ends before deleting it")
+            raise HTTPException(
+                400, f"job {job_id} is {row.status}; cancel it and wait until it ends before deleting it"
+            )
         await anyio.to_thread.run_sync(delete_artifacts, job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id))
         return Response(status_code=204)
 
@@ -133,14 +145,23 @@ def create_router(jobs: Jobs) -> APIRouter:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        return {"job_id": job_id, "status": row.status, **logs.assemble(await store.log_chunks(job_id), jobs.max_log_bytes)}
+        return {
+            "job_id": job_id,
+            "status": row.status,
+            **logs.assemble(await store.log_chunks(job_id), jobs.max_log_bytes),
+        }
 
     @router.get("/{job_id}/artifacts", summary="The files a job wrote with context.write_artifact / artifact_path")
     async def get_artifacts(job_id: JobId) -> dict[str, Any]:
         row = await existing(job_id)
         directory = job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id)
         found = await anyio.to_thread.run_sync(list_artifacts, directory)
-        return {"artifacts": [{**item, "modified": iso(item["modified"]), "url": f"/api/jobs/{job_id}/artifacts/{item['name']}"} for item in found]}
+        return {
+            "artifacts": [
+                {**item, "modified": iso(item["modified"]), "url": f"/api/jobs/{job_id}/artifacts/{item['name']}"}
+                for item in found
+            ]
+        }
 
     @router.get(
         "/{job_id}/artifacts/{name:path}",
@@ -168,4 +189,6 @@ def _cursor(token: str | None) -> tuple[float, str] | None:
         created_at, job_id = jsonbody.loads(base64.urlsafe_b64decode(token.encode()))
         return float(created_at), str(job_id)
     except (ValueError, TypeError, binascii.Error):
-        raise HTTPException(400, "invalid page_token: pass the next_page_token of the previous page unchanged") from None
+        raise HTTPException(
+            400, "invalid page_token: pass the next_page_token of the previous page unchanged"
+        ) from None

@@ -20,11 +20,17 @@ ScheduleId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowe
 class ScheduleRequest(BaseModel):
     type: str = Field(description="A registered job type (see GET /api/jobs/types)")
     params: dict[str, Any] = Field(default_factory=dict, description="Validated against the type's parameter schema")
-    name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Unique in the workspace; the id when absent")
-    cron: str | None = Field(None, max_length=200, description="5-field cron expression, e.g. '0 3 * * *', or @daily, @hourly...")
+    name: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Unique in the workspace; the id when absent"
+    )
+    cron: str | None = Field(
+        None, max_length=200, description="5-field cron expression, e.g. '0 3 * * *', or @daily, @hourly..."
+    )
     interval_seconds: float | None = Field(None, description="Every N seconds (1 to 366 days), from now")
     timezone: str = Field("UTC", max_length=64, description="IANA time zone the cron expression is read in")
-    catch_up: CatchUp = Field("coalesce", description="Ticks missed while no worker ran: 'coalesce' runs once, 'skip' runs none")
+    catch_up: CatchUp = Field(
+        "coalesce", description="Ticks missed while no worker ran: 'coalesce' runs once, 'skip' runs none"
+    )
     paused: bool = False
 
 
@@ -32,7 +38,12 @@ def create_schedule_router(jobs: Any) -> APIRouter:
     store, types = jobs.schedules, jobs.types
     router = APIRouter(prefix="/schedules")
 
-    @router.post("", status_code=201, summary="Create a schedule", responses={400: {"description": "Invalid"}, 409: {"description": "Name taken"}})
+    @router.post(
+        "",
+        status_code=201,
+        summary="Create a schedule",
+        responses={400: {"description": "Invalid"}, 409: {"description": "Name taken"}},
+    )
     async def create(body: ScheduleRequest, response: Response) -> dict[str, Any]:
         registered = registered_or_400(types, body.type)
         try:

@@ -212,7 +212,9 @@ class ScheduleStore:
                         },
                     )
                 )
-            kept = [and_(schedules.c.workspace == workspace, schedules.c.name == new.name) for workspace, new in declared]
+            kept = [
+                and_(schedules.c.workspace == workspace, schedules.c.name == new.name) for workspace, new in declared
+            ]
             stale = delete(schedules).where(schedules.c.declared_by == plugin)
             for condition in kept:
                 stale = stale.where(~condition)
@@ -232,7 +234,9 @@ class ScheduleStore:
     async def next_due(self, types: Collection[str]) -> float | None:
         if not types:
             return None
-        query = select(func.min(schedules.c.next_run)).where(schedules.c.paused.is_(False), schedules.c.type.in_(sorted(types)))
+        query = select(func.min(schedules.c.next_run)).where(
+            schedules.c.paused.is_(False), schedules.c.type.in_(sorted(types))
+        )
         async with self.engine.connect() as connection:
             return (await connection.execute(query)).scalar_one_or_none()
 

@@ -34,5 +34,7 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Settings:
         if self.lease_seconds < 3 * self.heartbeat_seconds:
-            raise ValueError("lease_seconds must be at least 3 x heartbeat_seconds, or a live job could be taken as lost")
+            raise ValueError(
+                "lease_seconds must be at least 3 x heartbeat_seconds, or a live job could be taken as lost"
+            )
         return self

@@ -44,7 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.context import current_workspace
 
-PENDING, RUNNING, SUCCEEDED, FAILED, TIMEOUT, CANCELED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"
+PENDING, RUNNING, SUCCEEDED, FAILED, TIMEOUT, CANCELED = (
+    "PENDING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMEOUT",
+    "CANCELED",
+)
 STATES = (PENDING, RUNNING, SUCCEEDED, FAILED, TIMEOUT, CANCELED)
 FINISHED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED})
 
@@ -150,7 +157,13 @@ class JobStore:
             return (await connection.execute(query)).one_or_none()
 
     async def page(
-        self, *, type: str | None, status: str | None, limit: int, after: tuple[float, str] | None, schedule_id: str | None = None
+        self,
+        *,
+        type: str | None,
+        status: str | None,
+        limit: int,
+        after: tuple[float, str] | None,
+        schedule_id: str | None = None,
     ) -> Page:
         """Newest first; ``after`` is the ``(created_at, id)`` cursor a previous page ended with."""
         query = select(jobs).where(jobs.c.workspace == current_workspace())
@@ -208,7 +221,9 @@ class JobStore:
         mine = and_(jobs.c.id == job_id, jobs.c.workspace == current_workspace())
         async with self.engine.begin() as connection:
             deleted = (
-                await connection.execute(delete(jobs).where(mine, jobs.c.status.in_(sorted(FINISHED))).returning(*jobs.c))
+                await connection.execute(
+                    delete(jobs).where(mine, jobs.c.status.in_(sorted(FINISHED))).returning(*jobs.c)
+                )
             ).one_or_none()
             if deleted is not None:
                 await connection.execute(delete(logs).where(logs.c.job_id == job_id))
@@ -295,7 +310,11 @@ class JobStore:
         else:
             values = {"status": status, "finished_at": now, "result": result, "error": error}
         values.update(lease_owner=None, lease_expires=None)
-        statement = update(jobs).where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == RUNNING).values(values)
+        statement = (
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
+            .values(values)
+        )
         async with self.engine.begin() as connection:
             return (await connection.execute(statement)).rowcount == 1
 
@@ -325,7 +344,10 @@ class JobStore:
         cleared = {"lease_owner": None, "lease_expires": None}
         message = "its worker stopped renewing the lease (process died or lost the database)"
         changes = (
-            (and_(lost, jobs.c.cancel_requested.is_(True)), {"status": CANCELED, "finished_at": now, "error": "canceled"}),
+            (
+                and_(lost, jobs.c.cancel_requested.is_(True)),
+                {"status": CANCELED, "finished_at": now, "error": "canceled"},
+            ),
             (
                 and_(lost, jobs.c.requeue_lost.is_(True), jobs.c.attempt < jobs.c.max_attempts),
                 {"status": PENDING, "run_after": now, "error": f"attempt lost: {message}; re-queued"},
@@ -337,7 +359,12 @@ class JobStore:
             if (await connection.execute(select(jobs.c.id).where(lost).limit(1))).first() is None:
                 return recovered  # the common case, answered without taking SQLite's write lock
             for condition, values in changes:
-                statement = update(jobs).where(condition).values({**values, **cleared}).returning(jobs.c.id, jobs.c.status, jobs.c.type)
+                statement = (
+                    update(jobs)
+                    .where(condition)
+                    .values({**values, **cleared})
+                    .returning(jobs.c.id, jobs.c.status, jobs.c.type)
+                )
                 recovered.extend((await connection.execute(statement)).all())
             if any(row.status == PENDING for row in recovered):
                 await self._notify(connection, SUBMITTED_CHANNEL, "recovered")
@@ -350,7 +377,13 @@ class JobStore:
             return int((await connection.execute(query)).scalar_one_or_none() or 0)
 
     async def report(
-        self, job_id: str, owner: str, *, chunk: tuple[int, bytes] | None, keep_from: int, progress: tuple[float | None, str] | None
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        chunk: tuple[int, bytes] | None,
+        keep_from: int,
+        progress: tuple[float | None, str] | None,
     ) -> None:
         """Store a running job's new output (``(offset, bytes)``), drop chunks wholly before byte ``keep_from``,
         and record its progress; only while ``owner`` holds the job."""
@@ -366,11 +399,17 @@ class JobStore:
             if chunk is not None:
                 offset, data = chunk
                 text_data = data.decode("utf-8", "replace").replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
-                await connection.execute(insert(logs).values(job_id=job_id, offset=offset, size=len(data), data=text_data))
+                await connection.execute(
+                    insert(logs).values(job_id=job_id, offset=offset, size=len(data), data=text_data)
+                )
             if keep_from > 0:
-                await connection.execute(delete(logs).where(logs.c.job_id == job_id, logs.c.offset + logs.c.size <= keep_from))
+                await connection.execute(
+                    delete(logs).where(logs.c.job_id == job_id, logs.c.offset + logs.c.size <= keep_from)
+                )
 
     async def _notify(self, connection: AsyncConnection, channel: str, payload: str) -> None:
         """Wake PostgreSQL listeners when the transaction commits (a no-op on SQLite)."""
         if self.postgresql:
-            await connection.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+            await connection.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+            )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-pages = Blueprint(
-    "jobs", __name__, template_folder="templates", static_folder="static", static_url_path="/jobs/static"
-)
+pages = Blueprint("jobs", __name__, template_folder="templates", static_folder="static", static_url_path="/jobs/static")
 
 
 @pages.get("/jobs")

@@ -16,7 +16,9 @@ from .registry import RegisteredType
 def registered_or_400(types: dict[str, RegisteredType], name: str) -> RegisteredType:
     registered = types.get(name)
     if registered is None:
-        raise HTTPException(400, f"unknown job type {name!r}; known types: {', '.join(sorted(types)) or 'none are registered'}")
+        raise HTTPException(
+            400, f"unknown job type {name!r}; known types: {', '.join(sorted(types)) or 'none are registered'}"
+        )
     return registered
 
 
@@ -51,7 +53,9 @@ def job_view(row: Row[Any]) -> dict[str, Any]:
         "finished_at": iso(row.finished_at),
         "result": None if row.result is None else json.loads(row.result),
         "error": row.error,
-        "progress": None if row.progress is None and row.progress_message is None else {"fraction": row.progress, "message": row.progress_message},
+        "progress": None
+        if row.progress is None and row.progress_message is None
+        else {"fraction": row.progress, "message": row.progress_message},
         "schedule_id": row.schedule_id,
         "scheduled_for": iso(row.scheduled_for),
     }

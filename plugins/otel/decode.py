@@ -64,7 +64,9 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes | bytearray:
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         if len(body) > limit:
-            raise PayloadError(413, f"body is {len(body)} bytes; the limit is {limit} (PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES)")
+            raise PayloadError(
+                413, f"body is {len(body)} bytes; the limit is {limit} (PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES)"
+            )
         return body
     if encoding == "gzip":
         wbits = 16 + zlib.MAX_WBITS
@@ -144,7 +146,9 @@ def parse(payload: bytes | bytearray, kind: str) -> ExportTraceServiceRequest:
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (DecodeError, json_format.ParseError, ValueError, TypeError, AttributeError) as error:
-        raise PayloadError(400, f"body is not a valid OTLP ExportTraceServiceRequest ({kind}): {str(error)[:300]}") from None
+        raise PayloadError(
+            400, f"body is not a valid OTLP ExportTraceServiceRequest ({kind}): {str(error)[:300]}"
+        ) from None
     return request
 
 
@@ -194,9 +198,14 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
     reasons: list[str] = []
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
-        service = next((a.value.string_value for a in resource.attributes if a.key == "service.name"), "") or "unknown_service"
+        service = (
+            next((a.value.string_value for a in resource.attributes if a.key == "service.name"), "")
+            or "unknown_service"
+        )
         resource_bytes = resource.SerializeToString()
-        shared = _unstorable_text(service=service, project=project, workspace=workspace, resource_schema_url=resource_spans.schema_url)
+        shared = _unstorable_text(
+            service=service, project=project, workspace=workspace, resource_schema_url=resource_spans.schema_url
+        )
         for scope_spans in resource_spans.scope_spans:
             scope_bytes = scope_spans.scope.SerializeToString()
             scope_problem = shared or _unstorable_text(scope_schema_url=scope_spans.schema_url)
@@ -260,7 +269,9 @@ def _unstorable_text(**fields: str) -> str:
     return ""
 
 
-def decode_request(body: bytes, *, content_type: str, encoding: str, limit: int, workspace: str, project: str) -> tuple[str, Decoded]:
+def decode_request(
+    body: bytes, *, content_type: str, encoding: str, limit: int, workspace: str, project: str
+) -> tuple[str, Decoded]:
     """The whole pipeline, for one call off the event loop: returns the media type and the rows.
 
     A :class:`PayloadError` leaves without the frames that raised it: their locals (up to the whole

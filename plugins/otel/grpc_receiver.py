@@ -85,7 +85,9 @@ class TraceService:
     async def export(self, body: bytes, context: aio.ServicerContext) -> bytes:
         metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
         if self.config.token is not None and not self._authorised(metadata):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)")
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)"
+            )
         workspace = metadata.get(WORKSPACE_KEY, DEFAULT_WORKSPACE) if self.config.workspaces else DEFAULT_WORKSPACE
         try:
             check_workspace(workspace)
@@ -106,7 +108,9 @@ class TraceService:
         try:
             stored = await self.store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
-            logger.warning("could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), error)
+            logger.warning(
+                "could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), error
+            )
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
@@ -150,7 +154,9 @@ async def serving(store: SpanStore, config: ReceiverConfig) -> AsyncIterator[aio
         logger.warning(
             "OTLP/gRPC is off: could not listen on %s (%s); another program may hold the port. "
             "Set %s to a free host:port, or to empty to turn gRPC off. OTLP/HTTP is still served.",
-            config.address, error, ADDRESS_SETTING,
+            config.address,
+            error,
+            ADDRESS_SETTING,
         )
         yield None
         return

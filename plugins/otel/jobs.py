@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -82,20 +82,32 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
                     break
                 # Checked again: a trace that received a new span since it was selected is kept, with its spans.
                 gone = (
-                    await connection.execute(
-                        delete(traces)
-                        .where(traces.c.workspace == workspace, traces.c.trace_id.in_(batch), traces.c.end_ns < cutoff_ns)
-                        .returning(traces.c.trace_id)
+                    (
+                        await connection.execute(
+                            delete(traces)
+                            .where(
+                                traces.c.workspace == workspace,
+                                traces.c.trace_id.in_(batch),
+                                traces.c.end_ns < cutoff_ns,
+                            )
+                            .returning(traces.c.trace_id)
+                        )
                     )
-                ).scalars().all()
-                removed = await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id.in_(gone)))
-                await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id.in_(gone)))
+                    .scalars()
+                    .all()
+                )
+                removed = await connection.execute(
+                    delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id.in_(gone))
+                )
+                await connection.execute(
+                    delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id.in_(gone))
+                )
             deleted_traces += len(gone)
             deleted_spans += removed.rowcount
     return {
         "deleted_traces": deleted_traces,
         "deleted_spans": deleted_spans,
-        "cutoff": datetime.fromtimestamp(cutoff_ns / 1e9, timezone.utc).isoformat(),
+        "cutoff": datetime.fromtimestamp(cutoff_ns / 1e9, UTC).isoformat(),
     }
 
 
@@ -152,7 +164,10 @@ def traces_data(rows: list[dict[str, Any]]) -> dict[str, Any]:
         grouped[resource][scope].append(otlp["span"])
     return {
         "resourceSpans": [
-            {**resources[resource], "scopeSpans": [{**scopes[scope], "spans": found} for scope, found in by_scope.items()]}
+            {
+                **resources[resource],
+                "scopeSpans": [{**scopes[scope], "spans": found} for scope, found in by_scope.items()],
+            }
             for resource, by_scope in grouped.items()
         ]
     }

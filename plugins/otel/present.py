@@ -56,9 +56,13 @@ def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
         "status": {"code": Status.StatusCode.Name(span.status.code), "message": span.status.message},
         "attributes": attributes(span.attributes),
         "events": [
-            {"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": attributes(e.attributes)} for e in span.events
+            {"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": attributes(e.attributes)}
+            for e in span.events
         ],
-        "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(), "attributes": attributes(l.attributes)} for l in span.links],
+        "links": [
+            {"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(), "attributes": attributes(l.attributes)}
+            for l in span.links
+        ],
         "resource": {"attributes": attributes(resource.attributes), "schema_url": row["resource_schema_url"]},
         "scope": {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)},
         "otlp": {
@@ -176,11 +180,15 @@ def _span_json(row: dict[str, Any], tree_nodes: list[dict[str, Any]]) -> Iterato
     if pairs:
         yield '"attributes":['
         for start in slices:
-            yield ("," if start else "") + json.dumps([otlp_key_value(pair) for pair in pairs[start : start + PIECE_ATTRIBUTES]])[1:-1]
+            yield ("," if start else "") + json.dumps(
+                [otlp_key_value(pair) for pair in pairs[start : start + PIECE_ATTRIBUTES]]
+            )[1:-1]
         yield "],"
     del pairs[:]
     view = span_view(row, span)
-    tree_nodes.append({key: view[key] for key in ("span_id", "parent_span_id", "name", "service_name", "duration_ms", "status")})
+    tree_nodes.append(
+        {key: view[key] for key in ("span_id", "parent_span_id", "name", "service_name", "duration_ms", "status")}
+    )
     otlp = view.pop("otlp")
     del view["attributes"]
     yield json.dumps(otlp.pop("span"))[1:] + "," + json.dumps(otlp)[1:] + "," + json.dumps(view)[1:]

@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -21,7 +21,18 @@ from core import body_limit, run_bulk
 from core.context import current_workspace
 
 from .budget import BudgetExhausted, DecompressionBudget
-from .decode import INT64_MAX, JSON, PROTOBUF, Decoded, PayloadError, decode_request, decompress, media_type, most_inflated, stated_size
+from .decode import (
+    INT64_MAX,
+    JSON,
+    PROTOBUF,
+    Decoded,
+    PayloadError,
+    decode_request,
+    decompress,
+    media_type,
+    most_inflated,
+    stated_size,
+)
 from .facts import MAX_TERM_CHARS
 from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release
 from .present import span_tree, spans_json, trace_summary
@@ -33,7 +44,7 @@ logger = logging.getLogger("plughost.otel")
 
 RETRY_AFTER_SECONDS = "5"
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_LIMIT = 1000
 ATTRIBUTE_PREFIX = "attr."
 MAX_ATTRIBUTE_FILTERS = 10
@@ -42,11 +53,20 @@ BAD_REQUEST = {400: {"description": "A parameter is out of range or malformed; t
 NOT_FOUND = {404: {"description": "No such trace in this workspace."}}
 OTLP_ERRORS = {
     400: {"description": "Not a valid OTLP ExportTraceServiceRequest (a google.rpc.Status in the request's encoding)."},
-    413: {"description": "Body over `PLUGHOST_OTEL_MAX_BODY_BYTES`, or inflating past `PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES`."},
+    413: {
+        "description": "Body over `PLUGHOST_OTEL_MAX_BODY_BYTES`, or inflating past `PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES`."
+    },
     415: {"description": "Unsupported Content-Type or Content-Encoding."},
-    503: {"description": "The store is down or busy, or too much is being decompressed at once; retry after `Retry-After`."},
+    503: {
+        "description": "The store is down or busy, or too much is being decompressed at once; retry after `Retry-After`."
+    },
 }
-GRPC_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT, 503: code_pb2.UNAVAILABLE}
+GRPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    503: code_pb2.UNAVAILABLE,
+}
 
 
 def create_router(store: SpanStore, settings: Settings) -> APIRouter:
@@ -86,8 +106,14 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         try:
             media_type(options["content_type"])  # 415 before any inflating
             compressed = encoding.strip().lower() not in ("", "identity")
-            async with budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if compressed else nullcontext():
-                payload = await run_bulk(_or_error, decompress, body, encoding, options["limit"], yield_cpu=True) if compressed else body
+            async with (
+                budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if compressed else nullcontext()
+            ):
+                payload = (
+                    await run_bulk(_or_error, decompress, body, encoding, options["limit"], yield_cpu=True)
+                    if compressed
+                    else body
+                )
                 if isinstance(payload, PayloadError):
                     outcome: tuple[str, Decoded] | PayloadError = payload
                 else:
@@ -108,7 +134,9 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             stored = await store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
             logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
-            return _status(kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS})
+            return _status(
+                kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS}
+            )
         await release(inflated_bytes, decoded)
         return _encoded(kind, export_answer(decoded, stored), 200)
 
@@ -124,19 +152,38 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
     async def list_traces(
         service: Annotated[str | None, Query(description="traces with a span from this service")] = None,
         project: Annotated[str | None, Query(description="traces of this project")] = None,
-        status: Annotated[Literal["ok", "error"] | None, Query(description="`error`: traces with an error span")] = None,
-        start_after: Annotated[datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")] = None,
-        start_before: Annotated[datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")] = None,
-        min_duration_ms: Annotated[
-            float | None, Query(description="traces at least this long", json_schema_extra={"minimum": 0, "maximum": MAX_DURATION_MS})
+        status: Annotated[
+            Literal["ok", "error"] | None, Query(description="`error`: traces with an error span")
         ] = None,
-        limit: Annotated[int, Query(description="traces per page", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})] = 100,
+        start_after: Annotated[
+            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")
+        ] = None,
+        start_before: Annotated[
+            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")
+        ] = None,
+        min_duration_ms: Annotated[
+            float | None,
+            Query(
+                description="traces at least this long", json_schema_extra={"minimum": 0, "maximum": MAX_DURATION_MS}
+            ),
+        ] = None,
+        limit: Annotated[
+            int, Query(description="traces per page", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})
+        ] = 100,
         page_token: Annotated[str | None, Query(description="`next_page_token` of the previous page")] = None,
         name: Annotated[str | None, Query(description="traces with a span of this name")] = None,
-        model: Annotated[str | None, Query(description="traces with an LLM call to this model (`gen_ai.request.model` or `gen_ai.response.model`)")] = None,
+        model: Annotated[
+            str | None,
+            Query(
+                description="traces with an LLM call to this model (`gen_ai.request.model` or `gen_ai.response.model`)"
+            ),
+        ] = None,
         min_tokens: Annotated[
             int | None,
-            Query(description="traces whose LLM calls used at least this many tokens (input + output)", json_schema_extra={"minimum": 0}),
+            Query(
+                description="traces whose LLM calls used at least this many tokens (input + output)",
+                json_schema_extra={"minimum": 0},
+            ),
         ] = None,
         attributes: dict[str, str] = Depends(_attribute_filters),
     ) -> dict[str, Any]:
@@ -144,7 +191,9 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
         if min_tokens is not None and not 0 <= min_tokens <= INT64_MAX:
             raise HTTPException(400, f"min_tokens must be between 0 and {INT64_MAX}")
-        if min_duration_ms is not None and not (math.isfinite(min_duration_ms) and 0 <= min_duration_ms <= MAX_DURATION_MS):
+        if min_duration_ms is not None and not (
+            math.isfinite(min_duration_ms) and 0 <= min_duration_ms <= MAX_DURATION_MS
+        ):
             raise HTTPException(400, f"min_duration_ms must be between 0 and {MAX_DURATION_MS:.0f}")
         where = TraceFilter(
             service=service,
@@ -169,7 +218,10 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         tags=["otel"],
         summary="One trace with its spans and span tree (streamed)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"application/json": {}}, "description": "The trace summary, `spans` and `tree`."}, **NOT_FOUND},
+        responses={
+            200: {"content": {"application/json": {}}, "description": "The trace summary, `spans` and `tree`."},
+            **NOT_FOUND,
+        },
     )
     async def get_trace(trace_id: TraceId) -> StreamingResponse:
         workspace = current_workspace()
@@ -178,7 +230,9 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             raise HTTPException(404, f"no trace {trace_id} in workspace {workspace!r}")
         return StreamingResponse(_trace_json(store, workspace, summary), media_type="application/json")
 
-    @router.delete("/api/otel/traces/{trace_id}", tags=["otel"], summary="Delete a trace", status_code=204, responses=NOT_FOUND)
+    @router.delete(
+        "/api/otel/traces/{trace_id}", tags=["otel"], summary="Delete a trace", status_code=204, responses=NOT_FOUND
+    )
     async def delete_trace(trace_id: TraceId) -> Response:
         if not await store.delete_trace(trace_id):
             raise HTTPException(404, f"no trace {trace_id} in workspace {current_workspace()!r}")
@@ -204,7 +258,9 @@ def _attribute_filters(request: Request) -> dict[str, str]:
 def _term(text: str | None, name: str) -> str | None:
     """A filter value as the index holds it; 400 for one it cannot hold (so it could never match)."""
     if text is not None and (len(text) > MAX_TERM_CHARS or "\0" in text):
-        raise HTTPException(400, f"{name}: values longer than {MAX_TERM_CHARS} characters, or with NUL, are not indexed")
+        raise HTTPException(
+            400, f"{name}: values longer than {MAX_TERM_CHARS} characters, or with NUL, are not indexed"
+        )
     return text
 
 
@@ -237,7 +293,9 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 
 def _status(kind: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return _encoded(kind, status_pb2.Status(code=GRPC_CODES.get(status, code_pb2.UNKNOWN), message=message), status, headers)
+    return _encoded(
+        kind, status_pb2.Status(code=GRPC_CODES.get(status, code_pb2.UNKNOWN), message=message), status, headers
+    )
 
 
 def _encoded(kind: str, message: Any, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -266,7 +324,7 @@ def _ns(moment: datetime | None, name: str) -> int | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     nanoseconds = (moment - EPOCH) // timedelta(microseconds=1) * 1000
     if not -INT64_MAX <= nanoseconds <= INT64_MAX:
         raise HTTPException(400, f"{name} must be between 1677-09-22 and 2262-04-11")

@@ -164,7 +164,9 @@ class SpanStore:
         self.engine = engine
         self._dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         self._insert_spans = (
-            self._dialect.insert(spans).on_conflict_do_nothing().returning(spans.c.workspace, spans.c.trace_id, spans.c.span_id)
+            self._dialect.insert(spans)
+            .on_conflict_do_nothing()
+            .returning(spans.c.workspace, spans.c.trace_id, spans.c.span_id)
         )
         self._merge_summaries = summary_merge(self._dialect)
         self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
@@ -212,7 +214,9 @@ class SpanStore:
                 raise
             if len(entries) == 1:
                 stored, row = entries[0]
-                return [(stored, f"span {row['name'][:80]!r} ({row['span_id']}): the store refused it ({_short(error)})")]
+                return [
+                    (stored, f"span {row['name'][:80]!r} ({row['span_id']}): the store refused it ({_short(error)})")
+                ]
             half = len(entries) // 2
             refused = await self._write_isolating(entries[:half])
             refused += await self._write_isolating(entries[half:])
@@ -236,7 +240,9 @@ class SpanStore:
             for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
                 await connection.execute(self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT])
 
-    async def list_traces(self, where: TraceFilter, limit: int, page_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_traces(
+        self, where: TraceFilter, limit: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; returns a page and the token of the next page (``None`` at the end)."""
         query = select(traces).where(traces.c.workspace == current_workspace())
         if where.project is not None:
@@ -276,11 +282,15 @@ class SpanStore:
     async def get_summary(self, workspace: str, trace_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
             found = (
-                await connection.execute(select(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id))
+                await connection.execute(
+                    select(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
+                )
             ).first()
         return None if found is None else dict(found._mapping)
 
-    async def span_pages(self, workspace: str, trace_id: str, page_size: int = SPANS_PER_PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+    async def span_pages(
+        self, workspace: str, trace_id: str, page_size: int = SPANS_PER_PAGE
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """The trace's span rows in start order, a page at a time (a connection is held only while a page is read)."""
         query = (
             select(spans)
@@ -292,7 +302,9 @@ class SpanStore:
         while True:
             page_query = query
             if after is not None:
-                page_query = query.where(or_(spans.c.start_ns > after[0], and_(spans.c.start_ns == after[0], spans.c.span_id > after[1])))
+                page_query = query.where(
+                    or_(spans.c.start_ns > after[0], and_(spans.c.start_ns == after[0], spans.c.span_id > after[1]))
+                )
             async with self.engine.connect() as connection:
                 page = [dict(row._mapping) for row in await connection.execute(page_query)]
             if page:
@@ -306,7 +318,9 @@ class SpanStore:
         workspace = current_workspace()
         async with self.engine.connect() as connection:
             summary = (
-                await connection.execute(select(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id))
+                await connection.execute(
+                    select(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
+                )
             ).first()
             if summary is None:
                 return None
@@ -322,7 +336,9 @@ class SpanStore:
         async with self.engine.begin() as connection:
             await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
             await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
-            deleted = await connection.execute(delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id))
+            deleted = await connection.execute(
+                delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
+            )
         return bool(deleted.rowcount)
 
 
@@ -415,7 +431,10 @@ def trace_terms(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
 def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:
     """Some span of the listed trace has the term (an index probe on ``plughost_otel_terms``)."""
     return exists().where(
-        terms.c.workspace == traces.c.workspace, key_matches, terms.c.value == value, terms.c.trace_id == traces.c.trace_id
+        terms.c.workspace == traces.c.workspace,
+        key_matches,
+        terms.c.value == value,
+        terms.c.trace_id == traces.c.trace_id,
     )
 
 
@@ -439,7 +458,9 @@ def _sorted_entries(calls: list[tuple[list[dict[str, Any]], Stored]]) -> list[En
 def _short(error: BaseException) -> str:
     """The first line of a driver's message, without the SQL and parameters SQLAlchemy appends."""
     message = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return re.sub(r"\s+", " ", f"{type(getattr(error, 'orig', None) or error).__name__}: {message[0] if message else ''}")[:200]
+    return re.sub(
+        r"\s+", " ", f"{type(getattr(error, 'orig', None) or error).__name__}: {message[0] if message else ''}"
+    )[:200]
 
 
 def encode_page_token(start_ns: int, trace_id: str) -> str:

@@ -79,7 +79,11 @@ def _runs(data: bytes | bytearray, start: int, end: int, piece_bytes: int) -> It
 
 def _others(data: bytes | bytearray, start: int, end: int, skipped: int) -> bytes:
     """The records of a message but those of field ``skipped``, as bytes."""
-    return b"".join(data[record_start:record_end] for field, _, record_end, record_start in _fields(data, start, end, skipped) if field != skipped)
+    return b"".join(
+        data[record_start:record_end]
+        for field, _, record_end, record_start in _fields(data, start, end, skipped)
+        if field != skipped
+    )
 
 
 def _fields(data: bytes | bytearray, start: int, end: int, message_field: int) -> Iterator[tuple[int, int, int, int]]:

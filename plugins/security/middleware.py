@@ -30,7 +30,15 @@ ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 HOST_VERDICTS_KEPT = 1024
 READ_HEADERS = frozenset(
-    {b"host", b"origin", b"authorization", b"x-api-key", b"sec-fetch-site", b"access-control-request-method", b"access-control-request-headers"}
+    {
+        b"host",
+        b"origin",
+        b"authorization",
+        b"x-api-key",
+        b"sec-fetch-site",
+        b"access-control-request-method",
+        b"access-control-request-headers",
+    }
 )
 
 
@@ -47,9 +55,13 @@ class SecurityMiddleware:
         if settings.frame_options:
             self.extra_headers.append((b"x-frame-options", settings.frame_options.encode()))
         if "*" in settings.allowed_hosts:
-            logger.warning("security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): no DNS-rebinding protection")
+            logger.warning(
+                "security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): no DNS-rebinding protection"
+            )
         if self.origins.any:
-            logger.warning("security: every origin is allowed (PLUGHOST_SECURITY_ALLOWED_ORIGINS=*), without credentials")
+            logger.warning(
+                "security: every origin is allowed (PLUGHOST_SECURITY_ALLOWED_ORIGINS=*), without credentials"
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -78,29 +90,49 @@ class SecurityMiddleware:
         if path in self.exempt:
             return None
         if not self._host_allowed(host):
-            return 403, (
-                f"Host {host or '(missing)'!r} is not allowed. If this server is meant to answer to it, "
-                f"add it to PLUGHOST_SECURITY_ALLOWED_HOSTS."
-            ), [(b"content-type", b"text/plain; charset=utf-8")]
+            return (
+                403,
+                (
+                    f"Host {host or '(missing)'!r} is not allowed. If this server is meant to answer to it, "
+                    f"add it to PLUGHOST_SECURITY_ALLOWED_HOSTS."
+                ),
+                [(b"content-type", b"text/plain; charset=utf-8")],
+            )
         method = scope.get("method", "GET")
         if method == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
             return self._preflight(origin, cross_origin, headers)
-        if cross_origin and (method in STATE_CHANGING or scope["type"] == "websocket") and not self.origins.allows(origin or ""):
-            return 403, (
-                f"cross-origin {method if scope['type'] == 'http' else 'websocket'} from {origin!r} refused; "
-                "allow the origin with PLUGHOST_SECURITY_ALLOWED_ORIGINS"
-            ), []
+        if (
+            cross_origin
+            and (method in STATE_CHANGING or scope["type"] == "websocket")
+            and not self.origins.allows(origin or "")
+        ):
+            return (
+                403,
+                (
+                    f"cross-origin {method if scope['type'] == 'http' else 'websocket'} from {origin!r} refused; "
+                    "allow the origin with PLUGHOST_SECURITY_ALLOWED_ORIGINS"
+                ),
+                [],
+            )
         if headers.get("sec-fetch-site") == "cross-site" and origin is None and method in STATE_CHANGING:
             return 403, "cross-site request without an Origin refused", []
         if self.token is not None and not self._authorised(headers) and not self._page_shell(scope):
-            return 401, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)", [
-                (b"www-authenticate", b'Bearer realm="plughost"')
-            ]
+            return (
+                401,
+                "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)",
+                [(b"www-authenticate", b'Bearer realm="plughost"')],
+            )
         return None
 
-    def _preflight(self, origin: str, cross_origin: bool, headers: dict[str, str]) -> tuple[int, str, list[tuple[bytes, bytes]]]:
+    def _preflight(
+        self, origin: str, cross_origin: bool, headers: dict[str, str]
+    ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
         if cross_origin and not self.origins.allows(origin):
-            return 400, f"CORS preflight from {origin!r} refused; allow the origin with PLUGHOST_SECURITY_ALLOWED_ORIGINS", []
+            return (
+                400,
+                f"CORS preflight from {origin!r} refused; allow the origin with PLUGHOST_SECURITY_ALLOWED_ORIGINS",
+                [],
+            )
         extra = [
             (b"access-control-allow-methods", ALLOWED_METHODS.encode()),
             (b"access-control-max-age", PREFLIGHT_MAX_AGE.encode()),

@@ -11,7 +11,9 @@ from core import ConsolePage, RouterContribution, hookimpl
 
 TOKEN = "probe-token-0123456789"
 
-pages = Blueprint("probe", __name__, template_folder="templates", static_folder="static", static_url_path="/probe/static")
+pages = Blueprint(
+    "probe", __name__, template_folder="templates", static_folder="static", static_url_path="/probe/static"
+)
 
 
 @pages.get("/probe")
@@ -23,9 +25,7 @@ api = APIRouter()
 
 
 @api.get("/api/probe")
-async def probe(
-    authorization: str = Header(""), x_plughost_workspace: str = Header("")
-) -> dict[str, Any]:
+async def probe(authorization: str = Header(""), x_plughost_workspace: str = Header("")) -> dict[str, Any]:
     if authorization != f"Bearer {TOKEN}":
         raise HTTPException(401, "token required")
     return {"workspace": x_plughost_workspace}

@@ -29,8 +29,16 @@ def big() -> dict[str, Any]:
     spans = [span("root", 0, SPANS)]
     for index in range(1, SPANS):
         parent = "root" if index < 100 else f"s{index // 100}"  # 99 handlers, each with about 100 calls below
-        spans.append(span(f"s{index}", index * 0.5, index * 0.5 + 60, parent, name=f"call {index % 7}",
-                          attributes={f"attribute.{n}": f"value {index} {n}" for n in range(ATTRIBUTES_PER_SPAN)}))
+        spans.append(
+            span(
+                f"s{index}",
+                index * 0.5,
+                index * 0.5 + 60,
+                parent,
+                name=f"call {index % 7}",
+                attributes={f"attribute.{n}": f"value {index} {n}" for n in range(ATTRIBUTES_PER_SPAN)},
+            )
+        )
     return trace(*spans)
 
 

@@ -7,13 +7,28 @@ from typing import Any
 MS = 1_000_000
 
 
-def span(span_id: str, begin_ms: float, end_ms: float, parent: str | None = None, *, name: str | None = None,
-         attributes: dict[str, Any] | None = None, error: bool = False, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def span(
+    span_id: str,
+    begin_ms: float,
+    end_ms: float,
+    parent: str | None = None,
+    *,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    error: bool = False,
+    events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return {
-        "trace_id": "ab" * 16, "span_id": span_id, "parent_span_id": parent, "name": name or span_id, "service_name": "svc",
-        "start_time_unix_nano": int(begin_ms * MS), "end_time_unix_nano": int(end_ms * MS),
+        "trace_id": "ab" * 16,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": name or span_id,
+        "service_name": "svc",
+        "start_time_unix_nano": int(begin_ms * MS),
+        "end_time_unix_nano": int(end_ms * MS),
         "status": {"code": "STATUS_CODE_ERROR" if error else "STATUS_CODE_UNSET", "message": ""},
-        "attributes": attributes or {}, "events": events or [],
+        "attributes": attributes or {},
+        "events": events or [],
     }
 
 

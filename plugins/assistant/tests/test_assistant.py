@@ -67,31 +67,51 @@ def test_offline_analysis_finds_the_critical_path_errors_repeats_and_gaps(base: 
     analysis = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": trace_id}).json()
     assert analysis["duration_ms"] == pytest.approx(100)
     assert [(step["name"], step["start_offset_ms"], step["duration_ms"]) for step in analysis["critical_path"]] == [
-        ("auth", 0, 10), *[("SELECT item", 10 + 5 * i, 5) for i in range(6)], ("GET /checkout", 40, 20),
-        ("charge card", 60, 2), ("POST /payments", 62, 36), ("charge card", 98, 2),
+        ("auth", 0, 10),
+        *[("SELECT item", 10 + 5 * i, 5) for i in range(6)],
+        ("GET /checkout", 40, 20),
+        ("charge card", 60, 2),
+        ("POST /payments", 62, 36),
+        ("charge card", 98, 2),
     ]
     assert analysis["critical_path_ms"] == pytest.approx(100)
     slowest = {s["name"]: s for s in analysis["slowest_spans"]}
     assert list(slowest)[:3] == ["POST /payments", "GET /checkout", "auth"]
-    assert slowest["POST /payments"]["self_ms"] == pytest.approx(36) and slowest["POST /payments"]["share"] == pytest.approx(0.36)
+    assert slowest["POST /payments"]["self_ms"] == pytest.approx(36) and slowest["POST /payments"][
+        "share"
+    ] == pytest.approx(0.36)
     assert slowest["GET /checkout"]["self_ms"] == pytest.approx(20)
     assert analysis["errors"] == [
-        {"span_id": analysis["critical_path"][8]["span_id"], "name": "charge card", "service_name": "shop",
-         "message": "card declined", "exceptions": ["ValueError: card declined"]}
+        {
+            "span_id": analysis["critical_path"][8]["span_id"],
+            "name": "charge card",
+            "service_name": "shop",
+            "message": "card declined",
+            "exceptions": ["ValueError: card declined"],
+        }
     ]
-    assert [(r["name"], r["count"], r["parent_name"]) for r in analysis["repeated_calls"]] == [("SELECT item", 6, "GET /checkout")]
+    assert [(r["name"], r["count"], r["parent_name"]) for r in analysis["repeated_calls"]] == [
+        ("SELECT item", 6, "GET /checkout")
+    ]
     assert analysis["repeated_calls"][0]["total_ms"] == pytest.approx(30)
-    assert [(g["start_offset_ms"], g["duration_ms"], g["inside"]) for g in analysis["gaps"]] == [(pytest.approx(40), pytest.approx(20), "GET /checkout")]
+    assert [(g["start_offset_ms"], g["duration_ms"], g["inside"]) for g in analysis["gaps"]] == [
+        (pytest.approx(40), pytest.approx(20), "GET /checkout")
+    ]
     text = httpx.post(f"{base}/api/assistant/analyze", params={"format": "text"}, json={"trace_id": trace_id}).text
-    assert ("Critical path (100.0 ms): auth 10.0 ms -> " + "SELECT item 5.0 ms -> " * 6
-            + "GET /checkout 20.0 ms -> charge card 2.0 ms -> POST /payments 36.0 ms -> charge card 2.0 ms") in text
+    assert (
+        "Critical path (100.0 ms): auth 10.0 ms -> "
+        + "SELECT item 5.0 ms -> " * 6
+        + "GET /checkout 20.0 ms -> charge card 2.0 ms -> POST /payments 36.0 ms -> charge card 2.0 ms"
+    ) in text
     assert "Repeated: SELECT item called 6 times under GET /checkout" in text
     assert "Gap: nothing ran for 20.0 ms at +40.0 ms inside GET /checkout" in text
     missing = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": "0" * 31 + "1"})
     assert missing.status_code == 404
 
 
-@pytest.mark.parametrize("header", ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Via"])
+@pytest.mark.parametrize(
+    "header", ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Via"]
+)
 def test_forwarding_headers_make_a_request_remote(base: str, header: str) -> None:
     response = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": "0" * 32}, headers={header: "1.2.3.4"})
     assert response.status_code == 403
@@ -105,24 +125,35 @@ def test_a_non_loopback_peer_is_refused(make_app: Any) -> None:
 
 
 def test_remote_access_needs_the_setting_and_the_token(make_app: Any) -> None:
-    with pytest.raises(StartupError, match="PLUGHOST_ASSISTANT_ALLOW_REMOTE needs the security plugin with PLUGHOST_SECURITY_TOKEN"):
+    with pytest.raises(
+        StartupError, match="PLUGHOST_ASSISTANT_ALLOW_REMOTE needs the security plugin with PLUGHOST_SECURITY_TOKEN"
+    ):
         make_app(["otel", "assistant"], {"assistant": {"allow_remote": True}})
     token = "a-token-long-enough-1234"
-    app = make_app(["otel", "assistant", "security"], {"assistant": {"allow_remote": True}, "security": {"token": token}})
+    app = make_app(
+        ["otel", "assistant", "security"], {"assistant": {"allow_remote": True}, "security": {"token": token}}
+    )
 
     with client_for(app, base_url="http://10.0.0.1", client=("10.1.2.3", 40000)) as remote:
-        assert remote.get("/api/assistant/conversations/unknown").status_code == 401  # the security plugin wants the token
+        assert (
+            remote.get("/api/assistant/conversations/unknown").status_code == 401
+        )  # the security plugin wants the token
         authorised = remote.get("/api/assistant/conversations/unknown", headers={"Authorization": f"Bearer {token}"})
     assert authorised.status_code == 404  # let through; there is no such conversation
 
 
 def test_a_route_without_a_policy_stops_startup(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     router = APIRouter()
-    router.add_api_route("/api/assistant/declared", lambda: None, methods=["GET"], **access("local-only", remote_allowed=False))
+    router.add_api_route(
+        "/api/assistant/declared", lambda: None, methods=["GET"], **access("local-only", remote_allowed=False)
+    )
     router.add_api_route("/api/assistant/forgotten", lambda: None, methods=["POST"])
     assert undeclared(router) == ["['POST'] /api/assistant/forgotten"]
     monkeypatch.setattr(plugins.assistant, "create_router", lambda *args: router)
-    with pytest.raises(StartupError, match=r"plugin 'assistant'.*routes without a remote-access policy: \['POST'\] /api/assistant/forgotten"):
+    with pytest.raises(
+        StartupError,
+        match=r"plugin 'assistant'.*routes without a remote-access policy: \['POST'\] /api/assistant/forgotten",
+    ):
         make_app(["assistant"])
 
 
@@ -130,13 +161,22 @@ def test_a_route_without_a_policy_stops_startup(make_app: Any, monkeypatch: pyte
 def with_llm(make_app: Any) -> Iterator[str]:
     provider_app, _ = create_provider()
     with serve_in_thread(provider_app) as provider_url:
-        settings = {"gateway": {"allow_private": True, "kek": KEK}, "assistant": {"endpoint": "explainer", "conversation_hours": 0.0003}}
+        settings = {
+            "gateway": {"allow_private": True, "kek": KEK},
+            "assistant": {"endpoint": "explainer", "conversation_hours": 0.0003},
+        }
         with serve_in_thread(make_app(["otel", "assistant", "gateway", "workspace"], settings)) as url:
             api = httpx.Client(base_url=f"{url}/api/gateway")
-            api.post("/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}).raise_for_status()
-            api.post("/models", json={"name": "m", "provider": "openai", "model": "echo-llm", "secret": "k"}).raise_for_status()
+            api.post(
+                "/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}
+            ).raise_for_status()
+            api.post(
+                "/models", json={"name": "m", "provider": "openai", "model": "echo-llm", "secret": "k"}
+            ).raise_for_status()
             api.post("/endpoints", json={"name": "explainer", "models": [{"model": "m"}]}).raise_for_status()
-            api.post("/models", json={"name": "truncating", "provider": "openai", "model": "cut", "secret": "k"}).raise_for_status()
+            api.post(
+                "/models", json={"name": "truncating", "provider": "openai", "model": "cut", "secret": "k"}
+            ).raise_for_status()
             api.post("/endpoints", json={"name": "cut-off", "models": [{"model": "truncating"}]}).raise_for_status()
             yield url
 
@@ -151,7 +191,9 @@ def events(response: httpx.Response) -> list[tuple[str, Any]]:
 
 def test_explanation_streams_analysis_llm_text_and_a_done_event_with_ids_only(with_llm: str) -> None:
     trace_id = export_checkout_trace(with_llm)
-    with httpx.stream("POST", f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "question": "why slow?"}) as response:
+    with httpx.stream(
+        "POST", f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "question": "why slow?"}
+    ) as response:
         response.read()
     assert response.headers["content-type"].startswith("text/event-stream")
     stream = events(response)
@@ -161,13 +203,18 @@ def test_explanation_streams_analysis_llm_text_and_a_done_event_with_ids_only(wi
     kind, done = stream[-1]
     assert kind == "done" and set(done) == {"conversation_id", "trace_id"} and done["trace_id"] == trace_id
 
-    follow_up = httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": done["conversation_id"], "question": "and the errors?"})
+    follow_up = httpx.post(
+        f"{with_llm}/api/assistant/explain",
+        json={"conversation_id": done["conversation_id"], "question": "and the errors?"},
+    )
     follow_events = events(follow_up)
     assert [kind for kind, _ in follow_events][0] == "delta" and follow_events[-1][0] == "done"
     assert "".join(d["text"] for k, d in follow_events if k == "delta") == "echo-llm: and the errors?"
     conversation = httpx.get(f"{with_llm}/api/assistant/conversations/{done['conversation_id']}").json()
     assert [m["role"] for m in conversation["messages"]] == ["user", "assistant", "user", "assistant"]
-    other = httpx.get(f"{with_llm}/api/assistant/conversations/{done['conversation_id']}", headers={"X-Plughost-Workspace": "team-b"})
+    other = httpx.get(
+        f"{with_llm}/api/assistant/conversations/{done['conversation_id']}", headers={"X-Plughost-Workspace": "team-b"}
+    )
     assert other.status_code == 404  # conversations are per workspace
     time.sleep(1.2)  # conversation_hours is about a second here
     assert httpx.get(f"{with_llm}/api/assistant/conversations/{done['conversation_id']}").status_code == 404
@@ -175,9 +222,15 @@ def test_explanation_streams_analysis_llm_text_and_a_done_event_with_ids_only(wi
 
 def test_explain_errors_before_the_stream(with_llm: str) -> None:
     trace_id = export_checkout_trace(with_llm)
-    assert httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "nope"}).status_code == 404
+    assert (
+        httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "endpoint": "nope"}).status_code
+        == 404
+    )
     assert httpx.post(f"{with_llm}/api/assistant/explain", json={}).status_code == 400
-    assert httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": "gone", "question": "x"}).status_code == 404
+    assert (
+        httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": "gone", "question": "x"}).status_code
+        == 404
+    )
 
 
 def conversations(base: str) -> list[dict[str, Any]]:
@@ -200,16 +253,22 @@ def test_a_failed_explanation_stores_nothing(with_llm: str) -> None:
 
     done = events(httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id}))[-1]
     assert done[0] == "done"
-    assert [(c["id"], c["trace_id"], c["endpoint"]) for c in conversations(with_llm)] == [(done[1]["conversation_id"], trace_id, "explainer")]
+    assert [(c["id"], c["trace_id"], c["endpoint"]) for c in conversations(with_llm)] == [
+        (done[1]["conversation_id"], trace_id, "explainer")
+    ]
 
 
 def test_a_failed_follow_up_leaves_the_conversation_as_it_was(with_llm: str) -> None:
     trace_id = export_checkout_trace(with_llm)
-    conversation_id = events(httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id}))[-1][1]["conversation_id"]
+    conversation_id = events(httpx.post(f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id}))[-1][1][
+        "conversation_id"
+    ]
     before = httpx.get(f"{with_llm}/api/assistant/conversations/{conversation_id}").json()["messages"]
     # the endpoint the conversation uses is gone
     assert httpx.delete(f"{with_llm}/api/gateway/endpoints/explainer").status_code == 204
-    gone = httpx.post(f"{with_llm}/api/assistant/explain", json={"conversation_id": conversation_id, "question": "and now?"})
+    gone = httpx.post(
+        f"{with_llm}/api/assistant/explain", json={"conversation_id": conversation_id, "question": "and now?"}
+    )
     assert gone.status_code == 404
     assert httpx.get(f"{with_llm}/api/assistant/conversations/{conversation_id}").json()["messages"] == before
 

@@ -17,7 +17,9 @@ from .otlp import MS, exporting, trace_id_of
 FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
 
 
-def export(base: str, service: str, *, failed: bool, hours_ago: float = 0, workspace: str | None = None, llm: bool = False) -> str:
+def export(
+    base: str, service: str, *, failed: bool, hours_ago: float = 0, workspace: str | None = None, llm: bool = False
+) -> str:
     """GET /checkout, 100 ms: 'reserve' 0-80, then 'charge card' 80-100 (declined when ``failed``); an LLM call when ``llm``."""
     with exporting(base, service, workspace) as tracer:
         return _checkout(tracer, failed=failed, hours_ago=hours_ago, llm=llm)
@@ -29,10 +31,17 @@ def _checkout(tracer: Any, *, failed: bool, hours_ago: float, llm: bool) -> str:
     inside = otel_trace.set_span_in_context(root)
     reserve = tracer.start_span("reserve", context=inside, start_time=t0)
     if llm:
-        tracer.start_span("chat gpt-4o", context=otel_trace.set_span_in_context(reserve), start_time=t0 + 10 * MS, attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
-            "gen_ai.usage.input_tokens": 500, "gen_ai.usage.output_tokens": 20,
-        }).end(end_time=t0 + 70 * MS)
+        tracer.start_span(
+            "chat gpt-4o",
+            context=otel_trace.set_span_in_context(reserve),
+            start_time=t0 + 10 * MS,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 500,
+                "gen_ai.usage.output_tokens": 20,
+            },
+        ).end(end_time=t0 + 70 * MS)
     reserve.end(end_time=t0 + 80 * MS)
     charge = tracer.start_span("charge card", context=inside, start_time=t0 + 80 * MS)
     if failed:
@@ -58,7 +67,9 @@ def jobs(traces_server: str, make_app: Any, database_url: str) -> Iterator[Any]:
 
 
 def run(jobs: Any, params: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
-    submitted = jobs.post("/api/jobs", json={"type": "assistant.batch_analysis", "params": params}, headers=headers or {})
+    submitted = jobs.post(
+        "/api/jobs", json={"type": "assistant.batch_analysis", "params": params}, headers=headers or {}
+    )
     assert submitted.status_code == 202, submitted.text
     deadline = time.monotonic() + 60
     while True:
@@ -82,16 +93,30 @@ def test_the_last_hours_error_traces_of_a_service_become_one_report(traces_serve
     assert job["progress"] == {"fraction": 1.0, "message": "analysed 2 of 2 traces"}
     report = job["result"]
     assert {t["trace_id"] for t in report["traces"]} == wanted and report["matched_more_than_analysed"] is False
-    assert report["filter"]["service"] == "shop" and report["filter"]["status"] == "error" and "start_after" in report["filter"]
+    assert (
+        report["filter"]["service"] == "shop"
+        and report["filter"]["status"] == "error"
+        and "start_after" in report["filter"]
+    )
     one = next(t for t in report["traces"] if t["genai"] is None)
-    assert one["critical_path"] == [{"name": "reserve", "on_path_ms": pytest.approx(80)}, {"name": "charge card", "on_path_ms": pytest.approx(20)}]
+    assert one["critical_path"] == [
+        {"name": "reserve", "on_path_ms": pytest.approx(80)},
+        {"name": "charge card", "on_path_ms": pytest.approx(20)},
+    ]
     assert one["errors"] == [{"name": "charge card", "message": "card declined"}]
     aggregate = report["aggregate"]
     assert aggregate["traces"] == 2 and aggregate["error_traces"] == 2
     assert aggregate["duration_ms"]["p50"] == pytest.approx(100)
     assert aggregate["errors"] == [{"error": "charge card: card declined", "traces": 2}]
-    assert aggregate["critical_path_by_name"][0] == {"name": "reserve", "on_path_ms": pytest.approx(100)}  # 80 + 20 around the LLM call
-    assert aggregate["genai"]["llm_calls"] == 1 and aggregate["genai"]["input_tokens"] == 500 and aggregate["genai"]["cost"] is None
+    assert aggregate["critical_path_by_name"][0] == {
+        "name": "reserve",
+        "on_path_ms": pytest.approx(100),
+    }  # 80 + 20 around the LLM call
+    assert (
+        aggregate["genai"]["llm_calls"] == 1
+        and aggregate["genai"]["input_tokens"] == 500
+        and aggregate["genai"]["cost"] is None
+    )
 
     team_b = run(jobs, {"status": "error"}, headers={"X-Plughost-Workspace": "team-b"})
     assert [t["service_name"] for t in team_b["result"]["traces"]] == ["shop"]  # the job reads in its own workspace
@@ -115,9 +140,13 @@ def test_bad_parameters_are_refused_on_submit(traces_server: str, jobs: Any) -> 
         assert response.status_code == 400 and message in response.text, response.text
 
 
-def test_an_unreachable_trace_api_fails_the_job_saying_why(make_app: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_trace_api_fails_the_job_saying_why(
+    make_app: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with serve_in_thread(make_app(["workspace"])) as url:  # a server without the otel plugin
         monkeypatch.setenv("PLUGHOST_ASSISTANT_API_URL", url)
-        with client_for(make_app(["jobs", "workspace", "assistant"], {"database_url": database_url, "jobs": FAST_JOBS})) as jobs:
+        with client_for(
+            make_app(["jobs", "workspace", "assistant"], {"database_url": database_url, "jobs": FAST_JOBS})
+        ) as jobs:
             job = run(jobs, {})
     assert job["status"] == "FAILED" and "is the otel plugin enabled on PLUGHOST_ASSISTANT_API_URL" in job["error"]

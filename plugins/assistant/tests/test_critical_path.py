@@ -30,19 +30,30 @@ def test_sequential_children_are_all_on_the_path() -> None:
         span("charge", 85, 98, "checkout"),
         span("consume", 98.3, 98.3, "checkout"),
     ) == [
-        ("checkout", 0, 1), ("auth", 1, 5), ("reserve", 5, 85), ("charge", 85, 98),
-        ("checkout", 98, 98.3), ("consume", 98.3, 98.3), ("checkout", 98.3, 100),  # an instant span is a point on the path
+        ("checkout", 0, 1),
+        ("auth", 1, 5),
+        ("reserve", 5, 85),
+        ("charge", 85, 98),
+        ("checkout", 98, 98.3),
+        ("consume", 98.3, 98.3),
+        ("checkout", 98.3, 100),  # an instant span is a point on the path
     ]
 
 
 def test_an_overlapping_child_is_cut_at_the_start_of_the_later_one() -> None:
     assert path(span("root", 0, 100), span("a", 10, 50, "root"), span("b", 40, 90, "root")) == [
-        ("root", 0, 10), ("a", 10, 40), ("b", 40, 90), ("root", 90, 100),
+        ("root", 0, 10),
+        ("a", 10, 40),
+        ("b", 40, 90),
+        ("root", 90, 100),
     ]
 
 
 def test_a_child_wholly_inside_a_later_ones_time_is_not_on_the_path() -> None:
-    assert on_path(span("root", 0, 100), span("long", 10, 90, "root"), span("short", 20, 30, "root")) == {"root": 20, "long": 80}
+    assert on_path(span("root", 0, 100), span("long", 10, 90, "root"), span("short", 20, 30, "root")) == {
+        "root": 20,
+        "long": 80,
+    }
 
 
 def test_nested_children_are_walked_into() -> None:
@@ -53,14 +64,28 @@ def test_nested_children_are_walked_into() -> None:
         span("render", 50, 80, "handler"),
         span("template", 55, 75, "render"),
     ) == [
-        ("root", 0, 10), ("handler", 10, 20), ("query", 20, 50), ("render", 50, 55), ("template", 55, 75),
-        ("render", 75, 80), ("handler", 80, 90), ("root", 90, 100),
+        ("root", 0, 10),
+        ("handler", 10, 20),
+        ("query", 20, 50),
+        ("render", 50, 55),
+        ("template", 55, 75),
+        ("render", 75, 80),
+        ("handler", 80, 90),
+        ("root", 90, 100),
     ]
 
 
 def test_a_child_that_outlives_its_parent_is_clipped_to_the_parents_end() -> None:
-    assert path(span("root", 0, 100), span("work", 10, 60, "root"), span("async", 70, 400, "root"), span("late", 150, 200, "async")) == [
-        ("root", 0, 10), ("work", 10, 60), ("root", 60, 70), ("async", 70, 100),
+    assert path(
+        span("root", 0, 100),
+        span("work", 10, 60, "root"),
+        span("async", 70, 400, "root"),
+        span("late", 150, 200, "async"),
+    ) == [
+        ("root", 0, 10),
+        ("work", 10, 60),
+        ("root", 60, 70),
+        ("async", 70, 100),
     ]
 
 
@@ -69,7 +94,11 @@ def test_a_child_that_starts_before_its_parent_is_clipped_to_the_parents_start()
 
 
 def test_gaps_where_only_the_parent_runs_are_the_parents_own_time() -> None:
-    assert on_path(span("root", 0, 100), span("a", 0, 20, "root"), span("b", 60, 80, "root")) == {"a": 20, "b": 20, "root": 60}
+    assert on_path(span("root", 0, 100), span("a", 0, 20, "root"), span("b", 60, 80, "root")) == {
+        "a": 20,
+        "b": 20,
+        "root": 60,
+    }
 
 
 def test_a_single_span_is_the_whole_path() -> None:
@@ -96,4 +125,6 @@ def test_the_path_sums_to_the_root_and_deep_or_wide_traces_work() -> None:
     wide = [span("root", 0, 100_000)] + [span(f"c{i}", i, i + 1.5, "root") for i in range(100_000)]
     segments = path(*wide)
     assert sum(end - begin for _, begin, end in segments) == 100_000
-    assert len(segments) == 100_000 and "root" not in {span_id for span_id, _, _ in segments}  # each child is cut at the next one's start
+    assert len(segments) == 100_000 and "root" not in {
+        span_id for span_id, _, _ in segments
+    }  # each child is cut at the next one's start

@@ -21,14 +21,31 @@ from .otlp import exporting, trace_id_of
 from .spans import MS, span, trace
 
 
-def chat(span_id: str, begin: float, end: float, parent: str = "agent", *, model: str = "gpt-4o", tokens: tuple[int, int] = (100, 10),
-         error: bool = False, **extra: Any) -> dict[str, Any]:
-    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": model,
-                  "gen_ai.usage.input_tokens": tokens[0], "gen_ai.usage.output_tokens": tokens[1], **extra}
+def chat(
+    span_id: str,
+    begin: float,
+    end: float,
+    parent: str = "agent",
+    *,
+    model: str = "gpt-4o",
+    tokens: tuple[int, int] = (100, 10),
+    error: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": tokens[0],
+        "gen_ai.usage.output_tokens": tokens[1],
+        **extra,
+    }
     return span(span_id, begin, end, parent, name=f"chat {model}", attributes=attributes, error=error)
 
 
-def tool(span_id: str, begin: float, end: float, name: str = "search", arguments: str | None = '{"q": "weather"}') -> dict[str, Any]:
+def tool(
+    span_id: str, begin: float, end: float, name: str = "search", arguments: str | None = '{"q": "weather"}'
+) -> dict[str, Any]:
     attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
     if arguments is not None:
         attributes["gen_ai.tool.call.arguments"] = arguments
@@ -36,22 +53,46 @@ def tool(span_id: str, begin: float, end: float, name: str = "search", arguments
 
 
 def test_llm_calls_models_tokens_and_the_share_of_time_counts_overlap_once() -> None:
-    analysis = analyse(trace(
-        span("agent", 0, 1000, attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.usage.input_tokens": 999}),
-        chat("c1", 0, 400, tokens=(1000, 50)),
-        chat("c2", 200, 600, model="claude-sonnet", tokens=(2000, 80), **{"gen_ai.response.model": "claude-sonnet-4"}),
-        span("legacy", 700, 800, "agent", attributes={"gen_ai.system": "openai", "gen_ai.request.model": "gpt-3.5",
-                                                     "gen_ai.usage.prompt_tokens": 7, "gen_ai.usage.completion_tokens": 3}),
-        span("db", 800, 900, "agent"),
-    ), Settings())
+    analysis = analyse(
+        trace(
+            span(
+                "agent", 0, 1000, attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.usage.input_tokens": 999}
+            ),
+            chat("c1", 0, 400, tokens=(1000, 50)),
+            chat(
+                "c2", 200, 600, model="claude-sonnet", tokens=(2000, 80), **{"gen_ai.response.model": "claude-sonnet-4"}
+            ),
+            span(
+                "legacy",
+                700,
+                800,
+                "agent",
+                attributes={
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-3.5",
+                    "gen_ai.usage.prompt_tokens": 7,
+                    "gen_ai.usage.completion_tokens": 3,
+                },
+            ),
+            span("db", 800, 900, "agent"),
+        ),
+        Settings(),
+    )
     genai = analysis["genai"]
-    assert [c["span_id"] for c in genai["llm_calls"]] == ["c1", "c2", "legacy"]  # not the agent span: its tokens are its calls'
+    assert [c["span_id"] for c in genai["llm_calls"]] == [
+        "c1",
+        "c2",
+        "legacy",
+    ]  # not the agent span: its tokens are its calls'
     assert genai["models"] == ["claude-sonnet-4", "gpt-3.5", "gpt-4o"]
     assert (genai["input_tokens"], genai["output_tokens"]) == (3007, 133)
     assert genai["llm_time_ms"] == pytest.approx(700)  # 0-600 (overlapping calls once) + 700-800
     assert genai["llm_share"] == pytest.approx(0.7)
     assert genai["cost"] is None and genai["unpriced_models"] == []  # no price table: no costs, no made-up prices
-    assert "LLM: 3 calls (claude-sonnet-4, gpt-3.5, gpt-4o), 3007 input and 133 output tokens, 700.0 ms in LLM calls (70% of the trace)" in as_text(analysis)
+    assert (
+        "LLM: 3 calls (claude-sonnet-4, gpt-3.5, gpt-4o), 3007 input and 133 output tokens, 700.0 ms in LLM calls (70% of the trace)"
+        in as_text(analysis)
+    )
 
 
 def test_a_trace_without_genai_spans_has_no_genai_section() -> None:
@@ -59,13 +100,25 @@ def test_a_trace_without_genai_spans_has_no_genai_section() -> None:
 
 
 def test_prices_turn_tokens_into_cost_per_call_and_in_total() -> None:
-    settings = Settings(prices={"gpt-4o": ModelPrice(input=2.5, output=10), "claude-sonnet-4": ModelPrice(input=3, output=15)})
-    genai = analyse(trace(
-        span("agent", 0, 1000),
-        chat("c1", 0, 100, tokens=(1_000_000, 100_000)),
-        chat("c2", 100, 200, model="claude-sonnet", tokens=(2000, 1000), **{"gen_ai.response.model": "claude-sonnet-4"}),
-        chat("c3", 200, 300, model="mystery", tokens=(5, 5)),
-    ), settings)["genai"]
+    settings = Settings(
+        prices={"gpt-4o": ModelPrice(input=2.5, output=10), "claude-sonnet-4": ModelPrice(input=3, output=15)}
+    )
+    genai = analyse(
+        trace(
+            span("agent", 0, 1000),
+            chat("c1", 0, 100, tokens=(1_000_000, 100_000)),
+            chat(
+                "c2",
+                100,
+                200,
+                model="claude-sonnet",
+                tokens=(2000, 1000),
+                **{"gen_ai.response.model": "claude-sonnet-4"},
+            ),
+            chat("c3", 200, 300, model="mystery", tokens=(5, 5)),
+        ),
+        settings,
+    )["genai"]
     assert [c["cost"] for c in genai["llm_calls"]] == [3.5, pytest.approx(0.021), None]
     assert genai["cost"] == pytest.approx(3.521) and genai["unpriced_models"] == ["mystery"]
 
@@ -81,20 +134,28 @@ def test_prices_come_from_the_environment_as_json(make_app: Any, monkeypatch: py
 
 def test_slow_calls_retries_and_repeated_identical_prompts() -> None:
     prompt = {"gen_ai.input.messages": '[{"role": "user", "content": "plan a trip"}]'}
-    genai = analyse(trace(
-        span("agent", 0, 20_000),
-        chat("first", 0, 1000, error=True, **prompt),
-        chat("retry", 1000, 9000, **prompt),  # the same prompt after a failure: a retry, and slow
-        chat("other", 9000, 9500, **{"gen_ai.input.messages": '[{"role": "user", "content": "book it"}]'}),
-        chat("same1", 10_000, 10_500, model="mini", tokens=(321, 5)),  # no prompt captured: same request attributes and input size
-        chat("same2", 11_000, 11_400, model="mini", tokens=(321, 9)),
-        chat("grown", 12_000, 12_400, model="mini", tokens=(400, 9)),  # a grown conversation: not the same request
-    ), Settings(slow_llm_call_ms=5000))["genai"]
+    genai = analyse(
+        trace(
+            span("agent", 0, 20_000),
+            chat("first", 0, 1000, error=True, **prompt),
+            chat("retry", 1000, 9000, **prompt),  # the same prompt after a failure: a retry, and slow
+            chat("other", 9000, 9500, **{"gen_ai.input.messages": '[{"role": "user", "content": "book it"}]'}),
+            chat(
+                "same1", 10_000, 10_500, model="mini", tokens=(321, 5)
+            ),  # no prompt captured: same request attributes and input size
+            chat("same2", 11_000, 11_400, model="mini", tokens=(321, 9)),
+            chat("grown", 12_000, 12_400, model="mini", tokens=(400, 9)),  # a grown conversation: not the same request
+        ),
+        Settings(slow_llm_call_ms=5000),
+    )["genai"]
     assert [(c["span_id"], c["duration_ms"], c["share"]) for c in genai["slow_llm_calls"]] == [("retry", 8000, 0.4)]
     repeats = {r["kind"]: r for r in genai["repeated_prompts"]}
     assert set(repeats) == {"retry", "repeated_prompt"}
     assert repeats["retry"]["span_ids"] == ["first", "retry"] and repeats["retry"]["prompt_captured"] is True
-    assert repeats["repeated_prompt"]["span_ids"] == ["same1", "same2"] and repeats["repeated_prompt"]["prompt_captured"] is False
+    assert (
+        repeats["repeated_prompt"]["span_ids"] == ["same1", "same2"]
+        and repeats["repeated_prompt"]["prompt_captured"] is False
+    )
 
 
 def test_prompts_captured_as_events_are_compared_too() -> None:
@@ -103,20 +164,30 @@ def test_prompts_captured_as_events_are_compared_too() -> None:
         call["events"] = [{"name": "gen_ai.user.message", "time_unix_nano": 0, "attributes": {"content": text}}]
         return call
 
-    genai = analyse(trace(span("agent", 0, 100), asked("a", 0, "hi"), asked("b", 20, "hi"), asked("c", 40, "bye")), Settings())["genai"]
+    genai = analyse(
+        trace(span("agent", 0, 100), asked("a", 0, "hi"), asked("b", 20, "hi"), asked("c", 40, "bye")), Settings()
+    )["genai"]
     assert [r["span_ids"] for r in genai["repeated_prompts"]] == [["a", "b"]]
 
 
 def test_tool_call_loops() -> None:
     spans = [span("agent", 0, 1000)]
     for turn in range(4):  # chat -> search(same arguments) -> chat -> ...
-        spans += [chat(f"c{turn}", turn * 200, turn * 200 + 100, tokens=(100 + turn, 5)), tool(f"t{turn}", turn * 200 + 100, turn * 200 + 150)]
+        spans += [
+            chat(f"c{turn}", turn * 200, turn * 200 + 100, tokens=(100 + turn, 5)),
+            tool(f"t{turn}", turn * 200 + 100, turn * 200 + 150),
+        ]
     spans += [tool("w1", 900, 910, "weather", None), tool("w2", 910, 920, "weather", None)]  # twice only: not a loop
     analysis = analyse(trace(*spans), Settings())
     loops = analysis["genai"]["tool_loops"]
-    assert [(l["tool"], l["count"], l["same_arguments"], l["span_ids"]) for l in loops] == [("search", 4, True, ["t0", "t1", "t2", "t3"])]
+    assert [(l["tool"], l["count"], l["same_arguments"], l["span_ids"]) for l in loops] == [
+        ("search", 4, True, ["t0", "t1", "t2", "t3"])
+    ]
     assert analysis["genai"]["tool_call_count"] == 6 and analysis["genai"]["llm_call_count"] == 4
-    assert "Tool-call loop: search called 4 times with the same arguments under one parent (200.0 ms in all)" in as_text(analysis)
+    assert (
+        "Tool-call loop: search called 4 times with the same arguments under one parent (200.0 ms in all)"
+        in as_text(analysis)
+    )
 
 
 @pytest.fixture
@@ -129,14 +200,24 @@ def base(make_app: Any) -> Iterator[str]:
 def _agent_with_a_retried_call(tracer: Any) -> str:
     """An agent, 1 s: a chat call 0-300 ms that fails, then the same call again 300-900 ms."""
     t0 = time.time_ns()
-    root = tracer.start_span("invoke_agent planner", start_time=t0, attributes={"gen_ai.operation.name": "invoke_agent"})
+    root = tracer.start_span(
+        "invoke_agent planner", start_time=t0, attributes={"gen_ai.operation.name": "invoke_agent"}
+    )
     inside = otel_trace.set_span_in_context(root)
     for index, (begin, end, failed) in enumerate([(0, 300, True), (300, 900, False)]):
-        call = tracer.start_span("chat gpt-4o-mini", context=inside, start_time=t0 + begin * MS, attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300 * index,
-            "gen_ai.response.finish_reasons": ["stop"],
-        })
+        call = tracer.start_span(
+            "chat gpt-4o-mini",
+            context=inside,
+            start_time=t0 + begin * MS,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 1200,
+                "gen_ai.usage.output_tokens": 300 * index,
+                "gen_ai.response.finish_reasons": ["stop"],
+            },
+        )
         if failed:
             call.set_status(Status(StatusCode.ERROR, "rate limited"))
         call.end(end_time=t0 + end * MS)

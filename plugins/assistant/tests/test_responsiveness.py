@@ -21,7 +21,9 @@ def test_health_answers_while_a_huge_trace_is_analysed(make_app: Any, register_p
         finished = threading.Event()
 
         def analyse() -> None:
-            answer["response"] = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": bigtrace.big()["trace_id"]}, timeout=300)
+            answer["response"] = httpx.post(
+                f"{base}/api/assistant/analyze", json={"trace_id": bigtrace.big()["trace_id"]}, timeout=300
+            )
             finished.set()
 
         worker = threading.Thread(target=analyse)

@@ -32,11 +32,18 @@ def serving_with_llm(make_app: Any, model: str, *, default: bool = True) -> Iter
     (the assistant's default endpoint unless ``default`` is false)."""
     provider_app, _ = create_provider()
     with serve_in_thread(provider_app) as provider_url:
-        settings = {"gateway": {"allow_private": True, "kek": KEK}, "assistant": {"endpoint": "explainer" if default else None}}
+        settings = {
+            "gateway": {"allow_private": True, "kek": KEK},
+            "assistant": {"endpoint": "explainer" if default else None},
+        }
         with serve_in_thread(make_app(["otel", "assistant", "gateway"], settings)) as url:
             api = httpx.Client(base_url=f"{url}/api/gateway")
-            api.post("/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}).raise_for_status()
-            api.post("/models", json={"name": "m", "provider": "openai", "model": model, "secret": "k"}).raise_for_status()
+            api.post(
+                "/secrets", json={"name": "k", "api_key": "sk-test-000000000000", "base_url": f"{provider_url}/v1"}
+            ).raise_for_status()
+            api.post(
+                "/models", json={"name": "m", "provider": "openai", "model": model, "secret": "k"}
+            ).raise_for_status()
             api.post("/endpoints", json={"name": "explainer", "models": [{"model": "m"}]}).raise_for_status()
             yield url
 
@@ -48,7 +55,9 @@ def with_llm(make_app: Any) -> Iterator[str]:
         yield url
 
 
-def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why_it_cannot(base: str, browser_page: Any, screenshot: Any) -> None:
+def test_analyze_marks_the_critical_path_and_lists_findings_and_explain_says_why_it_cannot(
+    base: str, browser_page: Any, screenshot: Any
+) -> None:
     from playwright.sync_api import expect
 
     trace_id = export_checkout_trace(base)
@@ -102,9 +111,18 @@ def export_agent_trace(base: str) -> str:
         root = tracer.start_span("invoke_agent", start_time=t0, attributes={"gen_ai.operation.name": "invoke_agent"})
         inside = otel_trace.set_span_in_context(root)
         for begin in (0, 500):
-            call = tracer.start_span("chat gpt-4o", context=inside, start_time=t0 + begin * MS, attributes={
-                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.input.messages": '[{"role":"user","content":"hi"}]',
-                "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20})
+            call = tracer.start_span(
+                "chat gpt-4o",
+                context=inside,
+                start_time=t0 + begin * MS,
+                attributes={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.request.model": "gpt-4o",
+                    "gen_ai.input.messages": '[{"role":"user","content":"hi"}]',
+                    "gen_ai.usage.input_tokens": 100,
+                    "gen_ai.usage.output_tokens": 20,
+                },
+            )
             call.end(end_time=t0 + (begin + 400) * MS)
         root.end(end_time=t0 + 1000 * MS)
         return trace_id_of(root)
@@ -127,11 +145,15 @@ def test_analyze_shows_the_llm_calls_at_a_glance(base: str, browser_page: Any, s
 def test_explain_without_an_endpoint_names_the_setting(make_app: Any, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
-    with serve_in_thread(make_app(["otel", "assistant", "gateway"], {"gateway": {"allow_private": True, "kek": KEK}})) as url:
+    with serve_in_thread(
+        make_app(["otel", "assistant", "gateway"], {"gateway": {"allow_private": True, "kek": KEK}})
+    ) as url:
         trace_id = export_checkout_trace(url)
         browser_page.goto(f"{url}/traces/{trace_id}")
         browser_page.get_by_role("button", name="Explain").click()
-        expect(browser_page.locator("#assistant-error")).to_contain_text("400 endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT")
+        expect(browser_page.locator("#assistant-error")).to_contain_text(
+            "400 endpoint: name a gateway endpoint, or set PLUGHOST_ASSISTANT_ENDPOINT"
+        )
         browser_page.get_by_role("button", name="Analyze").click()
         expect(browser_page.locator("#assistant-repeats")).to_contain_text("6× SELECT item")
         expect(browser_page.locator("#assistant-analysis")).not_to_contain_text("null")  # no LLM calls: no LLM section
@@ -156,7 +178,9 @@ def test_explain_through_an_endpoint_chosen_in_the_panel(make_app: Any, browser_
         screenshot(page, "asst-endpoint")
 
 
-def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(with_llm: str, browser_page: Any, screenshot: Any) -> None:
+def test_explain_streams_follow_up_and_the_conversations_page_lists_and_deletes(
+    with_llm: str, browser_page: Any, screenshot: Any
+) -> None:
     from playwright.sync_api import expect
 
     trace_id = export_checkout_trace(with_llm)

@@ -8,8 +8,11 @@ from typing import Any
 import anthropic
 import openai
 
-WEATHER = {"name": "get_weather", "description": "The weather in a city",
-           "schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 
 
 def run_tool(arguments: dict[str, Any]) -> str:
@@ -19,7 +22,16 @@ def run_tool(arguments: dict[str, Any]) -> str:
 def openai_loop(base: str, endpoint: str, stream: bool) -> tuple[Any, Any]:
     """(first answer's message, final answer's message) through the OpenAI SDK."""
     client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="unused", max_retries=0)
-    tools = [{"type": "function", "function": {"name": WEATHER["name"], "description": WEATHER["description"], "parameters": WEATHER["schema"]}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": WEATHER["name"],
+                "description": WEATHER["description"],
+                "parameters": WEATHER["schema"],
+            },
+        }
+    ]
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Paris"}]
 
     def ask() -> Any:
@@ -31,9 +43,23 @@ def openai_loop(base: str, endpoint: str, stream: bool) -> tuple[Any, Any]:
     first = ask()
     assert first.finish_reason == "tool_calls", first
     calls = first.message.tool_calls
-    messages.append({"role": "assistant", "content": first.message.content,
-                     "tool_calls": [{"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}} for c in calls]})
-    messages.extend({"role": "tool", "tool_call_id": c.id, "content": run_tool(json.loads(c.function.arguments))} for c in calls)
+    messages.append(
+        {
+            "role": "assistant",
+            "content": first.message.content,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in calls
+            ],
+        }
+    )
+    messages.extend(
+        {"role": "tool", "tool_call_id": c.id, "content": run_tool(json.loads(c.function.arguments))} for c in calls
+    )
     final = ask()
     assert final.finish_reason == "stop", final
     return first.message, final.message
@@ -55,7 +81,12 @@ def anthropic_loop(base: str, endpoint: str, stream: bool) -> tuple[Any, Any]:
     assert first.stop_reason == "tool_use", first
     messages.append({"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]})
     uses = [block for block in first.content if block.type == "tool_use"]
-    messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": u.id, "content": run_tool(u.input)} for u in uses]})
+    messages.append(
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": u.id, "content": run_tool(u.input)} for u in uses],
+        }
+    )
     final = ask()
     assert final.stop_reason == "end_turn", final
     return first, final

@@ -53,7 +53,11 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
         if model == "rate-limited":
             return body, model, JSONResponse({"error": {"message": "slow down"}}, 429, headers={"retry-after": "7"})
         if model == "html-error":
-            return body, model, Response("<html>internal admin page: db password hunter2</html>", 404, media_type="text/html")
+            return (
+                body,
+                model,
+                Response("<html>internal admin page: db password hunter2</html>", 404, media_type="text/html"),
+            )
         if model == "redirect":
             return body, model, RedirectResponse("/v1/elsewhere", 307)
         if model == "slow":
@@ -77,20 +81,39 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
         except Refused as error:
             return JSONResponse({"error": {"message": str(error), "type": "invalid_request_error"}}, 400)
         words = text.split(" ") if text else []
-        usage: dict[str, Any] = {"prompt_tokens": 5, "completion_tokens": len(words) + len(calls), "total_tokens": 5 + len(words) + len(calls)}
+        usage: dict[str, Any] = {
+            "prompt_tokens": 5,
+            "completion_tokens": len(words) + len(calls),
+            "total_tokens": 5 + len(words) + len(calls),
+        }
         rich = model.startswith("rich-")
         if rich:
-            usage |= {"prompt_tokens_details": {"cached_tokens": 2}, "completion_tokens_details": {"reasoning_tokens": 1}}
-        tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
+            usage |= {
+                "prompt_tokens_details": {"cached_tokens": 2},
+                "completion_tokens_details": {"reasoning_tokens": 1},
+            }
+        tool_calls = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ]
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if tool_calls:
                 message["tool_calls"] = tool_calls
             choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
-            answer: dict[str, Any] = {"id": "cmpl-1", "object": "chat.completion", "created": 1, "model": model, "choices": [choice], "usage": usage}
+            answer: dict[str, Any] = {
+                "id": "cmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            }
             if rich:
                 message["refusal"] = None
-                choice["logprobs"] = {"content": [{"token": "rich", "logprob": -0.1, "bytes": [114], "top_logprobs": []}]}
+                choice["logprobs"] = {
+                    "content": [{"token": "rich", "logprob": -0.1, "bytes": [114], "top_logprobs": []}]
+                }
                 answer |= {"system_fingerprint": "fp_rich", "service_tier": "default"}
             return JSONResponse(answer)
 
@@ -102,13 +125,33 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
                 if model == "cut" and index == 2:
                     return
                 delta = {"content": word if index == 0 else " " + word}
-                extra = {"logprobs": {"content": [{"token": word, "logprob": -0.5, "bytes": [], "top_logprobs": []}]}} if rich else {}
+                extra = (
+                    {"logprobs": {"content": [{"token": word, "logprob": -0.5, "bytes": [], "top_logprobs": []}]}}
+                    if rich
+                    else {}
+                )
                 yield sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None, **extra}]})
             for index, call in enumerate(tool_calls):
-                first = {"index": index, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
+                first = {
+                    "index": index,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""},
+                }
                 yield sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None}]})
                 for piece in _halves(call["function"]["arguments"]):
-                    yield sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, "finish_reason": None}]})
+                    yield sse(
+                        {
+                            **base,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "delta": {"tool_calls": [{"index": index, "function": {"arguments": piece}}]},
+                                    "finish_reason": None,
+                                }
+                            ],
+                        }
+                    )
             yield sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield sse({**base, "choices": [], "usage": usage})
@@ -122,8 +165,13 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
         if failure is not None:
             return failure
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), 0.5, -1.0]} for i, text in enumerate(inputs)]
-        return JSONResponse({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(text)), 0.5, -1.0]}
+            for i, text in enumerate(inputs)
+        ]
+        return JSONResponse(
+            {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+        )
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
@@ -133,7 +181,9 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
         try:
             text, calls, finish = _anthropic_answer(body, model)
         except Refused as error:
-            return JSONResponse({"type": "error", "error": {"type": "invalid_request_error", "message": str(error)}}, 400)
+            return JSONResponse(
+                {"type": "error", "error": {"type": "invalid_request_error", "message": str(error)}}, 400
+            )
         words = text.split(" ") if text else []
         rich = model.startswith("rich-")
         stop = "tool_use" if finish == "tool_calls" else "end_turn"
@@ -142,33 +192,87 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
             usage |= {"cache_read_input_tokens": 2, "cache_creation_input_tokens": 0}
         blocks: list[dict[str, Any]] = [{"type": "thinking", "thinking": "hmm", "signature": "sig"}] if rich else []
         blocks += [{"type": "text", "text": text}] if text else []
-        blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"], "input": json.loads(c["arguments"])} for c in calls]
+        blocks += [
+            {"type": "tool_use", "id": c["id"], "name": c["name"], "input": json.loads(c["arguments"])} for c in calls
+        ]
         if not body.get("stream"):
-            return JSONResponse({"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": blocks,
-                                 "stop_reason": stop, "stop_sequence": None, "usage": usage})
+            return JSONResponse(
+                {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": blocks,
+                    "stop_reason": stop,
+                    "stop_sequence": None,
+                    "usage": usage,
+                }
+            )
 
         async def events() -> AsyncIterator[bytes]:
-            start = {"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
-                     "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
+            start = {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {**usage, "output_tokens": 1},
+            }
             yield sse({"type": "message_start", "message": start}, "message_start")
             for index, block in enumerate(blocks):
                 kind = block["type"]
-                opening = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}} if kind == "tool_use" else {**block, kind: ""}
+                opening = (
+                    {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+                    if kind == "tool_use"
+                    else {**block, kind: ""}
+                )
                 opening.pop("signature", None)
-                yield sse({"type": "content_block_start", "index": index, "content_block": opening}, "content_block_start")
+                yield sse(
+                    {"type": "content_block_start", "index": index, "content_block": opening}, "content_block_start"
+                )
                 if kind == "thinking":
-                    yield sse({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}, "content_block_delta")
-                    yield sse({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": block["signature"]}}, "content_block_delta")
+                    yield sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "thinking_delta", "thinking": block["thinking"]},
+                        },
+                        "content_block_delta",
+                    )
+                    yield sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "signature_delta", "signature": block["signature"]},
+                        },
+                        "content_block_delta",
+                    )
                 for number, word in enumerate(words if kind == "text" else []):
                     if model == "cut" and number == 2:
                         return
                     delta = {"type": "text_delta", "text": word if number == 0 else " " + word}
                     yield sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
                 for piece in _halves(json.dumps(block["input"])) if kind == "tool_use" else ():
-                    yield sse({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}}, "content_block_delta")
+                    yield sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": piece},
+                        },
+                        "content_block_delta",
+                    )
                 yield sse({"type": "content_block_stop", "index": index}, "content_block_stop")
             yield sse({"type": "ping"}, "ping")
-            yield sse({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": usage["output_tokens"]}}, "message_delta")
+            yield sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+                "message_delta",
+            )
             yield sse({"type": "message_stop"}, "message_stop")
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -204,7 +308,11 @@ def _openai_answer(body: dict[str, Any], model: str) -> Answer:
             if sorted(c["id"] for c in asked.get("tool_calls") or []) != sorted(m["tool_call_id"] for m in trailing):
                 raise Refused("tool results do not answer the tool calls")
             return "tool results: " + "; ".join(_openai_text(m["content"]) for m in trailing), [], "stop"
-        return "", _calls(model, body["tools"][0]["function"]["name"], _openai_text(messages[-1]["content"]), "call"), "tool_calls"
+        return (
+            "",
+            _calls(model, body["tools"][0]["function"]["name"], _openai_text(messages[-1]["content"]), "call"),
+            "tool_calls",
+        )
     last = next(m for m in reversed(messages) if m["role"] == "user")
     return f"{model}: {_openai_text(last['content'])}", [], "stop"
 
@@ -215,7 +323,11 @@ def _anthropic_answer(body: dict[str, Any], model: str) -> Answer:
         choice = body.get("tool_choice") or {}
         if choice.get("type") != "tool" or not any(tool["name"] == choice["name"] for tool in body.get("tools") or []):
             raise Refused("json-* needs a forced tool")
-        return "", [{"id": "toolu_json", "name": choice["name"], "arguments": json.dumps({"city": "Paris"})}], "tool_calls"
+        return (
+            "",
+            [{"id": "toolu_json", "name": choice["name"], "arguments": json.dumps({"city": "Paris"})}],
+            "tool_calls",
+        )
     if model.startswith("vision-"):
         blocks = [b for m in messages if m["role"] == "user" and isinstance(m["content"], list) for b in m["content"]]
         sources = [b["source"] for b in blocks if b["type"] == "image"]
@@ -239,7 +351,10 @@ def _anthropic_answer(body: dict[str, Any], model: str) -> Answer:
 
 def _calls(model: str, tool: str, text: str, prefix: str) -> list[dict[str, Any]]:
     count = 2 if model.startswith("tools2-") else 1
-    return [{"id": f"{prefix}_{n}", "name": tool, "arguments": json.dumps({"city": f"{text} #{n}"})} for n in range(1, count + 1)]
+    return [
+        {"id": f"{prefix}_{n}", "name": tool, "arguments": json.dumps({"city": f"{text} #{n}"})}
+        for n in range(1, count + 1)
+    ]
 
 
 def _openai_text(content: Any) -> str:
@@ -247,4 +362,6 @@ def _openai_text(content: Any) -> str:
 
 
 def _anthropic_text(content: Any) -> str:
-    return content if isinstance(content, str) else "".join(block["text"] for block in content if block["type"] == "text")
+    return (
+        content if isinstance(content, str) else "".join(block["text"] for block in content if block["type"] == "text")
+    )

@@ -22,7 +22,9 @@ LOOPS = {"openai": openai_loop, "anthropic": anthropic_loop}
 @pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
 @pytest.mark.parametrize("provider_kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])
-def test_a_tool_loop_with_parallel_calls_completes(base: str, provider: Any, sdk: str, provider_kind: str, stream: bool) -> None:
+def test_a_tool_loop_with_parallel_calls_completes(
+    base: str, provider: Any, sdk: str, provider_kind: str, stream: bool
+) -> None:
     provider_url, seen = provider
     configure(base, provider_url, "agent", [("agent", provider_kind, "tools2-x", 1)])
     first, final = LOOPS[sdk](base, "agent", stream)
@@ -36,10 +38,19 @@ def test_same_format_openai_passes_every_field_both_ways(base: str, provider: An
     provider_url, seen = provider
     configure(base, provider_url, "rich", [("rich", "openai", "rich-gpt", 1)])
     body = {
-        "model": "rich", "messages": [{"role": "developer", "content": "terse"}, {"role": "user", "content": "hi", "name": "ann"}],
+        "model": "rich",
+        "messages": [{"role": "developer", "content": "terse"}, {"role": "user", "content": "hi", "name": "ann"}],
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "strict": True}}],
-        "tool_choice": "none", "parallel_tool_calls": False, "seed": 7, "logprobs": True, "top_logprobs": 2, "n": 1,
-        "user": "u-1", "metadata": {"k": "v"}, "reasoning_effort": "low", "a_field_from_the_future": {"x": [1, 2]},
+        "tool_choice": "none",
+        "parallel_tool_calls": False,
+        "seed": 7,
+        "logprobs": True,
+        "top_logprobs": 2,
+        "n": 1,
+        "user": "u-1",
+        "metadata": {"k": "v"},
+        "reasoning_effort": "low",
+        "a_field_from_the_future": {"x": [1, 2]},
         "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}}},
     }
     answer = httpx.post(f"{base}/gateway/v1/chat/completions", json=body)
@@ -58,11 +69,20 @@ def test_same_format_anthropic_passes_every_field_both_ways(base: str, provider:
     provider_url, seen = provider
     configure(base, provider_url, "rich", [("rich", "anthropic", "rich-claude", 1)])
     body = {
-        "model": "rich", "max_tokens": 99, "system": [{"type": "text", "text": "terse", "cache_control": {"type": "ephemeral"}}],
+        "model": "rich",
+        "max_tokens": 99,
+        "system": [{"type": "text", "text": "terse", "cache_control": {"type": "ephemeral"}}],
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-        "tools": [{"name": "f", "input_schema": {"type": "object"}}, {"type": "web_search_20250305", "name": "web_search"}],
-        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}, "thinking": {"type": "enabled", "budget_tokens": 50},
-        "metadata": {"user_id": "u-1"}, "top_k": 3, "stop_sequences": ["END"], "a_field_from_the_future": True,
+        "tools": [
+            {"name": "f", "input_schema": {"type": "object"}},
+            {"type": "web_search_20250305", "name": "web_search"},
+        ],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "thinking": {"type": "enabled", "budget_tokens": 50},
+        "metadata": {"user_id": "u-1"},
+        "top_k": 3,
+        "stop_sequences": ["END"],
+        "a_field_from_the_future": True,
     }
     answer = httpx.post(f"{base}/gateway/anthropic/v1/messages", json=body)
     assert seen[-1]["body"] == {**body, "model": "rich-claude"}
@@ -70,32 +90,66 @@ def test_same_format_anthropic_passes_every_field_both_ways(base: str, provider:
     assert answer.status_code == 200 and answer.content == direct.content
     assert answer.json()["content"][0]["type"] == "thinking" and answer.json()["usage"]["cache_read_input_tokens"] == 2
     streamed = {**body, "stream": True}
-    assert _events(f"{base}/gateway/anthropic/v1/messages", streamed) == _events(f"{provider_url}/v1/messages", {**streamed, "model": "rich-claude"})
+    assert _events(f"{base}/gateway/anthropic/v1/messages", streamed) == _events(
+        f"{provider_url}/v1/messages", {**streamed, "model": "rich-claude"}
+    )
 
 
 def test_openai_tool_calls_and_choices_reach_an_anthropic_provider_translated(base: str, provider: Any) -> None:
     provider_url, seen = provider
     configure(base, provider_url, "agent", [("agent", "anthropic", "tool-claude", 1)])
-    tools = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": True}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": True},
+        }
+    ]
     client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="unused", max_retries=0)
-    client.chat.completions.create(model="agent", messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}],
-                                   tools=tools, tool_choice={"type": "function", "function": {"name": "f"}}, parallel_tool_calls=False,
-                                   user="u-1", max_completion_tokens=77, stop="END")
+    client.chat.completions.create(
+        model="agent",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}],
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": "f"}},
+        parallel_tool_calls=False,
+        user="u-1",
+        max_completion_tokens=77,
+        stop="END",
+    )
     sent = seen[-1]["body"]
     assert sent["tools"] == [{"name": "f", "description": "d", "input_schema": {"type": "object"}, "strict": True}]
     assert sent["tool_choice"] == {"type": "tool", "name": "f", "disable_parallel_tool_use": True}
-    assert (sent["system"], sent["max_tokens"], sent["stop_sequences"], sent["metadata"]) == ("be brief", 77, ["END"], {"user_id": "u-1"})
+    assert (sent["system"], sent["max_tokens"], sent["stop_sequences"], sent["metadata"]) == (
+        "be brief",
+        77,
+        ["END"],
+        {"user_id": "u-1"},
+    )
 
 
 def test_anthropic_tools_and_choices_reach_an_openai_provider_translated(base: str, provider: Any) -> None:
     provider_url, seen = provider
     configure(base, provider_url, "agent", [("agent", "openai", "tool-gpt", 1)])
     client = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="unused", max_retries=0)
-    client.messages.create(model="agent", max_tokens=55, system="be brief", messages=[{"role": "user", "content": "x"}],
-                           tools=[{"name": "f", "description": "d", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}],
-                           tool_choice={"type": "any", "disable_parallel_tool_use": True}, metadata={"user_id": "u-1"})
+    client.messages.create(
+        model="agent",
+        max_tokens=55,
+        system="be brief",
+        messages=[{"role": "user", "content": "x"}],
+        tools=[
+            {
+                "name": "f",
+                "description": "d",
+                "input_schema": {"type": "object"},
+                "cache_control": {"type": "ephemeral"},
+            }
+        ],
+        tool_choice={"type": "any", "disable_parallel_tool_use": True},
+        metadata={"user_id": "u-1"},
+    )
     sent = seen[-1]["body"]
-    assert sent["tools"] == [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "description": "d"}}]
+    assert sent["tools"] == [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "description": "d"}}
+    ]
     assert (sent["tool_choice"], sent["parallel_tool_calls"], sent["user"]) == ("required", False, "u-1")
     assert sent["messages"][0] == {"role": "system", "content": "be brief"} and sent["max_tokens"] == 55
 
@@ -105,18 +159,36 @@ def test_anthropic_tool_results_become_tool_messages_errors_marked(base: str, pr
     configure(base, provider_url, "agent", [("agent", "openai", "echo-gpt", 1)])
     messages = [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": [{"type": "text", "text": "looking"}, {"type": "tool_use", "id": "t1", "name": "f", "input": {"city": "Oslo"}},
-                                          {"type": "tool_use", "id": "t2", "name": "f", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "rain"}]},
-                                     {"type": "tool_result", "tool_use_id": "t2", "content": "no city", "is_error": True},
-                                     {"type": "text", "text": "and now?"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "looking"},
+                {"type": "tool_use", "id": "t1", "name": "f", "input": {"city": "Oslo"}},
+                {"type": "tool_use", "id": "t2", "name": "f", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "rain"}]},
+                {"type": "tool_result", "tool_use_id": "t2", "content": "no city", "is_error": True},
+                {"type": "text", "text": "and now?"},
+            ],
+        },
     ]
-    response = httpx.post(f"{base}/gateway/anthropic/v1/messages", json={"model": "agent", "max_tokens": 9, "messages": messages})
+    response = httpx.post(
+        f"{base}/gateway/anthropic/v1/messages", json={"model": "agent", "max_tokens": 9, "messages": messages}
+    )
     assert response.status_code == 200 and response.json()["content"][0]["text"] == "echo-gpt: and now?"
     assert seen[-1]["body"]["messages"][1:] == [
-        {"role": "assistant", "content": "looking", "tool_calls": [
-            {"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"city": "Oslo"}'}},
-            {"id": "t2", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": "looking",
+            "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"city": "Oslo"}'}},
+                {"id": "t2", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            ],
+        },
         {"role": "tool", "tool_call_id": "t1", "content": "rain"},
         {"role": "tool", "tool_call_id": "t2", "content": "[tool error] no city"},
         {"role": "user", "content": [{"type": "text", "text": "and now?"}]},
@@ -127,16 +199,27 @@ def test_images_map_both_ways(base: str, provider: Any) -> None:
     provider_url, seen = provider
     configure(base, provider_url, "see-claude", [("see-claude", "anthropic", "vision-claude", 1)])
     configure(base, provider_url, "see-gpt", [("see-gpt", "openai", "vision-gpt", 1)])
-    parts = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": PNG, "detail": "high"}},
-             {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": PNG, "detail": "high"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+    ]
     answer = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0).chat.completions.create(
-        model="see-claude", messages=[{"role": "user", "content": parts}])
+        model="see-claude", messages=[{"role": "user", "content": parts}]
+    )
     assert answer.choices[0].message.content == "image image/png; image https://example."
-    assert seen[-1]["body"]["messages"][0]["content"][1] == {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG.split(",")[1]}}
-    blocks = [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG.split(",")[1]}},
-              {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}, {"type": "text", "text": "and?"}]
+    assert seen[-1]["body"]["messages"][0]["content"][1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PNG.split(",")[1]},
+    }
+    blocks = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG.split(",")[1]}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+        {"type": "text", "text": "and?"},
+    ]
     message = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="x", max_retries=0).messages.create(
-        model="see-gpt", max_tokens=9, messages=[{"role": "user", "content": blocks}])
+        model="see-gpt", max_tokens=9, messages=[{"role": "user", "content": blocks}]
+    )
     assert message.content[0].text == f"image {PNG[:22]}; image https://example.com/ca"
 
 
@@ -145,12 +228,19 @@ def test_structured_output_becomes_a_forced_tool_for_anthropic(base: str, provid
     provider_url, seen = provider
     configure(base, provider_url, "structured", [("structured", "anthropic", "json-claude", 1)])
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
-    body = {"model": "structured", "messages": [{"role": "user", "content": "where?"}], "stream": stream,
-            "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}}}
+    body = {
+        "model": "structured",
+        "messages": [{"role": "user", "content": "where?"}],
+        "stream": stream,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}},
+    }
     client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0)
     if stream:
         chunks = list(client.chat.completions.create(**body))
-        content, finish = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks[-1].choices[0].finish_reason
+        content, finish = (
+            "".join(c.choices[0].delta.content or "" for c in chunks if c.choices),
+            chunks[-1].choices[0].finish_reason,
+        )
     else:
         choice = client.chat.completions.create(**body).choices[0]
         content, finish = choice.message.content, choice.finish_reason
@@ -161,28 +251,59 @@ def test_structured_output_becomes_a_forced_tool_for_anthropic(base: str, provid
 def test_anthropic_streams_report_input_tokens_from_an_openai_provider(base: str, provider: Any) -> None:
     configure(base, provider[0], "via-openai", [("gpt", "openai", "echo-gpt", 1)])
     client = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="x", max_retries=0)
-    with client.messages.stream(model="via-openai", max_tokens=9, messages=[{"role": "user", "content": "a b"}]) as stream:
+    with client.messages.stream(
+        model="via-openai", max_tokens=9, messages=[{"role": "user", "content": "a b"}]
+    ) as stream:
         assert "".join(stream.text_stream) == "echo-gpt: a b"
         usage = stream.get_final_message().usage
     assert (usage.input_tokens, usage.output_tokens) == (5, 3)
 
 
-@pytest.mark.parametrize(("client", "provider_kind", "change", "field"), [
-    ("openai", "anthropic", {"seed": 1}, "seed"),
-    ("openai", "anthropic", {"n": 2}, "n"),
-    ("openai", "anthropic", {"logprobs": True}, "logprobs"),
-    ("openai", "anthropic", {"response_format": {"type": "json_object"}}, "response_format"),
-    ("openai", "anthropic", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG, "detail": "low"}}]}]}, "messages[0].content[0].image_url.detail"),
-    ("openai", "anthropic", {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}, "messages[0].content[0].type"),
-    ("openai", "anthropic", {"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
-    ("anthropic", "openai", {"top_k": 3}, "top_k"),
-    ("anthropic", "openai", {"thinking": {"type": "enabled", "budget_tokens": 9}}, "thinking"),
-    ("anthropic", "openai", {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
-    ("anthropic", "openai", {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages[0].content[0].type"),
-    ("anthropic", "openai", {"metadata": {"tenant": "x"}}, "metadata"),
-    ("anthropic", "openai", {"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]}]}, "messages[0].content[0].type"),
-])
-def test_what_cannot_be_translated_is_refused_naming_the_field(base: str, provider: Any, client: str, provider_kind: str, change: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    ("client", "provider_kind", "change", "field"),
+    [
+        ("openai", "anthropic", {"seed": 1}, "seed"),
+        ("openai", "anthropic", {"n": 2}, "n"),
+        ("openai", "anthropic", {"logprobs": True}, "logprobs"),
+        ("openai", "anthropic", {"response_format": {"type": "json_object"}}, "response_format"),
+        (
+            "openai",
+            "anthropic",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG, "detail": "low"}}]}
+                ]
+            },
+            "messages[0].content[0].image_url.detail",
+        ),
+        (
+            "openai",
+            "anthropic",
+            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+            "messages[0].content[0].type",
+        ),
+        ("openai", "anthropic", {"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
+        ("anthropic", "openai", {"top_k": 3}, "top_k"),
+        ("anthropic", "openai", {"thinking": {"type": "enabled", "budget_tokens": 9}}, "thinking"),
+        ("anthropic", "openai", {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
+        (
+            "anthropic",
+            "openai",
+            {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]},
+            "messages[0].content[0].type",
+        ),
+        ("anthropic", "openai", {"metadata": {"tenant": "x"}}, "metadata"),
+        (
+            "anthropic",
+            "openai",
+            {"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]}]},
+            "messages[0].content[0].type",
+        ),
+    ],
+)
+def test_what_cannot_be_translated_is_refused_naming_the_field(
+    base: str, provider: Any, client: str, provider_kind: str, change: dict[str, Any], field: str
+) -> None:
     provider_url, seen = provider
     configure(base, provider_url, "cross", [("cross", provider_kind, "echo-x", 1)])
     body = {"model": "cross", "max_tokens": 9, "messages": [{"role": "user", "content": "x"}], **change}

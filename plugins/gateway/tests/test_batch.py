@@ -31,7 +31,12 @@ def server(make_app: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def client_for(base: str, workspace: str = "default") -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="unused", max_retries=0, default_headers={"X-Plughost-Workspace": workspace})
+    return openai.OpenAI(
+        base_url=f"{base}/gateway/v1",
+        api_key="unused",
+        max_retries=0,
+        default_headers={"X-Plughost-Workspace": workspace},
+    )
 
 
 def request_line(custom_id: str, endpoint: str, text: str) -> dict[str, Any]:
@@ -95,7 +100,9 @@ def test_a_batch_can_be_cancelled(server: str, provider: Any) -> None:
     configure(server, provider[0], "slowpoke", [("slow", "openai", "slow", 1)])
     client = client_for(server)
     input_id = upload(client, [request_line(f"s{i}", "slowpoke", "wait") for i in range(4)])
-    batch = client.batches.create(input_file_id=input_id, endpoint="/v1/chat/completions", completion_window="24h", extra_body={"concurrency": 1})
+    batch = client.batches.create(
+        input_file_id=input_id, endpoint="/v1/chat/completions", completion_window="24h", extra_body={"concurrency": 1}
+    )
     deadline = time.monotonic() + 20
     while client.batches.retrieve(batch.id).status != "in_progress":
         assert time.monotonic() < deadline
@@ -105,7 +112,9 @@ def test_a_batch_can_be_cancelled(server: str, provider: Any) -> None:
 
 
 def test_workspaces_see_only_their_own_files_and_batches(server: str, provider: Any) -> None:
-    configure(server, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)], headers={"X-Plughost-Workspace": "team-a"})
+    configure(
+        server, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)], headers={"X-Plughost-Workspace": "team-a"}
+    )
     team_a, team_b = client_for(server, "team-a"), client_for(server, "team-b")
     input_id = upload(team_a, [request_line("a", "chat", "hi")])
     batch = team_a.batches.create(input_file_id=input_id, endpoint="/v1/chat/completions", completion_window="24h")
@@ -129,8 +138,12 @@ def test_bad_jsonl_is_refused_naming_the_line(server: str) -> None:
     cases = {
         "line 2: not valid JSON": f"{good}\n{{nope\n",
         "line 2: custom_id 'a' is used twice": f"{good}\n{good}\n",
-        "line 1: url must be /v1/chat/completions": json.dumps({**request_line("a", "chat", "x"), "url": "/v1/embeddings"}),
-        "line 1: body.messages": json.dumps({**request_line("a", "chat", "x"), "body": {"model": "chat", "messages": []}}),
+        "line 1: url must be /v1/chat/completions": json.dumps(
+            {**request_line("a", "chat", "x"), "url": "/v1/embeddings"}
+        ),
+        "line 1: body.messages": json.dumps(
+            {**request_line("a", "chat", "x"), "body": {"model": "chat", "messages": []}}
+        ),
         "no requests": "\n",
     }
     for expected, content in cases.items():
@@ -139,7 +152,9 @@ def test_bad_jsonl_is_refused_naming_the_line(server: str) -> None:
         assert expected in raised.value.message, (expected, raised.value.message)
     assert client.files.list().data == []
     with pytest.raises(openai.BadRequestError):
-        client.batches.create(input_file_id="file-" + "0" * 32, endpoint="/v1/chat/completions", completion_window="24h")
+        client.batches.create(
+            input_file_id="file-" + "0" * 32, endpoint="/v1/chat/completions", completion_window="24h"
+        )
 
 
 def test_without_the_jobs_plugin_batches_answer_503(make_app: Any) -> None:
@@ -158,7 +173,11 @@ def test_batches_work_with_every_plugin_on(make_app: Any, provider: Any, monkeyp
     with serve_in_thread(make_app(None, {"jobs": FAST_JOBS})) as url:
         configure(url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
         client = client_for(url)
-        batch = client.batches.create(input_file_id=upload(client, [request_line("a", "chat", "hi")]), endpoint="/v1/chat/completions", completion_window="24h")
+        batch = client.batches.create(
+            input_file_id=upload(client, [request_line("a", "chat", "hi")]),
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+        )
         assert [listed.id for listed in client.batches.list().data] == [batch.id]
         done = wait_until_done(client, batch.id)
         assert done.status == "completed" and read_jsonl(client, done.output_file_id)[0]["custom_id"] == "a"

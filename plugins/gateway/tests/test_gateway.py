@@ -27,8 +27,13 @@ def test_openai_sdk_unary_stream_models_and_embeddings(base: str, provider: Any)
     assert answer.choices[0].message.content == "echo-gpt: hello there"
     assert answer.model == "echo-gpt" and answer.usage.completion_tokens == 3  # the answer is the provider's, unchanged
     assert seen[-1]["headers"]["authorization"] == f"Bearer {API_KEY}"  # the stored key goes to the provider
-    pieces = [chunk.choices[0].delta.content for chunk in client.chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "stream me"}], stream=True) if chunk.choices and chunk.choices[0].delta.content]
+    pieces = [
+        chunk.choices[0].delta.content
+        for chunk in client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "stream me"}], stream=True
+        )
+        if chunk.choices and chunk.choices[0].delta.content
+    ]
     assert "".join(pieces) == "echo-gpt: stream me" and len(pieces) == 3
     assert [m.id for m in client.models.list()] == ["chat"]
     vectors = client.embeddings.create(model="chat", input=["a", "abc"])
@@ -40,15 +45,23 @@ def test_anthropic_sdk_unary_and_stream_through_either_provider(base: str, provi
     configure(base, provider_url, "claude", [("sonnet", "anthropic", "echo-claude", 1)])
     configure(base, provider_url, "via-openai", [("gpt", "openai", "echo-gpt", 1)])
     client = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="unused", max_retries=0)
-    message = client.messages.create(model="claude", max_tokens=64, system="be brief", messages=[{"role": "user", "content": "hi"}])
+    message = client.messages.create(
+        model="claude", max_tokens=64, system="be brief", messages=[{"role": "user", "content": "hi"}]
+    )
     assert message.content[0].text == "echo-claude: hi" and message.stop_reason == "end_turn"
     assert seen[-1]["headers"]["x-api-key"] == API_KEY and seen[-1]["body"]["system"] == "be brief"
-    with client.messages.stream(model="claude", max_tokens=64, messages=[{"role": "user", "content": "stream"}]) as stream:
+    with client.messages.stream(
+        model="claude", max_tokens=64, messages=[{"role": "user", "content": "stream"}]
+    ) as stream:
         assert "".join(stream.text_stream) == "echo-claude: stream"
         assert stream.get_final_message().usage.output_tokens == 2
-    translated = client.messages.create(model="via-openai", max_tokens=64, messages=[{"role": "user", "content": "cross"}])
+    translated = client.messages.create(
+        model="via-openai", max_tokens=64, messages=[{"role": "user", "content": "cross"}]
+    )
     assert translated.content[0].text == "echo-gpt: cross"  # an Anthropic client served by an OpenAI provider
-    openai_answer = openai_client(base).chat.completions.create(model="claude", messages=[{"role": "user", "content": "back"}])
+    openai_answer = openai_client(base).chat.completions.create(
+        model="claude", messages=[{"role": "user", "content": "back"}]
+    )
     assert openai_answer.choices[0].message.content == "echo-claude: back"
 
 
@@ -56,7 +69,11 @@ def test_native_invocations_route_unary_and_sse(base: str, provider: Any) -> Non
     configure(base, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
     unary = httpx.post(f"{base}/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "x"}]})
     assert unary.json()["choices"][0]["message"]["content"] == "echo-gpt: x"
-    with httpx.stream("POST", f"{base}/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "y z"}], "stream": True}) as response:
+    with httpx.stream(
+        "POST",
+        f"{base}/gateway/chat/invocations",
+        json={"messages": [{"role": "user", "content": "y z"}], "stream": True},
+    ) as response:
         body = response.read().decode()
     assert response.headers["content-type"].startswith("text/event-stream")
     assert body.rstrip().endswith("data: [DONE]") and "echo-gpt:" in body
@@ -77,7 +94,9 @@ def test_errors_before_the_stream_map_to_status_codes(base: str, provider: Any) 
     assert broken.value.status_code == 502
     with pytest.raises(openai.BadRequestError, match="temperature too hot"):
         client.chat.completions.create(model="picky", messages=[{"role": "user", "content": "x"}])
-    bad_json = httpx.post(f"{base}/gateway/v1/chat/completions", content=b"{oops", headers={"content-type": "application/json"})
+    bad_json = httpx.post(
+        f"{base}/gateway/v1/chat/completions", content=b"{oops", headers={"content-type": "application/json"}
+    )
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]["message"]
     no_messages = httpx.post(f"{base}/gateway/broken/invocations", json={"messages": []})
     assert no_messages.status_code == 400 and "messages" in no_messages.json()["error"]["message"]
@@ -86,22 +105,42 @@ def test_errors_before_the_stream_map_to_status_codes(base: str, provider: Any) 
 def test_timeout_is_504(serve: Any, provider: Any) -> None:
     with serve(timeout_seconds=0.5) as url:
         configure(url, provider[0], "sleepy", [("sleepy", "openai", "slow", 1)])
-        response = httpx.post(f"{url}/gateway/sleepy/invocations", json={"messages": [{"role": "user", "content": "x"}]})
+        response = httpx.post(
+            f"{url}/gateway/sleepy/invocations", json={"messages": [{"role": "user", "content": "x"}]}
+        )
     assert response.status_code == 504 and "did not answer in time" in response.json()["error"]["message"]
 
 
 def test_fallback_to_the_next_model_on_5xx(base: str, provider: Any) -> None:
-    configure(base, provider[0], "resilient", [("primary", "openai", "fail-500", 1), ("backup", "anthropic", "echo-backup", 1)])
-    answers = {openai_client(base).chat.completions.create(model="resilient", messages=[{"role": "user", "content": "x"}]).choices[0].message.content for _ in range(6)}
+    configure(
+        base,
+        provider[0],
+        "resilient",
+        [("primary", "openai", "fail-500", 1), ("backup", "anthropic", "echo-backup", 1)],
+    )
+    answers = {
+        openai_client(base)
+        .chat.completions.create(model="resilient", messages=[{"role": "user", "content": "x"}])
+        .choices[0]
+        .message.content
+        for _ in range(6)
+    }
     assert answers == {"echo-backup: x"}
-    streamed = openai_client(base).chat.completions.create(model="resilient", messages=[{"role": "user", "content": "s"}], stream=True)
+    streamed = openai_client(base).chat.completions.create(
+        model="resilient", messages=[{"role": "user", "content": "s"}], stream=True
+    )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "echo-backup: s"
 
 
 def test_traffic_split_follows_the_weights(base: str, provider: Any) -> None:
     configure(base, provider[0], "split", [("heavy", "openai", "echo-heavy", 3), ("light", "openai", "echo-light", 1)])
     client = openai_client(base)
-    picks = Counter(client.chat.completions.create(model="split", messages=[{"role": "user", "content": "x"}]).choices[0].message.content for _ in range(200))
+    picks = Counter(
+        client.chat.completions.create(model="split", messages=[{"role": "user", "content": "x"}])
+        .choices[0]
+        .message.content
+        for _ in range(200)
+    )
     assert set(picks) == {"echo-heavy: x", "echo-light: x"}
     assert 115 <= picks["echo-heavy: x"] <= 185  # 150 expected; beyond 5 standard deviations otherwise
 
@@ -109,20 +148,29 @@ def test_traffic_split_follows_the_weights(base: str, provider: Any) -> None:
 def test_a_cut_off_stream_is_reported_not_passed_off_as_complete(base: str, provider: Any) -> None:
     configure(base, provider[0], "flaky", [("flaky", "openai", "cut", 1)])
     configure(base, provider[0], "flaky-claude", [("flaky-claude", "anthropic", "cut", 1)])
-    with httpx.stream("POST", f"{base}/gateway/flaky/invocations", json={"messages": [{"role": "user", "content": "a b c d"}], "stream": True}) as response:
+    with httpx.stream(
+        "POST",
+        f"{base}/gateway/flaky/invocations",
+        json={"messages": [{"role": "user", "content": "a b c d"}], "stream": True},
+    ) as response:
         body = response.read().decode()
     assert "data: [DONE]" not in body
     assert re.search(r"event: error\ndata: .*truncated", body)
     with pytest.raises(openai.APIError, match="truncated"):
-        for _ in openai_client(base).chat.completions.create(model="flaky", messages=[{"role": "user", "content": "a b c"}], stream=True):
+        for _ in openai_client(base).chat.completions.create(
+            model="flaky", messages=[{"role": "user", "content": "a b c"}], stream=True
+        ):
             pass
     client = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="unused", max_retries=0)
-    with pytest.raises(anthropic.APIError, match="truncated"):
-        with client.messages.stream(model="flaky-claude", max_tokens=9, messages=[{"role": "user", "content": "a b c"}]) as stream:
-            "".join(stream.text_stream)
+    with pytest.raises(anthropic.APIError, match="truncated"), client.messages.stream(
+        model="flaky-claude", max_tokens=9, messages=[{"role": "user", "content": "a b c"}]
+    ) as stream:
+        "".join(stream.text_stream)
 
 
-def test_secrets_are_encrypted_never_returned_and_never_logged(serve: Any, provider: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_are_encrypted_never_returned_and_never_logged(
+    serve: Any, provider: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG), serve() as url:
         configure(url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
         shown = httpx.get(f"{url}/api/gateway/secrets").json()
@@ -137,7 +185,9 @@ def test_secrets_are_encrypted_never_returned_and_never_logged(serve: Any, provi
     assert API_KEY.encode() not in database + (wal.read_bytes() if wal.exists() else b"")
 
 
-def test_without_a_kek_a_private_key_file_is_made_and_a_changed_kek_is_reported(make_app: Any, provider: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_without_a_kek_a_private_key_file_is_made_and_a_changed_kek_is_reported(
+    make_app: Any, provider: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = {"gateway": {"allow_private": True}}
     with caplog.at_level(logging.WARNING), serve_in_thread(make_app(["gateway"], settings)) as url:
         configure(url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
@@ -161,7 +211,9 @@ def test_base_urls_into_private_networks_are_refused(serve: Any) -> None:
             ("https://169.254.169.254/latest", "non-public address"),
             ("ftp://x", "absolute https URL"),
         ):
-            response = httpx.post(f"{url}/api/gateway/secrets", json={"name": "k", "api_key": API_KEY, "base_url": target})
+            response = httpx.post(
+                f"{url}/api/gateway/secrets", json={"name": "k", "api_key": API_KEY, "base_url": target}
+            )
             assert response.status_code == 400 and says in response.json()["detail"], target
 
 
@@ -169,14 +221,32 @@ def test_configuration_rules(base: str, provider: Any) -> None:
     api = httpx.Client(base_url=f"{base}/api/gateway")
     configure(base, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
     assert api.post("/secrets", json={"name": "openai-key", "api_key": API_KEY}).status_code == 409
-    assert api.post("/models", json={"name": "m2", "provider": "openai", "model": "x", "secret": "missing"}).status_code == 400
-    assert api.post("/models", json={"name": "m2", "provider": "mystery", "model": "x", "secret": "openai-key"}).status_code == 422
+    assert (
+        api.post("/models", json={"name": "m2", "provider": "openai", "model": "x", "secret": "missing"}).status_code
+        == 400
+    )
+    assert (
+        api.post(
+            "/models", json={"name": "m2", "provider": "mystery", "model": "x", "secret": "openai-key"}
+        ).status_code
+        == 422
+    )
     assert api.post("/endpoints", json={"name": "e2", "models": [{"model": "missing"}]}).status_code == 400
     assert api.post("/endpoints", json={"name": "e2", "models": []}).status_code == 422
     assert api.delete("/secrets/openai-key").status_code == 409  # used by model gpt
     assert api.delete("/models/gpt").status_code == 409  # used by endpoint chat
-    assert api.put("/secrets/openai-key", json={"api_key": "sk-rotated-key-000000000", "base_url": f"{provider[0]}/v1"}).json()["key_hint"] == "sk-…0000"
-    assert openai_client(base).chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}]).choices[0].message.content
+    assert (
+        api.put(
+            "/secrets/openai-key", json={"api_key": "sk-rotated-key-000000000", "base_url": f"{provider[0]}/v1"}
+        ).json()["key_hint"]
+        == "sk-…0000"
+    )
+    assert (
+        openai_client(base)
+        .chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+        .choices[0]
+        .message.content
+    )
     assert provider[1][-1]["headers"]["authorization"] == "Bearer sk-rotated-key-000000000"
     assert api.delete("/endpoints/chat").status_code == 204 and api.get("/endpoints/chat").status_code == 404
     assert api.delete("/models/gpt").status_code == 204 and api.delete("/secrets/openai-key").status_code == 204
@@ -192,13 +262,20 @@ def test_usage_is_recorded_per_call(base: str, provider: Any) -> None:
         if len(records) == 2:
             break
         time.sleep(0.05)
-    assert [(r["model"], r["status"], r["streamed"], r["completion_tokens"]) for r in records] == [("gpt", 200, True, 2), ("gpt", 200, False, 3)]
+    assert [(r["model"], r["status"], r["streamed"], r["completion_tokens"]) for r in records] == [
+        ("gpt", 200, True, 2),
+        ("gpt", 200, False, 3),
+    ]
 
 
 def test_workspaces_keep_their_own_configuration(serve: Any, provider: Any) -> None:
     with serve(plugins=("gateway", "workspace")) as url:
-        configure(url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)], headers={"X-Plughost-Workspace": "team-a"})
-        team_b = openai.OpenAI(base_url=f"{url}/gateway/v1", api_key="x", max_retries=0, default_headers={"X-Plughost-Workspace": "team-b"})
+        configure(
+            url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)], headers={"X-Plughost-Workspace": "team-a"}
+        )
+        team_b = openai.OpenAI(
+            base_url=f"{url}/gateway/v1", api_key="x", max_retries=0, default_headers={"X-Plughost-Workspace": "team-b"}
+        )
         with pytest.raises(openai.NotFoundError):
             team_b.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
         assert httpx.get(f"{url}/api/gateway/endpoints", headers={"X-Plughost-Workspace": "team-b"}).json() == []
@@ -210,7 +287,11 @@ def test_timing_headers_report_the_gateway_overhead(serve: Any, provider: Any) -
         response = httpx.post(f"{url}/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "x"}]})
         assert "provider;dur=" in response.headers["server-timing"]
         assert float(response.headers["x-plughost-overhead-ms"]) < float(response.headers["x-plughost-duration-ms"])
-        with httpx.stream("POST", f"{url}/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "x"}], "stream": True}) as streamed:
+        with httpx.stream(
+            "POST",
+            f"{url}/gateway/chat/invocations",
+            json={"messages": [{"role": "user", "content": "x"}], "stream": True},
+        ) as streamed:
             body = streamed.read().decode()
         assert re.search(r"^: server-timing app;dur=[\d.]+, provider;dur=[\d.]+, overhead;dur=[\d.]+$", body, re.M)
 
@@ -219,8 +300,11 @@ def test_a_cross_site_post_cannot_spend_the_keys_with_security_on(serve: Any, pr
     with serve(plugins=("gateway", "security")) as url:
         configure(url, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
         calls = len(provider[1])
-        attack = httpx.post(f"{url}/gateway/chat/invocations", content='{"messages":[{"role":"user","content":"x"}]}',
-                            headers={"Origin": "https://attacker.example", "Content-Type": "text/plain"})
+        attack = httpx.post(
+            f"{url}/gateway/chat/invocations",
+            content='{"messages":[{"role":"user","content":"x"}]}',
+            headers={"Origin": "https://attacker.example", "Content-Type": "text/plain"},
+        )
         assert attack.status_code == 403 and len(provider[1]) == calls
 
 
@@ -231,6 +315,11 @@ def test_keeps_the_plugin_contract() -> None:
 
 
 def test_deeply_nested_json_is_a_400_on_every_json_route(base: str) -> None:
-    for path in ("/gateway/chat/invocations", "/gateway/v1/chat/completions", "/gateway/anthropic/v1/messages", "/gateway/v1/embeddings"):
+    for path in (
+        "/gateway/chat/invocations",
+        "/gateway/v1/chat/completions",
+        "/gateway/anthropic/v1/messages",
+        "/gateway/v1/embeddings",
+    ):
         response = httpx.post(f"{base}{path}", content=b"[" * 100_000, headers={"content-type": "application/json"})
         assert response.status_code == 400 and "nest" in response.text, path

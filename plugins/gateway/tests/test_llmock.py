@@ -24,8 +24,12 @@ def gateway(make_app: Any, llmock: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
     with serve_in_thread(make_app(["gateway"], {"gateway": {"kek": KEK}})) as url:
         api = httpx.Client(base_url=f"{url}/api/gateway")
         for kind, model in (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5")):
-            api.post("/secrets", json={"name": kind, "api_key": API_KEY, "base_url": llmock.base_url(kind)}).raise_for_status()
-            api.post("/models", json={"name": kind, "provider": kind, "model": model, "secret": kind}).raise_for_status()
+            api.post(
+                "/secrets", json={"name": kind, "api_key": API_KEY, "base_url": llmock.base_url(kind)}
+            ).raise_for_status()
+            api.post(
+                "/models", json={"name": kind, "provider": kind, "model": model, "secret": kind}
+            ).raise_for_status()
             api.post("/endpoints", json={"name": f"agent-{kind}", "models": [{"model": kind}]}).raise_for_status()
         yield url
 
@@ -35,5 +39,7 @@ def gateway(make_app: Any, llmock: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])
 def test_a_tool_loop_completes_against_llmock(gateway: str, sdk: str, provider_kind: str, stream: bool) -> None:
     first, final = LOOPS[sdk](gateway, f"agent-{provider_kind}", stream)
-    assert [set(arguments) for arguments in tool_arguments(first)] == [{"city"}]  # llmock calls a tool only when tools arrive
+    assert [set(arguments) for arguments in tool_arguments(first)] == [
+        {"city"}
+    ]  # llmock calls a tool only when tools arrive
     assert text_of(final)

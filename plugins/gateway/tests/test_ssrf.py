@@ -17,7 +17,9 @@ def test_a_redirect_is_a_provider_error_and_never_followed(base: str, provider: 
     provider_url, seen = provider
     configure(base, provider_url, "moved", [("moved", "openai", "redirect", 1)])
     for stream in (False, True):
-        response = httpx.post(f"{base}/gateway/moved/invocations", json={"messages": [{"role": "user", "content": "x"}], "stream": stream})
+        response = httpx.post(
+            f"{base}/gateway/moved/invocations", json={"messages": [{"role": "user", "content": "x"}], "stream": stream}
+        )
         assert response.status_code == 502 and "redirect" in response.json()["error"]["message"]
         assert "never relay" not in response.text
     assert [call["path"] for call in seen] == ["/v1/chat/completions"] * 2  # /v1/elsewhere was never asked
@@ -29,27 +31,38 @@ def test_a_provider_error_body_is_not_relayed_only_its_json_message(base: str, p
     html = httpx.post(f"{base}/gateway/html/invocations", json={"messages": [{"role": "user", "content": "x"}]})
     assert html.status_code == 502 and html.json()["error"]["message"] == "html: the provider answered 404"
     picky = httpx.post(f"{base}/gateway/picky/invocations", json={"messages": [{"role": "user", "content": "x"}]})
-    assert picky.status_code == 400 and picky.json()["error"]["message"] == "picky: the provider answered 400: temperature too hot"
+    assert (
+        picky.status_code == 400
+        and picky.json()["error"]["message"] == "picky: the provider answered 400: temperature too hot"
+    )
 
 
-@pytest.mark.parametrize("address", [
-    "::127.0.0.1",  # IPv4-compatible
-    "::ffff:127.0.0.1",  # IPv4-mapped
-    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
-    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
-    "64:ff9b:1::a00:1",  # local-use NAT64
-    "2002:7f00:1::",  # 6to4 of 127.0.0.1
-    "2002:a00:1::1",  # 6to4 of 10.0.0.1
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+    ],
+)
 def test_ipv6_forms_of_private_ipv4_addresses_are_refused(serve: Any, address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
     with serve(allow_private=False) as url:
-        response = httpx.post(f"{url}/api/gateway/secrets", json={"name": "k", "api_key": API_KEY, "base_url": f"https://[{address}]/v1"})
+        response = httpx.post(
+            f"{url}/api/gateway/secrets", json={"name": "k", "api_key": API_KEY, "base_url": f"https://[{address}]/v1"}
+        )
     assert response.status_code == 400 and "non-public address" in response.json()["detail"]
 
 
 def test_ipv6_forms_of_public_ipv4_addresses_pass() -> None:
-    assert all(is_public(ipaddress.ip_address(a)) for a in ("64:ff9b::808:808", "2002:808:808::", "2606:4700:4700::1111", "8.8.8.8"))
+    assert all(
+        is_public(ipaddress.ip_address(a))
+        for a in ("64:ff9b::808:808", "2002:808:808::", "2606:4700:4700::1111", "8.8.8.8")
+    )
 
 
 def test_the_connection_time_resolver_refuses_names_of_private_addresses() -> None:

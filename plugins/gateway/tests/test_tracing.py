@@ -35,6 +35,7 @@ def trace(base: str, trace_id: str, spans: int) -> dict[str, Any]:
     def read() -> Any:
         response = httpx.get(f"{base}/api/otel/traces/{trace_id}")
         return response.status_code == 200 and len(response.json()["spans"]) == spans and response.json()
+
     return wait_for(read)
 
 
@@ -45,7 +46,12 @@ def traceparent(span: str = CALLER_SPAN) -> dict[str, str]:
 def test_a_call_with_fallback_is_a_trace_under_the_callers_span(serve: Any, provider: Any) -> None:
     with serve(plugins=("gateway", "otel")) as base:
         # the primary is tried first in 1000 of 1001 calls (the weight picks the first attempt)
-        configure(base, provider[0], "resilient", [("primary", "openai", "fail-500", 1000), ("backup", "anthropic", "echo-backup", 1)])
+        configure(
+            base,
+            provider[0],
+            "resilient",
+            [("primary", "openai", "fail-500", 1000), ("backup", "anthropic", "echo-backup", 1)],
+        )
         client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0, default_headers=traceparent())
         client.chat.completions.create(model="resilient", messages=[{"role": "user", "content": "one two"}])
         spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 3)["spans"]}
@@ -55,9 +61,14 @@ def test_a_call_with_fallback_is_a_trace_under_the_callers_span(serve: Any, prov
     assert failed["status"]["code"] == "STATUS_CODE_ERROR" and failed["attributes"]["error.type"] == "500"
     assert served["kind"] == "SPAN_KIND_CLIENT" and served["status"]["code"] == "STATUS_CODE_OK"
     assert served["attributes"] | root["attributes"] == served["attributes"] | {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "resilient",
-        "gen_ai.response.model": "echo-backup", "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 3,
-        "gen_ai.response.finish_reasons": ["end_turn"], "plughost.gateway.endpoint": "resilient",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "resilient",
+        "gen_ai.response.model": "echo-backup",
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.usage.output_tokens": 3,
+        "gen_ai.response.finish_reasons": ["end_turn"],
+        "plughost.gateway.endpoint": "resilient",
     }
     assert served["attributes"]["gen_ai.request.model"] == "echo-backup"
     assert "gen_ai.input.messages" not in root["attributes"]  # content only when opted in
@@ -66,22 +77,37 @@ def test_a_call_with_fallback_is_a_trace_under_the_callers_span(serve: Any, prov
 def test_a_streamed_call_is_traced_when_it_ends_with_content_when_opted_in(serve: Any, provider: Any) -> None:
     with serve(plugins=("gateway", "otel"), trace_content=True) as base:
         configure(base, provider[0], "via-openai", [("gpt", "openai", "echo-gpt", 1)])
-        client = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="x", max_retries=0, default_headers=traceparent())
-        with client.messages.stream(model="via-openai", max_tokens=9, messages=[{"role": "user", "content": "a b"}]) as stream:
+        client = anthropic.Anthropic(
+            base_url=f"{base}/gateway/anthropic", api_key="x", max_retries=0, default_headers=traceparent()
+        )
+        with client.messages.stream(
+            model="via-openai", max_tokens=9, messages=[{"role": "user", "content": "a b"}]
+        ) as stream:
             "".join(stream.text_stream)
         spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 2)["spans"]}
     root = spans["chat via-openai"]["attributes"]
-    assert (root["gen_ai.usage.input_tokens"], root["gen_ai.usage.output_tokens"], root["gen_ai.response.finish_reasons"]) == (5, 3, ["stop"])
+    assert (
+        root["gen_ai.usage.input_tokens"],
+        root["gen_ai.usage.output_tokens"],
+        root["gen_ai.response.finish_reasons"],
+    ) == (5, 3, ["stop"])
     assert '"a b"' in root["gen_ai.input.messages"] and "echo-gpt: a b" in root["gen_ai.output.messages"]
 
 
 def test_a_failed_call_is_traced_as_an_error(serve: Any, provider: Any) -> None:
     with serve(plugins=("gateway", "otel")) as base:
         configure(base, provider[0], "broken", [("broken", "openai", "fail-500", 1)])
-        response = httpx.post(f"{base}/gateway/broken/invocations", json={"messages": [{"role": "user", "content": "x"}]}, headers=traceparent())
+        response = httpx.post(
+            f"{base}/gateway/broken/invocations",
+            json={"messages": [{"role": "user", "content": "x"}]},
+            headers=traceparent(),
+        )
         assert response.status_code == 502
         spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 2)["spans"]}
-    assert spans["chat broken"]["status"]["code"] == "STATUS_CODE_ERROR" and spans["chat broken"]["attributes"]["error.type"] == "502"
+    assert (
+        spans["chat broken"]["status"]["code"] == "STATUS_CODE_ERROR"
+        and spans["chat broken"]["attributes"]["error.type"] == "502"
+    )
 
 
 def stuck_store(behaviour: str) -> types.SimpleNamespace:
@@ -96,7 +122,9 @@ def stuck_store(behaviour: str) -> types.SimpleNamespace:
 
 
 @pytest.mark.parametrize("behaviour", ["slow", "down"])
-def test_a_slow_or_down_store_never_fails_or_delays_a_call(make_app: Any, register_plugin: Any, provider: Any, caplog: pytest.LogCaptureFixture, behaviour: str) -> None:
+def test_a_slow_or_down_store_never_fails_or_delays_a_call(
+    make_app: Any, register_plugin: Any, provider: Any, caplog: pytest.LogCaptureFixture, behaviour: str
+) -> None:
     register_plugin(stuck_store(behaviour))
     app = make_app(["gateway"], {"gateway": {"allow_private": True, "kek": KEK, "trace_queue_size": 3}})
     with caplog.at_level(logging.WARNING), serve_in_thread(app) as base:
@@ -104,9 +132,18 @@ def test_a_slow_or_down_store_never_fails_or_delays_a_call(make_app: Any, regist
         client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0)
         started = time.monotonic()
         for _ in range(20):
-            assert client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}]).choices[0].message.content
+            assert (
+                client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+                .choices[0]
+                .message.content
+            )
         assert time.monotonic() - started < 4.0  # not one export timeout (5 s) was waited for
-        state = wait_for(lambda: (s := httpx.get(f"{base}/api/gateway/tracing").json())["dropped"] >= (20 if behaviour == "down" else 10) and s)
+        state = wait_for(
+            lambda: (
+                (s := httpx.get(f"{base}/api/gateway/tracing").json())["dropped"] >= (20 if behaviour == "down" else 10)
+                and s
+            )
+        )
     assert state["enabled"] and state["exported"] == 0
     assert "call traces dropped so far" in caplog.text
 
@@ -124,7 +161,12 @@ def test_a_request_that_cannot_be_translated_is_traced_as_a_400(serve: Any, prov
 
 def test_an_invalid_traceparent_starts_a_trace_of_its_own() -> None:
     tracer = Tracer(lambda *args, **kwargs: None, queue_size=1, capture_content=False, project="default")
-    for header in ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", f"00-{CALLER_TRACE}-0000000000000000-01", "garbage", None):
+    for header in (
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        f"00-{CALLER_TRACE}-0000000000000000-01",
+        "garbage",
+        None,
+    ):
         invocation = tracer.start("e", {}, header)
         assert invocation is not None and invocation.parent_id == b"" and invocation.trace_id.hex() != CALLER_TRACE
     valid = tracer.start("e", {}, f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")

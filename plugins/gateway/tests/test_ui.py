@@ -14,7 +14,14 @@ from core.testing import serve_in_thread
 from plugins.gateway.tests.kit import API_KEY, KEK, configure
 from plugins.gateway.tests.test_tracing import wait_for
 
-PAGES = ("/gateway", "/gateway/secrets", "/gateway/models", "/gateway/endpoints", "/gateway/playground", "/gateway/usage")
+PAGES = (
+    "/gateway",
+    "/gateway/secrets",
+    "/gateway/models",
+    "/gateway/endpoints",
+    "/gateway/playground",
+    "/gateway/usage",
+)
 XSS = "<script>alert(1)</script>"
 
 
@@ -31,7 +38,10 @@ def test_every_page_is_html_and_no_api_route_claims_it(console: str) -> None:
         response = httpx.get(console + path)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/html"), path
         assert "script-src 'self'" in response.headers["content-security-policy"]
-    assert httpx.get(console + "/gateway/v1/models").json() == {"object": "list", "data": []}  # the API's own GETs stay the API's
+    assert httpx.get(console + "/gateway/v1/models").json() == {
+        "object": "list",
+        "data": [],
+    }  # the API's own GETs stay the API's
     navigation = re.findall(r'<a href="(/[a-z]*)"', httpx.get(console + "/").text.split("</nav>")[0])
     assert navigation == ["/", "/jobs", "/gateway", "/docs"]  # Gateway right after Jobs
 
@@ -101,7 +111,9 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
     form.locator(".gw-member-model").select_option("gpt")
     form.locator(".gw-member-weight").fill("0")
     form.get_by_role("button", name="Save").click()
-    expect(form.locator('[data-field="models"] .field-error')).to_contain_text("#1 weight: Input should be greater than or equal to 1")
+    expect(form.locator('[data-field="models"] .field-error')).to_contain_text(
+        "#1 weight: Input should be greater than or equal to 1"
+    )
     form.locator(".gw-member-weight").fill("2")
     form.get_by_role("button", name="Save").click()
     expect(page.locator('#gw-list tr[data-name="chat"]')).to_contain_text("gpt (2)")
@@ -117,7 +129,9 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
     delete = page.locator('#gw-list tr[data-name="gpt"]').get_by_role("button", name="Delete")
     delete.click()
     page.locator('#gw-list tr[data-name="gpt"]').get_by_role("button", name="Really delete?").click()
-    expect(page.locator("#gw-message")).to_contain_text("Cannot delete model gpt: it is in use (model 'gpt' is used by endpoints chat)")
+    expect(page.locator("#gw-message")).to_contain_text(
+        "Cannot delete model gpt: it is in use (model 'gpt' is used by endpoints chat)"
+    )
     expect(page.locator('#gw-list tr[data-name="gpt"]')).to_be_visible()
     assert httpx.get(f"{console}/api/gateway/models/gpt").status_code == 200
     assert dialogs == []
@@ -137,13 +151,18 @@ def test_playground_streams_keeps_history_stops_and_clears(console: str, provide
     page.get_by_label("Message").fill("hello there")
     page.get_by_role("button", name="Send").click()
     expect(answers.first.locator(".gw-text")).to_have_text("echo-gpt: hello there")
-    expect(answers.first.locator(".gw-note")).to_have_text("5 input · 3 output tokens")  # the stream's usage chunk (3 words)
+    expect(answers.first.locator(".gw-note")).to_have_text(
+        "5 input · 3 output tokens"
+    )  # the stream's usage chunk (3 words)
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
     page.get_by_label("Message").fill(XSS)
     page.get_by_label("Message").press("Enter")
     expect(answers.nth(1).locator(".gw-text")).to_have_text(f"echo-gpt: {XSS}")  # text, not markup
     assert [(m["role"], m["content"]) for m in seen[-1]["body"]["messages"]] == [
-        ("user", "hello there"), ("assistant", "echo-gpt: hello there"), ("user", XSS)]  # the history went with the turn
+        ("user", "hello there"),
+        ("assistant", "echo-gpt: hello there"),
+        ("user", XSS),
+    ]  # the history went with the turn
     assert seen[-1]["body"]["stream"] is True
 
     page.locator("#gw-endpoint").select_option("slowpoke")
@@ -163,7 +182,9 @@ def test_playground_streams_keeps_history_stops_and_clears(console: str, provide
     expect(answers.first.locator(".gw-text")).to_have_text("echo-gpt: fresh start")
     assert [m["content"] for m in seen[-1]["body"]["messages"]] == ["fresh start"]
 
-    wait_for(lambda: sum(call["endpoint"] == "chat" for call in httpx.get(f"{console}/api/gateway/usage").json()) == 3)  # stored in batches
+    wait_for(
+        lambda: sum(call["endpoint"] == "chat" for call in httpx.get(f"{console}/api/gateway/usage").json()) == 3
+    )  # stored in batches
     page.get_by_role("navigation", name="Gateway pages").get_by_role("link", name="Usage").click()
     recent = page.locator("#gw-calls tbody tr").filter(has_text="chat")
     expect(recent).to_have_count(3)
@@ -214,11 +235,20 @@ def test_edit_routes_answer_like_create(console: str, provider: Any) -> None:
     missing = api.put("/models/gpt", json={"provider": "openai", "model": "m", "secret": "nope"})
     assert missing.status_code == 400 and "secret 'nope' does not exist" in missing.json()["detail"]
     assert api.put("/models/gpt", json={"provider": "mistral", "model": "m", "secret": "openai-key"}).status_code == 422
-    assert api.put("/models/gpt", json={"provider": "anthropic", "model": "echo-claude", "secret": "openai-key"}).json()["provider"] == "anthropic"
+    assert (
+        api.put("/models/gpt", json={"provider": "anthropic", "model": "echo-claude", "secret": "openai-key"}).json()[
+            "provider"
+        ]
+        == "anthropic"
+    )
     assert api.put("/endpoints/nope", json={"models": [{"model": "gpt"}]}).status_code == 404
     assert api.put("/endpoints/chat", json={"models": [{"model": "nope"}]}).status_code == 400
     assert api.put("/endpoints/chat", json={"models": []}).status_code == 422
-    api.post("/models", json={"name": "gpt2", "provider": "openai", "model": "echo-two", "secret": "openai-key"}).raise_for_status()
-    assert api.put("/endpoints/chat", json={"models": [{"model": "gpt2", "weight": 3}]}).json()["models"] == [{"model": "gpt2", "weight": 3}]
+    api.post(
+        "/models", json={"name": "gpt2", "provider": "openai", "model": "echo-two", "secret": "openai-key"}
+    ).raise_for_status()
+    assert api.put("/endpoints/chat", json={"models": [{"model": "gpt2", "weight": 3}]}).json()["models"] == [
+        {"model": "gpt2", "weight": 3}
+    ]
     answer = httpx.post(f"{console}/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "hi"}]})
     assert answer.json()["choices"][0]["message"]["content"] == "echo-two: hi"  # the change reaches calls at once

@@ -24,15 +24,37 @@ def test_usage_summary_per_endpoint_and_model(make_app: Any, provider: Any, data
         client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0)
         for text in ("a", "a b", "a b c", "a b c d"):
             client.chat.completions.create(model="chat", messages=[{"role": "user", "content": text}])
-        assert httpx.post(f"{base}/gateway/broken/invocations", json={"messages": [{"role": "user", "content": "x"}]}).status_code == 502
+        assert (
+            httpx.post(
+                f"{base}/gateway/broken/invocations", json={"messages": [{"role": "user", "content": "x"}]}
+            ).status_code
+            == 502
+        )
         wait_for(lambda: len(httpx.get(f"{base}/api/gateway/usage").json()) == 5)
         summary = httpx.get(f"{base}/api/gateway/usage/summary", params={"window_seconds": 600}).json()
-        latencies = sorted(r["latency_ms"] for r in httpx.get(f"{base}/api/gateway/usage").json() if r["model"] == "gpt")
+        latencies = sorted(
+            r["latency_ms"] for r in httpx.get(f"{base}/api/gateway/usage").json() if r["model"] == "gpt"
+        )
         assert httpx.get(f"{base}/api/gateway/usage/summary", params={"window_seconds": -1}).status_code in (400, 422)
     broken, chat = summary["models"]
-    assert broken == {"endpoint": "broken", "model": "broken", "calls": 1, "errors": 1, "input_tokens": 0, "output_tokens": 0, "p50_ms": None, "p95_ms": None}
+    assert broken == {
+        "endpoint": "broken",
+        "model": "broken",
+        "calls": 1,
+        "errors": 1,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "p50_ms": None,
+        "p95_ms": None,
+    }
     assert {k: chat[k] for k in ("endpoint", "model", "calls", "errors", "input_tokens", "output_tokens")} == {
-        "endpoint": "chat", "model": "gpt", "calls": 4, "errors": 0, "input_tokens": 20, "output_tokens": 2 + 3 + 4 + 5}
+        "endpoint": "chat",
+        "model": "gpt",
+        "calls": 4,
+        "errors": 0,
+        "input_tokens": 20,
+        "output_tokens": 2 + 3 + 4 + 5,
+    }
     assert (chat["p50_ms"], chat["p95_ms"]) == (latencies[1], latencies[3])  # nearest rank of 4 values
 
 
@@ -47,8 +69,16 @@ def test_stopping_the_writer_stores_every_queued_record(database_url: str) -> No
             writer = asyncio.create_task(store.write_usage())
 
             def call(n: int) -> None:
-                store.record_usage(endpoint="chat", model="gpt", provider="openai", status=200, streamed=False,
-                                   latency_ms=float(n), prompt_tokens=n, completion_tokens=n)
+                store.record_usage(
+                    endpoint="chat",
+                    model="gpt",
+                    provider="openai",
+                    status=200,
+                    streamed=False,
+                    latency_ms=float(n),
+                    prompt_tokens=n,
+                    completion_tokens=n,
+                )
 
             call(1)
             call(2)

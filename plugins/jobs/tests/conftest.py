@@ -53,7 +53,14 @@ def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, int], subprocess
     def start(database_url: str, concurrency: int) -> subprocess.Popen[bytes]:
         log = open(tmp_path / f"worker-{len(started_workers)}.log", "wb")  # noqa: SIM115 - the process owns it
         worker = subprocess.Popen(
-            [sys.executable, "-m", "plugins.jobs.tests.worker_process", database_url, str(tmp_path / "data"), str(concurrency)],
+            [
+                sys.executable,
+                "-m",
+                "plugins.jobs.tests.worker_process",
+                database_url,
+                str(tmp_path / "data"),
+                str(concurrency),
+            ],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -68,7 +75,9 @@ def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, int], subprocess
         worker.wait()
 
 
-def wait_for(client: Any, job_id: str, states: set[str] = FINAL, timeout: float = 20.0, **headers: str) -> dict[str, Any]:
+def wait_for(
+    client: Any, job_id: str, states: set[str] = FINAL, timeout: float = 20.0, **headers: str
+) -> dict[str, Any]:
     """Poll ``GET /api/jobs/{id}`` until the job is in one of ``states``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -76,7 +85,9 @@ def wait_for(client: Any, job_id: str, states: set[str] = FINAL, timeout: float 
         if job["status"] in states:
             return job
         if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s, wanted {sorted(states)}: {job}")
+            raise AssertionError(
+                f"job {job_id} still {job['status']} after {timeout} s, wanted {sorted(states)}: {job}"
+            )
         time.sleep(0.05)
 
 

@@ -95,7 +95,10 @@ class Spawn(BaseModel):
 def spawn(params: Spawn, job: JobContext) -> dict[str, int]:
     if params.daemonize:
         shell = subprocess.run(
-            ["sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True
+            ["sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         program = int(shell.stdout)
     else:

@@ -74,7 +74,9 @@ def test_listing_filters_and_paginates_newest_first(jobs_client: Any) -> None:
 
     seen, token = [], None
     while True:
-        page = client.get("/api/jobs", params={"type": "test.sleep", "limit": 2, **({"page_token": token} if token else {})}).json()
+        page = client.get(
+            "/api/jobs", params={"type": "test.sleep", "limit": 2, **({"page_token": token} if token else {})}
+        ).json()
         seen += [j["id"] for j in page["jobs"]]
         token = page["next_page_token"]
         if token is None:

@@ -22,7 +22,13 @@ def test_output_log_records_and_programs_output_are_captured(jobs_client: Any) -
     logs = client.get(f"/api/jobs/{job['id']}/logs").json()
     assert logs["status"] == "SUCCEEDED" and logs["dropped_bytes"] == 0 and logs["size"] == len(logs["log"].encode())
     text = logs["log"]
-    for expected in ("line 0\n", "line 2\n", "INFO plughost.job.test.report: record 1", "to stderr\n", "from a program\n"):
+    for expected in (
+        "line 0\n",
+        "line 2\n",
+        "INFO plughost.job.test.report: record 1",
+        "to stderr\n",
+        "from a program\n",
+    ):
         assert expected in text, text
     assert text.index("line 0") < text.index("line 1") < text.index("to stderr") < text.index("from a program")
 
@@ -39,7 +45,9 @@ def test_the_log_keeps_only_the_last_bytes_with_a_note(jobs_client: Any) -> None
     job = wait_for(client, submit(client, "test.report", params={"lines": 3000, "line_bytes": 99})["id"])
     logs = client.get(f"/api/jobs/{job['id']}/logs").json()
     assert logs["size"] > 300_000
-    assert 0 < logs["size"] - logs["dropped_bytes"] <= 64 * 1024 + 64 * 1024, "more than the limit (plus one chunk) is kept"
+    assert 0 < logs["size"] - logs["dropped_bytes"] <= 64 * 1024 + 64 * 1024, (
+        "more than the limit (plus one chunk) is kept"
+    )
     assert logs["log"].startswith(f"[{logs['dropped_bytes']} earlier bytes dropped")
     assert "line 2999" in logs["log"] and "line 0." not in logs["log"]
 
@@ -50,7 +58,9 @@ def test_progress_shows_in_the_jobs_state_while_it_runs(jobs_client: Any, tmp_pa
     job = submit(client, "test.report", params={"lines": 4, "hold": str(hold)})
     assert job["progress"] is None
     deadline = time.monotonic() + 20
-    while (state := client.get(f"/api/jobs/{job['id']}").json())["progress"] is None or state["progress"]["fraction"] < 1:
+    while (state := client.get(f"/api/jobs/{job['id']}").json())["progress"] is None or state["progress"][
+        "fraction"
+    ] < 1:
         assert time.monotonic() < deadline, state
         time.sleep(0.05)
     assert state["status"] == "RUNNING" and state["progress"] == {"fraction": 1.0, "message": "4 of 4"}
@@ -58,7 +68,9 @@ def test_progress_shows_in_the_jobs_state_while_it_runs(jobs_client: Any, tmp_pa
     assert wait_for(client, job["id"])["progress"] == {"fraction": 1.0, "message": "4 of 4"}
 
 
-def test_logs_follow_a_running_job_over_sse_until_it_ends(make_app: Any, database_url: str, register_plugin: Any, tmp_path: Path) -> None:
+def test_logs_follow_a_running_job_over_sse_until_it_ends(
+    make_app: Any, database_url: str, register_plugin: Any, tmp_path: Path
+) -> None:
     register_plugin(jobtypes)
     app = make_app(["jobs", "workspace", jobtypes], {"database_url": database_url, "jobs": FAST})
     hold = tmp_path / "hold"
@@ -74,7 +86,9 @@ def test_logs_follow_a_running_job_over_sse_until_it_ends(make_app: Any, databas
                 elif line.startswith("data: "):
                     events.append((name, json.loads(line[6:])))
                     if name == "log" and not hold.exists():
-                        assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "RUNNING", "the log was not streamed live"
+                        assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "RUNNING", (
+                            "the log was not streamed live"
+                        )
                         hold.touch()  # the job may end now
         text = "".join(data["text"] for name, data in events if name == "log")
         assert "line 1\n" in text and "from a program\n" in text
@@ -86,18 +100,27 @@ def test_logs_follow_a_running_job_over_sse_until_it_ends(make_app: Any, databas
 def test_artifacts_are_listed_downloaded_scoped_and_deleted_with_the_job(jobs_client: Any, tmp_path: Path) -> None:
     client = jobs_client(artifacts_dir=str(tmp_path / "artifacts"))
     team = {"X-Plughost-Workspace": "team-a"}
-    job = wait_for(client, submit(client, "test.report", headers=team, params={"lines": 2, "artifact": "lines.txt"})["id"], **team)
+    job = wait_for(
+        client, submit(client, "test.report", headers=team, params={"lines": 2, "artifact": "lines.txt"})["id"], **team
+    )
     listed = client.get(f"/api/jobs/{job['id']}/artifacts", headers=team).json()["artifacts"]
-    assert [(a["name"], a["size"], a["url"]) for a in listed] == [("lines.txt", 13, f"/api/jobs/{job['id']}/artifacts/lines.txt")]
+    assert [(a["name"], a["size"], a["url"]) for a in listed] == [
+        ("lines.txt", 13, f"/api/jobs/{job['id']}/artifacts/lines.txt")
+    ]
     download = client.get(f"/api/jobs/{job['id']}/artifacts/lines.txt", headers=team)
     assert download.status_code == 200 and download.content == b"line 0\nline 1"
     assert (tmp_path / "artifacts" / "team-a" / job["id"] / "lines.txt").is_file()
 
-    assert client.get(f"/api/jobs/{job['id']}/artifacts/lines.txt").status_code == 404, "another workspace must not see it"
+    assert client.get(f"/api/jobs/{job['id']}/artifacts/lines.txt").status_code == 404, (
+        "another workspace must not see it"
+    )
     assert client.get(f"/api/jobs/{job['id']}/artifacts/missing.txt", headers=team).status_code == 404
     for bad in (".hidden", "a%2Fb", "..%2F..%2Fplughost.db", "%2E%2E"):  # a literal ".." is resolved by the client
         response = client.get(f"/api/jobs/{job['id']}/artifacts/{bad}", headers=team)
-        assert response.status_code == 400 and "invalid artifact name" in response.json()["detail"], (bad, response.text)
+        assert response.status_code == 400 and "invalid artifact name" in response.json()["detail"], (
+            bad,
+            response.text,
+        )
 
     assert client.delete(f"/api/jobs/{job['id']}").status_code == 404, "another workspace must not delete it"
     assert client.delete(f"/api/jobs/{job['id']}", headers=team).status_code == 204

@@ -46,13 +46,17 @@ def test_a_cancel_kills_every_process_the_job_started(jobs_client: Any, tmp_path
     assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
     assert wait_for(client, job["id"], timeout=5)["status"] == "CANCELED"
     assert not alive(job_pid) and not alive(program), "a process outlived its CANCELED job"
-    assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", "a worker replaced the killed one"
+    assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", (
+        "a worker replaced the killed one"
+    )
 
 
 def test_a_job_that_succeeds_leaves_no_daemon_behind(jobs_client: Any, tmp_path: Path) -> None:
     client = jobs_client()
     marker = tmp_path / "spawned"
-    job = wait_for(client, submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True, "seconds": 0})["id"])
+    job = wait_for(
+        client, submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True, "seconds": 0})["id"]
+    )
     assert job["status"] == "SUCCEEDED"
     _, program = spawned(marker)
     assert job["result"] == {"program": program}
@@ -106,4 +110,6 @@ def test_a_lost_lease_kills_every_process_the_job_started(jobs_client: Any, data
 
     asyncio.run(steal())
     assert process_gone(job_pid) and process_gone(program), "a job that lost its lease ran on"
-    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "RUNNING", "the outcome of a lost lease must not be recorded"
+    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "RUNNING", (
+        "the outcome of a lost lease must not be recorded"
+    )

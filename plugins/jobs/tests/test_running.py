@@ -55,7 +55,9 @@ def test_cancel_kills_a_running_job(jobs_client: Any, tmp_path: Path) -> None:
     assert done["status"] == "CANCELED" and done["error"] == "canceled while running"
     assert process_gone(pid)
     assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 400
-    assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", "the pool replaced the killed process"
+    assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", (
+        "the pool replaced the killed process"
+    )
 
 
 def test_a_cancel_reaches_a_job_run_by_another_process(jobs_client: Any, tmp_path: Path) -> None:
@@ -152,5 +154,7 @@ def test_shutdown_lets_a_claim_in_flight_finish_and_gives_back_what_it_claimed(
     assert shutdown_began.is_set() and claims_cut_short == []
     monkeypatch.setattr(JobStore, "claim", claim)
     given_back = jobs_client(workers=0).get(f"/api/jobs/{job['id']}").json()
-    assert given_back["status"] == "PENDING" and given_back["attempt"] == 0 and given_back["started_at"] is None, given_back
+    assert given_back["status"] == "PENDING" and given_back["attempt"] == 0 and given_back["started_at"] is None, (
+        given_back
+    )
     assert not marker.exists(), "a job claimed during shutdown was started"

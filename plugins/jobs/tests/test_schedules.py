@@ -44,7 +44,9 @@ def test_schedules_are_created_listed_paused_resumed_and_deleted(jobs_client: An
     assert (next_run.hour, next_run.minute) == (2, 30) and 0 < seconds(daily["next_run"]) - time.time() <= 86400 + 3600
     every = create(client, interval_seconds=3600)
     assert every["name"] == every["id"]
-    assert [s["name"] for s in client.get("/api/jobs/schedules").json()["schedules"]] == sorted(["nightly", every["id"]])
+    assert [s["name"] for s in client.get("/api/jobs/schedules").json()["schedules"]] == sorted(
+        ["nightly", every["id"]]
+    )
     assert client.get(f"/api/jobs/schedules/{daily['id']}").json() == daily
 
     assert client.post(f"/api/jobs/schedules/{daily['id']}/pause").json()["paused"] is True
@@ -154,13 +156,19 @@ def test_plugins_declare_schedules_that_are_upserted_at_start_up(
     monkeypatch.setattr(jobtypes, "DECLARED", [Schedule("test.nightly", "test.echo", {"value": 1}, cron="0 3 * * *")])
     first = start_jobs(database_url, workers=0)
     [declared] = first.get("/api/jobs/schedules").json()["schedules"]
-    assert declared["name"] == "test.nightly" and declared["declared_by"] == "testjobs" and declared["params"] == {"value": 1}
+    assert (
+        declared["name"] == "test.nightly"
+        and declared["declared_by"] == "testjobs"
+        and declared["params"] == {"value": 1}
+    )
     first.post(f"/api/jobs/schedules/{declared['id']}/pause")
 
     monkeypatch.setattr(jobtypes, "DECLARED", [Schedule("test.nightly", "test.echo", {"value": 2}, cron="0 3 * * *")])
     [updated] = start_jobs(database_url, workers=0).get("/api/jobs/schedules").json()["schedules"]
     assert updated["id"] == declared["id"] and updated["params"] == {"value": 2}
-    assert updated["paused"] is True and updated["next_run"] == declared["next_run"], "a restart must keep state and timetable"
+    assert updated["paused"] is True and updated["next_run"] == declared["next_run"], (
+        "a restart must keep state and timetable"
+    )
 
     monkeypatch.setattr(jobtypes, "DECLARED", [])
     assert start_jobs(database_url, workers=0).get("/api/jobs/schedules").json()["schedules"] == []

@@ -15,11 +15,15 @@ from . import jobtypes
 from .conftest import FAST
 
 
-def test_job_list_detail_and_cancel(make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any) -> None:
+def test_job_list_detail_and_cancel(
+    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any
+) -> None:
     from playwright.sync_api import expect
 
     register_plugin(jobtypes)
-    app = make_app(["jobs", "workspace", "security", jobtypes], {"jobs": FAST})  # console writes pass the security rules
+    app = make_app(
+        ["jobs", "workspace", "security", jobtypes], {"jobs": FAST}
+    )  # console writes pass the security rules
     page = browser_page
     with serve_in_thread(app) as base:
         echo = httpx.post(f"{base}/api/jobs", json={"type": "test.echo", "params": {"value": "<b>hi</b>"}}).json()
@@ -46,14 +50,19 @@ def test_job_list_detail_and_cancel(make_app: Callable[..., Any], register_plugi
 
 
 def test_job_detail_shows_the_log_and_downloads_an_artifact(
-    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any, screenshot: Callable[..., Any]
+    make_app: Callable[..., Any],
+    register_plugin: Callable[..., object],
+    browser_page: Any,
+    screenshot: Callable[..., Any],
 ) -> None:
     from playwright.sync_api import expect
 
     register_plugin(jobtypes)
     page = browser_page
     with serve_in_thread(make_app(["jobs", "workspace", "security", jobtypes], {"jobs": FAST})) as base:
-        job = httpx.post(f"{base}/api/jobs", json={"type": "test.report", "params": {"lines": 2, "artifact": "lines.txt"}}).json()
+        job = httpx.post(
+            f"{base}/api/jobs", json={"type": "test.report", "params": {"lines": 2, "artifact": "lines.txt"}}
+        ).json()
         page.goto(f"{base}/jobs/{job['id']}")
         expect(page.locator("#job-status")).to_have_text("SUCCEEDED")
         expect(page.locator("#job-details")).to_contain_text("from a program")  # the log, below the result
@@ -66,7 +75,10 @@ def test_job_detail_shows_the_log_and_downloads_an_artifact(
 
 
 def test_submit_form_from_the_type_schema_with_errors_at_the_field(
-    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any, screenshot: Callable[..., Any]
+    make_app: Callable[..., Any],
+    register_plugin: Callable[..., object],
+    browser_page: Any,
+    screenshot: Callable[..., Any],
 ) -> None:
     from playwright.sync_api import expect
 

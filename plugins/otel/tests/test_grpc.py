@@ -21,7 +21,10 @@ import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
@@ -48,10 +51,17 @@ def serve(make_app: Any, sqlite_url: str) -> Callable[..., Any]:
 
     @contextmanager
     def start(
-        plugins: tuple[str, ...] = ("otel",), database_url: str | None = None, security: dict[str, Any] | None = None, **otel: Any
+        plugins: tuple[str, ...] = ("otel",),
+        database_url: str | None = None,
+        security: dict[str, Any] | None = None,
+        **otel: Any,
     ) -> Iterator[tuple[str, str]]:
         otel.setdefault("grpc_address", f"127.0.0.1:{free_port()}")
-        settings = {"database_url": database_url or sqlite_url, "otel": otel, **({"security": security} if security else {})}
+        settings = {
+            "database_url": database_url or sqlite_url,
+            "otel": otel,
+            **({"security": security} if security else {}),
+        }
         with serve_in_thread(make_app(list(plugins), settings)) as url:
             yield url, otel["grpc_address"]
 
@@ -63,7 +73,9 @@ def make_trace(exporter: SpanExporter, service: str = "checkout") -> dict[str, s
     provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "test"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("shop.checkout", "1.2.3")
-    with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER, attributes={"http.status_code": 500}) as root:
+    with tracer.start_as_current_span(
+        "POST /checkout", kind=SpanKind.SERVER, attributes={"http.status_code": 500}
+    ) as root:
         with tracer.start_as_current_span("db.query", attributes={"db.rows": 3, "db.tags": ["a", "b"]}) as query:
             query.add_event("retry", {"attempt": 2})
         with tracer.start_as_current_span("charge", links=[Link(query.get_span_context(), {"why": "after"})]) as charge:
@@ -79,7 +91,12 @@ def make_trace(exporter: SpanExporter, service: str = "checkout") -> dict[str, s
 
 def assert_trace_came_back(base: str, made: dict[str, str], headers: dict[str, str] | None = None) -> dict[str, Any]:
     trace = httpx.get(f"{base}/api/otel/traces/{made['trace_id']}", headers=headers).json()
-    assert (trace["service_name"], trace["root_name"], trace["span_count"], trace["error_count"]) == ("checkout", "POST /checkout", 3, 1)
+    assert (trace["service_name"], trace["root_name"], trace["span_count"], trace["error_count"]) == (
+        "checkout",
+        "POST /checkout",
+        3,
+        1,
+    )
     spans = {span["span_id"]: span for span in trace["spans"]}
     root, query, charge = spans[made["root"]], spans[made["query"]], spans[made["charge"]]
     assert root["kind"] == "SPAN_KIND_SERVER" and root["attributes"] == {"http.status_code": 500}
@@ -103,7 +120,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "t
         time.sleep(0.02)
 
 
-def export_raw(target: str, body: bytes, metadata: tuple[tuple[str, str], ...] = (), **options: Any) -> ExportTraceServiceResponse:
+def export_raw(
+    target: str, body: bytes, metadata: tuple[tuple[str, str], ...] = (), **options: Any
+) -> ExportTraceServiceResponse:
     """Call Export with ``body`` as the request bytes, as a client would put them on the wire."""
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(EXPORT, response_deserializer=ExportTraceServiceResponse.FromString)
@@ -134,7 +153,9 @@ def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
 
 
 @pytest.mark.parametrize("compression", [grpc.Compression.NoCompression, grpc.Compression.Gzip], ids=["plain", "gzip"])
-def test_sdk_grpc_exporter_spans_come_back_with_everything(serve: Any, database_url: str, compression: grpc.Compression) -> None:
+def test_sdk_grpc_exporter_spans_come_back_with_everything(
+    serve: Any, database_url: str, compression: grpc.Compression
+) -> None:
     with serve(database_url=database_url) as (base, target):
         exporter = GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, compression=compression, timeout=10)
         made = make_trace(exporter)
@@ -159,7 +180,11 @@ def test_rotel_collector_forwards_over_grpc_with_workspace_project_and_token(ser
                     endpoint=f"http://{target}",
                     protocol="grpc",
                     compression="gzip",
-                    headers={"x-plughost-workspace": "team-a", "x-plughost-project": "shop", "authorization": f"Bearer {TOKEN}"},
+                    headers={
+                        "x-plughost-workspace": "team-a",
+                        "x-plughost-project": "shop",
+                        "authorization": f"Bearer {TOKEN}",
+                    },
                 ),
             }
         )
@@ -167,14 +192,18 @@ def test_rotel_collector_forwards_over_grpc_with_workspace_project_and_token(ser
         # The rotel package starts this binary with ``start --daemon``; run it in the foreground, as our child.
         output = tmp_path / "rotel.out"
         with output.open("wb") as sink:
-            collector = subprocess.Popen([str(rotel_agent.agent_path), "start"], env=config.build_agent_environment(), stdout=sink, stderr=sink)
+            collector = subprocess.Popen(
+                [str(rotel_agent.agent_path), "start"], env=config.build_agent_environment(), stdout=sink, stderr=sink
+            )
         try:
             wait_for(lambda: _accepts(rotel_http) or collector.poll() is not None, what="rotel to listen")
             assert collector.poll() is None, output.read_text()
             made = make_trace(HttpSpanExporter(endpoint=f"http://{rotel_http}/v1/traces", timeout=10))
             team_a = {"X-Plughost-Workspace": "team-a", "Authorization": f"Bearer {TOKEN}"}
-            wait_for(lambda: httpx.get(f"{base}/api/otel/traces/{made['trace_id']}", headers=team_a).status_code == 200,
-                     what="the trace to arrive through rotel")
+            wait_for(
+                lambda: httpx.get(f"{base}/api/otel/traces/{made['trace_id']}", headers=team_a).status_code == 200,
+                what="the trace to arrive through rotel",
+            )
         finally:
             collector.terminate()
             collector.wait(10)
@@ -220,13 +249,17 @@ def test_the_security_token_is_required_when_set(serve: Any) -> None:
             assert error.code() == grpc.StatusCode.UNAUTHENTICATED and "PLUGHOST_SECURITY_TOKEN" in error.details()
         export_raw(target, body, (("authorization", f"Bearer {TOKEN}"),))
         export_raw(target, body, (("x-api-key", TOKEN),))
-        made = make_trace(GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, headers={"authorization": f"Bearer {TOKEN}"}))
+        made = make_trace(
+            GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, headers={"authorization": f"Bearer {TOKEN}"})
+        )
         traces = httpx.get(f"{base}/api/otel/traces", headers={"Authorization": f"Bearer {TOKEN}"}).json()["traces"]
         assert {t["trace_id"] for t in traces} == {TRACE.hex(), made["trace_id"]}
 
 
 def test_invalid_spans_are_partial_success_and_the_same_span_is_stored_once_over_either_transport(serve: Any) -> None:
-    request = request_with_spans((TRACE, b"\1" * 8, "root"), (TRACE, b"\2" * 8, "child"), (b"\0" * 16, b"\3" * 8, "zero trace id"))
+    request = request_with_spans(
+        (TRACE, b"\1" * 8, "root"), (TRACE, b"\2" * 8, "child"), (b"\0" * 16, b"\3" * 8, "zero trace id")
+    )
     with serve() as (base, target):
         for _ in range(2):
             answer = export_raw(target, request.SerializeToString())
@@ -234,7 +267,9 @@ def test_invalid_spans_are_partial_success_and_the_same_span_is_stored_once_over
             assert "zero trace id" in answer.partial_success.error_message
         clean = export_raw(target, request_with_spans((TRACE, b"\1" * 8, "root")).SerializeToString())
         assert not clean.HasField("partial_success")
-        over_http = httpx.post(f"{base}/v1/traces", content=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+        over_http = httpx.post(
+            f"{base}/v1/traces", content=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+        )
         assert ExportTraceServiceResponse.FromString(over_http.content).partial_success.rejected_spans == 1
         [summary] = httpx.get(f"{base}/api/otel/traces").json()["traces"]
         assert (summary["trace_id"], summary["span_count"]) == (TRACE.hex(), 2)
@@ -283,7 +318,9 @@ def test_a_gzip_bomb_is_refused_without_being_inflated(serve: Any) -> None:
     with serve(max_body_bytes=MiB) as (base, target):
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
         before = _peak_rss()
-        client = subprocess.run([sys.executable, "-c", BOMB_CLIENT, target, str(256 * MiB)], capture_output=True, text=True, timeout=120)
+        client = subprocess.run(
+            [sys.executable, "-c", BOMB_CLIENT, target, str(256 * MiB)], capture_output=True, text=True, timeout=120
+        )
         assert client.stdout.startswith("RESOURCE_EXHAUSTED"), client.stdout + client.stderr
         assert "larger than max" in client.stdout
         assert _peak_rss() - before < 64 * MiB
@@ -297,20 +334,26 @@ def _peak_rss() -> int:
     raise AssertionError("no VmHWM in /proc/self/status")
 
 
-def test_a_port_held_by_another_program_logs_a_warning_and_http_still_serves(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_port_held_by_another_program_logs_a_warning_and_http_still_serves(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         address = f"127.0.0.1:{holder.getsockname()[1]}"
         with caplog.at_level(logging.WARNING, logger="plughost.otel"), serve(grpc_address=address) as (base, _):
-            warnings = [r.getMessage() for r in caplog.records if r.name == "plughost.otel" and r.levelno == logging.WARNING]
+            warnings = [
+                r.getMessage() for r in caplog.records if r.name == "plughost.otel" and r.levelno == logging.WARNING
+            ]
             assert any("PLUGHOST_OTEL_GRPC_ADDRESS" in m and address in m for m in warnings), warnings
             assert httpx.get(f"{base}/health").status_code == 200
             made = make_trace(HttpSpanExporter(endpoint=f"{base}/v1/traces", timeout=10))
             assert_trace_came_back(base, made)
 
 
-def test_an_empty_address_turns_grpc_off_and_a_bad_one_stops_start_up(make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_address_turns_grpc_off_and_a_bad_one_stops_start_up(
+    make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app(["otel"], {"database_url": sqlite_url, "otel": {"grpc_address": ""}})
     before = _listening_ports(os.getpid())
     with serve_in_thread(app) as base:
@@ -358,10 +401,18 @@ def test_the_workers_of_one_server_share_the_grpc_port(tmp_path: Path) -> None:
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "core", "serve", "--workers", "2", "--port", str(http_port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
-        wait_for(lambda: _listeners_on(grpc_port) == 2 or server.poll() is not None, timeout=60, what="both workers to listen")
+        wait_for(
+            lambda: _listeners_on(grpc_port) == 2 or server.poll() is not None,
+            timeout=60,
+            what="both workers to listen",
+        )
         assert server.poll() is None
         traces = set()
         for index in range(1, 9):  # a new connection each time: the kernel spreads them over the workers
@@ -386,7 +437,10 @@ def test_store_down_answers_unavailable_and_the_sdk_exporter_retries_until_store
             exporter = GrpcSpanExporter(endpoint=f"http://{target}", insecure=True, timeout=30)
             exporting = threading.Thread(target=lambda: made.update(make_trace(exporter)))
             exporting.start()
-            wait_for(lambda: any("could not store" in r.getMessage() for r in caplog.records), what="UNAVAILABLE to be answered")
+            wait_for(
+                lambda: any("could not store" in r.getMessage() for r in caplog.records),
+                what="UNAVAILABLE to be answered",
+            )
         exporting.join(60)
         listed = {t["trace_id"] for t in httpx.get(f"{base}/api/otel/traces").json()["traces"]}
         assert listed == {first["trace_id"], made["trace_id"]}

@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from core.database import create_engine, migrate
 from core.testing import serve_in_thread
@@ -21,7 +24,9 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 START = 1_700_000_000_000_000_000
 
 
-def make_request(trace_numbers: range, *, spans_per_trace: int = 2, name: str = "op", service: str = "svc") -> ExportTraceServiceRequest:
+def make_request(
+    trace_numbers: range, *, spans_per_trace: int = 2, name: str = "op", service: str = "svc"
+) -> ExportTraceServiceRequest:
     """Traces numbered as given: a root and children, ids derived from the numbers."""
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
@@ -57,7 +62,13 @@ def listed(base: str) -> list[dict[str, Any]]:
         (lambda span, resource: setattr(span, "name", "bad\0name"), "NUL"),
         (lambda span, resource: resource.attributes[0].value.__setattr__("string_value", "svc\0"), "NUL"),
         (lambda span, resource: setattr(span, "end_time_unix_nano", 2**64 - 1), "cannot be stored"),
-        (lambda span, resource: (setattr(span, "start_time_unix_nano", 2**63), setattr(span, "end_time_unix_nano", 2**63)), "cannot be stored"),
+        (
+            lambda span, resource: (
+                setattr(span, "start_time_unix_nano", 2**63),
+                setattr(span, "end_time_unix_nano", 2**63),
+            ),
+            "cannot be stored",
+        ),
     ],
     ids=["nul-in-name", "nul-in-service", "end-past-int64", "both-past-int64"],
 )
@@ -77,7 +88,9 @@ def test_an_unstorable_span_is_rejected_alone_in_partial_success(base: str, spoi
 async def _post_all(base: str, bodies: list[bytes]) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        return list(await asyncio.gather(*(client.post("/v1/traces", content=body, headers=PROTOBUF) for body in bodies)))
+        return list(
+            await asyncio.gather(*(client.post("/v1/traces", content=body, headers=PROTOBUF) for body in bodies))
+        )
 
 
 def test_bad_requests_mixed_into_a_burst_never_fail_the_good_ones(base: str) -> None:
@@ -110,7 +123,9 @@ def test_a_request_with_more_traces_than_postgresql_bind_parameters(base: str) -
     assert ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans == 0
     count, token = 0, None
     while True:
-        page = httpx.get(f"{base}/api/otel/traces", params={"limit": 1000, **({"page_token": token} if token else {})}).json()
+        page = httpx.get(
+            f"{base}/api/otel/traces", params={"limit": 1000, **({"page_token": token} if token else {})}
+        ).json()
         count += len(page["traces"])
         if (token := page["next_page_token"]) is None:
             break
@@ -132,13 +147,18 @@ def test_a_span_the_store_refuses_is_isolated_from_its_commit_group(database_url
 
     async def scenario() -> None:
         async with span_store(database_url) as store:
-            good = [to_rows(make_request(range(i * 10, i * 10 + 10)), workspace="default", project="p").rows for i in range(4)]
+            good = [
+                to_rows(make_request(range(i * 10, i * 10 + 10)), workspace="default", project="p").rows
+                for i in range(4)
+            ]
             bad = to_rows(make_request(range(100, 102)), workspace="default", project="p").rows
             bad[1]["start_ns"] = 2**63  # no store holds it: SQLite raises OverflowError, PostgreSQL a DataError
             on_postgresql = database_url.startswith("postgresql")
             if on_postgresql:
                 bad[3]["name"] = "nul\0"  # PostgreSQL text cannot hold NUL (SQLite can)
-            results = await asyncio.gather(store.add(good[0]), store.add(bad), store.add(good[1]), store.add(good[2]), store.add(good[3]))
+            results = await asyncio.gather(
+                store.add(good[0]), store.add(bad), store.add(good[1]), store.add(good[2]), store.add(good[3])
+            )
             assert [r.rejected for r in results] == [0, 1 + on_postgresql, 0, 0, 0]
             assert all("the store refused it" in reason for reason in results[1].reasons)
             page, _ = await store.list_traces(TraceFilter(), 1000, None)

@@ -22,7 +22,10 @@ def start(make_app: Any) -> Iterator[Any]:
     clients: list[Any] = []
 
     def started(database_url: str) -> Any:
-        app = make_app(["otel", "jobs", "workspace"], {"database_url": database_url, "otel": {"grpc_address": f"127.0.0.1:{free_port()}"}, "jobs": JOBS})
+        app = make_app(
+            ["otel", "jobs", "workspace"],
+            {"database_url": database_url, "otel": {"grpc_address": f"127.0.0.1:{free_port()}"}, "jobs": JOBS},
+        )
         clients.append(client_for(app))
         return clients[-1].__enter__()
 
@@ -62,7 +65,9 @@ def otlp_trace(index: int, *, ended_days_ago: float, service: str = "api", spans
 
 
 def ingest(client: Any, document: dict[str, Any], workspace: str = "default", project: str = "default") -> None:
-    response = client.post("/v1/traces", json=document, headers={"X-Plughost-Workspace": workspace, "X-Plughost-Project": project})
+    response = client.post(
+        "/v1/traces", json=document, headers={"X-Plughost-Workspace": workspace, "X-Plughost-Project": project}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -114,9 +119,14 @@ def test_the_types_are_listed_and_bad_parameters_refused(start: Any, sqlite_url:
     assert response.status_code == 400 and "days" in response.text
 
 
-def test_export_writes_matching_traces_as_otlp_json_lines_that_read_back_losslessly(start: Any, sqlite_url: str) -> None:
+def test_export_writes_matching_traces_as_otlp_json_lines_that_read_back_losslessly(
+    start: Any, sqlite_url: str
+) -> None:
     client = start(sqlite_url)
-    sent = {index: otlp_trace(index, ended_days_ago=index, service="api" if index % 2 else "worker", spans=3) for index in range(1, 6)}
+    sent = {
+        index: otlp_trace(index, ended_days_ago=index, service="api" if index % 2 else "worker", spans=3)
+        for index in range(1, 6)
+    }
     for document in sent.values():
         ingest(client, document, "team-a")
     ingest(client, otlp_trace(9, ended_days_ago=1), "team-b")
@@ -135,7 +145,9 @@ def test_export_writes_matching_traces_as_otlp_json_lines_that_read_back_lossles
     newest_first = [1, 3, 5]
     for request, index in zip(exported, newest_first):
         assert request == parse(json.dumps(sent[index]).encode(), JSON)
-    assert json.loads(lines[0])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == f"{1:032x}"  # hex, as OTLP/JSON
+    assert (
+        json.loads(lines[0])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == f"{1:032x}"
+    )  # hex, as OTLP/JSON
 
     limited = run_job(client, "otel.export", {"max_traces": 2}, "team-a")
     assert limited["traces"] == 2 and limited["download_url"] != result["download_url"]
@@ -148,12 +160,18 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("retention_days", [None, 30])
-def test_retention_days_declares_a_daily_retention_schedule_at_start_up(make_app: Any, retention_days: int | None) -> None:
+def test_retention_days_declares_a_daily_retention_schedule_at_start_up(
+    make_app: Any, retention_days: int | None
+) -> None:
     otel: dict[str, Any] = {"grpc_address": f"127.0.0.1:{free_port()}", "retention_days": retention_days}
     app = make_app(["otel", "jobs", "workspace"], {"otel": otel, "jobs": {**JOBS, "workers": 0}})
     with client_for(app) as client:
         listed = client.get("/api/jobs/schedules")
     assert listed.status_code == 200, listed.text
     declared = [(s["name"], s["type"], s["params"], s["cron"], s["declared_by"]) for s in listed.json()["schedules"]]
-    expected = [] if retention_days is None else [("otel.retention", "otel.retention", {"days": 30, "project": None}, "17 3 * * *", "otel")]
+    expected = (
+        []
+        if retention_days is None
+        else [("otel.retention", "otel.retention", {"days": 30, "project": None}, "17 3 * * *", "otel")]
+    )
     assert declared == expected

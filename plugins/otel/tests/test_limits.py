@@ -61,25 +61,39 @@ def base(serve: Any) -> Iterator[str]:
     ],
 )
 def test_query_parameters_out_of_range_get_400_naming_them(base: str, params: dict[str, str], names: str) -> None:
-    httpx.post(f"{base}/v1/traces", content=make_request(range(3)).SerializeToString(), headers=PROTOBUF).raise_for_status()
+    httpx.post(
+        f"{base}/v1/traces", content=make_request(range(3)).SerializeToString(), headers=PROTOBUF
+    ).raise_for_status()
     response = httpx.get(f"{base}/api/otel/traces", params=params)
     assert response.status_code == 400, response.text
     assert names in response.json()["detail"]
 
 
 def test_extreme_but_valid_moments_are_accepted(base: str) -> None:
-    httpx.post(f"{base}/v1/traces", content=make_request(range(3)).SerializeToString(), headers=PROTOBUF).raise_for_status()
-    assert len(httpx.get(f"{base}/api/otel/traces", params={"start_after": "1970-01-01T00:00:00"}).json()["traces"]) == 3
-    assert httpx.get(f"{base}/api/otel/traces", params={"start_after": "2262-01-01T00:00:00+00:00"}).json()["traces"] == []
+    httpx.post(
+        f"{base}/v1/traces", content=make_request(range(3)).SerializeToString(), headers=PROTOBUF
+    ).raise_for_status()
+    assert (
+        len(httpx.get(f"{base}/api/otel/traces", params={"start_after": "1970-01-01T00:00:00"}).json()["traces"]) == 3
+    )
+    assert (
+        httpx.get(f"{base}/api/otel/traces", params={"start_after": "2262-01-01T00:00:00+00:00"}).json()["traces"] == []
+    )
 
 
 def test_the_largest_accepted_min_duration_is_a_200_not_a_500(base: str) -> None:
-    largest = httpx.get(f"{base}/api/otel/traces", params={"min_duration_ms": "9223372036854.775"})  # * 1e6 rounds past INT64_MAX
+    largest = httpx.get(
+        f"{base}/api/otel/traces", params={"min_duration_ms": "9223372036854.775"}
+    )  # * 1e6 rounds past INT64_MAX
     assert largest.status_code == 200, largest.text
     assert largest.json()["traces"] == []
 
 
-@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"resourceSpans": ' + b"[" * 100_000, b'{"a":' * 50_000], ids=["arrays", "in-field", "objects"])
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"resourceSpans": ' + b"[" * 100_000, b'{"a":' * 50_000],
+    ids=["arrays", "in-field", "objects"],
+)
 def test_deeply_nested_json_gets_400(base: str, body: bytes) -> None:
     response = httpx.post(f"{base}/v1/traces", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
@@ -113,12 +127,16 @@ def test_the_decompression_budget_queues_then_refuses() -> None:
 
 def test_a_burst_of_gzip_bombs_gets_only_413_or_503_and_the_server_serves_after(serve: Any) -> None:
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
-    with serve(max_decompressed_bytes=4 * 1024 * 1024, decompression_budget_bytes=8 * 1024 * 1024, decompression_wait_seconds=0) as url:
+    with serve(
+        max_decompressed_bytes=4 * 1024 * 1024, decompression_budget_bytes=8 * 1024 * 1024, decompression_wait_seconds=0
+    ) as url:
 
         async def burst() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=16)) as client:
                 headers = {**PROTOBUF, "Content-Encoding": "gzip"}
-                return list(await asyncio.gather(*(client.post("/v1/traces", content=bomb, headers=headers) for _ in range(32))))
+                return list(
+                    await asyncio.gather(*(client.post("/v1/traces", content=bomb, headers=headers) for _ in range(32)))
+                )
 
         responses = asyncio.run(burst())
         assert {r.status_code for r in responses} <= {413, 503}
@@ -128,13 +146,19 @@ def test_a_burst_of_gzip_bombs_gets_only_413_or_503_and_the_server_serves_after(
             if response.status_code == 503:
                 assert response.headers["retry-after"] and "PLUGHOST_OTEL_DECOMPRESSION_BUDGET_BYTES" in message
         body = gzip.compress(make_request(range(2)).SerializeToString())
-        assert httpx.post(f"{url}/v1/traces", content=body, headers={**PROTOBUF, "Content-Encoding": "gzip"}).status_code == 200
+        assert (
+            httpx.post(f"{url}/v1/traces", content=body, headers={**PROTOBUF, "Content-Encoding": "gzip"}).status_code
+            == 200
+        )
 
 
 def test_a_huge_trace_is_streamed_whole_and_exact(base: str) -> None:
     request = make_request(range(1), spans_per_trace=450)
     big = request.resource_spans[0].scope_spans[0].spans[1]
-    big.attributes.extend(KeyValue(key=f"k{i}", value=AnyValue(int_value=i) if i % 2 else AnyValue(string_value=f"v{i}")) for i in range(60_000))
+    big.attributes.extend(
+        KeyValue(key=f"k{i}", value=AnyValue(int_value=i) if i % 2 else AnyValue(string_value=f"v{i}"))
+        for i in range(60_000)
+    )
     response = httpx.post(f"{base}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF, timeout=60)
     assert response.status_code == 200
     trace_id = request.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
@@ -146,9 +170,22 @@ def test_a_huge_trace_is_streamed_whole_and_exact(base: str) -> None:
     assert len(trace["spans"]) == 450 and trace["span_count"] == 450
     spans = {span["span_id"]: span for span in trace["spans"]}
     stored = spans[big.span_id.hex()]
-    assert len(stored["attributes"]) == 60_000 and stored["attributes"]["k7"] == 7 and stored["attributes"]["k8"] == "v8"
-    expected = span_view({"span": big.SerializeToString(), "resource": b"", "scope": b"", "trace_id": trace_id, "span_id": big.span_id.hex(),
-                          "parent_span_id": big.parent_span_id.hex(), "service_name": "svc", "resource_schema_url": "", "scope_schema_url": ""})
+    assert (
+        len(stored["attributes"]) == 60_000 and stored["attributes"]["k7"] == 7 and stored["attributes"]["k8"] == "v8"
+    )
+    expected = span_view(
+        {
+            "span": big.SerializeToString(),
+            "resource": b"",
+            "scope": b"",
+            "trace_id": trace_id,
+            "span_id": big.span_id.hex(),
+            "parent_span_id": big.parent_span_id.hex(),
+            "service_name": "svc",
+            "resource_schema_url": "",
+            "scope_schema_url": "",
+        }
+    )
     assert stored["otlp"]["span"] == expected["otlp"]["span"]
     assert len(trace["tree"]) == 1 and len(trace["tree"][0]["children"]) == 449
 
@@ -180,11 +217,17 @@ def test_a_refused_body_leaves_no_inflated_copy_alive_in_the_error() -> None:
     """The 413's traceback used to hold the 32 MiB inflated buffer until the GC ran: 2.9 GiB after a burst."""
     bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
     with pytest.raises(PayloadError) as caught:
-        decode_request(bomb, content_type="application/x-protobuf", encoding="gzip", limit=1024 * 1024, workspace="w", project="p")
+        decode_request(
+            bomb, content_type="application/x-protobuf", encoding="gzip", limit=1024 * 1024, workspace="w", project="p"
+        )
     assert caught.value.status == 413
     traceback, held = caught.value.__traceback__, []
     while traceback is not None:
-        held += [name for name, value in traceback.tb_frame.f_locals.items() if isinstance(value, (bytes, bytearray)) and len(value) > 1024 * 1024]
+        held += [
+            name
+            for name, value in traceback.tb_frame.f_locals.items()
+            if isinstance(value, (bytes, bytearray)) and len(value) > 1024 * 1024
+        ]
         traceback = traceback.tb_next
     assert held == []
 
@@ -201,7 +244,11 @@ def test_a_refused_request_leaves_no_reference_cycle_holding_its_body(serve: Any
             answer = httpx.post(f"{url}/v1/traces", content=bomb, headers={**PROTOBUF, "content-encoding": "gzip"})
             assert answer.status_code == 413
             gc.collect()
-            frames = [item.f_code.co_name for item in gc.garbage if type(item) is types.FrameType and item.f_code.co_filename.endswith("router.py")]
+            frames = [
+                item.f_code.co_name
+                for item in gc.garbage
+                if type(item) is types.FrameType and item.f_code.co_filename.endswith("router.py")
+            ]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
@@ -212,19 +259,30 @@ def test_a_refused_request_leaves_no_reference_cycle_holding_its_body(serve: Any
 def test_a_truncated_gzip_body_gets_400() -> None:
     body = gzip.compress(make_request(range(50)).SerializeToString())
     with pytest.raises(PayloadError, match="truncated"):
-        decode_request(body[: len(body) // 2], content_type="application/x-protobuf", encoding="gzip", limit=1 << 20, workspace="w", project="p")
+        decode_request(
+            body[: len(body) // 2],
+            content_type="application/x-protobuf",
+            encoding="gzip",
+            limit=1 << 20,
+            workspace="w",
+            project="p",
+        )
 
 
 def test_a_body_is_sized_by_what_it_states_it_inflates_to() -> None:
     payload = make_request(range(50)).SerializeToString()
     assert stated_size(gzip.compress(payload), "gzip", 1 << 30) == len(payload)
     assert stated_size(gzip.compress(payload), " GZIP", 100) == 100  # capped at the limit
-    assert stated_size(zlib.compress(payload), "deflate", 1 << 30) == most_inflated(len(zlib.compress(payload)), 1 << 30)
+    assert stated_size(zlib.compress(payload), "deflate", 1 << 30) == most_inflated(
+        len(zlib.compress(payload)), 1 << 30
+    )
     assert stated_size(payload, "", 1 << 30) == stated_size(payload, "identity", 1 << 30) == len(payload)
     assert stated_size(b"\x1f\x8b", "gzip", 1 << 30) == 2  # too short to state anything: decoding refuses it
 
 
-def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(
+    base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """170 KiB of gzip can carry a million attributes: such a request pauses the GC and its rows are freed
     off the event loop, decided on its inflated size, not its size on the wire."""
     emptied: list[tuple[int, bool]] = []
@@ -236,7 +294,9 @@ def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(base: str,
     monkeypatch.setattr("plugins.otel.ingest.empty_off_loop", empty_recording)
     request = make_request(range(1), spans_per_trace=200)
     for span in request.resource_spans[0].scope_spans[0].spans:
-        span.attributes.extend(KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(100))
+        span.attributes.extend(
+            KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(100)
+        )
     payload = request.SerializeToString()
     body = gzip.compress(payload)
     assert len(body) < LARGE_REQUEST_BYTES <= len(payload)
@@ -245,12 +305,17 @@ def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(base: str,
     assert emptied == [(200, False)]  # all its rows, while the GC is still paused
     assert gc.isenabled()
     small = gzip.compress(make_request(range(3)).SerializeToString())
-    assert httpx.post(f"{base}/v1/traces", content=small, headers={**PROTOBUF, "Content-Encoding": "gzip"}).status_code == 200
+    assert (
+        httpx.post(f"{base}/v1/traces", content=small, headers={**PROTOBUF, "Content-Encoding": "gzip"}).status_code
+        == 200
+    )
     assert len(emptied) == 1  # a small request's rows are freed where they are
 
 
 def _rows(body: bytes, limit: int = 1 << 20) -> int:
-    _, decoded = decode_request(body, content_type="application/x-protobuf", encoding="gzip", limit=limit, workspace="w", project="p")
+    _, decoded = decode_request(
+        body, content_type="application/x-protobuf", encoding="gzip", limit=limit, workspace="w", project="p"
+    )
     return len(decoded.rows)
 
 
@@ -271,7 +336,11 @@ def test_a_gzip_body_of_several_members_is_decoded_whole() -> None:
 
 @pytest.mark.parametrize(
     "after, status, problem",
-    [(b"not gzip", 400, "not valid gzip"), (gzip.compress(b"x" * 100)[:-3], 400, "truncated"), (gzip.compress(b"x" * 1000), 413, "inflates past")],
+    [
+        (b"not gzip", 400, "not valid gzip"),
+        (gzip.compress(b"x" * 100)[:-3], 400, "truncated"),
+        (gzip.compress(b"x" * 1000), 413, "inflates past"),
+    ],
     ids=["garbage", "truncated member", "members over the limit"],
 )
 def test_what_follows_a_gzip_member_is_checked_like_the_first(after: bytes, status: int, problem: str) -> None:

@@ -14,7 +14,10 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -48,8 +51,12 @@ def export_with_sdk(base: str, compression: Compression, service: str = "checkou
     exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces", compression=compression, timeout=10)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("shop.checkout", "1.2.3")
-    with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER, attributes={"http.status_code": 500}) as root:
-        with tracer.start_as_current_span("db.query", attributes={"db.rows": 3, "db.ok": True, "db.ratio": 0.5, "db.tags": ["a", "b"]}) as query:
+    with tracer.start_as_current_span(
+        "POST /checkout", kind=SpanKind.SERVER, attributes={"http.status_code": 500}
+    ) as root:
+        with tracer.start_as_current_span(
+            "db.query", attributes={"db.rows": 3, "db.ok": True, "db.ratio": 0.5, "db.tags": ["a", "b"]}
+        ) as query:
             query.add_event("retry", {"attempt": 2})
         with tracer.start_as_current_span("charge", links=[Link(query.get_span_context(), {"why": "after"})]) as charge:
             charge.set_status(Status(StatusCode.ERROR, "card declined"))
@@ -62,15 +69,21 @@ def export_with_sdk(base: str, compression: Compression, service: str = "checkou
     }
 
 
-@pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip, Compression.Deflate], ids=["plain", "gzip", "deflate"])
+@pytest.mark.parametrize(
+    "compression", [Compression.NoCompression, Compression.Gzip, Compression.Deflate], ids=["plain", "gzip", "deflate"]
+)
 def test_sdk_exporter_spans_come_back_with_everything(base: str, compression: Compression) -> None:
     made = export_with_sdk(base, compression)
     listed = httpx.get(f"{base}/api/otel/traces").json()["traces"]
     assert [t["trace_id"] for t in listed] == [made["trace_id"]]
     summary = listed[0]
-    assert (summary["service_name"], summary["root_name"], summary["span_count"], summary["error_count"], summary["status"]) == (
-        "checkout", "POST /checkout", 3, 1, "error"
-    )
+    assert (
+        summary["service_name"],
+        summary["root_name"],
+        summary["span_count"],
+        summary["error_count"],
+        summary["status"],
+    ) == ("checkout", "POST /checkout", 3, 1, "error")
     trace = httpx.get(f"{base}/api/otel/traces/{made['trace_id']}").json()
     spans = {span["span_id"]: span for span in trace["spans"]}
     root, query, charge = spans[made["root"]], spans[made["query"]], spans[made["charge"]]
@@ -85,11 +98,28 @@ def test_sdk_exporter_spans_come_back_with_everything(base: str, compression: Co
     assert (root["scope"]["name"], root["scope"]["version"]) == ("shop.checkout", "1.2.3")
     assert trace["tree"] == [
         {
-            "span_id": made["root"], "name": "POST /checkout", "service_name": "checkout", "duration_ms": root["duration_ms"],
+            "span_id": made["root"],
+            "name": "POST /checkout",
+            "service_name": "checkout",
+            "duration_ms": root["duration_ms"],
             "status": "STATUS_CODE_UNSET",
             "children": [
-                {"span_id": made["query"], "name": "db.query", "service_name": "checkout", "duration_ms": query["duration_ms"], "status": "STATUS_CODE_UNSET", "children": []},
-                {"span_id": made["charge"], "name": "charge", "service_name": "checkout", "duration_ms": charge["duration_ms"], "status": "STATUS_CODE_ERROR", "children": []},
+                {
+                    "span_id": made["query"],
+                    "name": "db.query",
+                    "service_name": "checkout",
+                    "duration_ms": query["duration_ms"],
+                    "status": "STATUS_CODE_UNSET",
+                    "children": [],
+                },
+                {
+                    "span_id": made["charge"],
+                    "name": "charge",
+                    "service_name": "checkout",
+                    "duration_ms": charge["duration_ms"],
+                    "status": "STATUS_CODE_ERROR",
+                    "children": [],
+                },
             ],
         }
     ]
@@ -154,7 +184,9 @@ def test_raw_deflate_and_zlib_deflate_are_both_accepted(base: str) -> None:
 def test_a_gzip_bomb_is_refused_without_being_inflated(base: str) -> None:
     bomb = gzip.compress(b"\0" * (1024 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 2 * 1024 * 1024
-    response = httpx.post(f"{base}/v1/traces", content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=30)
+    response = httpx.post(
+        f"{base}/v1/traces", content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=30
+    )
     assert response.status_code == 413
     assert "PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES" in status_pb2.Status.FromString(response.content).message
 
@@ -173,12 +205,19 @@ def test_body_over_the_limit_is_refused(serve: Any) -> None:
         ({**JSON_TYPE, "Content-Encoding": "br"}, b"{}", 415, "unsupported Content-Encoding 'br'"),
         (PROTOBUF, b"\xff\xff\xff", 400, "not a valid OTLP ExportTraceServiceRequest"),
         (JSON_TYPE, b"{not json", 400, "not a valid OTLP ExportTraceServiceRequest"),
-        (JSON_TYPE, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}).encode(), 400, "traceId 'zz' is not a hex string"),
+        (
+            JSON_TYPE,
+            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}).encode(),
+            400,
+            "traceId 'zz' is not a hex string",
+        ),
         ({**PROTOBUF, "Content-Encoding": "gzip"}, b"not gzip at all", 400, "not valid gzip data"),
     ],
     ids=["type", "encoding", "protobuf", "json", "hex", "gzip"],
 )
-def test_bad_requests_get_a_clear_status_in_the_request_encoding(base: str, headers: dict[str, str], body: bytes, status: int, says: str) -> None:
+def test_bad_requests_get_a_clear_status_in_the_request_encoding(
+    base: str, headers: dict[str, str], body: bytes, status: int, says: str
+) -> None:
     response = httpx.post(f"{base}/v1/traces", content=body, headers=headers)
     assert response.status_code == status
     if headers["Content-Type"] == "application/x-protobuf":
@@ -243,7 +282,9 @@ def test_filters_and_pagination(base: str) -> None:
     assert ids(start_after="2018-12-13T14:51:04Z", start_before="2018-12-13T14:51:06Z") == [5, 4]
     seen, token = [], None
     while True:
-        page = httpx.get(f"{base}/api/otel/traces", params={"limit": 3, **({"page_token": token} if token else {})}).json()
+        page = httpx.get(
+            f"{base}/api/otel/traces", params={"limit": 3, **({"page_token": token} if token else {})}
+        ).json()
         seen += [int(t["trace_id"], 16) for t in page["traces"]]
         token = page["next_page_token"]
         if token is None:

@@ -33,7 +33,9 @@ def value(raw: Any) -> AnyValue:
     return AnyValue(string_value=raw)
 
 
-def request(number: int, service: str, spans_: list[tuple[str, dict[str, Any]]], *, first_span: int = 0) -> ExportTraceServiceRequest:
+def request(
+    number: int, service: str, spans_: list[tuple[str, dict[str, Any]]], *, first_span: int = 0
+) -> ExportTraceServiceRequest:
     """Trace ``number``: spans (name, attributes), the first a root when ``first_span`` is 0."""
     made = ExportTraceServiceRequest()
     resource_spans = made.resource_spans.add()
@@ -68,12 +70,21 @@ AGENT = request(
     [
         ("GET /ask", {"http.method": "GET", "user.id": "u1", "retry": True, "ratio": 0.5}),
         # an agent span totalling its calls' tokens: not an LLM call, not counted again
-        ("invoke_agent", {"gen_ai.operation.name": "invoke_agent", "gen_ai.usage.input_tokens": 150, "gen_ai.usage.output_tokens": 25}),
+        (
+            "invoke_agent",
+            {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.usage.input_tokens": 150,
+                "gen_ai.usage.output_tokens": 25,
+            },
+        ),
         ("chat gpt-4o", chat("gpt-4o", 100, 20, **{"gen_ai.response.model": "gpt-4o-2024-08-06"})),
         ("chat gpt-4o", chat("gpt-4o", 50, 5)),
     ],
 )
-CLAUDE = request(2, "bot", [("POST /answer", {"http.method": "POST", "user.id": "u2"}), ("chat", chat("claude-x", 10, 2))])
+CLAUDE = request(
+    2, "bot", [("POST /answer", {"http.method": "POST", "user.id": "u2"}), ("chat", chat("claude-x", 10, 2))]
+)
 PLAIN = request(3, "api", [("GET /health", {"http.method": "GET", "http.status_code": 500})])
 
 
@@ -93,7 +104,11 @@ def numbers(base: str, **params: Any) -> list[int]:
 
 def test_summaries_carry_llm_calls_and_tokens(base: str) -> None:
     listed = {int(t["trace_id"], 16): t for t in httpx.get(f"{base}/api/otel/traces").json()["traces"]}
-    assert {k: listed[1][k] for k in ("llm_calls", "input_tokens", "output_tokens")} == {"llm_calls": 2, "input_tokens": 150, "output_tokens": 25}
+    assert {k: listed[1][k] for k in ("llm_calls", "input_tokens", "output_tokens")} == {
+        "llm_calls": 2,
+        "input_tokens": 150,
+        "output_tokens": 25,
+    }
     assert (listed[2]["llm_calls"], listed[2]["input_tokens"], listed[2]["output_tokens"]) == (1, 10, 2)
     assert (listed[3]["llm_calls"], listed[3]["input_tokens"]) == (0, 0)
 
@@ -120,7 +135,12 @@ def test_filters_by_attribute_name_model_and_tokens_combined(base: str) -> None:
 
 @pytest.mark.parametrize(
     "params, says",
-    [({"attr.": "x"}, "key is missing"), ({"attr.k": "v" * 300}, "not indexed"), ({"model": "a\0b"}, "model"), ({"min_tokens": "-1"}, "min_tokens")],
+    [
+        ({"attr.": "x"}, "key is missing"),
+        ({"attr.k": "v" * 300}, "not indexed"),
+        ({"model": "a\0b"}, "model"),
+        ({"min_tokens": "-1"}, "min_tokens"),
+    ],
 )
 def test_bad_search_parameters_get_400(base: str, params: dict[str, str], says: str) -> None:
     response = httpx.get(f"{base}/api/otel/traces", params=params)
@@ -138,8 +158,16 @@ def test_a_call_traced_on_both_sides_counts_once(base: str) -> None:
 
 
 def test_a_trace_arriving_in_pieces_is_found_by_what_any_piece_has(base: str) -> None:
-    httpx.post(f"{base}/v1/traces", content=request(9, "late", [("retry call", chat("gpt-4o", 7, 3))], first_span=5).SerializeToString(), headers=PROTOBUF)
-    httpx.post(f"{base}/v1/traces", content=request(9, "late", [("root", {"tenant": "acme"})]).SerializeToString(), headers=PROTOBUF)
+    httpx.post(
+        f"{base}/v1/traces",
+        content=request(9, "late", [("retry call", chat("gpt-4o", 7, 3))], first_span=5).SerializeToString(),
+        headers=PROTOBUF,
+    )
+    httpx.post(
+        f"{base}/v1/traces",
+        content=request(9, "late", [("root", {"tenant": "acme"})]).SerializeToString(),
+        headers=PROTOBUF,
+    )
     assert numbers(base, model="gpt-4o", **{"attr.tenant": "acme"}) == [9]
     found = httpx.get(f"{base}/api/otel/traces", params={"attr.tenant": "acme"}).json()["traces"][0]
     assert (found["root_name"], found["llm_calls"], found["input_tokens"], found["output_tokens"]) == ("root", 1, 7, 3)
@@ -155,9 +183,15 @@ def test_migrating_a_populated_database_keeps_everything_and_backfills(database_
         engine = create_engine(database_url)
         try:
             await migrate(engine, MIGRATIONS, "otel", revision="0001")
-            rows = [row for made in (AGENT, CLAUDE, PLAIN) for row in to_rows(made, workspace="default", project="p").rows]
+            rows = [
+                row for made in (AGENT, CLAUDE, PLAIN) for row in to_rows(made, workspace="default", project="p").rows
+            ]
             old_summaries = [
-                {key: value for key, value in summary.items() if key not in ("llm_calls", "input_tokens", "output_tokens")}
+                {
+                    key: value
+                    for key, value in summary.items()
+                    if key not in ("llm_calls", "input_tokens", "output_tokens")
+                }
                 for summary in summarise(rows)
             ]
             async with engine.begin() as connection:

@@ -81,7 +81,9 @@ def test_two_processes_writing_halves_of_each_trace_lose_no_update(postgresql_ur
     expected = {summary["trace_id"]: summary for number in range(TRACES) for summary in summarise(trace_rows(number))}
     assert len(stored) == TRACES
     wrong = [trace_id for trace_id, summary in expected.items() if {k: stored[trace_id][k] for k in summary} != summary]
-    assert wrong == [], f"{len(wrong)} of {TRACES} summaries differ from one writer's, e.g. {stored[wrong[0]]} != {expected[wrong[0]]}"
+    assert wrong == [], (
+        f"{len(wrong)} of {TRACES} summaries differ from one writer's, e.g. {stored[wrong[0]]} != {expected[wrong[0]]}"
+    )
     assert sum(1 for row in stored.values() if row["error_count"]) == TRACES // 2
 
 
@@ -89,7 +91,14 @@ def test_summary_of_a_trace_in_pieces_equals_the_summary_of_the_whole() -> None:
     """The merge rules (earliest start, latest end, root's name and service, counts) are what one pass gives."""
     rows = trace_rows(7)
     whole = summarise(rows)[0]
-    assert (whole["root_name"], whole["service_name"], whole["span_count"], whole["error_count"]) == ("root", "svc-1", 8, 1)
-    assert whole["start_ns"] == min(row["start_ns"] for row in rows) and whole["end_ns"] == max(row["end_ns"] for row in rows)
+    assert (whole["root_name"], whole["service_name"], whole["span_count"], whole["error_count"]) == (
+        "root",
+        "svc-1",
+        8,
+        1,
+    )
+    assert whole["start_ns"] == min(row["start_ns"] for row in rows) and whole["end_ns"] == max(
+        row["end_ns"] for row in rows
+    )
     children_only = summarise(rows[1:])[0]
     assert children_only["root_name"] is None and children_only["span_count"] == 7

@@ -36,11 +36,17 @@ def export(base: str, service: str, *, linked: Any = None) -> dict[str, Any]:
     with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER, links=links) as root:
         with tracer.start_as_current_span("load-cart", attributes={"note": SCRIPT}):
             for item in range(5):
-                with tracer.start_as_current_span("db.query", attributes={"db.statement": f"SELECT * FROM items WHERE id = {item}"}):
+                with tracer.start_as_current_span(
+                    "db.query", attributes={"db.statement": f"SELECT * FROM items WHERE id = {item}"}
+                ):
                     pass
         with tracer.start_as_current_span(
             "chat gpt-4o-mini",
-            attributes={"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 48},
+            attributes={
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 120,
+                "gen_ai.usage.output_tokens": 48,
+            },
         ):
             pass
         with tracer.start_as_current_span("charge") as charge:
@@ -50,7 +56,11 @@ def export(base: str, service: str, *, linked: Any = None) -> dict[str, Any]:
                 charge.record_exception(error)
                 charge.set_status(Status(StatusCode.ERROR, "card declined"))
     provider.shutdown()
-    return {"trace_id": format(root.get_span_context().trace_id, "032x"), "context": root.get_span_context(), "spans": 9}
+    return {
+        "trace_id": format(root.get_span_context().trace_id, "032x"),
+        "context": root.get_span_context(),
+        "spans": 9,
+    }
 
 
 def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_page: Any, screenshot: Any) -> None:
@@ -96,7 +106,9 @@ def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_p
     expect(panel.locator(".genai-facts")).to_contain_text("48")
     # The root's link points at the first trace, which is stored: it is a link to it.
     page.locator("#rows .row", has_text="POST /checkout").locator(".name").click()
-    expect(panel.locator(".links a")).to_have_attribute("href", f"/traces/{first['trace_id']}#" + format(first["context"].span_id, "016x"))
+    expect(panel.locator(".links a")).to_have_attribute(
+        "href", f"/traces/{first['trace_id']}#" + format(first["context"].span_id, "016x")
+    )
 
     # Fold the N+1 subtree: its five queries hide, and come back.
     visible = page.locator("#rows .row:visible")
@@ -115,7 +127,9 @@ def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_p
     screenshot(page, "console-trace")
 
     assert dialogs == []
-    assert httpx.get(f"{base}/traces/{second['trace_id']}").headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert (
+        httpx.get(f"{base}/traces/{second['trace_id']}").headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    )
 
 
 def test_trace_view_says_when_the_trace_is_missing(base: str, browser_page: Any) -> None:

@@ -29,7 +29,9 @@ def request_of(resources: int, scopes: int, spans: int, attribute_bytes: int = 2
             scope_spans = ScopeSpans(schema_url=f"https://scope-schema/{s}")
             scope_spans.scope.name, scope_spans.scope.version = f"lib-{s}", "1.0"
             for n in range(spans):
-                span = scope_spans.spans.add(name=f"op-{r}-{s}-{n}", trace_id=bytes(15) + b"\x01", span_id=(n + 1).to_bytes(8, "big"))
+                span = scope_spans.spans.add(
+                    name=f"op-{r}-{s}-{n}", trace_id=bytes(15) + b"\x01", span_id=(n + 1).to_bytes(8, "big")
+                )
                 span.attributes.add(key="payload").value.string_value = "x" * attribute_bytes
             resource_spans.scope_spans.add().MergeFromString(with_unknown_field(scope_spans))
         request.resource_spans.add().MergeFromString(with_unknown_field(resource_spans))
@@ -47,7 +49,10 @@ def spans_with_context(request: ExportTraceServiceRequest) -> list[tuple[bytes, 
             scope_head = ScopeSpans()
             scope_head.CopyFrom(scope_spans)
             del scope_head.spans[:]
-            found += [(resource_head.SerializeToString(), scope_head.SerializeToString(), span.SerializeToString()) for span in scope_spans.spans]
+            found += [
+                (resource_head.SerializeToString(), scope_head.SerializeToString(), span.SerializeToString())
+                for span in scope_spans.spans
+            ]
     return found
 
 
@@ -60,7 +65,9 @@ def test_pieces_hold_every_span_with_its_resource_scope_and_unknown_fields() -> 
         merged.MergeFromString(piece)
     whole = ExportTraceServiceRequest.FromString(payload)
     assert spans_with_context(merged) == spans_with_context(whole) and len(spans_with_context(whole)) == 160
-    assert len(pieces) > 4 and max(len(piece) for piece in pieces) < 600 + 200  # a run of spans, plus its resource and scope
+    assert (
+        len(pieces) > 4 and max(len(piece) for piece in pieces) < 600 + 200
+    )  # a run of spans, plus its resource and scope
 
 
 def test_a_span_bigger_than_a_piece_is_a_piece_of_its_own() -> None:
@@ -78,7 +85,9 @@ def test_a_big_request_is_parsed_in_pieces_to_the_same_spans() -> None:
 
 
 def big_payload() -> bytes:
-    return request_of(resources=1, scopes=1, spans=PARSE_IN_PIECES_BYTES // 100, attribute_bytes=100).SerializeToString()
+    return request_of(
+        resources=1, scopes=1, spans=PARSE_IN_PIECES_BYTES // 100, attribute_bytes=100
+    ).SerializeToString()
 
 
 @pytest.mark.parametrize(
@@ -102,4 +111,6 @@ def test_what_the_walk_does_not_expect_is_left_to_protobuf() -> None:
     payload = big_payload() + b"\x7b\x7c"  # an empty group, field 15: obsolete, but protobuf reads it
     with pytest.raises(wire.Malformed):
         list(wire.pieces(payload, PARSE_IN_PIECES_BYTES))
-    assert spans_with_context(parse(payload, PROTOBUF)) == spans_with_context(ExportTraceServiceRequest.FromString(payload))
+    assert spans_with_context(parse(payload, PROTOBUF)) == spans_with_context(
+        ExportTraceServiceRequest.FromString(payload)
+    )

@@ -62,7 +62,7 @@ def pages() -> Iterator[tuple[int, dict[str, str]]]:
     served: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             body = served.get(self.path, "").encode()
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html")
@@ -86,12 +86,24 @@ def visit(chromium: str, url: str, profile: Path) -> str:
     """Load ``url`` in headless Chromium, let its script run, and return the final DOM."""
     result = subprocess.run(
         [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--host-resolver-rules=MAP *.test 127.0.0.1",
-            "--virtual-time-budget=10000", "--dump-dom", url,
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--host-resolver-rules=MAP *.test 127.0.0.1",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
         ],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -110,7 +122,9 @@ def test_a_cross_site_page_cannot_make_the_gateway_spend_keys(
     assert spend.calls == []  # and the server refused it before the handler ran
 
 
-def test_an_allowed_origin_passes_the_preflight_and_reads_the_answer(chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path) -> None:
+def test_an_allowed_origin_passes_the_preflight_and_reads_the_answer(
+    chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path
+) -> None:
     spend = register_plugin(Spend())
     page_port, served = pages
     app = make_app(["security"], {"security": {"allowed_origins": [f"http://app.test:{page_port}"]}})
@@ -142,7 +156,9 @@ def test_a_cross_site_page_cannot_drive_a_token_holding_console(
         served["/attack.html"] = CONSOLE_ATTACK.format(target=target)
         attacker = console.context.new_page()
         attacker.goto(f"http://attacker.test:{page_port}/attack.html")
-        expect(attacker.locator("body")).to_have_attribute("data-result", "fulfilled rejected")  # sent blind; preflight refused
+        expect(attacker.locator("body")).to_have_attribute(
+            "data-result", "fulfilled rejected"
+        )  # sent blind; preflight refused
         expect(attacker.locator("body")).to_have_attribute("data-framed", "loaded")
         framed = attacker.frames[1]
         assert framed.url.startswith("chrome-error://")  # the browser refused to show the console in the frame

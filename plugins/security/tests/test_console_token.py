@@ -36,7 +36,9 @@ def otlp_trace(service: str) -> dict[str, Any]:
 @pytest.fixture
 def base(make_app: Any) -> Iterator[str]:
     with serve_in_thread(make_app(["otel", "workspace", "security"], {"security": {"token": TOKEN}})) as url:
-        exported = httpx.post(f"{url}/v1/traces", json=otlp_trace("orders"), headers={"Authorization": f"Bearer {TOKEN}"})
+        exported = httpx.post(
+            f"{url}/v1/traces", json=otlp_trace("orders"), headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         assert exported.status_code == 200, exported.text
         yield url
 
@@ -91,7 +93,9 @@ def test_cancelling_the_prompt_shows_the_refusal(base: str, browser_page: Any) -
     expect(page.locator("#traces tbody tr")).to_have_count(0)
 
 
-def test_the_api_docs_page_loads_but_shows_the_schema_only_once_it_is_published(make_app: Any, browser_page: Any) -> None:
+def test_the_api_docs_page_loads_but_shows_the_schema_only_once_it_is_published(
+    make_app: Any, browser_page: Any
+) -> None:
     """Swagger UI cannot send the token: under one it reports the 401 of ``/openapi.json`` (README)."""
     from playwright.sync_api import expect
 

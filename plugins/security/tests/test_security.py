@@ -98,7 +98,19 @@ def test_health_is_exempt_from_the_host_check(base: str) -> None:
     assert httpx.get(f"{base}/health", headers={"Host": "attacker.example"}).status_code == 200
 
 
-@pytest.mark.parametrize("host", ["localhost", "localhost:5000", "127.0.0.1", "127.9.9.9:80", "[::1]:5000", "10.1.2.3", "192.168.0.7:5000", "172.20.0.1"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "localhost:5000",
+        "127.0.0.1",
+        "127.9.9.9:80",
+        "[::1]:5000",
+        "10.1.2.3",
+        "192.168.0.7:5000",
+        "172.20.0.1",
+    ],
+)
 def test_loopback_and_private_hosts_are_allowed_by_default(base: str, host: str) -> None:
     assert httpx.get(f"{base}/cookies", headers={"Host": host}).status_code == 200
 
@@ -110,6 +122,7 @@ def test_public_hosts_are_refused_by_default(base: str, host: str) -> None:
 
 def test_wildcard_and_port_entries(serve: Any) -> None:
     with serve(allowed_hosts=["*.example.com", "api.test:8080", "203.0.113.0/24"]) as url:
+
         def status(host: str) -> int:
             return httpx.get(f"{url}/cookies", headers={"Host": host}).status_code
 
@@ -149,7 +162,10 @@ def test_same_origin_loopback_and_allowed_origins_may_write(base: str, spend: Sp
     assert "Origin" in allowed.headers["vary"]
     wildcard = httpx.post(f"{base}/gateway/chat/invocations", headers={"Origin": "https://ci.trusted.example"})
     assert wildcard.status_code == 200
-    assert httpx.post(f"{base}/gateway/chat/invocations", headers={"Origin": "http://ci.trusted.example"}).status_code == 403
+    assert (
+        httpx.post(f"{base}/gateway/chat/invocations", headers={"Origin": "http://ci.trusted.example"}).status_code
+        == 403
+    )
     assert spend.calls == ["gateway", "gateway", "flask", "gateway"]
 
 
@@ -164,12 +180,16 @@ def test_cross_origin_reads_get_no_cors_headers_unless_allowed(base: str) -> Non
 
 def test_preflight_is_answered_for_allowed_origins_and_refused_for_others(base: str) -> None:
     request = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type, authorization"}
-    allowed = httpx.options(f"{base}/gateway/chat/invocations", headers={"Origin": "https://app.example.com", **request})
+    allowed = httpx.options(
+        f"{base}/gateway/chat/invocations", headers={"Origin": "https://app.example.com", **request}
+    )
     assert allowed.status_code == 204
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "POST" in allowed.headers["access-control-allow-methods"]
     assert allowed.headers["access-control-allow-headers"] == "content-type, authorization"
-    refused = httpx.options(f"{base}/gateway/chat/invocations", headers={"Origin": "https://attacker.example", **request})
+    refused = httpx.options(
+        f"{base}/gateway/chat/invocations", headers={"Origin": "https://attacker.example", **request}
+    )
     assert refused.status_code == 400
     assert "PLUGHOST_SECURITY_ALLOWED_ORIGINS" in refused.json()["detail"]
     assert_security_headers(refused)
@@ -197,9 +217,14 @@ def test_token_is_required_everywhere_but_health(serve: Any, spend: Spend) -> No
         assert missing.status_code == 401
         assert missing.headers["www-authenticate"] == 'Bearer realm="plughost"'
         assert_security_headers(missing)
-        assert httpx.post(f"{url}/gateway/chat/invocations", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert (
+            httpx.post(f"{url}/gateway/chat/invocations", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )
         assert httpx.get(f"{url}/cookies", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-        assert httpx.post(f"{url}/gateway/chat/invocations", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
+        assert (
+            httpx.post(f"{url}/gateway/chat/invocations", headers={"Authorization": f"bearer {TOKEN}"}).status_code
+            == 200
+        )
         assert httpx.get(f"{url}/health").status_code == 200
     assert spend.calls == ["gateway"]
 

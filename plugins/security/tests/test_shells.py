@@ -103,7 +103,9 @@ def test_data_and_unknown_paths_still_need_the_token(base: str, path: str) -> No
     assert missing.status_code == 401, path
     assert missing.headers["www-authenticate"] == 'Bearer realm="plughost"'
     assert "secret" not in missing.text
-    assert httpx.get(f"{base}{path}", headers={"Authorization": "Bearer wrong-token-of-enough-length"}).status_code == 401
+    assert (
+        httpx.get(f"{base}{path}", headers={"Authorization": "Bearer wrong-token-of-enough-length"}).status_code == 401
+    )
 
 
 def test_with_the_token_the_data_answers(base: str) -> None:

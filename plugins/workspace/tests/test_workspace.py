@@ -115,9 +115,8 @@ def test_use_workspace_validates_and_restores() -> None:
     with use_workspace("batch-jobs"):
         assert current_workspace() == "batch-jobs"
     assert current_workspace() == "default"
-    with pytest.raises(ValueError, match="invalid workspace name 'Nope'"):
-        with use_workspace("Nope"):
-            pass
+    with pytest.raises(ValueError, match="invalid workspace name 'Nope'"), use_workspace("Nope"):
+        pass
 
 
 def test_keeps_the_plugin_contract() -> None:
