@@ -11,13 +11,18 @@ import os
 import pytest
 
 from core.settings import ENV_PREFIX
+from core.testing import free_port
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer ``PLUGHOST_*`` variable reaches a test, and no test binds the default OTLP/gRPC
+    port 4317: each gets a free loopback port, so parallel workers and other servers on the machine
+    never share one (a test that sets ``grpc_address`` itself still wins)."""
     for name in list(os.environ):
         if name.startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
+    monkeypatch.setenv(f"{ENV_PREFIX}OTEL_GRPC_ADDRESS", f"127.0.0.1:{free_port()}")
 
 
 def pytest_report_header() -> str:
