@@ -181,7 +181,8 @@ async def post_many(
             for body in pending:
                 started = time.perf_counter()
                 writer.write(
-                    f"POST {path} HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
                 )
                 status_line = await reader.readline()
                 length = 0

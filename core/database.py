@@ -20,8 +20,9 @@ from typing import Any
 import anyio.to_thread
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, exc, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -49,6 +50,20 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def synchronous_twin(engine: AsyncEngine) -> Engine | None:
+    """For a SQLite file: a synchronous engine on the same file, tuned the same, for a transaction that runs
+    whole in one worker thread (through the async driver, each statement is a hop to its thread and back).
+    ``None`` for any other database (an in-memory SQLite one included: a second engine would not see it)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    twin = create_sync_engine(
+        engine.url.set(drivername="sqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
+    event.listen(twin, "connect", _tune_sqlite)
+    return twin
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

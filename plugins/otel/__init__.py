@@ -42,7 +42,12 @@ def plughost_console_pages(host: Any) -> ConsolePage:
 
 @hookimpl
 def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[Any]]:
-    return [migrated(host.database, MIGRATIONS, "otel"), serving(_store(host), receiver_config(host))]
+    store = _store(host)
+    return [
+        migrated(host.database, MIGRATIONS, "otel"),
+        contextlib.aclosing(store),
+        serving(store, receiver_config(host)),
+    ]
 
 
 @hookimpl(optionalhook=True)

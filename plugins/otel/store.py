@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -48,17 +48,21 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.util import await_
 
 from core import run_bulk
 from core.context import current_workspace
-from core.database import UNAVAILABLE
+from core.database import UNAVAILABLE, synchronous_twin
 
 from .decode import INT64_MAX, STATUS_ERROR
 from .facts import MODEL_KEYS, SPAN_NAME_KEY
+from .sqlite_writer import CompiledInsert, SqliteWriter
 
+T = TypeVar("T")
 VALUE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, TypeError)
 """What a database or its driver raises for a value it cannot store (not for being down or busy)."""
 
@@ -116,6 +120,7 @@ terms = Table(
     Index("plughost_otel_terms_trace", "workspace", "trace_id"),
 )
 SPAN_COLUMNS = tuple(column.name for column in spans.columns)
+TERM_COLUMNS = tuple(column.name for column in terms.columns)
 
 SPAN_ROWS_PER_STATEMENT = 1000
 """Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
@@ -124,6 +129,9 @@ SPANS_PER_PAGE = 200
 """Span rows read per query when a trace is streamed."""
 TERM_ROWS_PER_STATEMENT = 4000
 """4 columns x 4000 rows, under the same limits."""
+SORTED_ON_LOOP_ROWS = 2000
+"""A group of up to this many span rows is put in key order on the event loop (well under a millisecond),
+not in a bulk thread: the hop there and back cost more than the sort."""
 MAX_ISOLATED_REJECTIONS = 16
 """A store error that more spans than this fail alone is not about the data: the whole group gets it."""
 
@@ -157,6 +165,17 @@ class TraceFilter:
 
 Entry = tuple[Stored, dict[str, Any]]
 """A row waiting to be written, with the result of the ``add`` call it came from."""
+Compute = Callable[[Callable[[], T]], T]
+"""How a write runs its CPU-heavy steps: where it is (in a bulk thread), or in a bulk thread (on the loop)."""
+
+
+def _here(work: Callable[[], T]) -> T:
+    return work()
+
+
+def _in_bulk_thread(work: Callable[[], T]) -> T:
+    """From synchronous code that SQLAlchemy runs on the event loop (``run_sync``): ``work`` in a bulk thread."""
+    return await_(run_bulk(work))
 
 
 class SpanStore:
@@ -171,7 +190,18 @@ class SpanStore:
         self._merge_summaries = summary_merge(self._dialect)
         self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
         self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None
+        twin = synchronous_twin(engine)
+        self._sqlite = (
+            None
+            if twin is None
+            else SqliteWriter(
+                twin,
+                CompiledInsert(sqlite.insert(spans).on_conflict_do_nothing(), twin, SPAN_COLUMNS),
+                CompiledInsert(self._insert_terms, twin, TERM_COLUMNS),
+                CompiledInsert(self._merge_summaries, twin),
+            )
+        )
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store spans and merge them into their traces' summaries; returns once they are committed.
@@ -184,8 +214,8 @@ class SpanStore:
             return stored
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((rows, stored, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_waiting())
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_waiting())
         await asyncio.shield(done)  # a client that leaves does not cancel the others' write
         return stored
 
@@ -193,7 +223,9 @@ class SpanStore:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                entries = await run_bulk(_sorted_entries, [(rows, stored) for rows, stored, _ in batch])
+                calls = [(rows, stored) for rows, stored, _ in batch]
+                small = sum(len(rows) for rows, _ in calls) <= SORTED_ON_LOOP_ROWS
+                entries = _sorted_entries(calls) if small else await run_bulk(_sorted_entries, calls)
                 for stored, reason in await self._write_isolating(entries):
                     stored.refuse(reason)
             except Exception as error:  # every request of the batch learns it was not stored
@@ -226,19 +258,27 @@ class SpanStore:
 
     async def _write(self, rows: list[dict[str, Any]]) -> None:
         """One transaction: insert the spans (sorted, so concurrent writers lock in one order), then
-        merge what was new into the summaries with an atomic upsert on the stored values."""
-        async with self.engine.begin() as connection:
-            added: list[dict[str, Any]] = []
-            for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
-                chunk = rows[start : start + SPAN_ROWS_PER_STATEMENT]
-                columns = [{name: row[name] for name in SPAN_COLUMNS} for row in chunk]
-                new = {tuple(key) for key in await connection.execute(self._insert_spans, columns)}
-                added += [row for row in chunk if (row["workspace"], row["trace_id"], row["span_id"]) in new]
-            summaries, new_terms = await run_bulk(lambda: (summarise(added), trace_terms(added)))
-            for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
-                await connection.execute(self._insert_terms, new_terms[start : start + TERM_ROWS_PER_STATEMENT])
-            for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
-                await connection.execute(self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT])
+        merge what was new into the summaries with an atomic upsert on the stored values.
+
+        On a SQLite file the whole transaction runs in one bulk thread (see :mod:`.sqlite_writer`). On
+        PostgreSQL (asyncpg) the statements run on the event loop, which gets a turn between them, and
+        the summaries and terms are computed in a bulk thread.
+        """
+        if self._sqlite is not None:
+            await run_bulk(self._write_in_thread, rows)
+        else:
+            async with self.engine.begin() as connection:
+                await connection.run_sync(lambda sync: _write_rows(_Statements(self, sync), rows, _in_bulk_thread))
+
+    def _write_in_thread(self, rows: list[dict[str, Any]]) -> None:
+        assert self._sqlite is not None
+        with self._sqlite.transaction() as transaction:
+            _write_rows(transaction, rows, _here)
+
+    async def aclose(self) -> None:
+        """Close the SQLite writer's connections (the async engine is the host's to dispose)."""
+        if self._sqlite is not None:
+            self._sqlite.engine.dispose()
 
     async def list_traces(
         self, where: TraceFilter, limit: int, page_token: str | None
@@ -342,6 +382,51 @@ class SpanStore:
         return bool(deleted.rowcount)
 
 
+class Transaction(Protocol):
+    """The three writes of :func:`_write_rows`, inside one transaction."""
+
+    def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert span rows (one already stored is left as it is); returns those that were new."""
+        ...
+
+    def add_terms(self, rows: list[tuple[str, ...]]) -> None:
+        """Insert term rows, tuples of :data:`TERM_COLUMNS` (one already stored is left as it is)."""
+        ...
+
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> None: ...
+
+
+class _Statements:
+    """:class:`Transaction` through SQLAlchemy (PostgreSQL), on a connection that ``run_sync`` passes."""
+
+    def __init__(self, store: SpanStore, connection: Connection) -> None:
+        self._store = store
+        self._connection = connection
+
+    def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        columns = [{name: row[name] for name in SPAN_COLUMNS} for row in rows]
+        new = {tuple(key) for key in self._connection.execute(self._store._insert_spans, columns)}
+        return [row for row in rows if (row["workspace"], row["trace_id"], row["span_id"]) in new]
+
+    def add_terms(self, rows: list[tuple[str, ...]]) -> None:
+        self._connection.execute(self._store._insert_terms, [dict(zip(TERM_COLUMNS, row, strict=True)) for row in rows])
+
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
+        self._connection.execute(self._store._merge_summaries, rows)
+
+
+def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: Compute) -> None:
+    """Insert the spans, then the terms of those that were new, then merge them into their summaries."""
+    added: list[dict[str, Any]] = []
+    for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
+        added += transaction.add_spans(rows[start : start + SPAN_ROWS_PER_STATEMENT])
+    summaries, new_terms = compute(lambda: (summarise(added), trace_terms(added)))
+    for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
+        transaction.add_terms(new_terms[start : start + TERM_ROWS_PER_STATEMENT])
+    for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
+        transaction.merge_summaries(summaries[start : start + SPAN_ROWS_PER_STATEMENT])
+
+
 def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per trace, the summary of ``rows`` alone, sorted by key; :func:`summary_merge` adds it to the stored one.
 
@@ -422,10 +507,17 @@ def summary_merge(dialect: ModuleType) -> Any:
     )
 
 
-def trace_terms(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
-    """The distinct term rows of ``rows`` (rows without ``terms`` add none), sorted by key."""
-    found = {(row["workspace"], key, value, row["trace_id"]) for row in rows for key, value in row.get("terms", ())}
-    return [{"workspace": w, "key": k, "value": v, "trace_id": t} for w, k, v, t in sorted(found)]
+def trace_terms(rows: Iterable[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The distinct term rows of ``rows`` (rows without ``terms`` add none), as tuples of :data:`TERM_COLUMNS`,
+    sorted. A trace's spans share most of their terms: they are made distinct per trace first, which
+    builds no tuple for a repeated one."""
+    per_trace: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for row in rows:
+        if row.get("terms"):
+            per_trace.setdefault((row["workspace"], row["trace_id"]), set()).update(row["terms"])
+    found = [(w, key, value, t) for (w, t), pairs in per_trace.items() for key, value in pairs]
+    found.sort()
+    return found
 
 
 def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:
