@@ -9,8 +9,10 @@ their own, so several plugins (and other applications) can share one database.
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import logging
+import re
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, Engine
@@ -86,7 +86,13 @@ async def migrate(engine: AsyncEngine, migrations: Path, plugin: str, revision: 
     SQLite through a file lock beside the database file.
     """
 
+    if revision == "head" and await _is_at_head(engine, migrations, plugin):
+        return
+
     def upgrade(connection: Connection) -> None:
+        from alembic import command  # imported only when a migration may be due: a quarter of start-up
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(migrations))
         config.attributes["connection"] = connection
@@ -99,6 +105,45 @@ async def migrate(engine: AsyncEngine, migrations: Path, plugin: str, revision: 
             key = zlib.crc32(f"plughost-migrate-{plugin}".encode())
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         await connection.run_sync(upgrade)
+
+
+async def _is_at_head(engine: AsyncEngine, migrations: Path, plugin: str) -> bool:
+    """Whether ``plugin``'s version table already holds its one head revision: read without Alembic, from
+    the ``revision`` and ``down_revision`` lines of its migration files. Anything unusual (several heads,
+    a file it cannot read that way, no version table yet) answers ``False``, and Alembic decides."""
+    head = _single_head(migrations / "versions")
+    if head is None:
+        return False
+    try:
+        async with engine.connect() as connection:
+            stored = (
+                await connection.execute(text(f"SELECT version_num FROM plughost_{plugin}_alembic_version"))
+            ).all()
+    except exc.DBAPIError:  # no version table yet
+        return False
+    return [tuple(row) for row in stored] == [(head,)]
+
+
+REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _single_head(versions: Path) -> str | None:
+    """The revision that no other revision in ``versions`` revises, if there is exactly one."""
+    revisions, revised = set(), set()
+    for path in versions.glob("*.py"):
+        found = dict(REVISION_LINE.findall(path.read_text()))
+        if "revision" not in found or "down_revision" not in found:
+            return None
+        try:
+            revision, down = ast.literal_eval(found["revision"]), ast.literal_eval(found["down_revision"])
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        revised.update(down if isinstance(down, tuple) else () if down is None else (down,))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
 
 
 @asynccontextmanager

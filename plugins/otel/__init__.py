@@ -10,7 +10,6 @@ from core import ConsolePage, RouterContribution, hookimpl, run_bulk
 from core.database import migrated
 
 from .decode import to_rows
-from .grpc_receiver import receiver_config, serving
 from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
@@ -43,11 +42,15 @@ def plughost_console_pages(host: Any) -> ConsolePage:
 @hookimpl
 def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[Any]]:
     store = _store(host)
-    return [
+    lifespans: list[contextlib.AbstractAsyncContextManager[Any]] = [
         migrated(host.database, MIGRATIONS, "otel"),
         contextlib.aclosing(store),
-        serving(store, receiver_config(host)),
     ]
+    if host.plugin_settings("otel").grpc_address:
+        from .grpc_receiver import receiver_config, serving  # grpc is imported only when it serves
+
+        lifespans.append(serving(store, receiver_config(host)))
+    return lifespans
 
 
 @hookimpl(optionalhook=True)
