@@ -28,7 +28,10 @@ UPLOAD_TIMEOUT = 300.0
 def upload(port: int, payload: bytes, read_size: int = CHUNK) -> float:
     """POST ``payload`` over a fresh connection; return seconds until the whole response is read.
     The handler reads the body in ``read_size`` pieces."""
-    head = f"POST /upload?read={read_size} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+    head = (
+        f"POST /upload?read={read_size} HTTP/1.1\r\nHost: bench\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     started = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=UPLOAD_TIMEOUT) as sock:
         sock.sendall(head)
@@ -105,7 +108,8 @@ def run(quick: bool) -> str:
                 c: median_wrk(f"http://127.0.0.1:{port}/small", c, wrk_seconds, wrk_runs) for c in (1, 32)
             }
         print(
-            f"  {variant:<10} GET: {get_rows[variant][1].requests_per_second:.0f} / {get_rows[variant][32].requests_per_second:.0f} req/s",
+            f"  {variant:<10} GET: {get_rows[variant][1].requests_per_second:.0f}"
+            f" / {get_rows[variant][32].requests_per_second:.0f} req/s",
             file=sys.stderr,
         )
         if variant != "native":
@@ -152,7 +156,7 @@ def run(quick: bool) -> str:
         "|---|" + "---|" * len(read_sizes),
     ]
     for variant, times in by_read_size.items():
-        cells = [f"{t:.3f} ({ratio(t, n)})" for t, n in zip(times, by_read_size["native"])]
+        cells = [f"{t:.3f} ({ratio(t, n)})" for t, n in zip(times, by_read_size["native"], strict=True)]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines += [
         "",

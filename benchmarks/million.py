@@ -294,11 +294,13 @@ def measure(backend: str, quick: bool) -> list[str]:
             )
         change = (full_rate - empty_rate) / empty_rate * 100
         rows.append(
-            f"| {backend} | ingest, spans/s: empty store {empty_rate:,.0f}, at {spans / 1e6:.2f} M spans {full_rate:,.0f} ({change:+.0f} %) "
+            f"| {backend} | ingest, spans/s: empty store {empty_rate:,.0f}, "
+            f"at {spans / 1e6:.2f} M spans {full_rate:,.0f} ({change:+.0f} %) "
             f"| | | | {'yes' if change > -20 else '**no**'} |"
         )
         rows.append(
-            f"| {backend} | bulk load of {traces * SPANS_PER_TRACE:,} spans (`SpanStore.add`, 500 traces a call) | | | | {traces * SPANS_PER_TRACE / writing:,.0f} spans/s |"
+            f"| {backend} | bulk load of {traces * SPANS_PER_TRACE:,} spans (`SpanStore.add`, 500 traces a call) "
+            f"| | | | {traces * SPANS_PER_TRACE / writing:,.0f} spans/s |"
         )
     return rows
 
@@ -307,7 +309,8 @@ def run(quick: bool) -> str:
     traces = 2_000 if quick else 20_000
     lines = [
         f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, 2 cores: "
-        f"{traces:,} traces x {SPANS_PER_TRACE} spans = {traces * SPANS_PER_TRACE:,} spans in the store, one uvicorn worker (PostgreSQL analyzed after the load); "
+        f"{traces:,} traces x {SPANS_PER_TRACE} spans = {traces * SPANS_PER_TRACE:,} spans in the store, "
+        "one uvicorn worker (PostgreSQL analyzed after the load); "
         "pages of 50 traces; latency seen by an HTTP client on the same machine.",
         "",
         "| store | case | traces in page | p50 ms | p95 ms | p95 < 100 ms / within 20 % |",

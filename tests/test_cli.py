@@ -108,8 +108,8 @@ def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, st
 
     text = core_cli("plugins", "list", env=env).stdout
     assert (
-        "    console page reports: Reports at /reports (position 1)\n    console page alerts: Alerts at /alerts (position 4)"
-        in text
+        "    console page reports: Reports at /reports (position 1)\n"
+        "    console page alerts: Alerts at /alerts (position 4)" in text
     )
     assert "console page jobs: Jobs at /jobs (position 3)" in text
 

@@ -333,9 +333,11 @@ def test_a_failing_lifespan_names_the_plugin(make_app) -> None:
         def plughost_lifespan(self, host):
             return failing()
 
-    with pytest.raises(StartupError, match="plugin 'store'.*start-up failed: ConnectionError: no database"):
-        with client_for(make_app([Failing()])):
-            pass
+    with (
+        pytest.raises(StartupError, match="plugin 'store'.*start-up failed: ConnectionError: no database"),
+        client_for(make_app([Failing()])),
+    ):
+        pass
 
 
 def test_two_wsgi_apps_are_an_error(make_app) -> None:

@@ -1,4 +1,5 @@
-"""Gateway routes: configuration CRUD under ``/api/gateway``, and invocations (native, OpenAI- and Anthropic-compatible)."""
+"""Gateway routes: configuration CRUD under ``/api/gateway``, and invocations
+(native, OpenAI- and Anthropic-compatible)."""
 
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ def create_router(gateway: Gateway) -> APIRouter:
         )  # type: ignore[no-any-return]
 
     async def referring(action: Any) -> Any:
-        """``guarded``, where a missing object the body refers to is a 400 (a missing target is checked first, as a 404)."""
+        """``guarded``, where a missing object the body refers to is a 400
+        (a missing target is checked first, as a 404)."""
         try:
             return await guarded(action)
         except HTTPException as error:

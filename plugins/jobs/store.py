@@ -97,7 +97,8 @@ logs = Table(
     Column("size", Integer, nullable=False),
     Column("data", Text, nullable=False),
 )
-"""A job's output as chunks at byte offsets of its whole log; chunks wholly before the last ``max_log_bytes`` are deleted."""
+"""A job's output as chunks at byte offsets of its whole log;
+chunks wholly before the last ``max_log_bytes`` are deleted."""
 
 
 @dataclass(frozen=True)

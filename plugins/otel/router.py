@@ -54,11 +54,13 @@ NOT_FOUND = {404: {"description": "No such trace in this workspace."}}
 OTLP_ERRORS = {
     400: {"description": "Not a valid OTLP ExportTraceServiceRequest (a google.rpc.Status in the request's encoding)."},
     413: {
-        "description": "Body over `PLUGHOST_OTEL_MAX_BODY_BYTES`, or inflating past `PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES`."
+        "description": "Body over `PLUGHOST_OTEL_MAX_BODY_BYTES`, "
+        "or inflating past `PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES`."
     },
     415: {"description": "Unsupported Content-Type or Content-Encoding."},
     503: {
-        "description": "The store is down or busy, or too much is being decompressed at once; retry after `Retry-After`."
+        "description": "The store is down or busy, or too much is being decompressed at once; "
+        "retry after `Retry-After`."
     },
 }
 GRPC_CODES = {
@@ -146,7 +148,8 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         summary="List traces, newest first",
         description="Filters combine (all must hold). Besides the parameters below, any number of "
         "`attr.<key>=<value>` parameters (up to 10) keep traces with a span whose attribute `<key>` has that value, "
-        "compared as text (`true`/`false` for booleans, decimal for numbers; values over 256 characters are not indexed).",
+        "compared as text (`true`/`false` for booleans, decimal for numbers; "
+        "values over 256 characters are not indexed).",
         responses=BAD_REQUEST,
     )
     async def list_traces(

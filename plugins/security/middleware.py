@@ -56,7 +56,8 @@ class SecurityMiddleware:
             self.extra_headers.append((b"x-frame-options", settings.frame_options.encode()))
         if "*" in settings.allowed_hosts:
             logger.warning(
-                "security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): no DNS-rebinding protection"
+                "security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): "
+                "no DNS-rebinding protection"
             )
         if self.origins.any:
             logger.warning(

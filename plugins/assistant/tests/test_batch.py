@@ -20,7 +20,8 @@ FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2
 def export(
     base: str, service: str, *, failed: bool, hours_ago: float = 0, workspace: str | None = None, llm: bool = False
 ) -> str:
-    """GET /checkout, 100 ms: 'reserve' 0-80, then 'charge card' 80-100 (declined when ``failed``); an LLM call when ``llm``."""
+    """GET /checkout, 100 ms: 'reserve' 0-80, then 'charge card' 80-100 (declined when ``failed``);
+    an LLM call when ``llm``."""
     with exporting(base, service, workspace) as tracer:
         return _checkout(tracer, failed=failed, hours_ago=hours_ago, llm=llm)
 

@@ -90,8 +90,8 @@ def test_llm_calls_models_tokens_and_the_share_of_time_counts_overlap_once() -> 
     assert genai["llm_share"] == pytest.approx(0.7)
     assert genai["cost"] is None and genai["unpriced_models"] == []  # no price table: no costs, no made-up prices
     assert (
-        "LLM: 3 calls (claude-sonnet-4, gpt-3.5, gpt-4o), 3007 input and 133 output tokens, 700.0 ms in LLM calls (70% of the trace)"
-        in as_text(analysis)
+        "LLM: 3 calls (claude-sonnet-4, gpt-3.5, gpt-4o), 3007 input and 133 output tokens, "
+        "700.0 ms in LLM calls (70% of the trace)" in as_text(analysis)
     )
 
 
@@ -180,7 +180,7 @@ def test_tool_call_loops() -> None:
     spans += [tool("w1", 900, 910, "weather", None), tool("w2", 910, 920, "weather", None)]  # twice only: not a loop
     analysis = analyse(trace(*spans), Settings())
     loops = analysis["genai"]["tool_loops"]
-    assert [(l["tool"], l["count"], l["same_arguments"], l["span_ids"]) for l in loops] == [
+    assert [(loop["tool"], loop["count"], loop["same_arguments"], loop["span_ids"]) for loop in loops] == [
         ("search", 4, True, ["t0", "t1", "t2", "t3"])
     ]
     assert analysis["genai"]["tool_call_count"] == 6 and analysis["genai"]["llm_call_count"] == 4

@@ -1,4 +1,5 @@
-"""Every gateway call is a trace in the otel store (through the plughost_span_exporter hook), nested under the caller's."""
+"""Every gateway call is a trace in the otel store (through the plughost_span_exporter hook),
+nested under the caller's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What a job reports: captured output and log records (bounded, followed live over SSE), progress, artifacts, deletion."""
+"""What a job reports: captured output and log records (bounded, followed live over SSE), progress, artifacts,
+deletion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Schedules: the API, cron and interval timetables, exactly-once ticks across worker processes, catch-up, plugin-declared schedules."""
+"""Schedules: the API, cron and interval timetables, exactly-once ticks across worker processes, catch-up,
+plugin-declared schedules."""
 
 from __future__ import annotations
 

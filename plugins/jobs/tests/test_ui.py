@@ -70,7 +70,7 @@ def test_job_detail_shows_the_log_and_downloads_an_artifact(
             page.locator("#job-artifacts").get_by_role("link", name="lines.txt").click()
         path = downloading.value.path()
         assert downloading.value.suggested_filename == "lines.txt"
-        assert open(path).read() == "line 0\nline 1"
+        assert path.read_text() == "line 0\nline 1"
         screenshot(page, "jobs-detail", full_page=True)
 
 
