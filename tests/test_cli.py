@@ -127,7 +127,7 @@ def test_serve_with_a_broken_plugin_stops_with_one_clear_message(site: dict[str,
 
 def test_serve_disabling_the_broken_plugin_starts_and_serves_the_good_one(site: dict[str, str]) -> None:
     with running_server("--disable-plugins", "broken", env=site) as base:
-        connection = http.client.HTTPConnection(urlparse(base).hostname, urlparse(base).port)
+        connection = http.client.HTTPConnection(urlparse(base).netloc)
         connection.request("GET", "/api/good")
         assert json.loads(connection.getresponse().read()) == {"good": True}
 
@@ -162,7 +162,7 @@ def test_default_bind_is_loopback_only() -> None:
 def keep_alive_median_ms(base: str, requests: int = 25) -> float:
     """Median time of sequential requests on one keep-alive connection."""
     url = urlparse(base)
-    connection = http.client.HTTPConnection(url.hostname, url.port)
+    connection = http.client.HTTPConnection(url.netloc)
     timings = []
     for _ in range(requests):
         started = time.perf_counter()

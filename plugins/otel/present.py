@@ -88,7 +88,7 @@ def span_tree(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for view in views
     }
-    roots = []
+    roots: list[dict[str, Any]] = []
     for view in views:
         parent = nodes.get(view["parent_span_id"] or "")
         (parent["children"] if parent is not None else roots).append(nodes[view["span_id"]])

@@ -202,7 +202,7 @@ def _request_headers(scope: Scope) -> dict[str, str]:
 
 
 def _http_scheme(scope: Scope) -> str:
-    scheme = scope.get("scheme", "http")
+    scheme: str = scope.get("scheme", "http")
     return {"ws": "http", "wss": "https"}.get(scheme, scheme)
 
 

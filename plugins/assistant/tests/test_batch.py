@@ -76,7 +76,7 @@ def run(jobs: Any, params: dict[str, Any], headers: dict[str, str] | None = None
     while True:
         job = jobs.get(f"/api/jobs/{submitted.json()['id']}", headers=headers or {}).json()
         if job["status"] in {"SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"}:
-            return job  # type: ignore[no-any-return]
+            return job
         assert time.monotonic() < deadline, job
         time.sleep(0.05)
 

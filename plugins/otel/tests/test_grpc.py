@@ -127,7 +127,7 @@ def export_raw(
     """Call Export with ``body`` as the request bytes, as a client would put them on the wire."""
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(EXPORT, response_deserializer=ExportTraceServiceResponse.FromString)
-        return call(body, metadata=metadata, timeout=30, **options)  # type: ignore[no-any-return]
+        return call(body, metadata=metadata, timeout=30, **options)
 
 
 def request_with_spans(*spans: tuple[bytes, bytes, str], service: str = "raw") -> ExportTraceServiceRequest:
