@@ -19,7 +19,7 @@ import time
 from datetime import date
 
 from benchmarks.apps import CHUNK, VARIANTS
-from benchmarks.harness import MiB, Server, benchmark_main, median_wrk, python_server, ratio, server
+from benchmarks.harness import MiB, Server, WrkResult, benchmark_main, median_wrk, python_server, ratio, server
 
 BRIDGES = tuple(v for v in VARIANTS if v != "native")
 UPLOAD_TIMEOUT = 300.0
@@ -90,7 +90,7 @@ def run(quick: bool) -> str:
     sizes = (1, 16) if quick else (1, 16, 64, 256)
     wrk_seconds, wrk_runs = (2, 1) if quick else (5, 3)
     upload_rows: dict[int, dict[str, tuple[float, float]]] = {size: {} for size in sizes}
-    get_rows: dict[str, dict[int, object]] = {}
+    get_rows: dict[str, dict[int, WrkResult]] = {}
     download_rows: dict[str, float] = {}
     read_sizes = (64 * 1024, 256 * 1024, 1024 * 1024)
     by_read_size = {
@@ -143,10 +143,10 @@ def run(quick: bool) -> str:
     for variant in VARIANTS:
         one, many = get_rows[variant][1], get_rows[variant][32]
         lines.append(
-            f"| {variant} | {one.requests_per_second:.0f} | {one.p50_ms:.2f}/{one.p99_ms:.2f} | "  # type: ignore[attr-defined]
-            f"{many.requests_per_second:.0f} | {many.p50_ms:.2f}/{many.p99_ms:.2f} | "  # type: ignore[attr-defined]
-            f"{ratio(one.requests_per_second, ours[1].requests_per_second)} | "  # type: ignore[attr-defined]
-            f"{ratio(many.requests_per_second, ours[32].requests_per_second)} |"  # type: ignore[attr-defined]
+            f"| {variant} | {one.requests_per_second:.0f} | {one.p50_ms:.2f}/{one.p99_ms:.2f} | "
+            f"{many.requests_per_second:.0f} | {many.p50_ms:.2f}/{many.p99_ms:.2f} | "
+            f"{ratio(one.requests_per_second, ours[1].requests_per_second)} | "
+            f"{ratio(many.requests_per_second, ours[32].requests_per_second)} |"
         )
     lines += [
         "",

@@ -34,7 +34,7 @@ PROVIDER = (
     "uvicorn.run(create_provider()[0], host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')"
 )
 FIRST_CONTENT = re.compile(rb'"content": ?"[^"]')
-CHAT = {"model": "echo-bench", "messages": [{"role": "user", "content": "one two three four five"}]}
+CHAT: dict[str, object] = {"model": "echo-bench", "messages": [{"role": "user", "content": "one two three four five"}]}
 
 
 def timed_calls(

@@ -58,7 +58,7 @@ class NoParameters(BaseModel):
     pass
 
 
-def noop(params: NoParameters, job: JobContext) -> dict[str, Any]:
+def noop(params: NoParameters, job: JobContext | None) -> dict[str, Any]:
     return {}
 
 

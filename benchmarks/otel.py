@@ -35,6 +35,7 @@ from datetime import date
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from benchmarks.harness import MiB, Server, benchmark_main, plughost_server, post_many, postgresql_database, server
 
@@ -63,7 +64,7 @@ def payload(index: int) -> bytes:
         if position:
             span.parent_span_id = (index * SPANS_PER_TRACE + 1).to_bytes(8, "big")
         span.name = f"operation-{position % 7}"
-        span.kind = 2 if position == 0 else 3
+        span.kind = Span.SPAN_KIND_SERVER if position == 0 else Span.SPAN_KIND_CLIENT
         span.start_time_unix_nano = start + position * 1000
         span.end_time_unix_nano = start + position * 1000 + 500_000
         span.attributes.extend(

@@ -126,7 +126,11 @@ def trace_request(trace_id: bytes, spans: int, attributes: int, first_span: int 
     scope_spans = resource_spans.scope_spans.add()
     start = time.time_ns()
     template = Span(
-        trace_id=trace_id, name="work", kind=1, start_time_unix_nano=start, end_time_unix_nano=start + 1_000_000
+        trace_id=trace_id,
+        name="work",
+        kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + 1_000_000,
     )
     template.attributes.extend(
         KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(attributes)
