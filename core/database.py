@@ -129,7 +129,8 @@ REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s*
 
 def _single_head(versions: Path) -> str | None:
     """The revision that no other revision in ``versions`` revises, if there is exactly one."""
-    revisions, revised = set(), set()
+    revisions: set[str] = set()
+    revised: set[str] = set()
     for path in versions.glob("*.py"):
         found = dict(REVISION_LINE.findall(path.read_text()))
         if "revision" not in found or "down_revision" not in found:
@@ -160,7 +161,8 @@ async def _migration_lock(engine: AsyncEngine, plugin: str) -> AsyncIterator[Non
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.{plugin}.migrate-lock", "w") as lock_file:
+    lock_file = await anyio.to_thread.run_sync(open, f"{database}.{plugin}.migrate-lock", "w")
+    with lock_file:
         await anyio.to_thread.run_sync(fcntl.flock, lock_file.fileno(), fcntl.LOCK_EX)
         try:
             yield

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
@@ -54,7 +55,7 @@ class SqliteWriter:
 
 
 class SqliteTransaction:
-    def __init__(self, writer: SqliteWriter, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, writer: SqliteWriter, cursor: DBAPICursor) -> None:
         self._writer = writer
         self._cursor = cursor
 
@@ -68,12 +69,12 @@ class SqliteTransaction:
                 added.append(row)
         return added
 
-    def add_terms(self, rows: list[tuple[str, ...]]) -> None:
+    def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
         """Insert term rows, tuples in the order of the statement's columns."""
         self._cursor.executemany(self._writer._terms.sql, rows)
 
     def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
-        self._cursor.executemany(self._writer._summaries.sql, map(self._writer._summaries.parameters, rows))
+        self._cursor.executemany(self._writer._summaries.sql, [self._writer._summaries.parameters(row) for row in rows])
 
 
 @contextmanager

@@ -165,8 +165,12 @@ class TraceFilter:
 
 Entry = tuple[Stored, dict[str, Any]]
 """A row waiting to be written, with the result of the ``add`` call it came from."""
-Compute = Callable[[Callable[[], T]], T]
-"""How a write runs its CPU-heavy steps: where it is (in a bulk thread), or in a bulk thread (on the loop)."""
+
+
+class Compute(Protocol):
+    """How a write runs its CPU-heavy steps: where it is (in a bulk thread), or in a bulk thread (on the loop)."""
+
+    def __call__(self, work: Callable[[], T]) -> T: ...
 
 
 def _here(work: Callable[[], T]) -> T:
@@ -389,7 +393,7 @@ class Transaction(Protocol):
         """Insert span rows (one already stored is left as it is); returns those that were new."""
         ...
 
-    def add_terms(self, rows: list[tuple[str, ...]]) -> None:
+    def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
         """Insert term rows, tuples of :data:`TERM_COLUMNS` (one already stored is left as it is)."""
         ...
 
@@ -408,7 +412,7 @@ class _Statements:
         new = {tuple(key) for key in self._connection.execute(self._store._insert_spans, columns)}
         return [row for row in rows if (row["workspace"], row["trace_id"], row["span_id"]) in new]
 
-    def add_terms(self, rows: list[tuple[str, ...]]) -> None:
+    def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
         self._connection.execute(self._store._insert_terms, [dict(zip(TERM_COLUMNS, row, strict=True)) for row in rows])
 
     def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
