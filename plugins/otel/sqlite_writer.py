@@ -55,6 +55,9 @@ class SqliteWriter:
 
 
 class SqliteTransaction:
+    keyed_locks = False
+    """A SQLite transaction holds the whole database's write lock: the order of its rows does not matter."""
+
     def __init__(self, writer: SqliteWriter, cursor: DBAPICursor) -> None:
         self._writer = writer
         self._cursor = cursor

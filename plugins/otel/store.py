@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ SPANS_PER_PAGE = 200
 """Span rows read per query when a trace is streamed."""
 TERM_ROWS_PER_STATEMENT = 4000
 """4 columns x 4000 rows, under the same limits."""
+TERMS_PER_STEP = 10_000
+"""Terms put in a set or sorted per C call (a few milliseconds of holding the GIL)."""
 SORTED_ON_LOOP_ROWS = 2000
 """A group of up to this many span rows is put in key order on the event loop (well under a millisecond),
 not in a bulk thread: the hop there and back cost more than the sort."""
@@ -389,6 +392,9 @@ class SpanStore:
 class Transaction(Protocol):
     """The three writes of :func:`_write_rows`, inside one transaction."""
 
+    keyed_locks: bool
+    """Whether rows lock one by one (PostgreSQL), so that concurrent writers must write in key order."""
+
     def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert span rows (one already stored is left as it is); returns those that were new."""
         ...
@@ -402,6 +408,8 @@ class Transaction(Protocol):
 
 class _Statements:
     """:class:`Transaction` through SQLAlchemy (PostgreSQL), on a connection that ``run_sync`` passes."""
+
+    keyed_locks = True
 
     def __init__(self, store: SpanStore, connection: Connection) -> None:
         self._store = store
@@ -424,7 +432,7 @@ def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: C
     added: list[dict[str, Any]] = []
     for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
         added += transaction.add_spans(rows[start : start + SPAN_ROWS_PER_STATEMENT])
-    summaries, new_terms = compute(lambda: (summarise(added), trace_terms(added)))
+    summaries, new_terms = compute(lambda: (summarise(added), trace_terms(added, ordered=transaction.keyed_locks)))
     for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
         transaction.add_terms(new_terms[start : start + TERM_ROWS_PER_STATEMENT])
     for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
@@ -511,17 +519,32 @@ def summary_merge(dialect: ModuleType) -> Any:
     )
 
 
-def trace_terms(rows: Iterable[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+def trace_terms(rows: Iterable[dict[str, Any]], ordered: bool = True) -> list[tuple[str, str, str, str]]:
     """The distinct term rows of ``rows`` (rows without ``terms`` add none), as tuples of :data:`TERM_COLUMNS`,
-    sorted. A trace's spans share most of their terms: they are made distinct per trace first, which
-    builds no tuple for a repeated one."""
+    sorted when ``ordered``. A trace's spans share most of their terms: they are made distinct per trace first, which
+    builds no tuple for a repeated one. Run in a bulk thread, it takes the terms
+    :data:`TERMS_PER_STEP` at a time (see :func:`_sorted_in_steps`)."""
     per_trace: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for row in rows:
-        if row.get("terms"):
-            per_trace.setdefault((row["workspace"], row["trace_id"]), set()).update(row["terms"])
+        terms = row.get("terms")
+        if terms:
+            held = per_trace.setdefault((row["workspace"], row["trace_id"]), set())
+            for start in range(0, len(terms), TERMS_PER_STEP):
+                held.update(terms[start : start + TERMS_PER_STEP])
     found = [(w, key, value, t) for (w, t), pairs in per_trace.items() for key, value in pairs]
-    found.sort()
-    return found
+    return _sorted_in_steps(found) if ordered else found
+
+
+def _sorted_in_steps(items: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """``sorted(items)``, where no single call holds the GIL for long: ``list.sort`` and ``set.update``
+    are one C call each, and on one span of 1.8 M attributes the sort of its terms held the GIL, so
+    the event loop, for seconds. Runs of :data:`TERMS_PER_STEP` are sorted, then merged by
+    ``heapq.merge`` (Python code, which lets the GIL go every switch interval)."""
+    if len(items) <= TERMS_PER_STEP:
+        items.sort()
+        return items
+    runs = [sorted(items[start : start + TERMS_PER_STEP]) for start in range(0, len(items), TERMS_PER_STEP)]
+    return list(heapq.merge(*runs))
 
 
 def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:
