@@ -10,7 +10,6 @@ their own, so several plugins (and other applications) can share one database.
 from __future__ import annotations
 
 import fcntl
-import logging
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,19 +19,11 @@ from typing import Any
 import anyio.to_thread
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, exc, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-RETRY_AFTER_SECONDS = 5
-
-UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
-"""Errors that mean the database is down, unreachable or busy (not that the query is wrong)."""
-
-logger = logging.getLogger("plughost")
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:
@@ -125,13 +116,3 @@ def run_migrations(target_metadata: Any) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
-
-
-async def answer_unavailable(request: Request, error: Exception) -> JSONResponse:
-    """The app's handler for :data:`UNAVAILABLE`: 503 with ``Retry-After``, never a 500, for any plugin's store."""
-    logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, type(error).__name__)
-    return JSONResponse(
-        {"detail": "the database is unavailable or busy; retry shortly"},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )

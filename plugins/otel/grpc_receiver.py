@@ -31,11 +31,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import run_bulk
 from core.context import DEFAULT_WORKSPACE, check_workspace
-from core.database import RETRY_AFTER_SECONDS
 from core.server import is_loopback
+from core.unavailable import RETRY_AFTER_SECONDS
 
 from .decode import PROTOBUF, Decoded, PayloadError, parse, to_rows
-from .ingest import bulk_work, export_answer, release
+from .ingest import bulk_work, export_answer, release, store_failure
 from .settings import Settings, split_address
 from .store import SpanStore
 
@@ -108,12 +108,13 @@ class TraceService:
         try:
             stored = await self.store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
+            message = store_failure(error)
             logger.warning(
-                "could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), error
+                "could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), message
             )
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         await release(len(body), decoded)
         return export_answer(decoded, stored).SerializeToString()
 

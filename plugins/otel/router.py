@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from sqlalchemy.exc import SQLAlchemyError
 
+import core.unavailable
 from core import body_limit, run_bulk
 from core.context import current_workspace
 
@@ -34,7 +35,7 @@ from .decode import (
     stated_size,
 )
 from .facts import MAX_TERM_CHARS
-from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release
+from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release, store_failure
 from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
@@ -42,7 +43,7 @@ from .store import SpanStore, TraceFilter
 T = TypeVar("T")
 logger = logging.getLogger("plughost.otel")
 
-RETRY_AFTER_SECONDS = "5"
+RETRY_AFTER_SECONDS = str(core.unavailable.RETRY_AFTER_SECONDS)
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_LIMIT = 1000
@@ -133,10 +134,9 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         try:
             stored = await store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
-            logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
-            return _status(
-                kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS}
-            )
+            message = store_failure(error)
+            logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), message)
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
         await release(inflated_bytes, decoded)
         return _encoded(kind, export_answer(decoded, stored), 200)
 
