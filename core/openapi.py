@@ -41,7 +41,7 @@ TOO_LARGE = (
 )
 NOT_FOUND = "Nothing is found at the given path parameters"
 UNAVAILABLE = (
-    "The database is unavailable (`detail` says why, `cause` names it); retry after the `Retry-After` seconds"
+    "The database is unavailable (`detail` says why, `cause` names it); retry after `Retry-After` seconds"
 )
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 

@@ -366,17 +366,22 @@ class PostgreSQLCluster:
             self.start()
 
     def admin(self, *statements: str) -> None:
-        import asyncpg
-
-        async def run() -> None:
-            connection = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", timeout=10)
-            try:
-                for statement in statements:
-                    await connection.execute(statement)
-            finally:
-                await connection.close()
-
-        asyncio.run(run())
+        """Run ``statements`` in order on the ``postgres`` database (with ``psql``: no event loop needed)."""
+        arguments = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]
+        for statement in statements:
+            arguments += ["-c", statement]
+        self._run("psql", *arguments)
 
     def new_database(self) -> str:
         """A new, empty database on this server; its SQLAlchemy URL."""

@@ -39,7 +39,7 @@ class Unavailable:
 
     cause: str
     """One of ``refused``, ``reset``, ``timeout``, ``starting``, ``shutting-down``, ``read-only``, ``disk-full``,
-    ``busy``, ``unreachable``."""
+    ``busy``, ``io-error``, ``unreachable``."""
     reason: str
     """The cause in words, for the operator and the client."""
 
@@ -69,8 +69,15 @@ SQLSTATES = {
 }
 SQLSTATE_CLASSES = {"08": RESET}
 """Class 08, connection exceptions."""
-SQLITE_CODES = {5: BUSY, 6: BUSY, 8: READ_ONLY, 13: DISK_FULL, 10: UNREACHABLE, 14: UNREACHABLE}
-"""Primary result codes: SQLITE_BUSY, _LOCKED, _READONLY, _FULL, _IOERR (the disk failed), _CANTOPEN."""
+SQLITE_CODES = {
+    5: BUSY,  # SQLITE_BUSY
+    6: BUSY,  # SQLITE_LOCKED
+    8: READ_ONLY,  # SQLITE_READONLY
+    10: Unavailable("io-error", "its disk failed to read or write (I/O error)"),  # SQLITE_IOERR
+    13: DISK_FULL,  # SQLITE_FULL
+    14: Unavailable("unreachable", "its file cannot be opened (a missing directory, or permissions)"),  # _CANTOPEN
+}
+"""By primary result code."""
 ERRNOS = {errno.ENOSPC: DISK_FULL, errno.EDQUOT: DISK_FULL, errno.EROFS: READ_ONLY}
 
 
@@ -133,9 +140,9 @@ def _raised_by_a_driver(error: BaseException) -> bool:
 
 
 def unavailable_response(cause: Unavailable, headers: dict[str, str] | None = None) -> JSONResponse:
-    """503 with ``Retry-After``; the body says why (``detail``) and names the cause (``unavailable``)."""
+    """503 with ``Retry-After``; the body says why (``detail``; ``reason`` alone) and names the cause (``cause``)."""
     return JSONResponse(
-        {"detail": cause.message, "unavailable": "database", "cause": cause.cause},
+        {"detail": cause.message, "unavailable": "database", "cause": cause.cause, "reason": cause.reason},
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})},
     )

@@ -226,7 +226,9 @@ def test_a_database_that_is_down_or_busy_is_503_with_retry_after_not_500(make_ap
         response = client.get("/store")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
-    assert response.json() == {"detail": "the database is unavailable or busy; retry shortly"}
+    body = response.json()
+    assert body["unavailable"] == "database" and body["cause"] == "unreachable"
+    assert body["detail"].startswith("the database is unavailable: its file cannot be opened")
 
 
 def test_missing_required_middleware_stops_startup(make_app) -> None:

@@ -77,9 +77,9 @@ class HonestClient:
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         response = self.client.request(method, path, json=body)
-        connection = response.extensions["network_stream"].get_extra_info("client_addr")
+        connection = response.extensions["network_stream"]  # one object per connection
         if self.connection is not None and not self.closed:
-            assert connection == self.connection, f"{method} {path}: the previous answer's connection was dropped"
+            assert connection is self.connection, f"{method} {path}: the previous answer's connection was dropped"
         self.connection = connection
         self.closed = response.headers.get("connection", "").lower() == "close"
         return response
@@ -176,3 +176,25 @@ def test_a_full_disk_under_sqlite_is_a_503_that_names_the_disk(make_app: Any, tm
             filler.unlink()
             assert client.request("POST", "/api/jobs", job).status_code == 202
             assert client.request("POST", "/v1/traces", new_trace).status_code == 200
+
+
+def test_the_console_shows_a_banner_while_the_database_is_away_and_recovers_by_itself(
+    make_app: Any,
+    postgresql_cluster: PostgreSQLCluster,
+    stoppable_postgresql_url: str,
+    browser_page: Any,
+    screenshot: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    with serve_in_thread(make_app(["jobs", "otel"], app_settings(stoppable_postgresql_url))) as base:
+        with postgresql_cluster.stopped():
+            page.goto(f"{base}/jobs")
+            banner = page.locator("#database-banner")
+            expect(banner).to_be_visible()
+            expect(banner).to_contain_text("The database is unavailable; retrying")
+            expect(banner).to_contain_text("It refused the connection (is it running?).")
+            screenshot(page, "database-banner")
+        expect(banner).to_be_hidden(timeout=30_000)  # the page's read was retried after Retry-After
+        assert page.locator(".error:visible").count() == 0
