@@ -3,11 +3,14 @@ next request, or the answer said ``Connection: close`` (httpx over a real uvicor
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import httpx
 from fastapi import APIRouter
 
+from core.server import NoDelayHTTPProtocol
 from core.testing import serve_in_thread
 
 from .test_factory import router_plugin
@@ -53,3 +56,38 @@ def test_after_any_error_the_connection_serves_the_next_request_or_said_it_close
             assert said_close or next_connection is connection, (method, path, failed.status_code, failed.headers)
             if failed.status_code == 500:
                 assert said_close and failed.json() == {"detail": "internal server error"}
+
+
+def slow_client_answer(host: str, port: int, first_bytes: bytes, trickle: bytes) -> bytes:
+    """What the server answers a client that sends ``first_bytes``, then ``trickle`` every 0.3 s, and never
+    the blank line that ends the headers (given up after 30 s)."""
+    answer = b""
+    with socket.create_connection((host, port), timeout=0.3) as client:
+        client.sendall(first_bytes)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                client.sendall(trickle)
+                chunk = client.recv(1024)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_a_client_slow_to_send_its_headers_gets_408_and_is_closed(make_app: Any, monkeypatch: Any) -> None:
+    """slowloris: a byte of headers now and then kept a connection open as long as the client liked."""
+    monkeypatch.setattr(NoDelayHTTPProtocol, "header_timeout_seconds", 1.0)
+    with serve_in_thread(make_app([])) as base:
+        host, port = base.removeprefix("http://").split(":")
+        silent = slow_client_answer(host, int(port), b"", b"")
+        assert silent.startswith(b"HTTP/1.1 408"), silent
+        trickling = slow_client_answer(
+            host, int(port), b"GET /health HTTP/1.1\r\nHost: localhost\r\n", b"X-Slow: 1\r\n"
+        )
+        assert trickling.startswith(b"HTTP/1.1 408"), trickling
+        assert httpx.get(f"{base}/health").status_code == 200  # a client that sends its request is served
