@@ -145,6 +145,7 @@ def test_bad_jsonl_is_refused_naming_the_line(server: str) -> None:
             {**request_line("a", "chat", "x"), "body": {"model": "chat", "messages": []}}
         ),
         "no requests": "\n",
+        "line 2: nests objects or arrays deeper than 64 levels": f"{good}\n" + "[" * 100_000 + "\n",
     }
     for expected, content in cases.items():
         with pytest.raises(openai.BadRequestError) as raised:
