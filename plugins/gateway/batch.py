@@ -144,6 +144,8 @@ async def run_batch(params: BatchParams, job: Any) -> dict[str, Any]:
 async def _answer_all(gateway: Gateway, params: BatchParams, job: Any) -> dict[str, Any]:
     data_dir, workspace = job.data_dir, job.workspace
     source = batch_files.content_path(data_dir, workspace, params.input_file_id)
+    if not source.is_file():  # said without the path: where the data dir is is the server's business
+        raise batch_files.FileMissing(f"no input file {params.input_file_id!r} in workspace {workspace!r}")
     output_id, error_id = batch_files.new_file_id(), batch_files.new_file_id()
     output_path = batch_files.content_path(data_dir, workspace, output_id)
     error_path = batch_files.content_path(data_dir, workspace, error_id)
