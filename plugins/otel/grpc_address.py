@@ -20,7 +20,6 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -36,29 +35,19 @@ def server_identity(workers: int) -> str:
     return f"workers-of-{os.getppid()}" if workers > 1 else f"process-{os.getpid()}-{uuid.uuid4().hex}"
 
 
-@dataclass
-class Claim:
-    """The outcome of :func:`claim`: whether this server may bind, and who serves the address if not."""
-
-    may_bind: bool
-    owner: str | None
-    """The server named as serving the address, when it is busy (``None``: not a plughost server we know)."""
-
-
 @contextlib.asynccontextmanager
-async def claim(address: str, directory: Path, identity: str) -> AsyncIterator[Claim]:
+async def claim(address: str, directory: Path, identity: str) -> AsyncIterator[bool]:
     """Whether this server may bind ``address``: it is free, or this server's own workers serve it.
     Bind inside the block; when the address was free, this server is named its owner afterwards."""
     lock = await anyio.to_thread.run_sync(_locked, directory)
     try:
         owners = _read_owners(directory)
         if await anyio.to_thread.run_sync(_is_free, address):
-            yield Claim(True, None)
+            yield True
             owners[address] = identity
             _write_owners(directory, owners)
         else:
-            owner = owners.get(address)
-            yield Claim(owner == identity, owner)
+            yield owners.get(address) == identity
     finally:
         lock.close()  # lets go of the lock
 

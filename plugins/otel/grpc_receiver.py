@@ -158,8 +158,8 @@ async def serving(store: SpanStore, config: ReceiverConfig) -> AsyncIterator[aio
             ("grpc.max_receive_message_length", config.max_message_bytes),
         ],
     )
-    async with claim(config.address, config.owner_dir, config.identity) as claimed:
-        problem = None if claimed.may_bind else f"another {'plughost server' if claimed.owner else 'program'} serves it"
+    async with claim(config.address, config.owner_dir, config.identity) as ours:
+        problem = None if ours else "another server or program holds it"
         if problem is None:
             try:
                 server.add_insecure_port(config.address)
