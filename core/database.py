@@ -38,8 +38,22 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        engine.sync_engine.dialect.do_terminate = _stop_aiosqlite  # type: ignore[method-assign]
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _stop_aiosqlite(dbapi_connection: Any) -> None:
+    """Terminate an aiosqlite connection (the pool does when a call on it was cut short): its worker thread
+    closes the SQLite connection after what it runs now, and stops; nothing waits for it.
+
+    SQLAlchemy's own terminate awaits a graceful close, shielded. A call cancelled twice (shutdown
+    cancelling a task that a timeout had cancelled) stops the worker thread through the second
+    cancel while the shielded close, cancelled in turn, awaits a stop the thread is no longer
+    there to answer: ``asyncio.run`` then waits for it forever at exit (aiosqlite >= 0.22; the
+    same hang as wapiti-scanner/wapiti#802).
+    """
+    dbapi_connection._terminate_force_close()
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
