@@ -28,7 +28,7 @@ HEADER_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 
 
-class NoDelayHTTPProtocol(HttpToolsProtocol):  # type: ignore[misc]
+class NoDelayHTTPProtocol(HttpToolsProtocol):
     """uvicorn's HTTP protocol (httptools), with TCP_NODELAY set on the accepted socket, and a deadline
     for a request's headers: uvicorn has none, so a client sending them a byte at a time (slowloris)
     held its connection for as long as it liked. A connection whose request line and headers are not

@@ -36,7 +36,7 @@ def send(client: httpx.Client, method: str, path: str, **options: Any) -> tuple[
 
 
 def test_after_any_error_the_connection_serves_the_next_request_or_said_it_closes(make_app: Any) -> None:
-    errors = [
+    errors: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/boom", {}),  # 500: a bug in a route
         ("GET", "/api/nowhere/at/all", {}),  # 404 (the console's)
         ("PUT", "/echo", {}),  # 405
