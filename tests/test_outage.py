@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
@@ -62,6 +63,19 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, int]] = [
 ]
 
 
+def grpc_export(target: str) -> None:
+    """One span over OTLP/gRPC, as an exporter sends it."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = uuid.uuid4().bytes, b"\1" * 8, "over grpc"
+    with grpc.insecure_channel(target) as channel:
+        channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(
+            request.SerializeToString(), timeout=30
+        )
+
+
 def app_settings(database_url: str) -> dict[str, Any]:
     return {"database_url": database_url, "jobs": {"workers": 0}}
 
@@ -103,10 +117,15 @@ def test_postgresql_outage_is_a_503_on_every_route_and_service_comes_back(
                     assert "the database is unavailable" in down.text, (method, path, down.text)
             refused = client.request("GET", "/api/otel/traces").json()
             assert refused["cause"] == "refused" and "refused the connection" in refused["detail"]
+            with pytest.raises(grpc.RpcError) as unavailable:
+                grpc_export(os.environ["PLUGHOST_OTEL_GRPC_ADDRESS"])
+            assert unavailable.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "refused the connection" in (unavailable.value.details() or "")
             assert client.request("GET", "/health").status_code == 200
         for method, path, body, status in ROUTES:
             back = client.request(method, path, body)
             assert back.status_code == status, (method, path, back.status_code, back.text)
+        grpc_export(os.environ["PLUGHOST_OTEL_GRPC_ADDRESS"])
 
 
 def test_a_read_only_postgresql_is_a_503_that_says_so(
