@@ -57,7 +57,8 @@ from sqlalchemy.util import await_
 
 from core import run_bulk
 from core.context import current_workspace
-from core.database import UNAVAILABLE, synchronous_twin
+from core.database import synchronous_twin
+from core.unavailable import unavailable
 
 from .decode import INT64_MAX, STATUS_ERROR
 from .facts import MODEL_KEYS, SPAN_NAME_KEY
@@ -249,7 +250,7 @@ class SpanStore:
             await self._write([row for _, row in entries])
             return []
         except (*VALUE_ERRORS, StatementError) as error:
-            if isinstance(error, UNAVAILABLE) or not _about_a_value(error):
+            if unavailable(error) is not None or not _about_a_value(error):
                 raise
             if len(entries) == 1:
                 stored, row = entries[0]
