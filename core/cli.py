@@ -97,6 +97,10 @@ def list_plugins(as_json: bool) -> None:
     Works when plugins are broken."""
     host = build_host(load_settings(), strict=False)
     assembly, problem = _try_assemble(host)
+    try:
+        host.check_environment()
+    except StartupError as error:
+        problem = "\n".join(filter(None, (problem, str(error))))
     rows = [_describe(info, host, assembly) for info in host.plugins.infos.values()]
     if as_json:
         click.echo(json.dumps({"plugins": rows, "assembly_error": problem}, indent=2))

@@ -148,6 +148,8 @@ def build_host(
 ) -> Host:
     host = Host(settings, load_plugins(settings, given=given, strict=strict))
     host.validate_plugin_settings(overrides, strict=strict)
+    if strict:
+        host.check_environment()
     return host
 
 
