@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -94,11 +95,11 @@ class Host:
         environ = os.environ if environ is None else environ
         declared = self.plugins.call("plughost_settings", strict=strict, host=self)
         without_settings = {info.name for info in self.plugins.enabled} - {info.name for info, _ in declared}
-        unknown_plugins = sorted(set(overrides or {}) - set(self.plugins.infos))
-        if unknown_plugins:
+        for unknown in sorted(set(overrides or {}) - set(self.plugins.infos)):
+            close = difflib.get_close_matches(unknown, list(self.plugins.infos), n=1)
             raise StartupError(
-                f"settings given for unknown plugins: {', '.join(unknown_plugins)}. "
-                f"Plugins: {', '.join(sorted(self.plugins.infos)) or 'none'}"
+                f"settings given for an unknown plugin {unknown!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                f"plugins: {', '.join(sorted(self.plugins.infos)) or 'none'}"
             )
         for name in sorted(without_settings):
             info = self.plugins.infos[name]
