@@ -47,9 +47,12 @@ def test_every_block_is_marked() -> None:
 def test_the_guide_covers_every_hook() -> None:
     from core.plugins import CORE_HOOKS
     from plugins.assistant import hookspecs as assistant
+    from plugins.gateway import hookspecs as gateway
     from plugins.jobs import hookspecs as jobs
+    from plugins.otel import hookspecs as otel
 
-    offered = {name for module in (assistant, jobs) for name in vars(module) if name.startswith("plughost_")}
+    modules = (assistant, gateway, jobs, otel)
+    offered = {name for module in modules for name in vars(module) if name.startswith("plughost_")}
     headings = set(re.findall(r"^#{2,4} .*", GUIDE.read_text(), re.M))
     text = "\n".join(headings)
     assert all(hook in text for hook in CORE_HOOKS | offered), sorted(h for h in CORE_HOOKS | offered if h not in text)

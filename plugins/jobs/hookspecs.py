@@ -106,7 +106,8 @@ class JobContext:
         return directory / check_artifact_name(name)
 
     def write_artifact(self, name: str, data: bytes | str | BinaryIO) -> Path:
-        """Store ``data`` (bytes, text as UTF-8, or a binary file object, copied in chunks) as artifact ``name``; returns its path."""
+        """Store ``data`` (bytes, text as UTF-8, or a binary file object, copied in chunks) as artifact
+        ``name``; returns its path."""
         path = self.artifact_path(name)
         if isinstance(data, str):
             data = data.encode()
@@ -145,7 +146,8 @@ class JobType:
     def __post_init__(self) -> None:
         if not re.match(JOB_TYPE_NAME, self.name):
             raise ValueError(
-                f"job type name {self.name!r}: use 1-64 lowercase letters, digits, '_', '.', '-', starting with a letter"
+                f"job type name {self.name!r}: use 1-64 lowercase letters, digits, '_', '.', '-', "
+                "starting with a letter"
             )
         if self.timeout_seconds <= 0:
             raise ValueError(f"job type {self.name!r}: timeout_seconds must be positive")
@@ -225,7 +227,8 @@ class Schedule:
 
 
 def check_timing(cron: str | None, interval_seconds: float | None, timezone: str) -> None:
-    """Raise ``ValueError`` saying what is wrong unless exactly one of ``cron`` and ``interval_seconds`` is valid, in a known time zone."""
+    """Raise ``ValueError`` saying what is wrong unless exactly one of ``cron`` and ``interval_seconds``
+    is valid, in a known time zone."""
     if (cron is None) == (interval_seconds is None):
         raise ValueError("give exactly one of cron and interval_seconds")
     try:
@@ -266,6 +269,30 @@ def plughost_job_schedules(host: Any) -> Schedule | Sequence[Schedule] | None:
             if days is None:
                 return None
             return Schedule("otel.retention", "otel.retention", {"days": days}, cron="17 3 * * *")
+    """
+
+
+@hookspec
+def plughost_job_finished(job: dict[str, Any]) -> None:
+    """React to a job that a worker ran to its end, without polling.
+
+    Called once per job that reaches a final status in a worker (``SUCCEEDED``,
+    ``FAILED``, ``TIMEOUT``, ``CANCELED`` while running), after it is recorded, in the
+    process whose worker ran it (the server, or ``python -m core jobs worker``). An
+    attempt that is retried is not final; a job canceled before it started never ran
+    and is not reported. ``job`` holds ``id``, ``type``, ``workspace``, ``status``,
+    ``attempt``, ``result`` (as the job returned it) and ``error``. Never on the
+    worker's path: events wait in a bounded queue (dropped, and counted, when it is
+    full) and are delivered one at a time; ``async def`` implementations are awaited,
+    plain ones run in a thread, each for at most 10 s, and one that raises is logged
+    with its plugin's name without affecting the others. Return nothing.
+
+    Example::
+
+        @hookimpl(optionalhook=True)
+        async def plughost_job_finished(job):
+            if job["status"] == "FAILED":
+                await notify(f"job {job['type']} failed: {job['error']}")
     """
 
 

@@ -8,8 +8,11 @@ from typing import Any
 
 from core import ConsolePage, RouterContribution, hookimpl, run_bulk
 from core.database import migrated
+from core.events import EventQueue
 
+from . import hookspecs
 from .decode import to_rows
+from .events import StoredTraces
 from .grpc_receiver import receiver_config, serving
 from .present import span_view, trace_summary
 from .router import create_router
@@ -22,7 +25,22 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def _store(host: Any) -> SpanStore:
     """The one span store of this app, shared by the routes, the gRPC receiver and the hooks."""
-    return host.service("otel.store", lambda: SpanStore(host.database))
+
+    def build() -> SpanStore:
+        store = SpanStore(host.database)
+        store.committed = StoredTraces(_stored_events(host))
+        return store
+
+    return host.service("otel.store", build)
+
+
+def _stored_events(host: Any) -> EventQueue:
+    return host.service("otel.stored", lambda: EventQueue(host, "plughost_traces_stored"))
+
+
+@hookimpl
+def plughost_addhooks(plugin_manager: Any) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -42,7 +60,11 @@ def plughost_console_pages(host: Any) -> ConsolePage:
 
 @hookimpl
 def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[Any]]:
-    return [migrated(host.database, MIGRATIONS, "otel"), serving(_store(host), receiver_config(host))]
+    return [
+        migrated(host.database, MIGRATIONS, "otel"),
+        _stored_events(host).running(),
+        serving(_store(host), receiver_config(host)),
+    ]
 
 
 @hookimpl(optionalhook=True)

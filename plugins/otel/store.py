@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -172,6 +172,8 @@ class SpanStore:
         self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
         self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.committed: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+        """Told of each :meth:`add`'s rows once they are committed (the ``plughost_traces_stored`` event)."""
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store spans and merge them into their traces' summaries; returns once they are committed.
@@ -187,6 +189,7 @@ class SpanStore:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
         await asyncio.shield(done)  # a client that leaves does not cancel the others' write
+        self.committed(rows)
         return stored
 
     async def _write_waiting(self) -> None:
