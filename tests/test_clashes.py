@@ -34,8 +34,8 @@ def passthrough(app, settings):
 
 
 def test_a_hint_cycle_names_both_plugins_and_the_fix(make_app) -> None:
-    first = contributing("metrics", "plughost_middlewares", MiddlewareContribution("a", passthrough, before=["b"]))
-    second = contributing("audit", "plughost_middlewares", MiddlewareContribution("b", passthrough, before=["a"]))
+    first = contributing("metrics", "plughost_middlewares", MiddlewareContribution("a", passthrough, before=("b",)))
+    second = contributing("audit", "plughost_middlewares", MiddlewareContribution("b", passthrough, before=("a",)))
     with pytest.raises(StartupError) as raised:
         make_app([first, second])
     message = str(raised.value)

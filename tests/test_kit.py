@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -47,7 +48,7 @@ def plughost_routers(host):
 
 
 @pytest.fixture
-def metrics_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+def metrics_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
     """``plughost_metrics``, installed as the entry point ``metrics`` of distribution plughost-metrics."""
     site = tmp_path / "site"
     write_distribution(
@@ -87,9 +88,9 @@ def test_unknown_make_app_settings_are_refused_like_environment_typos(make_app) 
         make_app(["timing"], {"timing": {"enabled": False}})
 
 
-def module_plugin(name: str, **hooks: object) -> types.ModuleType:
+def module_plugin(name: str, **hooks: Callable[..., object]) -> types.ModuleType:
     module = types.ModuleType(f"test_{name}_plugin")
-    module.PLUGHOST_NAME = name
+    setattr(module, "PLUGHOST_NAME", name)  # noqa: B010 - a module has no such attribute until now
     for hook, implementation in hooks.items():
         implementation.__name__ = hook
         setattr(module, hook, hookimpl(implementation))
@@ -118,7 +119,7 @@ def test_alongside_installed_catches_clashes_and_cycles_with_builtin_plugins() -
 
     def middlewares(host):
         # inside timing but outside security: impossible, timing is after security
-        return MiddlewareContribution("cyclic", lambda app, settings: app, before=["security"], after=["timing"])
+        return MiddlewareContribution("cyclic", lambda app, settings: app, before=("security",), after=("timing",))
 
     cyclic = module_plugin("cyclic", plughost_middlewares=middlewares)
     assert_plugin_contract(cyclic)

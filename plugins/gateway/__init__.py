@@ -45,7 +45,8 @@ def _gateway(host: Host) -> Gateway:
 
 def _calls(host: Any) -> EventQueue:
     """``plughost_gateway_call`` events of this app, delivered while the gateway runs."""
-    return host.service("gateway.calls", lambda: EventQueue(host, "plughost_gateway_call"))
+    calls: EventQueue = host.service("gateway.calls", lambda: EventQueue(host, "plughost_gateway_call"))
+    return calls
 
 
 def _jobs_client(host: Any) -> Any:

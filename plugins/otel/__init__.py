@@ -35,7 +35,8 @@ def _store(host: Host) -> SpanStore:
 
 
 def _stored_events(host: Any) -> EventQueue:
-    return host.service("otel.stored", lambda: EventQueue(host, "plughost_traces_stored"))
+    events: EventQueue = host.service("otel.stored", lambda: EventQueue(host, "plughost_traces_stored"))
+    return events
 
 
 @hookimpl
