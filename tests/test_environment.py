@@ -3,6 +3,7 @@ or the test kit. Anything else stops start-up naming the closest match, so a typ
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -78,7 +79,27 @@ def test_every_variable_the_readme_documents_is_read(make_app) -> None:
             for field in type(host.plugin_settings(plugin)).model_fields
         ),
     }
-    not_variables = {"PLUGHOST_REQUIRES", "PLUGHOST_HELLO_GREETING"}  # a module attribute; the example plugin's
+    not_variables = {
+        "PLUGHOST_REQUIRES",  # module attributes
+        "PLUGHOST_NAME",
+        "PLUGHOST_HELLO_GREETING",  # the README's example plugin, not installed here
+        "PLUGHOST_PORTT",  # the typos the README shows being caught, and the correction it suggests
+        "PLUGHOST_METRIC_NAMESPACE",
+        "PLUGHOST_METRICS_NAMESPACE",
+    }
     documented = set(re.findall(r"PLUGHOST_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", README.read_text())) - not_variables
     assert documented and documented <= read, sorted(documented - read)
     host.check_environment(dict.fromkeys(documented, "x"))
+
+
+def test_plugins_list_reports_an_unknown_variable_and_keeps_working(tmp_path) -> None:
+    from tests.test_cli import core_cli
+
+    env = {"PLUGHOST_PORTT": "5001", "PLUGHOST_DATA_DIR": str(tmp_path), "PLUGHOST_PLUGINS": "timing"}
+    result = core_cli("plugins", "list", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert "unknown setting PLUGHOST_PORTT (did you mean PLUGHOST_PORT?)" in listed["assembly_error"]
+    assert {row["name"]: row["status"] for row in listed["plugins"]}["timing"] == "enabled"
+    served = core_cli("serve", "--port", "1", env=env)
+    assert served.returncode == 1 and "unknown setting PLUGHOST_PORTT" in served.stderr
