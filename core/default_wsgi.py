@@ -19,6 +19,7 @@ from flask import Flask, Response, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
+from .console_clashes import check_blueprint_names, check_navigation_paths, check_url_rules
 from .context import WORKSPACE_PATTERN
 from .contributions import ConsolePage
 from .version import __version__
@@ -36,7 +37,7 @@ DATA_ENDPOINTS = frozenset({"version", "server_info"})
 
 def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Sequence[ConsolePage] = ()) -> Flask:
     """The console app, with ``pages`` registered, listed in the navigation and their shell assets loaded,
-    in the given order."""
+    in the given order. A URL, blueprint name or navigation path that two pages claim is a ClashError."""
     app = Flask(
         "plughost",
         template_folder=str(CONSOLE_DIR / "templates"),
@@ -46,6 +47,8 @@ def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Se
     navigation = [page.navigation for page in pages if page.navigation is not None]
     scripts = [url for page in pages for url in page.scripts]
     styles = [url for page in pages for url in page.styles]
+    check_navigation_paths(pages)
+    check_blueprint_names(pages)
     for page in pages:
         app.register_blueprint(page.blueprint)
 
@@ -77,6 +80,7 @@ def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Se
     def info() -> Any:
         return jsonify(server_info())
 
+    check_url_rules(app, pages)
     return app
 
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
+import importlib.metadata
 import os
 import shlex
 import shutil
@@ -40,14 +42,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import uvicorn
 
 from .errors import StartupError
 from .factory import PlughostApp, create_app
-from .plugins import CORE_HOOKS, PRIORITY_OPTIONS, load_plugins
+from .plugins import CORE_HOOKS, ENTRY_POINT_GROUP, PRIORITY_OPTIONS, load_plugins
 from .server import NoDelayHTTPProtocol
 from .settings import CoreSettings
 
@@ -56,7 +58,17 @@ PluginSpec = str | object
 
 
 def plugin_name(plugin: object) -> str:
-    """The name a directly given plugin registers under: its ``PLUGHOST_NAME``, else its module's last name."""
+    """The name a directly given plugin registers under, as the server would name it.
+
+    A module named by an installed ``plughost.plugins`` entry point takes that entry point's
+    name (``metrics = "plughost_metrics"`` registers ``plughost_metrics`` as ``metrics``).
+    Anything else, such as a test's one-off plugin class, declares its name once in a
+    ``PLUGHOST_NAME`` attribute; a module without one falls back to its last dotted name.
+    """
+    if isinstance(plugin, types.ModuleType):
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if entry_point.value == plugin.__name__:
+                return entry_point.name
     name = getattr(plugin, "PLUGHOST_NAME", None)
     if name is None and isinstance(plugin, types.ModuleType):
         name = plugin.__name__.rsplit(".", 1)[-1]
@@ -89,17 +101,38 @@ def make_app(
             objects[plugin_name(plugin)] = plugin
     core_values = {k: v for k, v in (settings or {}).items() if k in CoreSettings.model_fields}
     overrides = {k: v for k, v in (settings or {}).items() if k not in CoreSettings.model_fields}
+    for key, value in overrides.items():
+        if not isinstance(value, Mapping):
+            close = difflib.get_close_matches(key, list(CoreSettings.model_fields), n=1)
+            raise StartupError(
+                f"make_app: unknown core setting {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                "a plugin's settings go under its name: {'otel': {'max_body_bytes': 1024}}"
+            )
     core_values.setdefault("plugins", None if plugins is None else tuple(names))
+    if "data_dir" not in core_values:
+        core_values["data_dir"] = Path(tempfile.mkdtemp(prefix="plughost-test-"))
     return create_app(CoreSettings(**core_values), given=objects, overrides=overrides)
 
 
-def assert_plugin_contract(module: object, *, settings: Mapping[str, Any] | None = None) -> None:
+Alongside = Literal["installed"] | Iterable[str]
+
+QUIET_BUILTINS: dict[str, dict[str, Any]] = {"otel": {"grpc_address": ""}}
+"""Built-in plugins' settings for a contract check: nothing listens on a fixed port (otel's gRPC on 4317)."""
+
+
+def assert_plugin_contract(
+    module: object, *, settings: Mapping[str, Any] | None = None, alongside: Alongside = ()
+) -> None:
     """Fail with the core's own message unless ``module`` keeps the plugin contract.
 
     Checks: it implements at least one known hook, marks every ``plughost_*``
     function with ``@hookimpl``, uses no ``tryfirst``/``trylast``/wrappers on core
-    hooks, and alone builds a working app (settings valid with defaults,
-    contributions typed, hints resolvable, no route conflict with the core).
+    hooks, and builds a working app with its lifespans run (settings valid with
+    defaults, contributions typed, hints resolvable, no route or console clash).
+    ``alongside`` names the installed plugins to build it with: none by default,
+    ``"installed"`` for all of them, so that a clash or a hint cycle with any of
+    them fails here. The plugin registers under its entry point's name
+    (:func:`plugin_name`); its data lives in a temporary directory, removed after.
     """
     name = plugin_name(module)
     hooks = [attr for attr in dir(module) if attr.startswith("plughost_")]
@@ -109,19 +142,29 @@ def assert_plugin_contract(module: object, *, settings: Mapping[str, Any] | None
         assert options is not None, f"{name}.{attr} is not marked with @hookimpl"
         used = [o for o in PRIORITY_OPTIONS if options.get(o)]
         assert not (used and attr in CORE_HOOKS), f"{name}.{attr} uses {used}; use before=/after= hints"
+    others = None if alongside == "installed" else list(alongside)
     try:
-        load_plugins(CoreSettings(plugins=()), given={name: module})
-        app = make_app([module], settings)
-        with client_for(app):
-            pass
+        installed = load_plugins(CoreSettings(plugins=()), given={name: module}).infos
+        quiet = {plugin: values for plugin, values in QUIET_BUILTINS.items() if plugin in installed}
+        with tempfile.TemporaryDirectory(prefix="plughost-contract-") as data_dir:
+            app = make_app(others, {"data_dir": Path(data_dir), **quiet, **(settings or {})}, given={name: module})
+            with client_for(app):
+                pass
     except StartupError as error:
         raise AssertionError(str(error)) from None
 
 
+KIT_HOST = "localhost"
+"""The Host header of the kit's clients: a name the security plugin allows by default (Starlette's own,
+``testserver``, is refused with 403)."""
+
+
 def client_for(app: Any, **options: Any) -> Any:
-    """A ``starlette.testclient.TestClient`` (imported here: it needs httpx2, a test-only dependency)."""
+    """A ``starlette.testclient.TestClient`` on ``http://localhost`` (imported here: it needs httpx2, a test-only
+    dependency)."""
     from starlette.testclient import TestClient
 
+    options.setdefault("base_url", f"http://{KIT_HOST}")
     return TestClient(app, **options)
 
 

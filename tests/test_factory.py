@@ -354,7 +354,7 @@ def test_two_wsgi_apps_are_an_error(make_app) -> None:
 
         return Plugin()
 
-    with pytest.raises(StartupError, match="plugins 'one' and 'two' both provide the WSGI app"):
+    with pytest.raises(StartupError, match="plugins 'one' and 'two': each provides the WSGI app"):
         make_app([provider("one"), provider("two")])
 
 

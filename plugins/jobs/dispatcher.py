@@ -25,6 +25,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,10 @@ class Dispatcher:
         data_dir: Path,
         artifacts_root: Path,
         database_url: str,
+        finished: Callable[..., None] = lambda **event: None,
     ) -> None:
+        self.finished = finished
+        """Told of each job that ended for good, as ``finished(job=...)`` (see ``plughost_job_finished``)."""
         self.store = store
         self.schedules = schedules
         self.types = types
@@ -292,6 +296,10 @@ class Dispatcher:
         )
         if not recorded:
             logger.warning("job %s: its lease was lost before it ended; outcome %s discarded", row.id, outcome.kind)
+        elif retry_at is None:
+            result = None if outcome.result is None else json.loads(outcome.result)
+            job = {"id": row.id, "type": row.type, "workspace": row.workspace, "attempt": row.attempt}
+            self.finished(job={**job, "status": STATUS_BY_OUTCOME[outcome.kind], "result": result, "error": error})
 
     async def _schedule_loop(self) -> None:
         """Fire due schedule ticks (each once across all workers: see :mod:`plugins.jobs.schedules`)."""

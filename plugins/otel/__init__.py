@@ -8,8 +8,11 @@ from typing import Any
 
 from core import ConsolePage, Host, RouterContribution, hookimpl, run_bulk
 from core.database import migrated
+from core.events import EventQueue
 
+from . import hookspecs
 from .decode import to_rows
+from .events import StoredTraces
 from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
@@ -21,7 +24,23 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def _store(host: Host) -> SpanStore:
     """The one span store of this app, shared by the routes, the gRPC receiver and the hooks."""
-    return host.service("otel.store", lambda: SpanStore(host.database))
+
+    def build() -> SpanStore:
+        store = SpanStore(host.database)
+        store.committed = StoredTraces(_stored_events(host))
+        return store
+
+    return host.service("otel.store", build)
+
+
+def _stored_events(host: Any) -> EventQueue:
+    events: EventQueue = host.service("otel.stored", lambda: EventQueue(host, "plughost_traces_stored"))
+    return events
+
+
+@hookimpl
+def plughost_addhooks(plugin_manager: Any) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -44,6 +63,7 @@ def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[
     store = _store(host)
     lifespans: list[contextlib.AbstractAsyncContextManager[Any]] = [
         migrated(host.database, MIGRATIONS, "otel"),
+        _stored_events(host).running(),
         contextlib.aclosing(store),
     ]
     if host.plugin_settings("otel").grpc_address:

@@ -210,6 +210,8 @@ class SpanStore:
                 CompiledInsert(self._merge_summaries, twin),
             )
         )
+        self.committed: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+        """Told of each :meth:`add`'s rows once they are committed (the ``plughost_traces_stored`` event)."""
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store spans and merge them into their traces' summaries; returns once they are committed.
@@ -225,6 +227,7 @@ class SpanStore:
         if self._writing is None or self._writing.done():
             self._writing = asyncio.create_task(self._write_waiting())
         await asyncio.shield(done)  # a client that leaves does not cancel the others' write
+        self.committed(rows)
         return stored
 
     async def _write_waiting(self) -> None:
