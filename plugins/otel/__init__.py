@@ -55,7 +55,8 @@ def plughost_trace_reader(host: Any) -> Any:
         if found is None:
             return None
         summary, rows = found
-        views = await run_bulk(lambda: [span_view(row) for row in rows])
+        counted = await store.counted_spans(summary["workspace"], trace_id)
+        views = await run_bulk(lambda: [span_view(row, counted=counted.get(row["span_id"])) for row in rows])
         return {**trace_summary(summary), "spans": views}
 
     return read

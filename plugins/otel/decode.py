@@ -237,6 +237,7 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
                         "scope_schema_url": scope_spans.schema_url,
                         # beside the span's columns: what the store indexes and sums (not columns of the span)
                         "terms": facts.terms,
+                        "llm": facts.llm,
                         "llm_call": facts.llm_call,
                         "input_tokens": facts.input_tokens,
                         "output_tokens": facts.output_tokens,

@@ -310,8 +310,9 @@ async def _trace_json(store: SpanStore, workspace: str, summary: dict[str, Any])
     yield json.dumps(trace_summary(summary))[:-1] + ',"spans":['
     tree_nodes: list[dict[str, Any]] = []
     first = True
+    counted = await store.counted_spans(workspace, summary["trace_id"])
     async for rows in store.span_pages(workspace, summary["trace_id"]):
-        pieces = spans_json(rows, tree_nodes, first=first)
+        pieces = spans_json(rows, tree_nodes, first=first, counted=counted)
         while (piece := await run_bulk(next, pieces, None)) is not None:
             yield piece
         first = False

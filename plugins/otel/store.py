@@ -12,7 +12,12 @@
   writing halves of the group again, so it never fails the other requests.
 - Each trace's distinct search terms (span attributes, span names, services; see
   ``facts.py``) are rows of ``plughost_otel_terms``, keyed for the filters of the
-  list; its GenAI usage (LLM calls, input and output tokens) is summed in its summary.
+  list. Each model-call span (an LLM or embedding call, in any convention, see
+  ``conventions.py``) is a row of ``plughost_otel_calls``: its models, provider and
+  tokens, and whether it carries the call (``counted``). The summary holds the trace's
+  LLM calls and tokens, each call once: added as spans arrive, and counted again
+  from the trace's call rows (in the same transaction, after the summary row is locked)
+  once a trace has two calls or more, since nested spans of one call must count once.
 - Writes are group-committed: one writer stores, in a single transaction, every
   request that arrived while the previous write ran. A lone request is written
   at once; under load the per-transaction costs are shared, and SQLite never
@@ -31,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -40,24 +46,27 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     delete,
     exists,
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from core import run_bulk
 from core.context import current_workspace
 from core.database import UNAVAILABLE
 
+from .conventions import counted_calls
 from .decode import INT64_MAX, STATUS_ERROR
-from .facts import MODEL_KEYS, SPAN_NAME_KEY
+from .facts import SPAN_NAME_KEY
 
 VALUE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, TypeError)
 """What a database or its driver raises for a value it cannot store (not for being down or busy)."""
@@ -115,6 +124,26 @@ terms = Table(
     Column("trace_id", String(32), primary_key=True),
     Index("plughost_otel_terms_trace", "workspace", "trace_id"),
 )
+calls = Table(
+    "plughost_otel_calls",
+    metadata,
+    # One row per model-call span (see conventions.py); ``counted``: this span carries the call.
+    Column("workspace", String(63), primary_key=True),
+    Column("trace_id", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16)),
+    Column("kind", String(16), nullable=False),
+    Column("request_model", Text),
+    Column("response_model", Text),
+    Column("provider", Text),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_tokens", BigInteger),
+    Column("reasoning_tokens", BigInteger),
+    Column("counted", Boolean, nullable=False),
+    Index("plughost_otel_calls_request_model", "workspace", "request_model", "trace_id"),
+    Index("plughost_otel_calls_response_model", "workspace", "response_model", "trace_id"),
+)
 SPAN_COLUMNS = tuple(column.name for column in spans.columns)
 
 SPAN_ROWS_PER_STATEMENT = 1000
@@ -151,7 +180,7 @@ class TraceFilter:
     min_duration_ns: int | None = None
     attributes: tuple[tuple[str, str], ...] = ()  # every pair on some span of the trace
     span_name: str | None = None
-    model: str | None = None  # gen_ai.request.model or gen_ai.response.model
+    model: str | None = None  # the request or response model of some model call, in any convention
     min_tokens: int | None = None  # input + output tokens of the trace's LLM calls
 
 
@@ -168,8 +197,11 @@ class SpanStore:
             .on_conflict_do_nothing()
             .returning(spans.c.workspace, spans.c.trace_id, spans.c.span_id)
         )
-        self._merge_summaries = summary_merge(self._dialect)
+        self._merge_summaries = summary_merge(self._dialect).returning(
+            traces.c.workspace, traces.c.trace_id, traces.c.llm_calls
+        )
         self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
+        self._insert_calls = self._dialect.insert(calls).on_conflict_do_nothing()
         self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -234,11 +266,21 @@ class SpanStore:
                 columns = [{name: row[name] for name in SPAN_COLUMNS} for row in chunk]
                 new = {tuple(key) for key in await connection.execute(self._insert_spans, columns)}
                 added += [row for row in chunk if (row["workspace"], row["trace_id"], row["span_id"]) in new]
-            summaries, new_terms = await run_bulk(lambda: (summarise(added), trace_terms(added)))
+            summaries, new_terms, new_calls = await run_bulk(
+                lambda: (summarise(added), trace_terms(added), call_rows(added))
+            )
             for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
                 await connection.execute(self._insert_terms, new_terms[start : start + TERM_ROWS_PER_STATEMENT])
+            for start in range(0, len(new_calls), SPAN_ROWS_PER_STATEMENT):
+                await connection.execute(self._insert_calls, new_calls[start : start + SPAN_ROWS_PER_STATEMENT])
+            several_calls: list[tuple[str, str]] = []
             for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
-                await connection.execute(self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT])
+                merged = await connection.execute(
+                    self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT]
+                )
+                several_calls += [(row.workspace, row.trace_id) for row in merged if row.llm_calls > 1]
+            for workspace, trace_id in several_calls:
+                await recount_calls(connection, workspace, trace_id)
 
     async def list_traces(
         self, where: TraceFilter, limit: int, page_token: str | None
@@ -266,7 +308,7 @@ class SpanStore:
         if where.span_name is not None:
             query = query.where(_has_term(terms.c.key == SPAN_NAME_KEY, where.span_name))
         if where.model is not None:
-            query = query.where(_has_term(terms.c.key.in_(MODEL_KEYS), where.model))
+            query = query.where(_has_model(where.model))
         if page_token:
             start_ns, trace_id = decode_page_token(page_token)
             query = query.where(
@@ -331,11 +373,22 @@ class SpanStore:
             )
             return dict(summary._mapping), [dict(row._mapping) for row in rows]
 
+    async def counted_spans(self, workspace: str, trace_id: str) -> dict[str, bool]:
+        """The trace's model-call spans, each with whether it carries its call (see :func:`recount_calls`)."""
+        async with self.engine.connect() as connection:
+            found = await connection.execute(
+                select(calls.c.span_id, calls.c.counted).where(
+                    calls.c.workspace == workspace, calls.c.trace_id == trace_id
+                )
+            )
+            return {span_id: counted for span_id, counted in found}
+
     async def delete_trace(self, trace_id: str) -> bool:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
             await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
             await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
+            await connection.execute(delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id == trace_id))
             deleted = await connection.execute(
                 delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
             )
@@ -426,6 +479,86 @@ def trace_terms(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
     """The distinct term rows of ``rows`` (rows without ``terms`` add none), sorted by key."""
     found = {(row["workspace"], key, value, row["trace_id"]) for row in rows for key, value in row.get("terms", ())}
     return [{"workspace": w, "key": k, "value": v, "trace_id": t} for w, k, v, t in sorted(found)]
+
+
+def call_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``plughost_otel_calls`` rows of the model-call spans among ``rows`` (each counted, as if alone)."""
+    return [
+        {
+            "workspace": row["workspace"],
+            "trace_id": row["trace_id"],
+            "span_id": row["span_id"],
+            "parent_span_id": row["parent_span_id"],
+            "kind": facts.kind,
+            "request_model": facts.request_model,
+            "response_model": facts.response_model,
+            "provider": facts.provider,
+            "input_tokens": facts.input_tokens,
+            "output_tokens": facts.output_tokens,
+            "cached_tokens": facts.cached_tokens,
+            "reasoning_tokens": facts.reasoning_tokens,
+            "counted": True,
+        }
+        for row in rows
+        if (facts := row.get("llm")) is not None and facts.model_call
+    ]
+
+
+async def recount_calls(connection: AsyncConnection, workspace: str, trace_id: str) -> None:
+    """Count a trace's calls again from all its stored call rows (see :func:`.conventions.counted_calls`),
+    and set its summary's calls and tokens. Run after the summary row is locked by this transaction's
+    upsert, so a writer of the same trace in another process has committed its rows or waits for ours."""
+    in_trace = (calls.c.workspace == workspace) & (calls.c.trace_id == trace_id)
+    found = (
+        await connection.execute(
+            select(
+                calls.c.span_id, calls.c.parent_span_id, calls.c.input_tokens, calls.c.output_tokens, calls.c.counted
+            ).where(in_trace)
+        )
+    ).all()
+    usage = {row.span_id: row.input_tokens is not None or row.output_tokens is not None for row in found}
+    parents = {row.span_id: row.parent_span_id for row in found}
+    if any(parent is not None and parent not in usage for parent in parents.values()):
+        links = await connection.execute(
+            select(spans.c.span_id, spans.c.parent_span_id).where(
+                spans.c.workspace == workspace, spans.c.trace_id == trace_id
+            )
+        )
+        parents = {span_id: parent for span_id, parent in links}
+    counted = counted_calls(usage, parents)
+    changed = [
+        {"s": row.span_id, "c": row.span_id in counted} for row in found if row.counted != (row.span_id in counted)
+    ]
+    if changed:
+        await connection.execute(
+            update(calls).where(in_trace, calls.c.span_id == bindparam("s")).values(counted=bindparam("c")), changed
+        )
+    kept = [row for row in found if row.span_id in counted]
+    await connection.execute(
+        update(traces)
+        .where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
+        .values(
+            llm_calls=len(kept),
+            input_tokens=sum(row.input_tokens or 0 for row in kept),
+            output_tokens=sum(row.output_tokens or 0 for row in kept),
+        )
+    )
+
+
+def _has_model(model: str) -> ColumnElement[bool]:
+    """Some model call of the listed trace asked for or answered with ``model`` (an index probe)."""
+    return or_(
+        exists().where(
+            calls.c.workspace == traces.c.workspace,
+            calls.c.request_model == model,
+            calls.c.trace_id == traces.c.trace_id,
+        ),
+        exists().where(
+            calls.c.workspace == traces.c.workspace,
+            calls.c.response_model == model,
+            calls.c.trace_id == traces.c.trace_id,
+        ),
+    )
 
 
 def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:

@@ -30,6 +30,7 @@ def chat(
     model: str = "gpt-4o",
     tokens: tuple[int, int] = (100, 10),
     error: bool = False,
+    events: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     attributes = {
@@ -40,7 +41,7 @@ def chat(
         "gen_ai.usage.output_tokens": tokens[1],
         **extra,
     }
-    return span(span_id, begin, end, parent, name=f"chat {model}", attributes=attributes, error=error)
+    return span(span_id, begin, end, parent, name=f"chat {model}", attributes=attributes, error=error, events=events)
 
 
 def tool(
@@ -160,9 +161,8 @@ def test_slow_calls_retries_and_repeated_identical_prompts() -> None:
 
 def test_prompts_captured_as_events_are_compared_too() -> None:
     def asked(span_id: str, begin: float, text: str) -> dict[str, Any]:
-        call = chat(span_id, begin, begin + 10, tokens=(int(begin), 1))
-        call["events"] = [{"name": "gen_ai.user.message", "time_unix_nano": 0, "attributes": {"content": text}}]
-        return call
+        asking = [{"name": "gen_ai.user.message", "time_unix_nano": 0, "attributes": {"content": text}}]
+        return chat(span_id, begin, begin + 10, tokens=(int(begin), 1), events=asking)
 
     genai = analyse(
         trace(span("agent", 0, 100), asked("a", 0, "hi"), asked("b", 20, "hi"), asked("c", 40, "bye")), Settings()
