@@ -100,7 +100,9 @@ RESPONSE_MODEL = (
     "llm.model_name",
 )
 EMBEDDING_MODEL = ("embedding.model_name",)
-PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "llm.vendor", "ai.model.provider")
+PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "llm.vendor", "mlflow.llm.provider")
+VERCEL_PROVIDER = "ai.model.provider"
+"""``openai.chat``: the provider is the part before the dot."""
 INPUT_TOKENS = (
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.prompt_tokens",
@@ -160,6 +162,7 @@ FACT_KEYS = frozenset(
         *RESPONSE_MODEL,
         *EMBEDDING_MODEL,
         *PROVIDER,
+        VERCEL_PROVIDER,
         *INPUT_TOKENS,
         *OUTPUT_TOKENS,
         *CACHED_TOKENS,
@@ -272,11 +275,13 @@ def llm_facts(attributes: Attributes) -> LlmFacts:
     usage = usage if isinstance(usage, dict) else {}
     cost = get(MLFLOW_COST)
     provider = _text(_first(get, PROVIDER))
+    if provider is None and isinstance(get(VERCEL_PROVIDER), str):
+        provider = get(VERCEL_PROVIDER).split(".", 1)[0] or None
     return LlmFacts(
         kind=kind,
         request_model=request_model,
         response_model=response_model,
-        provider=provider.split(".", 1)[0] if provider and "ai.model.provider" in attributes else provider,
+        provider=provider,
         input_tokens=_tokens(_first(get, INPUT_TOKENS), usage.get("input_tokens")),
         output_tokens=_tokens(_first(get, OUTPUT_TOKENS), usage.get("output_tokens")),
         cached_tokens=_tokens(_first(get, CACHED_TOKENS), usage.get("cache_read_input_tokens")),
@@ -338,6 +343,8 @@ def _cost(value: Any) -> float | None:
 
 
 def _finish_reasons(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) and value[:1] == "[":  # logfire sends the array JSON-encoded
+        value = json_value(value)
     if isinstance(value, str):
         return (value,)
     if isinstance(value, (list, tuple)):
@@ -375,6 +382,111 @@ def counted_calls(calls: Mapping[str, bool], parents: Mapping[str, str | None]) 
     return {
         span_id
         for span_id, has_usage in calls.items()
-        if span_id not in below_usage
-        and (has_usage or (span_id not in below_any and span_id not in above_usage))
+        if span_id not in below_usage and (has_usage or (span_id not in below_any and span_id not in above_usage))
     }
+
+
+CONVENTIONS: dict[str, tuple[str, ...]] = {
+    "OpenTelemetry GenAI": (
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "gen_ai.usage.completion_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.conversation.id",
+        "gen_ai.tool.name",
+        "gen_ai.agent.name",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt.N.*",
+        "gen_ai.completion.N.*",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "user.id",
+        "enduser.id",
+    ),
+    "OpenInference": (
+        "openinference.span.kind",
+        "llm.model_name",
+        "llm.request.model_name",
+        "llm.response.model_name",
+        "embedding.model_name",
+        "llm.provider",
+        "llm.system",
+        "llm.token_count.prompt",
+        "llm.token_count.completion",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.completion_details.reasoning",
+        "llm.finish_reason",
+        "llm.cost.total",
+        "llm.input_messages.N.message.*",
+        "llm.output_messages.N.message.*",
+        "input.value",
+        "output.value",
+        "tool.name",
+        "agent.name",
+        "session.id",
+        "user.id",
+    ),
+    "OpenLLMetry": (
+        "traceloop.span.kind",
+        "llm.request.type",
+        "llm.request.model",
+        "llm.response.model",
+        "llm.vendor",
+        "llm.usage.prompt_tokens",
+        "llm.usage.completion_tokens",
+        "llm.usage.reasoning_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "gen_ai.response.finish_reason",
+        "llm.response.finish_reason",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "traceloop.association.properties.session_id",
+        "traceloop.association.properties.user_id",
+    ),
+    "Vercel AI SDK": (
+        "ai.operationId",
+        "ai.model.id",
+        "ai.model.provider",
+        "ai.response.model",
+        "ai.usage.inputTokens",
+        "ai.usage.outputTokens",
+        "ai.usage.promptTokens",
+        "ai.usage.completionTokens",
+        "ai.usage.cachedInputTokens",
+        "ai.usage.reasoningTokens",
+        "ai.response.finishReason",
+        "ai.prompt",
+        "ai.prompt.messages",
+        "ai.response.text",
+        "ai.response.toolCalls",
+        "ai.toolCall.name",
+        "ai.toolCall.args",
+        "ai.toolCall.input",
+        "ai.toolCall.result",
+        "ai.toolCall.output",
+        "ai.telemetry.metadata.sessionId",
+        "ai.telemetry.metadata.userId",
+    ),
+    "MLflow tracing": (
+        "mlflow.spanType",
+        "mlflow.traceRequestId",
+        "mlflow.llm.model",
+        "mlflow.llm.provider",
+        "mlflow.chat.tokenUsage",
+        "mlflow.llm.cost",
+        "mlflow.spanInputs",
+        "mlflow.spanOutputs",
+    ),
+}
+"""Per convention, the attributes read (``N``: a message's index), newest first: the README's table."""
