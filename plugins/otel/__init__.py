@@ -11,6 +11,8 @@ from core.database import migrated
 
 from .decode import to_rows
 from .grpc_receiver import receiver_config, serving
+from .ingest import signals
+from .logs import LogStore, by_span
 from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
@@ -25,6 +27,11 @@ def _store(host: Any) -> SpanStore:
     return host.service("otel.store", lambda: SpanStore(host.database))
 
 
+def _logs(host: Any) -> LogStore:
+    """The one log record store of this app."""
+    return host.service("otel.logs", lambda: LogStore(host.database))
+
+
 @hookimpl
 def plughost_settings(host: Any) -> type[Settings]:
     return Settings
@@ -32,7 +39,7 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
-    return RouterContribution("otel", create_router(_store(host), host.plugin_settings("otel")))
+    return RouterContribution("otel", create_router(_store(host), host.plugin_settings("otel"), _logs(host)))
 
 
 @hookimpl
@@ -42,13 +49,16 @@ def plughost_console_pages(host: Any) -> ConsolePage:
 
 @hookimpl
 def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[Any]]:
-    return [migrated(host.database, MIGRATIONS, "otel"), serving(_store(host), receiver_config(host))]
+    return [
+        migrated(host.database, MIGRATIONS, "otel"),
+        serving(signals(_store(host), _logs(host)), receiver_config(host)),
+    ]
 
 
 @hookimpl(optionalhook=True)
 def plughost_trace_reader(host: Any) -> Any:
     """For the assistant: read one trace in the current workspace, as ``GET /api/otel/traces/{id}`` answers it."""
-    store = _store(host)
+    store, logs = _store(host), _logs(host)
 
     async def read(trace_id: str) -> dict[str, Any] | None:
         found = await store.get_trace(trace_id)
@@ -56,8 +66,15 @@ def plughost_trace_reader(host: Any) -> Any:
             return None
         summary, rows = found
         counted = await store.counted_spans(summary["workspace"], trace_id)
-        views = await run_bulk(lambda: [span_view(row, counted=counted.get(row["span_id"])) for row in rows])
-        return {**trace_summary(summary), "spans": views}
+        records = await logs.for_trace(summary["workspace"], trace_id)
+        span_logs = by_span(records)
+        views = await run_bulk(
+            lambda: [
+                span_view(row, counted=counted.get(row["span_id"]), logs=span_logs.get(row["span_id"], ()))
+                for row in rows
+            ]
+        )
+        return {**trace_summary(summary), "spans": views, "logs": records}
 
     return read
 

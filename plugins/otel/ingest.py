@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from core import empty_off_loop, gc_paused
 
-from .decode import Decoded
-from .store import Stored
+from .decode import Decoded, to_rows
+from .logs import LogStore, log_rows, logs_answer
+from .store import SpanStore, Stored
 
 LARGE_REQUEST_BYTES = 256 * 1024
 """A request this big once inflated (tens of thousands of spans, or a thousand spans of many
@@ -36,3 +45,42 @@ def export_answer(decoded: Decoded, stored: Stored) -> ExportTraceServiceRespons
         answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
         answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
     return answer
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One OTLP signal as both receivers take it: how a request decodes, is stored and is answered."""
+
+    name: str
+    """``traces`` or ``logs``: the HTTP path is ``/v1/<name>``."""
+    grpc_service: str
+    request_type: type[Message]
+    rows: Callable[..., Decoded]
+    add: Callable[[list[dict[str, Any]]], Awaitable[Stored]]
+    answer: Callable[[Decoded, Stored], Message]
+    items: str
+    """What it carries, for messages: ``spans``, ``log records``."""
+
+
+def signals(spans: SpanStore, logs: LogStore) -> tuple[Signal, ...]:
+    """The signals the otel plugin receives, bound to their stores."""
+    return (
+        Signal(
+            "traces",
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            ExportTraceServiceRequest,
+            to_rows,
+            spans.add,
+            export_answer,
+            "spans",
+        ),
+        Signal(
+            "logs",
+            "opentelemetry.proto.collector.logs.v1.LogsService",
+            ExportLogsServiceRequest,
+            log_rows,
+            logs.add,
+            logs_answer,
+            "log records",
+        ),
+    )
