@@ -275,8 +275,9 @@ def llm_facts(attributes: Attributes) -> LlmFacts:
     usage = usage if isinstance(usage, dict) else {}
     cost = get(MLFLOW_COST)
     provider = _text(_first(get, PROVIDER))
-    if provider is None and isinstance(get(VERCEL_PROVIDER), str):
-        provider = get(VERCEL_PROVIDER).split(".", 1)[0] or None
+    vercel_provider = get(VERCEL_PROVIDER)
+    if provider is None and isinstance(vercel_provider, str):
+        provider = vercel_provider.split(".", 1)[0] or None
     return LlmFacts(
         kind=kind,
         request_model=request_model,
@@ -299,11 +300,11 @@ def _kind(get: Callable[[str], Any]) -> str | None:
     operation = get("gen_ai.operation.name")
     if operation in GEN_AI_OPERATIONS:
         return GEN_AI_OPERATIONS[operation]
-    kind = OPENINFERENCE_KINDS.get(get("openinference.span.kind"))  # type: ignore[arg-type]
-    kind = kind or TRACELOOP_REQUEST_TYPES.get(get("llm.request.type"))  # type: ignore[arg-type]
-    kind = kind or TRACELOOP_KINDS.get(get("traceloop.span.kind"))  # type: ignore[arg-type]
-    kind = kind or VERCEL_OPERATIONS.get(get(VERCEL_OPERATION))  # type: ignore[arg-type]
-    return kind or MLFLOW_KINDS.get(get(MLFLOW_SPAN_TYPE))  # type: ignore[arg-type]
+    kind = OPENINFERENCE_KINDS.get(get("openinference.span.kind"))
+    kind = kind or TRACELOOP_REQUEST_TYPES.get(get("llm.request.type"))
+    kind = kind or TRACELOOP_KINDS.get(get("traceloop.span.kind"))
+    kind = kind or VERCEL_OPERATIONS.get(get(VERCEL_OPERATION))
+    return kind or MLFLOW_KINDS.get(get(MLFLOW_SPAN_TYPE))
 
 
 def _first(get: Callable[[str], Any], keys: tuple[str, ...]) -> Any:

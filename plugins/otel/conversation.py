@@ -202,7 +202,7 @@ def _openai_message(message: dict[str, Any]) -> Message:
         parts.append(_text(_as_text(content)))
     for call in _list(message.get("tool_calls")):
         if isinstance(call, dict):
-            function = call.get("function") if isinstance(call.get("function"), dict) else call
+            function = call["function"] if isinstance(call.get("function"), dict) else call
             parts.append(_tool_call(call.get("id"), function.get("name"), function.get("arguments")))
     return {"role": role, "parts": parts}
 
