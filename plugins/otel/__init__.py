@@ -13,6 +13,7 @@ from .decode import to_rows
 from .grpc_receiver import receiver_config, serving
 from .ingest import signals
 from .logs import LogStore, by_span
+from .metrics import MetricStore
 from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
@@ -32,6 +33,11 @@ def _logs(host: Host) -> LogStore:
     return host.service("otel.logs", lambda: LogStore(host.database))
 
 
+def _metrics(host: Host) -> MetricStore:
+    """The one GenAI metric store of this app."""
+    return host.service("otel.metrics", lambda: MetricStore(host.database))
+
+
 @hookimpl
 def plughost_settings(host: Any) -> type[Settings]:
     return Settings
@@ -39,7 +45,9 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
-    return RouterContribution("otel", create_router(_store(host), host.plugin_settings("otel"), _logs(host)))
+    return RouterContribution(
+        "otel", create_router(_store(host), host.plugin_settings("otel"), _logs(host), _metrics(host))
+    )
 
 
 @hookimpl
@@ -51,7 +59,7 @@ def plughost_console_pages(host: Any) -> ConsolePage:
 def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[Any]]:
     return [
         migrated(host.database, MIGRATIONS, "otel"),
-        serving(signals(_store(host), _logs(host)), receiver_config(host)),
+        serving(signals(_store(host), _logs(host), _metrics(host)), receiver_config(host)),
     ]
 
 

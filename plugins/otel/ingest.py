@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -18,6 +19,7 @@ from core import empty_off_loop, gc_paused
 
 from .decode import Decoded, to_rows
 from .logs import LogStore, log_rows, logs_answer
+from .metrics import MetricStore, metric_rows, metrics_answer
 from .store import SpanStore, Stored
 
 LARGE_REQUEST_BYTES = 256 * 1024
@@ -52,17 +54,17 @@ class Signal:
     """One OTLP signal as both receivers take it: how a request decodes, is stored and is answered."""
 
     name: str
-    """``traces`` or ``logs``: the HTTP path is ``/v1/<name>``."""
+    """``traces``, ``logs`` or ``metrics``: the HTTP path is ``/v1/<name>``."""
     grpc_service: str
     request_type: type[Message]
     rows: Callable[..., Decoded]
     add: Callable[[list[dict[str, Any]]], Awaitable[Stored]]
     answer: Callable[[Decoded, Stored], Message]
     items: str
-    """What it carries, for messages: ``spans``, ``log records``."""
+    """What it carries, for messages: ``spans``, ``log records``, ``data points``."""
 
 
-def signals(spans: SpanStore, logs: LogStore) -> tuple[Signal, ...]:
+def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Signal, ...]:
     """The signals the otel plugin receives, bound to their stores."""
     return (
         Signal(
@@ -82,5 +84,14 @@ def signals(spans: SpanStore, logs: LogStore) -> tuple[Signal, ...]:
             logs.add,
             logs_answer,
             "log records",
+        ),
+        Signal(
+            "metrics",
+            "opentelemetry.proto.collector.metrics.v1.MetricsService",
+            ExportMetricsServiceRequest,
+            metric_rows,
+            metrics.add,
+            metrics_answer,
+            "data points",
         ),
     )

@@ -36,6 +36,7 @@ from .decode import (
 from .facts import MAX_TERM_CHARS
 from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals
 from .logs import LogStore, by_span
+from .metrics import KEPT, MetricStore
 from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
@@ -76,11 +77,32 @@ GRPC_CODES = {
 }
 
 
-def create_router(store: SpanStore, settings: Settings, logs: LogStore) -> APIRouter:
+def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics: MetricStore) -> APIRouter:
     router = APIRouter()
     budget = DecompressionBudget(settings.decompression_budget_bytes, settings.decompression_wait_seconds)
-    for signal in signals(store, logs):
+    for signal in signals(store, logs, metrics):
         _add_otlp_route(router, signal, settings, budget)
+
+    @router.get(
+        "/api/otel/metrics/{name}",
+        tags=["otel"],
+        summary="A GenAI metric's data points, oldest first",
+        description=f"`name` is one of {', '.join(f'`{kept}`' for kept in KEPT)}: the histograms plughost keeps "
+        "(other metrics are acknowledged over OTLP and not stored).",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def metric_series(
+        name: str,
+        service: Annotated[str | None, Query(description="points of this service")] = None,
+        limit: Annotated[
+            int, Query(description="the latest points", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})
+        ] = MAX_LIMIT,
+    ) -> dict[str, Any]:
+        if name not in KEPT:
+            raise HTTPException(404, f"plughost keeps no metric {name[:100]!r}; it keeps {', '.join(KEPT)}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
+        return {"name": name, "points": await metrics.series(name, service, limit)}
 
     @router.get(
         "/api/otel/traces",
