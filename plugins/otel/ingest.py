@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -18,8 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from core import empty_off_loop, gc_paused
 
 from .decode import Decoded, to_rows
-from .logs import LogStore, log_rows, logs_answer
-from .metrics import MetricStore, metric_rows, metrics_answer
+from .logs import LogStore, log_rows
+from .metrics import MetricStore, metric_rows
 from .store import SpanStore, Stored
 
 LARGE_REQUEST_BYTES = 256 * 1024
@@ -40,12 +43,18 @@ async def release(inflated_bytes: int, decoded: Decoded) -> None:
         await empty_off_loop(decoded.rows)
 
 
-def export_answer(decoded: Decoded, stored: Stored) -> ExportTraceServiceResponse:
-    """The ExportTraceServiceResponse: spans refused by the decoder or the store in ``partial_success``."""
-    answer = ExportTraceServiceResponse()
-    if decoded.rejected or stored.rejected:
-        answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
-        answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
+def partial_answer(response_type: type[Message], rejected_field: str) -> Callable[[Decoded, Stored], Message]:
+    """The answer of a signal's export: what the decoder or the store refused in ``partial_success``
+    (``rejected_field``: ``rejected_spans``, ``rejected_log_records``, ``rejected_data_points``), saying why."""
+
+    def answer(decoded: Decoded, stored: Stored) -> Message:
+        made = response_type()
+        if decoded.rejected or stored.rejected:
+            partial = made.partial_success  # type: ignore[attr-defined]
+            setattr(partial, rejected_field, decoded.rejected + stored.rejected)
+            partial.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])[:1000]
+        return made
+
     return answer
 
 
@@ -73,7 +82,7 @@ def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Sig
             ExportTraceServiceRequest,
             to_rows,
             spans.add,
-            export_answer,
+            partial_answer(ExportTraceServiceResponse, "rejected_spans"),
             "spans",
         ),
         Signal(
@@ -82,7 +91,7 @@ def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Sig
             ExportLogsServiceRequest,
             log_rows,
             logs.add,
-            logs_answer,
+            partial_answer(ExportLogsServiceResponse, "rejected_log_records"),
             "log records",
         ),
         Signal(
@@ -91,7 +100,7 @@ def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Sig
             ExportMetricsServiceRequest,
             metric_rows,
             metrics.add,
-            metrics_answer,
+            partial_answer(ExportMetricsServiceResponse, "rejected_data_points"),
             "data points",
         ),
     )

@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from google.protobuf import json_format
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -28,7 +28,7 @@ from core.context import current_workspace
 from .conversation import GENAI_EVENTS
 from .decode import INT64_MAX, Decoded
 from .present import any_value, attributes
-from .store import Stored, metadata
+from .store import Stored, insert_all, metadata
 
 EVENT_NAME_ATTRIBUTE = "event.name"
 """Where records name their event before OTLP's ``event_name`` field (the SDKs' older releases)."""
@@ -110,15 +110,6 @@ def _invalid(record: LogRecord, event: str, service: str, project: str) -> str:
     return ""
 
 
-def logs_answer(decoded: Decoded, stored: Stored) -> ExportLogsServiceResponse:
-    """The ExportLogsServiceResponse: records refused by the decoder or the store in ``partial_success``."""
-    answer = ExportLogsServiceResponse()
-    if decoded.rejected or stored.rejected:
-        answer.partial_success.rejected_log_records = decoded.rejected + stored.rejected
-        answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
-    return answer
-
-
 def log_view(row: dict[str, Any]) -> dict[str, Any]:
     """The API view of a stored log record."""
     record = LogRecord.FromString(row["record"])
@@ -184,10 +175,7 @@ class LogStore:
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store log records (the same record twice: once); returns once they are committed."""
-        async with self.engine.begin() as connection:
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                await connection.execute(self._insert, rows[start : start + ROWS_PER_STATEMENT])
-        return Stored()
+        return await insert_all(self.engine, self._insert, rows, ROWS_PER_STATEMENT)
 
     async def rows_for_trace(self, workspace: str, trace_id: str) -> list[dict[str, Any]]:
         """The trace's stored log rows, in time order."""

@@ -13,10 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-    ExportMetricsServiceResponse,
-)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,7 +22,7 @@ from core.context import current_workspace
 
 from .decode import INT64_MAX, Decoded
 from .present import attributes
-from .store import Stored, metadata
+from .store import Stored, insert_all, metadata
 
 KEPT = ("gen_ai.client.token.usage", "gen_ai.client.operation.duration")
 HISTOGRAMS = ("histogram", "exponential_histogram")
@@ -124,15 +121,6 @@ def _buckets(point: Any, kind: str) -> dict[str, str]:
     return {"bucket_counts": json.dumps(exponential), "explicit_bounds": "[]"}
 
 
-def metrics_answer(decoded: Decoded, stored: Stored) -> ExportMetricsServiceResponse:
-    """The ExportMetricsServiceResponse: points not stored in ``partial_success``, saying why."""
-    answer = ExportMetricsServiceResponse()
-    if decoded.rejected or stored.rejected:
-        answer.partial_success.rejected_data_points = decoded.rejected + stored.rejected
-        answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])[:1000]
-    return answer
-
-
 class MetricStore:
     """The GenAI metric series in SQL, every read and write scoped by workspace."""
 
@@ -143,10 +131,7 @@ class MetricStore:
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store data points (the same point twice: once); returns once they are committed."""
-        async with self.engine.begin() as connection:
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                await connection.execute(self._insert, rows[start : start + ROWS_PER_STATEMENT])
-        return Stored()
+        return await insert_all(self.engine, self._insert, rows, ROWS_PER_STATEMENT)
 
     async def series(self, name: str, service: str | None, limit: int) -> list[dict[str, Any]]:
         """The metric's latest data points in the current workspace, oldest first."""

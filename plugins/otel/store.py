@@ -395,6 +395,15 @@ class SpanStore:
         return bool(deleted.rowcount)
 
 
+async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]], per_statement: int) -> Stored:
+    """Insert ``rows`` in one transaction, ``per_statement`` rows per statement (under the bind parameter limits);
+    returns once they are committed."""
+    async with engine.begin() as connection:
+        for start in range(0, len(rows), per_statement):
+            await connection.execute(insert, rows[start : start + per_statement])
+    return Stored()
+
+
 def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per trace, the summary of ``rows`` alone, sorted by key; :func:`summary_merge` adds it to the stored one.
 
