@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -153,6 +154,8 @@ SPANS_PER_PAGE = 200
 """Span rows read per query when a trace is streamed."""
 TERM_ROWS_PER_STATEMENT = 4000
 """4 columns x 4000 rows, under the same limits."""
+TRACES_PER_RECOUNT = 1000
+"""Traces whose calls are counted again per query (an ``IN`` list under the bind parameter limits)."""
 MAX_ISOLATED_REJECTIONS = 16
 """A store error that more spans than this fail alone is not about the data: the whole group gets it."""
 
@@ -279,8 +282,8 @@ class SpanStore:
                     self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT]
                 )
                 several_calls += [(row.workspace, row.trace_id) for row in merged if row.llm_calls > 1]
-            for workspace, trace_id in several_calls:
-                await recount_calls(connection, workspace, trace_id)
+            if several_calls:
+                await recount_calls(connection, several_calls)
 
     async def list_traces(
         self, where: TraceFilter, limit: int, page_token: str | None
@@ -513,45 +516,84 @@ def call_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-async def recount_calls(connection: AsyncConnection, workspace: str, trace_id: str) -> None:
-    """Count a trace's calls again from all its stored call rows (see :func:`.conventions.counted_calls`),
-    and set its summary's calls and tokens. Run after the summary row is locked by this transaction's
-    upsert, so a writer of the same trace in another process has committed its rows or waits for ours."""
-    in_trace = (calls.c.workspace == workspace) & (calls.c.trace_id == trace_id)
-    found = (
+async def recount_calls(connection: AsyncConnection, keys: list[tuple[str, str]]) -> None:
+    """Count the calls of the traces ``keys`` (workspace, trace id) again from all their stored call rows (see
+    :func:`.conventions.counted_calls`), and set the summaries whose count changed. Run after the summary rows
+    are locked by this transaction's upsert, so a writer of the same trace in another process has committed
+    its rows or waits for ours. A few statements for the whole group, whatever its number of traces.
+
+    Each call row is stored counted, and added to its summary as such; so a summary needs setting only
+    when some of its trace's rows change their ``counted``."""
+    by_workspace: dict[str, list[str]] = defaultdict(list)
+    for workspace, trace_id in keys:
+        by_workspace[workspace].append(trace_id)
+    flags: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    for workspace, trace_ids in by_workspace.items():
+        for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
+            chunk = trace_ids[start : start + TRACES_PER_RECOUNT]
+            found: dict[str, list[Any]] = defaultdict(list)
+            for row in await connection.execute(
+                select(
+                    calls.c.trace_id,
+                    calls.c.span_id,
+                    calls.c.parent_span_id,
+                    calls.c.input_tokens,
+                    calls.c.output_tokens,
+                    calls.c.counted,
+                ).where(calls.c.workspace == workspace, calls.c.trace_id.in_(chunk))
+            ):
+                found[row.trace_id].append(row)
+            parents = await _parents(connection, workspace, found)
+            for trace_id, rows in found.items():
+                usage = {row.span_id: row.input_tokens is not None or row.output_tokens is not None for row in rows}
+                counted = counted_calls(usage, parents.get(trace_id) or {r.span_id: r.parent_span_id for r in rows})
+                changed = [row for row in rows if row.counted != (row.span_id in counted)]
+                if not changed:
+                    continue
+                flags += [{"w": workspace, "t": trace_id, "s": row.span_id, "c": not row.counted} for row in changed]
+                kept = [row for row in rows if row.span_id in counted]
+                summaries.append(
+                    {
+                        "w": workspace,
+                        "t": trace_id,
+                        "calls": len(kept),
+                        "input": sum(row.input_tokens or 0 for row in kept),
+                        "output": sum(row.output_tokens or 0 for row in kept),
+                    }
+                )
+    if flags:
+        in_call = (calls.c.workspace == bindparam("w")) & (calls.c.trace_id == bindparam("t"))
         await connection.execute(
-            select(
-                calls.c.span_id, calls.c.parent_span_id, calls.c.input_tokens, calls.c.output_tokens, calls.c.counted
-            ).where(in_trace)
+            update(calls).where(in_call, calls.c.span_id == bindparam("s")).values(counted=bindparam("c")), flags
         )
-    ).all()
-    usage = {row.span_id: row.input_tokens is not None or row.output_tokens is not None for row in found}
-    parents = {row.span_id: row.parent_span_id for row in found}
-    if any(parent is not None and parent not in usage for parent in parents.values()):
-        links = await connection.execute(
-            select(spans.c.span_id, spans.c.parent_span_id).where(
-                spans.c.workspace == workspace, spans.c.trace_id == trace_id
+        await connection.execute(
+            update(traces)
+            .where(traces.c.workspace == bindparam("w"), traces.c.trace_id == bindparam("t"))
+            .values(llm_calls=bindparam("calls"), input_tokens=bindparam("input"), output_tokens=bindparam("output")),
+            summaries,
+        )
+
+
+async def _parents(
+    connection: AsyncConnection, workspace: str, found: dict[str, list[Any]]
+) -> dict[str, dict[str, str | None]]:
+    """The span tree (span id to parent) of each trace whose call rows alone do not link up: a call whose
+    parent is not a call may sit under one through other spans (an HTTP client span between the two sides)."""
+    unlinked = []
+    for trace_id, rows in found.items():
+        ids = {row.span_id for row in rows}
+        if any(row.parent_span_id is not None and row.parent_span_id not in ids for row in rows):
+            unlinked.append(trace_id)
+    trees: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for start in range(0, len(unlinked), TRACES_PER_RECOUNT):
+        for trace_id, span_id, parent in await connection.execute(
+            select(spans.c.trace_id, spans.c.span_id, spans.c.parent_span_id).where(
+                spans.c.workspace == workspace, spans.c.trace_id.in_(unlinked[start : start + TRACES_PER_RECOUNT])
             )
-        )
-        parents = {span_id: parent for span_id, parent in links}
-    counted = counted_calls(usage, parents)
-    changed = [
-        {"s": row.span_id, "c": row.span_id in counted} for row in found if row.counted != (row.span_id in counted)
-    ]
-    if changed:
-        await connection.execute(
-            update(calls).where(in_trace, calls.c.span_id == bindparam("s")).values(counted=bindparam("c")), changed
-        )
-    kept = [row for row in found if row.span_id in counted]
-    await connection.execute(
-        update(traces)
-        .where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
-        .values(
-            llm_calls=len(kept),
-            input_tokens=sum(row.input_tokens or 0 for row in kept),
-            output_tokens=sum(row.output_tokens or 0 for row in kept),
-        )
-    )
+        ):
+            trees[trace_id][span_id] = parent
+    return trees
 
 
 def _has_model(model: str) -> ColumnElement[bool]:
