@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from core import empty_off_loop, gc_paused
+from core.unavailable import unavailable
 
 from .decode import Decoded, to_rows
 from .logs import LogStore, log_rows
@@ -104,3 +105,10 @@ def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Sig
             "data points",
         ),
     )
+
+
+def store_failure(error: BaseException) -> str:
+    """What to tell an exporter whose spans could not be stored (it retries): the outage's cause when
+    the database is unavailable, else the kind of error (never its text, which may hold span data)."""
+    cause = unavailable(error)
+    return cause.message if cause is not None else f"the trace store failed ({type(error).__name__}); retry later"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
+from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
+import core.unavailable
 from core import body_limit, run_bulk
 from core.context import current_workspace
 
@@ -34,7 +37,7 @@ from .decode import (
     stated_size,
 )
 from .facts import MAX_TERM_CHARS
-from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals
+from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals, store_failure
 from .logs import LogStore, by_span
 from .metrics import KEPT, MetricStore
 from .present import span_tree, spans_json, trace_summary
@@ -45,9 +48,10 @@ T = TypeVar("T")
 Term = TypeVar("Term", bound=str | None)
 logger = logging.getLogger("plughost.otel")
 
-RETRY_AFTER_SECONDS = "5"
+RETRY_AFTER_SECONDS = str(core.unavailable.RETRY_AFTER_SECONDS)
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 MAX_LIMIT = 1000
 ATTRIBUTE_PREFIX = "attr."
 MAX_ATTRIBUTE_FILTERS = 10
@@ -121,10 +125,10 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
             Literal["ok", "error"] | None, Query(description="`error`: traces with an error span")
         ] = None,
         start_after: Annotated[
-            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")
+            Moment | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")
         ] = None,
         start_before: Annotated[
-            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")
+            Moment | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")
         ] = None,
         min_duration_ms: Annotated[
             float | None,
@@ -282,12 +286,11 @@ def _add_otlp_route(router: APIRouter, signal: Signal, settings: Settings, budge
         try:
             stored = await signal.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
+            message = store_failure(error)
             logger.warning(
-                "could not store %d %s, asking the exporter to retry: %s", len(decoded.rows), signal.items, error
+                "could not store %d %s, asking the exporter to retry: %s", len(decoded.rows), signal.items, message
             )
-            return _status(
-                kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS}
-            )
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
         await release(inflated_bytes, decoded)
         return _encoded(kind, signal.answer(decoded, stored), 200)
 
@@ -371,6 +374,16 @@ async def _trace_json(store: SpanStore, logs: LogStore, workspace: str, summary:
         first = False
     tree = await run_bulk(lambda: json.dumps(span_tree(tree_nodes)))
     yield '],"tree":' + tree + ',"logs":' + await run_bulk(json.dumps, records) + "}"
+
+
+def _iso_8601_only(value: object) -> object:
+    """Pydantic also reads a number (``0.5``) as seconds since 1970; a moment here is ISO 8601 text only."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and NUMBER.fullmatch(value.strip())):
+        raise ValueError("must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, not a number")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
 
 def _ns(moment: datetime | None, name: str) -> int | None:
