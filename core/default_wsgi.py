@@ -27,9 +27,11 @@ from .version import __version__
 CONSOLE_DIR = Path(__file__).parent / "console"
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+    "default-src 'self'; script-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'self'"
 )
-"""Sent with every console answer: scripts and styles only from files the console serves, no inline script."""
+"""Sent with every console answer: scripts and styles only from files the console serves, no inline script;
+images also inline (``data:``: an LLM call's images, shown by the trace view)."""
 
 DATA_ENDPOINTS = frozenset({"version", "server_info"})
 """The console's own routes that answer data (JSON), not a page shell or a static file."""

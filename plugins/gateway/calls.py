@@ -25,7 +25,7 @@ from . import providers
 from .formats import BadRequest, Event, Format
 from .providers import Outcome, UpstreamError
 from .request_map import provider_request
-from .response_map import StreamMapper, client_answer
+from .response_map import StreamMapper, client_answer, client_finish_reason
 from .settings import Settings
 from .ssrf import PublicResolver, UnsafeURL, check_base_url
 from .store import GatewayStore, Missing, Target, Unreadable
@@ -155,6 +155,7 @@ class Gateway:
         outcome = Outcome(text=[] if self.tracer.capture_content else None)
         (outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic)(answer)
         mapped = raw if plan.same else json.dumps(client_answer(plan, answer), separators=(",", ":")).encode()
+        outcome.client_finish_reasons = [client_finish_reason(plan, reason) for reason in outcome.finish_reasons]
         self._record(endpoint, target, 200, started, outcome, streamed=False)
         if span is not None:
             span.finish(outcome)
@@ -201,6 +202,9 @@ class Gateway:
                 raise
             finally:
                 await upstream.aclose()
+                outcome.client_finish_reasons = [
+                    client_finish_reason(plan, reason) for reason in outcome.finish_reasons
+                ]
                 record = self._record(endpoint, target, status, started, outcome, streamed=True)
                 if status != 200 and failure is None:
                     failure = UpstreamError("the stream did not finish: the client left")
@@ -252,6 +256,8 @@ class Gateway:
                 "gen_ai.provider.name"
             ]
         invocation.root.finish(outcome, str(failure) if failure else None, _error_type(failure))
+        if outcome is not None and outcome.client_finish_reasons:  # the SERVER span: what the client received
+            invocation.root.attributes["gen_ai.response.finish_reasons"] = outcome.client_finish_reasons
         self.tracer.record(invocation)
 
     # -- embeddings ----------------------------------------------------------------------------------

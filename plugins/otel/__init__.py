@@ -13,6 +13,9 @@ from core.events import EventQueue
 from . import hookspecs
 from .decode import to_rows
 from .events import StoredTraces
+from .ingest import signals
+from .logs import LogStore, by_span
+from .metrics import MetricStore
 from .present import span_view, trace_summary
 from .router import create_router
 from .settings import Settings
@@ -43,6 +46,16 @@ def plughost_addhooks(plugin_manager: Any) -> None:
     plugin_manager.add_hookspecs(hookspecs)
 
 
+def _logs(host: Host) -> LogStore:
+    """The one log record store of this app."""
+    return host.service("otel.logs", lambda: LogStore(host.database))
+
+
+def _metrics(host: Host) -> MetricStore:
+    """The one GenAI metric store of this app."""
+    return host.service("otel.metrics", lambda: MetricStore(host.database))
+
+
 @hookimpl
 def plughost_settings(host: Any) -> type[Settings]:
     return Settings
@@ -50,7 +63,9 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
-    return RouterContribution("otel", create_router(_store(host), host.plugin_settings("otel")))
+    return RouterContribution(
+        "otel", create_router(_store(host), host.plugin_settings("otel"), _logs(host), _metrics(host))
+    )
 
 
 @hookimpl
@@ -69,22 +84,30 @@ def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[
     if host.plugin_settings("otel").grpc_address:
         from .grpc_receiver import receiver_config, serving  # grpc is imported only when it serves
 
-        lifespans.append(serving(store, receiver_config(host)))
+        lifespans.append(serving(signals(store, _logs(host), _metrics(host)), receiver_config(host)))
     return lifespans
 
 
 @hookimpl(optionalhook=True)
 def plughost_trace_reader(host: Any) -> Any:
     """For the assistant: read one trace in the current workspace, as ``GET /api/otel/traces/{id}`` answers it."""
-    store = _store(host)
+    store, logs = _store(host), _logs(host)
 
     async def read(trace_id: str) -> dict[str, Any] | None:
         found = await store.get_trace(trace_id)
         if found is None:
             return None
         summary, rows = found
-        views = await run_bulk(lambda: [span_view(row) for row in rows])
-        return {**trace_summary(summary), "spans": views}
+        counted = await store.counted_spans(summary["workspace"], trace_id)
+        records = await logs.for_trace(summary["workspace"], trace_id)
+        span_logs = by_span(records)
+        views = await run_bulk(
+            lambda: [
+                span_view(row, counted=counted.get(row["span_id"]), logs=span_logs.get(row["span_id"], ()))
+                for row in rows
+            ]
+        )
+        return {**trace_summary(summary), "spans": views, "logs": records}
 
     return read
 

@@ -37,7 +37,9 @@ from .decode import (
     stated_size,
 )
 from .facts import MAX_TERM_CHARS
-from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release, store_failure
+from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals, store_failure
+from .logs import LogStore, by_span
+from .metrics import KEPT, MetricStore
 from .present import span_tree, spans_json, trace_summary
 from .settings import Settings
 from .store import SpanStore, TraceFilter
@@ -79,75 +81,32 @@ GRPC_CODES = {
 }
 
 
-def create_router(store: SpanStore, settings: Settings) -> APIRouter:
+def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics: MetricStore) -> APIRouter:
     router = APIRouter()
     budget = DecompressionBudget(settings.decompression_budget_bytes, settings.decompression_wait_seconds)
+    for signal in signals(store, logs, metrics):
+        _add_otlp_route(router, signal, settings, budget)
 
-    @router.post(
-        "/v1/traces",
+    @router.get(
+        "/api/otel/metrics/{name}",
         tags=["otel"],
-        responses=OTLP_ERRORS,
-        summary="OTLP/HTTP trace export",
-        description="Accepts `application/x-protobuf` or `application/json` ExportTraceServiceRequest, "
-        "optionally gzip or deflate encoded; answers an ExportTraceServiceResponse in the same encoding. "
-        "Errors are a google.rpc.Status in the same encoding.",
-        openapi_extra=body_limit(settings.max_body_bytes, "PLUGHOST_OTEL_MAX_BODY_BYTES"),
+        summary="A GenAI metric's data points, oldest first",
+        description=f"`name` is one of {', '.join(f'`{kept}`' for kept in KEPT)}: the histograms plughost keeps "
+        "(other metrics are acknowledged over OTLP and not stored).",
+        responses={**BAD_REQUEST, **NOT_FOUND},
     )
-    async def ingest(request: Request) -> Response:
-        kind = PROTOBUF if request.headers.get("content-type", "").startswith(PROTOBUF) else JSON
-        try:
-            body = await _read_capped(request, settings.max_body_bytes)
-        except PayloadError as error:
-            return _status(kind, error.status, str(error))
-        encoding = request.headers.get("content-encoding", "")
-        inflated_bytes = stated_size(body, encoding, settings.max_decompressed_bytes)
-        with bulk_work(inflated_bytes):
-            return await store_request(request, kind, body, encoding, inflated_bytes)
-
-    async def store_request(request: Request, kind: str, body: bytes, encoding: str, inflated_bytes: int) -> Response:
-        """Inflate ``body`` in a thread that yields the CPU to the event loop (zlib lets go of the GIL),
-        decode it off the loop, store its spans, and answer; its rows are freed on return."""
-        options: dict[str, Any] = {
-            "content_type": request.headers.get("content-type", ""),
-            "limit": settings.max_decompressed_bytes,
-            "workspace": current_workspace(),
-            "project": request.headers.get(settings.project_header) or "default",
-        }
-        try:
-            media_type(options["content_type"])  # 415 before any inflating
-            compressed = encoding.strip().lower() not in ("", "identity")
-            async with (
-                budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if compressed else nullcontext()
-            ):
-                payload = (
-                    await run_bulk(_or_error, decompress, body, encoding, options["limit"], yield_cpu=True)
-                    if compressed
-                    else body
-                )
-                if isinstance(payload, PayloadError):
-                    outcome: tuple[str, Decoded] | PayloadError = payload
-                else:
-                    inflated_bytes = max(inflated_bytes, len(payload))  # what it stated may have been less
-                    outcome = await run_bulk(partial(_or_error, decode_request, payload, encoding="", **options))
-                del payload  # the inflated body is not held while the spans are stored
-            if isinstance(outcome, PayloadError):
-                # answered, not raised: raised here, its traceback and this frame's `outcome` would
-                # form a cycle that holds the body until a full collection
-                return _status(kind, outcome.status, str(outcome))
-            kind, decoded = outcome
-        except PayloadError as error:
-            return _status(kind, error.status, str(error))
-        except BudgetExhausted:
-            message = "too much is being decompressed at once (PLUGHOST_OTEL_DECOMPRESSION_BUDGET_BYTES); retry later"
-            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
-        try:
-            stored = await store.add(decoded.rows)
-        except (SQLAlchemyError, OSError) as error:
-            message = store_failure(error)
-            logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), message)
-            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
-        await release(inflated_bytes, decoded)
-        return _encoded(kind, export_answer(decoded, stored), 200)
+    async def metric_series(
+        name: str,
+        service: Annotated[str | None, Query(description="points of this service")] = None,
+        limit: Annotated[
+            int, Query(description="the latest points", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})
+        ] = MAX_LIMIT,
+    ) -> dict[str, Any]:
+        if name not in KEPT:
+            raise HTTPException(404, f"plughost keeps no metric {name[:100]!r}; it keeps {', '.join(KEPT)}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
+        return {"name": name, "points": await metrics.series(name, service, limit)}
 
     @router.get(
         "/api/otel/traces",
@@ -238,7 +197,7 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         summary = await store.get_summary(workspace, trace_id)
         if summary is None:
             raise HTTPException(404, f"no trace {trace_id} in workspace {workspace!r}")
-        return StreamingResponse(_trace_json(store, workspace, summary), media_type="application/json")
+        return StreamingResponse(_trace_json(store, logs, workspace, summary), media_type="application/json")
 
     @router.delete(
         "/api/otel/traces/{trace_id}", tags=["otel"], summary="Delete a trace", status_code=204, responses=NOT_FOUND
@@ -246,9 +205,94 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
     async def delete_trace(trace_id: TraceId) -> Response:
         if not await store.delete_trace(trace_id):
             raise HTTPException(404, f"no trace {trace_id} in workspace {current_workspace()!r}")
+        await logs.delete_trace(trace_id)
         return Response(status_code=204)
 
     return router
+
+
+def _add_otlp_route(router: APIRouter, signal: Signal, settings: Settings, budget: DecompressionBudget) -> None:
+    """``POST /v1/<signal>``: OTLP/HTTP export of one signal, with the limits, workspace, project,
+    ``partial_success`` and outage answers that every signal shares."""
+    request_name = signal.request_type.__name__
+
+    @router.post(
+        f"/v1/{signal.name}",
+        tags=["otel"],
+        responses=OTLP_ERRORS,
+        summary=f"OTLP/HTTP {signal.name} export",
+        description=f"Accepts `application/x-protobuf` or `application/json` {request_name}, "
+        f"optionally gzip or deflate encoded; answers an {request_name.replace('Request', 'Response')} in the same "
+        "encoding. Errors are a google.rpc.Status in the same encoding.",
+        openapi_extra=body_limit(settings.max_body_bytes, "PLUGHOST_OTEL_MAX_BODY_BYTES"),
+    )
+    async def ingest(request: Request) -> Response:  # one per signal: FastAPI names the route after it
+        kind = PROTOBUF if request.headers.get("content-type", "").startswith(PROTOBUF) else JSON
+        try:
+            body = await _read_capped(request, settings.max_body_bytes)
+        except PayloadError as error:
+            return _status(kind, error.status, str(error))
+        encoding = request.headers.get("content-encoding", "")
+        inflated_bytes = stated_size(body, encoding, settings.max_decompressed_bytes)
+        with bulk_work(inflated_bytes):
+            return await store_request(request, kind, body, encoding, inflated_bytes)
+
+    async def store_request(request: Request, kind: str, body: bytes, encoding: str, inflated_bytes: int) -> Response:
+        """Inflate ``body`` in a thread that yields the CPU to the event loop (zlib lets go of the GIL),
+        decode it off the loop, store its spans, and answer; its rows are freed on return."""
+        options: dict[str, Any] = {
+            "content_type": request.headers.get("content-type", ""),
+            "limit": settings.max_decompressed_bytes,
+            "workspace": current_workspace(),
+            "project": request.headers.get(settings.project_header) or "default",
+        }
+        try:
+            media_type(options["content_type"])  # 415 before any inflating
+            compressed = encoding.strip().lower() not in ("", "identity")
+            async with (
+                budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if compressed else nullcontext()
+            ):
+                payload = (
+                    await run_bulk(_or_error, decompress, body, encoding, options["limit"], yield_cpu=True)
+                    if compressed
+                    else body
+                )
+                if isinstance(payload, PayloadError):
+                    outcome: tuple[str, Decoded] | PayloadError = payload
+                else:
+                    inflated_bytes = max(inflated_bytes, len(payload))  # what it stated may have been less
+                    outcome = await run_bulk(
+                        partial(
+                            _or_error,
+                            decode_request,
+                            payload,
+                            encoding="",
+                            request_type=signal.request_type,
+                            rows=signal.rows,
+                            **options,
+                        )
+                    )
+                del payload  # the inflated body is not held while the spans are stored
+            if isinstance(outcome, PayloadError):
+                # answered, not raised: raised here, its traceback and this frame's `outcome` would
+                # form a cycle that holds the body until a full collection
+                return _status(kind, outcome.status, str(outcome))
+            kind, decoded = outcome
+        except PayloadError as error:
+            return _status(kind, error.status, str(error))
+        except BudgetExhausted:
+            message = "too much is being decompressed at once (PLUGHOST_OTEL_DECOMPRESSION_BUDGET_BYTES); retry later"
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
+        try:
+            stored = await signal.add(decoded.rows)
+        except (SQLAlchemyError, OSError) as error:
+            message = store_failure(error)
+            logger.warning(
+                "could not store %d %s, asking the exporter to retry: %s", len(decoded.rows), signal.items, message
+            )
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
+        await release(inflated_bytes, decoded)
+        return _encoded(kind, signal.answer(decoded, stored), 200)
 
 
 def _attribute_filters(request: Request) -> dict[str, str]:
@@ -314,19 +358,22 @@ def _encoded(kind: str, message: Any, status: int, headers: dict[str, str] | Non
     return Response(message.SerializeToString(), status, headers, media_type=PROTOBUF)
 
 
-async def _trace_json(store: SpanStore, workspace: str, summary: dict[str, Any]) -> AsyncIterator[str]:
-    """``{summary..., "spans": [...], "tree": [...]}``, read a page of spans at a time and encoded off
+async def _trace_json(store: SpanStore, logs: LogStore, workspace: str, summary: dict[str, Any]) -> AsyncIterator[str]:
+    """``{summary..., "spans": [...], "tree": [...], "logs": [...]}``, read a page of spans at a time and encoded off
     the event loop in small pieces: a trace of any size neither stalls the server nor is held whole."""
     yield json.dumps(trace_summary(summary))[:-1] + ',"spans":['
     tree_nodes: list[dict[str, Any]] = []
     first = True
+    counted = await store.counted_spans(workspace, summary["trace_id"])
+    records = await logs.for_trace(workspace, summary["trace_id"])
+    span_logs = by_span(records)
     async for rows in store.span_pages(workspace, summary["trace_id"]):
-        pieces = spans_json(rows, tree_nodes, first=first)
+        pieces = spans_json(rows, tree_nodes, first=first, counted=counted, logs=span_logs)
         while (piece := await run_bulk(next, pieces, None)) is not None:
             yield piece
         first = False
     tree = await run_bulk(lambda: json.dumps(span_tree(tree_nodes)))
-    yield '],"tree":' + tree + "}"
+    yield '],"tree":' + tree + ',"logs":' + await run_bulk(json.dumps, records) + "}"
 
 
 def _iso_8601_only(value: object) -> object:

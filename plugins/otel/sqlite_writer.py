@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
@@ -49,7 +49,7 @@ class SqliteWriter:
         with _as_sqlalchemy_errors(), self.engine.begin() as connection:
             cursor = connection.connection.cursor()
             try:
-                yield SqliteTransaction(self, cursor)
+                yield SqliteTransaction(self, cursor, connection)
             finally:
                 cursor.close()
 
@@ -58,9 +58,11 @@ class SqliteTransaction:
     keyed_locks = False
     """A SQLite transaction holds the whole database's write lock: the order of its rows does not matter."""
 
-    def __init__(self, writer: SqliteWriter, cursor: DBAPICursor) -> None:
+    def __init__(self, writer: SqliteWriter, cursor: DBAPICursor, connection: Connection) -> None:
         self._writer = writer
         self._cursor = cursor
+        self.connection = connection
+        """The transaction's SQLAlchemy connection, for the statements that are not on the hot path."""
 
     def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert the span rows (a span already stored is left as it is); returns the rows that were new."""

@@ -12,7 +12,12 @@
   writing halves of the group again, so it never fails the other requests.
 - Each trace's distinct search terms (span attributes, span names, services; see
   ``facts.py``) are rows of ``plughost_otel_terms``, keyed for the filters of the
-  list; its GenAI usage (LLM calls, input and output tokens) is summed in its summary.
+  list. Each model-call span (an LLM or embedding call, in any convention, see
+  ``conventions.py``) is a row of ``plughost_otel_calls``: its models, provider and
+  tokens, and whether it carries the call (``counted``). The summary holds the trace's
+  LLM calls and tokens, each call once: added as spans arrive, and counted again
+  from the trace's call rows (in the same transaction, after the summary row is locked)
+  once a trace has two calls or more, since nested spans of one call must count once.
 - Writes are group-committed: one writer stores, in a single transaction, every
   request that arrived while the previous write ran. A lone request is written
   at once; under load the per-transaction costs are shared, and SQLite never
@@ -25,6 +30,7 @@ import asyncio
 import base64
 import heapq
 import re
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -32,6 +38,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -41,12 +48,14 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     delete,
     exists,
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -60,8 +69,9 @@ from core.context import current_workspace
 from core.database import synchronous_twin
 from core.unavailable import unavailable
 
+from .conventions import counted_calls
 from .decode import INT64_MAX, STATUS_ERROR
-from .facts import MODEL_KEYS, SPAN_NAME_KEY
+from .facts import SPAN_NAME_KEY
 from .sqlite_writer import CompiledInsert, SqliteWriter
 
 T = TypeVar("T")
@@ -121,8 +131,30 @@ terms = Table(
     Column("trace_id", String(32), primary_key=True),
     Index("plughost_otel_terms_trace", "workspace", "trace_id"),
 )
+calls = Table(
+    "plughost_otel_calls",
+    metadata,
+    # One row per model-call span (see conventions.py); ``counted``: this span carries the call.
+    Column("workspace", String(63), primary_key=True),
+    Column("trace_id", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16)),
+    Column("kind", String(16), nullable=False),
+    Column("request_model", Text),
+    Column("response_model", Text),
+    Column("provider", Text),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_tokens", BigInteger),
+    Column("reasoning_tokens", BigInteger),
+    Column("counted", Boolean, nullable=False),
+    Index("plughost_otel_calls_request_model", "workspace", "request_model", "trace_id"),
+    Index("plughost_otel_calls_response_model", "workspace", "response_model", "trace_id"),
+)
 SPAN_COLUMNS = tuple(column.name for column in spans.columns)
 TERM_COLUMNS = tuple(column.name for column in terms.columns)
+INSERT_CALLS = {dialect.name: dialect.insert(calls).on_conflict_do_nothing() for dialect in (sqlite, postgresql)}
+"""Per dialect name: insert call rows, a call already stored left as it is."""
 
 SPAN_ROWS_PER_STATEMENT = 1000
 """Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
@@ -136,6 +168,8 @@ TERMS_PER_STEP = 10_000
 SORTED_ON_LOOP_ROWS = 2000
 """A group of up to this many span rows is put in key order on the event loop (well under a millisecond),
 not in a bulk thread: the hop there and back cost more than the sort."""
+TRACES_PER_RECOUNT = 1000
+"""Traces whose calls are counted again per query (an ``IN`` list under the bind parameter limits)."""
 MAX_ISOLATED_REJECTIONS = 16
 """A store error that more spans than this fail alone is not about the data: the whole group gets it."""
 
@@ -163,7 +197,7 @@ class TraceFilter:
     min_duration_ns: int | None = None
     attributes: tuple[tuple[str, str], ...] = ()  # every pair on some span of the trace
     span_name: str | None = None
-    model: str | None = None  # gen_ai.request.model or gen_ai.response.model
+    model: str | None = None  # the request or response model of some model call, in any convention
     min_tokens: int | None = None  # input + output tokens of the trace's LLM calls
 
 
@@ -317,7 +351,7 @@ class SpanStore:
         if where.span_name is not None:
             query = query.where(_has_term(terms.c.key == SPAN_NAME_KEY, where.span_name))
         if where.model is not None:
-            query = query.where(_has_term(terms.c.key.in_(MODEL_KEYS), where.model))
+            query = query.where(_has_model(where.model))
         if page_token:
             start_ns, trace_id = decode_page_token(page_token)
             query = query.where(
@@ -382,11 +416,22 @@ class SpanStore:
             )
             return dict(summary._mapping), [dict(row._mapping) for row in rows]
 
+    async def counted_spans(self, workspace: str, trace_id: str) -> dict[str, bool]:
+        """The trace's model-call spans, each with whether it carries its call (see :func:`recount_calls`)."""
+        async with self.engine.connect() as connection:
+            found = await connection.execute(
+                select(calls.c.span_id, calls.c.counted).where(
+                    calls.c.workspace == workspace, calls.c.trace_id == trace_id
+                )
+            )
+            return {span_id: counted for span_id, counted in found}
+
     async def delete_trace(self, trace_id: str) -> bool:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
             await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
             await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
+            await connection.execute(delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id == trace_id))
             deleted = await connection.execute(
                 delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
             )
@@ -409,6 +454,11 @@ class Transaction(Protocol):
 
     def merge_summaries(self, rows: list[dict[str, Any]]) -> None: ...
 
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for the statements that are not on the hot path (call rows)."""
+        ...
+
 
 class _Statements:
     """:class:`Transaction` through SQLAlchemy (PostgreSQL), on a connection that ``run_sync`` passes."""
@@ -417,30 +467,47 @@ class _Statements:
 
     def __init__(self, store: SpanStore, connection: Connection) -> None:
         self._store = store
-        self._connection = connection
+        self.connection = connection
 
     def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         columns = [{name: row[name] for name in SPAN_COLUMNS} for row in rows]
-        new = {tuple(key) for key in self._connection.execute(self._store._insert_spans, columns)}
+        new = {tuple(key) for key in self.connection.execute(self._store._insert_spans, columns)}
         return [row for row in rows if (row["workspace"], row["trace_id"], row["span_id"]) in new]
 
     def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
-        self._connection.execute(self._store._insert_terms, [dict(zip(TERM_COLUMNS, row, strict=True)) for row in rows])
+        self.connection.execute(self._store._insert_terms, [dict(zip(TERM_COLUMNS, row, strict=True)) for row in rows])
 
     def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
-        self._connection.execute(self._store._merge_summaries, rows)
+        self.connection.execute(self._store._merge_summaries, rows)
 
 
 def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: Compute) -> None:
-    """Insert the spans, then the terms of those that were new, then merge them into their summaries."""
+    """Insert the spans, then the terms and model calls of those that were new, then merge them into their
+    summaries; last, count again the calls of the traces that got a call (see :func:`recount_calls`)."""
     added: list[dict[str, Any]] = []
     for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
         added += transaction.add_spans(rows[start : start + SPAN_ROWS_PER_STATEMENT])
-    summaries, new_terms = compute(lambda: (summarise(added), trace_terms(added, ordered=transaction.keyed_locks)))
+    summaries, new_terms, new_calls = compute(
+        lambda: (summarise(added), trace_terms(added, ordered=transaction.keyed_locks), call_rows(added))
+    )
     for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
         transaction.add_terms(new_terms[start : start + TERM_ROWS_PER_STATEMENT])
+    insert_calls = INSERT_CALLS[transaction.connection.dialect.name]
+    for start in range(0, len(new_calls), SPAN_ROWS_PER_STATEMENT):
+        transaction.connection.execute(insert_calls, new_calls[start : start + SPAN_ROWS_PER_STATEMENT])
     for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
         transaction.merge_summaries(summaries[start : start + SPAN_ROWS_PER_STATEMENT])
+    if new_calls:
+        recount_calls(transaction.connection, sorted({(row["workspace"], row["trace_id"]) for row in new_calls}))
+
+
+async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]], per_statement: int) -> Stored:
+    """Insert ``rows`` in one transaction, ``per_statement`` rows per statement (under the bind parameter limits);
+    returns once they are committed."""
+    async with engine.begin() as connection:
+        for start in range(0, len(rows), per_statement):
+            await connection.execute(insert, rows[start : start + per_statement])
+    return Stored()
 
 
 def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -549,6 +616,123 @@ def _sorted_in_steps(items: list[tuple[str, str, str, str]]) -> list[tuple[str, 
         return items
     runs = [sorted(items[start : start + TERMS_PER_STEP]) for start in range(0, len(items), TERMS_PER_STEP)]
     return list(heapq.merge(*runs))
+
+
+def call_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``plughost_otel_calls`` rows of the model-call spans among ``rows`` (each counted, as if alone)."""
+    return [
+        {
+            "workspace": row["workspace"],
+            "trace_id": row["trace_id"],
+            "span_id": row["span_id"],
+            "parent_span_id": row["parent_span_id"],
+            "kind": facts.kind,
+            "request_model": facts.request_model,
+            "response_model": facts.response_model,
+            "provider": facts.provider,
+            "input_tokens": facts.input_tokens,
+            "output_tokens": facts.output_tokens,
+            "cached_tokens": facts.cached_tokens,
+            "reasoning_tokens": facts.reasoning_tokens,
+            "counted": True,
+        }
+        for row in rows
+        if (facts := row.get("llm")) is not None and facts.model_call
+    ]
+
+
+def recount_calls(connection: Connection, keys: list[tuple[str, str]]) -> None:
+    """Count the calls of the traces ``keys`` (workspace, trace id) again from all their stored call rows (see
+    :func:`.conventions.counted_calls`), and set the summaries whose count changed. Run after the summary rows
+    are locked by this transaction's upsert, so a writer of the same trace in another process has committed
+    its rows or waits for ours. A few statements for the whole group, whatever its number of traces.
+
+    Each call row is stored counted, and added to its summary as such; so a summary needs setting only
+    when some of its trace's rows change their ``counted``."""
+    by_workspace: dict[str, list[str]] = defaultdict(list)
+    for workspace, trace_id in keys:
+        by_workspace[workspace].append(trace_id)
+    flags: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    for workspace, trace_ids in by_workspace.items():
+        for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
+            chunk = trace_ids[start : start + TRACES_PER_RECOUNT]
+            found: dict[str, list[Any]] = defaultdict(list)
+            for row in connection.execute(
+                select(
+                    calls.c.trace_id,
+                    calls.c.span_id,
+                    calls.c.parent_span_id,
+                    calls.c.input_tokens,
+                    calls.c.output_tokens,
+                    calls.c.counted,
+                ).where(calls.c.workspace == workspace, calls.c.trace_id.in_(chunk))
+            ):
+                found[row.trace_id].append(row)
+            parents = _parents(connection, workspace, found)
+            for trace_id, rows in found.items():
+                usage = {row.span_id: row.input_tokens is not None or row.output_tokens is not None for row in rows}
+                counted = counted_calls(usage, parents.get(trace_id) or {r.span_id: r.parent_span_id for r in rows})
+                changed = [row for row in rows if row.counted != (row.span_id in counted)]
+                if not changed:
+                    continue
+                flags += [{"w": workspace, "t": trace_id, "s": row.span_id, "c": not row.counted} for row in changed]
+                kept = [row for row in rows if row.span_id in counted]
+                summaries.append(
+                    {
+                        "w": workspace,
+                        "t": trace_id,
+                        "calls": len(kept),
+                        "input": sum(row.input_tokens or 0 for row in kept),
+                        "output": sum(row.output_tokens or 0 for row in kept),
+                    }
+                )
+    if flags:
+        in_call = (calls.c.workspace == bindparam("w")) & (calls.c.trace_id == bindparam("t"))
+        connection.execute(
+            update(calls).where(in_call, calls.c.span_id == bindparam("s")).values(counted=bindparam("c")), flags
+        )
+        connection.execute(
+            update(traces)
+            .where(traces.c.workspace == bindparam("w"), traces.c.trace_id == bindparam("t"))
+            .values(llm_calls=bindparam("calls"), input_tokens=bindparam("input"), output_tokens=bindparam("output")),
+            summaries,
+        )
+
+
+def _parents(connection: Connection, workspace: str, found: dict[str, list[Any]]) -> dict[str, dict[str, str | None]]:
+    """The span tree (span id to parent) of each trace whose call rows alone do not link up: a call whose
+    parent is not a call may sit under one through other spans (an HTTP client span between the two sides)."""
+    unlinked = []
+    for trace_id, rows in found.items():
+        ids = {row.span_id for row in rows}
+        if any(row.parent_span_id is not None and row.parent_span_id not in ids for row in rows):
+            unlinked.append(trace_id)
+    trees: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for start in range(0, len(unlinked), TRACES_PER_RECOUNT):
+        for trace_id, span_id, parent in connection.execute(
+            select(spans.c.trace_id, spans.c.span_id, spans.c.parent_span_id).where(
+                spans.c.workspace == workspace, spans.c.trace_id.in_(unlinked[start : start + TRACES_PER_RECOUNT])
+            )
+        ):
+            trees[trace_id][span_id] = parent
+    return trees
+
+
+def _has_model(model: str) -> ColumnElement[bool]:
+    """Some model call of the listed trace asked for or answered with ``model`` (an index probe)."""
+    return or_(
+        exists().where(
+            calls.c.workspace == traces.c.workspace,
+            calls.c.request_model == model,
+            calls.c.trace_id == traces.c.trace_id,
+        ),
+        exists().where(
+            calls.c.workspace == traces.c.workspace,
+            calls.c.response_model == model,
+            calls.c.trace_id == traces.c.trace_id,
+        ),
+    )
 
 
 def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:

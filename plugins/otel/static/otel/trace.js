@@ -160,7 +160,8 @@
     for (const row of rowsBox.querySelectorAll(".row.selected")) row.classList.remove("selected");
     rows[index].classList.add("selected");
     const attrs = span.attributes;
-    const model = attrs["gen_ai.request.model"] || attrs["gen_ai.response.model"];
+    const genai = span.genai || {};  // the otel plugin's one reading of every LLM convention
+    const model = genai.model;
     const exceptions = span.events.filter((event) => event.name === "exception");
     const others = span.events.filter((event) => event.name !== "exception");
     panel.replaceChildren(...[
@@ -176,8 +177,9 @@
       span.status.message ? el("p", { className: "error" }, span.status.message) : null,
       model ? el("div", { className: "genai-facts" },
         el("div", {}, el("label", {}, "Model"), el("strong", {}, model)),
-        el("div", {}, el("label", {}, "Input tokens"), el("strong", {}, fmt.number(attrs["gen_ai.usage.input_tokens"]))),
-        el("div", {}, el("label", {}, "Output tokens"), el("strong", {}, fmt.number(attrs["gen_ai.usage.output_tokens"])))) : null,
+        el("div", {}, el("label", {}, "Input tokens"), el("strong", {}, fmt.number(genai.input_tokens))),
+        el("div", {}, el("label", {}, "Output tokens"), el("strong", {}, fmt.number(genai.output_tokens)))) : null,
+      window.otelChat.render(span.genai),
       el("p", { className: "mono muted ids" }, "span " + span.span_id + (span.parent_span_id ? " · parent " + span.parent_span_id : "")),
       section("Attributes", table(Object.entries(attrs))),
       exceptions.length ? section("Exceptions", ...exceptions.map((event) => el("div", { className: "exception" },
