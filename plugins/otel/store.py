@@ -153,7 +153,10 @@ calls = Table(
 )
 SPAN_COLUMNS = tuple(column.name for column in spans.columns)
 TERM_COLUMNS = tuple(column.name for column in terms.columns)
-INSERT_CALLS = {dialect.name: dialect.insert(calls).on_conflict_do_nothing() for dialect in (sqlite, postgresql)}
+INSERT_CALLS = {
+    "sqlite": sqlite.insert(calls).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(calls).on_conflict_do_nothing(),
+}
 """Per dialect name: insert call rows, a call already stored left as it is."""
 
 SPAN_ROWS_PER_STATEMENT = 1000
@@ -483,7 +486,7 @@ class _Statements:
 
 def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: Compute) -> None:
     """Insert the spans, then the terms and model calls of those that were new, then merge them into their
-    summaries; last, count again the calls of the traces that got a call (see :func:`recount_calls`)."""
+    summaries; last, count again the calls of the traces that have several (see :func:`recount_calls`)."""
     added: list[dict[str, Any]] = []
     for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
         added += transaction.add_spans(rows[start : start + SPAN_ROWS_PER_STATEMENT])
@@ -497,8 +500,28 @@ def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: C
         transaction.connection.execute(insert_calls, new_calls[start : start + SPAN_ROWS_PER_STATEMENT])
     for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
         transaction.merge_summaries(summaries[start : start + SPAN_ROWS_PER_STATEMENT])
-    if new_calls:
-        recount_calls(transaction.connection, sorted({(row["workspace"], row["trace_id"]) for row in new_calls}))
+    several = with_several_calls(transaction.connection, [(row["workspace"], row["trace_id"]) for row in summaries])
+    if several:
+        recount_calls(transaction.connection, several)
+
+
+def with_several_calls(connection: Connection, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Those of the traces ``keys`` (workspace, trace id) whose summaries, merged, count more than one call: a new
+    span may have linked two of their calls (the link between a call's two sides may arrive last)."""
+    by_workspace: dict[str, list[str]] = defaultdict(list)
+    for workspace, trace_id in keys:
+        by_workspace[workspace].append(trace_id)
+    found: list[tuple[str, str]] = []
+    for workspace, trace_ids in by_workspace.items():
+        for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
+            found += connection.execute(
+                select(traces.c.workspace, traces.c.trace_id).where(
+                    traces.c.workspace == workspace,
+                    traces.c.trace_id.in_(trace_ids[start : start + TRACES_PER_RECOUNT]),
+                    traces.c.llm_calls > 1,
+                )
+            ).tuples()
+    return found
 
 
 async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]], per_statement: int) -> Stored:
