@@ -39,7 +39,9 @@
     return new Error(response.status + " " + describe(body && body.detail, response.statusText));
   }
 
-  function attach({ traceId, spans, panel, highlight }) {
+  // view: what the trace view announces (see the README); its `spans` are made when first read.
+  function attach(view) {
+    const { traceId, panel, highlight } = view;
     const analyzeButton = el("button", { type: "button", id: "assistant-analyze" }, "Analyze");
     const explainButton = el("button", { type: "button", id: "assistant-explain", className: "secondary" }, "Explain");
     const stopButton = el("button", { type: "button", id: "assistant-stop", className: "secondary", hidden: true }, "Stop");
@@ -71,7 +73,7 @@
     }
 
     function markRepeats(repeat) {
-      highlight(spans.filter((span) => span.parent_span_id === repeat.parent_span_id && span.name === repeat.name).map((span) => span.span_id), REPEATED);
+      highlight(view.spans.filter((span) => span.parent_span_id === repeat.parent_span_id && span.name === repeat.name).map((span) => span.span_id), REPEATED);
     }
 
     // LLM calls at a glance (GenAI semantic conventions): totals, slow calls, repeated prompts, tool loops.
