@@ -320,6 +320,13 @@ def postgresql_url() -> Iterator[str]:
 BATCH_TRACE_START_NS = 1_700_000_000_000_000_000
 
 
+def batch_span_id(number: int) -> str:
+    """The span id (hex) :func:`batch_trace` gives its ``number``-th span (1: the root; batch ``b``
+    is ``2 + b * (records + 1)``, its records follow it): spread like real ids, which compress as
+    badly as random bytes, but each number has its own."""
+    return ((number * 0x9E3779B97F4A7C15) % 2**64).to_bytes(8, "big").hex()
+
+
 def batch_trace(
     trace_id: bytes,
     batches: int = 50,
@@ -354,9 +361,9 @@ def batch_trace(
             )
             resource_spans.scope_spans.add().scope.name = "batch.job"
         span = request.resource_spans[0].scope_spans[0].spans.add()
-        span.trace_id, span.span_id, span.name = trace_id, span_id.to_bytes(8, "big"), name
+        span.trace_id, span.span_id, span.name = trace_id, bytes.fromhex(batch_span_id(span_id)), name
         if parent is not None:
-            span.parent_span_id = parent.to_bytes(8, "big")
+            span.parent_span_id = bytes.fromhex(batch_span_id(parent))
         span.start_time_unix_nano, span.end_time_unix_nano = BATCH_TRACE_START_NS + start, BATCH_TRACE_START_NS + end
         for key, raw in attributes.items():
             value = AnyValue(int_value=raw) if isinstance(raw, int) else AnyValue(string_value=raw)
@@ -365,9 +372,9 @@ def batch_trace(
         return span
 
     def spans() -> Iterator[Any]:
-        yield from add(1, None, "run batch job", 0, batches * batch_ns, {"job.name": "nightly-import"})
+        yield from add(1, None, "run batch job", 0, batches * batch_ns + 1000, {"job.name": "nightly-import"})
         for batch in range(batches):
-            batch_id, batch_start = 2 + batch * (records + 1), batch * batch_ns
+            batch_id, batch_start = 2 + batch * (records + 1), batch * batch_ns + 1000  # after the root, not with it
             yield from add(batch_id, 1, f"batch {batch}", batch_start, batch_start + batch_ns, {"batch.index": batch})
             for record in range(records):
                 start = batch_start + gap_ns + record * (record_ns + gap_ns)

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from core.testing import batch_trace, serve_in_thread
+from core.testing import batch_span_id, batch_trace, serve_in_thread
 
 TRACE = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 TRACE_ID = TRACE.hex()
 FAILING = (37, 57)
-FAILING_SPAN = (2 + 37 * 100 + 1 + 57).to_bytes(8, "big").hex()
+FAILING_SPAN = batch_span_id(2 + 37 * 100 + 1 + 57)
 MOST_ROWS = 80
 """Rows the DOM may hold: what a 900-pixel window shows, plus the margins, whatever the span count."""
 
@@ -64,7 +64,7 @@ def test_the_waterfall_draws_only_what_is_on_screen(page: Any, screenshot: Any) 
     # unfold every batch (through the page's API for other plugins: revealing a record unfolds
     # its batch): 5,001 rows to scroll through, never more than a screenful in the DOM
     assert page.evaluate("window.traceView.spanCount") == 5001
-    first_records = [(2 + batch * 100 + 1).to_bytes(8, "big").hex() for batch in range(50)]
+    first_records = [batch_span_id(2 + batch * 100 + 1) for batch in range(50)]
     assert page.evaluate("ids => ids.every((id) => window.traceView.reveal(id))", first_records)
     assert page.evaluate("document.getElementById('rows-sizer').offsetHeight") == 5001 * 26
     assert row_count(page) <= MOST_ROWS
@@ -130,7 +130,7 @@ def test_search_and_the_minimap_find_things(page: Any) -> None:
     search.fill("REC-12-77")
     search.press("Enter")
     expect(count).to_have_text("1 of 1")
-    expect(selected).to_have_attribute("data-span-id", (2 + 12 * 100 + 1 + 77).to_bytes(8, "big").hex())
+    expect(selected).to_have_attribute("data-span-id", batch_span_id(2 + 12 * 100 + 1 + 77))
     expect(page.locator("#span-panel")).to_contain_text("rec-12-77")
 
     # names: batch 4 and batch 40 to 49, next and previous going round

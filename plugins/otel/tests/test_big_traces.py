@@ -13,12 +13,12 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from core.testing import BATCH_TRACE_START_NS, batch_trace, serve_in_thread
+from core.testing import BATCH_TRACE_START_NS, batch_span_id, batch_trace, serve_in_thread
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 TRACE_ID = TRACE.hex()
-FAILING_SPAN = (2 + 3 * 21 + 1 + 7).to_bytes(8, "big").hex()  # batch 3, record 7 of batches of 20 records
+FAILING_SPAN = batch_span_id(2 + 3 * 21 + 1 + 7)  # batch 3, record 7 of batches of 20 records
 
 
 @pytest.fixture
