@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core import ConsolePage, RouterContribution, hookimpl, run_bulk
+from core.context import current_workspace
 from core.database import migrated
 
 from .decode import to_rows
@@ -18,6 +19,8 @@ from .store import SpanStore
 from .ui import pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+READ_PAGE = 2000
+"""Span rows read at a time for the assistant."""
 
 
 def _store(host: Any) -> SpanStore:
@@ -51,11 +54,15 @@ def plughost_trace_reader(host: Any) -> Any:
     store = _store(host)
 
     async def read(trace_id: str) -> dict[str, Any] | None:
-        found = await store.get_trace(trace_id)
-        if found is None:
+        """The spans' readable fields (not their OTLP/JSON, which no analysis reads), made a page
+        of rows at a time off the event loop: the stored rows of a huge trace are never all held."""
+        workspace = current_workspace()
+        summary = await store.get_summary(workspace, trace_id)
+        if summary is None:
             return None
-        summary, rows = found
-        views = await run_bulk(lambda: [span_view(row) for row in rows])
+        views: list[dict[str, Any]] = []
+        async for rows in store.span_pages(workspace, trace_id, READ_PAGE):
+            views += await run_bulk(lambda rows=rows: [span_view(row, otlp=False) for row in rows])
         return {**trace_summary(summary), "spans": views}
 
     return read

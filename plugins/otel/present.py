@@ -38,12 +38,13 @@ def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
-    """The API view of a stored span (``span``: the parsed span, when the caller already has it)."""
+def span_view(row: dict[str, Any], span: Span | None = None, *, otlp: bool = True) -> dict[str, Any]:
+    """The API view of a stored span (``span``: the parsed span, when the caller already has it;
+    ``otlp=False``: without the ``otlp`` member, the costliest part, for readers that never look at it)."""
     span = Span.FromString(row["span"]) if span is None else span
     resource = Resource.FromString(row["resource"])
     scope = InstrumentationScope.FromString(row["scope"])
-    return {
+    view = {
         "trace_id": row["trace_id"],
         "span_id": row["span_id"],
         "parent_span_id": row["parent_span_id"],
@@ -65,6 +66,11 @@ def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
         ],
         "resource": {"attributes": attributes(resource.attributes), "schema_url": row["resource_schema_url"]},
         "scope": {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)},
+    }
+    if not otlp:
+        return view
+    return {
+        **view,
         "otlp": {
             "resource": json_format.MessageToDict(resource),
             "schemaUrl": row["resource_schema_url"],
