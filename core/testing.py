@@ -392,3 +392,17 @@ def batch_trace(
         yield request
 
     return spans()
+
+
+def post_otlp(base: str, requests: Iterable[Any], **headers: str) -> None:
+    """POST each OTLP request to ``base``'s ``/v1/traces`` as protobuf; each must be stored whole."""
+    import httpx
+
+    for request in requests:
+        answer = httpx.post(
+            f"{base}/v1/traces",
+            content=request.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", **headers},
+            timeout=60,
+        )
+        assert answer.status_code == 200 and b"rejected" not in answer.content, answer.content

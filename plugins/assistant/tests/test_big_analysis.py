@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.testing import batch_span_id, batch_trace, serve_in_thread
+from core.testing import batch_span_id, batch_trace, post_otlp, serve_in_thread
 
 TRACE = bytes.fromhex("5c1e0b0a2f4d4e7f9a1b2c3d4e5f6071")
 
@@ -17,14 +17,7 @@ TRACE = bytes.fromhex("5c1e0b0a2f4d4e7f9a1b2c3d4e5f6071")
 @pytest.fixture
 def base(make_app: Any) -> Iterator[str]:
     with serve_in_thread(make_app(["otel", "assistant"])) as url:
-        for request in batch_trace(TRACE):
-            answer = httpx.post(
-                f"{url}/v1/traces",
-                content=request.SerializeToString(),
-                headers={"Content-Type": "application/x-protobuf"},
-                timeout=60,
-            )
-            assert answer.status_code == 200
+        post_otlp(url, batch_trace(TRACE))
         yield url
 
 

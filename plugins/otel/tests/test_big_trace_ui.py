@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from core.testing import batch_span_id, batch_trace, serve_in_thread
+from core.testing import batch_span_id, batch_trace, post_otlp, serve_in_thread
 
 TRACE = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 TRACE_ID = TRACE.hex()
@@ -23,14 +22,7 @@ MOST_ROWS = 80
 @pytest.fixture
 def page(make_app: Any, browser_page: Any) -> Iterator[Any]:
     with serve_in_thread(make_app(["otel"])) as base:
-        for request in batch_trace(TRACE, failing=FAILING):
-            answer = httpx.post(
-                f"{base}/v1/traces",
-                content=request.SerializeToString(),
-                headers={"Content-Type": "application/x-protobuf"},
-                timeout=60,
-            )
-            assert answer.status_code == 200
+        post_otlp(base, batch_trace(TRACE, failing=FAILING))
         browser_page.add_init_script(
             'document.addEventListener("plughost:trace-view", (event) => { window.traceView = event.detail; });'
         )

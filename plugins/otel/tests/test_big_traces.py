@@ -13,9 +13,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from core.testing import BATCH_TRACE_START_NS, batch_span_id, batch_trace, serve_in_thread
+from core.testing import BATCH_TRACE_START_NS, batch_span_id, batch_trace, post_otlp, serve_in_thread
 
-PROTOBUF = {"Content-Type": "application/x-protobuf"}
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 TRACE_ID = TRACE.hex()
 FAILING_SPAN = batch_span_id(2 + 3 * 21 + 1 + 7)  # batch 3, record 7 of batches of 20 records
@@ -27,17 +26,10 @@ def base(make_app: Any, database_url: str) -> Iterator[str]:
         yield url
 
 
-def post(base: str, requests: Iterator[ExportTraceServiceRequest], **headers: str) -> None:
-    for request in requests:
-        answer = httpx.post(f"{base}/v1/traces", content=request.SerializeToString(), headers={**PROTOBUF, **headers})
-        assert answer.status_code == 200, answer.text
-        assert b"rejected" not in answer.content
-
-
 @pytest.fixture
 def batch_job(base: str) -> str:
     """211 spans: the root, 10 batches of 20 records; record 7 of batch 3 failed. Sent in pieces of 50 spans."""
-    post(base, batch_trace(TRACE, 10, 20, failing=(3, 7), per_request=50))
+    post_otlp(base, batch_trace(TRACE, 10, 20, failing=(3, 7), per_request=50))
     return base
 
 
@@ -99,7 +91,7 @@ def test_the_skeleton_comes_in_pieces_that_make_the_whole_tree(batch_job: str) -
 
 def test_the_skeleton_is_small(base: str) -> None:
     """The issue's 5,001-span batch trace: at most 60 bytes a span, gzipped."""
-    post(base, batch_trace(TRACE))
+    post_otlp(base, batch_trace(TRACE))
     answer = httpx.get(f"{base}/api/otel/traces/{TRACE_ID}/skeleton", params={"limit": 100_000})
     assert answer.status_code == 200 and len(answer.json()["spans"]) == 5001
     assert answer.json()["next_cursor"] is None
@@ -122,7 +114,7 @@ def test_llm_and_tool_spans_carry_their_kind_and_model(base: str) -> None:
         if number > 1:
             span.parent_span_id = (1).to_bytes(8, "big")
         span.attributes.extend(KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items())
-    post(base, iter([request]))
+    post_otlp(base, iter([request]))
     found = {row["name"]: (row["kind"], row["model"]) for row in rows_of(skeleton(base, 10))}
     assert found == {
         "agent": ("agent", None),
