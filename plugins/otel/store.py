@@ -46,6 +46,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
@@ -315,10 +316,9 @@ class SpanStore:
         while left is None or left > 0:
             size = page_size if left is None else min(page_size, left)
             page_query = query.limit(size)
-            if after is not None:
-                page_query = page_query.where(
-                    or_(spans.c.start_ns > after[0], and_(spans.c.start_ns == after[0], spans.c.span_id > after[1]))
-                )
+            if after is not None:  # a row value: both stores walk the start index from there (an OR made
+                # SQLite scan the trace's spans from its first for every page)
+                page_query = page_query.where(tuple_(spans.c.start_ns, spans.c.span_id) > tuple_(*after))
             async with self.engine.connect() as connection:
                 page = [dict(row._mapping) for row in await connection.execute(page_query)]
             if page:
