@@ -10,9 +10,9 @@ from core import ConsolePage, RouterContribution, hookimpl, run_bulk
 from core.context import current_workspace
 from core.database import migrated
 
-from .decode import to_rows
+from .decode import STATUS_ERROR, to_rows
 from .grpc_receiver import receiver_config, serving
-from .present import span_view, trace_summary
+from .present import bare_span_view, span_view, trace_summary
 from .router import create_router
 from .settings import Settings
 from .store import SpanStore
@@ -21,6 +21,8 @@ from .ui import pages
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_PAGE = 2000
 """Span rows read at a time for the assistant."""
+ANALYSED_MARKERS = (b"ai.", b"llm.", b"openinference.", b"mlflow.", b"input.value", b"output.value", b"exception")
+"""Bytes in a stored span that make the assistant's reader give its attributes and events (``ai.``: ``gen_ai.`` too)."""
 
 
 def _store(host: Any) -> SpanStore:
@@ -55,17 +57,28 @@ def plughost_trace_reader(host: Any) -> Any:
 
     async def read(trace_id: str) -> dict[str, Any] | None:
         """The spans' readable fields (not their OTLP/JSON, which no analysis reads), made a page
-        of rows at a time off the event loop: the stored rows of a huge trace are never all held."""
+        of rows at a time off the event loop: the stored rows of a huge trace are never all held.
+        A span that is not an error and whose bytes hold none of :data:`ANALYSED_MARKERS` comes
+        without attributes and events (see the hook): most spans of a big trace are not parsed."""
         workspace = current_workspace()
         summary = await store.get_summary(workspace, trace_id)
         if summary is None:
             return None
         views: list[dict[str, Any]] = []
         async for rows in store.span_pages(workspace, trace_id, READ_PAGE):
-            views += await run_bulk(lambda rows=rows: [span_view(row, otlp=False) for row in rows])
+            views += await run_bulk(_analysis_views, rows)
         return {**trace_summary(summary), "spans": views}
 
     return read
+
+
+def _analysis_views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        span_view(row, otlp=False)
+        if row["status_code"] == STATUS_ERROR or any(marker in row["span"] for marker in ANALYSED_MARKERS)
+        else bare_span_view(row)
+        for row in rows
+    ]
 
 
 @hookimpl(optionalhook=True)
