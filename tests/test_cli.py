@@ -108,8 +108,8 @@ def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, st
 
     text = core_cli("plugins", "list", env=env).stdout
     assert (
-        "    console page reports: Reports at /reports (position 1)\n    console page alerts: Alerts at /alerts (position 4)"
-        in text
+        "    console page reports: Reports at /reports (position 1)\n"
+        "    console page alerts: Alerts at /alerts (position 4)" in text
     )
     assert "console page jobs: Jobs at /jobs (position 3)" in text
 
@@ -127,7 +127,7 @@ def test_serve_with_a_broken_plugin_stops_with_one_clear_message(site: dict[str,
 
 def test_serve_disabling_the_broken_plugin_starts_and_serves_the_good_one(site: dict[str, str]) -> None:
     with running_server("--disable-plugins", "broken", env=site) as base:
-        connection = http.client.HTTPConnection(urlparse(base).hostname, urlparse(base).port)
+        connection = http.client.HTTPConnection(urlparse(base).netloc)
         connection.request("GET", "/api/good")
         assert json.loads(connection.getresponse().read()) == {"good": True}
 
@@ -162,7 +162,7 @@ def test_default_bind_is_loopback_only() -> None:
 def keep_alive_median_ms(base: str, requests: int = 25) -> float:
     """Median time of sequential requests on one keep-alive connection."""
     url = urlparse(base)
-    connection = http.client.HTTPConnection(url.hostname, url.port)
+    connection = http.client.HTTPConnection(url.netloc)
     timings = []
     for _ in range(requests):
         started = time.perf_counter()

@@ -23,7 +23,8 @@ def as_text(analysis: dict[str, Any]) -> str:
         )
     for gap in analysis["gaps"]:
         lines.append(
-            f"Gap: nothing ran for {gap['duration_ms']:.1f} ms at +{gap['start_offset_ms']:.1f} ms inside {gap['inside']}"
+            f"Gap: nothing ran for {gap['duration_ms']:.1f} ms at +{gap['start_offset_ms']:.1f} ms "
+            f"inside {gap['inside']}"
         )
     if analysis["genai"] is not None:
         lines.extend(_genai_lines(analysis["genai"]))
@@ -66,23 +67,27 @@ def _genai_lines(genai: dict[str, Any]) -> list[str]:
     lines = [
         f"LLM: {genai['llm_call_count']} calls ({', '.join(genai['models']) or 'model unknown'}), "
         f"{genai['input_tokens']} input and {genai['output_tokens']} output tokens, "
-        f"{genai['llm_time_ms']:.1f} ms in LLM calls ({genai['llm_share']:.0%} of the trace){cost}; {genai['tool_call_count']} tool calls."
+        f"{genai['llm_time_ms']:.1f} ms in LLM calls ({genai['llm_share']:.0%} of the trace){cost}; "
+        f"{genai['tool_call_count']} tool calls."
     ]
     if genai["unpriced_models"]:
         lines.append(f"No price for: {', '.join(genai['unpriced_models'])}")
     for call in genai["slow_llm_calls"]:
         lines.append(
-            f"Slow LLM call: {call['name']} ({call['model'] or 'model unknown'}) took {call['duration_ms']:.1f} ms ({call['share']:.0%} of the trace)"
+            f"Slow LLM call: {call['name']} ({call['model'] or 'model unknown'}) "
+            f"took {call['duration_ms']:.1f} ms ({call['share']:.0%} of the trace)"
         )
     for repeat in genai["repeated_prompts"]:
         what = "Retried" if repeat["kind"] == "retry" else "Repeated identical prompt"
         basis = "same prompt" if repeat["prompt_captured"] else "same request attributes; prompt not captured"
         lines.append(
-            f"{what}: {repeat['name']} ({repeat['model'] or 'model unknown'}) sent {repeat['count']} times ({basis}), {repeat['total_ms']:.1f} ms in all"
+            f"{what}: {repeat['name']} ({repeat['model'] or 'model unknown'}) "
+            f"sent {repeat['count']} times ({basis}), {repeat['total_ms']:.1f} ms in all"
         )
     for loop in genai["tool_loops"]:
         arguments = " with the same arguments" if loop["same_arguments"] else ""
         lines.append(
-            f"Tool-call loop: {loop['tool']} called {loop['count']} times{arguments} under one parent ({loop['total_ms']:.1f} ms in all)"
+            f"Tool-call loop: {loop['tool']} called {loop['count']} times{arguments} under one parent "
+            f"({loop['total_ms']:.1f} ms in all)"
         )
     return lines

@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from core import ConsolePage, RouterContribution, hookimpl, run_bulk
+from core import ConsolePage, Host, RouterContribution, hookimpl, run_bulk
 from core.context import current_workspace
 from core.database import migrated
 
@@ -25,7 +25,7 @@ ANALYSED_MARKERS = (b"ai.", b"llm.", b"openinference.", b"mlflow.", b"input.valu
 """Bytes in a stored span that make the assistant's reader give its attributes and events (``ai.``: ``gen_ai.`` too)."""
 
 
-def _store(host: Any) -> SpanStore:
+def _store(host: Host) -> SpanStore:
     """The one span store of this app, shared by the routes, the gRPC receiver and the hooks."""
     return host.service("otel.store", lambda: SpanStore(host.database))
 

@@ -175,7 +175,7 @@ def test_search_inside_a_trace(batch_job: str) -> None:
 
 def test_bad_pieces_are_refused_in_words(batch_job: str) -> None:
     url = f"{batch_job}/api/otel/traces/{TRACE_ID}"
-    cases = [
+    cases: list[tuple[str, dict[str, Any], int, str]] = [
         (url, {"limit": 0}, 400, "limit must be between 1 and 10000"),
         (url, {"limit": 5, "cursor": "not-a-cursor"}, 400, "is not one this server returned"),
         (url, {"cursor": "MTox"}, 400, "cursor: give limit too"),
