@@ -10,7 +10,6 @@ their own, so several plugins (and other applications) can share one database.
 from __future__ import annotations
 
 import fcntl
-import logging
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,19 +19,11 @@ from typing import Any
 import anyio.to_thread
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, exc, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-RETRY_AFTER_SECONDS = 5
-
-UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
-"""Errors that mean the database is down, unreachable or busy (not that the query is wrong)."""
-
-logger = logging.getLogger("plughost")
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:
@@ -47,8 +38,22 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        engine.sync_engine.dialect.do_terminate = _stop_aiosqlite  # type: ignore[method-assign]
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _stop_aiosqlite(dbapi_connection: Any) -> None:
+    """Terminate an aiosqlite connection (the pool does when a call on it was cut short): its worker thread
+    closes the SQLite connection after what it runs now, and stops; nothing waits for it.
+
+    SQLAlchemy's own terminate awaits a graceful close, shielded. A call cancelled twice (shutdown
+    cancelling a task that a timeout had cancelled) stops the worker thread through the second
+    cancel while the shielded close, cancelled in turn, awaits a stop the thread is no longer
+    there to answer: ``asyncio.run`` then waits for it forever at exit (aiosqlite >= 0.22; the
+    same hang as wapiti-scanner/wapiti#802).
+    """
+    dbapi_connection._terminate_force_close()
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -126,13 +131,3 @@ def run_migrations(target_metadata: Any) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
-
-
-async def answer_unavailable(request: Request, error: Exception) -> JSONResponse:
-    """The app's handler for :data:`UNAVAILABLE`: 503 with ``Retry-After``, never a 500, for any plugin's store."""
-    logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, type(error).__name__)
-    return JSONResponse(
-        {"detail": "the database is unavailable or busy; retry shortly"},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )

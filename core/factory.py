@@ -24,12 +24,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
 from .bridge import WSGIApp, WSGIBridge
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
-from .database import UNAVAILABLE, answer_unavailable
 from .default_wsgi import console_shells, create_default_wsgi_app
 from .docs import add_offline_docs
 from .errors import StartupError
@@ -41,6 +41,7 @@ from .plugins import PluginInfo, load_plugins
 from .routes import RouteClaim, answer_method_not_allowed, check_conflicts, claims
 from .settings import CoreSettings
 from .shells import PageShells
+from .unavailable import answer_database_errors, answer_server_error
 from .validation import answer_validation_error
 from .version import __version__
 
@@ -209,8 +210,9 @@ def build_app(assembly: Assembly) -> PlughostApp:
     )
     _add_core_routes(app)
     docs = add_offline_docs(app)
-    for error in UNAVAILABLE:
-        app.add_exception_handler(error, answer_unavailable)
+    for error in (SQLAlchemyError, OSError, ExceptionGroup):
+        app.add_exception_handler(error, answer_database_errors)
+    app.add_exception_handler(Exception, answer_server_error)
     app.add_exception_handler(RequestValidationError, answer_validation_error)
     app.add_exception_handler(405, answer_method_not_allowed)
     app.add_exception_handler(413, answer_too_large)

@@ -13,7 +13,8 @@ in your plugin's ``conftest.py``; the default enables every installed plugin),
 ``client`` (a TestClient with lifespans run), ``live_server`` (the base URL of
 ``plughost_app`` served by uvicorn) and ``database_url`` (a fresh database, once
 on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
-the test instead of skipping it).
+the test instead of skipping it), ``postgresql_cluster`` and ``stoppable_postgresql_url``
+(a PostgreSQL server of the session's own, which a test may stop and start).
 
 Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
 ``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
@@ -25,9 +26,13 @@ Without Chromium the tests skip, saying why; under ``CI`` they fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shlex
 import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import types
@@ -407,3 +412,107 @@ def post_otlp(base: str, requests: Iterable[Any], **headers: str) -> None:
             timeout=60,
         )
         assert answer.status_code == 200 and b"rejected" not in answer.content, answer.content
+
+
+class PostgreSQLCluster:
+    """A PostgreSQL server of this test session's own, on a free loopback port: one a test may stop and
+    start under a running server (the shared one on ``PLUGHOST_TEST_POSTGRESQL`` is never stopped).
+
+    Made with ``initdb`` (as the ``postgres`` user when run as root: initdb refuses root) into a
+    temporary directory, and run with ``pg_ctl``, without fsync: its data is thrown away.
+    """
+
+    def __init__(self, bindir: Path, directory: Path) -> None:
+        self.bindir = bindir
+        self.directory = directory
+        self.data = directory / "data"
+        self.port = free_port()
+
+    def _run(self, program: str, *arguments: str) -> None:
+        command = [str(self.bindir / program), *arguments]
+        if os.geteuid() == 0:
+            command = ["su", "postgres", "-c", " ".join(shlex.quote(part) for part in command)]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def create(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        self.start()
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        """Stop at once: clients are disconnected, new connections are refused."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The server is down for the block, and back (with everything committed) when it ends."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    def admin(self, *statements: str) -> None:
+        """Run ``statements`` in order on the ``postgres`` database (with ``psql``: no event loop needed)."""
+        arguments = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]
+        for statement in statements:
+            arguments += ["-c", statement]
+        self._run("psql", *arguments)
+
+    def new_database(self) -> str:
+        """A new, empty database on this server; its SQLAlchemy URL."""
+        name = f"plughost_test_{uuid.uuid4().hex[:12]}"
+        self.admin(f'CREATE DATABASE "{name}"')
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+
+
+def _postgresql_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster() -> Iterator[PostgreSQLCluster]:
+    """A :class:`PostgreSQLCluster` for the session (initdb once, a few seconds); stopped and removed after.
+    Without PostgreSQL's programs the tests that use it skip, saying why; under ``CI`` they fail."""
+    bindir = _postgresql_bindir()
+    if bindir is None:
+        message = "PostgreSQL's initdb is not installed (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # Not under pytest's temporary directory: the postgres user could not reach into root's.
+    directory = Path(tempfile.mkdtemp(prefix="plughost-postgresql-"))
+    cluster = PostgreSQLCluster(bindir, directory)
+    cluster.create()
+    try:
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def stoppable_postgresql_url(postgresql_cluster: PostgreSQLCluster) -> str:
+    """A fresh database on the session's own :class:`PostgreSQLCluster`, which the test may stop and start."""
+    return postgresql_cluster.new_database()

@@ -10,8 +10,9 @@ come from request metadata, a store that is down answers ``UNAVAILABLE`` (with
   on the message as received and again while it inflates a gzip/deflate
   message, stopping there, so a compression bomb is never inflated past it.
 - The request arrives as bytes and is parsed off the event loop, with the rows.
-- Workers of one server share the port (``SO_REUSEPORT``). When another program
-  holds it, start-up logs a warning naming the setting and HTTP still serves.
+- Workers of one server share the port (``SO_REUSEPORT``); no other server joins them
+  (:mod:`.grpc_address`). When another server or program holds it, start-up logs a
+  warning naming the setting and HTTP still serves.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,11 +33,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import run_bulk
 from core.context import DEFAULT_WORKSPACE, check_workspace
-from core.database import RETRY_AFTER_SECONDS
 from core.server import is_loopback
+from core.unavailable import RETRY_AFTER_SECONDS
 
 from .decode import PROTOBUF, Decoded, PayloadError, parse, to_rows
-from .ingest import bulk_work, export_answer, release
+from .grpc_address import claim, server_identity
+from .ingest import bulk_work, export_answer, release, store_failure
 from .settings import Settings, split_address
 from .store import SpanStore
 
@@ -59,6 +62,10 @@ class ReceiverConfig:
     """``PLUGHOST_SECURITY_TOKEN`` when the security plugin is enabled and a token is set."""
     workspaces: bool
     """Whether the workspace plugin is enabled: without it, as over HTTP, everything goes to ``default``."""
+    owner_dir: Path
+    """Where the server that serves the address is named (the data dir: see :mod:`.grpc_address`)."""
+    identity: str
+    """This server's, shared by its workers."""
 
 
 def receiver_config(host: Any) -> ReceiverConfig:
@@ -72,6 +79,8 @@ def receiver_config(host: Any) -> ReceiverConfig:
         project_key=settings.project_header.lower(),
         token=token.get_secret_value().encode() if token is not None else None,
         workspaces=host.is_enabled("workspace"),
+        owner_dir=host.settings.data_dir,
+        identity=server_identity(host.settings.workers),
     )
 
 
@@ -108,12 +117,13 @@ class TraceService:
         try:
             stored = await self.store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
+            message = store_failure(error)
             logger.warning(
-                "could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), error
+                "could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), message
             )
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         await release(len(body), decoded)
         return export_answer(decoded, stored).SerializeToString()
 
@@ -144,18 +154,23 @@ async def serving(store: SpanStore, config: ReceiverConfig) -> AsyncIterator[aio
     server = aio.server(
         handlers=[TraceService(store, config).handler()],
         options=[
-            ("grpc.so_reuseport", 1),  # the workers of one server share the port
+            ("grpc.so_reuseport", 1),  # the workers of one server share the port; no other server joins them
             ("grpc.max_receive_message_length", config.max_message_bytes),
         ],
     )
-    try:
-        server.add_insecure_port(config.address)
-    except RuntimeError as error:
+    async with claim(config.address, config.owner_dir, config.identity) as ours:
+        problem = None if ours else "another server or program holds it"
+        if problem is None:
+            try:
+                server.add_insecure_port(config.address)
+            except RuntimeError as error:
+                problem = f"{error}; another program may hold the port"
+    if problem is not None:
         logger.warning(
-            "OTLP/gRPC is off: could not listen on %s (%s); another program may hold the port. "
+            "OTLP/gRPC is off: could not listen on %s (%s). "
             "Set %s to a free host:port, or to empty to turn gRPC off. OTLP/HTTP is still served.",
             config.address,
-            error,
+            problem,
             ADDRESS_SETTING,
         )
         yield None

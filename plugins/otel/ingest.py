@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from core import empty_off_loop, gc_paused
+from core.unavailable import unavailable
 
 from .decode import Decoded
 from .store import Stored
@@ -36,3 +37,10 @@ def export_answer(decoded: Decoded, stored: Stored) -> ExportTraceServiceRespons
         answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
         answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
     return answer
+
+
+def store_failure(error: BaseException) -> str:
+    """What to tell an exporter whose spans could not be stored (it retries): the outage's cause when
+    the database is unavailable, else the kind of error (never its text, which may hold span data)."""
+    cause = unavailable(error)
+    return cause.message if cause is not None else f"the trace store failed ({type(error).__name__}); retry later"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
+from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
+import core.unavailable
 from core import body_limit, run_bulk
 from core.context import current_workspace
 
@@ -34,7 +37,7 @@ from .decode import (
     stated_size,
 )
 from .facts import MAX_TERM_CHARS
-from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release
+from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release, store_failure
 from .present import span_tree, span_view, spans_json, trace_summary
 from .settings import Settings
 from .skeleton import COLUMNS as SKELETON_COLUMNS
@@ -47,10 +50,11 @@ T = TypeVar("T")
 Term = TypeVar("Term", bound=str | None)
 logger = logging.getLogger("plughost.otel")
 
-RETRY_AFTER_SECONDS = "5"
+RETRY_AFTER_SECONDS = str(core.unavailable.RETRY_AFTER_SECONDS)
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 SpanId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="16 lowercase hex digits")]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 MAX_LIMIT = 1000
 ATTRIBUTE_PREFIX = "attr."
 MAX_ATTRIBUTE_FILTERS = 10
@@ -154,10 +158,9 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         try:
             stored = await store.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
-            logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
-            return _status(
-                kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS}
-            )
+            message = store_failure(error)
+            logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), message)
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
         await release(inflated_bytes, decoded)
         return _encoded(kind, export_answer(decoded, stored), 200)
 
@@ -178,10 +181,10 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             Literal["ok", "error"] | None, Query(description="`error`: traces with an error span")
         ] = None,
         start_after: Annotated[
-            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")
+            Moment | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")
         ] = None,
         start_before: Annotated[
-            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")
+            Moment | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")
         ] = None,
         min_duration_ms: Annotated[
             float | None,
@@ -505,6 +508,16 @@ async def _skeleton_json(piece: _Piece) -> AsyncIterator[str]:
     async for rows in piece.pages():
         yield await run_bulk(encoder.rows_json, rows)
     yield "]," + encoder.tables_json() + ',"next_cursor":' + json.dumps(piece.next_cursor) + "}"
+
+
+def _iso_8601_only(value: object) -> object:
+    """Pydantic also reads a number (``0.5``) as seconds since 1970; a moment here is ISO 8601 text only."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and NUMBER.fullmatch(value.strip())):
+        raise ValueError("must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, not a number")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
 
 def _ns(moment: datetime | None, name: str) -> int | None:
