@@ -366,6 +366,97 @@ def postgresql_url() -> Iterator[str]:
         postgresql_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+BATCH_TRACE_START_NS = 1_700_000_000_000_000_000
+
+
+def batch_span_id(number: int) -> str:
+    """The span id (hex) :func:`batch_trace` gives its ``number``-th span (1: the root; batch ``b``
+    is ``2 + b * (records + 1)``, its records follow it): spread like real ids, which compress as
+    badly as random bytes, but each number has its own."""
+    return ((number * 0x9E3779B97F4A7C15) % 2**64).to_bytes(8, "big").hex()
+
+
+def batch_trace(
+    trace_id: bytes,
+    batches: int = 50,
+    records: int = 99,
+    *,
+    failing: tuple[int, int] = (37, 57),
+    per_request: int = 5000,
+) -> Iterator[Any]:
+    """A batch job as OTLP ``ExportTraceServiceRequest`` s of up to ``per_request`` spans: a root
+    ``run batch job``, ``batches`` spans ``batch <i>`` under it, each with ``records`` sequential
+    ``process record`` spans (attributes ``record.id``, ``record.size``); the record ``failing``
+    (batch, record) has an error status and an exception event. Everything runs one after the
+    other: a sequential trace of ``1 + batches * (1 + records)`` spans (the issue's 5,001 by default)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+    record_ns, gap_ns = 1_000_000, 10_000
+    batch_ns = records * (record_ns + gap_ns) + gap_ns
+    request = ExportTraceServiceRequest()
+    count = 0
+
+    def add(span_id: int, parent: int | None, name: str, start: int, end: int, attributes: dict[str, Any]) -> Any:
+        nonlocal request, count
+        if count == per_request:
+            yield request
+            request, count = ExportTraceServiceRequest(), 0
+        if not request.resource_spans:
+            resource_spans = request.resource_spans.add()
+            resource_spans.resource.attributes.append(
+                KeyValue(key="service.name", value=AnyValue(string_value="batch-worker"))
+            )
+            resource_spans.scope_spans.add().scope.name = "batch.job"
+        span = request.resource_spans[0].scope_spans[0].spans.add()
+        span.trace_id, span.span_id, span.name = trace_id, bytes.fromhex(batch_span_id(span_id)), name
+        if parent is not None:
+            span.parent_span_id = bytes.fromhex(batch_span_id(parent))
+        span.start_time_unix_nano, span.end_time_unix_nano = BATCH_TRACE_START_NS + start, BATCH_TRACE_START_NS + end
+        for key, raw in attributes.items():
+            value = AnyValue(int_value=raw) if isinstance(raw, int) else AnyValue(string_value=raw)
+            span.attributes.append(KeyValue(key=key, value=value))
+        count += 1
+        return span
+
+    def spans() -> Iterator[Any]:
+        yield from add(1, None, "run batch job", 0, batches * batch_ns + 1000, {"job.name": "nightly-import"})
+        for batch in range(batches):
+            batch_id, batch_start = 2 + batch * (records + 1), batch * batch_ns + 1000  # after the root, not with it
+            yield from add(batch_id, 1, f"batch {batch}", batch_start, batch_start + batch_ns, {"batch.index": batch})
+            for record in range(records):
+                start = batch_start + gap_ns + record * (record_ns + gap_ns)
+                attributes = {"record.id": f"rec-{batch}-{record}", "record.size": 100 + record}
+                span_id, end = batch_id + 1 + record, start + record_ns
+                span = yield from add(span_id, batch_id, "process record", start, end, attributes)
+                if (batch, record) == failing:
+                    span.status.code = Status.STATUS_CODE_ERROR
+                    span.status.message = f"could not parse record rec-{batch}-{record}"
+                    event = span.events.add(name="exception", time_unix_nano=span.end_time_unix_nano)
+                    event.attributes.append(KeyValue(key="exception.type", value=AnyValue(string_value="ValueError")))
+                    event.attributes.append(
+                        KeyValue(key="exception.message", value=AnyValue(string_value="bad field 'amount'"))
+                    )
+        yield request
+
+    return spans()
+
+
+def post_otlp(base: str, requests: Iterable[Any], **headers: str) -> None:
+    """POST each OTLP request to ``base``'s ``/v1/traces`` as protobuf; each must be stored whole."""
+    import httpx
+
+    for request in requests:
+        answer = httpx.post(
+            f"{base}/v1/traces",
+            content=request.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", **headers},
+            timeout=60,
+        )
+        assert answer.status_code == 200 and b"rejected" not in answer.content, answer.content
+
+
 class PostgreSQLCluster:
     """A PostgreSQL server of this test session's own, on a free loopback port: one a test may stop and
     start under a running server (the shared one on ``PLUGHOST_TEST_POSTGRESQL`` is never stopped).

@@ -20,6 +20,8 @@ from .conversation import GENAI_EVENTS, genai_attributes, span_genai
 NS_PER_MS = 1_000_000
 PIECE_CHARS = 64 * 1024
 """Streamed trace JSON is produced in pieces of about this size, each in one call off the event loop."""
+SPAN_KINDS = {number: Span.SpanKind.Name(number) for number in Span.SpanKind.values()}
+STATUS_CODES = {number: Status.StatusCode.Name(number) for number in Status.StatusCode.values()}
 PIECE_ATTRIBUTES = 5000
 """A span with more attributes than this is written in slices of this many."""
 
@@ -47,10 +49,13 @@ def span_view(
     span: Span | None = None,
     counted: bool | None = None,
     logs: Sequence[dict[str, Any]] = (),
+    *,
+    otlp: bool = True,
 ) -> dict[str, Any]:
     """The API view of a stored span (``span``: the parsed span, when the caller already has it;
     ``counted``: whether it carries an LLM call, see ``SpanStore.counted_spans``; ``logs``: the views
-    of its log records: GenAI events become its messages, the others its ``logs``)."""
+    of its log records: GenAI events become its messages, the others its ``logs``; ``otlp=False``:
+    without the ``otlp`` member, the costliest part, for readers that never look at it)."""
     span = Span.FromString(row["span"]) if span is None else span
     readable = decoded(attributes(span.attributes))
     resource = Resource.FromString(row["resource"])
@@ -78,16 +83,17 @@ def span_view(
         ],
         "resource": {"attributes": attributes(resource.attributes), "schema_url": row["resource_schema_url"]},
         "scope": {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)},
-        "otlp": {
+    }
+    view["genai"] = span_genai(genai_attributes(readable), counted, _event_triples(view["events"], logs))
+    view["logs"] = [record for record in logs if record["event_name"] not in GENAI_EVENTS]
+    if otlp:
+        view["otlp"] = {
             "resource": json_format.MessageToDict(resource),
             "schemaUrl": row["resource_schema_url"],
             "scope": json_format.MessageToDict(scope),
             "scopeSchemaUrl": row["scope_schema_url"],
             "span": _hex_ids(json_format.MessageToDict(span)),
-        },
-    }
-    view["genai"] = span_genai(genai_attributes(readable), counted, _event_triples(view["events"], logs))
-    view["logs"] = [record for record in logs if record["event_name"] not in GENAI_EVENTS]
+        }
     return view
 
 
@@ -99,6 +105,28 @@ def _event_triples(
     return [(event["name"], event["attributes"], event["attributes"]) for event in events] + [
         (record["event_name"] or "", record["attributes"], record["body"]) for record in logs
     ]
+
+
+def bare_span_view(row: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`span_view` says of a span that its columns hold, without parsing the span: no
+    attributes, events or links, and no status message."""
+    return {
+        "trace_id": row["trace_id"],
+        "span_id": row["span_id"],
+        "parent_span_id": row["parent_span_id"],
+        "name": row["name"],
+        "kind": SPAN_KINDS.get(row["kind"], "SPAN_KIND_UNSPECIFIED"),
+        "service_name": row["service_name"],
+        "start_time_unix_nano": row["start_ns"],
+        "end_time_unix_nano": row["end_ns"],
+        "duration_ms": (row["end_ns"] - row["start_ns"]) / NS_PER_MS,
+        "status": {"code": STATUS_CODES.get(row["status_code"], "STATUS_CODE_UNSET"), "message": ""},
+        "attributes": {},
+        "genai": None,
+        "events": [],
+        "links": [],
+        "logs": [],
+    }
 
 
 def span_tree(views: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -40,9 +40,13 @@ from .facts import MAX_TERM_CHARS
 from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals, store_failure
 from .logs import LogStore, by_span
 from .metrics import KEPT, MetricStore
-from .present import span_tree, spans_json, trace_summary
+from .present import span_tree, span_view, spans_json, trace_summary
 from .settings import Settings
-from .store import SpanStore, TraceFilter
+from .skeleton import COLUMNS as SKELETON_COLUMNS
+from .skeleton import FIELDS as SKELETON_FIELDS
+from .skeleton import Piece
+from .store import SpanPosition, SpanStore, TraceFilter, decode_span_cursor, encode_span_cursor
+from .trace_search import span_matches
 
 T = TypeVar("T")
 Term = TypeVar("Term", bound=str | None)
@@ -50,11 +54,22 @@ logger = logging.getLogger("plughost.otel")
 
 RETRY_AFTER_SECONDS = str(core.unavailable.RETRY_AFTER_SECONDS)
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
+SpanId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="16 lowercase hex digits")]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 MAX_LIMIT = 1000
 ATTRIBUTE_PREFIX = "attr."
 MAX_ATTRIBUTE_FILTERS = 10
+MAX_SPANS_PER_PIECE = 10_000
+"""Full spans per piece of ``GET /api/otel/traces/{id}?limit=``."""
+SKELETON_PIECE = 20_000
+MAX_SKELETON_PIECE = 100_000
+SKELETON_PAGE = 2000
+"""Skeleton rows read from the store, and encoded off the event loop, at a time."""
+SPANS_PER_STORE_PAGE = 200
+"""Full span rows read from the store at a time."""
+SEARCH_PAGE = 500
+MAX_SEARCH_MATCHES = 1000
 MAX_DURATION_MS = INT64_MAX / 1_000_000
 Responses = dict[int | str, dict[str, Any]]
 BAD_REQUEST: Responses = {
@@ -185,19 +200,107 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
     @router.get(
         "/api/otel/traces/{trace_id}",
         tags=["otel"],
-        summary="One trace with its spans and span tree (streamed)",
+        summary="One trace with its spans (streamed; in pieces with `limit`)",
         response_class=StreamingResponse,
         responses={
-            200: {"content": {"application/json": {}}, "description": "The trace summary, `spans` and `tree`."},
+            200: {
+                "content": {"application/json": {}},
+                "description": "The trace summary and `spans`; without `limit`, every span and the span `tree`; "
+                "with `limit`, up to that many spans in start order and `next_cursor` (`null` after the last piece).",
+            },
+            **BAD_REQUEST,
             **NOT_FOUND,
         },
     )
-    async def get_trace(trace_id: TraceId) -> StreamingResponse:
+    async def get_trace(
+        trace_id: TraceId,
+        limit: Annotated[
+            int | None,
+            Query(
+                description="spans in this piece (start order: a span's parent comes before it, clock skew aside)",
+                json_schema_extra={"minimum": 1, "maximum": MAX_SPANS_PER_PIECE},
+            ),
+        ] = None,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous piece")] = None,
+    ) -> StreamingResponse:
+        if limit is None and cursor is not None:
+            raise HTTPException(400, "cursor: give limit too (a cursor names where the next piece starts)")
+        after = _cursor(cursor)
+        summary = await _summary(store, trace_id)
+        if limit is None:
+            return StreamingResponse(_trace_json(store, logs, summary), media_type="application/json")
+        _check_limit(limit, MAX_SPANS_PER_PIECE)
+        piece = _Piece(store, summary, after, limit, SPANS_PER_STORE_PAGE)
+        return StreamingResponse(_trace_piece_json(piece, store, logs), media_type="application/json")
+
+    @router.get(
+        "/api/otel/traces/{trace_id}/skeleton",
+        tags=["otel"],
+        summary="A trace's span tree in a few bytes a span, in pieces (streamed)",
+        description="Every span without attributes, as compact rows in start order: "
+        "`[span_id, parent, name, service, start_us, duration_us, flags, kind, model]`. `parent` is an index "
+        "into this piece's `spans` when the parent is in it, else the parent's span id (`null` for a root); "
+        "`name`, `service`, `kind` and `model` index this piece's `names`, `services`, `kinds` and `models`; "
+        "times are whole microseconds after the trace's start (`start_time_unix_nano`); flags: 1 error, "
+        "2 exception event; trailing fields that say nothing are left out. Ask again with `cursor` = "
+        "`next_cursor` until it is `null`. The full span: `GET /api/otel/traces/{trace_id}/spans/{span_id}`.",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/json": {}}}, **BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_skeleton(
+        trace_id: TraceId,
+        limit: Annotated[
+            int,
+            Query(description="spans in this piece", json_schema_extra={"minimum": 1, "maximum": MAX_SKELETON_PIECE}),
+        ] = SKELETON_PIECE,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous piece")] = None,
+    ) -> StreamingResponse:
+        _check_limit(limit, MAX_SKELETON_PIECE)
+        after = _cursor(cursor)
+        summary = await _summary(store, trace_id)
+        piece = _Piece(store, summary, after, limit, SKELETON_PAGE, SKELETON_COLUMNS)
+        return StreamingResponse(_skeleton_json(piece), media_type="application/json")
+
+    @router.get(
+        "/api/otel/traces/{trace_id}/spans/{span_id}",
+        tags=["otel"],
+        summary="One span of a trace, with its attributes, events, links and the OTLP/JSON as sent",
+        responses={404: {"description": "No such trace, or no such span in it, in this workspace."}},
+    )
+    async def get_span(trace_id: TraceId, span_id: SpanId) -> Response:
         workspace = current_workspace()
-        summary = await store.get_summary(workspace, trace_id)
-        if summary is None:
-            raise HTTPException(404, f"no trace {trace_id} in workspace {workspace!r}")
-        return StreamingResponse(_trace_json(store, logs, workspace, summary), media_type="application/json")
+        row = await store.get_span(workspace, trace_id, span_id)
+        if row is None:
+            raise HTTPException(404, f"no span {span_id} in trace {trace_id} in workspace {workspace!r}")
+        counted = (await store.counted_spans(workspace, trace_id)).get(span_id)
+        span_logs = by_span(await logs.for_trace(workspace, trace_id)).get(span_id, [])
+        body = await run_bulk(lambda: json.dumps(span_view(row, counted=counted, logs=span_logs)).encode())
+        return Response(body, media_type="application/json")
+
+    @router.get(
+        "/api/otel/traces/{trace_id}/search",
+        tags=["otel"],
+        summary="The spans of a trace whose name, service or an attribute value holds some text",
+        description="Case-insensitive; `matches` in start order, each with `where` it matched "
+        "(`name`, `service` or `attribute`, with its `key`); `truncated` when there were more than `limit`.",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def search_trace(
+        trace_id: TraceId,
+        q: Annotated[str, Query(description="the text to find", min_length=1, max_length=MAX_TERM_CHARS)],
+        limit: Annotated[
+            int, Query(description="matches at most", json_schema_extra={"minimum": 1, "maximum": MAX_SEARCH_MATCHES})
+        ] = 100,
+    ) -> dict[str, Any]:
+        _check_limit(limit, MAX_SEARCH_MATCHES)
+        summary = await _summary(store, trace_id)
+        matches: list[dict[str, Any]] = []
+        columns = ("span_id", "name", "service_name", "span")
+        async for rows in store.span_pages(summary["workspace"], trace_id, SEARCH_PAGE, columns=columns):
+            matches += await run_bulk(span_matches, rows, q)
+            if len(matches) > limit:
+                break
+        return {"query": q, "matches": matches[:limit], "truncated": len(matches) > limit}
 
     @router.delete(
         "/api/otel/traces/{trace_id}", tags=["otel"], summary="Delete a trace", status_code=204, responses=NOT_FOUND
@@ -295,6 +398,64 @@ def _add_otlp_route(router: APIRouter, signal: Signal, settings: Settings, budge
         return _encoded(kind, signal.answer(decoded, stored), 200)
 
 
+async def _summary(store: SpanStore, trace_id: str) -> dict[str, Any]:
+    """The stored summary of the trace in the current workspace; 404 when there is none."""
+    workspace = current_workspace()
+    summary = await store.get_summary(workspace, trace_id)
+    if summary is None:
+        raise HTTPException(404, f"no trace {trace_id} in workspace {workspace!r}")
+    return summary
+
+
+def _check_limit(limit: int, most: int) -> None:
+    if not 1 <= limit <= most:
+        raise HTTPException(400, f"limit must be between 1 and {most}")
+
+
+def _cursor(cursor: str | None) -> SpanPosition | None:
+    try:
+        return None if cursor is None else decode_span_cursor(cursor)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
+
+
+class _Piece:
+    """Up to ``limit`` span rows of a trace after ``after`` in start order, read a store page at a time;
+    once read, ``next_cursor`` names where the next piece starts (``None``: this was the last)."""
+
+    def __init__(
+        self,
+        store: SpanStore,
+        summary: dict[str, Any],
+        after: SpanPosition | None,
+        limit: int,
+        page_size: int,
+        columns: tuple[str, ...] | None = None,
+    ) -> None:
+        self.summary = summary
+        self.limit = limit
+        self.next_cursor: str | None = None
+        self._last: dict[str, Any] = {}
+        options = {} if columns is None else {"columns": columns}
+        self._pages = store.span_pages(
+            summary["workspace"], summary["trace_id"], page_size, after=after, limit=limit + 1, **options
+        )
+
+    async def pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        taken = 0
+        async for page in self._pages:
+            if taken + len(page) > self.limit:  # the one row past the limit: there is a next piece
+                page = page[: self.limit - taken]
+                if page:
+                    yield page
+                last = page[-1] if page else self._last
+                self.next_cursor = encode_span_cursor((last["start_ns"], last["span_id"]))
+                return
+            taken += len(page)
+            self._last = page[-1]
+            yield page
+
+
 def _attribute_filters(request: Request) -> dict[str, str]:
     """``attr.<key>=<value>`` query parameters (any number; all must hold, each on some span of the trace)."""
     found: dict[str, str] = {}
@@ -358,22 +519,48 @@ def _encoded(kind: str, message: Any, status: int, headers: dict[str, str] | Non
     return Response(message.SerializeToString(), status, headers, media_type=PROTOBUF)
 
 
-async def _trace_json(store: SpanStore, logs: LogStore, workspace: str, summary: dict[str, Any]) -> AsyncIterator[str]:
+async def _trace_json(store: SpanStore, logs: LogStore, summary: dict[str, Any]) -> AsyncIterator[str]:
     """``{summary..., "spans": [...], "tree": [...], "logs": [...]}``, read a page of spans at a time and encoded off
     the event loop in small pieces: a trace of any size neither stalls the server nor is held whole."""
     yield json.dumps(trace_summary(summary))[:-1] + ',"spans":['
     tree_nodes: list[dict[str, Any]] = []
     first = True
-    counted = await store.counted_spans(workspace, summary["trace_id"])
-    records = await logs.for_trace(workspace, summary["trace_id"])
+    workspace, trace_id = summary["workspace"], summary["trace_id"]
+    counted = await store.counted_spans(workspace, trace_id)
+    records = await logs.for_trace(workspace, trace_id)
     span_logs = by_span(records)
-    async for rows in store.span_pages(workspace, summary["trace_id"]):
+    async for rows in store.span_pages(workspace, trace_id):
         pieces = spans_json(rows, tree_nodes, first=first, counted=counted, logs=span_logs)
         while (piece := await run_bulk(next, pieces, None)) is not None:
             yield piece
         first = False
     tree = await run_bulk(lambda: json.dumps(span_tree(tree_nodes)))
     yield '],"tree":' + tree + ',"logs":' + await run_bulk(json.dumps, records) + "}"
+
+
+async def _trace_piece_json(piece: _Piece, store: SpanStore, logs: LogStore) -> AsyncIterator[str]:
+    """``{summary..., "spans": [...], "next_cursor": ...}``: a piece of the trace, encoded as `_trace_json` does."""
+    workspace, trace_id = piece.summary["workspace"], piece.summary["trace_id"]
+    counted = await store.counted_spans(workspace, trace_id)
+    span_logs = by_span(await logs.for_trace(workspace, trace_id))
+    yield json.dumps(trace_summary(piece.summary))[:-1] + ',"spans":['
+    first = True
+    async for rows in piece.pages():
+        pieces = spans_json(rows, [], first=first, counted=counted, logs=span_logs)
+        while (text := await run_bulk(next, pieces, None)) is not None:
+            yield text
+        first = False
+    yield '],"next_cursor":' + json.dumps(piece.next_cursor) + "}"
+
+
+async def _skeleton_json(piece: _Piece) -> AsyncIterator[str]:
+    """One piece of the skeleton (see :mod:`.skeleton`), a store page at a time, each encoded off the event loop."""
+    head = {**trace_summary(piece.summary), "fields": SKELETON_FIELDS}
+    yield json.dumps(head)[:-1] + ',"spans":['
+    encoder = Piece(piece.summary["start_ns"])
+    async for rows in piece.pages():
+        yield await run_bulk(encoder.rows_json, rows)
+    yield "]," + encoder.tables_json() + ',"next_cursor":' + json.dumps(piece.next_cursor) + "}"
 
 
 def _iso_8601_only(value: object) -> object:

@@ -55,6 +55,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -99,6 +100,7 @@ spans = Table(
     Column("resource_schema_url", Text, nullable=False),
     Column("scope", LargeBinary, nullable=False),
     Column("scope_schema_url", Text, nullable=False),
+    Index("plughost_otel_spans_start", "workspace", "trace_id", "start_ns", "span_id"),
 )
 
 traces = Table(
@@ -203,6 +205,9 @@ class TraceFilter:
     model: str | None = None  # the request or response model of some model call, in any convention
     min_tokens: int | None = None  # input + output tokens of the trace's LLM calls
 
+
+SpanPosition = tuple[int, str]
+"""A span's place in its trace's start order: ``(start_ns, span_id)``."""
 
 Entry = tuple[Stored, dict[str, Any]]
 """A row waiting to be written, with the result of the ``add`` call it came from."""
@@ -377,29 +382,49 @@ class SpanStore:
         return None if found is None else dict(found._mapping)
 
     async def span_pages(
-        self, workspace: str, trace_id: str, page_size: int = SPANS_PER_PAGE
+        self,
+        workspace: str,
+        trace_id: str,
+        page_size: int = SPANS_PER_PAGE,
+        *,
+        after: SpanPosition | None = None,
+        limit: int | None = None,
+        columns: tuple[str, ...] = SPAN_COLUMNS,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The trace's span rows in start order, a page at a time (a connection is held only while a page is read)."""
+        """The trace's span rows in start order (then span id), a page at a time: those after
+        ``after``, at most ``limit`` of them (all when ``None``), with only ``columns`` (plus
+        ``start_ns`` and ``span_id``). A connection is held only while a page is read."""
+        wanted = [spans.c[name] for name in dict.fromkeys((*columns, "start_ns", "span_id"))]
         query = (
-            select(spans)
+            select(*wanted)
             .where(spans.c.workspace == workspace, spans.c.trace_id == trace_id)
             .order_by(spans.c.start_ns, spans.c.span_id)
-            .limit(page_size)
         )
-        after: tuple[int, str] | None = None
-        while True:
-            page_query = query
-            if after is not None:
-                page_query = query.where(
-                    or_(spans.c.start_ns > after[0], and_(spans.c.start_ns == after[0], spans.c.span_id > after[1]))
-                )
+        left = limit
+        while left is None or left > 0:
+            size = page_size if left is None else min(page_size, left)
+            page_query = query.limit(size)
+            if after is not None:  # a row value: both stores walk the start index from there (an OR made
+                # SQLite scan the trace's spans from its first for every page)
+                page_query = page_query.where(tuple_(spans.c.start_ns, spans.c.span_id) > tuple_(*after))
             async with self.engine.connect() as connection:
                 page = [dict(row._mapping) for row in await connection.execute(page_query)]
             if page:
                 yield page
-            if len(page) < page_size:
+            if len(page) < size:
                 return
+            if left is not None:
+                left -= len(page)
             after = page[-1]["start_ns"], page[-1]["span_id"]
+
+    async def get_span(self, workspace: str, trace_id: str, span_id: str) -> dict[str, Any] | None:
+        """One stored span row, or ``None``."""
+        query = select(spans).where(
+            spans.c.workspace == workspace, spans.c.trace_id == trace_id, spans.c.span_id == span_id
+        )
+        async with self.engine.connect() as connection:
+            found = (await connection.execute(query)).first()
+        return None if found is None else dict(found._mapping)
 
     async def get_trace(self, trace_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The trace's summary and its span rows in start order, or ``None``."""
@@ -794,16 +819,39 @@ def _short(error: BaseException) -> str:
 
 
 def encode_page_token(start_ns: int, trace_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{start_ns}:{trace_id}".encode()).decode()
+    return _encode_position(start_ns, trace_id)
 
 
 def decode_page_token(token: str) -> tuple[int, str]:
     """The position a token names; ``ValueError`` for anything :func:`encode_page_token` did not make."""
+    return _decode_position(token, 32, "page_token")
+
+
+def encode_span_cursor(position: SpanPosition) -> str:
+    """The cursor of the piece after the span at ``position`` (see :meth:`SpanStore.span_pages`)."""
+    return _encode_position(*position)
+
+
+def decode_span_cursor(cursor: str) -> SpanPosition:
+    """The position a cursor names; ``ValueError`` for anything :func:`encode_span_cursor` did not make."""
+    return _decode_position(cursor, 16, "cursor")
+
+
+def _encode_position(start_ns: int, hex_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_ns}:{hex_id}".encode()).decode()
+
+
+def _decode_position(token: str, id_digits: int, name: str) -> tuple[int, str]:
+    """``(start_ns, hex id)`` of a token made by :func:`_encode_position`; ``ValueError`` naming ``name`` otherwise."""
     try:
-        start_ns, trace_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        position = int(start_ns), trace_id
+        start_ns, hex_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        position = int(start_ns), hex_id
     except (ValueError, UnicodeError):
         position = None
-    if position is None or not -INT64_MAX <= position[0] <= INT64_MAX or not re.fullmatch(r"[0-9a-f]{32}", position[1]):
-        raise ValueError(f"page_token {token[:64]!r} is not one this server returned")
+    if (
+        position is None
+        or not -INT64_MAX <= position[0] <= INT64_MAX
+        or not re.fullmatch(f"[0-9a-f]{{{id_digits}}}", position[1])
+    ):
+        raise ValueError(f"{name} {token[:64]!r} is not one this server returned")
     return position
