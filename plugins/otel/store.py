@@ -539,13 +539,16 @@ def with_several_calls(connection: Connection, keys: list[tuple[str, str]]) -> l
     found: list[tuple[str, str]] = []
     for workspace, trace_ids in by_workspace.items():
         for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
-            found += connection.execute(
-                select(traces.c.workspace, traces.c.trace_id).where(
-                    traces.c.workspace == workspace,
-                    traces.c.trace_id.in_(trace_ids[start : start + TRACES_PER_RECOUNT]),
-                    traces.c.llm_calls > 1,
+            found += [
+                (row_workspace, row_trace_id)
+                for row_workspace, row_trace_id in connection.execute(
+                    select(traces.c.workspace, traces.c.trace_id).where(
+                        traces.c.workspace == workspace,
+                        traces.c.trace_id.in_(trace_ids[start : start + TRACES_PER_RECOUNT]),
+                        traces.c.llm_calls > 1,
+                    )
                 )
-            ).tuples()
+            ]
     return found
 
 
