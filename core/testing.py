@@ -126,9 +126,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+START_TIMEOUT = 120.0
+"""Seconds a test server may take to start: long enough for a loaded machine, and free when things are fast."""
+
+
 @contextmanager
-def serve_in_thread(app: Any, *, timeout: float = 15.0, **config: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL."""
+def serve_in_thread(app: Any, *, timeout: float = START_TIMEOUT, **config: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL.
+    ``timeout``: seconds to wait for the start (and for the stop)."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), http=NoDelayHTTPProtocol, log_level="warning", **config)
     )
@@ -205,10 +210,18 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+BROWSER_TIMEOUT_MS = 30_000
+"""Playwright's waits (actions, navigation and ``expect``) in the browser fixtures: long enough for a
+loaded machine; a passing check returns as soon as it holds."""
+
+
 @pytest.fixture(scope="module")
 def chromium_browser(chromium_path: str) -> Iterator[Any]:
-    """A headless Playwright ``Browser`` on the system Chromium, shared by a module's tests."""
-    from playwright.sync_api import sync_playwright
+    """A headless Playwright ``Browser`` on the system Chromium, shared by a module's tests.
+    Playwright's ``expect`` waits ``BROWSER_TIMEOUT_MS`` too (its own default, 5 s, is not the context's)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
 
     with sync_playwright() as playwright:
         # *.test names resolve to loopback, so a page at http://attacker.test:<port> is a real other site.
@@ -243,7 +256,7 @@ def screenshot(screenshots_dir: Path) -> Callable[..., Path]:
 def browser_page(chromium_browser: Any) -> Iterator[Any]:
     """A Playwright ``Page`` in a fresh browser context (no storage shared between tests)."""
     context = chromium_browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
     try:
         yield context.new_page()
     finally:
@@ -267,8 +280,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database for this test: SQLite in ``tmp_path``, or a new PostgreSQL database
     (see ``postgresql_url``). Tests using it run once per backend."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
+        return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgresql_url"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, empty SQLite database in ``tmp_path``: for tests whose behaviour is the same on every
+    store (input validation, the heaviest data), which ``database_url`` would run twice."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
 
 
 def postgresql_admin(*statements: str) -> None:

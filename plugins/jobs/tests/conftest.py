@@ -14,8 +14,9 @@ from core.testing import client_for
 
 from . import jobtypes
 
-FAST = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
-"""Short leases and polls so recovery and cancels happen within a test's patience."""
+FAST = {"heartbeat_seconds": 0.2, "lease_seconds": 10.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
+"""Short polls and heartbeats so cancels and shutdowns happen within a test's patience; a lease (10 s)
+that a loaded machine never loses by a late heartbeat. A test of recovery waits for the lease to expire."""
 
 FINAL = {"SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"}
 
