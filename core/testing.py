@@ -8,12 +8,14 @@ Functions:
 - :func:`serve_in_thread` runs an app under a real uvicorn on a free loopback port.
 
 Fixtures: ``make_app`` (the function, with a per-test data dir and the plugins
-given to ``register_plugin``), ``register_plugin``, ``plughost_app`` (override it
+given to ``register_plugin``), ``module_make_app`` and ``module_database_url`` (the same for an app a
+module shares), ``register_plugin``, ``plughost_app`` (override it
 in your plugin's ``conftest.py``; the default enables every installed plugin),
 ``client`` (a TestClient with lifespans run), ``live_server`` (the base URL of
-``plughost_app`` served by uvicorn) and ``database_url`` (a fresh database, once
+``plughost_app`` served by uvicorn), ``database_url`` (a fresh database, once
 on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
-the test instead of skipping it).
+the test instead of skipping it) and ``sqlite_url`` (SQLite only, for checks
+whose behaviour no store changes).
 
 Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
 ``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
@@ -175,6 +177,19 @@ def make_app_fixture(tmp_path: Path, register_plugin: Any) -> Callable[..., Plug
     return build
 
 
+@pytest.fixture(scope="module")
+def module_make_app(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., PlughostApp]:
+    """:func:`make_app` for an app a whole module shares (build it in a module-scoped fixture): for tests
+    that only read, or whose writes no other test sees, it saves an app's start per test. Each call gets
+    a data dir (and so a SQLite database) of its own; ``register_plugin`` does not reach it."""
+
+    def build(plugins: Iterable[PluginSpec] | None = None, settings: Mapping[str, Any] | None = None) -> PlughostApp:
+        values = {"data_dir": tmp_path_factory.mktemp("plughost-data"), **(settings or {})}
+        return make_app(plugins, values)
+
+    return build
+
+
 @pytest.fixture
 def plughost_app(make_app: Callable[..., PlughostApp]) -> PlughostApp:
     """The app under test; override it in a plugin's ``conftest.py`` to pick the plugins and settings."""
@@ -324,6 +339,24 @@ def postgresql_down(database_url: str) -> Iterator[None]:
 @pytest.fixture
 def postgresql_url() -> Iterator[str]:
     """A new PostgreSQL database on ``PLUGHOST_TEST_POSTGRESQL``, created for this test and dropped after."""
+    with new_postgresql_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``database_url`` for what a whole module shares (an app of ``module_make_app``): a fresh database
+    on each store, made once for the module's tests that use it, which run once per store."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('plughost-db') / 'plughost.db'}"
+        return
+    with new_postgresql_database() as url:
+        yield url
+
+
+@contextmanager
+def new_postgresql_database() -> Iterator[str]:
+    """A new database on ``PLUGHOST_TEST_POSTGRESQL`` for the block (its SQLAlchemy URL), dropped after."""
     import asyncpg
 
     name = f"plughost_test_{uuid.uuid4().hex[:12]}"
