@@ -19,7 +19,7 @@ import time
 from datetime import date
 
 from benchmarks.apps import CHUNK, VARIANTS
-from benchmarks.harness import MiB, Server, benchmark_main, median_wrk, python_server, ratio, server
+from benchmarks.harness import MiB, Server, WrkResult, benchmark_main, median_wrk, python_server, ratio, server
 
 BRIDGES = tuple(v for v in VARIANTS if v != "native")
 UPLOAD_TIMEOUT = 300.0
@@ -28,7 +28,10 @@ UPLOAD_TIMEOUT = 300.0
 def upload(port: int, payload: bytes, read_size: int = CHUNK) -> float:
     """POST ``payload`` over a fresh connection; return seconds until the whole response is read.
     The handler reads the body in ``read_size`` pieces."""
-    head = f"POST /upload?read={read_size} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+    head = (
+        f"POST /upload?read={read_size} HTTP/1.1\r\nHost: bench\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     started = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=UPLOAD_TIMEOUT) as sock:
         sock.sendall(head)
@@ -87,7 +90,7 @@ def run(quick: bool) -> str:
     sizes = (1, 16) if quick else (1, 16, 64, 256)
     wrk_seconds, wrk_runs = (2, 1) if quick else (5, 3)
     upload_rows: dict[int, dict[str, tuple[float, float]]] = {size: {} for size in sizes}
-    get_rows: dict[str, dict[int, object]] = {}
+    get_rows: dict[str, dict[int, WrkResult]] = {}
     download_rows: dict[str, float] = {}
     read_sizes = (64 * 1024, 256 * 1024, 1024 * 1024)
     by_read_size = {
@@ -105,7 +108,8 @@ def run(quick: bool) -> str:
                 c: median_wrk(f"http://127.0.0.1:{port}/small", c, wrk_seconds, wrk_runs) for c in (1, 32)
             }
         print(
-            f"  {variant:<10} GET: {get_rows[variant][1].requests_per_second:.0f} / {get_rows[variant][32].requests_per_second:.0f} req/s",
+            f"  {variant:<10} GET: {get_rows[variant][1].requests_per_second:.0f}"
+            f" / {get_rows[variant][32].requests_per_second:.0f} req/s",
             file=sys.stderr,
         )
         if variant != "native":
@@ -139,10 +143,10 @@ def run(quick: bool) -> str:
     for variant in VARIANTS:
         one, many = get_rows[variant][1], get_rows[variant][32]
         lines.append(
-            f"| {variant} | {one.requests_per_second:.0f} | {one.p50_ms:.2f}/{one.p99_ms:.2f} | "  # type: ignore[attr-defined]
-            f"{many.requests_per_second:.0f} | {many.p50_ms:.2f}/{many.p99_ms:.2f} | "  # type: ignore[attr-defined]
-            f"{ratio(one.requests_per_second, ours[1].requests_per_second)} | "  # type: ignore[attr-defined]
-            f"{ratio(many.requests_per_second, ours[32].requests_per_second)} |"  # type: ignore[attr-defined]
+            f"| {variant} | {one.requests_per_second:.0f} | {one.p50_ms:.2f}/{one.p99_ms:.2f} | "
+            f"{many.requests_per_second:.0f} | {many.p50_ms:.2f}/{many.p99_ms:.2f} | "
+            f"{ratio(one.requests_per_second, ours[1].requests_per_second)} | "
+            f"{ratio(many.requests_per_second, ours[32].requests_per_second)} |"
         )
     lines += [
         "",
@@ -152,7 +156,7 @@ def run(quick: bool) -> str:
         "|---|" + "---|" * len(read_sizes),
     ]
     for variant, times in by_read_size.items():
-        cells = [f"{t:.3f} ({ratio(t, n)})" for t, n in zip(times, by_read_size["native"])]
+        cells = [f"{t:.3f} ({ratio(t, n)})" for t, n in zip(times, by_read_size["native"], strict=True)]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -29,7 +29,8 @@ from benchmarks.harness import benchmark_main, plughost_server, server
 
 TARGET_MS = 1000.0
 READY = """() => new Promise((resolve) => {
-  const check = () => document.querySelector('#waterfall[data-ready]') ? resolve(performance.now()) : requestAnimationFrame(check);
+  const check = () =>
+    document.querySelector('#waterfall[data-ready]') ? resolve(performance.now()) : requestAnimationFrame(check);
   check();
 })"""
 

@@ -34,7 +34,7 @@ PROVIDER = (
     "uvicorn.run(create_provider()[0], host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')"
 )
 FIRST_CONTENT = re.compile(rb'"content": ?"[^"]')
-CHAT = {"model": "echo-bench", "messages": [{"role": "user", "content": "one two three four five"}]}
+CHAT: dict[str, object] = {"model": "echo-bench", "messages": [{"role": "user", "content": "one two three four five"}]}
 
 
 def timed_calls(
@@ -184,14 +184,17 @@ def report(results: dict[str, dict[bool, tuple[float, float]]], calls: int) -> s
     }
     litellm = overhead["LiteLLM proxy"]
     lines = [
-        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}: medians of {calls} calls over one "
-        "keep-alive connection, one uvicorn worker each, the fake provider (OpenAI format, answering at once) in its own process, "
-        "every server in the same run. plughost is called on `/gateway/v1/chat/completions`, LiteLLM on `/v1/chat/completions` "
-        "(`litellm[proxy]`, no database, `LITELLM_LOG=ERROR`, no master key, one worker: its fastest documented set-up). "
-        "The bare proxy (`benchmarks/bare_proxy.py`: raw ASGI forwarding bytes over aiohttp, no parsing) is the floor of any "
-        "Python hop (unary only: it buffers streams). Overhead = through the gateway - direct; the ratio is LiteLLM's overhead over this row's.",
+        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}: "
+        f"medians of {calls} calls over one keep-alive connection, one uvicorn worker each, "
+        "the fake provider (OpenAI format, answering at once) in its own process, every server in the same run. "
+        "plughost is called on `/gateway/v1/chat/completions`, LiteLLM on `/v1/chat/completions` (`litellm[proxy]`, "
+        "no database, `LITELLM_LOG=ERROR`, no master key, one worker: its fastest documented set-up). "
+        "The bare proxy (`benchmarks/bare_proxy.py`: raw ASGI forwarding bytes over aiohttp, no parsing) "
+        "is the floor of any Python hop (unary only: it buffers streams). "
+        "Overhead = through the gateway - direct; the ratio is LiteLLM's overhead over this row's.",
         "",
-        "| path | unary ms | overhead | LiteLLM / this | stream first token ms | overhead | stream total ms | overhead | LiteLLM / this |",
+        "| path | unary ms | overhead | LiteLLM / this | stream first token ms | overhead "
+        "| stream total ms | overhead | LiteLLM / this |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, found in results.items():
@@ -202,13 +205,14 @@ def report(results: dict[str, dict[bool, tuple[float, float]]], calls: int) -> s
             continue
         stream_ratio = f"{litellm[2] / stream_total:.1f}x" if label != "direct" and stream_total > 0 else "-"
         lines.append(
-            f"| {label} | {found[False][1]:.2f} | {unary:+.2f} | {unary_ratio} | {found[True][0]:.2f} | {stream_first:+.2f} | "
-            f"{found[True][1]:.2f} | {stream_total:+.2f} | {stream_ratio} |"
+            f"| {label} | {found[False][1]:.2f} | {unary:+.2f} | {unary_ratio} | {found[True][0]:.2f} "
+            f"| {stream_first:+.2f} | {found[True][1]:.2f} | {stream_total:+.2f} | {stream_ratio} |"
         )
     off, on = overhead[PLUGHOST_SETUPS[0][0]], overhead[PLUGHOST_SETUPS[1][0]]
     lines += [
         "",
-        f"Tracing on - off (median): unary {on[0] - off[0]:+.2f} ms, stream total {on[2] - off[2]:+.2f} ms (target: within 0.3 ms).",
+        f"Tracing on - off (median): unary {on[0] - off[0]:+.2f} ms, "
+        f"stream total {on[2] - off[2]:+.2f} ms (target: within 0.3 ms).",
     ]
     return "\n".join(lines)
 

@@ -58,7 +58,7 @@ class NoParameters(BaseModel):
     pass
 
 
-def noop(params: NoParameters, job: JobContext) -> dict[str, Any]:
+def noop(params: NoParameters, job: JobContext | None) -> dict[str, Any]:
     return {}
 
 
@@ -127,7 +127,8 @@ def submit(base: str) -> str:
 
 
 def wait_all(base: str, ids: list[str], timeout: float = 300) -> list[dict[str, Any]]:
-    """Wait until no job is queued or running (asking cheaply, so the polling costs the server little), then read ``ids``."""
+    """Wait until no job is queued or running (asking cheaply, so the polling costs the server little),
+    then read ``ids``."""
     deadline = time.monotonic() + timeout
     while any(
         httpx.get(f"{base}/api/jobs", params={"status": status, "limit": 1}).json()["jobs"]
@@ -308,15 +309,17 @@ def memory_and_respawn(quick: bool) -> list[str]:
     cold_ms, warm_ms = respawn_latency(15 if quick else 60)
     idle_rss = next(iter(figures.values()))[0]
     lines = [
-        "Idle memory: the sum over the server's whole process tree (RSS counts shared pages once per process; PSS splits them).",
+        "Idle memory: the sum over the server's whole process tree "
+        "(RSS counts shared pages once per process; PSS splits them).",
         "",
         "| server | processes | RSS MiB | PSS MiB | reference (jobs off / on) | RSS vs reference, jobs on |",
         "|---|---|---|---|---|---|",
     ]
     for label, (rss, pss, count) in figures.items():
         lines.append(
-            f"| {label} | {count} | {rss:.0f} | {pss:.0f} | {REFERENCE_IDLE_MIB['jobs off']:.0f} / {REFERENCE_IDLE_MIB['jobs on']:.0f} MiB | "
-            f"{rss / REFERENCE_IDLE_MIB['jobs on']:.3f}x |"
+            f"| {label} | {count} | {rss:.0f} | {pss:.0f} "
+            f"| {REFERENCE_IDLE_MIB['jobs off']:.0f} / {REFERENCE_IDLE_MIB['jobs on']:.0f} MiB "
+            f"| {rss / REFERENCE_IDLE_MIB['jobs on']:.3f}x |"
         )
     lines += [
         "",
@@ -324,8 +327,10 @@ def memory_and_respawn(quick: bool) -> list[str]:
         "",
         "| worker start | median ms | vs cold start |",
         "|---|---|---|",
-        f"| cold: new fork server importing the job modules, then a worker (peer: the old per-process start) | {cold_ms:.1f} | 1.00x |",
-        f"| replacement after a kill: kill, reap, fork from the warm fork server, ready | {warm_ms:.1f} | {warm_ms / cold_ms:.3f}x |",
+        "| cold: new fork server importing the job modules, then a worker (peer: the old per-process start) "
+        f"| {cold_ms:.1f} | 1.00x |",
+        "| replacement after a kill: kill, reap, fork from the warm fork server, ready "
+        f"| {warm_ms:.1f} | {warm_ms / cold_ms:.3f}x |",
         "",
     ]
     return lines
@@ -345,7 +350,8 @@ def run(quick: bool) -> str:
         f"submit-to-start over {one_by_one} jobs submitted one at a time to an idle queue; jobs/s over a burst of "
         f"{burst} submitted on 8 connections; {SLOTS} job subprocesses. Peers measured in this run.",
         "",
-        "| engine | durable | submit-to-start p50 ms | p95 ms | jobs/s | p50 vs in-memory pool | jobs/s vs in-memory pool |",
+        "| engine | durable | submit-to-start p50 ms | p95 ms | jobs/s "
+        "| p50 vs in-memory pool | jobs/s vs in-memory pool |",
         "|---|---|---|---|---|---|---|",
     ]
     results = dict(peers)
@@ -358,8 +364,9 @@ def run(quick: bool) -> str:
     for label, result in results.items():
         durable = "yes" if label.startswith("plughost") else "no"
         lines.append(
-            f"| {label} | {durable} | {result['p50_ms']:.2f} | {result['p95_ms']:.2f} | {result['jobs_per_second']:.0f} | "
-            f"{result['p50_ms'] / floor['p50_ms']:.1f}x | {result['jobs_per_second'] / floor['jobs_per_second']:.3f}x |"
+            f"| {label} | {durable} | {result['p50_ms']:.2f} | {result['p95_ms']:.2f} "
+            f"| {result['jobs_per_second']:.0f} | {result['p50_ms'] / floor['p50_ms']:.1f}x "
+            f"| {result['jobs_per_second'] / floor['jobs_per_second']:.3f}x |"
         )
     return "\n".join(lines)
 

@@ -37,13 +37,15 @@ def run(quick: bool) -> str:
         command, port = plughost_server()
         results[label] = measure(command, port, seconds, runs, {"PLUGHOST_PLUGINS": plugins})
         print(
-            f"  {label}: {results[label][1].requests_per_second:.0f} / {results[label][32].requests_per_second:.0f} req/s",
+            f"  {label}: {results[label][1].requests_per_second:.0f}"
+            f" / {results[label][32].requests_per_second:.0f} req/s",
             file=sys.stderr,
         )
 
     bare = results["bare FastAPI"]
     lines = [
-        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, one uvicorn worker each; medians.",
+        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, "
+        "one uvicorn worker each; medians.",
         "",
         "| server | c=1 req/s | c=1 p50/p99 ms | c=32 req/s | c=32 p50/p99 ms | c=1 vs bare | c=32 vs bare |",
         "|---|---|---|---|---|---|---|",

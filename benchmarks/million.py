@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from sqlalchemy import text
 
 from benchmarks.harness import benchmark_main, plughost_server, postgresql_database, server
@@ -88,7 +89,7 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
         span.end_time_unix_nano = span.start_time_unix_nano + rng.randrange(50_000, 5_000_000)
         if position == 0:
             route = rng.choice(ROUTES)
-            span.name, span.kind = f"{'POST' if number % 3 == 0 else 'GET'} {route}", 2
+            span.name, span.kind = f"{'POST' if number % 3 == 0 else 'GET'} {route}", Span.SPAN_KIND_SERVER
             span.end_time_unix_nano = start + rng.randrange(10_000_000, 900_000_000)
             attributes: dict[str, Any] = {
                 "http.method": "POST" if number % 3 == 0 else "GET",
@@ -100,7 +101,7 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
         else:
             span.parent_span_id = (1).to_bytes(8, "big")
             if llm and position in (10, 30):
-                span.name, span.kind = f"chat {model}", 3
+                span.name, span.kind = f"chat {model}", Span.SPAN_KIND_CLIENT
                 attributes = {
                     "gen_ai.operation.name": "chat",
                     "gen_ai.provider.name": "openai" if model.startswith("gpt") else "other",
@@ -111,7 +112,7 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
                 }
             elif position % 3 == 1:
                 table = TABLES[rng.randrange(len(TABLES))]
-                span.name, span.kind = f"SELECT {table}", 3
+                span.name, span.kind = f"SELECT {table}", Span.SPAN_KIND_CLIENT
                 attributes = {
                     "db.system": "postgresql",
                     "db.operation": "SELECT",
@@ -119,7 +120,7 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
                     "db.rows": rng.randrange(100),
                 }
             elif position % 3 == 2:
-                span.name, span.kind = "GET", 3
+                span.name, span.kind = "GET", Span.SPAN_KIND_CLIENT
                 attributes = {
                     "http.method": "GET",
                     "http.url": f"https://inventory.internal/items/{rng.randrange(100)}",
@@ -129,7 +130,7 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
                 span.name = f"compute.step_{position % 12}"
                 attributes = {"code.function": f"step_{position % 12}", "cache.hit": rng.random() < 0.8}
         if position == error_at:
-            span.status.code = 2
+            span.status.code = Status.STATUS_CODE_ERROR
         span.attributes.extend(KeyValue(key=key, value=_value(raw)) for key, raw in attributes.items())
     return request
 
@@ -294,11 +295,13 @@ def measure(backend: str, quick: bool) -> list[str]:
             )
         change = (full_rate - empty_rate) / empty_rate * 100
         rows.append(
-            f"| {backend} | ingest, spans/s: empty store {empty_rate:,.0f}, at {spans / 1e6:.2f} M spans {full_rate:,.0f} ({change:+.0f} %) "
+            f"| {backend} | ingest, spans/s: empty store {empty_rate:,.0f}, "
+            f"at {spans / 1e6:.2f} M spans {full_rate:,.0f} ({change:+.0f} %) "
             f"| | | | {'yes' if change > -20 else '**no**'} |"
         )
         rows.append(
-            f"| {backend} | bulk load of {traces * SPANS_PER_TRACE:,} spans (`SpanStore.add`, 500 traces a call) | | | | {traces * SPANS_PER_TRACE / writing:,.0f} spans/s |"
+            f"| {backend} | bulk load of {traces * SPANS_PER_TRACE:,} spans (`SpanStore.add`, 500 traces a call) "
+            f"| | | | {traces * SPANS_PER_TRACE / writing:,.0f} spans/s |"
         )
     return rows
 
@@ -307,7 +310,8 @@ def run(quick: bool) -> str:
     traces = 2_000 if quick else 20_000
     lines = [
         f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, 2 cores: "
-        f"{traces:,} traces x {SPANS_PER_TRACE} spans = {traces * SPANS_PER_TRACE:,} spans in the store, one uvicorn worker (PostgreSQL analyzed after the load); "
+        f"{traces:,} traces x {SPANS_PER_TRACE} spans = {traces * SPANS_PER_TRACE:,} spans in the store, "
+        "one uvicorn worker (PostgreSQL analyzed after the load); "
         "pages of 50 traces; latency seen by an HTTP client on the same machine.",
         "",
         "| store | case | traces in page | p50 ms | p95 ms | p95 < 100 ms / within 20 % |",

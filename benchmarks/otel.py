@@ -35,6 +35,7 @@ from datetime import date
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from benchmarks.harness import MiB, Server, benchmark_main, plughost_server, post_many, postgresql_database, server
 
@@ -63,7 +64,7 @@ def payload(index: int) -> bytes:
         if position:
             span.parent_span_id = (index * SPANS_PER_TRACE + 1).to_bytes(8, "big")
         span.name = f"operation-{position % 7}"
-        span.kind = 2 if position == 0 else 3
+        span.kind = Span.SPAN_KIND_SERVER if position == 0 else Span.SPAN_KIND_CLIENT
         span.start_time_unix_nano = start + position * 1000
         span.end_time_unix_nano = start + position * 1000 + 500_000
         span.attributes.extend(
@@ -210,7 +211,8 @@ def measure_stalls(backend: str, quick: bool) -> list[str]:
             status = post(running.port, body)
         p99, worst = poller.figures()
         rows.append(
-            f"| {backend} | ingest of one request of {ingest_spans:,} spans ({len(body) / MiB:.0f} MiB) | {status} | {p99:.1f} | {worst:.1f} | |"
+            f"| {backend} | ingest of one request of {ingest_spans:,} spans ({len(body) / MiB:.0f} MiB) "
+            f"| {status} | {p99:.1f} | {worst:.1f} | |"
         )
         request = ExportTraceServiceRequest.FromString(big_request(attribute_spans, attributes_per_span))
         spans = request.resource_spans[0].scope_spans[0].spans
@@ -234,7 +236,8 @@ def measure_stalls(backend: str, quick: bool) -> list[str]:
         p99, worst = poller.figures()
         _, peak = running.memory()
         rows.append(
-            f"| {backend} | GET of a trace with {attribute_spans * attributes_per_span / 1e6:.1f} M attributes ({size / MiB:.0f} MiB of JSON) "
+            f"| {backend} | GET of a trace with {attribute_spans * attributes_per_span / 1e6:.1f} M attributes "
+            f"({size / MiB:.0f} MiB of JSON) "
             f"| {response.status_code} | {p99:.1f} | {worst:.1f} | +{(peak - before) / MiB:.0f} MiB |"
         )
     return rows
@@ -273,7 +276,8 @@ def measure_bombs(quick: bool) -> str:
     p99, worst = poller.figures()
     counts = ", ".join(f"{statuses.count(code)} x {code}" for code in sorted(set(statuses)))
     return (
-        f"| {bombs} gzip bombs (1 GiB of zeros each) at concurrency 32 | {counts} | {idle / MiB:.0f} MiB | {peak / MiB:.0f} MiB "
+        f"| {bombs} gzip bombs (1 GiB of zeros each) at concurrency 32 | {counts} "
+        f"| {idle / MiB:.0f} MiB | {peak / MiB:.0f} MiB "
         f"| {after / MiB:.0f} MiB ({(after - idle) / idle * 100:+.0f} %) | {p99:.1f} / {worst:.1f} |"
     )
 
@@ -306,8 +310,9 @@ def run_stalls(quick: bool) -> str:
 def run_ingest(quick: bool) -> str:
     requests = 50 if quick else 200
     lines = [
-        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}: {requests} requests of one "
-        f"{SPANS_PER_TRACE}-span trace (protobuf), one uvicorn worker; every span counted back.",
+        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}: "
+        f"{requests} requests of one {SPANS_PER_TRACE}-span trace (protobuf), one uvicorn worker; "
+        "every span counted back.",
         "",
         "| store | concurrency | spans/s | p50 ms | p99 ms | spans counted back | vs reference (1,200 spans/s) |",
         "|---|---|---|---|---|---|---|",
@@ -317,8 +322,8 @@ def run_ingest(quick: bool) -> str:
             result = measure(backend, concurrency, requests)
             print(f"  {backend} c={concurrency}: {result['spans_per_second']:.0f} spans/s", file=sys.stderr)
             lines.append(
-                f"| {backend} | {concurrency} | {result['spans_per_second']:.0f} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} | "
-                f"{result['stored']:.0f} | {result['spans_per_second'] / 1200:.1f}x |"
+                f"| {backend} | {concurrency} | {result['spans_per_second']:.0f} | {result['p50_ms']:.1f} "
+                f"| {result['p99_ms']:.1f} | {result['stored']:.0f} | {result['spans_per_second'] / 1200:.1f}x |"
             )
     return "\n".join(lines)
 

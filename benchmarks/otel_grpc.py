@@ -82,8 +82,9 @@ def measure(transport: str, concurrency: int, requests: int) -> dict[str, float]
 def run(quick: bool) -> str:
     requests = 50 if quick else 200
     lines = [
-        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, grpcio {grpc.__version__}: "
-        f"{requests} requests of one {SPANS_PER_TRACE}-span trace (protobuf), one uvicorn worker, SQLite; "
+        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, "
+        f"grpcio {grpc.__version__}: {requests} requests of one {SPANS_PER_TRACE}-span trace (protobuf), "
+        "one uvicorn worker, SQLite; "
         "every span counted back. The gRPC client costs more CPU than the raw HTTP client on this 2-core machine.",
         "",
         "| concurrency | transport | spans/s | p50 ms | p99 ms | spans/s vs OTLP/HTTP |",

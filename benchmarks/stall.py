@@ -126,7 +126,11 @@ def trace_request(trace_id: bytes, spans: int, attributes: int, first_span: int 
     scope_spans = resource_spans.scope_spans.add()
     start = time.time_ns()
     template = Span(
-        trace_id=trace_id, name="work", kind=1, start_time_unix_nano=start, end_time_unix_nano=start + 1_000_000
+        trace_id=trace_id,
+        name="work",
+        kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + 1_000_000,
     )
     template.attributes.extend(
         KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(attributes)
@@ -202,7 +206,8 @@ def big_trace_cases(client: httpx.Client, sizes: Sizes) -> list[CaseResult]:
 
     return [
         timed(
-            f"ingest a trace of {attributes:,} attributes ({len(bodies)} requests of {len(bodies[0]) / 1024:.0f} KiB gzip)",
+            f"ingest a trace of {attributes:,} attributes "
+            f"({len(bodies)} requests of {len(bodies[0]) / 1024:.0f} KiB gzip)",
             ingest,
         ),
         timed(f"GET a trace of {attributes:,} attributes", get),
@@ -295,7 +300,10 @@ def bomb_case(running: Server, port: int, sizes: Sizes) -> tuple[CaseResult, dic
         counts = {status: statuses.count(status) for status in sorted(set(statuses))}
         return ", ".join(f"{count}x {status}" for status, count in counts.items())
 
-    name = f"{sizes.bombs} gzip bombs ({len(bomb) / MiB:.1f} MiB -> {sizes.bomb_inflated_bytes / MiB:.0f} MiB), concurrency {sizes.bomb_concurrency}"
+    name = (
+        f"{sizes.bombs} gzip bombs ({len(bomb) / MiB:.1f} MiB -> {sizes.bomb_inflated_bytes / MiB:.0f} MiB), "
+        f"concurrency {sizes.bomb_concurrency}"
+    )
     result = timed(name, send)
     peak = running.memory()[1]
     time.sleep(sizes.settle_seconds)
@@ -305,7 +313,8 @@ def bomb_case(running: Server, port: int, sizes: Sizes) -> tuple[CaseResult, dic
 
 # -- the run -------------------------------------------------------------------------------------
 def stalls(samples: list[tuple[float, float]], window: tuple[float, float]) -> tuple[float, float, int]:
-    """(p99 ms, worst ms, polls) of the polls that started in ``window`` (plus its tail), or were under way when it began."""
+    """(p99 ms, worst ms, polls) of the polls that started in ``window`` (plus its tail),
+    or were under way when it began."""
     start, end = window[0], window[1] + TAIL_SECONDS
     inside = [
         seconds * 1000 for started, seconds in samples if start <= started <= end or started < start < started + seconds

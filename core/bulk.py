@@ -110,7 +110,8 @@ async def run_bulk(function: Callable[..., T], *args: Any, yield_cpu: bool = Fal
     in_context = functools.partial(contextvars.copy_context().run, function, *args)
     done = asyncio.get_running_loop().run_in_executor(_bulk_threads(yield_cpu), in_context)
     with anyio.CancelScope(shield=True):
-        return await done
+        result = await done
+    return result
 
 
 @functools.cache

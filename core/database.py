@@ -100,7 +100,8 @@ async def _migration_lock(engine: AsyncEngine, plugin: str) -> AsyncIterator[Non
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.{plugin}.migrate-lock", "w") as lock_file:
+    lock_file = await anyio.to_thread.run_sync(open, f"{database}.{plugin}.migrate-lock", "w")
+    with lock_file:
         await anyio.to_thread.run_sync(fcntl.flock, lock_file.fileno(), fcntl.LOCK_EX)
         try:
             yield

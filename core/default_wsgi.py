@@ -35,7 +35,8 @@ DATA_ENDPOINTS = frozenset({"version", "server_info"})
 
 
 def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Sequence[ConsolePage] = ()) -> Flask:
-    """The console app, with ``pages`` registered, listed in the navigation and their shell assets loaded, in the given order."""
+    """The console app, with ``pages`` registered, listed in the navigation and their shell assets loaded,
+    in the given order."""
     app = Flask(
         "plughost",
         template_folder=str(CONSOLE_DIR / "templates"),

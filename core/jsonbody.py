@@ -41,7 +41,7 @@ class JSONTooDeep(JSONBodyError):
         self.max_depth = max_depth
 
 
-def check_depth(data: bytes | str, max_depth: int = MAX_DEPTH) -> None:
+def check_depth(data: bytes | bytearray | str, max_depth: int = MAX_DEPTH) -> None:
     """Raise :class:`JSONTooDeep` when ``data`` nests deeper than ``max_depth``; O(len(data))."""
     raw = data.encode() if isinstance(data, str) else bytes(data)
     if raw.count(b"[") + raw.count(b"{") <= max_depth:
@@ -59,7 +59,7 @@ def check_depth(data: bytes | str, max_depth: int = MAX_DEPTH) -> None:
         raise JSONTooDeep(max_depth)
 
 
-def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+def loads(data: bytes | bytearray | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse ``data`` as JSON after checking its depth; :class:`JSONBodyError` (a ``ValueError``)
     with a message fit for a 400 when it is too deep, not UTF-8, or not JSON.
 

@@ -53,7 +53,10 @@ def with_error_responses(schema: dict[str, Any], *, core_paths: Collection[str] 
                 continue
             responses = operation.setdefault("responses", {})
             if MAX_BODY_BYTES in operation:
-                own = f"The request body is over this route's limit of {operation[MAX_BODY_BYTES]} bytes ({operation.get(MAX_BODY_SETTING)})"
+                own = (
+                    f"The request body is over this route's limit of {operation[MAX_BODY_BYTES]} bytes "
+                    f"({operation.get(MAX_BODY_SETTING)})"
+                )
                 responses.setdefault("413", _error(own))
             elif "requestBody" in operation:
                 responses.setdefault("413", _error(TOO_LARGE))

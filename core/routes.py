@@ -1,4 +1,5 @@
-"""Flatten routers into (method, path) claims, find claims that two owners make, and answer 405s with every allowed method."""
+"""Flatten routers into (method, path) claims, find claims that two owners make, and answer 405s
+with every allowed method."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ logger = logging.getLogger("plughost")
 class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     """uvicorn's HTTP protocol, with TCP_NODELAY set on the accepted socket."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         set_nodelay(transport)
         super().connection_made(transport)
 

@@ -257,7 +257,8 @@ def screenshots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def screenshot(screenshots_dir: Path) -> Callable[..., Path]:
-    """``screenshot(page, name, **options)``: save ``page`` as ``<screenshots_dir>/<name>.png`` (to look at) and return the path."""
+    """``screenshot(page, name, **options)``: save ``page`` as ``<screenshots_dir>/<name>.png`` (to look at)
+    and return the path."""
 
     def take(page: Any, name: str, **options: Any) -> Path:
         path = screenshots_dir / f"{name}.png"

@@ -9,7 +9,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 from urllib.parse import urlparse
 from wsgiref.validate import validator
@@ -86,16 +86,16 @@ async def test_root_path_becomes_script_name_and_non_ascii_paths_are_latin1_stri
     wsgi = bridge(echo_environ)
     sent: list[dict[str, Any]] = []
 
-    messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
+    messages: Iterator[MutableMapping[str, Any]] = iter([{"type": "http.request", "body": b"", "more_body": False}])
 
-    async def receive() -> dict[str, Any]:  # like a server: after the body, wait until the client leaves
+    async def receive() -> MutableMapping[str, Any]:  # like a server: after the body, wait until the client leaves
         message = next(messages, None)
         if message is None:
             await anyio.sleep_forever()
-        return message
+        return message  # type: ignore[return-value]  # never None: sleep_forever does not return
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     scope = {
         "type": "http",

@@ -99,7 +99,7 @@ def _own_priority() -> tuple[int, int]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="nice is per thread on Linux only")
 def test_bulk_work_that_yields_the_cpu_runs_below_the_event_loops_priority() -> None:
-    async def main() -> tuple[tuple[int, int], tuple[int, int]]:
+    async def main() -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         return _own_priority(), await run_bulk(_own_priority, yield_cpu=True), await run_bulk(_own_priority)
 
     (loop_thread, loop_priority), (low_thread, low_priority), (bulk_thread, bulk_priority) = anyio.run(main)

@@ -107,8 +107,8 @@ def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, st
 
     text = core_cli("plugins", "list", env=env).stdout
     assert (
-        "    console page reports: Reports at /reports (position 1)\n    console page alerts: Alerts at /alerts (position 4)"
-        in text
+        "    console page reports: Reports at /reports (position 1)\n"
+        "    console page alerts: Alerts at /alerts (position 4)" in text
     )
     assert "console page jobs: Jobs at /jobs (position 3)" in text
 
@@ -126,7 +126,7 @@ def test_serve_with_a_broken_plugin_stops_with_one_clear_message(site: dict[str,
 
 def test_serve_disabling_the_broken_plugin_starts_and_serves_the_good_one(site: dict[str, str]) -> None:
     with running_server("--disable-plugins", "broken", env=site) as base:
-        connection = http.client.HTTPConnection(urlparse(base).hostname, urlparse(base).port)
+        connection = http.client.HTTPConnection(urlparse(base).netloc)
         connection.request("GET", "/api/good")
         assert json.loads(connection.getresponse().read()) == {"good": True}
 
@@ -161,7 +161,7 @@ def test_default_bind_is_loopback_only() -> None:
 def keep_alive_fastest_ms(base: str, requests: int = 30, warm_up: int = 5) -> float:
     """The fastest of ``requests`` sequential requests on one keep-alive connection (after ``warm_up``)."""
     url = urlparse(base)
-    connection = http.client.HTTPConnection(url.hostname, url.port)
+    connection = http.client.HTTPConnection(url.netloc)
     timings = []
     for _ in range(warm_up + requests):
         started = time.perf_counter()

@@ -76,7 +76,7 @@ def test_shell_scripts_and_styles_must_be_same_origin_paths(url: str) -> None:
     with pytest.raises(ValueError, match="same-origin paths"):
         ConsolePage("bad", Blueprint("bad", __name__), scripts=(url,))
     with pytest.raises(ValueError, match="same-origin paths"):
-        ConsolePage("bad", Blueprint("bad", __name__), styles=url)
+        ConsolePage("bad", Blueprint("bad", __name__), styles=(url,))
 
 
 def test_a_scripts_only_contribution_loads_on_every_page_between_the_shell_and_the_page(make_app, browser_page) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import fastapi.routing
 import pytest
@@ -17,7 +18,7 @@ from core.factory import GIL_SWITCH_INTERVAL_SECONDS
 from core.testing import client_for
 
 
-def router_plugin(name: str, router: APIRouter, **hints: object) -> object:
+def router_plugin(name: str, router: APIRouter, **hints: Any) -> object:
     class Plugin:
         PLUGHOST_NAME = name
 
@@ -52,7 +53,7 @@ def tagging_middleware(tag: str):
     return factory
 
 
-def middleware_plugin(name: str, **hints: object) -> object:
+def middleware_plugin(name: str, **hints: Any) -> object:
     class Plugin:
         PLUGHOST_NAME = name
 
@@ -151,7 +152,7 @@ def test_router_order_follows_hints_for_first_match(make_app) -> None:
             async def exact() -> dict[str, str]:
                 return {"by": "exact"}
 
-            return RouterContribution("shadow", router, before=["aaa"])
+            return RouterContribution("shadow", router, before=("aaa",))
 
     app = make_app([router_plugin("aaa", catching("aaa")), Shadow()])
     with client_for(app) as client:
@@ -333,9 +334,11 @@ def test_a_failing_lifespan_names_the_plugin(make_app) -> None:
         def plughost_lifespan(self, host):
             return failing()
 
-    with pytest.raises(StartupError, match="plugin 'store'.*start-up failed: ConnectionError: no database"):
-        with client_for(make_app([Failing()])):
-            pass
+    with (
+        pytest.raises(StartupError, match="plugin 'store'.*start-up failed: ConnectionError: no database"),
+        client_for(make_app([Failing()])),
+    ):
+        pass
 
 
 def test_two_wsgi_apps_are_an_error(make_app) -> None:

@@ -120,7 +120,7 @@ def test_wrong_hook_arguments_are_an_error() -> None:
 @pytest.mark.parametrize("option", ["tryfirst", "trylast", "wrapper"])
 def test_priority_options_are_rejected_with_a_pointer_to_hints(option: str) -> None:
     class Eager:
-        @hookimpl(**{option: True})
+        @hookimpl(**{option: True})  # type: ignore[call-overload]  # the option under test, by name
         def plughost_middlewares(self, host):
             yield
 

@@ -64,7 +64,9 @@ def plughost_job_types(host: Any) -> Any:
         batch_analysis,
         BatchAnalysis,
         timeout_seconds=1800,
-        description="Analyse the traces that match a filter (service, status, a time window, list-API filters) into a report",
+        description=(
+            "Analyse the traces that match a filter (service, status, a time window, list-API filters) into a report"
+        ),
     )
 
 

@@ -114,9 +114,10 @@ def _self_time(span: Span, kids: list[Span]) -> int:
 
 def _exceptions(span: Span) -> list[str]:
     return [
-        f"{event['attributes'].get('exception.type', 'exception')}: {event['attributes'].get('exception.message', '')}".strip(
-            ": "
-        )
+        (
+            f"{event['attributes'].get('exception.type', 'exception')}: "
+            f"{event['attributes'].get('exception.message', '')}"
+        ).strip(": ")
         for event in span.get("events", [])
         if event["name"] == "exception"
     ]

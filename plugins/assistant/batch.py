@@ -175,7 +175,7 @@ def trace_report(summary: dict[str, Any], analysis: dict[str, Any]) -> dict[str,
             "slow_llm_calls": len(genai["slow_llm_calls"]),
             "retries": sum(r["kind"] == "retry" for r in genai["repeated_prompts"]),
             "repeated_prompts": sum(r["kind"] == "repeated_prompt" for r in genai["repeated_prompts"]),
-            "tool_loops": [{"tool": l["tool"], "count": l["count"]} for l in genai["tool_loops"]],
+            "tool_loops": [{"tool": loop["tool"], "count": loop["count"]} for loop in genai["tool_loops"]],
         },
     }
 

@@ -41,7 +41,8 @@ def access(policy: Policy, *, remote_allowed: bool) -> dict[str, Any]:
         raise HTTPException(
             403,
             "the assistant answers only on this machine (a loopback client, no Forwarded/X-Forwarded-*/X-Real-IP/Via "
-            "headers); to serve remote clients set PLUGHOST_ASSISTANT_ALLOW_REMOTE=1 together with PLUGHOST_SECURITY_TOKEN",
+            "headers); to serve remote clients set PLUGHOST_ASSISTANT_ALLOW_REMOTE=1 "
+            "together with PLUGHOST_SECURITY_TOKEN",
         )
 
     return {"openapi_extra": {POLICY: policy}, "dependencies": [Depends(enforce)]}

@@ -18,11 +18,13 @@ def as_text(analysis: dict[str, Any]) -> str:
         lines.append(f"Error in {error['name']} ({error['service_name']}): {error_detail(error)}")
     for repeat in analysis["repeated_calls"]:
         lines.append(
-            f"Repeated: {repeat['name']} called {repeat['count']} times under {repeat['parent_name'] or 'the root'} ({repeat['total_ms']:.1f} ms in all; an N+1 pattern?)"
+            f"Repeated: {repeat['name']} called {repeat['count']} times under {repeat['parent_name'] or 'the root'} "
+            f"({repeat['total_ms']:.1f} ms in all; an N+1 pattern?)"
         )
     for gap in analysis["gaps"]:
         lines.append(
-            f"Gap: nothing ran for {gap['duration_ms']:.1f} ms at +{gap['start_offset_ms']:.1f} ms inside {gap['inside']}"
+            f"Gap: nothing ran for {gap['duration_ms']:.1f} ms at +{gap['start_offset_ms']:.1f} ms "
+            f"inside {gap['inside']}"
         )
     if analysis["genai"] is not None:
         lines.extend(_genai_lines(analysis["genai"]))
@@ -51,23 +53,27 @@ def _genai_lines(genai: dict[str, Any]) -> list[str]:
     lines = [
         f"LLM: {genai['llm_call_count']} calls ({', '.join(genai['models']) or 'model unknown'}), "
         f"{genai['input_tokens']} input and {genai['output_tokens']} output tokens, "
-        f"{genai['llm_time_ms']:.1f} ms in LLM calls ({genai['llm_share']:.0%} of the trace){cost}; {genai['tool_call_count']} tool calls."
+        f"{genai['llm_time_ms']:.1f} ms in LLM calls ({genai['llm_share']:.0%} of the trace){cost}; "
+        f"{genai['tool_call_count']} tool calls."
     ]
     if genai["unpriced_models"]:
         lines.append(f"No price for: {', '.join(genai['unpriced_models'])}")
     for call in genai["slow_llm_calls"]:
         lines.append(
-            f"Slow LLM call: {call['name']} ({call['model'] or 'model unknown'}) took {call['duration_ms']:.1f} ms ({call['share']:.0%} of the trace)"
+            f"Slow LLM call: {call['name']} ({call['model'] or 'model unknown'}) "
+            f"took {call['duration_ms']:.1f} ms ({call['share']:.0%} of the trace)"
         )
     for repeat in genai["repeated_prompts"]:
         what = "Retried" if repeat["kind"] == "retry" else "Repeated identical prompt"
         basis = "same prompt" if repeat["prompt_captured"] else "same request attributes; prompt not captured"
         lines.append(
-            f"{what}: {repeat['name']} ({repeat['model'] or 'model unknown'}) sent {repeat['count']} times ({basis}), {repeat['total_ms']:.1f} ms in all"
+            f"{what}: {repeat['name']} ({repeat['model'] or 'model unknown'}) "
+            f"sent {repeat['count']} times ({basis}), {repeat['total_ms']:.1f} ms in all"
         )
     for loop in genai["tool_loops"]:
         arguments = " with the same arguments" if loop["same_arguments"] else ""
         lines.append(
-            f"Tool-call loop: {loop['tool']} called {loop['count']} times{arguments} under one parent ({loop['total_ms']:.1f} ms in all)"
+            f"Tool-call loop: {loop['tool']} called {loop['count']} times{arguments} under one parent "
+            f"({loop['total_ms']:.1f} ms in all)"
         )
     return lines

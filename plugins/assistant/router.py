@@ -164,7 +164,8 @@ async def _events(
     endpoint: str,
     conversations: ConversationStore,
 ) -> AsyncIterator[bytes]:
-    """``opening``, the ``analysis`` event (new conversations), ``delta`` pieces, then ``done`` with ids only, or a final ``error``.
+    """``opening``, the ``analysis`` event (new conversations), ``delta`` pieces, then ``done`` with ids only,
+    or a final ``error``.
 
     The conversation is written only after the whole answer arrived: a new one is created then
     (its id is in ``done``), a follow-up is appended then. After an ``error`` nothing is stored.

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from core import ConsolePage, RouterContribution, hookimpl
+from core import ConsolePage, Host, RouterContribution, hookimpl
 from core.database import migrate
 
 from .batch import BatchParams, run_batch
@@ -25,7 +25,7 @@ from .ui import pages
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _gateway(host: Any) -> Gateway:
+def _gateway(host: Host) -> Gateway:
     def build() -> Gateway:
         settings: Settings = host.plugin_settings("gateway")
         exporter = host.plugins.manager.hook.plughost_span_exporter(host=host) if settings.tracing else None

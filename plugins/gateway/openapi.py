@@ -36,14 +36,20 @@ ANTHROPIC_ERROR = {
     "required": ["type", "error"],
 }
 INVOCATION_ERRORS = {
-    400: "A request that is not valid JSON, lacks a field, or cannot be translated for the provider (the message names the field)",
+    400: (
+        "A request that is not valid JSON, lacks a field, or cannot be translated for the provider "
+        "(the message names the field)"
+    ),
     404: "No such endpoint in this workspace",
     429: "The provider's rate limit, with its Retry-After",
     500: "A stored secret cannot be decrypted with this server's key-encryption key",
     502: "Every model failed, or the provider answered something the gateway cannot pass on",
     504: "The provider did not answer in time",
 }
-STREAM = "The answer; with `stream: true`, server-sent events in the client's format, ending with the format's terminal event"
+STREAM = (
+    "The answer; with `stream: true`, server-sent events in the client's format, "
+    "ending with the format's terminal event"
+)
 
 
 def invocation_responses(client: Format) -> dict[int | str, dict[str, Any]]:

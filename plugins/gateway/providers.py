@@ -129,7 +129,8 @@ async def post(
 
 
 async def stream(client: aiohttp.ClientSession, target: Target, body: dict[str, Any]) -> AsyncGenerator[Event, None]:
-    """The provider's events as they come, ending with its terminal event; errors before the first are the provider's."""
+    """The provider's events as they come, ending with its terminal event;
+    errors before the first are the provider's."""
     url, headers = chat_url(target)
     response = await _send(client, url, headers, body, target)
     terminal = "[DONE]" if target.provider == "openai" else "message_stop"

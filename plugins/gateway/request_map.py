@@ -362,7 +362,8 @@ def _openai_messages(message: Any, where: str) -> list[dict[str, Any]]:
             parts.append({"type": "image_url", "image_url": {"url": _image_url(block.get("source"), f"{here}.source")}})
         else:
             raise BadRequest(
-                f"{here}.type: {kind!r} blocks cannot be translated for an OpenAI provider (text, image and tool_result can)"
+                f"{here}.type: {kind!r} blocks cannot be translated for an OpenAI provider "
+                "(text, image and tool_result can)"
             )
     return [*results, *([{"role": "user", "content": parts}] if parts else [])]
 
@@ -407,7 +408,8 @@ def _openai_tool_result(block: dict[str, Any], where: str) -> dict[str, Any]:
 def _image_url(source: Any, where: str) -> str:
     kind = source.get("type") if isinstance(source, dict) else None
     if kind == "base64":
-        return f"data:{_string(source.get('media_type'), f'{where}.media_type')};base64,{_string(source.get('data'), f'{where}.data')}"
+        media_type = _string(source.get("media_type"), f"{where}.media_type")
+        return f"data:{media_type};base64,{_string(source.get('data'), f'{where}.data')}"
     if kind == "url":
         return _string(source.get("url"), f"{where}.url")
     raise BadRequest(f"{where}.type: {kind!r} image sources cannot be translated (base64 and url can)")
@@ -417,7 +419,8 @@ def _openai_tool(tool: Any, where: str) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
         kind = tool.get("type") if isinstance(tool, dict) else None
         raise BadRequest(
-            f"{where}.type: {kind!r} is an Anthropic server tool; only client tools can be translated for an OpenAI provider"
+            f"{where}.type: {kind!r} is an Anthropic server tool; "
+            "only client tools can be translated for an OpenAI provider"
         )
     function: dict[str, Any] = {
         "name": _string(tool.get("name"), f"{where}.name"),

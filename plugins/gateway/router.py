@@ -1,10 +1,11 @@
-"""Gateway routes: configuration CRUD under ``/api/gateway``, and invocations (native, OpenAI- and Anthropic-compatible)."""
+"""Gateway routes: configuration CRUD under ``/api/gateway``, and invocations
+(native, OpenAI- and Anthropic-compatible)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -19,6 +20,7 @@ from .openapi import conflict, invocation_responses
 from .ssrf import UnsafeURL, check_base_url
 from .store import Conflict, Missing
 
+T = TypeVar("T")
 MAX_WINDOW_SECONDS = 366 * 24 * 3600
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 
@@ -72,7 +74,7 @@ def create_router(gateway: Gateway) -> APIRouter:
     store = gateway.store
     crud = APIRouter(prefix="/api/gateway", tags=["gateway"])
 
-    async def guarded(action: Any) -> Any:
+    async def guarded(action: Awaitable[T]) -> T:
         try:
             return await action
         except Conflict as error:
@@ -99,17 +101,18 @@ def create_router(gateway: Gateway) -> APIRouter:
             store.put_secret(
                 secret.name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=True
             )
-        )  # type: ignore[no-any-return]
+        )
 
     @crud.put("/secrets/{name}", summary="Replace a secret's credentials")
     async def update_secret(name: str, secret: SecretUpdate) -> dict[str, Any]:
         await safe_url(secret.base_url)
         return await guarded(
             store.put_secret(name, secret.api_key.get_secret_value(), secret.base_url, secret.headers, create=False)
-        )  # type: ignore[no-any-return]
+        )
 
-    async def referring(action: Any) -> Any:
-        """``guarded``, where a missing object the body refers to is a 400 (a missing target is checked first, as a 404)."""
+    async def referring(action: Awaitable[T]) -> T:
+        """``guarded``, where a missing object the body refers to is a 400
+        (a missing target is checked first, as a 404)."""
         try:
             return await guarded(action)
         except HTTPException as error:
@@ -122,12 +125,12 @@ def create_router(gateway: Gateway) -> APIRouter:
         responses=conflict("A model of that name exists"),
     )
     async def create_model(model: ModelIn) -> dict[str, Any]:
-        return await referring(store.create_model(model.name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
+        return await referring(store.create_model(model.name, model.provider, model.model, model.secret))
 
     @crud.put("/models/{name}", summary="Change a model's provider, provider model or secret")
     async def update_model(name: str, model: ModelUpdate) -> dict[str, Any]:
         await guarded(store.get_model(name))
-        return await referring(store.update_model(name, model.provider, model.model, model.secret))  # type: ignore[no-any-return]
+        return await referring(store.update_model(name, model.provider, model.model, model.secret))
 
     @crud.post(
         "/endpoints",
@@ -137,12 +140,12 @@ def create_router(gateway: Gateway) -> APIRouter:
     )
     async def create_endpoint(endpoint: EndpointIn) -> dict[str, Any]:
         members = [member.model_dump() for member in endpoint.models]
-        return await referring(store.create_endpoint(endpoint.name, members))  # type: ignore[no-any-return]
+        return await referring(store.create_endpoint(endpoint.name, members))
 
     @crud.put("/endpoints/{name}", summary="Replace an endpoint's models, weights and fallback order")
     async def update_endpoint(name: str, endpoint: EndpointUpdate) -> dict[str, Any]:
         await guarded(store.get_endpoint(name))
-        return await referring(store.update_endpoint(name, [member.model_dump() for member in endpoint.models]))  # type: ignore[no-any-return]
+        return await referring(store.update_endpoint(name, [member.model_dump() for member in endpoint.models]))
 
     for kind, lister, getter, deleter in (
         ("secrets", store.list_secrets, store.get_secret, store.delete_secret),

@@ -325,7 +325,8 @@ class GatewayStore:
 
     async def usage_summary(self, since: float) -> list[dict[str, Any]]:
         """Per endpoint and model since ``since``: calls, errors, p50/p95 latency of the calls that succeeded
-        (nearest rank), input and output tokens. One row per provider attempt, so fallbacks count where they happened."""
+        (nearest rank), input and output tokens. One row per provider attempt, so fallbacks count where
+        they happened."""
         where = (usage.c.workspace == current_workspace(), usage.c.created_at >= since)
         group = (usage.c.endpoint, usage.c.model)
         totals = (

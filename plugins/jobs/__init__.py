@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from core import ConsolePage, RouterContribution, hookimpl
+from core import ConsolePage, Host, RouterContribution, hookimpl
 
 from . import hookspecs
 from .cli import jobs
@@ -18,7 +18,7 @@ from .settings import Settings
 from .ui import pages
 
 
-def _jobs(host: Any) -> Jobs:
+def _jobs(host: Host) -> Jobs:
     return host.service("jobs", lambda: Jobs.for_host(host))
 
 

@@ -1,4 +1,5 @@
-"""The :class:`~plugins.jobs.hookspecs.JobsClient` other plugins get through ``plughost_jobs_client``; the API routes use it too."""
+"""The :class:`~plugins.jobs.hookspecs.JobsClient` other plugins get through ``plughost_jobs_client``;
+the API routes use it too."""
 
 from __future__ import annotations
 

@@ -349,7 +349,7 @@ class Dispatcher:
                 await _wait(self.stopping, self.settings.poll_seconds * 5)
                 continue
             lost = asyncio.Event()
-            connection.add_termination_listener(lambda _connection: lost.set())
+            connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
             try:
                 await connection.add_listener(SUBMITTED_CHANNEL, lambda *_: self.wake.set())
                 await connection.add_listener(CANCEL_CHANNEL, lambda *args: self.cancel(args[-1]))

@@ -106,7 +106,8 @@ class JobContext:
         return directory / check_artifact_name(name)
 
     def write_artifact(self, name: str, data: bytes | str | BinaryIO) -> Path:
-        """Store ``data`` (bytes, text as UTF-8, or a binary file object, copied in chunks) as artifact ``name``; returns its path."""
+        """Store ``data`` (bytes, text as UTF-8, or a binary file object, copied in chunks) as artifact ``name``;
+        returns its path."""
         path = self.artifact_path(name)
         if isinstance(data, str):
             data = data.encode()
@@ -145,7 +146,8 @@ class JobType:
     def __post_init__(self) -> None:
         if not re.match(JOB_TYPE_NAME, self.name):
             raise ValueError(
-                f"job type name {self.name!r}: use 1-64 lowercase letters, digits, '_', '.', '-', starting with a letter"
+                f"job type name {self.name!r}: "
+                "use 1-64 lowercase letters, digits, '_', '.', '-', starting with a letter"
             )
         if self.timeout_seconds <= 0:
             raise ValueError(f"job type {self.name!r}: timeout_seconds must be positive")
@@ -225,7 +227,8 @@ class Schedule:
 
 
 def check_timing(cron: str | None, interval_seconds: float | None, timezone: str) -> None:
-    """Raise ``ValueError`` saying what is wrong unless exactly one of ``cron`` and ``interval_seconds`` is valid, in a known time zone."""
+    """Raise ``ValueError`` saying what is wrong unless exactly one of ``cron`` and ``interval_seconds`` is valid,
+    in a known time zone."""
     if (cron is None) == (interval_seconds is None):
         raise ValueError("give exactly one of cron and interval_seconds")
     try:

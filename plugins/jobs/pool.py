@@ -74,7 +74,8 @@ class ForkServer:
             code = await self.process.wait()
             await self.close()
             raise RuntimeError(
-                f"the job fork server exited with code {code} while importing {', '.join(self.preload)} (its error is on stderr)"
+                f"the job fork server exited with code {code} while importing {', '.join(self.preload)} "
+                "(its error is on stderr)"
             )
 
     async def _receive(self) -> dict[str, Any] | None:
@@ -187,7 +188,12 @@ class JobProcess:
         self.last_used = time.monotonic()
 
     async def run(
-        self, job: dict[str, Any], timeout: float, cancel: asyncio.Event, progress: ProgressSink, output: OutputSink
+        self,
+        job: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109 - the job's own time limit: on expiry its tree is killed, this call returns
+        cancel: asyncio.Event,
+        progress: ProgressSink,
+        output: OutputSink,
     ) -> Outcome:
         """Run ``job`` (the message :mod:`plugins.jobs.child` reads); kill its whole tree on timeout or cancel."""
         if self.worker is None:
@@ -206,7 +212,12 @@ class JobProcess:
             self.last_used = time.monotonic()
 
     async def _exchange(
-        self, worker: Worker, job: dict[str, Any], timeout: float, cancel: asyncio.Event, progress: ProgressSink
+        self,
+        worker: Worker,
+        job: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109 - the job's own time limit, as in run()
+        cancel: asyncio.Event,
+        progress: ProgressSink,
     ) -> Outcome:
         worker.writer.write(json.dumps(job).encode() + b"\n")
         await worker.writer.drain()

@@ -72,7 +72,8 @@ def importable_name(obj: Any) -> str:
 
 
 def collect_job_types(host: Any) -> dict[str, RegisteredType]:
-    """Every contributed job type by name. A malformed or duplicate contribution is a start-up error naming the plugin."""
+    """Every contributed job type by name. A malformed or duplicate contribution is a start-up error
+    naming the plugin."""
     registered: dict[str, RegisteredType] = {}
     for info, contributed in host.plugins.call("plughost_job_types", host=host):
         for job_type in contributed if isinstance(contributed, Sequence) else [contributed]:
@@ -100,7 +101,8 @@ class DeclaredSchedules:
 
 
 def collect_schedules(host: Any, types: dict[str, RegisteredType]) -> DeclaredSchedules:
-    """The schedules plugins declare, checked against the registered types. A bad one is a start-up error naming the plugin."""
+    """The schedules plugins declare, checked against the registered types. A bad one is a start-up error
+    naming the plugin."""
     hook = host.plugins.manager.hook.plughost_job_schedules
     implementers = {
         impl.plugin_name for impl in hook.get_hookimpls() if host.plugins.infos[impl.plugin_name].status == "enabled"

@@ -238,7 +238,8 @@ class ScheduleStore:
             schedules.c.paused.is_(False), schedules.c.type.in_(sorted(types))
         )
         async with self.engine.connect() as connection:
-            return (await connection.execute(query)).scalar_one_or_none()
+            due: float | None = (await connection.execute(query)).scalar_one_or_none()
+        return due
 
     async def fire(self, row: Row[Any], submission: Submission, now: float, misfire_grace: float) -> Row[Any] | None:
         """Claim the due tick ``row.next_run`` and queue its job, in one transaction. Returns the job, or

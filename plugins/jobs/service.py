@@ -75,7 +75,8 @@ class Jobs:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Migrate the jobs tables, upsert the schedules plugins declare, then run the dispatcher (if any) until the block ends."""
+        """Migrate the jobs tables, upsert the schedules plugins declare, then run the dispatcher (if any)
+        until the block ends."""
         await migrate(self.store.engine, MIGRATIONS, "jobs")
         for plugin, declared in sorted(self.declared.by_plugin.items()):
             await self.schedules.declare(plugin, declared)

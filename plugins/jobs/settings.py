@@ -27,9 +27,11 @@ class Settings(BaseModel):
     max_log_bytes: int = Field(1024 * 1024, ge=1024)
     """The last this many bytes of each job's output and log records are kept; earlier ones are dropped, with a note."""
     artifacts_dir: Path | None = None
-    """Where job artifacts are stored (shared storage when workers run on several hosts); default ``<data dir>/jobs/artifacts``."""
+    """Where job artifacts are stored (shared storage when workers run on several hosts);
+    default ``<data dir>/jobs/artifacts``."""
     misfire_grace_seconds: float = Field(60.0, gt=0)
-    """A schedule's tick later than this (no worker ran at the time) counts as missed: coalesced or skipped per the schedule."""
+    """A schedule's tick later than this (no worker ran at the time) counts as missed:
+    coalesced or skipped per the schedule."""
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Settings:

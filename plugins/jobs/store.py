@@ -97,7 +97,8 @@ logs = Table(
     Column("size", Integer, nullable=False),
     Column("data", Text, nullable=False),
 )
-"""A job's output as chunks at byte offsets of its whole log; chunks wholly before the last ``max_log_bytes`` are deleted."""
+"""A job's output as chunks at byte offsets of its whole log;
+chunks wholly before the last ``max_log_bytes`` are deleted."""
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,8 @@ class JobStore:
             return None
         query = select(func.min(jobs.c.run_after)).where(jobs.c.status == PENDING, jobs.c.type.in_(sorted(types)))
         async with self.engine.connect() as connection:
-            return (await connection.execute(query)).scalar_one_or_none()
+            due: float | None = (await connection.execute(query)).scalar_one_or_none()
+        return due
 
     async def renew(self, owner: str, job_ids: Sequence[str], lease_seconds: float) -> dict[str, bool]:
         """Extend ``owner``'s leases on ``job_ids``; returns, for each job still held, whether a cancel was asked."""

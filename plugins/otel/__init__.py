@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from core import ConsolePage, RouterContribution, hookimpl, run_bulk
+from core import ConsolePage, Host, RouterContribution, hookimpl, run_bulk
 from core.database import migrated
 
 from .decode import to_rows
@@ -20,7 +20,7 @@ from .ui import pages
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _store(host: Any) -> SpanStore:
+def _store(host: Host) -> SpanStore:
     """The one span store of this app, shared by the routes, the gRPC receiver and the hooks."""
     return host.service("otel.store", lambda: SpanStore(host.database))
 

@@ -162,7 +162,7 @@ def _parse_protobuf(payload: bytes | bytearray, request: ExportTraceServiceReque
             return
         except wire.Malformed:
             request.Clear()  # protobuf's own parse below says what is wrong, or accepts what the walk did not expect
-    request.ParseFromString(payload)
+    request.ParseFromString(payload)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
 
 
 def _hex_ids_to_base64(document: Any) -> None:

@@ -89,6 +89,7 @@ def _tokens(value: Any) -> int:
     if value is None:
         return 0
     kind = value.WhichOneof("value")
+    count: int
     if kind == "int_value":
         count = value.int_value
     elif kind == "double_value" and value.double_value == value.double_value:

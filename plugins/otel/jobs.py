@@ -190,7 +190,9 @@ JOB_TYPES = [
         "otel.export",
         export_traces,
         Export,
-        description="Write the traces matching a filter to an OTLP/JSON lines artifact, traces.jsonl (one TracesData per trace)",
+        description=(
+            "Write the traces matching a filter to an OTLP/JSON lines artifact, traces.jsonl (one TracesData per trace)"
+        ),
         timeout_seconds=3600,
         retry=RetryPolicy(max_attempts=3, transient=TRANSIENT, backoff_seconds=30),
     ),

@@ -60,8 +60,8 @@ def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
             for e in span.events
         ],
         "links": [
-            {"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(), "attributes": attributes(l.attributes)}
-            for l in span.links
+            {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(), "attributes": attributes(link.attributes)}
+            for link in span.links
         ],
         "resource": {"attributes": attributes(resource.attributes), "schema_url": row["resource_schema_url"]},
         "scope": {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)},
@@ -88,7 +88,7 @@ def span_tree(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for view in views
     }
-    roots = []
+    roots: list[dict[str, Any]] = []
     for view in views:
         parent = nodes.get(view["parent_span_id"] or "")
         (parent["children"] if parent is not None else roots).append(nodes[view["span_id"]])

@@ -40,6 +40,7 @@ from .settings import Settings
 from .store import SpanStore, TraceFilter
 
 T = TypeVar("T")
+Term = TypeVar("Term", bound=str | None)
 logger = logging.getLogger("plughost.otel")
 
 RETRY_AFTER_SECONDS = "5"
@@ -49,16 +50,21 @@ MAX_LIMIT = 1000
 ATTRIBUTE_PREFIX = "attr."
 MAX_ATTRIBUTE_FILTERS = 10
 MAX_DURATION_MS = INT64_MAX / 1_000_000
-BAD_REQUEST = {400: {"description": "A parameter is out of range or malformed; the JSON `detail` says which."}}
-NOT_FOUND = {404: {"description": "No such trace in this workspace."}}
-OTLP_ERRORS = {
+Responses = dict[int | str, dict[str, Any]]
+BAD_REQUEST: Responses = {
+    400: {"description": "A parameter is out of range or malformed; the JSON `detail` says which."}
+}
+NOT_FOUND: Responses = {404: {"description": "No such trace in this workspace."}}
+OTLP_ERRORS: Responses = {
     400: {"description": "Not a valid OTLP ExportTraceServiceRequest (a google.rpc.Status in the request's encoding)."},
     413: {
-        "description": "Body over `PLUGHOST_OTEL_MAX_BODY_BYTES`, or inflating past `PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES`."
+        "description": "Body over `PLUGHOST_OTEL_MAX_BODY_BYTES`, "
+        "or inflating past `PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES`."
     },
     415: {"description": "Unsupported Content-Type or Content-Encoding."},
     503: {
-        "description": "The store is down or busy, or too much is being decompressed at once; retry after `Retry-After`."
+        "description": "The store is down or busy, or too much is being decompressed at once; "
+        "retry after `Retry-After`."
     },
 }
 GRPC_CODES = {
@@ -97,7 +103,7 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
     async def store_request(request: Request, kind: str, body: bytes, encoding: str, inflated_bytes: int) -> Response:
         """Inflate ``body`` in a thread that yields the CPU to the event loop (zlib lets go of the GIL),
         decode it off the loop, store its spans, and answer; its rows are freed on return."""
-        options = {
+        options: dict[str, Any] = {
             "content_type": request.headers.get("content-type", ""),
             "limit": settings.max_decompressed_bytes,
             "workspace": current_workspace(),
@@ -146,7 +152,8 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
         summary="List traces, newest first",
         description="Filters combine (all must hold). Besides the parameters below, any number of "
         "`attr.<key>=<value>` parameters (up to 10) keep traces with a span whose attribute `<key>` has that value, "
-        "compared as text (`true`/`false` for booleans, decimal for numbers; values over 256 characters are not indexed).",
+        "compared as text (`true`/`false` for booleans, decimal for numbers; "
+        "values over 256 characters are not indexed).",
         responses=BAD_REQUEST,
     )
     async def list_traces(
@@ -243,7 +250,7 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
 
 def _attribute_filters(request: Request) -> dict[str, str]:
     """``attr.<key>=<value>`` query parameters (any number; all must hold, each on some span of the trace)."""
-    found = {}
+    found: dict[str, str] = {}
     for parameter, value in request.query_params.multi_items():
         if parameter.startswith(ATTRIBUTE_PREFIX):
             key = parameter[len(ATTRIBUTE_PREFIX) :]
@@ -255,7 +262,7 @@ def _attribute_filters(request: Request) -> dict[str, str]:
     return found
 
 
-def _term(text: str | None, name: str) -> str | None:
+def _term(text: Term, name: str) -> Term:
     """A filter value as the index holds it; 400 for one it cannot hold (so it could never match)."""
     if text is not None and (len(text) > MAX_TERM_CHARS or "\0" in text):
         raise HTTPException(

@@ -20,4 +20,4 @@ def plughost_settings(host: Any) -> type[Settings]:
 @hookimpl
 def plughost_middlewares(host: Any) -> MiddlewareContribution:
     factory = partial(SecurityMiddleware, page_shell=host.is_page_shell)
-    return MiddlewareContribution("security", factory, before=["workspace", "timing"])
+    return MiddlewareContribution("security", factory, before=("workspace", "timing"))

@@ -56,7 +56,8 @@ class SecurityMiddleware:
             self.extra_headers.append((b"x-frame-options", settings.frame_options.encode()))
         if "*" in settings.allowed_hosts:
             logger.warning(
-                "security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): no DNS-rebinding protection"
+                "security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): "
+                "no DNS-rebinding protection"
             )
         if self.origins.any:
             logger.warning(
@@ -201,7 +202,7 @@ def _request_headers(scope: Scope) -> dict[str, str]:
 
 
 def _http_scheme(scope: Scope) -> str:
-    scheme = scope.get("scheme", "http")
+    scheme: str = scope.get("scheme", "http")
     return {"ws": "http", "wss": "https"}.get(scheme, scheme)
 
 

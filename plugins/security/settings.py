@@ -41,6 +41,7 @@ class Settings(BaseModel):
     def _non_empty_token(cls, token: SecretStr | None) -> SecretStr | None:
         if token is not None and len(token.get_secret_value()) < 16:
             raise ValueError(
-                "the token must be at least 16 characters (make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+                "the token must be at least 16 characters "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
             )
         return token

@@ -11,4 +11,4 @@ from .middleware import TimingMiddleware
 
 @hookimpl
 def plughost_middlewares(host: Any) -> MiddlewareContribution:
-    return MiddlewareContribution("timing", TimingMiddleware, after=["workspace"])
+    return MiddlewareContribution("timing", TimingMiddleware, after=("workspace",))

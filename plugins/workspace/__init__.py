@@ -11,4 +11,4 @@ from .middleware import WorkspaceMiddleware
 
 @hookimpl
 def plughost_middlewares(host: Any) -> MiddlewareContribution:
-    return MiddlewareContribution("workspace", WorkspaceMiddleware, after=["security"], before=["timing"])
+    return MiddlewareContribution("workspace", WorkspaceMiddleware, after=("security",), before=("timing",))

@@ -41,7 +41,7 @@ class Slot:
 
     @hookimpl
     def plughost_console_pages(self, host: Any) -> ConsolePage:
-        return ConsolePage("slot", slot, scripts=("/slot/static/slot/slot.js",), styles="/slot/static/slot/slot.css")
+        return ConsolePage("slot", slot, scripts=("/slot/static/slot/slot.js",), styles=("/slot/static/slot/slot.css",))
 
 
 class Probe:

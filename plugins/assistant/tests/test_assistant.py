@@ -257,7 +257,7 @@ def test_explain_errors_before_the_stream(with_llm: str) -> None:
 def conversations(base: str) -> list[dict[str, Any]]:
     listed = httpx.get(f"{base}/api/assistant/conversations")
     assert listed.status_code == 200
-    return listed.json()["conversations"]  # type: ignore[no-any-return]
+    return listed.json()["conversations"]
 
 
 def test_a_failed_explanation_stores_nothing(with_llm: str) -> None:

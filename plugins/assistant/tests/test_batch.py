@@ -20,7 +20,8 @@ FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 10.0, "poll_seconds": 0.
 def export(
     base: str, service: str, *, failed: bool, hours_ago: float = 0, workspace: str | None = None, llm: bool = False
 ) -> str:
-    """GET /checkout, 100 ms: 'reserve' 0-80, then 'charge card' 80-100 (declined when ``failed``); an LLM call when ``llm``."""
+    """GET /checkout, 100 ms: 'reserve' 0-80, then 'charge card' 80-100 (declined when ``failed``);
+    an LLM call when ``llm``."""
     with exporting(base, service, workspace) as tracer:
         return _checkout(tracer, failed=failed, hours_ago=hours_ago, llm=llm)
 
@@ -75,7 +76,7 @@ def run(jobs: Any, params: dict[str, Any], headers: dict[str, str] | None = None
     while True:
         job = jobs.get(f"/api/jobs/{submitted.json()['id']}", headers=headers or {}).json()
         if job["status"] in {"SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"}:
-            return job  # type: ignore[no-any-return]
+            return job
         assert time.monotonic() < deadline, job
         time.sleep(0.05)
 

@@ -43,6 +43,11 @@ def chat(
     return span(span_id, begin, end, parent, name=f"chat {model}", attributes=attributes, error=error)
 
 
+def response_model(model: str) -> dict[str, Any]:
+    """The model that answered, as ``chat(..., **response_model(model))`` attributes."""
+    return {"gen_ai.response.model": model}
+
+
 def tool(
     span_id: str, begin: float, end: float, name: str = "search", arguments: str | None = '{"q": "weather"}'
 ) -> dict[str, Any]:
@@ -59,9 +64,7 @@ def test_llm_calls_models_tokens_and_the_share_of_time_counts_overlap_once() -> 
                 "agent", 0, 1000, attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.usage.input_tokens": 999}
             ),
             chat("c1", 0, 400, tokens=(1000, 50)),
-            chat(
-                "c2", 200, 600, model="claude-sonnet", tokens=(2000, 80), **{"gen_ai.response.model": "claude-sonnet-4"}
-            ),
+            chat("c2", 200, 600, model="claude-sonnet", tokens=(2000, 80), **response_model("claude-sonnet-4")),
             span(
                 "legacy",
                 700,
@@ -90,8 +93,8 @@ def test_llm_calls_models_tokens_and_the_share_of_time_counts_overlap_once() -> 
     assert genai["llm_share"] == pytest.approx(0.7)
     assert genai["cost"] is None and genai["unpriced_models"] == []  # no price table: no costs, no made-up prices
     assert (
-        "LLM: 3 calls (claude-sonnet-4, gpt-3.5, gpt-4o), 3007 input and 133 output tokens, 700.0 ms in LLM calls (70% of the trace)"
-        in as_text(analysis)
+        "LLM: 3 calls (claude-sonnet-4, gpt-3.5, gpt-4o), 3007 input and 133 output tokens, "
+        "700.0 ms in LLM calls (70% of the trace)" in as_text(analysis)
     )
 
 
@@ -113,7 +116,7 @@ def test_prices_turn_tokens_into_cost_per_call_and_in_total() -> None:
                 200,
                 model="claude-sonnet",
                 tokens=(2000, 1000),
-                **{"gen_ai.response.model": "claude-sonnet-4"},
+                **response_model("claude-sonnet-4"),
             ),
             chat("c3", 200, 300, model="mystery", tokens=(5, 5)),
         ),
@@ -133,13 +136,13 @@ def test_prices_come_from_the_environment_as_json(make_app: Any, monkeypatch: py
 
 
 def test_slow_calls_retries_and_repeated_identical_prompts() -> None:
-    prompt = {"gen_ai.input.messages": '[{"role": "user", "content": "plan a trip"}]'}
+    prompt: dict[str, Any] = {"gen_ai.input.messages": '[{"role": "user", "content": "plan a trip"}]'}
     genai = analyse(
         trace(
             span("agent", 0, 20_000),
             chat("first", 0, 1000, error=True, **prompt),
             chat("retry", 1000, 9000, **prompt),  # the same prompt after a failure: a retry, and slow
-            chat("other", 9000, 9500, **{"gen_ai.input.messages": '[{"role": "user", "content": "book it"}]'}),
+            chat("other", 9000, 9500, **{"gen_ai.input.messages": '[{"role": "user", "content": "book it"}]'}),  # type: ignore[arg-type]
             chat(
                 "same1", 10_000, 10_500, model="mini", tokens=(321, 5)
             ),  # no prompt captured: same request attributes and input size
@@ -180,7 +183,7 @@ def test_tool_call_loops() -> None:
     spans += [tool("w1", 900, 910, "weather", None), tool("w2", 910, 920, "weather", None)]  # twice only: not a loop
     analysis = analyse(trace(*spans), Settings())
     loops = analysis["genai"]["tool_loops"]
-    assert [(l["tool"], l["count"], l["same_arguments"], l["span_ids"]) for l in loops] == [
+    assert [(loop["tool"], loop["count"], loop["same_arguments"], loop["span_ids"]) for loop in loops] == [
         ("search", 4, True, ["t0", "t1", "t2", "t3"])
     ]
     assert analysis["genai"]["tool_call_count"] == 6 and analysis["genai"]["llm_call_count"] == 4

@@ -210,7 +210,7 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
             )
 
         async def events() -> AsyncIterator[bytes]:
-            start = {
+            start: dict[str, Any] = {
                 "id": "msg_1",
                 "type": "message",
                 "role": "assistant",
@@ -298,7 +298,7 @@ def _openai_answer(body: dict[str, Any], model: str) -> Answer:
     if model.startswith(("tool-", "tools2-")):
         if not body.get("tools"):
             raise Refused("no tools were sent")
-        trailing = []
+        trailing: list[dict[str, Any]] = []
         for message in reversed(messages):
             if message["role"] != "tool":
                 break

@@ -167,7 +167,8 @@ def test_without_the_jobs_plugin_batches_answer_503(make_app: Any) -> None:
 
 
 def test_batches_work_with_every_plugin_on(make_app: Any, provider: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches use the jobs plugin's JobsClient, not an in-process HTTP call the security plugin's host check refused."""
+    """Batches use the jobs plugin's JobsClient, not an in-process HTTP call the security plugin's host check
+    refused."""
     monkeypatch.setenv("PLUGHOST_GATEWAY_KEK", KEK)
     monkeypatch.setenv("PLUGHOST_GATEWAY_ALLOW_PRIVATE", "true")
     with serve_in_thread(make_app(None, {"jobs": FAST_JOBS})) as url:

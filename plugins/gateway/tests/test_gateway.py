@@ -162,9 +162,12 @@ def test_a_cut_off_stream_is_reported_not_passed_off_as_complete(base: str, prov
         ):
             pass
     client = anthropic.Anthropic(base_url=f"{base}/gateway/anthropic", api_key="unused", max_retries=0)
-    with pytest.raises(anthropic.APIError, match="truncated"), client.messages.stream(
-        model="flaky-claude", max_tokens=9, messages=[{"role": "user", "content": "a b c"}]
-    ) as stream:
+    with (
+        pytest.raises(anthropic.APIError, match="truncated"),
+        client.messages.stream(
+            model="flaky-claude", max_tokens=9, messages=[{"role": "user", "content": "a b c"}]
+        ) as stream,
+    ):
         "".join(stream.text_stream)
 
 

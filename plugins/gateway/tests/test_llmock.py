@@ -1,6 +1,8 @@
-"""Tool loops against llmock (PyPI ``llmock``), a third-party mock of the OpenAI and Anthropic APIs, as both provider kinds.
+"""Tool loops against llmock (PyPI ``llmock``), a third-party mock of the OpenAI and Anthropic APIs,
+as both provider kinds.
 
-llmock's own pytest plugin provides the ``llmock`` fixture: a real server on loopback for the session, reset for each test."""
+llmock's own pytest plugin provides the ``llmock`` fixture: a real server on loopback for the session,
+reset for each test."""
 
 from __future__ import annotations
 

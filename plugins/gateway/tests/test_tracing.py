@@ -1,4 +1,5 @@
-"""Every gateway call is a trace in the otel store (through the plughost_span_exporter hook), nested under the caller's."""
+"""Every gateway call is a trace in the otel store (through the plughost_span_exporter hook),
+nested under the caller's."""
 
 from __future__ import annotations
 
@@ -171,7 +172,10 @@ def test_a_request_that_cannot_be_translated_is_traced_as_a_400(serve: Any, prov
 
 
 def test_an_invalid_traceparent_starts_a_trace_of_its_own() -> None:
-    tracer = Tracer(lambda *args, **kwargs: None, queue_size=1, capture_content=False, project="default")
+    async def export(*args: Any, **kwargs: Any) -> None:
+        pass
+
+    tracer = Tracer(export, queue_size=1, capture_content=False, project="default")
     for header in (
         "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
         f"00-{CALLER_TRACE}-0000000000000000-01",

@@ -102,7 +102,7 @@ def test_jobs_are_scoped_by_workspace(jobs_client: Any) -> None:
 
 def test_a_job_runs_in_its_workspace(jobs_client: Any) -> None:
     client = jobs_client()
-    team_b = {"X-Plughost-Workspace": "team-b"}
+    team_b: dict[str, Any] = {"X-Plughost-Workspace": "team-b"}
     job = submit(client, "test.echo", headers=team_b, params={"value": 1})
     done = wait_for(client, job["id"], **team_b)
     assert done["result"]["workspace"] == "team-b"

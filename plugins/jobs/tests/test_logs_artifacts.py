@@ -1,4 +1,5 @@
-"""What a job reports: captured output and log records (bounded, followed live over SSE), progress, artifacts, deletion."""
+"""What a job reports: captured output and log records (bounded, followed live over SSE), progress, artifacts,
+deletion."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def test_logs_follow_a_running_job_over_sse_until_it_ends(
 
 def test_artifacts_are_listed_downloaded_scoped_and_deleted_with_the_job(jobs_client: Any, tmp_path: Path) -> None:
     client = jobs_client(artifacts_dir=str(tmp_path / "artifacts"))
-    team = {"X-Plughost-Workspace": "team-a"}
+    team: dict[str, Any] = {"X-Plughost-Workspace": "team-a"}
     job = wait_for(
         client, submit(client, "test.report", headers=team, params={"lines": 2, "artifact": "lines.txt"})["id"], **team
     )

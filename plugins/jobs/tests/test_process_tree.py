@@ -1,4 +1,5 @@
-"""Whole-tree kills: nothing a job started outlives it, whether it stayed in the job's process group or daemonized out of it.
+"""Whole-tree kills: nothing a job started outlives it, whether it stayed in the job's process group
+or daemonized out of it.
 
 Each check runs right after the job is reported finished, without waiting: the
 outcome is recorded only once the worker's tree is dead and reaped.

@@ -1,4 +1,5 @@
-"""Schedules: the API, cron and interval timetables, exactly-once ticks across worker processes, catch-up, plugin-declared schedules."""
+"""Schedules: the API, cron and interval timetables, exactly-once ticks across worker processes, catch-up,
+plugin-declared schedules."""
 
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ from .conftest import wait_for
 def create(client: Any, **body: Any) -> dict[str, Any]:
     response = client.post("/api/jobs/schedules", json={"type": "test.echo", **body})
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def scheduled_jobs(client: Any, schedule_id: str) -> list[dict[str, Any]]:
-    return client.get("/api/jobs", params={"schedule_id": schedule_id, "limit": 1000}).json()["jobs"]  # type: ignore[no-any-return]
+    return client.get("/api/jobs", params={"schedule_id": schedule_id, "limit": 1000}).json()["jobs"]
 
 
 def seconds(moment: str) -> float:
@@ -64,7 +65,7 @@ def test_schedules_are_created_listed_paused_resumed_and_deleted(jobs_client: An
 def test_invalid_schedules_are_400_or_409_and_store_nothing(jobs_client: Any) -> None:
     client = jobs_client(workers=0)
     create(client, name="taken", interval_seconds=60)
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "unknown job type 'nope'": {"type": "nope", "interval_seconds": 60},
         "invalid cron expression '61 * * * *'": {"cron": "61 * * * *"},
         "invalid cron expression '0 0 30 2 *'": {"cron": "0 0 30 2 *"},

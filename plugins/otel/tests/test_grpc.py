@@ -3,6 +3,7 @@ collector forwarding over gRPC, and plain grpc stubs for the edges (limits, meta
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -126,7 +127,7 @@ def export_raw(
     """Call Export with ``body`` as the request bytes, as a client would put them on the wire."""
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(EXPORT, response_deserializer=ExportTraceServiceResponse.FromString)
-        return call(body, metadata=metadata, timeout=30, **options)  # type: ignore[no-any-return]
+        return call(body, metadata=metadata, timeout=30, **options)
 
 
 def request_with_spans(*spans: tuple[bytes, bytes, str], service: str = "raw") -> ExportTraceServiceRequest:
@@ -164,7 +165,8 @@ def test_sdk_grpc_exporter_spans_come_back_with_everything(
 
 
 def test_rotel_collector_forwards_over_grpc_with_workspace_project_and_token(serve: Any, tmp_path: Path) -> None:
-    """SDK --OTLP/HTTP--> rotel --OTLP/gRPC (gzip)--> plughost, with the metadata the collector is configured to send."""
+    """SDK --OTLP/HTTP--> rotel --OTLP/gRPC (gzip)--> plughost, with the metadata the collector is configured
+    to send."""
     security = {"token": TOKEN}
     with serve(plugins=("otel", "workspace", "security"), security=security) as (base, target):
         rotel_http = f"127.0.0.1:{free_port()}"
@@ -245,7 +247,7 @@ def test_the_security_token_is_required_when_set(serve: Any) -> None:
     body = request_with_spans((TRACE, b"\1" * 8, "root")).SerializeToString()
     with serve(plugins=("otel", "security"), security={"token": TOKEN}) as (base, target):
         for metadata in ((), (("authorization", "Bearer wrong-token-of-some-length"),), (("authorization", TOKEN),)):
-            error = rpc_error(lambda: export_raw(target, body, metadata))
+            error = rpc_error(functools.partial(export_raw, target, body, metadata))
             assert error.code() == grpc.StatusCode.UNAUTHENTICATED and "PLUGHOST_SECURITY_TOKEN" in error.details()
         export_raw(target, body, (("authorization", f"Bearer {TOKEN}"),))
         export_raw(target, body, (("x-api-key", TOKEN),))
@@ -295,7 +297,7 @@ def test_a_message_over_the_body_limit_is_refused(serve: Any) -> None:
 
 
 BOMB_CLIENT = textwrap.dedent(
-    """
+    f"""
     import sys, grpc
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     request = ExportTraceServiceRequest()
@@ -303,12 +305,11 @@ BOMB_CLIENT = textwrap.dedent(
     span.trace_id, span.span_id, span.name = b"\\1" * 16, b"\\1" * 8, "\\0" * int(sys.argv[2])
     with grpc.insecure_channel(sys.argv[1], compression=grpc.Compression.Gzip) as channel:
         try:
-            channel.unary_unary("%s")(request.SerializeToString(), timeout=60)
+            channel.unary_unary("{EXPORT}")(request.SerializeToString(), timeout=60)
             print("OK")
         except grpc.RpcError as error:
             print(error.code().name, error.details())
     """
-    % EXPORT
 )
 
 

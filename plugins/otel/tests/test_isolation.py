@@ -100,9 +100,9 @@ def test_bad_requests_mixed_into_a_burst_never_fail_the_good_ones(base: str) -> 
         request = make_request(range(10_000 + i, 10_001 + i))
         request.resource_spans[0].scope_spans[0].spans[0].name = "nul\0here"
         bad.append(request.SerializeToString())
-    bodies = [body for pair in zip(good, bad + [None] * len(good)) for body in pair if body is not None]
+    bodies = [body for pair in zip(good, bad + [None] * len(good), strict=False) for body in pair if body is not None]
     responses = asyncio.run(_post_all(base, bodies))
-    by_body = dict(zip(bodies, responses))
+    by_body = dict(zip(bodies, responses, strict=True))
     for body in good:
         response = by_body[body]
         assert response.status_code == 200, response.content

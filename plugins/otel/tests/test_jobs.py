@@ -143,7 +143,7 @@ def test_export_writes_matching_traces_as_otlp_json_lines_that_read_back_lossles
     assert client.get(result["download_url"]).status_code == 404  # another workspace cannot download it
     exported = [parse(line.encode(), JSON) for line in lines]
     newest_first = [1, 3, 5]
-    for request, index in zip(exported, newest_first):
+    for request, index in zip(exported, newest_first, strict=True):
         assert request == parse(json.dumps(sent[index]).encode(), JSON)
     assert (
         json.loads(lines[0])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == f"{1:032x}"

@@ -133,7 +133,7 @@ def test_sdk_exporter_spans_come_back_with_everything(base: str, compression: Co
     ]
 
 
-OTLP_JSON = {
+OTLP_JSON: dict[str, Any] = {
     "resourceSpans": [
         {
             "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-client"}}]},

@@ -215,7 +215,7 @@ def test_migrating_a_populated_database_keeps_everything_and_backfills(database_
             async with engine.connect() as connection:
                 assert (await connection.execute(select(func.count()).select_from(spans))).scalar() == len(rows)
                 stored = {row.trace_id: dict(row._mapping) for row in await connection.execute(select(traces))}
-                assert (await connection.execute(select(func.count()).select_from(terms))).scalar() > 0
+                assert (await connection.execute(select(func.count()).select_from(terms))).scalar_one() > 0
             for summary in summarise(rows):
                 assert stored[summary["trace_id"]] == summary
             store = SpanStore(engine)

@@ -7,10 +7,11 @@ import multiprocessing
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from core.database import create_engine, migrate
 from plugins.otel import MIGRATIONS
-from plugins.otel.decode import STATUS_ERROR, to_rows
+from plugins.otel.decode import to_rows
 from plugins.otel.store import SpanStore, TraceFilter, summarise
 
 TRACES = 2000
@@ -35,7 +36,7 @@ def trace_rows(number: int) -> list[dict[str, Any]]:
         span.start_time_unix_nano = START + number * 10**9 + position * 1000
         span.end_time_unix_nano = START + number * 10**9 + (position * 7919 % 100) * 10**6 + 1
         if number % 2 and position == SPANS_PER_TRACE - 1:
-            span.status.code = STATUS_ERROR
+            span.status.code = Status.STATUS_CODE_ERROR
     return to_rows(request, workspace="default", project="race").rows
 
 

@@ -45,7 +45,8 @@ const write = "{target}/gateway/chat/invocations";
 Promise.allSettled([
   fetch(write, {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body: "{{}}"}}),
   fetch(write, {{method: "POST", mode: "cors", credentials: "include",
-                headers: {{"Authorization": "Bearer a-guessed-token-long-enough", "Content-Type": "application/json"}}, body: "{{}}"}}),
+                headers: {{"Authorization": "Bearer a-guessed-token-long-enough", "Content-Type": "application/json"}},
+                body: "{{}}"}}),
 ]).then((results) => document.body.setAttribute("data-result", results.map((result) => result.status).join(" ")));
 </script></body></html>"""
 

@@ -61,7 +61,7 @@ class Spend(SpendRoutes):
 
 @pytest.fixture
 def spend(register_plugin: Any) -> Spend:
-    return register_plugin(Spend())  # type: ignore[no-any-return]
+    return register_plugin(Spend())
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ class Notes:
 
 @pytest.fixture
 def notes(register_plugin: Any) -> Notes:
-    return register_plugin(Notes())  # type: ignore[no-any-return]
+    return register_plugin(Notes())
 
 
 @pytest.fixture
@@ -69,8 +69,8 @@ def base(make_app: Any, notes: Notes) -> Iterator[str]:
         yield url
 
 
-def in_workspace(name: str) -> dict[str, bytes]:
-    return {"X-Plughost-Workspace": name.encode()}
+def in_workspace(name: str) -> dict[bytes, bytes]:
+    return {b"X-Plughost-Workspace": name.encode()}
 
 
 def test_absent_header_means_the_default_workspace(base: str) -> None:
