@@ -119,8 +119,7 @@ def stuck_store(behaviour: str, released: threading.Event) -> types.SimpleNamesp
     async def export(request: Any, *, workspace: str, project: str = "default") -> None:
         if behaviour == "down":
             raise ConnectionError("the trace store is down")
-        while not released.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(released.wait, 600)
 
     return types.SimpleNamespace(PLUGHOST_NAME="stuckstore", plughost_span_exporter=hookimpl(lambda host: export))
 
