@@ -103,8 +103,8 @@ def run(quick: bool) -> str:
                 for _ in range(runs):
                     page.goto(url, wait_until="commit")
                     times.append(page.evaluate(READY))
-                bars = page.locator("#rows .row").count()
-                assert bars == 1 + children * (1 + grandchildren), bars
+                shown = page.evaluate("document.getElementById('rows-sizer').offsetHeight / 26")
+                assert shown == (1 + children * (1 + grandchildren) if children < 20 else 1 + children), shown
                 rows.append((label, statistics.median(times), min(times), max(times)))
             browser.close()
     floor = rows[0][1]

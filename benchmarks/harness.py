@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -181,15 +182,10 @@ async def post_many(
             for body in pending:
                 started = time.perf_counter()
                 writer.write(
-                    f"POST {path} HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
                 )
-                status_line = await reader.readline()
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                await reader.readexactly(length)
+                status_line = await read_response(reader)
                 latencies.append(time.perf_counter() - started)
                 if not status_line.startswith(b"HTTP/1.1 2"):
                     raise RuntimeError(f"{path}: {status_line!r}")
@@ -198,6 +194,18 @@ async def post_many(
 
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return latencies
+
+
+async def read_response(reader: Any) -> bytes:
+    """Read one HTTP/1.1 response with a ``Content-Length`` from an asyncio stream; returns its status line."""
+    status_line: bytes = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status_line
 
 
 POSTGRESQL = os.environ.get("PLUGHOST_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/postgres")

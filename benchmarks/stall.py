@@ -14,6 +14,8 @@ reports the p99 and the worst ``/health`` latency inside its time window. The ca
 3. ``GET /api/otel/traces/{id}`` of that trace;
 4. ``POST /api/assistant/analyze`` on that trace;
 5. ingest of one request with 150,000 spans (gzip);
+5b. ingest of one span with 1.8 M attributes, gzip and plain protobuf (bodies up to 32 MiB admitted), and
+    ``GET`` of its trace: the piecewise parse cuts requests at span boundaries, so it cannot cut this one;
 6. a 100 MiB JSON ``POST /api/jobs``;
 7. the largest JSON body accepted by default (``PLUGHOST_MAX_JSON_BODY_BYTES``, 1 MiB of small
    objects) to ``/api/jobs``: FastAPI parses it on the loop, so this is the bounded worst case.
@@ -58,6 +60,7 @@ STALL_TARGET_MS = 50.0
 PEAK_TARGET_MiB = 400.0
 SETTLE_SECONDS = 10.0
 PROTOBUF_GZIP = {"content-type": "application/x-protobuf", "content-encoding": "gzip"}
+PROTOBUF = {"content-type": "application/x-protobuf"}
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,11 @@ class Sizes:
     bomb_concurrency: int
     bomb_inflated_bytes: int
     settle_seconds: float
+    one_span_attributes: int
 
 
-FULL = Sizes(400, 2500, 150_000, 100 * MiB, 64, 32, 1024 * MiB, SETTLE_SECONDS)
-QUICK = Sizes(200, 250, 15_000, 10 * MiB, 8, 4, 64 * MiB, 2.0)
+FULL = Sizes(400, 2500, 150_000, 100 * MiB, 64, 32, 1024 * MiB, SETTLE_SECONDS, 1_800_000)
+QUICK = Sizes(200, 250, 15_000, 10 * MiB, 8, 4, 64 * MiB, 2.0, 180_000)
 
 
 # -- the /health poller, in a process of its own (no GIL shared with the load) ------------------
@@ -215,6 +219,48 @@ def big_trace_cases(client: httpx.Client, sizes: Sizes) -> list[CaseResult]:
     ]
 
 
+def one_span_request(trace_id: bytes, attributes: int) -> bytes:
+    """One OTLP request of one span with ``attributes`` small integer attributes (about 12 bytes each), unencoded."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="stall-bench")))
+    start = time.time_ns()
+    span = resource_spans.scope_spans.add().spans.add(
+        trace_id=trace_id,
+        span_id=(1).to_bytes(8, "big"),
+        name="huge",
+        start_time_unix_nano=start,
+        end_time_unix_nano=start,
+    )
+    span.attributes.extend(KeyValue(key=f"a{i}", value=AnyValue(int_value=i)) for i in range(attributes))
+    return request.SerializeToString()
+
+
+def huge_span_cases(client: httpx.Client, sizes: Sizes) -> list[CaseResult]:
+    """One span of many attributes: the walk that parses a big request in pieces cannot cut one span."""
+    gzipped, plain = os.urandom(16), os.urandom(16)
+    body = one_span_request(gzipped, sizes.one_span_attributes)
+    compressed = gzip.compress(body, 6)
+    plain_body = one_span_request(plain, sizes.one_span_attributes)
+    label = f"one span of {sizes.one_span_attributes / 1e6:.1f} M attributes"
+
+    def get() -> str:
+        answer = client.get(f"/api/otel/traces/{gzipped.hex()}")
+        return f"{answer.status_code}, {len(answer.content) / MiB:.0f} MiB"
+
+    return [
+        timed(
+            f"ingest {label} ({len(compressed) / MiB:.1f} MiB gzip)",
+            lambda: stored(client.post("/v1/traces", content=compressed, headers=PROTOBUF_GZIP)),
+        ),
+        timed(
+            f"ingest {label} ({len(plain_body) / MiB:.1f} MiB protobuf)",
+            lambda: stored(client.post("/v1/traces", content=plain_body, headers=PROTOBUF)),
+        ),
+        timed(f"GET the trace of {label}", get),
+    ]
+
+
 def ingest_case(client: httpx.Client, sizes: Sizes) -> CaseResult:
     body = trace_request(os.urandom(16), sizes.ingest_spans, 2)
 
@@ -330,7 +376,12 @@ def run(quick: bool) -> str:
     sizes = QUICK if quick else FULL
     command, port = plughost_server()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {"PLUGHOST_DATA_DIR": data_dir, "PLUGHOST_JOBS_WORKERS": "0"}
+        # OTLP bodies up to 32 MiB as sent (the default is 8): the one-span case is about 22 MiB unencoded
+        env = {
+            "PLUGHOST_DATA_DIR": data_dir,
+            "PLUGHOST_JOBS_WORKERS": "0",
+            "PLUGHOST_OTEL_MAX_BODY_BYTES": str(32 * MiB),
+        }
         with (
             server(command, port, health="/health", env=env) as running,
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client,
@@ -341,6 +392,7 @@ def run(quick: bool) -> str:
             results.append(bomb_result)
             results += big_trace_cases(client, sizes)
             results.append(ingest_case(client, sizes))
+            results += huge_span_cases(client, sizes)
             results.append(huge_json_case(port, sizes))
             results.append(accepted_json_case(client))
     return table(results, samples, memory, sizes)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,7 +15,8 @@ from pydantic import ValidationError
 from .errors import StartupError
 from .factory import Assembly, assemble, build_app, build_host
 from .host import Host
-from .plugins import PluginInfo, load_plugins
+from .plugins import ENTRY_POINT_GROUP, PluginInfo, load_plugins
+from .scaffold import new_plugin
 from .settings import ENV_PREFIX, CoreSettings
 
 
@@ -97,6 +100,10 @@ def list_plugins(as_json: bool) -> None:
     Works when plugins are broken."""
     host = build_host(load_settings(), strict=False)
     assembly, problem = _try_assemble(host)
+    try:
+        host.check_environment()
+    except StartupError as error:
+        problem = "\n".join(filter(None, (problem, str(error))))
     rows = [_describe(info, host, assembly) for info in host.plugins.infos.values()]
     if as_json:
         click.echo(json.dumps({"plugins": rows, "assembly_error": problem}, indent=2))
@@ -115,6 +122,23 @@ def list_plugins(as_json: bool) -> None:
         click.echo(f"\nThe server would not start: {problem}")
     if not rows:
         click.echo("no plugins installed")
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    help="Where to write plughost-NAME/. [default: the current directory]",
+)
+@startup_errors
+def new(name: str, directory: Path) -> None:
+    """Write a new plugin distribution, plughost-NAME, ready to pip install and test."""
+    installed = {entry_point.name for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    target = new_plugin(name, directory, installed)
+    click.echo(f"wrote {target}\n  pip install -e '{target}[test]' && pytest {target}")
 
 
 @plugins.command("order")

@@ -9,8 +9,9 @@ their own, so several plugins (and other applications) can share one database.
 
 from __future__ import annotations
 
+import ast
 import fcntl
-import logging
+import re
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,21 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from alembic import command
-from alembic.config import Config
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, exc, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-RETRY_AFTER_SECONDS = 5
-
-UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
-"""Errors that mean the database is down, unreachable or busy (not that the query is wrong)."""
-
-logger = logging.getLogger("plughost")
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:
@@ -47,8 +39,36 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        engine.sync_engine.dialect.do_terminate = _stop_aiosqlite  # type: ignore[method-assign]
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def synchronous_twin(engine: AsyncEngine) -> Engine | None:
+    """For a SQLite file: a synchronous engine on the same file, tuned the same, for a transaction that runs
+    whole in one worker thread (through the async driver, each statement is a hop to its thread and back).
+    ``None`` for any other database (an in-memory SQLite one included: a second engine would not see it)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    twin = create_sync_engine(
+        engine.url.set(drivername="sqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
+    event.listen(twin, "connect", _tune_sqlite)
+    return twin
+
+
+def _stop_aiosqlite(dbapi_connection: Any) -> None:
+    """Terminate an aiosqlite connection (the pool does when a call on it was cut short): its worker thread
+    closes the SQLite connection after what it runs now, and stops; nothing waits for it.
+
+    SQLAlchemy's own terminate awaits a graceful close, shielded. A call cancelled twice (shutdown
+    cancelling a task that a timeout had cancelled) stops the worker thread through the second
+    cancel while the shielded close, cancelled in turn, awaits a stop the thread is no longer
+    there to answer: ``asyncio.run`` then waits for it forever at exit (aiosqlite >= 0.22; the
+    same hang as wapiti-scanner/wapiti#802).
+    """
+    dbapi_connection._terminate_force_close()
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -71,7 +91,13 @@ async def migrate(engine: AsyncEngine, migrations: Path, plugin: str, revision: 
     SQLite through a file lock beside the database file.
     """
 
+    if revision == "head" and await _is_at_head(engine, migrations, plugin):
+        return
+
     def upgrade(connection: Connection) -> None:
+        from alembic import command  # imported only when a migration may be due: a quarter of start-up
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(migrations))
         config.attributes["connection"] = connection
@@ -84,6 +110,46 @@ async def migrate(engine: AsyncEngine, migrations: Path, plugin: str, revision: 
             key = zlib.crc32(f"plughost-migrate-{plugin}".encode())
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         await connection.run_sync(upgrade)
+
+
+async def _is_at_head(engine: AsyncEngine, migrations: Path, plugin: str) -> bool:
+    """Whether ``plugin``'s version table already holds its one head revision: read without Alembic, from
+    the ``revision`` and ``down_revision`` lines of its migration files. Anything unusual (several heads,
+    a file it cannot read that way, no version table yet) answers ``False``, and Alembic decides."""
+    head = _single_head(migrations / "versions")
+    if head is None:
+        return False
+    try:
+        async with engine.connect() as connection:
+            stored = (
+                await connection.execute(text(f"SELECT version_num FROM plughost_{plugin}_alembic_version"))
+            ).all()
+    except exc.DBAPIError:  # no version table yet
+        return False
+    return [tuple(row) for row in stored] == [(head,)]
+
+
+REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _single_head(versions: Path) -> str | None:
+    """The revision that no other revision in ``versions`` revises, if there is exactly one."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in versions.glob("*.py"):
+        found = dict(REVISION_LINE.findall(path.read_text()))
+        if "revision" not in found or "down_revision" not in found:
+            return None
+        try:
+            revision, down = ast.literal_eval(found["revision"]), ast.literal_eval(found["down_revision"])
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        revised.update(down if isinstance(down, tuple) else () if down is None else (down,))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
 
 
 @asynccontextmanager
@@ -126,13 +192,3 @@ def run_migrations(target_metadata: Any) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
-
-
-async def answer_unavailable(request: Request, error: Exception) -> JSONResponse:
-    """The app's handler for :data:`UNAVAILABLE`: 503 with ``Retry-After``, never a 500, for any plugin's store."""
-    logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, type(error).__name__)
-    return JSONResponse(
-        {"detail": "the database is unavailable or busy; retry shortly"},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )

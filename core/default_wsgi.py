@@ -19,6 +19,7 @@ from flask import Flask, Response, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
+from .console_clashes import check_blueprint_names, check_navigation_paths, check_url_rules
 from .context import WORKSPACE_PATTERN
 from .contributions import ConsolePage
 from .version import __version__
@@ -26,9 +27,11 @@ from .version import __version__
 CONSOLE_DIR = Path(__file__).parent / "console"
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+    "default-src 'self'; script-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'self'"
 )
-"""Sent with every console answer: scripts and styles only from files the console serves, no inline script."""
+"""Sent with every console answer: scripts and styles only from files the console serves, no inline script;
+images also inline (``data:``: an LLM call's images, shown by the trace view)."""
 
 DATA_ENDPOINTS = frozenset({"version", "server_info"})
 """The console's own routes that answer data (JSON), not a page shell or a static file."""
@@ -36,7 +39,7 @@ DATA_ENDPOINTS = frozenset({"version", "server_info"})
 
 def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Sequence[ConsolePage] = ()) -> Flask:
     """The console app, with ``pages`` registered, listed in the navigation and their shell assets loaded,
-    in the given order."""
+    in the given order. A URL, blueprint name or navigation path that two pages claim is a ClashError."""
     app = Flask(
         "plughost",
         template_folder=str(CONSOLE_DIR / "templates"),
@@ -46,6 +49,8 @@ def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Se
     navigation = [page.navigation for page in pages if page.navigation is not None]
     scripts = [url for page in pages for url in page.scripts]
     styles = [url for page in pages for url in page.styles]
+    check_navigation_paths(pages)
+    check_blueprint_names(pages)
     for page in pages:
         app.register_blueprint(page.blueprint)
 
@@ -77,6 +82,7 @@ def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Se
     def info() -> Any:
         return jsonify(server_info())
 
+    check_url_rules(app, pages)
     return app
 
 

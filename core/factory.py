@@ -24,15 +24,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
 from .bridge import WSGIApp, WSGIBridge
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
-from .database import UNAVAILABLE, answer_unavailable
 from .default_wsgi import console_shells, create_default_wsgi_app
 from .docs import add_offline_docs
-from .errors import StartupError
+from .errors import ClashError
 from .host import Host
 from .limits import RequestLimits, answer_too_large
 from .openapi import with_error_responses
@@ -41,6 +41,7 @@ from .plugins import PluginInfo, load_plugins
 from .routes import RouteClaim, answer_method_not_allowed, check_conflicts, claims
 from .settings import CoreSettings
 from .shells import PageShells
+from .unavailable import answer_database_errors, answer_server_error
 from .validation import answer_validation_error
 from .version import __version__
 
@@ -148,22 +149,36 @@ def build_host(
 ) -> Host:
     host = Host(settings, load_plugins(settings, given=given, strict=strict))
     host.validate_plugin_settings(overrides, strict=strict)
+    if strict:
+        host.check_environment()
     return host
 
 
 def assemble(host: Host, *, strict: bool = True) -> Assembly:
     """Call every contribution hook, check the results, and resolve the orders.
 
-    With ``strict=False`` (``plugins list``) a plugin whose hook raises is marked
-    as failed and left out, and the others are still assembled.
+    Contributions of several plugins that cannot coexist (a hint cycle, a duplicate
+    name, a console URL claimed twice) are a :class:`~core.errors.ClashError` naming
+    those plugins. With ``strict=False`` (``plugins list``) a plugin whose hook raises,
+    or that takes part in a clash, is marked as failed and left out, and the others
+    are still assembled.
     """
+    while True:
+        try:
+            return _assemble_enabled(host, strict)
+        except ClashError as clash:
+            if strict:
+                raise
+            for name in clash.plugins:
+                info = host.plugins.infos[name]
+                host.plugins.mark_failed(info, info.failure(clash.cause, clash.fix))
+
+
+def _assemble_enabled(host: Host, strict: bool) -> Assembly:
     routers = _contributions(host, "plughost_routers", RouterContribution, strict)
     middlewares = _contributions(host, "plughost_middlewares", MiddlewareContribution, strict)
-    try:
-        router_order = resolve_order(routers, kind="router")
-        middleware_order = resolve_order(middlewares, kind="middleware")
-    except OrderingError as exc:
-        raise StartupError(str(exc)) from None
+    router_order = _resolve(routers, "router")
+    middleware_order = _resolve(middlewares, "middleware")
     for ignored in (*router_order.ignored, *middleware_order.ignored):
         logger.info("ordering hint %s ignored: %r is not present", ignored, ignored.target)
 
@@ -176,8 +191,11 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
 
     wsgi_apps = host.plugins.call("plughost_wsgi_app", strict=strict, host=host)
     if len(wsgi_apps) > 1:
-        names = " and ".join(repr(info.name) for info, _ in wsgi_apps)
-        raise StartupError(f"plugins {names} both provide the WSGI app; disable one of them")
+        raise ClashError(
+            "each provides the WSGI app, and only one can be mounted",
+            [info.name for info, _ in wsgi_apps],
+            fix="keep one of them enabled",
+        )
     for info, app in wsgi_apps:
         if not callable(app):
             raise info.failure(f"plughost_wsgi_app returned {app!r}, not a WSGI callable")
@@ -187,14 +205,21 @@ def assemble(host: Host, *, strict: bool = True) -> Assembly:
         wsgi_owner, wsgi_app = wsgi_apps[0][0].name, wsgi_apps[0][1]
     else:
         pages = _contributions(host, "plughost_console_pages", ConsolePage, strict)
-        try:
-            page_order = resolve_order(pages, kind="console page").order
-        except OrderingError as exc:
-            raise StartupError(str(exc)) from None
+        page_order = _resolve(pages, "console page").order
         console = create_default_wsgi_app(lambda: server_info(host), page_order)
         wsgi_owner, wsgi_app, shells = CORE, console, console_shells(console)
 
     return Assembly(host, router_order, middleware_order, tuple(lifespans), wsgi_app, wsgi_owner, page_order, shells)
+
+
+def _resolve(items: Sequence[Any], kind: str) -> Resolution[Any]:
+    """:func:`resolve_order`, with an unsatisfiable order blamed on the plugins whose contributions made it."""
+    try:
+        return resolve_order(items, kind=kind)
+    except OrderingError as error:
+        plugins = [item.plugin for item in items if item.name in error.names]
+        owners = ", ".join(f"{item.name!r} of plugin {item.plugin!r}" for item in items if item.name in error.names)
+        raise ClashError(f"{error} [{kind}s: {owners}]", plugins, fix=error.fix) from None
 
 
 def build_app(assembly: Assembly) -> PlughostApp:
@@ -209,8 +234,9 @@ def build_app(assembly: Assembly) -> PlughostApp:
     )
     _add_core_routes(app)
     docs = add_offline_docs(app)
-    for error in UNAVAILABLE:
-        app.add_exception_handler(error, answer_unavailable)
+    for error in (SQLAlchemyError, OSError, ExceptionGroup):
+        app.add_exception_handler(error, answer_database_errors)
+    app.add_exception_handler(Exception, answer_server_error)
     app.add_exception_handler(RequestValidationError, answer_validation_error)
     app.add_exception_handler(405, answer_method_not_allowed)
     app.add_exception_handler(413, answer_too_large)

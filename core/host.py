@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,8 +12,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .database import create_engine, database_url
+from .errors import StartupError
 from .plugins import PluginSet
-from .settings import CoreSettings, load_plugin_settings
+from .settings import CoreSettings, check_unclaimed_variables, env_prefix, load_plugin_settings
 from .shells import no_page_shells
 
 T = TypeVar("T")
@@ -91,7 +93,24 @@ class Host:
     ) -> None:
         """Call ``plughost_settings`` and validate each model from the environment and ``overrides``."""
         environ = os.environ if environ is None else environ
-        for info, model in self.plugins.call("plughost_settings", strict=strict, host=self):
+        declared = self.plugins.call("plughost_settings", strict=strict, host=self)
+        without_settings = {info.name for info in self.plugins.enabled} - {info.name for info, _ in declared}
+        for unknown in sorted(set(overrides or {}) - set(self.plugins.infos)):
+            close = difflib.get_close_matches(unknown, list(self.plugins.infos), n=1)
+            raise StartupError(
+                f"settings given for an unknown plugin {unknown!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                f"plugins: {', '.join(sorted(self.plugins.infos)) or 'none'}"
+            )
+        for name in sorted(without_settings):
+            info = self.plugins.infos[name]
+            stray = sorted(key for key in environ if key.startswith(env_prefix(name)))
+            stray += [f"{name}.{field}" for field in (overrides or {}).get(name, {})]
+            if stray:
+                failure = info.failure(f"declares no settings, so {', '.join(stray)} would be ignored", fix="unset it")
+                if strict:
+                    raise failure
+                self.plugins.mark_failed(info, failure)
+        for info, model in declared:
             try:
                 if not (isinstance(model, type) and issubclass(model, BaseModel)):
                     raise ValueError(f"plughost_settings returned {model!r}, not a pydantic model class")
@@ -103,3 +122,13 @@ class Host:
                 if strict:
                     raise failure from None
                 self.plugins.mark_failed(info, failure)
+
+    def check_environment(self, environ: Mapping[str, str] | None = None) -> None:
+        """Raise a :class:`StartupError` for a ``PLUGHOST_*`` variable that nothing reads (see
+        :func:`~core.settings.check_unclaimed_variables`)."""
+        known = [
+            f"{env_prefix(plugin)}{field.upper()}"
+            for plugin, model in self._plugin_settings.items()
+            for field in type(model).model_fields
+        ]
+        check_unclaimed_variables(os.environ if environ is None else environ, self.plugins.infos, known)

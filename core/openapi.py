@@ -9,7 +9,7 @@ FastAPI's ``responses=``; the core adds, where the operation does not declare th
 - to every plugin operation: ``400`` (a request the route cannot read or refuses: invalid
   or too deeply nested JSON, :mod:`core.validation`; a bad workspace header; a value
   out of the store's range), and ``503`` with ``Retry-After`` (the database is
-  unavailable, :func:`core.database.answer_unavailable`).
+  unavailable, :mod:`core.unavailable`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ TOO_LARGE = (
     "The request body is over the route's limit (PLUGHOST_MAX_BODY_BYTES, or PLUGHOST_MAX_JSON_BODY_BYTES for JSON)"
 )
 NOT_FOUND = "Nothing is found at the given path parameters"
-UNAVAILABLE = "The database is unavailable or busy; retry after the `Retry-After` seconds"
+UNAVAILABLE = "The database is unavailable (`detail` says why, `cause` names it); retry after `Retry-After` seconds"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 

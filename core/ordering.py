@@ -51,7 +51,16 @@ class Edge:
 
 
 class OrderingError(Exception):
-    """The hints cannot be satisfied; the message says which ones and why."""
+    """The hints cannot be satisfied; the message says which ones and why.
+
+    ``names`` are the items at fault: both items of a duplicate name, the items of a
+    cycle, an item whose requirement is missing. ``fix`` says what to change.
+    """
+
+    def __init__(self, message: str, names: Sequence[str] = (), fix: str = "") -> None:
+        super().__init__(message)
+        self.names = tuple(names)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -87,18 +96,20 @@ def resolve_order(items: Sequence[T], *, kind: str = "item") -> Resolution[T]:
     by_name: dict[str, T] = {}
     for item in items:
         if item.name in by_name:
-            raise OrderingError(f"two {kind}s are named {item.name!r}; names must be unique")
+            raise OrderingError(
+                f"two {kind}s are named {item.name!r}; names must be unique",
+                [item.name],
+                fix=f"rename one of the {kind}s",
+            )
         by_name[item.name] = item
 
-    missing = [
-        f"{item.name!r} requires {required!r}"
-        for item in items
-        for required in item.requires
-        if required not in by_name
-    ]
+    missing = [(item.name, required) for item in items for required in item.requires if required not in by_name]
     if missing:
+        described = "; ".join(f"{name!r} requires {required!r}" for name, required in missing)
         raise OrderingError(
-            f"missing required {kind}s: {'; '.join(missing)}. Present: {', '.join(sorted(by_name)) or 'none'}"
+            f"missing required {kind}s: {described}. Present: {', '.join(sorted(by_name)) or 'none'}",
+            [name for name, _ in missing],
+            fix="install and enable the plugin that provides it, or remove the requirement",
         )
 
     edges: list[Edge] = []
@@ -136,7 +147,11 @@ def resolve_order(items: Sequence[T], *, kind: str = "item") -> Resolution[T]:
         cycle = _find_cycle(stuck, successors)
         path = " -> ".join([edge.first for edge in cycle] + [cycle[0].first])
         made_by = "; ".join(str(edge.hint) for edge in cycle)
-        raise OrderingError(f"{kind} order has a cycle: {path} (made by the hints: {made_by})")
+        raise OrderingError(
+            f"{kind} order has a cycle: {path} (made by the hints: {made_by})",
+            [edge.first for edge in cycle],
+            fix="remove or reverse one of these hints",
+        )
 
     return Resolution(tuple(order), tuple(edges), tuple(ignored))
 

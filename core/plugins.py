@@ -262,10 +262,23 @@ def _unknown_hooks(manager: pluggy.PluginManager, info: PluginInfo) -> str:
     }
     for name in sorted(implemented - optional):
         if getattr(manager.hook, name).spec is None:
-            close = difflib.get_close_matches(name, specified, n=1)
-            hint = f"; did you mean {close[0]}?" if close else f"; known hooks: {', '.join(sorted(specified))}"
-            return f"implements unknown hook {name}{hint}"
+            return f"implements unknown hook {name}{_unknown_hook_hint(name, specified)}"
     for name in sorted(dir(info.plugin)):
         if name.startswith("plughost_") and callable(getattr(info.plugin, name)) and name not in implemented:
             return f"{name} is not marked with @hookimpl, so it would never be called"
     return ""
+
+
+def _unknown_hook_hint(name: str, specified: list[str]) -> str:
+    """A misspelling of a known hook gets its correction; any other name is most likely a hook
+    that a plugin offers (the jobs plugin's ``plughost_job_types``) while that plugin is absent."""
+    prefix = f"{hookspecs.PROJECT_NAME}_"
+    suffixes = {hook.removeprefix(prefix): hook for hook in specified}
+    close = difflib.get_close_matches(name.removeprefix(prefix), list(suffixes), n=1)
+    if close:
+        return f"; did you mean {suffixes[close[0]]}?"
+    return (
+        "; no enabled plugin offers it. If another plugin offers this hook, mark the implementation "
+        "`@hookimpl(optionalhook=True)` so that your plugin loads without that plugin; "
+        f"otherwise check its name (known hooks: {', '.join(sorted(specified))})"
+    )

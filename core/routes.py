@@ -1,17 +1,17 @@
-"""Flatten routers into (method, path) claims, find claims that two owners make, and answer 405s
-with every allowed method."""
+"""Flatten routers into (method, path) claims, find claims that two owners make, and answer 405s with the
+allowed methods."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Host, Match, Mount, Route, WebSocketRoute
-from starlette.types import Scope
+from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, compile_path
 
 from .errors import StartupError
 
@@ -61,27 +61,29 @@ def check_conflicts(all_claims: Iterable[RouteClaim]) -> None:
 PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
-    """Every method that some route answers at ``scope``'s path, for a 405's ``Allow`` header.
+def allowed_methods(route_claims: Iterable[RouteClaim], path: str) -> list[str]:
+    """The methods answered at ``path`` by its most specific path templates (those with the fewest
+    parameters), across plugins, for a 405's ``Allow`` header.
 
-    Starlette's router lets the first route whose path matches answer the 405, so
-    its ``Allow`` would name that route's methods only, not those of the routes
-    (often other plugins' or other functions') that share the path.
+    Starlette's router lets the first route whose path matches answer the 405, so its ``Allow``
+    would name that route's methods only, not those of the routes (often other plugins' or other
+    functions') that share the path. A template with a parameter that also matches (``/api/jobs/{id}``
+    at ``/api/jobs/schedules``) is not this path's: its methods are not advertised here.
     """
-    routes = list(routes)
-    probe: dict[str, Any] = {
-        key: scope[key] for key in ("type", "path", "root_path", "headers", "query_string") if key in scope
-    }
-    allowed = []
-    for method in PROBED_METHODS:
-        if any(route.matches({**probe, "method": method})[0] is Match.FULL for route in routes):
-            allowed.append(method)
-    return allowed
+    matching = [claim for claim in route_claims if claim.method in PROBED_METHODS and _template(claim.path).match(path)]
+    fewest = min((claim.path.count("{") for claim in matching), default=0)
+    methods = {claim.method for claim in matching if claim.path.count("{") == fewest}
+    return [method for method in PROBED_METHODS if method in methods]
+
+
+@functools.cache
+def _template(path: str) -> re.Pattern[str]:
+    return compile_path(path)[0]
 
 
 async def answer_method_not_allowed(request: Request, error: Exception) -> JSONResponse:
     """The app's 405 handler: ``Allow`` lists the methods of every route at the path."""
-    allow = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+    allow = ", ".join(allowed_methods(request.app.route_claims(), request.url.path))
     return JSONResponse(
         {"detail": getattr(error, "detail", "Method Not Allowed")}, status_code=405, headers={"allow": allow}
     )

@@ -14,20 +14,61 @@ import logging
 import socket
 
 import uvicorn
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .factory import create_app
 from .settings import CoreSettings
 
 logger = logging.getLogger("plughost")
 
+HEADER_TIMEOUT_SECONDS = 10.0
+"""How long a client may take to send a request's line and headers."""
 
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
-    """uvicorn's HTTP protocol, with TCP_NODELAY set on the accepted socket."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+
+
+class NoDelayHTTPProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol (httptools), with TCP_NODELAY set on the accepted socket, and a deadline
+    for a request's headers: uvicorn has none, so a client sending them a byte at a time (slowloris)
+    held its connection for as long as it liked. A connection whose request line and headers are not
+    all in within ``header_timeout_seconds`` of its opening, or of the request's first byte, gets
+    408 and is closed."""
+
+    header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(transport)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._arm_header_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(self.header_timeout_seconds, self._headers_too_slow)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.write(REQUEST_TIMEOUT)
+            self.transport.close()
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .errors import StartupError
+
 ENV_PREFIX = "PLUGHOST_"
+
+READ_ELSEWHERE = {"PLUGHOST_TEST_POSTGRESQL": "the PostgreSQL server of the test kit's database fixtures"}
+"""``PLUGHOST_*`` variables that are no setting of the server, but read by another part of plughost."""
 
 NameList = Annotated[tuple[str, ...], NoDecode]
 
@@ -81,6 +87,12 @@ def load_plugin_settings(
     """
     prefix = env_prefix(plugin)
     fields = {name.upper(): name for name in model.model_fields}
+    misnamed = sorted(set(overrides or {}) - set(model.model_fields))
+    if misnamed:
+        raise ValueError(
+            f"unknown settings given for plugin {plugin!r}: {', '.join(misnamed)}; "
+            f"known settings: {', '.join(model.model_fields) or 'none'}"
+        )
     values: dict[str, Any] = {}
     unknown = []
     for key, raw in environ.items():
@@ -121,3 +133,47 @@ def _is_collection(annotation: Any) -> bool:
     if origin is Annotated:
         return _is_collection(typing.get_args(annotation)[0])
     return origin in (list, tuple, set, frozenset, dict) or annotation in (list, tuple, set, frozenset, dict)
+
+
+def core_variables() -> list[str]:
+    return [f"{ENV_PREFIX}{name.upper()}" for name in CoreSettings.model_fields]
+
+
+def check_unclaimed_variables(environ: Mapping[str, str], plugins: Iterable[str], known: Iterable[str]) -> None:
+    """Raise naming every ``PLUGHOST_*`` variable that nothing reads, each with its closest match.
+
+    A variable is claimed by a core field, by :data:`READ_ELSEWHERE`, or by the prefix of an
+    installed plugin (``plugins``: enabled or not; an enabled plugin checks its own variables).
+    ``known`` are the variables the enabled plugins read, offered as corrections.
+    """
+    prefixes = {env_prefix(plugin): plugin for plugin in plugins}
+    claimed = {*core_variables(), *READ_ELSEWHERE}
+    unclaimed = [
+        variable
+        for variable in sorted(environ)
+        if variable.startswith(ENV_PREFIX)
+        and variable not in claimed
+        and not any(variable.startswith(prefix) for prefix in prefixes)
+    ]
+    if unclaimed:
+        corrections = [*claimed, *known]
+        problems = "; ".join(variable + _closest(variable, corrections, prefixes) for variable in unclaimed)
+        raise StartupError(
+            f"unknown setting {problems}: neither the core nor any installed plugin reads it, so it would be "
+            "ignored.\n  Fix: correct or unset it."
+        )
+
+
+def _closest(variable: str, corrections: list[str], prefixes: Mapping[str, str]) -> str:
+    """`` (did you mean ...?)``: a variable spelled alike, else the same setting under a plugin prefix spelled alike."""
+    close = difflib.get_close_matches(variable, corrections, n=1, cutoff=0.8)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    words = variable.removeprefix(ENV_PREFIX).split("_")
+    by_name = {prefix.removeprefix(ENV_PREFIX).rstrip("_"): plugin for prefix, plugin in prefixes.items()}
+    for count in range(1, len(words)):
+        guessed = difflib.get_close_matches("_".join(words[:count]), list(by_name), n=1, cutoff=0.75)
+        if guessed:
+            plugin = by_name[guessed[0]]
+            return f" (did you mean {env_prefix(plugin)}{'_'.join(words[count:])}, for plugin {plugin!r}?)"
+    return ""

@@ -14,8 +14,13 @@ in your plugin's ``conftest.py``; the default enables every installed plugin),
 ``client`` (a TestClient with lifespans run), ``live_server`` (the base URL of
 ``plughost_app`` served by uvicorn), ``database_url`` (a fresh database, once
 on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
+<<<<<<< HEAD
 the test instead of skipping it) and ``sqlite_url`` (SQLite only, for checks
 whose behaviour no store changes).
+=======
+the test instead of skipping it), ``postgresql_cluster`` and ``stoppable_postgresql_url``
+(a PostgreSQL server of the session's own, which a test may stop and start).
+>>>>>>> main
 
 Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
 ``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
@@ -27,9 +32,15 @@ Without Chromium the tests skip, saying why; under ``CI`` they fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import difflib
+import importlib.metadata
 import os
+import shlex
 import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import types
@@ -37,14 +48,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import uvicorn
 
 from .errors import StartupError
 from .factory import PlughostApp, create_app
-from .plugins import CORE_HOOKS, PRIORITY_OPTIONS, load_plugins
+from .plugins import CORE_HOOKS, ENTRY_POINT_GROUP, PRIORITY_OPTIONS, load_plugins
 from .server import NoDelayHTTPProtocol
 from .settings import CoreSettings
 
@@ -53,7 +64,17 @@ PluginSpec = str | object
 
 
 def plugin_name(plugin: object) -> str:
-    """The name a directly given plugin registers under: its ``PLUGHOST_NAME``, else its module's last name."""
+    """The name a directly given plugin registers under, as the server would name it.
+
+    A module named by an installed ``plughost.plugins`` entry point takes that entry point's
+    name (``metrics = "plughost_metrics"`` registers ``plughost_metrics`` as ``metrics``).
+    Anything else, such as a test's one-off plugin class, declares its name once in a
+    ``PLUGHOST_NAME`` attribute; a module without one falls back to its last dotted name.
+    """
+    if isinstance(plugin, types.ModuleType):
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if entry_point.value == plugin.__name__:
+                return entry_point.name
     name = getattr(plugin, "PLUGHOST_NAME", None)
     if name is None and isinstance(plugin, types.ModuleType):
         name = plugin.__name__.rsplit(".", 1)[-1]
@@ -86,17 +107,38 @@ def make_app(
             objects[plugin_name(plugin)] = plugin
     core_values = {k: v for k, v in (settings or {}).items() if k in CoreSettings.model_fields}
     overrides = {k: v for k, v in (settings or {}).items() if k not in CoreSettings.model_fields}
+    for key, value in overrides.items():
+        if not isinstance(value, Mapping):
+            close = difflib.get_close_matches(key, list(CoreSettings.model_fields), n=1)
+            raise StartupError(
+                f"make_app: unknown core setting {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                "a plugin's settings go under its name: {'otel': {'max_body_bytes': 1024}}"
+            )
     core_values.setdefault("plugins", None if plugins is None else tuple(names))
+    if "data_dir" not in core_values:
+        core_values["data_dir"] = Path(tempfile.mkdtemp(prefix="plughost-test-"))
     return create_app(CoreSettings(**core_values), given=objects, overrides=overrides)
 
 
-def assert_plugin_contract(module: object, *, settings: Mapping[str, Any] | None = None) -> None:
+Alongside = Literal["installed"] | Iterable[str]
+
+QUIET_BUILTINS: dict[str, dict[str, Any]] = {"otel": {"grpc_address": ""}}
+"""Built-in plugins' settings for a contract check: nothing listens on a fixed port (otel's gRPC on 4317)."""
+
+
+def assert_plugin_contract(
+    module: object, *, settings: Mapping[str, Any] | None = None, alongside: Alongside = ()
+) -> None:
     """Fail with the core's own message unless ``module`` keeps the plugin contract.
 
     Checks: it implements at least one known hook, marks every ``plughost_*``
     function with ``@hookimpl``, uses no ``tryfirst``/``trylast``/wrappers on core
-    hooks, and alone builds a working app (settings valid with defaults,
-    contributions typed, hints resolvable, no route conflict with the core).
+    hooks, and builds a working app with its lifespans run (settings valid with
+    defaults, contributions typed, hints resolvable, no route or console clash).
+    ``alongside`` names the installed plugins to build it with: none by default,
+    ``"installed"`` for all of them, so that a clash or a hint cycle with any of
+    them fails here. The plugin registers under its entry point's name
+    (:func:`plugin_name`); its data lives in a temporary directory, removed after.
     """
     name = plugin_name(module)
     hooks = [attr for attr in dir(module) if attr.startswith("plughost_")]
@@ -106,19 +148,29 @@ def assert_plugin_contract(module: object, *, settings: Mapping[str, Any] | None
         assert options is not None, f"{name}.{attr} is not marked with @hookimpl"
         used = [o for o in PRIORITY_OPTIONS if options.get(o)]
         assert not (used and attr in CORE_HOOKS), f"{name}.{attr} uses {used}; use before=/after= hints"
+    others = None if alongside == "installed" else list(alongside)
     try:
-        load_plugins(CoreSettings(plugins=()), given={name: module})
-        app = make_app([module], settings)
-        with client_for(app):
-            pass
+        installed = load_plugins(CoreSettings(plugins=()), given={name: module}).infos
+        quiet = {plugin: values for plugin, values in QUIET_BUILTINS.items() if plugin in installed}
+        with tempfile.TemporaryDirectory(prefix="plughost-contract-") as data_dir:
+            app = make_app(others, {"data_dir": Path(data_dir), **quiet, **(settings or {})}, given={name: module})
+            with client_for(app):
+                pass
     except StartupError as error:
         raise AssertionError(str(error)) from None
 
 
+KIT_HOST = "localhost"
+"""The Host header of the kit's clients: a name the security plugin allows by default (Starlette's own,
+``testserver``, is refused with 403)."""
+
+
 def client_for(app: Any, **options: Any) -> Any:
-    """A ``starlette.testclient.TestClient`` (imported here: it needs httpx2, a test-only dependency)."""
+    """A ``starlette.testclient.TestClient`` on ``http://localhost`` (imported here: it needs httpx2, a test-only
+    dependency)."""
     from starlette.testclient import TestClient
 
+    options.setdefault("base_url", f"http://{KIT_HOST}")
     return TestClient(app, **options)
 
 
@@ -369,3 +421,198 @@ def new_postgresql_database() -> Iterator[str]:
         yield POSTGRESQL_SERVER.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
     finally:
         postgresql_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+BATCH_TRACE_START_NS = 1_700_000_000_000_000_000
+
+
+def batch_span_id(number: int) -> str:
+    """The span id (hex) :func:`batch_trace` gives its ``number``-th span (1: the root; batch ``b``
+    is ``2 + b * (records + 1)``, its records follow it): spread like real ids, which compress as
+    badly as random bytes, but each number has its own."""
+    return ((number * 0x9E3779B97F4A7C15) % 2**64).to_bytes(8, "big").hex()
+
+
+def batch_trace(
+    trace_id: bytes,
+    batches: int = 50,
+    records: int = 99,
+    *,
+    failing: tuple[int, int] = (37, 57),
+    per_request: int = 5000,
+) -> Iterator[Any]:
+    """A batch job as OTLP ``ExportTraceServiceRequest`` s of up to ``per_request`` spans: a root
+    ``run batch job``, ``batches`` spans ``batch <i>`` under it, each with ``records`` sequential
+    ``process record`` spans (attributes ``record.id``, ``record.size``); the record ``failing``
+    (batch, record) has an error status and an exception event. Everything runs one after the
+    other: a sequential trace of ``1 + batches * (1 + records)`` spans (the issue's 5,001 by default)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+    record_ns, gap_ns = 1_000_000, 10_000
+    batch_ns = records * (record_ns + gap_ns) + gap_ns
+    request = ExportTraceServiceRequest()
+    count = 0
+
+    def add(span_id: int, parent: int | None, name: str, start: int, end: int, attributes: dict[str, Any]) -> Any:
+        nonlocal request, count
+        if count == per_request:
+            yield request
+            request, count = ExportTraceServiceRequest(), 0
+        if not request.resource_spans:
+            resource_spans = request.resource_spans.add()
+            resource_spans.resource.attributes.append(
+                KeyValue(key="service.name", value=AnyValue(string_value="batch-worker"))
+            )
+            resource_spans.scope_spans.add().scope.name = "batch.job"
+        span = request.resource_spans[0].scope_spans[0].spans.add()
+        span.trace_id, span.span_id, span.name = trace_id, bytes.fromhex(batch_span_id(span_id)), name
+        if parent is not None:
+            span.parent_span_id = bytes.fromhex(batch_span_id(parent))
+        span.start_time_unix_nano, span.end_time_unix_nano = BATCH_TRACE_START_NS + start, BATCH_TRACE_START_NS + end
+        for key, raw in attributes.items():
+            value = AnyValue(int_value=raw) if isinstance(raw, int) else AnyValue(string_value=raw)
+            span.attributes.append(KeyValue(key=key, value=value))
+        count += 1
+        return span
+
+    def spans() -> Iterator[Any]:
+        yield from add(1, None, "run batch job", 0, batches * batch_ns + 1000, {"job.name": "nightly-import"})
+        for batch in range(batches):
+            batch_id, batch_start = 2 + batch * (records + 1), batch * batch_ns + 1000  # after the root, not with it
+            yield from add(batch_id, 1, f"batch {batch}", batch_start, batch_start + batch_ns, {"batch.index": batch})
+            for record in range(records):
+                start = batch_start + gap_ns + record * (record_ns + gap_ns)
+                attributes = {"record.id": f"rec-{batch}-{record}", "record.size": 100 + record}
+                span_id, end = batch_id + 1 + record, start + record_ns
+                span = yield from add(span_id, batch_id, "process record", start, end, attributes)
+                if (batch, record) == failing:
+                    span.status.code = Status.STATUS_CODE_ERROR
+                    span.status.message = f"could not parse record rec-{batch}-{record}"
+                    event = span.events.add(name="exception", time_unix_nano=span.end_time_unix_nano)
+                    event.attributes.append(KeyValue(key="exception.type", value=AnyValue(string_value="ValueError")))
+                    event.attributes.append(
+                        KeyValue(key="exception.message", value=AnyValue(string_value="bad field 'amount'"))
+                    )
+        yield request
+
+    return spans()
+
+
+def post_otlp(base: str, requests: Iterable[Any], **headers: str) -> None:
+    """POST each OTLP request to ``base``'s ``/v1/traces`` as protobuf; each must be stored whole."""
+    import httpx
+
+    for request in requests:
+        answer = httpx.post(
+            f"{base}/v1/traces",
+            content=request.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", **headers},
+            timeout=60,
+        )
+        assert answer.status_code == 200 and b"rejected" not in answer.content, answer.content
+
+
+class PostgreSQLCluster:
+    """A PostgreSQL server of this test session's own, on a free loopback port: one a test may stop and
+    start under a running server (the shared one on ``PLUGHOST_TEST_POSTGRESQL`` is never stopped).
+
+    Made with ``initdb`` (as the ``postgres`` user when run as root: initdb refuses root) into a
+    temporary directory, and run with ``pg_ctl``, without fsync: its data is thrown away.
+    """
+
+    def __init__(self, bindir: Path, directory: Path) -> None:
+        self.bindir = bindir
+        self.directory = directory
+        self.data = directory / "data"
+        self.port = free_port()
+
+    def _run(self, program: str, *arguments: str) -> None:
+        command = [str(self.bindir / program), *arguments]
+        if os.geteuid() == 0:
+            command = ["su", "postgres", "-c", " ".join(shlex.quote(part) for part in command)]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def create(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        self.start()
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        """Stop at once: clients are disconnected, new connections are refused."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The server is down for the block, and back (with everything committed) when it ends."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    def admin(self, *statements: str) -> None:
+        """Run ``statements`` in order on the ``postgres`` database (with ``psql``: no event loop needed)."""
+        arguments = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]
+        for statement in statements:
+            arguments += ["-c", statement]
+        self._run("psql", *arguments)
+
+    def new_database(self) -> str:
+        """A new, empty database on this server; its SQLAlchemy URL."""
+        name = f"plughost_test_{uuid.uuid4().hex[:12]}"
+        self.admin(f'CREATE DATABASE "{name}"')
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+
+
+def _postgresql_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster() -> Iterator[PostgreSQLCluster]:
+    """A :class:`PostgreSQLCluster` for the session (initdb once, a few seconds); stopped and removed after.
+    Without PostgreSQL's programs the tests that use it skip, saying why; under ``CI`` they fail."""
+    bindir = _postgresql_bindir()
+    if bindir is None:
+        message = "PostgreSQL's initdb is not installed (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # Not under pytest's temporary directory: the postgres user could not reach into root's.
+    directory = Path(tempfile.mkdtemp(prefix="plughost-postgresql-"))
+    cluster = PostgreSQLCluster(bindir, directory)
+    cluster.create()
+    try:
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def stoppable_postgresql_url(postgresql_cluster: PostgreSQLCluster) -> str:
+    """A fresh database on the session's own :class:`PostgreSQLCluster`, which the test may stop and start."""
+    return postgresql_cluster.new_database()

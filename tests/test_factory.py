@@ -227,7 +227,9 @@ def test_a_database_that_is_down_or_busy_is_503_with_retry_after_not_500(make_ap
         response = client.get("/store")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
-    assert response.json() == {"detail": "the database is unavailable or busy; retry shortly"}
+    body = response.json()
+    assert body["unavailable"] == "database" and body["cause"] == "unreachable"
+    assert body["detail"].startswith("the database is unavailable: its file cannot be opened")
 
 
 def test_missing_required_middleware_stops_startup(make_app) -> None:
@@ -352,5 +354,16 @@ def test_two_wsgi_apps_are_an_error(make_app) -> None:
 
         return Plugin()
 
-    with pytest.raises(StartupError, match="plugins 'one' and 'two' both provide the WSGI app"):
+    with pytest.raises(StartupError, match="plugins 'one' and 'two': each provides the WSGI app"):
         make_app([provider("one"), provider("two")])
+
+
+def test_a_405_allows_the_methods_of_the_paths_own_routes_not_those_of_a_parameter_route_that_matches_too(
+    make_app,
+) -> None:
+    """schemathesis: ``OPTIONS /api/jobs/schedules`` advertised DELETE, the method of ``/api/jobs/{job_id}``."""
+    app = make_app(["jobs"], {"jobs": {"workers": 0}})
+    with client_for(app) as client:
+        assert client.options("/api/jobs/schedules").headers["allow"] == "GET, POST"
+        assert client.put(f"/api/jobs/{'0' * 32}").headers["allow"] == "GET, DELETE"
+        assert client.put("/api/jobs/schedules/x").headers["allow"] == "GET, DELETE"

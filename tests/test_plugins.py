@@ -202,5 +202,27 @@ def test_a_hook_that_raises_stops_startup_naming_the_plugin(make_app) -> None:
 
     with pytest.raises(
         StartupError, match="plugin 'raiser'.*plughost_routers raised RuntimeError: database unreachable"
-    ):
+    ) as raised:
         make_app([Raising()])
+    # the variable keeps its case in the generic fix line
+    assert "Fix: Disable it with PLUGHOST_DISABLE_PLUGINS=raiser or `serve --disable-plugins raiser`." in str(
+        raised.value
+    )
+
+
+class JobTypesWithoutOptional:
+    @hookimpl
+    def plughost_job_types(self, host):
+        return None
+
+
+def test_a_plugin_offered_hook_without_its_provider_suggests_optionalhook() -> None:
+    with pytest.raises(StartupError) as raised:
+        load_plugins(CoreSettings(plugins=()), given={"webhooks": JobTypesWithoutOptional()})
+    message = str(raised.value)
+    assert "implements unknown hook plughost_job_types; no enabled plugin offers it" in message
+    assert "mark the implementation `@hookimpl(optionalhook=True)`" in message
+    assert "did you mean" not in message
+    # with its provider enabled, the same implementation is answered
+    loaded = load_plugins(CoreSettings(plugins=("jobs",)), given={"webhooks": JobTypesWithoutOptional()})
+    assert loaded.infos["webhooks"].status == "enabled"

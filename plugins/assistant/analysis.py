@@ -1,10 +1,20 @@
 """Deterministic trace analysis: no LLM, the same answer for the same trace.
 
 Input: a trace as the otel query API returns it (``spans`` with ids, parents,
-names, times in ns, status, attributes and events). Output: the critical path
-(see :mod:`.critical_path`), the slowest spans by self time with their share of
-the whole, error spans and their messages, repeated calls under one parent (N+1),
-gaps where nothing ran, and the GenAI section (see :mod:`.genai`).
+names, times in ns, status, attributes and events). Output, written to read well
+whatever the trace's size:
+
+- the critical path (see :mod:`.critical_path`): its segments (the longest
+  :data:`PATH_SEGMENTS` of them, in time order), and its few largest contributors by
+  span name (numbers in names read as ``*``) with their share of the trace; a trace where nothing ran in parallel is
+  said to be sequential, in one line, instead;
+- the slowest spans by self time, one line per span name (names that differ only in their
+  numbers are one): count, total and max;
+- error spans and their messages;
+- repeated calls under one parent (N+1), one finding per pattern: calls of one name
+  under parents whose names differ only in their numbers (``batch 0``, ``batch 1``...
+  make ``batch *``), with the number of parents, the calls and their total time;
+- gaps where nothing ran, and the GenAI section (see :mod:`.genai`).
 
 Every step is linear in the spans (plus sorts), so a huge trace costs time in
 proportion; callers on the event loop run it in a thread.
@@ -12,7 +22,9 @@ proportion; callers on the event loop run it in a thread.
 
 from __future__ import annotations
 
+import functools
 import heapq
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -30,6 +42,12 @@ GAP_AT_LEAST_NS = NS_PER_MS
 GAP_SHARE_AT_LEAST = 0.05
 PATH_IN_TEXT = 24
 """Critical-path segments written out in the text (and so the LLM prompt); the rest are summed up."""
+PATH_SEGMENTS = 1000
+"""Critical-path segments in the answer (the longest); the summary by name covers them all."""
+PATH_CONTRIBUTORS = 5
+PARENTS_LISTED = 1000
+"""Parent span ids an N+1 finding lists (``parents`` counts them all)."""
+NUMBER = re.compile(r"\d+")
 
 
 def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -39,8 +57,11 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "trace_id": trace["trace_id"],
             "duration_ms": 0.0,
             "span_count": 0,
+            "sequential": True,
             "critical_path": [],
+            "critical_path_segments": 0,
             "critical_path_ms": 0.0,
+            "critical_path_contributors": [],
             "slowest_spans": [],
             "errors": [],
             "repeated_calls": [],
@@ -60,26 +81,19 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
     end = max(span["end_time_unix_nano"] for span in spans)
     total = max(end - start, 1)
     self_times = {span["span_id"]: _self_time(span, children[span["span_id"]]) for span in spans}
-    path = [_segment(segment, start) for segment in critical_path(spans)]
-    slowest = heapq.nsmallest(
-        SLOWEST, spans, key=lambda s: (-self_times[s["span_id"]], s["start_time_unix_nano"], s["span_id"])
-    )
+    segments = critical_path(spans)
+    longest = heapq.nlargest(PATH_SEGMENTS, segments, key=lambda segment: segment.finish - segment.begin)
+    path_ns = sum(segment.finish - segment.begin for segment in segments)
     return {
         "trace_id": trace["trace_id"],
         "duration_ms": total / NS_PER_MS,
         "span_count": len(spans),
-        "critical_path": path,
-        "critical_path_ms": sum(step["duration_ms"] for step in path),
-        "slowest_spans": [
-            {
-                "span_id": span["span_id"],
-                "name": span["name"],
-                "service_name": span["service_name"],
-                "self_ms": self_times[span["span_id"]] / NS_PER_MS,
-                "share": round(self_times[span["span_id"]] / total, 4),
-            }
-            for span in slowest
-        ],
+        "sequential": _sequential(children),
+        "critical_path": [_segment(segment, start) for segment in sorted(longest, key=lambda s: s.begin)],
+        "critical_path_segments": len(segments),
+        "critical_path_ms": path_ns / NS_PER_MS,
+        "critical_path_contributors": _contributors(segments, total),
+        "slowest_spans": _slowest(spans, self_times, total),
         "errors": [
             _error(span) for span in spans if span["status"]["code"] == "STATUS_CODE_ERROR" or _exceptions(span)
         ],
@@ -87,6 +101,69 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "gaps": _gaps(children, start, total),
         "genai": genai_analysis(spans, start, total, settings.prices, settings.slow_llm_call_ms),
     }
+
+
+def _sequential(children: dict[str | None, list[Span]]) -> bool:
+    """Whether nothing ran in parallel: no two children of one parent (or two roots) overlap in time."""
+    for kids in children.values():
+        reached = None
+        for kid in sorted(kids, key=lambda s: (s["start_time_unix_nano"], s["end_time_unix_nano"])):
+            if reached is not None and kid["start_time_unix_nano"] < reached:
+                return False
+            reached = max(reached or 0, kid["end_time_unix_nano"])
+    return True
+
+
+def _contributors(path: list[Segment], total: int) -> list[dict[str, Any]]:
+    """The span names that hold the most of the critical path, with their share of the trace."""
+    by_name: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for segment in path:
+        assert segment.span is not None
+        found = by_name[_pattern(segment.span["name"])]
+        found[0] += segment.finish - segment.begin
+        found[1] += 1
+    ranked = sorted(by_name.items(), key=lambda item: (-item[1][0], item[0]))[:PATH_CONTRIBUTORS]
+    return [
+        {"name": name, "duration_ms": ns / NS_PER_MS, "share": round(ns / total, 4), "segments": segments}
+        for name, (ns, segments) in ranked
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern(name: str) -> str:
+    """The name with its numbers as ``*``: ``batch 7`` and ``batch 12`` are both ``batch *``."""
+    return NUMBER.sub("*", name)
+
+
+def _slowest(spans: list[Span], self_times: dict[str, int], total: int) -> list[dict[str, Any]]:
+    """The span names with the most self time, one entry each: count, total, max and the slowest span."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for span in spans:
+        own = self_times[span["span_id"]]
+        key = (_pattern(span["name"]), span["service_name"])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {"span": span, "name": span["name"], "count": 1, "total": own, "max": own}
+            continue
+        if group["name"] != span["name"]:
+            group["name"] = key[0]  # names that differ only in their numbers: the pattern says them all
+        group["count"] += 1
+        group["total"] += own
+        if own > group["max"]:
+            group["max"], group["span"] = own, span
+    ranked = sorted(groups.values(), key=lambda g: (-g["total"], g["span"]["start_time_unix_nano"]))[:SLOWEST]
+    return [
+        {
+            "span_id": group["span"]["span_id"],
+            "name": group["name"],
+            "service_name": group["span"]["service_name"],
+            "count": group["count"],
+            "self_ms": group["total"] / NS_PER_MS,
+            "max_ms": group["max"] / NS_PER_MS,
+            "share": round(group["total"] / total, 4),
+        }
+        for group in ranked
+    ]
 
 
 def _segment(segment: Segment, start: int) -> dict[str, Any]:
@@ -104,6 +181,8 @@ def _segment(segment: Segment, start: int) -> dict[str, Any]:
 def _self_time(span: Span, kids: list[Span]) -> int:
     """The span's duration not covered by any of its children (clipped to the span)."""
     begin, finish = span["start_time_unix_nano"], span["end_time_unix_nano"]
+    if not kids:
+        return int(max(0, finish - begin))
     covered = union_length(
         (max(k["start_time_unix_nano"], begin), min(k["end_time_unix_nano"], finish))
         for k in kids
@@ -134,23 +213,36 @@ def _error(span: Span) -> dict[str, Any]:
 
 
 def _repeated(children: dict[str | None, list[Span]], by_id: dict[str, Span]) -> list[dict[str, Any]]:
-    found = []
+    """N+1 findings, one per (call name, parent name pattern): parents whose names differ only in
+    their numbers are one pattern (``batch *``)."""
+    found: dict[tuple[str, str | None], dict[str, Any]] = {}
     for parent, kids in children.items():
         by_name: dict[str, list[Span]] = defaultdict(list)
         for kid in kids:
             by_name[kid["name"]].append(kid)
+        parent_name = by_id[parent]["name"] if parent else None
+        pattern = _pattern(parent_name) if parent_name is not None else None
         for name, calls in by_name.items():
-            if len(calls) >= REPEATED_AT_LEAST:
-                found.append(
-                    {
-                        "parent_span_id": parent,
-                        "parent_name": by_id[parent]["name"] if parent else None,
-                        "name": name,
-                        "count": len(calls),
-                        "total_ms": sum(_duration(c) for c in calls) / NS_PER_MS,
-                    }
-                )
-    return sorted(found, key=lambda r: (-r["count"], r["name"]))
+            if len(calls) < REPEATED_AT_LEAST:
+                continue
+            finding = found.get((name, pattern))
+            if finding is None:
+                finding = found[(name, pattern)] = {
+                    "parent_span_id": parent,
+                    "parent_name": parent_name,
+                    "parent_span_ids": [],
+                    "name": name,
+                    "count": 0,
+                    "total_ms": 0.0,
+                }
+            elif finding["parent_name"] != parent_name:
+                finding["parent_name"] = pattern  # more than one parent name: the pattern says them all
+            finding["parents"] = finding.get("parents", 0) + 1
+            if len(finding["parent_span_ids"]) < PARENTS_LISTED:
+                finding["parent_span_ids"].append(parent)
+            finding["count"] += len(calls)
+            finding["total_ms"] += sum(_duration(c) for c in calls) / NS_PER_MS
+    return sorted(found.values(), key=lambda r: (-r["count"], r["name"]))
 
 
 def _duration(span: Span) -> int:

@@ -148,7 +148,6 @@ async def _get(client: aiohttp.ClientSession, path: str, query: dict[str, str]) 
 
 def trace_report(summary: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
     """One trace's findings, compact: the report holds many."""
-    on_path = _on_path_by_name(analysis["critical_path"])
     genai = analysis["genai"]
     return {
         "trace_id": analysis["trace_id"],
@@ -157,7 +156,9 @@ def trace_report(summary: dict[str, Any], analysis: dict[str, Any]) -> dict[str,
         "status": summary.get("status"),
         "duration_ms": analysis["duration_ms"],
         "span_count": analysis["span_count"],
-        "critical_path": [{"name": name, "on_path_ms": ms} for name, ms in on_path.most_common(3)],
+        "critical_path": [
+            {"name": c["name"], "on_path_ms": c["duration_ms"]} for c in analysis["critical_path_contributors"][:3]
+        ],
         "errors": [{"name": _short(e["name"]), "message": _short(error_detail(e))} for e in analysis["errors"][:3]],
         "error_count": len(analysis["errors"]),
         "repeated_calls": [{"name": r["name"], "count": r["count"]} for r in analysis["repeated_calls"]],
@@ -238,13 +239,6 @@ def aggregate(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "cost": round(sum(costs), 6) if costs else None,
         },
     }
-
-
-def _on_path_by_name(path: list[dict[str, Any]]) -> Counter[str]:
-    totals: Counter[str] = Counter()
-    for step in path:
-        totals[step["name"]] += step["duration_ms"]
-    return totals
 
 
 def _short(text: str) -> str:

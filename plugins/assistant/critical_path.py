@@ -30,7 +30,7 @@ from typing import Any
 Span = dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     """A stretch of the path: ``span`` was what the trace waited on from ``begin`` to ``finish`` (ns)."""
 
@@ -39,7 +39,7 @@ class Segment:
     finish: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     span: Span | None
     begin: int
@@ -53,7 +53,8 @@ class _Walk:
     def __init__(self, node: _Node, cursor: int) -> None:
         self.node = node
         self.cursor = cursor
-        self.by_end = sorted(node.children, key=lambda c: (c.finish, c.begin), reverse=True)
+        children = node.children
+        self.by_end = sorted(children, key=_by_end, reverse=True) if len(children) > 1 else children
         self.next_index = 0
         self.running: deque[_Node] = deque()  # passed over (end >= cursor), latest-ending first
 
@@ -74,6 +75,10 @@ class _Walk:
             self.next_index += 1
             return self.by_end[self.next_index - 1]
         return None
+
+
+def _by_end(node: _Node) -> tuple[int, int]:
+    return node.finish, node.begin
 
 
 def critical_path(spans: list[Span]) -> list[Segment]:

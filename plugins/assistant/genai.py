@@ -1,13 +1,12 @@
 """GenAI-aware analysis: LLM calls, tokens, cost, and the patterns that waste them.
 
-Reads the OpenTelemetry GenAI semantic conventions (``gen_ai.*`` span attributes):
+Reads each span's ``genai`` view, which the otel plugin gives with the trace (one reading of
+every convention it knows, so the trace list and this analysis agree):
 
-- an **LLM call** is a span with ``gen_ai.operation.name`` of ``chat``, ``text_completion``,
-  ``generate_content`` or ``embeddings``, or, from instrumentations older than that attribute,
-  with ``gen_ai.system``, ``gen_ai.provider.name`` or ``gen_ai.request.model``; agent and tool
-  spans (``invoke_agent``, ``execute_tool`` ...) are not LLM calls, so tokens are not counted twice;
-- a **tool call** is a span with ``gen_ai.operation.name = execute_tool`` (its tool in
-  ``gen_ai.tool.name``).
+- an **LLM call** is a span of kind ``llm`` or ``embedding`` that carries its call
+  (``counted``: when a call is traced at several levels, a client's span around a gateway's,
+  only one of them counts, and only its tokens);
+- a **tool call** is a span of kind ``tool``.
 
 Findings: slow LLM calls (at least ``slow_llm_call_ms``), repeated identical prompts (retries
 when an earlier one failed), and tool-call loops (the same tool, with the same arguments when
@@ -27,37 +26,22 @@ from .settings import ModelPrice
 Span = dict[str, Any]
 
 NS_PER_MS = 1_000_000
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
-LEGACY_MARKERS = ("gen_ai.system", "gen_ai.provider.name", "gen_ai.request.model")
-TOOL_OPERATION = "execute_tool"
+MODEL_CALLS = frozenset({"llm", "embedding"})
 TOOL_LOOP_AT_LEAST = 3
-PROMPT_KEYS = ("gen_ai.input.messages", "gen_ai.system_instructions", "gen_ai.prompt")
-PROMPT_KEY_PREFIX = "gen_ai.prompt."
-PROMPT_EVENTS = (
-    "gen_ai.system.message",
-    "gen_ai.user.message",
-    "gen_ai.assistant.message",
-    "gen_ai.tool.message",
-    "gen_ai.content.prompt",
-)
-VARYING_PREFIXES = ("gen_ai.response.", "gen_ai.usage.output", "gen_ai.completion")
-"""Attributes that differ between identical requests (the answer and its usage), left out of a request's identity."""
+
+
+def _genai(span: Span) -> dict[str, Any]:
+    return span.get("genai") or {}
 
 
 def is_llm_call(span: Span) -> bool:
-    """A model call; not a SERVER span (a gateway's or model server's side of a call that its
-    CLIENT span already counts)."""
-    if span.get("kind") == "SPAN_KIND_SERVER":
-        return False
-    attributes = span.get("attributes") or {}
-    operation = attributes.get("gen_ai.operation.name")
-    if operation is not None:
-        return operation in LLM_OPERATIONS
-    return any(key in attributes for key in LEGACY_MARKERS)
+    """A model call that carries its call (see the otel plugin's counting rule)."""
+    genai = _genai(span)
+    return genai.get("kind") in MODEL_CALLS and genai.get("counted") is not False
 
 
 def is_tool_call(span: Span) -> bool:
-    return (span.get("attributes") or {}).get("gen_ai.operation.name") == TOOL_OPERATION
+    return _genai(span).get("kind") == "tool"
 
 
 def genai_analysis(
@@ -98,31 +82,22 @@ def genai_analysis(
 
 
 def _call(span: Span, trace_start: int, prices: dict[str, ModelPrice]) -> dict[str, Any]:
-    attributes = span.get("attributes") or {}
-    model = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
-    input_tokens = _int(attributes.get("gen_ai.usage.input_tokens", attributes.get("gen_ai.usage.prompt_tokens")))
-    output_tokens = _int(attributes.get("gen_ai.usage.output_tokens", attributes.get("gen_ai.usage.completion_tokens")))
+    genai = _genai(span)
+    input_tokens, output_tokens = genai.get("input_tokens"), genai.get("output_tokens")
     return {
         "span_id": span["span_id"],
         "name": span["name"],
-        "operation": attributes.get("gen_ai.operation.name"),
-        "provider": attributes.get("gen_ai.provider.name") or attributes.get("gen_ai.system"),
-        "model": model,
+        "operation": genai.get("kind"),
+        "provider": genai.get("provider"),
+        "model": genai.get("model"),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "start_offset_ms": (span["start_time_unix_nano"] - trace_start) / NS_PER_MS,
         "duration_ms": (span["end_time_unix_nano"] - span["start_time_unix_nano"]) / NS_PER_MS,
-        "finish_reasons": attributes.get("gen_ai.response.finish_reasons"),
+        "finish_reasons": genai.get("finish_reasons") or None,
         "error": span["status"]["code"] == "STATUS_CODE_ERROR",
-        "cost": _cost(prices, [model, attributes.get("gen_ai.request.model")], input_tokens, output_tokens),
+        "cost": _cost(prices, [genai.get("model"), genai.get("request_model")], input_tokens, output_tokens),
     }
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _cost(
@@ -142,30 +117,19 @@ def _brief(call: dict[str, Any]) -> dict[str, Any]:
 def _identity(span: Span) -> tuple[str, bool]:
     """A fingerprint of what was asked, and whether the prompt itself was captured.
 
-    With the prompt captured (attributes or events), it is the model and the prompt. Without,
-    it is the span's name and its attributes other than the answer's (so the input token count
-    is part of it: an agent's successive calls grow their input and differ).
+    With the prompt captured, it is the model and the input messages. Without, it is the span's
+    name, the model asked for and the input token count (an agent's successive calls grow their
+    input and differ).
     """
-    attributes = span.get("attributes") or {}
-    prompt = {
-        key: value for key, value in attributes.items() if key in PROMPT_KEYS or key.startswith(PROMPT_KEY_PREFIX)
-    }
-    prompt_events = [
-        event.get("attributes") for event in span.get("events") or () if event.get("name") in PROMPT_EVENTS
-    ]
-    model = attributes.get("gen_ai.request.model") or attributes.get("gen_ai.response.model")
-    if prompt or prompt_events:
-        content: Any = [model, prompt, prompt_events]
-        captured = True
+    genai = _genai(span)
+    model = genai.get("request_model") or genai.get("model")
+    messages = genai.get("input_messages")
+    if messages:
+        content: Any = [model, messages]
     else:
-        request = {
-            key: value
-            for key, value in attributes.items()
-            if key.startswith("gen_ai.") and not key.startswith(VARYING_PREFIXES)
-        }
-        content, captured = [span["name"], request], False
+        content = [span["name"], model, genai.get("input_tokens")]
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
-    return digest, captured
+    return digest, bool(messages)
 
 
 def _repeated_prompts(llm: list[Span]) -> list[dict[str, Any]]:
@@ -180,19 +144,16 @@ def _repeated_prompts(llm: list[Span]) -> list[dict[str, Any]]:
             continue
         calls.sort(key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
         failed_before = any(s["status"]["code"] == "STATUS_CODE_ERROR" for s in calls[:-1])
-        attributes = calls[0].get("attributes") or {}
         found.append(
             {
                 "kind": "retry" if failed_before else "repeated_prompt",
                 "name": calls[0]["name"],
-                "model": attributes.get("gen_ai.request.model") or attributes.get("gen_ai.response.model"),
+                "model": _genai(calls[0]).get("request_model") or _genai(calls[0]).get("model"),
                 "count": len(calls),
                 "span_ids": [s["span_id"] for s in calls],
                 "prompt_captured": captured[digest],
                 "total_ms": sum(s["end_time_unix_nano"] - s["start_time_unix_nano"] for s in calls) / NS_PER_MS,
-                "input_tokens": sum(
-                    _int((s.get("attributes") or {}).get("gen_ai.usage.input_tokens")) or 0 for s in calls
-                ),
+                "input_tokens": sum(_genai(s).get("input_tokens") or 0 for s in calls),
             }
         )
     return sorted(found, key=lambda f: (-f["count"], f["name"]))
@@ -201,9 +162,8 @@ def _repeated_prompts(llm: list[Span]) -> list[dict[str, Any]]:
 def _tool_loops(tools: list[Span]) -> list[dict[str, Any]]:
     groups: dict[tuple[Any, ...], list[Span]] = defaultdict(list)
     for span in tools:
-        attributes = span.get("attributes") or {}
-        arguments = attributes.get("gen_ai.tool.call.arguments")
-        tool = attributes.get("gen_ai.tool.name") or span["name"]
+        arguments = _genai(span).get("tool_arguments")
+        tool = _genai(span).get("tool_name") or span["name"]
         groups[(span["parent_span_id"], tool, json.dumps(arguments, sort_keys=True, default=str))].append(span)
     found = []
     for (parent, tool, _), calls in groups.items():
@@ -215,7 +175,7 @@ def _tool_loops(tools: list[Span]) -> list[dict[str, Any]]:
                 "tool": tool,
                 "parent_span_id": parent,
                 "count": len(calls),
-                "same_arguments": (calls[0].get("attributes") or {}).get("gen_ai.tool.call.arguments") is not None,
+                "same_arguments": _genai(calls[0]).get("tool_arguments") is not None,
                 "span_ids": [s["span_id"] for s in calls],
                 "total_ms": sum(s["end_time_unix_nano"] - s["start_time_unix_nano"] for s in calls) / NS_PER_MS,
             }

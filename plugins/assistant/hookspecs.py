@@ -13,7 +13,11 @@ from core.hookspecs import hookspec
 
 TraceReader = Callable[[str], Awaitable[dict[str, Any] | None]]
 """``await reader(trace_id)``: the trace in the current workspace, shaped as the otel query API's
-``GET /api/otel/traces/{trace_id}`` answer (summary fields plus ``spans``), or ``None``."""
+``GET /api/otel/traces/{trace_id}`` answer (summary fields plus ``spans`` and ``logs``; each span's
+``genai`` is the otel plugin's reading of its LLM facts, whatever convention made it; its ``otlp``
+member may be left out), or ``None``. A span that is not an error, has no exception event, no log
+record and no LLM attribute (keys under ``gen_ai.``, ``llm.``, ``openinference.``, ``mlflow.``,
+``ai.``, ``input.value``, ``output.value``) may come with empty ``attributes``, ``events`` and ``links``."""
 
 ChatModel = Callable[[str, list[dict[str, str]]], Awaitable[AsyncIterator[str]]]
 """``await chat(endpoint, messages)``: the answer of the named LLM endpoint as text pieces.

@@ -10,15 +10,15 @@ from .analysis import PATH_IN_TEXT
 def as_text(analysis: dict[str, Any]) -> str:
     lines = [f"Trace {analysis['trace_id']}: {analysis['duration_ms']:.1f} ms, {analysis['span_count']} spans."]
     lines.append(_path_line(analysis))
-    lines.append(
-        "Slowest by own time: "
-        + "; ".join(f"{s['name']} {s['self_ms']:.1f} ms ({s['share']:.0%})" for s in analysis["slowest_spans"])
-    )
+    lines.append("Slowest by own time: " + "; ".join(_slow(s) for s in analysis["slowest_spans"]))
     for error in analysis["errors"]:
         lines.append(f"Error in {error['name']} ({error['service_name']}): {error_detail(error)}")
     for repeat in analysis["repeated_calls"]:
+        under = repeat["parent_name"] or "the root"
+        if repeat["parents"] > 1:
+            under = f"{repeat['parents']} spans named {under}"
         lines.append(
-            f"Repeated: {repeat['name']} called {repeat['count']} times under {repeat['parent_name'] or 'the root'} "
+            f"Repeated: {repeat['name']} called {repeat['count']} times under {under} "
             f"({repeat['total_ms']:.1f} ms in all; an N+1 pattern?)"
         )
     for gap in analysis["gaps"]:
@@ -36,16 +36,30 @@ def error_detail(error: dict[str, Any]) -> str:
     return "; ".join(filter(None, [error["message"], *error["exceptions"]])) or "no message"
 
 
-def _path_line(analysis: dict[str, Any]) -> str:
-    path = analysis["critical_path"]
-    shown = (
-        path
-        if len(path) <= PATH_IN_TEXT
-        else sorted(sorted(path, key=lambda s: -s["duration_ms"])[:PATH_IN_TEXT], key=lambda s: s["start_offset_ms"])
+def _slow(group: dict[str, Any]) -> str:
+    if group["count"] == 1:
+        return f"{group['name']} {group['self_ms']:.1f} ms ({group['share']:.0%})"
+    return (
+        f"{group['name']} x{group['count']} {group['self_ms']:.1f} ms in all ({group['share']:.0%}), "
+        f"at most {group['max_ms']:.1f} ms"
     )
-    steps = " -> ".join(f"{s['name']} {s['duration_ms']:.1f} ms" for s in shown)
-    rest = f" (the {PATH_IN_TEXT} longest of {len(path)} segments)" if len(shown) < len(path) else ""
-    return f"Critical path ({analysis['critical_path_ms']:.1f} ms){rest}: {steps}"
+
+
+def _path_line(analysis: dict[str, Any]) -> str:
+    if analysis["sequential"]:
+        return (
+            f"Sequential: nothing ran in parallel, so the critical path is the whole trace "
+            f"({analysis['critical_path_ms']:.1f} ms)."
+        )
+    path = analysis["critical_path"]
+    count = analysis["critical_path_segments"]
+    if count > PATH_IN_TEXT:
+        most = ", ".join(
+            f"{c['name']} {c['share']:.0%} ({c['segments']} segments)" for c in analysis["critical_path_contributors"]
+        )
+        return f"Critical path ({analysis['critical_path_ms']:.1f} ms, {count} segments), mostly: {most}"
+    steps = " -> ".join(f"{s['name']} {s['duration_ms']:.1f} ms" for s in path)
+    return f"Critical path ({analysis['critical_path_ms']:.1f} ms): {steps}"
 
 
 def _genai_lines(genai: dict[str, Any]) -> list[str]:

@@ -11,7 +11,9 @@ from typing import Any
 
 from core import ConsolePage, Host, RouterContribution, hookimpl
 from core.database import migrate
+from core.events import EventQueue
 
+from . import hookspecs
 from .batch import BatchParams, run_batch
 from .batch_router import create_batch_router
 from .calls import Call, CallFailed, Gateway
@@ -35,15 +37,27 @@ def _gateway(host: Host) -> Gateway:
             capture_content=settings.trace_content,
             project=settings.trace_project,
         )
-        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings, tracer)
+        calls = _calls(host)
+        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings, tracer, calls.emit)
 
     return host.service("gateway", build)
+
+
+def _calls(host: Any) -> EventQueue:
+    """``plughost_gateway_call`` events of this app, delivered while the gateway runs."""
+    calls: EventQueue = host.service("gateway.calls", lambda: EventQueue(host, "plughost_gateway_call"))
+    return calls
 
 
 def _jobs_client(host: Any) -> Any:
     """The jobs plugin's public ``JobsClient``; ``None`` when the jobs plugin is not enabled."""
     hook = getattr(host.plugins.manager.hook, "plughost_jobs_client", None)
     return None if hook is None or not host.is_enabled("jobs") else hook(host=host)
+
+
+@hookimpl
+def plughost_addhooks(plugin_manager: Any) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -92,7 +106,8 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
         usage_writer = asyncio.create_task(gateway.store.write_usage())
         exporter = asyncio.create_task(gateway.tracer.export_forever()) if gateway.tracer.enabled else None
         try:
-            yield
+            async with _calls(host).running():
+                yield
         finally:
             gateway.store.stop_writing_usage()
             await usage_writer

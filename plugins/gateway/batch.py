@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core import jsonbody
 from core.database import create_engine
 from core.settings import load_plugin_settings
 
@@ -44,9 +45,11 @@ class BatchParams(BaseModel):
 def check_line(number: int, raw: bytes, seen: set[str]) -> dict[str, Any]:
     """One input line as a dict, or :class:`BadLine` naming the line (1-based) and the problem."""
     try:
-        line = json.loads(raw)
-    except ValueError as error:
-        raise BadLine(f"line {number}: not valid JSON: {error}") from None
+        line = jsonbody.loads(raw)
+    except jsonbody.JSONTooDeep as error:
+        raise BadLine(f"line {number}: nests objects or arrays deeper than {error.max_depth} levels") from None
+    except jsonbody.JSONBodyError as error:  # "the body is not valid JSON: ...", "... not UTF-8 text: ..."
+        raise BadLine(f"line {number}: {str(error).removeprefix('the body is ')}") from None
     if not isinstance(line, dict):
         raise BadLine(f"line {number}: must be a JSON object")
     custom_id = line.get("custom_id")
@@ -141,6 +144,8 @@ async def run_batch(params: BatchParams, job: Any) -> dict[str, Any]:
 async def _answer_all(gateway: Gateway, params: BatchParams, job: Any) -> dict[str, Any]:
     data_dir, workspace = job.data_dir, job.workspace
     source = batch_files.content_path(data_dir, workspace, params.input_file_id)
+    if not source.is_file():  # said without the path: where the data dir is is the server's business
+        raise batch_files.FileMissing(f"no input file {params.input_file_id!r} in workspace {workspace!r}")
     output_id, error_id = batch_files.new_file_id(), batch_files.new_file_id()
     output_path = batch_files.content_path(data_dir, workspace, output_id)
     error_path = batch_files.content_path(data_dir, workspace, error_id)

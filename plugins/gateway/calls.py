@@ -13,18 +13,19 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 
-from core.context import report_upstream
+from core.context import current_workspace, report_upstream
 
 from . import providers
 from .formats import BadRequest, Event, Format
 from .providers import Outcome, UpstreamError
 from .request_map import provider_request
-from .response_map import StreamMapper, client_answer
+from .response_map import StreamMapper, client_answer, client_finish_reason
 from .settings import Settings
 from .ssrf import PublicResolver, UnsafeURL, check_base_url
 from .store import GatewayStore, Missing, Target, Unreadable
@@ -34,6 +35,9 @@ logger = logging.getLogger("plughost.gateway")
 
 SAFE_URL_SECONDS = 30.0
 Result = TypeVar("Result")
+
+_attempts: ContextVar[list[dict[str, Any]] | None] = ContextVar("plughost_gateway_attempts", default=None)
+"""The provider attempts of the call in progress, as :meth:`Gateway._record` records them."""
 
 
 @dataclass
@@ -61,10 +65,18 @@ class CallFailed(Exception):
 class Gateway:
     """One per app: the pooled HTTP client, the store, and the call logic with fallback and split."""
 
-    def __init__(self, store: GatewayStore, settings: Settings, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        store: GatewayStore,
+        settings: Settings,
+        tracer: Tracer,
+        announce: Callable[..., None] = lambda **event: None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.tracer = tracer
+        self.announce = announce
+        """Told of each call once it is answered, as ``announce(call=...)`` (see ``plughost_gateway_call``)."""
         self._client: aiohttp.ClientSession | None = None
         self._safe_until: dict[str, float] = {}
 
@@ -115,6 +127,8 @@ class Gateway:
         invocation = self.tracer.start(endpoint, call.body, call.traceparent)
         outcome: Outcome | None = None
         failure: Exception | None = None
+        attempts = _attempts.set([])
+        started = time.perf_counter()
         try:
             answer, outcome = await self._with_fallback(endpoint, call, self._complete_one, invocation)
             return answer
@@ -123,6 +137,8 @@ class Gateway:
             raise
         finally:
             self._end(invocation, outcome, failure)
+            self._announce(endpoint, "chat", started, _attempts.get() or [], failure, streamed=False)
+            _attempts.reset(attempts)
 
     async def _complete_one(
         self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, _: Invocation | None
@@ -139,6 +155,7 @@ class Gateway:
         outcome = Outcome(text=[] if self.tracer.capture_content else None)
         (outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic)(answer)
         mapped = raw if plan.same else json.dumps(client_answer(plan, answer), separators=(",", ":")).encode()
+        outcome.client_finish_reasons = [client_finish_reason(plan, reason) for reason in outcome.finish_reasons]
         self._record(endpoint, target, 200, started, outcome, streamed=False)
         if span is not None:
             span.finish(outcome)
@@ -147,11 +164,15 @@ class Gateway:
     async def stream(self, endpoint: str, call: Call) -> AsyncIterator[Event]:
         """The answer's events in the client's format, as they come; fallback happens only before the first."""
         invocation = self.tracer.start(endpoint, call.body, call.traceparent)
+        attempts = _attempts.set([])
         try:
             return await self._with_fallback(endpoint, call, self._stream_one, invocation)
         except (CallFailed, BadRequest) as error:
             self._end(invocation, None, error)
+            self._announce(endpoint, "chat", None, _attempts.get() or [], error, streamed=True)
             raise
+        finally:
+            _attempts.reset(attempts)
 
     async def _stream_one(
         self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None
@@ -162,6 +183,7 @@ class Gateway:
         first = await _timed_next(upstream)
         mapper, outcome = StreamMapper(plan), Outcome(text=[] if self.tracer.capture_content else None)
         note = outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic
+        attempts = _attempts.get()  # the list of this call: the rest of the stream runs in the response's context
 
         async def rest() -> AsyncIterator[Event]:
             status, failure = 502, None
@@ -180,12 +202,17 @@ class Gateway:
                 raise
             finally:
                 await upstream.aclose()
-                self._record(endpoint, target, status, started, outcome, streamed=True)
+                outcome.client_finish_reasons = [
+                    client_finish_reason(plan, reason) for reason in outcome.finish_reasons
+                ]
+                record = self._record(endpoint, target, status, started, outcome, streamed=True)
                 if status != 200 and failure is None:
                     failure = UpstreamError("the stream did not finish: the client left")
                 if span is not None:
                     span.finish(outcome, str(failure) if failure else None, _error_type(failure))
                 self._end(invocation, outcome, failure)
+                earlier = [attempt for attempt in attempts or () if attempt is not record]
+                self._announce(endpoint, "chat", None, [*earlier, record], failure, streamed=True)
 
         return rest()
 
@@ -229,6 +256,8 @@ class Gateway:
                 "gen_ai.provider.name"
             ]
         invocation.root.finish(outcome, str(failure) if failure else None, _error_type(failure))
+        if outcome is not None and outcome.client_finish_reasons:  # the SERVER span: what the client received
+            invocation.root.attributes["gen_ai.response.finish_reasons"] = outcome.client_finish_reasons
         self.tracer.record(invocation)
 
     # -- embeddings ----------------------------------------------------------------------------------
@@ -250,17 +279,56 @@ class Gateway:
 
     def _record(
         self, endpoint: str, target: Target, status: int, started: float | None, outcome: Outcome, *, streamed: bool
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Queue one provider attempt's usage, note it in the call in progress, and return it."""
         latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-        self.store.record_usage(
-            endpoint=endpoint,
-            model=target.name,
-            provider=target.provider,
-            status=status,
-            streamed=streamed,
-            latency_ms=latency,
-            prompt_tokens=outcome.input_tokens,
-            completion_tokens=outcome.output_tokens,
+        record = {
+            "endpoint": endpoint,
+            "model": target.name,
+            "provider": target.provider,
+            "status": status,
+            "streamed": streamed,
+            "latency_ms": latency,
+            "prompt_tokens": outcome.input_tokens,
+            "completion_tokens": outcome.output_tokens,
+        }
+        self.store.record_usage(**record)
+        attempts = _attempts.get()
+        if attempts is not None:
+            attempts.append(record)
+        return record
+
+    def _announce(
+        self,
+        endpoint: str,
+        kind: str,
+        started: float | None,
+        attempts: list[dict[str, Any]],
+        failure: Exception | None,
+        *,
+        streamed: bool,
+    ) -> None:
+        """One ``plughost_gateway_call`` event per call, once it is answered (or refused)."""
+        last = attempts[-1] if attempts else {}
+        status = last.get("status", 0) if failure is None else getattr(failure, "status", 400)
+        latency = (time.perf_counter() - started) * 1000 if started is not None else None
+        self.announce(
+            call={
+                "workspace": current_workspace(),
+                "endpoint": endpoint,
+                "kind": kind,
+                "streamed": streamed,
+                "status": status,
+                "model": last.get("model"),
+                "provider": last.get("provider"),
+                "input_tokens": sum(attempt["prompt_tokens"] or 0 for attempt in attempts),
+                "output_tokens": sum(attempt["completion_tokens"] or 0 for attempt in attempts),
+                "latency_ms": latency if latency is not None else sum(a["latency_ms"] for a in attempts),
+                "attempts": [
+                    {key: attempt[key] for key in ("model", "provider", "status", "latency_ms")} for attempt in attempts
+                ],
+                "error": None if failure is None else str(failure),
+            }
         )
 
 

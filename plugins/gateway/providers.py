@@ -36,6 +36,8 @@ class Outcome:
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish_reasons: list[str] = field(default_factory=list)
+    client_finish_reasons: list[str] | None = None
+    """The finish reasons as the client received them, when its format is not the provider's."""
     text: list[str] | None = None
     """The answer's text, kept only when asked for (content capture in traces)."""
 

@@ -35,6 +35,15 @@ ANTHROPIC_STOP = {
 }
 
 
+def client_finish_reason(plan: Plan, reason: str) -> str:
+    """A provider's finish reason as the client receives it (``tool_use`` becomes ``tool_calls``...)."""
+    if plan.same:
+        return reason
+    if plan.client == "openai":
+        return "stop" if plan.structured_tool and reason == "tool_use" else OPENAI_FINISH.get(reason, "stop")
+    return ANTHROPIC_STOP.get(reason, "end_turn")
+
+
 def client_answer(plan: Plan, answer: dict[str, Any]) -> dict[str, Any]:
     """A unary answer translated to the client's format (only called when the formats differ)."""
     return _openai_completion(answer, plan) if plan.client == "openai" else _anthropic_message(answer)
@@ -59,7 +68,7 @@ def _openai_completion(message: dict[str, Any], plan: Plan) -> dict[str, Any]:
         else:
             raise UpstreamError(f"the provider answered a {kind!r} block, which has no OpenAI form", status=502)
     stop = message.get("stop_reason")
-    finish = "stop" if plan.structured_tool and stop == "tool_use" else OPENAI_FINISH.get(stop or "", "stop")
+    finish = client_finish_reason(plan, stop or "")
     answer: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(texts) if texts or not calls else None,

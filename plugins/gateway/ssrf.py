@@ -1,8 +1,9 @@
 """Provider base URLs may not point into private networks (SSRF), checked on write and before each call.
 
-IPv6 forms that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible
-``::a.b.c.d``, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4 ``2002::/16``, Teredo)
-are decoded and the IPv4 address is checked as well. Without ``allow_private``, the
+IPv6 forms that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-translated
+``::ffff:0:a.b.c.d``, IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::/96`` and
+``64:ff9b:1::/48``, 6to4 ``2002::/16``, Teredo, ISATAP interface identifiers) are decoded
+and the IPv4 address is checked as well. Without ``allow_private``, the
 gateway's HTTP client resolves names with ``PublicResolver``, so the addresses it
 connects to are checked too.
 """
@@ -21,6 +22,10 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+"""SIIT (RFC 2765): ``::ffff:0:a.b.c.d`` stands for the IPv4 address; Python's ``ipaddress`` does not decode it."""
+ISATAP_IDS = (0x0000_5EFE, 0x0200_5EFE)
+"""ISATAP (RFC 5214): an interface identifier ``[02]00:5efe:a.b.c.d`` under any /64 reaches that IPv4 address."""
 
 
 class UnsafeURL(ValueError):
@@ -59,7 +64,7 @@ def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
         found.append(address.ipv4_mapped)
     if value >> 32 == 0 and value > 1:  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
         found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
-    if address in NAT64:
+    if address in NAT64 or address in IPV4_TRANSLATED or (value >> 32) & 0xFFFF_FFFF in ISATAP_IDS:
         found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
     if address in LOCAL_NAT64:  # RFC 8215: the IPv4 address sits at an operator-chosen place; refuse the range
         found.append(ipaddress.IPv4Address("0.0.0.0"))

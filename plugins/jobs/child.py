@@ -70,7 +70,7 @@ def run(job: dict[str, Any], replies: Replies) -> dict[str, Any]:
         logging.getLogger("plughost.job").exception("job %s failed", context.id)
         return {
             "ok": False,
-            "error": f"{type(error).__name__}: {error}",
+            "error": without_server_paths(f"{type(error).__name__}: {error}", job),
             "classes": [f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__],
         }
     if len(result) > job["max_result_bytes"]:
@@ -80,6 +80,15 @@ def run(job: dict[str, Any], replies: Replies) -> dict[str, Any]:
             "classes": [],
         }
     return {"ok": True, "result": result}
+
+
+def without_server_paths(message: str, job: dict[str, Any]) -> str:
+    """``message`` with the server's own directories named, not spelled out: an error is shown to
+    API clients, and where the server keeps its data is none of theirs."""
+    for place, name in ((job["artifacts_dir"], "<job artifacts>"), (job["data_dir"], "<data dir>")):
+        for spelling in {str(Path(place).resolve()), str(place)}:
+            message = message.replace(spelling, name)
+    return message
 
 
 def read_jobs(source: BinaryIO, jobs: queue.SimpleQueue[dict[str, Any]]) -> None:

@@ -2,8 +2,16 @@
 
 One dispatcher runs inside each API server process (``PLUGHOST_JOBS_WORKERS`` > 0)
 and inside each ``python -m core jobs worker``; they share the queue through the
-database. A dispatcher that cannot renew a lease kills that job itself before
-the lease can expire, so a job never runs in two places at once.
+database.
+
+A database outage stops every lease from being renewed, and from being taken over:
+nobody can recover a job while the database is away. So a worker whose renewals fail
+keeps its jobs running, renews their leases as soon as the database answers, and
+records their outcomes (retrying until it can). A dispatcher recovers the jobs of
+others (expired leases) only once it has reached the database for a whole lease
+period without a failure, which gives every living worker the time to renew first:
+a job is taken as lost only when its worker is really gone. A worker that learns its
+lease was taken meanwhile kills its job.
 """
 
 from __future__ import annotations
@@ -12,16 +20,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Row
 from sqlalchemy.exc import SQLAlchemyError
+
+from core.unavailable import unavailable
 
 from .artifacts import job_artifacts_dir
 from .pool import Outcome, ProcessPool
@@ -50,7 +62,6 @@ REPORT_SECONDS = 0.5
 class RunningJob:
     row: Row[Any]
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    renewed: float = field(default_factory=time.monotonic)
     max_log_bytes: int = 1024 * 1024
     log_end: int = 0
     """Bytes the job (all attempts) has written so far."""
@@ -90,7 +101,10 @@ class Dispatcher:
         data_dir: Path,
         artifacts_root: Path,
         database_url: str,
+        finished: Callable[..., None] = lambda **event: None,
     ) -> None:
+        self.finished = finished
+        """Told of each job that ended for good, as ``finished(job=...)`` (see ``plughost_job_finished``)."""
         self.store = store
         self.schedules = schedules
         self.types = types
@@ -109,6 +123,8 @@ class Dispatcher:
         """Set when shutdown begins: claiming, schedules and LISTEN end at their next pause."""
         self.settled = asyncio.Event()
         """Set once no job runs here any more: lease renewal ends too."""
+        self.database_failed_at = -math.inf
+        """When (monotonic) a heartbeat last failed to reach the database."""
 
     def cancel(self, job_id: str) -> None:
         """Kill ``job_id`` now if this dispatcher runs it."""
@@ -222,7 +238,7 @@ class Dispatcher:
                     outcome = Outcome("crashed", error=str(error))
             running.ended.set()
             await reporter  # stores the last output and progress, without cutting a write short
-            await self._record(row, registered, outcome)
+            await self._record_when_reachable(row, registered, outcome)
         except (SQLAlchemyError, OSError) as error:
             logger.error(
                 "job %s: could not record its outcome (the lease will expire and recover it): %s", row.id, error
@@ -253,6 +269,20 @@ class Dispatcher:
             keep_from = running.log_end - self.settings.max_log_bytes
             await self.store.report(running.row.id, self.owner, chunk=chunk, keep_from=keep_from, progress=progress)
 
+    async def _record_when_reachable(self, row: Row[Any], registered: RegisteredType, outcome: Outcome) -> None:
+        """Record the outcome, trying again while the database is unavailable (the lease is renewed meanwhile,
+        as the job still counts as running here), until shutdown's grace period is over."""
+        while True:
+            try:
+                await self._record(row, registered, outcome)
+                return
+            except (SQLAlchemyError, OSError) as error:
+                cause = unavailable(error)
+                if cause is None or self.settled.is_set():
+                    raise
+                logger.warning("job %s: could not record its outcome yet (%s)", row.id, cause.message)
+            await _wait(self.settled, self.settings.heartbeat_seconds)
+
     async def _record(self, row: Row[Any], registered: RegisteredType, outcome: Outcome) -> None:
         policy = registered.job_type.retry
         retry_at = None
@@ -270,6 +300,10 @@ class Dispatcher:
         )
         if not recorded:
             logger.warning("job %s: its lease was lost before it ended; outcome %s discarded", row.id, outcome.kind)
+        elif retry_at is None:
+            result = None if outcome.result is None else json.loads(outcome.result)
+            job = {"id": row.id, "type": row.type, "workspace": row.workspace, "attempt": row.attempt}
+            self.finished(job={**job, "status": STATUS_BY_OUTCOME[outcome.kind], "result": result, "error": error})
 
     async def _schedule_loop(self) -> None:
         """Fire due schedule ticks (each once across all workers: see :mod:`plugins.jobs.schedules`)."""
@@ -303,8 +337,11 @@ class Dispatcher:
             try:
                 await self._heartbeat()
             except (SQLAlchemyError, OSError) as error:
-                logger.warning("could not renew job leases: %s", error)
-                self._kill_expiring()
+                self.database_failed_at = time.monotonic()
+                cause = unavailable(error)
+                logger.warning(
+                    "could not renew job leases; the jobs keep running: %s", cause.message if cause else error
+                )
             try:
                 await self.pool.trim()
             except (OSError, RuntimeError) as error:
@@ -313,28 +350,17 @@ class Dispatcher:
     async def _heartbeat(self) -> None:
         job_ids = list(self.running)
         held = await self.store.renew(self.owner, job_ids, self.settings.lease_seconds)
-        now = time.monotonic()
         for job_id in job_ids:
             running = self.running.get(job_id)
-            if running is None:
-                continue  # ended meanwhile
-            if job_id not in held or held[job_id]:
+            if running is not None and (job_id not in held or held[job_id]):
                 running.cancel.set()  # lease taken away, or a cancel was asked
-            else:
-                running.renewed = now
+        if time.monotonic() - self.database_failed_at < self.settings.lease_seconds:
+            return  # just back from an outage: every living worker renews before anyone's job counts as lost
         recovered = await self.store.recover_lost()
         for row in recovered:
             logger.warning("job %s (%s): its worker was lost; now %s", row.id, row.type, row.status)
         if recovered:
             self.wake.set()
-
-    def _kill_expiring(self) -> None:
-        """Fence: a job whose lease may lapse before the next heartbeat is killed, since another worker may take it."""
-        deadline = time.monotonic() - (self.settings.lease_seconds - 2 * self.settings.heartbeat_seconds)
-        for job_id, running in self.running.items():
-            if running.renewed < deadline:
-                logger.error("job %s: lease could not be renewed; killing it before it expires", job_id)
-                running.cancel.set()
 
     async def _listen(self) -> None:
         """PostgreSQL: wake on NOTIFY for new jobs, kill on cancel notifications; reconnect on failure."""

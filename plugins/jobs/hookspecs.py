@@ -272,6 +272,30 @@ def plughost_job_schedules(host: Any) -> Schedule | Sequence[Schedule] | None:
     """
 
 
+@hookspec
+def plughost_job_finished(job: dict[str, Any]) -> None:
+    """React to a job that a worker ran to its end, without polling.
+
+    Called once per job that reaches a final status in a worker (``SUCCEEDED``,
+    ``FAILED``, ``TIMEOUT``, ``CANCELED`` while running), after it is recorded, in the
+    process whose worker ran it (the server, or ``python -m core jobs worker``). An
+    attempt that is retried is not final; a job canceled before it started never ran
+    and is not reported. ``job`` holds ``id``, ``type``, ``workspace``, ``status``,
+    ``attempt``, ``result`` (as the job returned it) and ``error``. Never on the
+    worker's path: events wait in a bounded queue (dropped, and counted, when it is
+    full) and are delivered one at a time; ``async def`` implementations are awaited,
+    plain ones run in a thread, each for at most 10 s, and one that raises is logged
+    with its plugin's name without affecting the others. Return nothing.
+
+    Example::
+
+        @hookimpl(optionalhook=True)
+        async def plughost_job_finished(job):
+            if job["status"] == "FAILED":
+                await notify(f"job {job['type']} failed: {job['error']}")
+    """
+
+
 class JobRefused(ValueError):
     """A :class:`JobsClient` call the jobs API would answer 400: an unknown type, invalid
     parameters, or a cancel of a finished job. ``detail`` is what the API's body would say."""

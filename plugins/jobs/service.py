@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.database import database_url, migrate
+from core.events import EventQueue
 
 from .dispatcher import Dispatcher
 from .registry import (
@@ -39,6 +40,8 @@ class Jobs:
     max_log_bytes: int
     schedules: ScheduleStore
     declared: DeclaredSchedules
+    finished: EventQueue
+    """``plughost_job_finished`` events, delivered while :meth:`running`."""
 
     @classmethod
     def for_host(cls, host: Any, workers: int | None = None) -> Jobs:
@@ -49,6 +52,7 @@ class Jobs:
         declared = collect_schedules(host, types)
         size = settings.workers if workers is None else workers
         dispatcher = None
+        finished = EventQueue(host, "plughost_job_finished")
         if size > 0:
             url = database_url(host.settings.database_url, host.data_dir)
             dispatcher = Dispatcher(
@@ -60,8 +64,11 @@ class Jobs:
                 data_dir=host.data_dir,
                 artifacts_root=artifacts_root(host),
                 database_url=url,
+                finished=finished.emit,
             )
-        return cls(store, types, dispatcher, artifacts_root(host), settings.max_log_bytes, schedules, declared)
+        return cls(
+            store, types, dispatcher, artifacts_root(host), settings.max_log_bytes, schedules, declared, finished
+        )
 
     def submitted(self) -> None:
         """A job was just queued: wake this process's dispatcher (others poll, or hear NOTIFY)."""
@@ -76,25 +83,26 @@ class Jobs:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Migrate the jobs tables, upsert the schedules plugins declare, then run the dispatcher (if any)
-        until the block ends."""
+        and deliver ``plughost_job_finished`` events until the block ends."""
         await migrate(self.store.engine, MIGRATIONS, "jobs")
         for plugin, declared in sorted(self.declared.by_plugin.items()):
             await self.schedules.declare(plugin, declared)
         if self.dispatcher is None:
             yield
             return
-        task = asyncio.create_task(self.dispatcher.run(), name="plughost-jobs-dispatcher")
-        task.add_done_callback(_report_crash)
-        logger.info(
-            "jobs: worker %s runs %d at once, types: %s",
-            self.dispatcher.owner,
-            self.dispatcher.size,
-            ", ".join(sorted(self.types)) or "none",
-        )
-        try:
-            yield
-        finally:
-            await self.dispatcher.shutdown(task)
+        async with self.finished.running():  # exited last: events of the jobs that end at shutdown still go out
+            task = asyncio.create_task(self.dispatcher.run(), name="plughost-jobs-dispatcher")
+            task.add_done_callback(_report_crash)
+            logger.info(
+                "jobs: worker %s runs %d at once, types: %s",
+                self.dispatcher.owner,
+                self.dispatcher.size,
+                ", ".join(sorted(self.types)) or "none",
+            )
+            try:
+                yield
+            finally:
+                await self.dispatcher.shutdown(task)
 
 
 def artifacts_root(host: Any) -> Path:

@@ -6,14 +6,12 @@
   empty) and the service (``service.name``). Values are compared as text: ``true``
   and ``false`` for booleans, decimal for numbers. Values longer than
   :data:`MAX_TERM_CHARS`, arrays, maps and bytes are not indexed.
-- **GenAI usage** follows the OpenTelemetry GenAI semantic conventions. An LLM call is
-  a span whose ``gen_ai.operation.name`` is a model operation (chat, completion,
-  embeddings...), or that names no operation but a ``gen_ai.request.model`` /
-  ``gen_ai.response.model``. Its tokens are ``gen_ai.usage.input_tokens`` and
-  ``gen_ai.usage.output_tokens``; tokens on other spans (an agent span that totals
-  its children) are not counted again. A SERVER span is the serving side of a call (an
-  LLM gateway, a model server) whose caller or upstream CLIENT span is the call itself:
-  it is never counted, so a call traced on both sides counts once.
+- **LLM facts** are what :func:`.conventions.llm_facts` reads from the span's attributes
+  (whichever convention it follows): what the span is (an LLM call, a tool, an agent...),
+  its models, provider and token counts. A model call's tokens are summed in its trace's
+  summary, each call once (see :func:`.conventions.counted_calls`).
+- An MLflow span's attribute values are JSON-encoded strings: its terms hold them decoded
+  (``attr.mlflow.llm.model=x`` finds the span stored as ``"x"``).
 """
 
 from __future__ import annotations
@@ -21,15 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .conventions import FACT_KEYS, NOTHING, LlmFacts, is_mlflow, json_value, llm_facts
+from .present import any_value
+
 SPAN_NAME_KEY = ""
 MAX_TERM_CHARS = 256
-MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model")
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-OPERATION = "gen_ai.operation.name"
-MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
-SPAN_KIND_SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind.SPAN_KIND_SERVER
-MAX_TOKENS = 2**40  # far above any real call; keeps sums inside BIGINT whatever a client claims
 
 
 @dataclass(frozen=True)
@@ -37,32 +31,37 @@ class SpanFacts:
     terms: tuple[tuple[str, str], ...]
     """A tuple, not a set: tuples of strings drop out of the cyclic GC after one pass, so a request of
     150,000 spans does not leave a million tracked objects for a full collection to walk."""
-    llm_call: bool
-    input_tokens: int
-    output_tokens: int
+    llm: LlmFacts
+
+    @property
+    def llm_call(self) -> bool:
+        return self.llm.model_call
+
+    @property
+    def input_tokens(self) -> int:
+        return (self.llm.input_tokens or 0) if self.llm.model_call else 0
+
+    @property
+    def output_tokens(self) -> int:
+        return (self.llm.output_tokens or 0) if self.llm.model_call else 0
 
 
 def span_facts(span: Any, service: str) -> SpanFacts:
-    """The terms and GenAI usage of a parsed OTLP span from ``service``."""
+    """The terms and LLM facts of a parsed OTLP span from ``service``."""
     terms = {("service.name", service)} if _indexable(service) else set()
     if _indexable(span.name):
         terms.add((SPAN_NAME_KEY, span.name))
-    genai: dict[str, Any] = {}
+    read: dict[str, Any] = {}
     for pair in span.attributes:
+        key = pair.key
         value = term_value(pair.value)
-        if value is not None and pair.key and _indexable(pair.key):
-            terms.add((pair.key, value))
-        if pair.key.startswith("gen_ai."):
-            genai[pair.key] = pair.value
-    operation = genai[OPERATION].string_value if OPERATION in genai else None
-    has_model = any(key in genai for key in MODEL_KEYS)
-    llm_call = span.kind != SPAN_KIND_SERVER and (operation in MODEL_OPERATIONS if operation else has_model)
-    return SpanFacts(
-        tuple(terms),
-        llm_call,
-        _tokens(genai.get(INPUT_TOKENS)) if llm_call else 0,
-        _tokens(genai.get(OUTPUT_TOKENS)) if llm_call else 0,
-    )
+        if value is not None and key and _indexable(key):
+            terms.add((key, value))
+        if key in FACT_KEYS:
+            read[key] = any_value(pair.value)
+    if read and is_mlflow(read):
+        terms = {(key, _decoded_term(value)) for key, value in terms}
+    return SpanFacts(tuple(terms), llm_facts(read) if read else NOTHING)
 
 
 def term_value(value: Any) -> str | None:
@@ -85,17 +84,9 @@ def _indexable(text: str) -> bool:
     return len(text) <= MAX_TERM_CHARS and "\0" not in text
 
 
-def _tokens(value: Any) -> int:
-    if value is None:
-        return 0
-    kind = value.WhichOneof("value")
-    count: int
-    if kind == "int_value":
-        count = value.int_value
-    elif kind == "double_value" and value.double_value == value.double_value:
-        count = int(min(value.double_value, MAX_TOKENS))
-    elif kind == "string_value" and value.string_value.isdigit():
-        count = int(value.string_value[:15])
-    else:
-        return 0
-    return max(0, min(count, MAX_TOKENS))
+def _decoded_term(text: str) -> str:
+    """An MLflow value as text: a JSON string is its content (numbers and booleans read alike)."""
+    if text[:1] != '"':
+        return text
+    value = json_value(text)
+    return value if isinstance(value, str) and _indexable(value) else text

@@ -1,7 +1,8 @@
-"""OTLP/gRPC trace ingest: ``TraceService/Export`` on grpc's asyncio server, run from the plugin's lifespan.
+"""OTLP/gRPC ingest: ``TraceService/Export`` and ``LogsService/Export`` on grpc's asyncio server, run
+from the plugin's lifespan.
 
-It stores through the same path as ``POST /v1/traces`` (``decode`` then
-``SpanStore.add``), so the semantics match: invalid spans are reported in
+Each stores through the same path as its ``POST /v1/<signal>`` (the signal's decoding, then
+its store's ``add``: see :class:`.ingest.Signal`), so the semantics match: invalid spans are reported in
 ``partial_success``, the same span is stored once, the workspace and project
 come from request metadata, a store that is down answers ``UNAVAILABLE`` (with
 ``RetryInfo``, which exporters honour) and bad data ``INVALID_ARGUMENT``.
@@ -10,8 +11,9 @@ come from request metadata, a store that is down answers ``UNAVAILABLE`` (with
   on the message as received and again while it inflates a gzip/deflate
   message, stopping there, so a compression bomb is never inflated past it.
 - The request arrives as bytes and is parsed off the event loop, with the rows.
-- Workers of one server share the port (``SO_REUSEPORT``). When another program
-  holds it, start-up logs a warning naming the setting and HTTP still serves.
+- Workers of one server share the port (``SO_REUSEPORT``); no other server joins them
+  (:mod:`.grpc_address`). When another server or program holds it, start-up logs a
+  warning naming the setting and HTTP still serves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,17 +34,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import run_bulk
 from core.context import DEFAULT_WORKSPACE, check_workspace
-from core.database import RETRY_AFTER_SECONDS
 from core.server import is_loopback
+from core.unavailable import RETRY_AFTER_SECONDS
 
-from .decode import PROTOBUF, Decoded, PayloadError, parse, to_rows
-from .ingest import bulk_work, export_answer, release
+from .decode import PROTOBUF, Decoded, PayloadError, parse
+from .grpc_address import claim, server_identity
+from .ingest import Signal, bulk_work, release, store_failure
 from .settings import Settings, split_address
-from .store import SpanStore
 
 logger = logging.getLogger("plughost.otel")
 
-SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 WORKSPACE_KEY = "x-plughost-workspace"
 ADDRESS_SETTING = "PLUGHOST_OTEL_GRPC_ADDRESS"
 STOP_GRACE_SECONDS = 5.0
@@ -59,6 +61,10 @@ class ReceiverConfig:
     """``PLUGHOST_SECURITY_TOKEN`` when the security plugin is enabled and a token is set."""
     workspaces: bool
     """Whether the workspace plugin is enabled: without it, as over HTTP, everything goes to ``default``."""
+    owner_dir: Path
+    """Where the server that serves the address is named (the data dir: see :mod:`.grpc_address`)."""
+    identity: str
+    """This server's, shared by its workers."""
 
 
 def receiver_config(host: Any) -> ReceiverConfig:
@@ -72,14 +78,16 @@ def receiver_config(host: Any) -> ReceiverConfig:
         project_key=settings.project_header.lower(),
         token=token.get_secret_value().encode() if token is not None else None,
         workspaces=host.is_enabled("workspace"),
+        owner_dir=host.settings.data_dir,
+        identity=server_identity(host.settings.workers),
     )
 
 
-class TraceService:
-    """The ``Export`` method: metadata checked, then rows decoded off the loop, then stored."""
+class ExportService:
+    """One signal's ``Export`` method: metadata checked, then rows decoded off the loop, then stored."""
 
-    def __init__(self, store: SpanStore, config: ReceiverConfig) -> None:
-        self.store = store
+    def __init__(self, signal: Signal, config: ReceiverConfig) -> None:
+        self.signal = signal
         self.config = config
 
     async def export(self, body: bytes, context: aio.ServicerContext) -> bytes:
@@ -98,24 +106,29 @@ class TraceService:
             return await self._store_request(body, context, workspace, project)
 
     async def _store_request(self, body: bytes, context: aio.ServicerContext, workspace: str, project: str) -> bytes:
-        """Decode ``body`` off the loop, store its spans, and answer; its rows are freed on return."""
+        """Decode ``body`` off the loop, store its rows, and answer; its rows are freed on return."""
+        signal = self.signal
         try:
             decoded: Decoded = await run_bulk(
-                lambda: to_rows(parse(body, PROTOBUF), workspace=workspace, project=project)
+                lambda: signal.rows(parse(body, PROTOBUF, signal.request_type), workspace=workspace, project=project)
             )
         except PayloadError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         try:
-            stored = await self.store.add(decoded.rows)
+            stored = await signal.add(decoded.rows)
         except (SQLAlchemyError, OSError) as error:
+            message = store_failure(error)
             logger.warning(
-                "could not store %d spans from gRPC, asking the exporter to retry: %s", len(decoded.rows), error
+                "could not store %d %s from gRPC, asking the exporter to retry: %s",
+                len(decoded.rows),
+                signal.items,
+                message,
             )
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the trace store is busy or down; retry later")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         await release(len(body), decoded)
-        return export_answer(decoded, stored).SerializeToString()
+        return signal.answer(decoded, stored).SerializeToString()
 
     def _authorised(self, metadata: dict[str, str]) -> bool:
         """``authorization: Bearer <token>``, or ``x-api-key: <token>``, as over HTTP; constant-time."""
@@ -128,11 +141,11 @@ class TraceService:
     def handler(self) -> grpc.GenericRpcHandler:
         """Requests and answers as bytes: grpc neither parses nor serialises on the event loop."""
         export = grpc.unary_unary_rpc_method_handler(self.export)
-        return grpc.method_handlers_generic_handler(SERVICE, {"Export": export})
+        return grpc.method_handlers_generic_handler(self.signal.grpc_service, {"Export": export})
 
 
 @contextlib.asynccontextmanager
-async def serving(store: SpanStore, config: ReceiverConfig) -> AsyncIterator[aio.Server | None]:
+async def serving(signals: tuple[Signal, ...], config: ReceiverConfig) -> AsyncIterator[aio.Server | None]:
     """Serve OTLP/gRPC on ``config.address`` for the life of the block; yields the server, or ``None``
     when it is turned off (empty address) or the port is held by another program (logged as a warning)."""
     if not config.address:
@@ -142,20 +155,25 @@ async def serving(store: SpanStore, config: ReceiverConfig) -> AsyncIterator[aio
     if not is_loopback(host):
         logger.warning("OTLP/gRPC listens on %s, beyond this machine, as asked (%s)", config.address, ADDRESS_SETTING)
     server = aio.server(
-        handlers=[TraceService(store, config).handler()],
+        handlers=[ExportService(signal, config).handler() for signal in signals],
         options=[
-            ("grpc.so_reuseport", 1),  # the workers of one server share the port
+            ("grpc.so_reuseport", 1),  # the workers of one server share the port; no other server joins them
             ("grpc.max_receive_message_length", config.max_message_bytes),
         ],
     )
-    try:
-        server.add_insecure_port(config.address)
-    except RuntimeError as error:
+    async with claim(config.address, config.owner_dir, config.identity) as ours:
+        problem = None if ours else "another server or program holds it"
+        if problem is None:
+            try:
+                server.add_insecure_port(config.address)
+            except RuntimeError as error:
+                problem = f"{error}; another program may hold the port"
+    if problem is not None:
         logger.warning(
-            "OTLP/gRPC is off: could not listen on %s (%s); another program may hold the port. "
+            "OTLP/gRPC is off: could not listen on %s (%s). "
             "Set %s to a free host:port, or to empty to turn gRPC off. OTLP/HTTP is still served.",
             config.address,
-            error,
+            problem,
             ADDRESS_SETTING,
         )
         yield None

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from core import empty_off_loop, gc_paused
+from core.unavailable import unavailable
 
-from .decode import Decoded
-from .store import Stored
+from .decode import Decoded, to_rows
+from .logs import LogStore, log_rows
+from .metrics import MetricStore, metric_rows
+from .store import SpanStore, Stored
 
 LARGE_REQUEST_BYTES = 256 * 1024
 """A request this big once inflated (tens of thousands of spans, or a thousand spans of many
@@ -29,10 +44,71 @@ async def release(inflated_bytes: int, decoded: Decoded) -> None:
         await empty_off_loop(decoded.rows)
 
 
-def export_answer(decoded: Decoded, stored: Stored) -> ExportTraceServiceResponse:
-    """The ExportTraceServiceResponse: spans refused by the decoder or the store in ``partial_success``."""
-    answer = ExportTraceServiceResponse()
-    if decoded.rejected or stored.rejected:
-        answer.partial_success.rejected_spans = decoded.rejected + stored.rejected
-        answer.partial_success.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])
+def partial_answer(response_type: type[Message], rejected_field: str) -> Callable[[Decoded, Stored], Message]:
+    """The answer of a signal's export: what the decoder or the store refused in ``partial_success``
+    (``rejected_field``: ``rejected_spans``, ``rejected_log_records``, ``rejected_data_points``), saying why."""
+
+    def answer(decoded: Decoded, stored: Stored) -> Message:
+        made = response_type()
+        if decoded.rejected or stored.rejected:
+            partial = made.partial_success  # type: ignore[attr-defined]
+            setattr(partial, rejected_field, decoded.rejected + stored.rejected)
+            partial.error_message = "; ".join((decoded.reasons + stored.reasons)[:5])[:1000]
+        return made
+
     return answer
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One OTLP signal as both receivers take it: how a request decodes, is stored and is answered."""
+
+    name: str
+    """``traces``, ``logs`` or ``metrics``: the HTTP path is ``/v1/<name>``."""
+    grpc_service: str
+    request_type: type[Message]
+    rows: Callable[..., Decoded]
+    add: Callable[[list[dict[str, Any]]], Awaitable[Stored]]
+    answer: Callable[[Decoded, Stored], Message]
+    items: str
+    """What it carries, for messages: ``spans``, ``log records``, ``data points``."""
+
+
+def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Signal, ...]:
+    """The signals the otel plugin receives, bound to their stores."""
+    return (
+        Signal(
+            "traces",
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            ExportTraceServiceRequest,
+            to_rows,
+            spans.add,
+            partial_answer(ExportTraceServiceResponse, "rejected_spans"),
+            "spans",
+        ),
+        Signal(
+            "logs",
+            "opentelemetry.proto.collector.logs.v1.LogsService",
+            ExportLogsServiceRequest,
+            log_rows,
+            logs.add,
+            partial_answer(ExportLogsServiceResponse, "rejected_log_records"),
+            "log records",
+        ),
+        Signal(
+            "metrics",
+            "opentelemetry.proto.collector.metrics.v1.MetricsService",
+            ExportMetricsServiceRequest,
+            metric_rows,
+            metrics.add,
+            partial_answer(ExportMetricsServiceResponse, "rejected_data_points"),
+            "data points",
+        ),
+    )
+
+
+def store_failure(error: BaseException) -> str:
+    """What to tell an exporter whose spans could not be stored (it retries): the outage's cause when
+    the database is unavailable, else the kind of error (never its text, which may hold span data)."""
+    cause = unavailable(error)
+    return cause.message if cause is not None else f"the trace store failed ({type(error).__name__}); retry later"

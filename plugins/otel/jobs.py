@@ -31,14 +31,17 @@ from core.context import current_workspace
 from core.database import create_engine, database_url
 from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
 
+from .logs import LogStore, logs, logs_data
 from .present import span_view
-from .store import SpanStore, TraceFilter, spans, terms, traces
+from .store import SpanStore, TraceFilter, calls, spans, terms, traces
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 RETENTION_BATCH = 500
 """Traces deleted per transaction: short transactions, so ingest is never blocked for long."""
 EXPORT_PAGE = 200
 EXPORT_ARTIFACT = "traces.jsonl"
+LOGS_ARTIFACT = "logs.jsonl"
+"""Beside the traces: one OTLP/JSON ``LogsData`` per exported trace that has log records."""
 TRANSIENT = (OperationalError, InterfaceError, OSError)
 """The database was down or busy: the job is tried again later."""
 
@@ -73,7 +76,7 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
     old = select(traces.c.trace_id).where(traces.c.workspace == workspace, traces.c.end_ns < cutoff_ns)
     if params.project is not None:
         old = old.where(traces.c.project == params.project)
-    deleted_traces = deleted_spans = 0
+    deleted_traces = deleted_spans = deleted_logs = 0
     async with job_engine(context) as engine:
         while True:
             async with engine.begin() as connection:
@@ -102,11 +105,27 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
                 await connection.execute(
                     delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id.in_(gone))
                 )
+                await connection.execute(
+                    delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id.in_(gone))
+                )
+                deleted_logs += (
+                    await connection.execute(
+                        delete(logs).where(logs.c.workspace == workspace, logs.c.trace_id.in_(gone))
+                    )
+                ).rowcount
             deleted_traces += len(gone)
             deleted_spans += removed.rowcount
+        outside_traces = delete(logs).where(  # records outside any trace go by their own time
+            logs.c.workspace == workspace, logs.c.trace_id == "", logs.c.time_ns < cutoff_ns
+        )
+        if params.project is not None:
+            outside_traces = outside_traces.where(logs.c.project == params.project)
+        async with engine.begin() as connection:
+            deleted_logs += (await connection.execute(outside_traces)).rowcount
     return {
         "deleted_traces": deleted_traces,
         "deleted_spans": deleted_spans,
+        "deleted_logs": deleted_logs,
         "cutoff": datetime.fromtimestamp(cutoff_ns / 1e9, UTC).isoformat(),
     }
 
@@ -122,10 +141,12 @@ async def export_traces(params: Export, context: JobContext) -> dict[str, Any]:
     )
     path = context.artifact_path(EXPORT_ARTIFACT)
     partial = path.with_name(f"{EXPORT_ARTIFACT}.partial")
-    written = span_count = 0
+    logs_path = context.artifact_path(LOGS_ARTIFACT)
+    logs_partial = logs_path.with_name(f"{LOGS_ARTIFACT}.partial")
+    written = span_count = record_count = 0
     async with job_engine(context) as engine:
-        store = SpanStore(engine)
-        with partial.open("w", encoding="utf-8") as out:
+        store, log_store = SpanStore(engine), LogStore(engine)
+        with partial.open("w", encoding="utf-8") as out, logs_partial.open("w", encoding="utf-8") as logs_out:
             token: str | None = None
             while written < params.max_traces:
                 page, token = await store.list_traces(where, min(EXPORT_PAGE, params.max_traces - written), token)
@@ -136,16 +157,24 @@ async def export_traces(params: Export, context: JobContext) -> dict[str, Any]:
                     out.write(json.dumps(traces_data(found[1]), separators=(",", ":")) + "\n")
                     written += 1
                     span_count += len(found[1])
+                    records = await log_store.rows_for_trace(current_workspace(), summary["trace_id"])
+                    if records:
+                        logs_out.write(json.dumps(logs_data(records), separators=(",", ":")) + "\n")
+                        record_count += len(records)
                 context.progress(None, f"exported {written} traces")
                 if token is None:
                     break
     partial.replace(path)  # a retried or killed export never leaves a half file under the final name
+    logs_partial.replace(logs_path)
     context.progress(1.0, f"exported {written} traces")
     return {
         "artifact": EXPORT_ARTIFACT,
         "download_url": f"/api/jobs/{context.id}/artifacts/{EXPORT_ARTIFACT}",
         "traces": written,
         "spans": span_count,
+        "logs_artifact": LOGS_ARTIFACT,
+        "logs_download_url": f"/api/jobs/{context.id}/artifacts/{LOGS_ARTIFACT}",
+        "log_records": record_count,
         "bytes": path.stat().st_size,
     }
 

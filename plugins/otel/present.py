@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from google.protobuf import json_format
@@ -13,9 +14,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from .conventions import MLFLOW_MARKERS, decoded
+from .conversation import GENAI_EVENTS, genai_attributes, span_genai
+
 NS_PER_MS = 1_000_000
 PIECE_CHARS = 64 * 1024
 """Streamed trace JSON is produced in pieces of about this size, each in one call off the event loop."""
+SPAN_KINDS = {number: Span.SpanKind.Name(number) for number in Span.SpanKind.values()}
+STATUS_CODES = {number: Status.StatusCode.Name(number) for number in Status.StatusCode.values()}
 PIECE_ATTRIBUTES = 5000
 """A span with more attributes than this is written in slices of this many."""
 
@@ -38,12 +44,23 @@ def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
-    """The API view of a stored span (``span``: the parsed span, when the caller already has it)."""
+def span_view(
+    row: dict[str, Any],
+    span: Span | None = None,
+    counted: bool | None = None,
+    logs: Sequence[dict[str, Any]] = (),
+    *,
+    otlp: bool = True,
+) -> dict[str, Any]:
+    """The API view of a stored span (``span``: the parsed span, when the caller already has it;
+    ``counted``: whether it carries an LLM call, see ``SpanStore.counted_spans``; ``logs``: the views
+    of its log records: GenAI events become its messages, the others its ``logs``; ``otlp=False``:
+    without the ``otlp`` member, the costliest part, for readers that never look at it)."""
     span = Span.FromString(row["span"]) if span is None else span
+    readable = decoded(attributes(span.attributes))
     resource = Resource.FromString(row["resource"])
     scope = InstrumentationScope.FromString(row["scope"])
-    return {
+    view = {
         "trace_id": row["trace_id"],
         "span_id": row["span_id"],
         "parent_span_id": row["parent_span_id"],
@@ -54,7 +71,8 @@ def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
         "end_time_unix_nano": span.end_time_unix_nano,
         "duration_ms": (span.end_time_unix_nano - span.start_time_unix_nano) / NS_PER_MS,
         "status": {"code": Status.StatusCode.Name(span.status.code), "message": span.status.message},
-        "attributes": attributes(span.attributes),
+        "attributes": readable,
+        "genai": None,
         "events": [
             {"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": attributes(e.attributes)}
             for e in span.events
@@ -65,13 +83,49 @@ def span_view(row: dict[str, Any], span: Span | None = None) -> dict[str, Any]:
         ],
         "resource": {"attributes": attributes(resource.attributes), "schema_url": row["resource_schema_url"]},
         "scope": {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)},
-        "otlp": {
+    }
+    view["genai"] = span_genai(genai_attributes(readable), counted, _event_triples(view["events"], logs))
+    view["logs"] = [record for record in logs if record["event_name"] not in GENAI_EVENTS]
+    if otlp:
+        view["otlp"] = {
             "resource": json_format.MessageToDict(resource),
             "schemaUrl": row["resource_schema_url"],
             "scope": json_format.MessageToDict(scope),
             "scopeSchemaUrl": row["scope_schema_url"],
             "span": _hex_ids(json_format.MessageToDict(span)),
-        },
+        }
+    return view
+
+
+def _event_triples(
+    events: list[dict[str, Any]], logs: Sequence[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any], Any]]:
+    """Span events (whose body is their attributes) and log records as the ``(name, attributes, body)``
+    that GenAI events are read from."""
+    return [(event["name"], event["attributes"], event["attributes"]) for event in events] + [
+        (record["event_name"] or "", record["attributes"], record["body"]) for record in logs
+    ]
+
+
+def bare_span_view(row: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`span_view` says of a span that its columns hold, without parsing the span: no
+    attributes, events or links, and no status message."""
+    return {
+        "trace_id": row["trace_id"],
+        "span_id": row["span_id"],
+        "parent_span_id": row["parent_span_id"],
+        "name": row["name"],
+        "kind": SPAN_KINDS.get(row["kind"], "SPAN_KIND_UNSPECIFIED"),
+        "service_name": row["service_name"],
+        "start_time_unix_nano": row["start_ns"],
+        "end_time_unix_nano": row["end_ns"],
+        "duration_ms": (row["end_ns"] - row["start_ns"]) / NS_PER_MS,
+        "status": {"code": STATUS_CODES.get(row["status_code"], "STATUS_CODE_UNSET"), "message": ""},
+        "attributes": {},
+        "genai": None,
+        "events": [],
+        "links": [],
+        "logs": [],
     }
 
 
@@ -146,7 +200,14 @@ def _non_finite(number: float) -> str:
     return "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
 
 
-def spans_json(rows: list[dict[str, Any]], tree_nodes: list[dict[str, Any]], *, first: bool) -> Iterator[str]:
+def spans_json(
+    rows: list[dict[str, Any]],
+    tree_nodes: list[dict[str, Any]],
+    *,
+    first: bool,
+    counted: Mapping[str, bool] = MappingProxyType({}),
+    logs: Mapping[str, Sequence[dict[str, Any]]] = MappingProxyType({}),
+) -> Iterator[str]:
     """The JSON of ``span_view`` for each row, comma-separated (led by a comma unless ``first``), in
     pieces of about :data:`PIECE_CHARS`; a span with many attributes is written in slices, so no
     piece costs more than a few milliseconds or holds more than one slice. Each span's tree node
@@ -157,7 +218,7 @@ def spans_json(rows: list[dict[str, Any]], tree_nodes: list[dict[str, Any]], *, 
         if not first:
             buffered.append(",")
         first = False
-        for piece in _span_json(row, tree_nodes):
+        for piece in _span_json(row, tree_nodes, counted.get(row["span_id"]), logs.get(row["span_id"], ())):
             buffered.append(piece)
             size += len(piece)
             if size >= PIECE_CHARS:
@@ -167,15 +228,21 @@ def spans_json(rows: list[dict[str, Any]], tree_nodes: list[dict[str, Any]], *, 
         yield "".join(buffered)
 
 
-def _span_json(row: dict[str, Any], tree_nodes: list[dict[str, Any]]) -> Iterator[str]:
+def _span_json(
+    row: dict[str, Any], tree_nodes: list[dict[str, Any]], counted: bool | None, logs: Sequence[dict[str, Any]]
+) -> Iterator[str]:
     """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped)."""
     span = Span.FromString(row["span"])
     pairs = span.attributes
     slices = range(0, len(pairs), PIECE_ATTRIBUTES)
+    mlflow = any(pair.key in MLFLOW_MARKERS for pair in pairs)
+    read: dict[str, Any] = {}
     yield '{"attributes":{'
     for start in slices:
-        readable = json.dumps({pair.key: any_value(pair.value) for pair in pairs[start : start + PIECE_ATTRIBUTES]})
-        yield ("," if start else "") + readable[1:-1]
+        values = attributes(pairs[start : start + PIECE_ATTRIBUTES])
+        values = decoded(values) if mlflow else values
+        read.update(genai_attributes(values))
+        yield ("," if start else "") + json.dumps(values)[1:-1]
     yield '},"otlp":{"span":{'
     if pairs:
         yield '"attributes":['
@@ -185,12 +252,13 @@ def _span_json(row: dict[str, Any], tree_nodes: list[dict[str, Any]]) -> Iterato
             )[1:-1]
         yield "],"
     del pairs[:]
-    view = span_view(row, span)
+    view = span_view(row, span, logs=logs)
     tree_nodes.append(
         {key: view[key] for key in ("span_id", "parent_span_id", "name", "service_name", "duration_ms", "status")}
     )
     otlp = view.pop("otlp")
     del view["attributes"]
+    view["genai"] = span_genai(read, counted, _event_triples(view["events"], logs))
     yield json.dumps(otlp.pop("span"))[1:] + "," + json.dumps(otlp)[1:] + "," + json.dumps(view)[1:]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
+from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
+import core.unavailable
 from core import body_limit, run_bulk
 from core.context import current_workspace
 
@@ -34,21 +37,39 @@ from .decode import (
     stated_size,
 )
 from .facts import MAX_TERM_CHARS
-from .ingest import LARGE_REQUEST_BYTES, bulk_work, export_answer, release
-from .present import span_tree, spans_json, trace_summary
+from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals, store_failure
+from .logs import LogStore, by_span
+from .metrics import KEPT, MetricStore
+from .present import span_tree, span_view, spans_json, trace_summary
 from .settings import Settings
-from .store import SpanStore, TraceFilter
+from .skeleton import COLUMNS as SKELETON_COLUMNS
+from .skeleton import FIELDS as SKELETON_FIELDS
+from .skeleton import Piece
+from .store import SpanPosition, SpanStore, TraceFilter, decode_span_cursor, encode_span_cursor
+from .trace_search import span_matches
 
 T = TypeVar("T")
 Term = TypeVar("Term", bound=str | None)
 logger = logging.getLogger("plughost.otel")
 
-RETRY_AFTER_SECONDS = "5"
+RETRY_AFTER_SECONDS = str(core.unavailable.RETRY_AFTER_SECONDS)
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
+SpanId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="16 lowercase hex digits")]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 MAX_LIMIT = 1000
 ATTRIBUTE_PREFIX = "attr."
 MAX_ATTRIBUTE_FILTERS = 10
+MAX_SPANS_PER_PIECE = 10_000
+"""Full spans per piece of ``GET /api/otel/traces/{id}?limit=``."""
+SKELETON_PIECE = 20_000
+MAX_SKELETON_PIECE = 100_000
+SKELETON_PAGE = 2000
+"""Skeleton rows read from the store, and encoded off the event loop, at a time."""
+SPANS_PER_STORE_PAGE = 200
+"""Full span rows read from the store at a time."""
+SEARCH_PAGE = 500
+MAX_SEARCH_MATCHES = 1000
 MAX_DURATION_MS = INT64_MAX / 1_000_000
 Responses = dict[int | str, dict[str, Any]]
 BAD_REQUEST: Responses = {
@@ -75,76 +96,32 @@ GRPC_CODES = {
 }
 
 
-def create_router(store: SpanStore, settings: Settings) -> APIRouter:
+def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics: MetricStore) -> APIRouter:
     router = APIRouter()
     budget = DecompressionBudget(settings.decompression_budget_bytes, settings.decompression_wait_seconds)
+    for signal in signals(store, logs, metrics):
+        _add_otlp_route(router, signal, settings, budget)
 
-    @router.post(
-        "/v1/traces",
+    @router.get(
+        "/api/otel/metrics/{name}",
         tags=["otel"],
-        responses=OTLP_ERRORS,
-        summary="OTLP/HTTP trace export",
-        description="Accepts `application/x-protobuf` or `application/json` ExportTraceServiceRequest, "
-        "optionally gzip or deflate encoded; answers an ExportTraceServiceResponse in the same encoding. "
-        "Errors are a google.rpc.Status in the same encoding.",
-        openapi_extra=body_limit(settings.max_body_bytes, "PLUGHOST_OTEL_MAX_BODY_BYTES"),
+        summary="A GenAI metric's data points, oldest first",
+        description=f"`name` is one of {', '.join(f'`{kept}`' for kept in KEPT)}: the histograms plughost keeps "
+        "(other metrics are acknowledged over OTLP and not stored).",
+        responses={**BAD_REQUEST, **NOT_FOUND},
     )
-    async def ingest(request: Request) -> Response:
-        kind = PROTOBUF if request.headers.get("content-type", "").startswith(PROTOBUF) else JSON
-        try:
-            body = await _read_capped(request, settings.max_body_bytes)
-        except PayloadError as error:
-            return _status(kind, error.status, str(error))
-        encoding = request.headers.get("content-encoding", "")
-        inflated_bytes = stated_size(body, encoding, settings.max_decompressed_bytes)
-        with bulk_work(inflated_bytes):
-            return await store_request(request, kind, body, encoding, inflated_bytes)
-
-    async def store_request(request: Request, kind: str, body: bytes, encoding: str, inflated_bytes: int) -> Response:
-        """Inflate ``body`` in a thread that yields the CPU to the event loop (zlib lets go of the GIL),
-        decode it off the loop, store its spans, and answer; its rows are freed on return."""
-        options: dict[str, Any] = {
-            "content_type": request.headers.get("content-type", ""),
-            "limit": settings.max_decompressed_bytes,
-            "workspace": current_workspace(),
-            "project": request.headers.get(settings.project_header) or "default",
-        }
-        try:
-            media_type(options["content_type"])  # 415 before any inflating
-            compressed = encoding.strip().lower() not in ("", "identity")
-            async with (
-                budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if compressed else nullcontext()
-            ):
-                payload = (
-                    await run_bulk(_or_error, decompress, body, encoding, options["limit"], yield_cpu=True)
-                    if compressed
-                    else body
-                )
-                if isinstance(payload, PayloadError):
-                    outcome: tuple[str, Decoded] | PayloadError = payload
-                else:
-                    inflated_bytes = max(inflated_bytes, len(payload))  # what it stated may have been less
-                    outcome = await run_bulk(partial(_or_error, decode_request, payload, encoding="", **options))
-                del payload  # the inflated body is not held while the spans are stored
-            if isinstance(outcome, PayloadError):
-                # answered, not raised: raised here, its traceback and this frame's `outcome` would
-                # form a cycle that holds the body until a full collection
-                return _status(kind, outcome.status, str(outcome))
-            kind, decoded = outcome
-        except PayloadError as error:
-            return _status(kind, error.status, str(error))
-        except BudgetExhausted:
-            message = "too much is being decompressed at once (PLUGHOST_OTEL_DECOMPRESSION_BUDGET_BYTES); retry later"
-            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
-        try:
-            stored = await store.add(decoded.rows)
-        except (SQLAlchemyError, OSError) as error:
-            logger.warning("could not store %d spans, asking the exporter to retry: %s", len(decoded.rows), error)
-            return _status(
-                kind, 503, "the trace store is busy or down; retry later", {"retry-after": RETRY_AFTER_SECONDS}
-            )
-        await release(inflated_bytes, decoded)
-        return _encoded(kind, export_answer(decoded, stored), 200)
+    async def metric_series(
+        name: str,
+        service: Annotated[str | None, Query(description="points of this service")] = None,
+        limit: Annotated[
+            int, Query(description="the latest points", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})
+        ] = MAX_LIMIT,
+    ) -> dict[str, Any]:
+        if name not in KEPT:
+            raise HTTPException(404, f"plughost keeps no metric {name[:100]!r}; it keeps {', '.join(KEPT)}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
+        return {"name": name, "points": await metrics.series(name, service, limit)}
 
     @router.get(
         "/api/otel/traces",
@@ -163,10 +140,10 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
             Literal["ok", "error"] | None, Query(description="`error`: traces with an error span")
         ] = None,
         start_after: Annotated[
-            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")
+            Moment | None, Query(description="ISO 8601 (UTC when no offset); traces that started at or after")
         ] = None,
         start_before: Annotated[
-            datetime | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")
+            Moment | None, Query(description="ISO 8601 (UTC when no offset); traces that started before")
         ] = None,
         min_duration_ms: Annotated[
             float | None,
@@ -223,19 +200,107 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
     @router.get(
         "/api/otel/traces/{trace_id}",
         tags=["otel"],
-        summary="One trace with its spans and span tree (streamed)",
+        summary="One trace with its spans (streamed; in pieces with `limit`)",
         response_class=StreamingResponse,
         responses={
-            200: {"content": {"application/json": {}}, "description": "The trace summary, `spans` and `tree`."},
+            200: {
+                "content": {"application/json": {}},
+                "description": "The trace summary and `spans`; without `limit`, every span and the span `tree`; "
+                "with `limit`, up to that many spans in start order and `next_cursor` (`null` after the last piece).",
+            },
+            **BAD_REQUEST,
             **NOT_FOUND,
         },
     )
-    async def get_trace(trace_id: TraceId) -> StreamingResponse:
+    async def get_trace(
+        trace_id: TraceId,
+        limit: Annotated[
+            int | None,
+            Query(
+                description="spans in this piece (start order: a span's parent comes before it, clock skew aside)",
+                json_schema_extra={"minimum": 1, "maximum": MAX_SPANS_PER_PIECE},
+            ),
+        ] = None,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous piece")] = None,
+    ) -> StreamingResponse:
+        if limit is None and cursor is not None:
+            raise HTTPException(400, "cursor: give limit too (a cursor names where the next piece starts)")
+        after = _cursor(cursor)
+        summary = await _summary(store, trace_id)
+        if limit is None:
+            return StreamingResponse(_trace_json(store, logs, summary), media_type="application/json")
+        _check_limit(limit, MAX_SPANS_PER_PIECE)
+        piece = _Piece(store, summary, after, limit, SPANS_PER_STORE_PAGE)
+        return StreamingResponse(_trace_piece_json(piece, store, logs), media_type="application/json")
+
+    @router.get(
+        "/api/otel/traces/{trace_id}/skeleton",
+        tags=["otel"],
+        summary="A trace's span tree in a few bytes a span, in pieces (streamed)",
+        description="Every span without attributes, as compact rows in start order: "
+        "`[span_id, parent, name, service, start_us, duration_us, flags, kind, model]`. `parent` is an index "
+        "into this piece's `spans` when the parent is in it, else the parent's span id (`null` for a root); "
+        "`name`, `service`, `kind` and `model` index this piece's `names`, `services`, `kinds` and `models`; "
+        "times are whole microseconds after the trace's start (`start_time_unix_nano`); flags: 1 error, "
+        "2 exception event; trailing fields that say nothing are left out. Ask again with `cursor` = "
+        "`next_cursor` until it is `null`. The full span: `GET /api/otel/traces/{trace_id}/spans/{span_id}`.",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/json": {}}}, **BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_skeleton(
+        trace_id: TraceId,
+        limit: Annotated[
+            int,
+            Query(description="spans in this piece", json_schema_extra={"minimum": 1, "maximum": MAX_SKELETON_PIECE}),
+        ] = SKELETON_PIECE,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous piece")] = None,
+    ) -> StreamingResponse:
+        _check_limit(limit, MAX_SKELETON_PIECE)
+        after = _cursor(cursor)
+        summary = await _summary(store, trace_id)
+        piece = _Piece(store, summary, after, limit, SKELETON_PAGE, SKELETON_COLUMNS)
+        return StreamingResponse(_skeleton_json(piece), media_type="application/json")
+
+    @router.get(
+        "/api/otel/traces/{trace_id}/spans/{span_id}",
+        tags=["otel"],
+        summary="One span of a trace, with its attributes, events, links and the OTLP/JSON as sent",
+        responses={404: {"description": "No such trace, or no such span in it, in this workspace."}},
+    )
+    async def get_span(trace_id: TraceId, span_id: SpanId) -> Response:
         workspace = current_workspace()
-        summary = await store.get_summary(workspace, trace_id)
-        if summary is None:
-            raise HTTPException(404, f"no trace {trace_id} in workspace {workspace!r}")
-        return StreamingResponse(_trace_json(store, workspace, summary), media_type="application/json")
+        row = await store.get_span(workspace, trace_id, span_id)
+        if row is None:
+            raise HTTPException(404, f"no span {span_id} in trace {trace_id} in workspace {workspace!r}")
+        counted = (await store.counted_spans(workspace, trace_id)).get(span_id)
+        span_logs = by_span(await logs.for_trace(workspace, trace_id)).get(span_id, [])
+        body = await run_bulk(lambda: json.dumps(span_view(row, counted=counted, logs=span_logs)).encode())
+        return Response(body, media_type="application/json")
+
+    @router.get(
+        "/api/otel/traces/{trace_id}/search",
+        tags=["otel"],
+        summary="The spans of a trace whose name, service or an attribute value holds some text",
+        description="Case-insensitive; `matches` in start order, each with `where` it matched "
+        "(`name`, `service` or `attribute`, with its `key`); `truncated` when there were more than `limit`.",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def search_trace(
+        trace_id: TraceId,
+        q: Annotated[str, Query(description="the text to find", min_length=1, max_length=MAX_TERM_CHARS)],
+        limit: Annotated[
+            int, Query(description="matches at most", json_schema_extra={"minimum": 1, "maximum": MAX_SEARCH_MATCHES})
+        ] = 100,
+    ) -> dict[str, Any]:
+        _check_limit(limit, MAX_SEARCH_MATCHES)
+        summary = await _summary(store, trace_id)
+        matches: list[dict[str, Any]] = []
+        columns = ("span_id", "name", "service_name", "span")
+        async for rows in store.span_pages(summary["workspace"], trace_id, SEARCH_PAGE, columns=columns):
+            matches += await run_bulk(span_matches, rows, q)
+            if len(matches) > limit:
+                break
+        return {"query": q, "matches": matches[:limit], "truncated": len(matches) > limit}
 
     @router.delete(
         "/api/otel/traces/{trace_id}", tags=["otel"], summary="Delete a trace", status_code=204, responses=NOT_FOUND
@@ -243,9 +308,152 @@ def create_router(store: SpanStore, settings: Settings) -> APIRouter:
     async def delete_trace(trace_id: TraceId) -> Response:
         if not await store.delete_trace(trace_id):
             raise HTTPException(404, f"no trace {trace_id} in workspace {current_workspace()!r}")
+        await logs.delete_trace(trace_id)
         return Response(status_code=204)
 
     return router
+
+
+def _add_otlp_route(router: APIRouter, signal: Signal, settings: Settings, budget: DecompressionBudget) -> None:
+    """``POST /v1/<signal>``: OTLP/HTTP export of one signal, with the limits, workspace, project,
+    ``partial_success`` and outage answers that every signal shares."""
+    request_name = signal.request_type.__name__
+
+    @router.post(
+        f"/v1/{signal.name}",
+        tags=["otel"],
+        responses=OTLP_ERRORS,
+        summary=f"OTLP/HTTP {signal.name} export",
+        description=f"Accepts `application/x-protobuf` or `application/json` {request_name}, "
+        f"optionally gzip or deflate encoded; answers an {request_name.replace('Request', 'Response')} in the same "
+        "encoding. Errors are a google.rpc.Status in the same encoding.",
+        openapi_extra=body_limit(settings.max_body_bytes, "PLUGHOST_OTEL_MAX_BODY_BYTES"),
+    )
+    async def ingest(request: Request) -> Response:  # one per signal: FastAPI names the route after it
+        kind = PROTOBUF if request.headers.get("content-type", "").startswith(PROTOBUF) else JSON
+        try:
+            body = await _read_capped(request, settings.max_body_bytes)
+        except PayloadError as error:
+            return _status(kind, error.status, str(error))
+        encoding = request.headers.get("content-encoding", "")
+        inflated_bytes = stated_size(body, encoding, settings.max_decompressed_bytes)
+        with bulk_work(inflated_bytes):
+            return await store_request(request, kind, body, encoding, inflated_bytes)
+
+    async def store_request(request: Request, kind: str, body: bytes, encoding: str, inflated_bytes: int) -> Response:
+        """Inflate ``body`` in a thread that yields the CPU to the event loop (zlib lets go of the GIL),
+        decode it off the loop, store its spans, and answer; its rows are freed on return."""
+        options: dict[str, Any] = {
+            "content_type": request.headers.get("content-type", ""),
+            "limit": settings.max_decompressed_bytes,
+            "workspace": current_workspace(),
+            "project": request.headers.get(settings.project_header) or "default",
+        }
+        try:
+            media_type(options["content_type"])  # 415 before any inflating
+            compressed = encoding.strip().lower() not in ("", "identity")
+            async with (
+                budget.hold(most_inflated(len(body), settings.max_decompressed_bytes)) if compressed else nullcontext()
+            ):
+                payload = (
+                    await run_bulk(_or_error, decompress, body, encoding, options["limit"], yield_cpu=True)
+                    if compressed
+                    else body
+                )
+                if isinstance(payload, PayloadError):
+                    outcome: tuple[str, Decoded] | PayloadError = payload
+                else:
+                    inflated_bytes = max(inflated_bytes, len(payload))  # what it stated may have been less
+                    outcome = await run_bulk(
+                        partial(
+                            _or_error,
+                            decode_request,
+                            payload,
+                            encoding="",
+                            request_type=signal.request_type,
+                            rows=signal.rows,
+                            **options,
+                        )
+                    )
+                del payload  # the inflated body is not held while the spans are stored
+            if isinstance(outcome, PayloadError):
+                # answered, not raised: raised here, its traceback and this frame's `outcome` would
+                # form a cycle that holds the body until a full collection
+                return _status(kind, outcome.status, str(outcome))
+            kind, decoded = outcome
+        except PayloadError as error:
+            return _status(kind, error.status, str(error))
+        except BudgetExhausted:
+            message = "too much is being decompressed at once (PLUGHOST_OTEL_DECOMPRESSION_BUDGET_BYTES); retry later"
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
+        try:
+            stored = await signal.add(decoded.rows)
+        except (SQLAlchemyError, OSError) as error:
+            message = store_failure(error)
+            logger.warning(
+                "could not store %d %s, asking the exporter to retry: %s", len(decoded.rows), signal.items, message
+            )
+            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
+        await release(inflated_bytes, decoded)
+        return _encoded(kind, signal.answer(decoded, stored), 200)
+
+
+async def _summary(store: SpanStore, trace_id: str) -> dict[str, Any]:
+    """The stored summary of the trace in the current workspace; 404 when there is none."""
+    workspace = current_workspace()
+    summary = await store.get_summary(workspace, trace_id)
+    if summary is None:
+        raise HTTPException(404, f"no trace {trace_id} in workspace {workspace!r}")
+    return summary
+
+
+def _check_limit(limit: int, most: int) -> None:
+    if not 1 <= limit <= most:
+        raise HTTPException(400, f"limit must be between 1 and {most}")
+
+
+def _cursor(cursor: str | None) -> SpanPosition | None:
+    try:
+        return None if cursor is None else decode_span_cursor(cursor)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
+
+
+class _Piece:
+    """Up to ``limit`` span rows of a trace after ``after`` in start order, read a store page at a time;
+    once read, ``next_cursor`` names where the next piece starts (``None``: this was the last)."""
+
+    def __init__(
+        self,
+        store: SpanStore,
+        summary: dict[str, Any],
+        after: SpanPosition | None,
+        limit: int,
+        page_size: int,
+        columns: tuple[str, ...] | None = None,
+    ) -> None:
+        self.summary = summary
+        self.limit = limit
+        self.next_cursor: str | None = None
+        self._last: dict[str, Any] = {}
+        options = {} if columns is None else {"columns": columns}
+        self._pages = store.span_pages(
+            summary["workspace"], summary["trace_id"], page_size, after=after, limit=limit + 1, **options
+        )
+
+    async def pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        taken = 0
+        async for page in self._pages:
+            if taken + len(page) > self.limit:  # the one row past the limit: there is a next piece
+                page = page[: self.limit - taken]
+                if page:
+                    yield page
+                last = page[-1] if page else self._last
+                self.next_cursor = encode_span_cursor((last["start_ns"], last["span_id"]))
+                return
+            taken += len(page)
+            self._last = page[-1]
+            yield page
 
 
 def _attribute_filters(request: Request) -> dict[str, str]:
@@ -311,19 +519,58 @@ def _encoded(kind: str, message: Any, status: int, headers: dict[str, str] | Non
     return Response(message.SerializeToString(), status, headers, media_type=PROTOBUF)
 
 
-async def _trace_json(store: SpanStore, workspace: str, summary: dict[str, Any]) -> AsyncIterator[str]:
-    """``{summary..., "spans": [...], "tree": [...]}``, read a page of spans at a time and encoded off
+async def _trace_json(store: SpanStore, logs: LogStore, summary: dict[str, Any]) -> AsyncIterator[str]:
+    """``{summary..., "spans": [...], "tree": [...], "logs": [...]}``, read a page of spans at a time and encoded off
     the event loop in small pieces: a trace of any size neither stalls the server nor is held whole."""
     yield json.dumps(trace_summary(summary))[:-1] + ',"spans":['
     tree_nodes: list[dict[str, Any]] = []
     first = True
-    async for rows in store.span_pages(workspace, summary["trace_id"]):
-        pieces = spans_json(rows, tree_nodes, first=first)
+    workspace, trace_id = summary["workspace"], summary["trace_id"]
+    counted = await store.counted_spans(workspace, trace_id)
+    records = await logs.for_trace(workspace, trace_id)
+    span_logs = by_span(records)
+    async for rows in store.span_pages(workspace, trace_id):
+        pieces = spans_json(rows, tree_nodes, first=first, counted=counted, logs=span_logs)
         while (piece := await run_bulk(next, pieces, None)) is not None:
             yield piece
         first = False
     tree = await run_bulk(lambda: json.dumps(span_tree(tree_nodes)))
-    yield '],"tree":' + tree + "}"
+    yield '],"tree":' + tree + ',"logs":' + await run_bulk(json.dumps, records) + "}"
+
+
+async def _trace_piece_json(piece: _Piece, store: SpanStore, logs: LogStore) -> AsyncIterator[str]:
+    """``{summary..., "spans": [...], "next_cursor": ...}``: a piece of the trace, encoded as `_trace_json` does."""
+    workspace, trace_id = piece.summary["workspace"], piece.summary["trace_id"]
+    counted = await store.counted_spans(workspace, trace_id)
+    span_logs = by_span(await logs.for_trace(workspace, trace_id))
+    yield json.dumps(trace_summary(piece.summary))[:-1] + ',"spans":['
+    first = True
+    async for rows in piece.pages():
+        pieces = spans_json(rows, [], first=first, counted=counted, logs=span_logs)
+        while (text := await run_bulk(next, pieces, None)) is not None:
+            yield text
+        first = False
+    yield '],"next_cursor":' + json.dumps(piece.next_cursor) + "}"
+
+
+async def _skeleton_json(piece: _Piece) -> AsyncIterator[str]:
+    """One piece of the skeleton (see :mod:`.skeleton`), a store page at a time, each encoded off the event loop."""
+    head = {**trace_summary(piece.summary), "fields": SKELETON_FIELDS}
+    yield json.dumps(head)[:-1] + ',"spans":['
+    encoder = Piece(piece.summary["start_ns"])
+    async for rows in piece.pages():
+        yield await run_bulk(encoder.rows_json, rows)
+    yield "]," + encoder.tables_json() + ',"next_cursor":' + json.dumps(piece.next_cursor) + "}"
+
+
+def _iso_8601_only(value: object) -> object:
+    """Pydantic also reads a number (``0.5``) as seconds since 1970; a moment here is ISO 8601 text only."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and NUMBER.fullmatch(value.strip())):
+        raise ValueError("must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z, not a number")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
 
 def _ns(moment: datetime | None, name: str) -> int | None:

@@ -12,7 +12,12 @@
   writing halves of the group again, so it never fails the other requests.
 - Each trace's distinct search terms (span attributes, span names, services; see
   ``facts.py``) are rows of ``plughost_otel_terms``, keyed for the filters of the
-  list; its GenAI usage (LLM calls, input and output tokens) is summed in its summary.
+  list. Each model-call span (an LLM or embedding call, in any convention, see
+  ``conventions.py``) is a row of ``plughost_otel_calls``: its models, provider and
+  tokens, and whether it carries the call (``counted``). The summary holds the trace's
+  LLM calls and tokens, each call once: added as spans arrive, and counted again
+  from the trace's call rows (in the same transaction, after the summary row is locked)
+  once a trace has two calls or more, since nested spans of one call must count once.
 - Writes are group-committed: one writer stores, in a single transaction, every
   request that arrived while the previous write ran. A lone request is written
   at once; under load the per-transaction costs are shared, and SQLite never
@@ -23,14 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -40,25 +48,34 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     delete,
     exists,
     func,
     or_,
     select,
+    tuple_,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.util import await_
 
 from core import run_bulk
 from core.context import current_workspace
-from core.database import UNAVAILABLE
+from core.database import synchronous_twin
+from core.unavailable import unavailable
 
+from .conventions import counted_calls
 from .decode import INT64_MAX, STATUS_ERROR
-from .facts import MODEL_KEYS, SPAN_NAME_KEY
+from .facts import SPAN_NAME_KEY
+from .sqlite_writer import CompiledInsert, SqliteWriter
 
+T = TypeVar("T")
 VALUE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, TypeError)
 """What a database or its driver raises for a value it cannot store (not for being down or busy)."""
 
@@ -83,6 +100,7 @@ spans = Table(
     Column("resource_schema_url", Text, nullable=False),
     Column("scope", LargeBinary, nullable=False),
     Column("scope_schema_url", Text, nullable=False),
+    Index("plughost_otel_spans_start", "workspace", "trace_id", "start_ns", "span_id"),
 )
 
 traces = Table(
@@ -115,7 +133,33 @@ terms = Table(
     Column("trace_id", String(32), primary_key=True),
     Index("plughost_otel_terms_trace", "workspace", "trace_id"),
 )
+calls = Table(
+    "plughost_otel_calls",
+    metadata,
+    # One row per model-call span (see conventions.py); ``counted``: this span carries the call.
+    Column("workspace", String(63), primary_key=True),
+    Column("trace_id", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16)),
+    Column("kind", String(16), nullable=False),
+    Column("request_model", Text),
+    Column("response_model", Text),
+    Column("provider", Text),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_tokens", BigInteger),
+    Column("reasoning_tokens", BigInteger),
+    Column("counted", Boolean, nullable=False),
+    Index("plughost_otel_calls_request_model", "workspace", "request_model", "trace_id"),
+    Index("plughost_otel_calls_response_model", "workspace", "response_model", "trace_id"),
+)
 SPAN_COLUMNS = tuple(column.name for column in spans.columns)
+TERM_COLUMNS = tuple(column.name for column in terms.columns)
+INSERT_CALLS = {
+    "sqlite": sqlite.insert(calls).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(calls).on_conflict_do_nothing(),
+}
+"""Per dialect name: insert call rows, a call already stored left as it is."""
 
 SPAN_ROWS_PER_STATEMENT = 1000
 """Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
@@ -124,6 +168,13 @@ SPANS_PER_PAGE = 200
 """Span rows read per query when a trace is streamed."""
 TERM_ROWS_PER_STATEMENT = 4000
 """4 columns x 4000 rows, under the same limits."""
+TERMS_PER_STEP = 10_000
+"""Terms put in a set or sorted per C call (a few milliseconds of holding the GIL)."""
+SORTED_ON_LOOP_ROWS = 2000
+"""A group of up to this many span rows is put in key order on the event loop (well under a millisecond),
+not in a bulk thread: the hop there and back cost more than the sort."""
+TRACES_PER_RECOUNT = 1000
+"""Traces whose calls are counted again per query (an ``IN`` list under the bind parameter limits)."""
 MAX_ISOLATED_REJECTIONS = 16
 """A store error that more spans than this fail alone is not about the data: the whole group gets it."""
 
@@ -151,12 +202,30 @@ class TraceFilter:
     min_duration_ns: int | None = None
     attributes: tuple[tuple[str, str], ...] = ()  # every pair on some span of the trace
     span_name: str | None = None
-    model: str | None = None  # gen_ai.request.model or gen_ai.response.model
+    model: str | None = None  # the request or response model of some model call, in any convention
     min_tokens: int | None = None  # input + output tokens of the trace's LLM calls
 
 
+SpanPosition = tuple[int, str]
+"""A span's place in its trace's start order: ``(start_ns, span_id)``."""
+
 Entry = tuple[Stored, dict[str, Any]]
 """A row waiting to be written, with the result of the ``add`` call it came from."""
+
+
+class Compute(Protocol):
+    """How a write runs its CPU-heavy steps: where it is (in a bulk thread), or in a bulk thread (on the loop)."""
+
+    def __call__(self, work: Callable[[], T]) -> T: ...
+
+
+def _here(work: Callable[[], T]) -> T:
+    return work()
+
+
+def _in_bulk_thread(work: Callable[[], T]) -> T:
+    """From synchronous code that SQLAlchemy runs on the event loop (``run_sync``): ``work`` in a bulk thread."""
+    return await_(run_bulk(work))
 
 
 class SpanStore:
@@ -171,7 +240,20 @@ class SpanStore:
         self._merge_summaries = summary_merge(self._dialect)
         self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
         self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None
+        twin = synchronous_twin(engine)
+        self._sqlite = (
+            None
+            if twin is None
+            else SqliteWriter(
+                twin,
+                CompiledInsert(sqlite.insert(spans).on_conflict_do_nothing(), twin, SPAN_COLUMNS),
+                CompiledInsert(self._insert_terms, twin, TERM_COLUMNS),
+                CompiledInsert(self._merge_summaries, twin),
+            )
+        )
+        self.committed: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+        """Told of each :meth:`add`'s rows once they are committed (the ``plughost_traces_stored`` event)."""
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store spans and merge them into their traces' summaries; returns once they are committed.
@@ -184,16 +266,19 @@ class SpanStore:
             return stored
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((rows, stored, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_waiting())
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_waiting())
         await asyncio.shield(done)  # a client that leaves does not cancel the others' write
+        self.committed(rows)
         return stored
 
     async def _write_waiting(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                entries = await run_bulk(_sorted_entries, [(rows, stored) for rows, stored, _ in batch])
+                calls = [(rows, stored) for rows, stored, _ in batch]
+                small = sum(len(rows) for rows, _ in calls) <= SORTED_ON_LOOP_ROWS
+                entries = _sorted_entries(calls) if small else await run_bulk(_sorted_entries, calls)
                 for stored, reason in await self._write_isolating(entries):
                     stored.refuse(reason)
             except Exception as error:  # every request of the batch learns it was not stored
@@ -210,7 +295,7 @@ class SpanStore:
             await self._write([row for _, row in entries])
             return []
         except (*VALUE_ERRORS, StatementError) as error:
-            if isinstance(error, UNAVAILABLE) or not _about_a_value(error):
+            if unavailable(error) is not None or not _about_a_value(error):
                 raise
             if len(entries) == 1:
                 stored, row = entries[0]
@@ -226,19 +311,27 @@ class SpanStore:
 
     async def _write(self, rows: list[dict[str, Any]]) -> None:
         """One transaction: insert the spans (sorted, so concurrent writers lock in one order), then
-        merge what was new into the summaries with an atomic upsert on the stored values."""
-        async with self.engine.begin() as connection:
-            added: list[dict[str, Any]] = []
-            for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
-                chunk = rows[start : start + SPAN_ROWS_PER_STATEMENT]
-                columns = [{name: row[name] for name in SPAN_COLUMNS} for row in chunk]
-                new = {tuple(key) for key in await connection.execute(self._insert_spans, columns)}
-                added += [row for row in chunk if (row["workspace"], row["trace_id"], row["span_id"]) in new]
-            summaries, new_terms = await run_bulk(lambda: (summarise(added), trace_terms(added)))
-            for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
-                await connection.execute(self._insert_terms, new_terms[start : start + TERM_ROWS_PER_STATEMENT])
-            for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
-                await connection.execute(self._merge_summaries, summaries[start : start + SPAN_ROWS_PER_STATEMENT])
+        merge what was new into the summaries with an atomic upsert on the stored values.
+
+        On a SQLite file the whole transaction runs in one bulk thread (see :mod:`.sqlite_writer`). On
+        PostgreSQL (asyncpg) the statements run on the event loop, which gets a turn between them, and
+        the summaries and terms are computed in a bulk thread.
+        """
+        if self._sqlite is not None:
+            await run_bulk(self._write_in_thread, rows)
+        else:
+            async with self.engine.begin() as connection:
+                await connection.run_sync(lambda sync: _write_rows(_Statements(self, sync), rows, _in_bulk_thread))
+
+    def _write_in_thread(self, rows: list[dict[str, Any]]) -> None:
+        assert self._sqlite is not None
+        with self._sqlite.transaction() as transaction:
+            _write_rows(transaction, rows, _here)
+
+    async def aclose(self) -> None:
+        """Close the SQLite writer's connections (the async engine is the host's to dispose)."""
+        if self._sqlite is not None:
+            self._sqlite.engine.dispose()
 
     async def list_traces(
         self, where: TraceFilter, limit: int, page_token: str | None
@@ -266,7 +359,7 @@ class SpanStore:
         if where.span_name is not None:
             query = query.where(_has_term(terms.c.key == SPAN_NAME_KEY, where.span_name))
         if where.model is not None:
-            query = query.where(_has_term(terms.c.key.in_(MODEL_KEYS), where.model))
+            query = query.where(_has_model(where.model))
         if page_token:
             start_ns, trace_id = decode_page_token(page_token)
             query = query.where(
@@ -289,29 +382,49 @@ class SpanStore:
         return None if found is None else dict(found._mapping)
 
     async def span_pages(
-        self, workspace: str, trace_id: str, page_size: int = SPANS_PER_PAGE
+        self,
+        workspace: str,
+        trace_id: str,
+        page_size: int = SPANS_PER_PAGE,
+        *,
+        after: SpanPosition | None = None,
+        limit: int | None = None,
+        columns: tuple[str, ...] = SPAN_COLUMNS,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The trace's span rows in start order, a page at a time (a connection is held only while a page is read)."""
+        """The trace's span rows in start order (then span id), a page at a time: those after
+        ``after``, at most ``limit`` of them (all when ``None``), with only ``columns`` (plus
+        ``start_ns`` and ``span_id``). A connection is held only while a page is read."""
+        wanted = [spans.c[name] for name in dict.fromkeys((*columns, "start_ns", "span_id"))]
         query = (
-            select(spans)
+            select(*wanted)
             .where(spans.c.workspace == workspace, spans.c.trace_id == trace_id)
             .order_by(spans.c.start_ns, spans.c.span_id)
-            .limit(page_size)
         )
-        after: tuple[int, str] | None = None
-        while True:
-            page_query = query
-            if after is not None:
-                page_query = query.where(
-                    or_(spans.c.start_ns > after[0], and_(spans.c.start_ns == after[0], spans.c.span_id > after[1]))
-                )
+        left = limit
+        while left is None or left > 0:
+            size = page_size if left is None else min(page_size, left)
+            page_query = query.limit(size)
+            if after is not None:  # a row value: both stores walk the start index from there (an OR made
+                # SQLite scan the trace's spans from its first for every page)
+                page_query = page_query.where(tuple_(spans.c.start_ns, spans.c.span_id) > tuple_(*after))
             async with self.engine.connect() as connection:
                 page = [dict(row._mapping) for row in await connection.execute(page_query)]
             if page:
                 yield page
-            if len(page) < page_size:
+            if len(page) < size:
                 return
+            if left is not None:
+                left -= len(page)
             after = page[-1]["start_ns"], page[-1]["span_id"]
+
+    async def get_span(self, workspace: str, trace_id: str, span_id: str) -> dict[str, Any] | None:
+        """One stored span row, or ``None``."""
+        query = select(spans).where(
+            spans.c.workspace == workspace, spans.c.trace_id == trace_id, spans.c.span_id == span_id
+        )
+        async with self.engine.connect() as connection:
+            found = (await connection.execute(query)).first()
+        return None if found is None else dict(found._mapping)
 
     async def get_trace(self, trace_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The trace's summary and its span rows in start order, or ``None``."""
@@ -331,15 +444,118 @@ class SpanStore:
             )
             return dict(summary._mapping), [dict(row._mapping) for row in rows]
 
+    async def counted_spans(self, workspace: str, trace_id: str) -> dict[str, bool]:
+        """The trace's model-call spans, each with whether it carries its call (see :func:`recount_calls`)."""
+        async with self.engine.connect() as connection:
+            found = await connection.execute(
+                select(calls.c.span_id, calls.c.counted).where(
+                    calls.c.workspace == workspace, calls.c.trace_id == trace_id
+                )
+            )
+            return {span_id: counted for span_id, counted in found}
+
     async def delete_trace(self, trace_id: str) -> bool:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
             await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
             await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
+            await connection.execute(delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id == trace_id))
             deleted = await connection.execute(
                 delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
             )
         return bool(deleted.rowcount)
+
+
+class Transaction(Protocol):
+    """The three writes of :func:`_write_rows`, inside one transaction."""
+
+    keyed_locks: bool
+    """Whether rows lock one by one (PostgreSQL), so that concurrent writers must write in key order."""
+
+    def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert span rows (one already stored is left as it is); returns those that were new."""
+        ...
+
+    def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """Insert term rows, tuples of :data:`TERM_COLUMNS` (one already stored is left as it is)."""
+        ...
+
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> None: ...
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for the statements that are not on the hot path (call rows)."""
+        ...
+
+
+class _Statements:
+    """:class:`Transaction` through SQLAlchemy (PostgreSQL), on a connection that ``run_sync`` passes."""
+
+    keyed_locks = True
+
+    def __init__(self, store: SpanStore, connection: Connection) -> None:
+        self._store = store
+        self.connection = connection
+
+    def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        columns = [{name: row[name] for name in SPAN_COLUMNS} for row in rows]
+        new = {tuple(key) for key in self.connection.execute(self._store._insert_spans, columns)}
+        return [row for row in rows if (row["workspace"], row["trace_id"], row["span_id"]) in new]
+
+    def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
+        self.connection.execute(self._store._insert_terms, [dict(zip(TERM_COLUMNS, row, strict=True)) for row in rows])
+
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
+        self.connection.execute(self._store._merge_summaries, rows)
+
+
+def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: Compute) -> None:
+    """Insert the spans, then the terms and model calls of those that were new, then merge them into their
+    summaries; last, count again the calls of the traces that have several (see :func:`recount_calls`)."""
+    added: list[dict[str, Any]] = []
+    for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
+        added += transaction.add_spans(rows[start : start + SPAN_ROWS_PER_STATEMENT])
+    summaries, new_terms, new_calls = compute(
+        lambda: (summarise(added), trace_terms(added, ordered=transaction.keyed_locks), call_rows(added))
+    )
+    for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
+        transaction.add_terms(new_terms[start : start + TERM_ROWS_PER_STATEMENT])
+    insert_calls = INSERT_CALLS[transaction.connection.dialect.name]
+    for start in range(0, len(new_calls), SPAN_ROWS_PER_STATEMENT):
+        transaction.connection.execute(insert_calls, new_calls[start : start + SPAN_ROWS_PER_STATEMENT])
+    for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
+        transaction.merge_summaries(summaries[start : start + SPAN_ROWS_PER_STATEMENT])
+    several = with_several_calls(transaction.connection, [(row["workspace"], row["trace_id"]) for row in summaries])
+    if several:
+        recount_calls(transaction.connection, several)
+
+
+def with_several_calls(connection: Connection, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Those of the traces ``keys`` (workspace, trace id) whose summaries, merged, count more than one call: a new
+    span may have linked two of their calls (the link between a call's two sides may arrive last)."""
+    by_workspace: dict[str, list[str]] = defaultdict(list)
+    for workspace, trace_id in keys:
+        by_workspace[workspace].append(trace_id)
+    found: list[tuple[str, str]] = []
+    for workspace, trace_ids in by_workspace.items():
+        for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
+            found += connection.execute(
+                select(traces.c.workspace, traces.c.trace_id).where(
+                    traces.c.workspace == workspace,
+                    traces.c.trace_id.in_(trace_ids[start : start + TRACES_PER_RECOUNT]),
+                    traces.c.llm_calls > 1,
+                )
+            ).tuples()
+    return found
+
+
+async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]], per_statement: int) -> Stored:
+    """Insert ``rows`` in one transaction, ``per_statement`` rows per statement (under the bind parameter limits);
+    returns once they are committed."""
+    async with engine.begin() as connection:
+        for start in range(0, len(rows), per_statement):
+            await connection.execute(insert, rows[start : start + per_statement])
+    return Stored()
 
 
 def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -422,10 +638,149 @@ def summary_merge(dialect: ModuleType) -> Any:
     )
 
 
-def trace_terms(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
-    """The distinct term rows of ``rows`` (rows without ``terms`` add none), sorted by key."""
-    found = {(row["workspace"], key, value, row["trace_id"]) for row in rows for key, value in row.get("terms", ())}
-    return [{"workspace": w, "key": k, "value": v, "trace_id": t} for w, k, v, t in sorted(found)]
+def trace_terms(rows: Iterable[dict[str, Any]], ordered: bool = True) -> list[tuple[str, str, str, str]]:
+    """The distinct term rows of ``rows`` (rows without ``terms`` add none), as tuples of :data:`TERM_COLUMNS`,
+    sorted when ``ordered``. A trace's spans share most of their terms: they are made distinct per trace first, which
+    builds no tuple for a repeated one. Run in a bulk thread, it takes the terms
+    :data:`TERMS_PER_STEP` at a time (see :func:`_sorted_in_steps`)."""
+    per_trace: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for row in rows:
+        terms = row.get("terms")
+        if terms:
+            held = per_trace.setdefault((row["workspace"], row["trace_id"]), set())
+            for start in range(0, len(terms), TERMS_PER_STEP):
+                held.update(terms[start : start + TERMS_PER_STEP])
+    found = [(w, key, value, t) for (w, t), pairs in per_trace.items() for key, value in pairs]
+    return _sorted_in_steps(found) if ordered else found
+
+
+def _sorted_in_steps(items: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """``sorted(items)``, where no single call holds the GIL for long: ``list.sort`` and ``set.update``
+    are one C call each, and on one span of 1.8 M attributes the sort of its terms held the GIL, so
+    the event loop, for seconds. Runs of :data:`TERMS_PER_STEP` are sorted, then merged by
+    ``heapq.merge`` (Python code, which lets the GIL go every switch interval)."""
+    if len(items) <= TERMS_PER_STEP:
+        items.sort()
+        return items
+    runs = [sorted(items[start : start + TERMS_PER_STEP]) for start in range(0, len(items), TERMS_PER_STEP)]
+    return list(heapq.merge(*runs))
+
+
+def call_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``plughost_otel_calls`` rows of the model-call spans among ``rows`` (each counted, as if alone)."""
+    return [
+        {
+            "workspace": row["workspace"],
+            "trace_id": row["trace_id"],
+            "span_id": row["span_id"],
+            "parent_span_id": row["parent_span_id"],
+            "kind": facts.kind,
+            "request_model": facts.request_model,
+            "response_model": facts.response_model,
+            "provider": facts.provider,
+            "input_tokens": facts.input_tokens,
+            "output_tokens": facts.output_tokens,
+            "cached_tokens": facts.cached_tokens,
+            "reasoning_tokens": facts.reasoning_tokens,
+            "counted": True,
+        }
+        for row in rows
+        if (facts := row.get("llm")) is not None and facts.model_call
+    ]
+
+
+def recount_calls(connection: Connection, keys: list[tuple[str, str]]) -> None:
+    """Count the calls of the traces ``keys`` (workspace, trace id) again from all their stored call rows (see
+    :func:`.conventions.counted_calls`), and set the summaries whose count changed. Run after the summary rows
+    are locked by this transaction's upsert, so a writer of the same trace in another process has committed
+    its rows or waits for ours. A few statements for the whole group, whatever its number of traces.
+
+    Each call row is stored counted, and added to its summary as such; so a summary needs setting only
+    when some of its trace's rows change their ``counted``."""
+    by_workspace: dict[str, list[str]] = defaultdict(list)
+    for workspace, trace_id in keys:
+        by_workspace[workspace].append(trace_id)
+    flags: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    for workspace, trace_ids in by_workspace.items():
+        for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
+            chunk = trace_ids[start : start + TRACES_PER_RECOUNT]
+            found: dict[str, list[Any]] = defaultdict(list)
+            for row in connection.execute(
+                select(
+                    calls.c.trace_id,
+                    calls.c.span_id,
+                    calls.c.parent_span_id,
+                    calls.c.input_tokens,
+                    calls.c.output_tokens,
+                    calls.c.counted,
+                ).where(calls.c.workspace == workspace, calls.c.trace_id.in_(chunk))
+            ):
+                found[row.trace_id].append(row)
+            parents = _parents(connection, workspace, found)
+            for trace_id, rows in found.items():
+                usage = {row.span_id: row.input_tokens is not None or row.output_tokens is not None for row in rows}
+                counted = counted_calls(usage, parents.get(trace_id) or {r.span_id: r.parent_span_id for r in rows})
+                changed = [row for row in rows if row.counted != (row.span_id in counted)]
+                if not changed:
+                    continue
+                flags += [{"w": workspace, "t": trace_id, "s": row.span_id, "c": not row.counted} for row in changed]
+                kept = [row for row in rows if row.span_id in counted]
+                summaries.append(
+                    {
+                        "w": workspace,
+                        "t": trace_id,
+                        "calls": len(kept),
+                        "input": sum(row.input_tokens or 0 for row in kept),
+                        "output": sum(row.output_tokens or 0 for row in kept),
+                    }
+                )
+    if flags:
+        in_call = (calls.c.workspace == bindparam("w")) & (calls.c.trace_id == bindparam("t"))
+        connection.execute(
+            update(calls).where(in_call, calls.c.span_id == bindparam("s")).values(counted=bindparam("c")), flags
+        )
+        connection.execute(
+            update(traces)
+            .where(traces.c.workspace == bindparam("w"), traces.c.trace_id == bindparam("t"))
+            .values(llm_calls=bindparam("calls"), input_tokens=bindparam("input"), output_tokens=bindparam("output")),
+            summaries,
+        )
+
+
+def _parents(connection: Connection, workspace: str, found: dict[str, list[Any]]) -> dict[str, dict[str, str | None]]:
+    """The span tree (span id to parent) of each trace whose call rows alone do not link up: a call whose
+    parent is not a call may sit under one through other spans (an HTTP client span between the two sides)."""
+    unlinked = []
+    for trace_id, rows in found.items():
+        ids = {row.span_id for row in rows}
+        if any(row.parent_span_id is not None and row.parent_span_id not in ids for row in rows):
+            unlinked.append(trace_id)
+    trees: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for start in range(0, len(unlinked), TRACES_PER_RECOUNT):
+        for trace_id, span_id, parent in connection.execute(
+            select(spans.c.trace_id, spans.c.span_id, spans.c.parent_span_id).where(
+                spans.c.workspace == workspace, spans.c.trace_id.in_(unlinked[start : start + TRACES_PER_RECOUNT])
+            )
+        ):
+            trees[trace_id][span_id] = parent
+    return trees
+
+
+def _has_model(model: str) -> ColumnElement[bool]:
+    """Some model call of the listed trace asked for or answered with ``model`` (an index probe)."""
+    return or_(
+        exists().where(
+            calls.c.workspace == traces.c.workspace,
+            calls.c.request_model == model,
+            calls.c.trace_id == traces.c.trace_id,
+        ),
+        exists().where(
+            calls.c.workspace == traces.c.workspace,
+            calls.c.response_model == model,
+            calls.c.trace_id == traces.c.trace_id,
+        ),
+    )
 
 
 def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:
@@ -464,16 +819,39 @@ def _short(error: BaseException) -> str:
 
 
 def encode_page_token(start_ns: int, trace_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{start_ns}:{trace_id}".encode()).decode()
+    return _encode_position(start_ns, trace_id)
 
 
 def decode_page_token(token: str) -> tuple[int, str]:
     """The position a token names; ``ValueError`` for anything :func:`encode_page_token` did not make."""
+    return _decode_position(token, 32, "page_token")
+
+
+def encode_span_cursor(position: SpanPosition) -> str:
+    """The cursor of the piece after the span at ``position`` (see :meth:`SpanStore.span_pages`)."""
+    return _encode_position(*position)
+
+
+def decode_span_cursor(cursor: str) -> SpanPosition:
+    """The position a cursor names; ``ValueError`` for anything :func:`encode_span_cursor` did not make."""
+    return _decode_position(cursor, 16, "cursor")
+
+
+def _encode_position(start_ns: int, hex_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_ns}:{hex_id}".encode()).decode()
+
+
+def _decode_position(token: str, id_digits: int, name: str) -> tuple[int, str]:
+    """``(start_ns, hex id)`` of a token made by :func:`_encode_position`; ``ValueError`` naming ``name`` otherwise."""
     try:
-        start_ns, trace_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        position = int(start_ns), trace_id
+        start_ns, hex_id = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        position = int(start_ns), hex_id
     except (ValueError, UnicodeError):
         position = None
-    if position is None or not -INT64_MAX <= position[0] <= INT64_MAX or not re.fullmatch(r"[0-9a-f]{32}", position[1]):
-        raise ValueError(f"page_token {token[:64]!r} is not one this server returned")
+    if (
+        position is None
+        or not -INT64_MAX <= position[0] <= INT64_MAX
+        or not re.fullmatch(f"[0-9a-f]{{{id_digits}}}", position[1])
+    ):
+        raise ValueError(f"{name} {token[:64]!r} is not one this server returned")
     return position

@@ -1,8 +1,13 @@
-"""Spans shaped like the otel query API's, built by hand for the analysis' unit tests."""
+"""Spans shaped like the otel query API's, built by hand for the analysis' unit tests.
+
+Their ``genai`` view is made by the otel plugin's own reading of the attributes (as its trace
+reader gives it), each model call carrying its call unless ``counted`` says otherwise."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from plugins.otel.conversation import span_genai
 
 MS = 1_000_000
 
@@ -17,7 +22,9 @@ def span(
     attributes: dict[str, Any] | None = None,
     error: bool = False,
     events: list[dict[str, Any]] | None = None,
+    counted: bool = True,
 ) -> dict[str, Any]:
+    triples = [(event["name"], event["attributes"], event["attributes"]) for event in events or ()]
     return {
         "trace_id": "ab" * 16,
         "span_id": span_id,
@@ -29,6 +36,7 @@ def span(
         "status": {"code": "STATUS_CODE_ERROR" if error else "STATUS_CODE_UNSET", "message": ""},
         "attributes": attributes or {},
         "events": events or [],
+        "genai": span_genai(attributes or {}, counted, triples),
     }
 
 

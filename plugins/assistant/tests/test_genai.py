@@ -30,6 +30,7 @@ def chat(
     model: str = "gpt-4o",
     tokens: tuple[int, int] = (100, 10),
     error: bool = False,
+    events: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     attributes = {
@@ -40,7 +41,7 @@ def chat(
         "gen_ai.usage.output_tokens": tokens[1],
         **extra,
     }
-    return span(span_id, begin, end, parent, name=f"chat {model}", attributes=attributes, error=error)
+    return span(span_id, begin, end, parent, name=f"chat {model}", attributes=attributes, error=error, events=events)
 
 
 def response_model(model: str) -> dict[str, Any]:
@@ -163,9 +164,8 @@ def test_slow_calls_retries_and_repeated_identical_prompts() -> None:
 
 def test_prompts_captured_as_events_are_compared_too() -> None:
     def asked(span_id: str, begin: float, text: str) -> dict[str, Any]:
-        call = chat(span_id, begin, begin + 10, tokens=(int(begin), 1))
-        call["events"] = [{"name": "gen_ai.user.message", "time_unix_nano": 0, "attributes": {"content": text}}]
-        return call
+        asking = [{"name": "gen_ai.user.message", "time_unix_nano": 0, "attributes": {"content": text}}]
+        return chat(span_id, begin, begin + 10, tokens=(int(begin), 1), events=asking)
 
     genai = analyse(
         trace(span("agent", 0, 100), asked("a", 0, "hi"), asked("b", 20, "hi"), asked("c", 40, "bye")), Settings()
@@ -240,3 +240,44 @@ def test_an_llm_trace_sent_by_the_otel_sdk(base: str) -> None:
     assert genai["llm_calls"][1]["finish_reasons"] == ["stop"]
     assert [r["kind"] for r in genai["repeated_prompts"]] == ["retry"]
     assert "Retried: chat gpt-4o-mini (gpt-4o-mini) sent 2 times" in analysis["text"]
+
+
+def test_the_analysis_and_the_trace_list_agree_on_every_convention(base: str) -> None:
+    """An OpenInference call inside a client span that also has usage (one call seen twice), and an older
+    gen_ai.* call: the assistant reads the otel plugin's facts, so it counts what the list counts."""
+    with exporting(base, "mixed") as tracer:
+        with tracer.start_as_current_span(
+            "client chat",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "m",
+                "gen_ai.usage.input_tokens": 11,
+                "gen_ai.usage.output_tokens": 7,
+            },
+        ) as root:
+            with tracer.start_as_current_span(
+                "ChatCompletion",
+                attributes={
+                    "openinference.span.kind": "LLM",
+                    "llm.model_name": "m-2024",
+                    "llm.token_count.prompt": 11,
+                    "llm.token_count.completion": 7,
+                },
+            ):
+                pass
+            with tracer.start_as_current_span(
+                "legacy",
+                attributes={
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "old",
+                    "gen_ai.usage.prompt_tokens": 5,
+                    "gen_ai.usage.completion_tokens": 2,
+                },
+            ):
+                pass
+        trace_id = trace_id_of(root)
+    listed = httpx.get(f"{base}/api/otel/traces/{trace_id}").json()
+    genai = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": trace_id}).json()["genai"]
+    assert (listed["llm_calls"], listed["input_tokens"], listed["output_tokens"]) == (2, 16, 9)
+    assert (genai["llm_call_count"], genai["input_tokens"], genai["output_tokens"]) == (2, 16, 9)
+    assert genai["models"] == ["m-2024", "old"]

@@ -145,6 +145,7 @@ def test_bad_jsonl_is_refused_naming_the_line(server: str) -> None:
             {**request_line("a", "chat", "x"), "body": {"model": "chat", "messages": []}}
         ),
         "no requests": "\n",
+        "line 2: nests objects or arrays deeper than 64 levels": f"{good}\n" + "[" * 100_000 + "\n",
     }
     for expected, content in cases.items():
         with pytest.raises(openai.BadRequestError) as raised:
@@ -186,3 +187,27 @@ def test_batches_work_with_every_plugin_on(make_app: Any, provider: Any, monkeyp
             client.batches.cancel(batch.id)
         with pytest.raises(openai.NotFoundError):
             client.batches.retrieve("batch_" + "0" * 32)
+
+
+def test_a_batch_job_whose_input_is_not_in_its_workspace_fails_saying_so_without_server_paths(
+    server: str, provider: Any, tmp_path: Any
+) -> None:
+    configure(server, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
+    input_id = upload(client_for(server), [request_line("a", "chat", "hi")])
+    submitted = httpx.post(
+        f"{server}/api/jobs",
+        json={"type": "gateway.batch", "params": {"input_file_id": input_id}},
+        headers={"X-Plughost-Workspace": "team-b"},
+    )
+    assert submitted.status_code == 202, submitted.text
+    deadline = time.monotonic() + 30
+    while (
+        job := httpx.get(
+            f"{server}/api/jobs/{submitted.json()['id']}", headers={"X-Plughost-Workspace": "team-b"}
+        ).json()
+    )["status"] not in ("SUCCEEDED", "FAILED"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["status"] == "FAILED"
+    assert f"no input file {input_id!r} in workspace 'team-b'" in job["error"], job["error"]
+    assert str(tmp_path) not in job["error"] and "/" not in job["error"], job["error"]

@@ -47,6 +47,10 @@ def test_a_provider_error_body_is_not_relayed_only_its_json_message(base: str, p
         "64:ff9b:1::a00:1",  # local-use NAT64
         "2002:7f00:1::",  # 6to4 of 127.0.0.1
         "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "::ffff:0:127.0.0.1",  # IPv4-translated (SIIT)
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
+        "2001:db9::5efe:7f00:1",  # ISATAP of 127.0.0.1 under a global-looking prefix
+        "2606:4700::200:5efe:a00:1",  # ISATAP (universal bit) of 10.0.0.1
     ],
 )
 def test_ipv6_forms_of_private_ipv4_addresses_are_refused(serve: Any, address: str) -> None:
@@ -61,7 +65,7 @@ def test_ipv6_forms_of_private_ipv4_addresses_are_refused(serve: Any, address: s
 def test_ipv6_forms_of_public_ipv4_addresses_pass() -> None:
     assert all(
         is_public(ipaddress.ip_address(a))
-        for a in ("64:ff9b::808:808", "2002:808:808::", "2606:4700:4700::1111", "8.8.8.8")
+        for a in ("64:ff9b::808:808", "2002:808:808::", "2606:4700:4700::1111", "8.8.8.8", "::ffff:0:808:808")
     )
 
 

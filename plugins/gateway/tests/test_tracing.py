@@ -14,6 +14,10 @@ import anthropic
 import httpx
 import openai
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from core import hookimpl
 from core.testing import serve_in_thread
@@ -70,10 +74,11 @@ def test_a_call_with_fallback_is_a_trace_under_the_callers_span(serve: Any, prov
         "gen_ai.response.model": "echo-backup",
         "gen_ai.usage.input_tokens": 5,
         "gen_ai.usage.output_tokens": 3,
-        "gen_ai.response.finish_reasons": ["end_turn"],
+        "gen_ai.response.finish_reasons": ["stop"],  # as the OpenAI client received it
         "plughost.gateway.endpoint": "resilient",
     }
     assert served["attributes"]["gen_ai.request.model"] == "echo-backup"
+    assert served["attributes"]["gen_ai.response.finish_reasons"] == ["end_turn"]  # as the provider answered
     assert "gen_ai.input.messages" not in root["attributes"]  # content only when opted in
 
 
@@ -93,7 +98,8 @@ def test_a_streamed_call_is_traced_when_it_ends_with_content_when_opted_in(serve
         root["gen_ai.usage.input_tokens"],
         root["gen_ai.usage.output_tokens"],
         root["gen_ai.response.finish_reasons"],
-    ) == (5, 3, ["stop"])
+    ) == (5, 3, ["end_turn"])  # the Anthropic client got end_turn; the provider said stop
+    assert spans["chat echo-gpt"]["attributes"]["gen_ai.response.finish_reasons"] == ["stop"]
     assert '"a b"' in root["gen_ai.input.messages"] and "echo-gpt: a b" in root["gen_ai.output.messages"]
 
 
@@ -218,3 +224,45 @@ def test_stopping_exports_every_queued_call_and_never_cuts_an_export_short() -> 
 
     tracer = asyncio.run(main())
     assert exported == [3, 2] and (tracer.exported, tracer.dropped) == (5, 0)
+
+
+def test_a_client_that_traces_itself_through_the_gateway_counts_each_call_once(serve: Any, provider: Any) -> None:
+    """The anthropic SDK traces its own calls (a CLIENT span with usage) and sends their ``traceparent``; the
+    gateway's SERVER span and its attempt nest under it: three spans with usage per call, each call counted once."""
+    with serve(plugins=("gateway", "otel")) as base:
+        configure(base, provider[0], "claude", [("claude", "anthropic", "echo-claude", 1)])
+        tracer_provider = TracerProvider(resource=Resource.create({"service.name": "traced-app"}))
+        tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
+        client = anthropic.Anthropic(
+            base_url=f"{base}/gateway/anthropic",
+            api_key="x",
+            max_retries=0,
+            open_telemetry={"tracer_provider": tracer_provider},
+        )
+        with tracer_provider.get_tracer("app").start_as_current_span("two questions") as app_span:
+            for question in ("one", "two"):
+                client.messages.create(model="claude", max_tokens=9, messages=[{"role": "user", "content": question}])
+        tracer_provider.shutdown()
+        trace_id = format(app_span.get_span_context().trace_id, "032x")
+        found = trace(base, trace_id, 7)  # the app's span; per call the SDK's, the gateway's and its attempt
+        listed = httpx.get(f"{base}/api/otel/traces", params={"model": "echo-claude"}).json()["traces"]
+    assert [summary["trace_id"] for summary in listed] == [trace_id]
+    assert (listed[0]["llm_calls"], listed[0]["input_tokens"], listed[0]["output_tokens"]) == (2, 10, 4)
+    counted = [span for span in found["spans"] if span["genai"] and span["genai"]["counted"]]
+    assert [span["name"] for span in counted] == ["chat echo-claude"] * 2
+    sdk = [span for span in found["spans"] if span["service_name"] == "traced-app" and span["genai"]]
+    assert len(sdk) == 2 and all(span["genai"]["input_tokens"] == 5 for span in sdk)  # the SDK's spans have usage
+
+
+def test_the_server_span_records_the_finish_reason_the_client_received(serve: Any, provider: Any) -> None:
+    with serve(plugins=("gateway", "otel")) as base:
+        configure(base, provider[0], "agent", [("claude", "anthropic", "tool-claude", 1)])
+        client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0, default_headers=traceparent())
+        tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+        answer = client.chat.completions.create(
+            model="agent", messages=[{"role": "user", "content": "Paris"}], tools=tools
+        )
+        assert answer.choices[0].finish_reason == "tool_calls"
+        spans = {span["name"]: span for span in trace(base, CALLER_TRACE, 2)["spans"]}
+    assert spans["chat agent"]["attributes"]["gen_ai.response.finish_reasons"] == ["tool_calls"]  # what the client got
+    assert spans["chat tool-claude"]["attributes"]["gen_ai.response.finish_reasons"] == ["tool_use"]  # the provider's

@@ -175,3 +175,49 @@ def test_retention_days_declares_a_daily_retention_schedule_at_start_up(
         else [("otel.retention", "otel.retention", {"days": 30, "project": None}, "17 3 * * *", "otel")]
     )
     assert declared == expected
+
+
+def otlp_logs(*records: tuple[int | None, float]) -> dict[str, Any]:
+    """OTLP/JSON log records: (trace index or None for none, days ago)."""
+    return {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+                "scopeLogs": [
+                    {
+                        "scope": {"name": "jobs-test"},
+                        "logRecords": [
+                            {
+                                "timeUnixNano": str(time.time_ns() - int(days_ago * DAY_NS)),
+                                "body": {"stringValue": f"line {position}"},
+                                **({"traceId": f"{index:032x}", "spanId": f"{1:016x}"} if index else {}),
+                            }
+                            for position, (index, days_ago) in enumerate(records)
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def test_retention_and_export_cover_log_records(start: Any, sqlite_url: str) -> None:
+    client = start(sqlite_url)
+    ingest(client, otlp_trace(1, ended_days_ago=40))
+    ingest(client, otlp_trace(2, ended_days_ago=1))
+    response = client.post("/v1/logs", json=otlp_logs((1, 40), (2, 1), (2, 1), (None, 40), (None, 1)))
+    assert response.status_code == 200, response.text
+
+    exported = run_job(client, "otel.export", {}, "default")
+    assert exported["log_records"] == 3  # the records of the exported traces (not those outside any trace)
+    newest, oldest = client.get(exported["logs_download_url"]).text.splitlines()
+    assert json.loads(oldest)["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["traceId"] == f"{1:032x}"
+    records = json.loads(newest)["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    assert [(r["traceId"], r["body"]["stringValue"]) for r in records] == [
+        (f"{2:032x}", "line 1"),
+        (f"{2:032x}", "line 2"),
+    ]
+
+    result = run_job(client, "otel.retention", {"days": 30}, "default")
+    assert (result["deleted_traces"], result["deleted_logs"]) == (1, 2)  # trace 1's record, and the old one outside
+    assert len(client.get(f"/api/otel/traces/{2:032x}").json()["logs"]) == 2

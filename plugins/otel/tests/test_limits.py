@@ -370,3 +370,13 @@ def test_what_follows_a_gzip_member_is_checked_like_the_first(after: bytes, stat
     with pytest.raises(PayloadError, match=problem) as refused:
         _rows(gzip.compress(member) + after, limit=len(member) + 500)
     assert refused.value.status == status
+
+
+@pytest.mark.parametrize("value", ["0.5", "17", "1e9"])
+def test_a_number_is_not_a_moment(base: str, value: str) -> None:
+    """schemathesis: ``start_before=0.5`` was read as half a second after 1970 and accepted."""
+    for name in ("start_before", "start_after"):
+        response = httpx.get(f"{base}/api/otel/traces", params={name: value})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["query", name]
+        assert "ISO 8601" in response.json()["detail"][0]["msg"]

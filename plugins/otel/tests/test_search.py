@@ -227,3 +227,60 @@ def test_migrating_a_populated_database_keeps_everything_and_backfills(database_
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+MLFLOW = request(
+    12,
+    "mlflow-app",
+    [
+        (
+            "ChatModel",
+            {
+                "mlflow.spanType": '"CHAT_MODEL"',
+                "mlflow.llm.model": '"claude-x"',
+                "mlflow.chat.tokenUsage": '{"input_tokens": 4, "output_tokens": 2}',
+            },
+        )
+    ],
+)
+NESTED = request(13, "gateway", [("chat resilient", chat("resilient", 5, 3)), ("chat echo-1", chat("echo-1", 5, 3))])
+NESTED.resource_spans[0].scope_spans[0].spans[0].kind = Span.SPAN_KIND_SERVER  # the gateway's span, its attempt below
+
+
+def test_migrating_a_populated_0002_database_counts_calls_once_and_reads_every_convention(database_url: str) -> None:
+    """Spans stored under 0002 (which counted a call traced at two levels twice, and read no MLflow span): after
+    0003, each call counts once, MLflow's call counts, and model and ``attr.mlflow.*`` searches find them."""
+
+    async def scenario() -> None:
+        engine = create_engine(database_url)
+        try:
+            await migrate(engine, MIGRATIONS, "otel", revision="0002")
+            rows = [
+                row for made in (AGENT, MLFLOW, NESTED) for row in to_rows(made, workspace="default", project="p").rows
+            ]
+            async with engine.begin() as connection:
+                await connection.execute(insert(spans), [{name: row[name] for name in SPAN_COLUMNS} for row in rows])
+                await connection.execute(
+                    insert(traces),
+                    [{**summary, "llm_calls": 0, "input_tokens": 0, "output_tokens": 0} for summary in summarise(rows)],
+                )
+            await migrate(engine, MIGRATIONS, "otel")
+            async with engine.connect() as connection:
+                stored = {
+                    int(row.trace_id, 16): (row.llm_calls, row.input_tokens, row.output_tokens)
+                    for row in await connection.execute(select(traces))
+                }
+            assert stored == {1: (2, 150, 25), 12: (1, 4, 2), 13: (1, 5, 3)}
+            store = SpanStore(engine)
+            for where, expected in (
+                (TraceFilter(model="claude-x"), [12]),
+                (TraceFilter(model="echo-1"), [13]),
+                (TraceFilter(attributes=(("mlflow.llm.model", "claude-x"),)), [12]),
+            ):
+                found, _ = await store.list_traces(where, 10, None)
+                assert [int(row["trace_id"], 16) for row in found] == expected, where
+            assert await store.counted_spans("default", f"{13:032x}") == {f"{1:016x}": False, f"{2:016x}": True}
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())

@@ -171,3 +171,65 @@ def test_the_trace_view_event_gives_spans_a_panel_and_highlight(base: str, brows
     assert page.evaluate("id => window.highlight([id], 'probe-mark')", load_cart) == 1
     expect(page.locator("#rows .row.probe-mark")).to_have_count(1)
     expect(page.locator("#rows .row.probe-mark")).to_contain_text("load-cart")
+
+
+PIXEL = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
+
+def test_the_span_panel_shows_an_llm_calls_conversation_as_a_chat(
+    base: str, browser_page: Any, screenshot: Any
+) -> None:
+    """OpenInference's flattened messages, with a system prompt, an image, a tool call and its result, a long answer."""
+    from playwright.sync_api import expect
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "chatty"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=10)))
+    long_answer = "It is sunny. " * 100
+    with provider.get_tracer("app").start_as_current_span(
+        "ChatCompletion",
+        attributes={
+            "openinference.span.kind": "LLM",
+            "llm.model_name": "gpt-4o",
+            "llm.token_count.prompt": 42,
+            "llm.token_count.completion": 7,
+            "llm.input_messages.0.message.role": "system",
+            "llm.input_messages.0.message.content": "You answer about weather.",
+            "llm.input_messages.1.message.role": "user",
+            "llm.input_messages.1.message.contents.0.message_content.type": "text",
+            "llm.input_messages.1.message.contents.0.message_content.text": f"What is this? {SCRIPT}",
+            "llm.input_messages.1.message.contents.1.message_content.type": "image",
+            "llm.input_messages.1.message.contents.1.message_content.image.image.url": PIXEL,
+            "llm.input_messages.2.message.role": "assistant",
+            "llm.input_messages.2.message.tool_calls.0.tool_call.id": "call_1",
+            "llm.input_messages.2.message.tool_calls.0.tool_call.function.name": "get_weather",
+            "llm.input_messages.2.message.tool_calls.0.tool_call.function.arguments": '{"city": "Paris"}',
+            "llm.input_messages.3.message.role": "tool",
+            "llm.input_messages.3.message.tool_call_id": "call_1",
+            "llm.input_messages.3.message.content": '{"sky": "clear"}',
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.content": long_answer,
+        },
+    ) as span:
+        pass
+    provider.shutdown()
+    page = browser_page
+    page.goto(f"{base}/traces/{format(span.get_span_context().trace_id, '032x')}")
+    page.locator("#rows .row", has_text="ChatCompletion").locator(".name").click()
+    chat = page.locator("#span-panel .chat")
+    expect(chat.locator(".chat-message")).to_have_count(5)
+    expect(chat.locator(".chat-role")).to_have_text(["system", "user", "assistant", "tool", "assistant"])
+    expect(chat.locator(".role-user .chat-text")).to_have_text(f"What is this? {SCRIPT}")  # text, not markup
+    expect(chat.locator(".role-user img")).to_have_attribute("src", PIXEL)
+    assert chat.locator(".role-user img").evaluate("image => image.naturalWidth") == 1  # loaded: the CSP allows data:
+    expect(chat.locator(".chat-tool-call")).to_contain_text("get_weather")
+    expect(chat.locator(".chat-tool-call .chat-code")).to_contain_text('"city": "Paris"')
+    expect(chat.locator(".chat-tool-result")).to_contain_text('"sky": "clear"')
+    folded = chat.locator("details.folded")
+    expect(folded).to_have_count(1)
+    expect(folded.locator("summary")).to_contain_text("characters")
+    expect(page.locator("#span-panel .genai-facts")).to_contain_text("gpt-4o")
+    expect(page.locator("#span-panel .genai-facts")).to_contain_text("42")
+    screenshot(page, "console-chat")

@@ -29,16 +29,53 @@
     });
   }
 
+  // The banner shown while the API answers that the database is unavailable (503, {"unavailable": "database"}).
+  function databaseBanner(detail) {
+    let banner = document.getElementById("database-banner");
+    if (detail === null) {
+      if (banner) banner.hidden = true;
+      return;
+    }
+    if (!banner) {
+      banner = el("div", { id: "database-banner", className: "banner", role: "status" });
+      const topbar = document.querySelector(".topbar");
+      if (topbar) topbar.after(banner);
+      else document.body.prepend(banner);
+    }
+    banner.textContent = "The database is unavailable; retrying. " + detail;
+    banner.hidden = false;
+  }
+
+  // Why the database is unavailable, as a sentence, when a 503 says so; null for any other answer.
+  async function databaseUnavailable(response) {
+    if (response.status !== 503) return null;
+    const body = await response.clone().json().catch(() => null);
+    if (!body || body.unavailable !== "database") return null;
+    const reason = String(body.reason || "");
+    return reason ? reason.charAt(0).toUpperCase() + reason.slice(1) + "." : "";
+  }
+
   // fetch() for the console's own API calls: same origin, the workspace header, the token
-  // (asked for when the server answers 401, never put in a URL). Answers are returned as is.
+  // (asked for when the server answers 401, never put in a URL). While the database is unavailable
+  // a banner says so, and reads (GET, HEAD) are retried after Retry-After until it is back; other
+  // answers are returned as is.
   async function api(path, options) {
     const init = Object.assign({}, options || {});
+    const method = (init.method || "GET").toUpperCase();
     for (;;) {
       const headers = new Headers(init.headers || {});
       headers.set("X-Plughost-Workspace", workspace());
       const token = sessionStorage.getItem(TOKEN_KEY);
       if (token) headers.set("Authorization", "Bearer " + token);
       const response = await fetch(path, Object.assign({}, init, { headers, credentials: "same-origin" }));
+      const unavailable = await databaseUnavailable(response);
+      databaseBanner(unavailable);
+      if (unavailable !== null) {
+        if (method !== "GET" && method !== "HEAD") return response;
+        const seconds = Number(response.headers.get("Retry-After")) || 5;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(seconds, 30) * 1000));
+        continue;
+      }
       if (response.status !== 401) return response;
       sessionStorage.removeItem(TOKEN_KEY);
       if (!(await askToken(Boolean(token)))) return response;

@@ -39,7 +39,9 @@
     return new Error(response.status + " " + describe(body && body.detail, response.statusText));
   }
 
-  function attach({ traceId, spans, panel, highlight }) {
+  // view: what the trace view announces (see the README); its `spans` are made when first read.
+  function attach(view) {
+    const { traceId, panel, highlight } = view;
     const analyzeButton = el("button", { type: "button", id: "assistant-analyze" }, "Analyze");
     const explainButton = el("button", { type: "button", id: "assistant-explain", className: "secondary" }, "Explain");
     const stopButton = el("button", { type: "button", id: "assistant-stop", className: "secondary", hidden: true }, "Stop");
@@ -71,7 +73,30 @@
     }
 
     function markRepeats(repeat) {
-      highlight(spans.filter((span) => span.parent_span_id === repeat.parent_span_id && span.name === repeat.name).map((span) => span.span_id), REPEATED);
+      const parents = new Set(repeat.parent_span_ids);
+      highlight(view.spans.filter((span) => parents.has(span.parent_span_id) && span.name === repeat.name).map((span) => span.span_id), REPEATED);
+    }
+
+    // The critical path in a few lines: a sequential trace says so; otherwise its largest contributors.
+    function pathSummary(result) {
+      if (result.sequential) {
+        highlight([], CRITICAL);
+        return el("p", { id: "assistant-critical-path" },
+          "Sequential: nothing ran in parallel, so the critical path is the whole trace (" + duration(result.critical_path_ms) + ").");
+      }
+      const marked = highlight(result.critical_path.map((step) => step.span_id), CRITICAL);
+      const segments = result.critical_path_segments;
+      return el("div", { id: "assistant-critical-path" },
+        el("p", {}, el("span", { className: "assistant-legend" }),
+          "Critical path: " + duration(result.critical_path_ms) + " of " + duration(result.duration_ms)
+          + " in " + segments.toLocaleString() + " segments (" + marked.toLocaleString() + " spans marked"
+          + (segments > result.critical_path.length ? ", the " + result.critical_path.length.toLocaleString() + " longest segments" : "") + "), mostly:"),
+        el("ul", { id: "assistant-path-contributors" }, ...result.critical_path_contributors.map((part) => el("li", {},
+          part.name + " — " + (part.share * 100).toFixed(1) + "% (" + duration(part.duration_ms) + (part.segments > 1 ? " in " + part.segments.toLocaleString() + " segments" : "") + ")"))));
+    }
+
+    function repeatText(repeat) {
+      return repeat.count.toLocaleString() + "× " + repeat.name;
     }
 
     // LLM calls at a glance (GenAI semantic conventions): totals, slow calls, repeated prompts, tool loops.
@@ -95,21 +120,21 @@
     }
 
     function showAnalysis(result) {
-      const marked = highlight(result.critical_path.map((step) => step.span_id), CRITICAL);
       highlight([], REPEATED);
       analysisBox.replaceChildren(
-        el("p", { id: "assistant-critical-path" }, el("span", { className: "assistant-legend" }),
-          "Critical path: " + duration(result.critical_path_ms) + " of " + duration(result.duration_ms)
-          + " in " + result.critical_path.length + " segments (" + marked + " spans marked)"),
+        pathSummary(result),
         el("div", { className: "assistant-findings" },
           el("div", {}, el("h3", {}, "Slowest spans (self time)"), list("assistant-slow", result.slowest_spans, (span) =>
-            [spanLink(span.name, span.span_id), " — " + duration(span.self_ms) + " (" + (span.share * 100).toFixed(1) + "%)"])),
+            [spanLink(span.name, span.span_id), span.count > 1
+              ? " ×" + span.count.toLocaleString() + " — " + duration(span.self_ms) + " in all (" + (span.share * 100).toFixed(1) + "%), at most " + duration(span.max_ms)
+              : " — " + duration(span.self_ms) + " (" + (span.share * 100).toFixed(1) + "%)"])),
           el("div", {}, el("h3", {}, "Errors"), list("assistant-errors", result.errors, (error) =>
             [spanLink(error.name, error.span_id), ": " + ([error.message, ...error.exceptions].filter(Boolean).join("; ") || "error")])),
           el("div", {}, el("h3", {}, "Repeated calls (N+1)"), list("assistant-repeats", result.repeated_calls, (repeat) => [
-            repeat.count + "× " + repeat.name,
-            ...(repeat.parent_span_id ? [" under ", spanLink(repeat.parent_name, repeat.parent_span_id, () => markRepeats(repeat))] : []),
-            " — " + duration(repeat.total_ms)]))),
+            repeatText(repeat),
+            ...(repeat.parent_span_id ? [" under ", repeat.parents > 1 ? repeat.parents.toLocaleString() + " × " : "",
+              spanLink(repeat.parent_name, repeat.parent_span_id, () => markRepeats(repeat))] : []),
+            " — " + duration(repeat.total_ms) + (repeat.parents > 1 ? " in all" : "")]))),
         ...[genaiSection(result.genai)].filter(Boolean));
       analysisBox.hidden = false;
     }

@@ -1,0 +1,137 @@
+"""A trace's skeleton: every span in a few bytes (no attributes), for drawing the waterfall of a huge trace.
+
+A piece of the skeleton is JSON: ``spans`` is a list of compact rows in start order,
+
+    [span_id, parent, name, service, start_us, duration_us, flags, kind, model]
+
+- ``parent``: the parent's index in this piece's ``spans`` when it is in this piece, else its
+  span id (an earlier piece, or not stored), or ``null`` for a root;
+- ``name``, ``service``, ``kind`` and ``model`` index this piece's ``names``, ``services``,
+  ``kinds`` and ``models`` lists;
+- ``start_us`` is microseconds after the trace's start, ``duration_us`` the span's length in
+  microseconds (both whole numbers);
+- ``flags``: :data:`FLAG_ERROR` (status error, or an exception event), :data:`FLAG_EXCEPTION`;
+- trailing fields that say nothing (flags 0, no kind, no model) are left out.
+
+The kind is what the span is in LLM terms (``llm``, ``tool``, ``agent``, ``retriever``,
+``embedding``, ...), read from OpenInference, the OpenTelemetry GenAI conventions, MLflow and the
+Vercel AI SDK; the model from the first of :data:`MODEL_KEYS` present. Only spans whose stored
+bytes hold one of :data:`MARKERS` are parsed at all: the rest cost one byte search each.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from .decode import STATUS_ERROR
+
+FIELDS = ("span_id", "parent", "name", "service", "start_us", "duration_us", "flags", "kind", "model")
+FLAG_ERROR = 1
+FLAG_EXCEPTION = 2
+NS_PER_US = 1000
+KIND_KEYS = ("openinference.span.kind", "mlflow.spanType")
+OPERATION_KEY = "gen_ai.operation.name"
+MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "mlflow.llm.model", "ai.model.id")
+OPERATION_KINDS = {
+    "chat": "llm",
+    "text_completion": "llm",
+    "generate_content": "llm",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+}
+SPAN_TYPE_KINDS = {"chat_model": "llm"}
+TOOL_CALL_KEY = "ai.toolCall.name"
+MARKERS = (
+    b"gen_ai.",
+    b"openinference.span.kind",
+    b"mlflow.spanType",
+    b"llm.model_name",
+    b"ai.model.id",
+    b"ai.toolCall",
+)
+WANTED_KEYS = frozenset((*KIND_KEYS, *MODEL_KEYS, OPERATION_KEY, TOOL_CALL_KEY))
+EXCEPTION_MARKER = b"exception"
+COLUMNS = ("span_id", "parent_span_id", "name", "service_name", "start_ns", "end_ns", "status_code", "span")
+"""The store's columns a skeleton row is made of."""
+
+
+class Piece:
+    """One piece of the skeleton being written: its string tables and where each span id sits in it."""
+
+    def __init__(self, trace_start_ns: int) -> None:
+        self.trace_start_ns = trace_start_ns
+        self.tables: dict[str, dict[str, int]] = {"names": {}, "services": {}, "kinds": {}, "models": {}}
+        self.index_of: dict[str, int] = {}
+
+    def rows_json(self, rows: list[dict[str, Any]]) -> str:
+        """``rows`` (store rows with :data:`COLUMNS`) as JSON, comma-separated, led by a comma after earlier rows."""
+        first = not self.index_of
+        text = json.dumps([self._row(row) for row in rows], separators=(",", ":"))[1:-1]
+        return text if first or not text else "," + text
+
+    def tables_json(self) -> str:
+        """``"names":[...],"services":[...],"kinds":[...],"models":[...]`` for the rows written so far."""
+        return ",".join(
+            f'"{table}":' + json.dumps(list(values), separators=(",", ":")) for table, values in self.tables.items()
+        )
+
+    def _row(self, row: dict[str, Any]) -> list[Any]:
+        span_id, parent_id = row["span_id"], row["parent_span_id"]
+        parent: int | str | None = parent_id if parent_id is None else self.index_of.get(parent_id, parent_id)
+        self.index_of[span_id] = len(self.index_of)
+        flags, kind, model = badges(row["span"])
+        if row["status_code"] == STATUS_ERROR:
+            flags |= FLAG_ERROR
+        start, end = row["start_ns"], row["end_ns"]
+        encoded = [
+            span_id,
+            parent,
+            self._entry("names", row["name"]),
+            self._entry("services", row["service_name"]),
+            (start - self.trace_start_ns) // NS_PER_US,
+            max(end - start, 0) // NS_PER_US,
+            flags,
+            None if kind is None else self._entry("kinds", kind),
+            None if model is None else self._entry("models", model),
+        ]
+        while len(encoded) > 6 and encoded[-1] in (None, 0) and (encoded[-1] is None or len(encoded) == 7):
+            encoded.pop()  # an absent model or kind, then flags 0, say nothing
+        return encoded
+
+    def _entry(self, table: str, text: str) -> int:
+        entries = self.tables[table]
+        found = entries.get(text)
+        if found is None:
+            found = entries[text] = len(entries)
+        return found
+
+
+def badges(stored_span: bytes) -> tuple[int, str | None, str | None]:
+    """``(flags, kind, model)`` of a stored span, parsed only when its bytes hold a marker."""
+    maybe_exception = EXCEPTION_MARKER in stored_span
+    if not maybe_exception and not any(marker in stored_span for marker in MARKERS):
+        return 0, None, None
+    span = Span.FromString(stored_span)
+    flags = FLAG_ERROR | FLAG_EXCEPTION if any(event.name == "exception" for event in span.events) else 0
+    return flags, *llm_kind(span)
+
+
+def llm_kind(span: Span) -> tuple[str | None, str | None]:
+    """What the span is in LLM terms, and the model it called (either ``None`` when not said)."""
+    values = {pair.key: pair.value.string_value for pair in span.attributes if pair.key in WANTED_KEYS}
+    model = next((values[key] for key in MODEL_KEYS if values.get(key)), None)
+    declared = next((values[key] for key in KIND_KEYS if values.get(key)), None)
+    if declared:
+        kind: str | None = SPAN_TYPE_KINDS.get(declared.lower(), declared.lower())
+    elif values.get(OPERATION_KEY):
+        kind = OPERATION_KINDS.get(values[OPERATION_KEY], values[OPERATION_KEY])
+    elif values.get(TOOL_CALL_KEY):
+        kind = "tool"
+    else:
+        kind = "llm" if model else None
+    return kind, model

@@ -1,0 +1,93 @@
+"""The span store's writes on a SQLite file: one transaction, whole, in one bulk thread, through the driver.
+
+Through the async driver (aiosqlite) each statement, cursor and commit of a write was a hop to the
+driver's thread and back, about fifteen for a request of one trace, and SQLAlchemy's processing of
+each row's parameters cost as much CPU as SQLite's own work. Here a synchronous connection to the
+same file (:func:`core.database.synchronous_twin`) runs the transaction in the calling thread, and the
+statements, compiled once by SQLAlchemy, get plain tuples.
+
+A span row is inserted one ``execute`` at a time, so that its row count says whether it was new
+(SQLite cannot return rows from ``executemany``); the driver caches the prepared statement. The
+driver's errors leave as SQLAlchemy's (``IntegrityError``, ``OperationalError``...), as from any other
+statement of the store, so that the store tells bad data from a busy or broken database the same way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Insert
+
+
+class CompiledInsert:
+    """An INSERT compiled for SQLite, with the order of its parameters."""
+
+    def __init__(self, statement: Insert, engine: Engine, columns: Sequence[str] | None = None) -> None:
+        compiled = statement.compile(dialect=engine.dialect, column_keys=list(columns) if columns else None)
+        self.sql = compiled.string
+        self.columns = tuple(compiled.positiontup or ())
+
+    def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple([row[column] for column in self.columns])
+
+
+class SqliteWriter:
+    """Writes through one raw cursor of a transaction on the synchronous engine (see :meth:`transaction`)."""
+
+    def __init__(self, engine: Engine, spans: CompiledInsert, terms: CompiledInsert, summaries: CompiledInsert) -> None:
+        self.engine = engine
+        self._spans, self._terms, self._summaries = spans, terms, summaries
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTransaction]:
+        with _as_sqlalchemy_errors(), self.engine.begin() as connection:
+            cursor = connection.connection.cursor()
+            try:
+                yield SqliteTransaction(self, cursor, connection)
+            finally:
+                cursor.close()
+
+
+class SqliteTransaction:
+    keyed_locks = False
+    """A SQLite transaction holds the whole database's write lock: the order of its rows does not matter."""
+
+    def __init__(self, writer: SqliteWriter, cursor: DBAPICursor, connection: Connection) -> None:
+        self._writer = writer
+        self._cursor = cursor
+        self.connection = connection
+        """The transaction's SQLAlchemy connection, for the statements that are not on the hot path."""
+
+    def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert the span rows (a span already stored is left as it is); returns the rows that were new."""
+        sql, parameters, cursor = self._writer._spans.sql, self._writer._spans.parameters, self._cursor
+        added = []
+        for row in rows:
+            cursor.execute(sql, parameters(row))
+            if cursor.rowcount == 1:
+                added.append(row)
+        return added
+
+    def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """Insert term rows, tuples in the order of the statement's columns."""
+        self._cursor.executemany(self._writer._terms.sql, rows)
+
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
+        self._cursor.executemany(self._writer._summaries.sql, [self._writer._summaries.parameters(row) for row in rows])
+
+
+@contextmanager
+def _as_sqlalchemy_errors() -> Iterator[None]:
+    """The driver's errors as SQLAlchemy's classes (``IntegrityError``, ``OperationalError``, ...)."""
+    try:
+        yield
+    except DBAPIError:
+        raise
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(None, None, error, sqlite3.Error) from error

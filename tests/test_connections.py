@@ -1,0 +1,93 @@
+"""Every error keeps a keep-alive connection honest: after a 4xx or 5xx the same connection serves the
+next request, or the answer said ``Connection: close`` (httpx over a real uvicorn server)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import httpx
+from fastapi import APIRouter
+
+from core.server import NoDelayHTTPProtocol
+from core.testing import serve_in_thread
+
+from .test_factory import router_plugin
+
+
+def boom_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    @router.post("/echo")
+    async def echo(body: dict[str, int]) -> dict[str, int]:
+        return body
+
+    return router
+
+
+def send(client: httpx.Client, method: str, path: str, **options: Any) -> tuple[httpx.Response, Any]:
+    response = client.request(method, path, **options)
+    return response, response.extensions["network_stream"]  # one object per connection
+
+
+def test_after_any_error_the_connection_serves_the_next_request_or_said_it_closes(make_app: Any) -> None:
+    errors: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/boom", {}),  # 500: a bug in a route
+        ("GET", "/api/nowhere/at/all", {}),  # 404 (the console's)
+        ("PUT", "/echo", {}),  # 405
+        ("POST", "/echo", {"content": b"{not json", "headers": {"content-type": "application/json"}}),  # 400
+        ("POST", "/echo", {"json": {"a": "not a number"}}),  # 422
+        ("POST", "/echo", {"content": b"[" * 100, "headers": {"content-type": "application/json"}}),  # 400, too deep
+        ("POST", "/echo", {"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}}),  # 413
+    ]
+    app = make_app([router_plugin("boom", boom_router())])
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, limits=httpx.Limits(max_connections=1)) as client:
+        for method, path, options in errors:
+            failed, connection = send(client, method, path, **options)
+            assert failed.status_code >= 400, (method, path)
+            following, next_connection = send(client, "GET", "/health")
+            assert following.status_code == 200
+            said_close = failed.headers.get("connection", "").lower() == "close"
+            assert said_close or next_connection is connection, (method, path, failed.status_code, failed.headers)
+            if failed.status_code == 500:
+                assert said_close and failed.json() == {"detail": "internal server error"}
+
+
+def slow_client_answer(host: str, port: int, first_bytes: bytes, trickle: bytes) -> bytes:
+    """What the server answers a client that sends ``first_bytes``, then ``trickle`` every 0.3 s, and never
+    the blank line that ends the headers (given up after 30 s)."""
+    answer = b""
+    with socket.create_connection((host, port), timeout=0.3) as client:
+        client.sendall(first_bytes)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                client.sendall(trickle)
+                chunk = client.recv(1024)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_a_client_slow_to_send_its_headers_gets_408_and_is_closed(make_app: Any, monkeypatch: Any) -> None:
+    """slowloris: a byte of headers now and then kept a connection open as long as the client liked."""
+    monkeypatch.setattr(NoDelayHTTPProtocol, "header_timeout_seconds", 1.0)
+    with serve_in_thread(make_app([])) as base:
+        host, port = base.removeprefix("http://").split(":")
+        silent = slow_client_answer(host, int(port), b"", b"")
+        assert silent.startswith(b"HTTP/1.1 408"), silent
+        trickling = slow_client_answer(
+            host, int(port), b"GET /health HTTP/1.1\r\nHost: localhost\r\n", b"X-Slow: 1\r\n"
+        )
+        assert trickling.startswith(b"HTTP/1.1 408"), trickling
+        assert httpx.get(f"{base}/health").status_code == 200  # a client that sends its request is served
