@@ -7,6 +7,7 @@ point; this file keeps the developer's own ``PLUGHOST_*`` environment out of tes
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,11 +15,24 @@ from core.settings import ENV_PREFIX
 from core.testing import free_port
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _isolated_module_environment() -> Iterator[None]:
+    """The same isolation for what a module shares (apps built by module-scoped fixtures, which are set up
+    before any test's own fixtures): no developer ``PLUGHOST_*`` variable, a free OTLP/gRPC port."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _isolate(monkeypatch)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No developer ``PLUGHOST_*`` variable reaches a test, and no test binds the default OTLP/gRPC
     port 4317: each gets a free loopback port, so parallel workers and other servers on the machine
     never share one (a test that sets ``grpc_address`` itself still wins)."""
+    _isolate(monkeypatch)
+
+
+def _isolate(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(ENV_PREFIX):
             monkeypatch.delenv(name)

@@ -86,6 +86,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+WORKER_HEALTHCHECK_SECONDS = 60
+"""How long uvicorn's supervisor waits for a worker's answer to its health ping before killing it as hung.
+Its default, 5 s, kills workers still importing the app on a busy machine, again and again: the server
+never comes up."""
+
+
 def serve(settings: CoreSettings, *, reload: bool = False) -> None:
     """Build the app once here, so a bad configuration stops with its message, then run uvicorn.
 
@@ -106,4 +112,11 @@ def serve(settings: CoreSettings, *, reload: bool = False) -> None:
     if settings.workers == 1 and not reload:
         uvicorn.run(app, **common)  # type: ignore[arg-type]
     else:
-        uvicorn.run("core.factory:create_app", factory=True, workers=settings.workers, reload=reload, **common)  # type: ignore[arg-type]
+        uvicorn.run(
+            "core.factory:create_app",
+            factory=True,
+            workers=settings.workers,
+            reload=reload,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **common,  # type: ignore[arg-type]
+        )

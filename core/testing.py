@@ -8,13 +8,19 @@ Functions:
 - :func:`serve_in_thread` runs an app under a real uvicorn on a free loopback port.
 
 Fixtures: ``make_app`` (the function, with a per-test data dir and the plugins
-given to ``register_plugin``), ``register_plugin``, ``plughost_app`` (override it
+given to ``register_plugin``), ``module_make_app`` and ``module_database_url`` (the same for an app a
+module shares), ``register_plugin``, ``plughost_app`` (override it
 in your plugin's ``conftest.py``; the default enables every installed plugin),
 ``client`` (a TestClient with lifespans run), ``live_server`` (the base URL of
-``plughost_app`` served by uvicorn) and ``database_url`` (a fresh database, once
+``plughost_app`` served by uvicorn), ``database_url`` (a fresh database, once
 on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
+<<<<<<< HEAD
+the test instead of skipping it) and ``sqlite_url`` (SQLite only, for checks
+whose behaviour no store changes).
+=======
 the test instead of skipping it), ``postgresql_cluster`` and ``stoppable_postgresql_url``
 (a PostgreSQL server of the session's own, which a test may stop and start).
+>>>>>>> main
 
 Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
 ``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
@@ -174,9 +180,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+START_TIMEOUT = 120.0
+"""Seconds a test server may take to start: long enough for a loaded machine, and free when things are fast."""
+
+
 @contextmanager
-def serve_in_thread(app: Any, *, timeout: float = 15.0, **config: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL."""
+def serve_in_thread(app: Any, *, timeout: float = START_TIMEOUT, **config: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL.
+    ``timeout``: seconds to wait for the start (and for the stop)."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), http=NoDelayHTTPProtocol, log_level="warning", **config)
     )
@@ -218,6 +229,19 @@ def make_app_fixture(tmp_path: Path, register_plugin: Any) -> Callable[..., Plug
     return build
 
 
+@pytest.fixture(scope="module")
+def module_make_app(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., PlughostApp]:
+    """:func:`make_app` for an app a whole module shares (build it in a module-scoped fixture): for tests
+    that only read, or whose writes no other test sees, it saves an app's start per test. Each call gets
+    a data dir (and so a SQLite database) of its own; ``register_plugin`` does not reach it."""
+
+    def build(plugins: Iterable[PluginSpec] | None = None, settings: Mapping[str, Any] | None = None) -> PlughostApp:
+        values = {"data_dir": tmp_path_factory.mktemp("plughost-data"), **(settings or {})}
+        return make_app(plugins, values)
+
+    return build
+
+
 @pytest.fixture
 def plughost_app(make_app: Callable[..., PlughostApp]) -> PlughostApp:
     """The app under test; override it in a plugin's ``conftest.py`` to pick the plugins and settings."""
@@ -253,10 +277,18 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+BROWSER_TIMEOUT_MS = 30_000
+"""Playwright's waits (actions, navigation and ``expect``) in the browser fixtures: long enough for a
+loaded machine; a passing check returns as soon as it holds."""
+
+
 @pytest.fixture(scope="module")
 def chromium_browser(chromium_path: str) -> Iterator[Any]:
-    """A headless Playwright ``Browser`` on the system Chromium, shared by a module's tests."""
-    from playwright.sync_api import sync_playwright
+    """A headless Playwright ``Browser`` on the system Chromium, shared by a module's tests.
+    Playwright's ``expect`` waits ``BROWSER_TIMEOUT_MS`` too (its own default, 5 s, is not the context's)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
 
     with sync_playwright() as playwright:
         # *.test names resolve to loopback, so a page at http://attacker.test:<port> is a real other site.
@@ -292,7 +324,7 @@ def screenshot(screenshots_dir: Path) -> Callable[..., Path]:
 def browser_page(chromium_browser: Any) -> Iterator[Any]:
     """A Playwright ``Page`` in a fresh browser context (no storage shared between tests)."""
     context = chromium_browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
     try:
         yield context.new_page()
     finally:
@@ -316,8 +348,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database for this test: SQLite in ``tmp_path``, or a new PostgreSQL database
     (see ``postgresql_url``). Tests using it run once per backend."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
+        return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgresql_url"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, empty SQLite database in ``tmp_path``: for tests whose behaviour is the same on every
+    store (input validation, the heaviest data), which ``database_url`` would run twice."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
 
 
 def postgresql_admin(*statements: str) -> None:
@@ -353,6 +392,24 @@ def postgresql_down(database_url: str) -> Iterator[None]:
 @pytest.fixture
 def postgresql_url() -> Iterator[str]:
     """A new PostgreSQL database on ``PLUGHOST_TEST_POSTGRESQL``, created for this test and dropped after."""
+    with new_postgresql_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``database_url`` for what a whole module shares (an app of ``module_make_app``): a fresh database
+    on each store, made once for the module's tests that use it, which run once per store."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('plughost-db') / 'plughost.db'}"
+        return
+    with new_postgresql_database() as url:
+        yield url
+
+
+@contextmanager
+def new_postgresql_database() -> Iterator[str]:
+    """A new database on ``PLUGHOST_TEST_POSTGRESQL`` for the block (its SQLAlchemy URL), dropped after."""
     import asyncpg
 
     name = f"plughost_test_{uuid.uuid4().hex[:12]}"

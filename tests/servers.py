@@ -15,8 +15,9 @@ from core.testing import free_port
 
 
 @contextmanager
-def running_server(*args: str, env: dict[str, str] | None = None, timeout: float = 30.0) -> Iterator[str]:
-    """Start the server with ``args``; yield its base URL once ``/health`` answers; stop it."""
+def running_server(*args: str, env: dict[str, str] | None = None, timeout: float = 120.0) -> Iterator[str]:
+    """Start the server with ``args``; yield its base URL once ``/health`` answers (within ``timeout``
+    seconds: generous, for a loaded machine); stop it."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "core", "serve", "--port", str(port), "--log-level", "warning", *args],

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -159,18 +158,18 @@ def test_default_bind_is_loopback_only() -> None:
     assert CoreSettings().host == "127.0.0.1"
 
 
-def keep_alive_median_ms(base: str, requests: int = 25) -> float:
-    """Median time of sequential requests on one keep-alive connection."""
+def keep_alive_fastest_ms(base: str, requests: int = 30, warm_up: int = 5) -> float:
+    """The fastest of ``requests`` sequential requests on one keep-alive connection (after ``warm_up``)."""
     url = urlparse(base)
     connection = http.client.HTTPConnection(url.netloc)
     timings = []
-    for _ in range(requests):
+    for _ in range(warm_up + requests):
         started = time.perf_counter()
         connection.request("GET", "/health")
         connection.getresponse().read()
         timings.append(time.perf_counter() - started)
     connection.close()
-    return statistics.median(timings) * 1000
+    return min(timings[warm_up:]) * 1000
 
 
 @pytest.mark.parametrize(
@@ -179,7 +178,9 @@ def keep_alive_median_ms(base: str, requests: int = 25) -> float:
     ids=["2-workers-asyncio", "2-workers-auto-loop", "1-worker-asyncio"],
 )
 def test_tcp_nodelay_holds_in_every_worker_mode(args: list[str], tmp_path: Path) -> None:
-    """Without TCP_NODELAY each keep-alive response waits for the client's delayed ACK
-    (about 40 ms, seen as 44 ms with uvicorn --workers 2 on asyncio); with it, well under 5 ms."""
+    """Without TCP_NODELAY every keep-alive response waits for the client's delayed ACK, a kernel timer of
+    at least 40 ms (seen as 44 ms with uvicorn --workers 2 on asyncio) that no machine's speed shortens;
+    with it, a response takes a few ms. A loaded machine only adds time, so the fastest of 30 is the
+    measure: under 40 ms, no response waited for the timer."""
     with running_server(*args, env={"PLUGHOST_PLUGINS": "", "PLUGHOST_DATA_DIR": str(tmp_path)}) as base:
-        assert keep_alive_median_ms(base) < 20
+        assert keep_alive_fastest_ms(base) < 35

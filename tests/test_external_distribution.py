@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,21 +25,25 @@ def core_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 @pytest.fixture(scope="module")
-def installed_hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def installed_hello(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The README's example distribution, pip-installed into a folder of its own (never the venv, which
+    parallel test workers share): the environment that puts it on the path of ``python -m core``."""
     project = tmp_path_factory.mktemp("plughost-hello")
     for relative, code in marked_blocks("file").items():
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
         (project / relative).write_text(code)
+    site = tmp_path_factory.mktemp("site")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(project)], check=True, timeout=300)
-    try:
-        yield project
-    finally:
-        subprocess.run([*pip, "uninstall", "-y", "plughost-hello"], check=True, timeout=120)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--no-build-isolation", "--target", str(site), str(project)],
+        check=True,
+        timeout=300,
+    )
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
 
-def test_installed_plugin_is_listed_with_its_distribution_and_contributions(installed_hello: Path) -> None:
-    result = core_cli("plugins", "list", "--json", env={"PLUGHOST_PLUGINS": "hello"})
+def test_installed_plugin_is_listed_with_its_distribution_and_contributions(installed_hello: dict[str, str]) -> None:
+    result = core_cli("plugins", "list", "--json", env={**installed_hello, "PLUGHOST_PLUGINS": "hello"})
     assert result.returncode == 0, result.stderr
     hello = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "hello")
     assert (hello["distribution"], hello["version"], hello["status"]) == ("plughost-hello", "1.0.0", "enabled")
@@ -49,21 +51,25 @@ def test_installed_plugin_is_listed_with_its_distribution_and_contributions(inst
     assert {"kind": "router", "name": "hello", "position": 1} in hello["contributions"]
 
 
-def test_routes_end_with_the_bridge_after_the_plugin_router(installed_hello: Path) -> None:
-    lines = core_cli("routes", env={"PLUGHOST_PLUGINS": "hello"}).stdout.splitlines()
+def test_routes_end_with_the_bridge_after_the_plugin_router(installed_hello: dict[str, str]) -> None:
+    lines = core_cli("routes", env={**installed_hello, "PLUGHOST_PLUGINS": "hello"}).stdout.splitlines()
     owners = [line.split(None, 2) for line in lines]
     assert ["GET", "/api/hello", "hello"] in owners
     assert owners[-1] == ["*", "/", "core (WSGI bridge)"]
 
 
-def test_order_explain_reports_the_soft_hint_to_an_absent_plugin(installed_hello: Path) -> None:
-    result = core_cli("plugins", "order", "--explain", env={"PLUGHOST_PLUGINS": "hello"})
+def test_order_explain_reports_the_soft_hint_to_an_absent_plugin(installed_hello: dict[str, str]) -> None:
+    result = core_cli("plugins", "order", "--explain", env={**installed_hello, "PLUGHOST_PLUGINS": "hello"})
     assert "hello [plugin hello]" in result.stdout
     assert "ignored: hello after=security ('security' is not present)" in result.stdout
 
 
-def test_served_plugin_answers_its_route_and_leaves_every_other_path_to_the_bridge(installed_hello: Path) -> None:
-    with running_server(env={"PLUGHOST_PLUGINS": "hello", "PLUGHOST_HELLO_GREETING": "bonjour"}) as base:
+def test_served_plugin_answers_its_route_and_leaves_every_other_path_to_the_bridge(
+    installed_hello: dict[str, str],
+) -> None:
+    with running_server(
+        env={**installed_hello, "PLUGHOST_PLUGINS": "hello", "PLUGHOST_HELLO_GREETING": "bonjour"}
+    ) as base:
         greeting = httpx.get(f"{base}/api/hello")
         assert greeting.json() == {"message": "bonjour"}
         assert greeting.headers["x-hello"] == "bonjour"
@@ -78,6 +84,6 @@ def test_served_plugin_answers_its_route_and_leaves_every_other_path_to_the_brid
         assert httpx.post(f"{base}/api/hello").status_code == 405
 
 
-def test_disabling_the_plugin_removes_it(installed_hello: Path) -> None:
-    result = core_cli("routes", env={"PLUGHOST_DISABLE_PLUGINS": "hello"})
+def test_disabling_the_plugin_removes_it(installed_hello: dict[str, str]) -> None:
+    result = core_cli("routes", env={**installed_hello, "PLUGHOST_DISABLE_PLUGINS": "hello"})
     assert "/api/hello" not in result.stdout

@@ -251,9 +251,13 @@ class Dispatcher:
             self.wake.set()
 
     async def _report_loop(self, running: RunningJob) -> None:
-        """Store the job's new output and progress every ``REPORT_SECONDS``, and once more when it ends."""
-        while not running.ended.is_set():
-            await _wait(running.ended, REPORT_SECONDS)
+        """Store the job's new output and progress every ``REPORT_SECONDS``, and once more when it ends.
+
+        The end is seen before that last report is taken: what the job sent while an earlier report was
+        being written (its final progress, its last output) is stored too."""
+        ended = False
+        while not ended:
+            ended = await _wait(running.ended, REPORT_SECONDS)
             try:
                 await self._report(running)
             except (SQLAlchemyError, OSError) as error:

@@ -22,6 +22,9 @@ from typing import Any, Literal
 
 from .reaper import kill_group
 
+CLOSE_WAIT_SECONDS = 30.0
+"""How long a closed fork server may take to exit before it is killed: it may still be importing
+the job modules (seconds on a busy machine) before it sees its control socket closed."""
 REPLY_OVERHEAD_BYTES = 64 * 1024
 LOG_READ_BYTES = 64 * 1024
 
@@ -104,9 +107,10 @@ class ForkServer:
             self.control = None
         if self.process is not None:
             try:
-                await asyncio.wait_for(self.process.wait(), 5)
+                await asyncio.wait_for(self.process.wait(), CLOSE_WAIT_SECONDS)
             except TimeoutError:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):  # it exited as the wait ran out
+                    self.process.kill()
                 await self.process.wait()
             self.process = None
 

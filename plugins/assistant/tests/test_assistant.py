@@ -15,6 +15,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
 
 import plugins.assistant
+import plugins.assistant.store
 from core import StartupError
 from core.testing import assert_plugin_contract, client_for, serve_in_thread
 from plugins.assistant.policy import access, undeclared
@@ -156,13 +157,31 @@ def test_a_route_without_a_policy_stops_startup(make_app: Any, monkeypatch: pyte
         make_app(["assistant"])
 
 
+class Clock:
+    """The conversation store's ``time``, set by the test: expiry without waiting, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The conversation store's clock (the servers run in this process); move it with ``clock.now += seconds``."""
+    fake = Clock()
+    monkeypatch.setattr(plugins.assistant.store, "time", fake)
+    return fake
+
+
 @pytest.fixture
 def with_llm(make_app: Any) -> Iterator[str]:
     provider_app, _ = create_provider()
     with serve_in_thread(provider_app) as provider_url:
         settings = {
             "gateway": {"allow_private": True, "kek": KEK},
-            "assistant": {"endpoint": "explainer", "conversation_hours": 0.0003},
+            "assistant": {"endpoint": "explainer", "conversation_hours": 1.0},
         }
         with serve_in_thread(make_app(["otel", "assistant", "gateway", "workspace"], settings)) as url:
             api = httpx.Client(base_url=f"{url}/api/gateway")
@@ -188,7 +207,7 @@ def events(response: httpx.Response) -> list[tuple[str, Any]]:
     return found
 
 
-def test_explanation_streams_analysis_llm_text_and_a_done_event_with_ids_only(with_llm: str) -> None:
+def test_explanation_streams_analysis_llm_text_and_a_done_event_with_ids_only(with_llm: str, clock: Clock) -> None:
     trace_id = export_checkout_trace(with_llm)
     with httpx.stream(
         "POST", f"{with_llm}/api/assistant/explain", json={"trace_id": trace_id, "question": "why slow?"}
@@ -215,7 +234,9 @@ def test_explanation_streams_analysis_llm_text_and_a_done_event_with_ids_only(wi
         f"{with_llm}/api/assistant/conversations/{done['conversation_id']}", headers={"X-Plughost-Workspace": "team-b"}
     )
     assert other.status_code == 404  # conversations are per workspace
-    time.sleep(1.2)  # conversation_hours is about a second here
+    clock.now += 3600 - 1  # conversation_hours is 1 here
+    assert httpx.get(f"{with_llm}/api/assistant/conversations/{done['conversation_id']}").status_code == 200
+    clock.now += 2
     assert httpx.get(f"{with_llm}/api/assistant/conversations/{done['conversation_id']}").status_code == 404
 
 

@@ -14,7 +14,7 @@ from core.testing import client_for, serve_in_thread
 
 from .otlp import MS, exporting, trace_id_of
 
-FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
+FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 10.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
 
 
 def export(

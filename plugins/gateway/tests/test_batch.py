@@ -16,7 +16,7 @@ import pytest
 from core.testing import serve_in_thread
 from plugins.gateway.tests.kit import KEK, configure
 
-FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
+FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 10.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
 DONE = {"completed", "failed", "cancelled", "expired"}
 
 

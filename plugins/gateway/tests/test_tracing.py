@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import types
 from typing import Any
@@ -20,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from core import hookimpl
 from core.testing import serve_in_thread
+from plugins.gateway import tracing
 from plugins.gateway.tests.kit import KEK, configure
 from plugins.gateway.tracing import Tracer
 
@@ -117,40 +119,48 @@ def test_a_failed_call_is_traced_as_an_error(serve: Any, provider: Any) -> None:
     )
 
 
-def stuck_store(behaviour: str) -> types.SimpleNamespace:
-    """A plugin whose trace store hangs or fails: the calls must not notice."""
+def stuck_store(behaviour: str, released: threading.Event) -> types.SimpleNamespace:
+    """A plugin whose trace store hangs (until ``released``) or fails: the calls must not notice."""
 
     async def export(request: Any, *, workspace: str, project: str = "default") -> None:
         if behaviour == "down":
             raise ConnectionError("the trace store is down")
-        await asyncio.Event().wait()
+        await asyncio.to_thread(released.wait, 600)
 
     return types.SimpleNamespace(PLUGHOST_NAME="stuckstore", plughost_span_exporter=hookimpl(lambda host: export))
 
 
 @pytest.mark.parametrize("behaviour", ["slow", "down"])
 def test_a_slow_or_down_store_never_fails_or_delays_a_call(
-    make_app: Any, register_plugin: Any, provider: Any, caplog: pytest.LogCaptureFixture, behaviour: str
+    make_app: Any,
+    register_plugin: Any,
+    provider: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    behaviour: str,
 ) -> None:
-    register_plugin(stuck_store(behaviour))
+    """A call that waited for its trace's export would wait out the export timeout, here an hour:
+    each call's own timeout (60 s) would fail it first."""
+    monkeypatch.setattr(tracing, "EXPORT_TIMEOUT_SECONDS", 3600.0)
+    released = threading.Event()
+    register_plugin(stuck_store(behaviour, released))
     app = make_app(["gateway"], {"gateway": {"allow_private": True, "kek": KEK, "trace_queue_size": 3}})
     with caplog.at_level(logging.WARNING), serve_in_thread(app) as base:
         configure(base, provider[0], "chat", [("gpt", "openai", "echo-gpt", 1)])
-        client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0)
-        started = time.monotonic()
+        client = openai.OpenAI(base_url=f"{base}/gateway/v1", api_key="x", max_retries=0, timeout=60)
         for _ in range(20):
             assert (
                 client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
                 .choices[0]
                 .message.content
             )
-        assert time.monotonic() - started < 4.0  # not one export timeout (5 s) was waited for
         state = wait_for(
             lambda: (
                 (s := httpx.get(f"{base}/api/gateway/tracing").json())["dropped"] >= (20 if behaviour == "down" else 10)
                 and s
             )
         )
+        released.set()  # the server's shutdown waits for the export in flight
     assert state["enabled"] and state["exported"] == 0
     assert "call traces dropped so far" in caplog.text
 

@@ -116,11 +116,15 @@ class Report(BaseModel):
     """Write the printed lines to this artifact too."""
     hold: str | None = None
     """Before ending, wait until this file exists."""
+    pause: str | None = None
+    """Before the last line and progress report, wait until this file exists."""
 
 
 def report(params: Report, job: JobContext) -> dict[str, int]:
     printed = []
     for index in range(params.lines):
+        while params.pause and index == params.lines - 1 and not Path(params.pause).exists():
+            time.sleep(0.02)
         line = f"line {index}".ljust(params.line_bytes, ".")
         print(line)
         printed.append(line)

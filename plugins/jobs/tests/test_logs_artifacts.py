@@ -3,6 +3,7 @@ deletion."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 
 from core.testing import serve_in_thread
+from plugins.jobs.dispatcher import Dispatcher
 
 from . import jobtypes
 from .conftest import FAST, spawned, submit, wait_for
@@ -140,3 +142,26 @@ def test_an_unfinished_job_cannot_be_deleted(jobs_client: Any, tmp_path: Path) -
     client.post(f"/api/jobs/{job['id']}/cancel")
     assert wait_for(client, job["id"])["status"] == "CANCELED"
     assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
+
+
+def test_a_finished_job_shows_its_final_progress_sent_during_a_report_write(
+    start_jobs: Any, sqlite_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The job's last progress arrives while the previous one is being written and the job ends at once:
+    the reporter must still store it (it used to stop on seeing the end, and the job stayed at "1 of 2")."""
+    pause = tmp_path / "pause"
+    write_progress = Dispatcher._report
+
+    async def end_the_job_while_1_of_2_is_written(self: Dispatcher, running: Any) -> None:
+        taken = running.progress
+        await write_progress(self, running)
+        if taken == (0.5, "1 of 2"):
+            pause.touch()  # the job sends "2 of 2" and ends before this write returns
+            await asyncio.wait_for(running.ended.wait(), 30)
+
+    monkeypatch.setattr(Dispatcher, "_report", end_the_job_while_1_of_2_is_written)
+    client = start_jobs(sqlite_url)
+    job = wait_for(client, submit(client, "test.report", params={"lines": 2, "pause": str(pause)})["id"])
+    assert pause.exists(), "the interleaving under test did not happen"
+    assert job["status"] == "SUCCEEDED" and job["progress"] == {"fraction": 1.0, "message": "2 of 2"}
+    assert "line 1\n" in client.get(f"/api/jobs/{job['id']}/logs").json()["log"]

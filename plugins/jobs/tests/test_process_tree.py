@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from core.database import create_engine
 from core.testing import client_for
+from plugins.jobs.pool import ProcessPool
 from plugins.jobs.reaper import children
 from plugins.jobs.store import jobs
 
@@ -45,7 +46,7 @@ def test_a_cancel_kills_every_process_the_job_started(jobs_client: Any, tmp_path
     job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": daemonize})
     job_pid, program = spawned(marker)
     assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
-    assert wait_for(client, job["id"], timeout=5)["status"] == "CANCELED"
+    assert wait_for(client, job["id"], timeout=60)["status"] == "CANCELED"  # the job would sleep 300 s
     assert not alive(job_pid) and not alive(program), "a process outlived its CANCELED job"
     assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", (
         "a worker replaced the killed one"
@@ -114,3 +115,35 @@ def test_a_lost_lease_kills_every_process_the_job_started(jobs_client: Any, data
     assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "RUNNING", (
         "the outcome of a lost lease must not be recorded"
     )
+
+
+def test_the_fork_server_exits_at_shutdown_without_running_the_job_modules_exit_handlers() -> None:
+    """Shutdown waits for the fork server; a preloaded module's slow teardown (here an exit handler that
+    sleeps a minute) must not hold it: the fork server ends on its own, not killed after the wait ran out."""
+
+    async def run_one_job_then_close() -> int | None:
+        pool = ProcessPool(1, ["plugins.jobs.tests.slow_exit"], max_reply_bytes=1024, idle_seconds=60)
+        async with pool.lend() as process:
+            await process.run(ECHO_JOB, 30, asyncio.Event(), lambda *_: None, lambda _: None)
+        server = pool.server.process
+        assert server is not None and server.returncode is None, "the job ran without a fork server"
+        await pool.close()
+        return server.returncode
+
+    assert asyncio.run(run_one_job_then_close()) == 0, "the fork server was killed instead of exiting"
+
+
+ECHO_JOB = {
+    "id": "0" * 32,
+    "type": "test.echo",
+    "function": "plugins.jobs.tests.jobtypes:echo",
+    "parameters": "plugins.jobs.tests.jobtypes:Echo",
+    "params": {},
+    "workspace": "default",
+    "attempt": 1,
+    "data_dir": "/nonexistent",
+    "artifacts_dir": "/nonexistent",
+    "database_url": "sqlite://",
+    "max_result_bytes": 1024,
+}
+"""The message a dispatcher sends a worker for one ``test.echo`` job."""

@@ -47,11 +47,11 @@ def test_a_timeout_kills_a_sleeping_job(jobs_client: Any, tmp_path: Path) -> Non
 def test_cancel_kills_a_running_job(jobs_client: Any, tmp_path: Path) -> None:
     client = jobs_client()
     marker = tmp_path / "sleeping"
-    job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)})
+    job = submit(client, "test.sleep", params={"seconds": 3600, "marker": str(marker)})
     pid = started(marker)
     response = client.post(f"/api/jobs/{job['id']}/cancel")
     assert response.status_code == 202 and response.json()["cancel_requested"] is True
-    done = wait_for(client, job["id"], timeout=5)
+    done = wait_for(client, job["id"])  # long before the job's hour is over
     assert done["status"] == "CANCELED" and done["error"] == "canceled while running"
     assert process_gone(pid)
     assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 400
@@ -65,10 +65,10 @@ def test_a_cancel_reaches_a_job_run_by_another_process(jobs_client: Any, tmp_pat
     worker = jobs_client()
     api = jobs_client(workers=0)
     marker = tmp_path / "sleeping"
-    job = submit(api, "test.sleep", params={"seconds": 60, "marker": str(marker)})
+    job = submit(api, "test.sleep", params={"seconds": 3600, "marker": str(marker)})
     pid = started(marker)
     assert api.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
-    assert wait_for(worker, job["id"], timeout=5)["status"] == "CANCELED"
+    assert wait_for(worker, job["id"])["status"] == "CANCELED"  # long before the job's hour is over
     assert process_gone(pid)
 
 

@@ -14,7 +14,7 @@ from core.testing import client_for, free_port
 from plugins.otel.decode import JSON, parse
 
 DAY_NS = 86_400 * 10**9
-JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 1.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
+JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 10.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
 
 
 @pytest.fixture

@@ -30,9 +30,11 @@ from .test_isolation import PROTOBUF, make_request
 
 
 @pytest.fixture
-def serve(make_app: Any, database_url: str) -> Any:
+def serve(make_app: Any, sqlite_url: str) -> Any:
+    """``serve(**otel_settings)``: a live server on SQLite, for limits checked before anything is stored."""
+
     def start(**settings: Any) -> Any:
-        return serve_in_thread(make_app(["otel"], {"database_url": database_url, "otel": settings}))
+        return serve_in_thread(make_app(["otel"], {"database_url": sqlite_url, "otel": settings}))
 
     return start
 
@@ -40,6 +42,21 @@ def serve(make_app: Any, database_url: str) -> Any:
 @pytest.fixture
 def base(serve: Any) -> Iterator[str]:
     with serve() as url:
+        yield url
+
+
+@pytest.fixture
+def base_on_each_store(make_app: Any, database_url: str) -> Iterator[str]:
+    """A live server on SQLite, then on PostgreSQL: for values that reach the store's own limits."""
+    with serve_in_thread(make_app(["otel"], {"database_url": database_url})) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def shared_base(module_make_app: Any) -> Iterator[str]:
+    """One live server on SQLite for this module's input checks: each refuses a request, and the
+    traces they store first are the same three each time (stored once)."""
+    with serve_in_thread(module_make_app(["otel"])) as url:
         yield url
 
 
@@ -60,7 +77,10 @@ def base(serve: Any) -> Iterator[str]:
         ({"limit": str(10**30)}, "limit"),
     ],
 )
-def test_query_parameters_out_of_range_get_400_naming_them(base: str, params: dict[str, str], names: str) -> None:
+def test_query_parameters_out_of_range_get_400_naming_them(
+    shared_base: str, params: dict[str, str], names: str
+) -> None:
+    base = shared_base
     httpx.post(
         f"{base}/v1/traces", content=make_request(range(3)).SerializeToString(), headers=PROTOBUF
     ).raise_for_status()
@@ -69,7 +89,8 @@ def test_query_parameters_out_of_range_get_400_naming_them(base: str, params: di
     assert names in response.json()["detail"]
 
 
-def test_extreme_but_valid_moments_are_accepted(base: str) -> None:
+def test_extreme_but_valid_moments_are_accepted(base_on_each_store: str) -> None:
+    base = base_on_each_store
     httpx.post(
         f"{base}/v1/traces", content=make_request(range(3)).SerializeToString(), headers=PROTOBUF
     ).raise_for_status()
@@ -81,7 +102,8 @@ def test_extreme_but_valid_moments_are_accepted(base: str) -> None:
     )
 
 
-def test_the_largest_accepted_min_duration_is_a_200_not_a_500(base: str) -> None:
+def test_the_largest_accepted_min_duration_is_a_200_not_a_500(base_on_each_store: str) -> None:
+    base = base_on_each_store
     largest = httpx.get(
         f"{base}/api/otel/traces", params={"min_duration_ms": "9223372036854.775"}
     )  # * 1e6 rounds past INT64_MAX
@@ -94,8 +116,8 @@ def test_the_largest_accepted_min_duration_is_a_200_not_a_500(base: str) -> None
     [b"[" * 100_000, b'{"resourceSpans": ' + b"[" * 100_000, b'{"a":' * 50_000],
     ids=["arrays", "in-field", "objects"],
 )
-def test_deeply_nested_json_gets_400(base: str, body: bytes) -> None:
-    response = httpx.post(f"{base}/v1/traces", content=body, headers={"Content-Type": "application/json"})
+def test_deeply_nested_json_gets_400(shared_base: str, body: bytes) -> None:
+    response = httpx.post(f"{shared_base}/v1/traces", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert "deeper than 64 levels" in response.json()["message"]  # a google.rpc.Status, as OTLP clients expect
 

@@ -45,6 +45,14 @@ def base(serve: Any) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def refusing_base(module_make_app: Any) -> Iterator[str]:
+    """One live server on SQLite for this module's refused requests: nothing reaches the store, so no
+    store changes the answer and the tests share it."""
+    with serve_in_thread(module_make_app(["otel"])) as url:
+        yield url
+
+
 def export_with_sdk(base: str, compression: Compression, service: str = "checkout") -> dict[str, Any]:
     """Make a small trace with the real SDK and export it through OTLPSpanExporter; return what was made."""
     provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "test"}))
@@ -181,7 +189,8 @@ def test_raw_deflate_and_zlib_deflate_are_both_accepted(base: str) -> None:
     assert httpx.get(f"{base}/api/otel/traces").json()["traces"][0]["span_count"] == 2
 
 
-def test_a_gzip_bomb_is_refused_without_being_inflated(base: str) -> None:
+def test_a_gzip_bomb_is_refused_without_being_inflated(refusing_base: str) -> None:
+    base = refusing_base
     bomb = gzip.compress(b"\0" * (1024 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 2 * 1024 * 1024
     response = httpx.post(
@@ -191,8 +200,9 @@ def test_a_gzip_bomb_is_refused_without_being_inflated(base: str) -> None:
     assert "PLUGHOST_OTEL_MAX_DECOMPRESSED_BYTES" in status_pb2.Status.FromString(response.content).message
 
 
-def test_body_over_the_limit_is_refused(serve: Any) -> None:
-    with serve(max_body_bytes=4096) as url:
+def test_body_over_the_limit_is_refused(make_app: Any, sqlite_url: str) -> None:
+    app = make_app(["otel"], {"database_url": sqlite_url, "otel": {"max_body_bytes": 4096}})
+    with serve_in_thread(app) as url:
         response = httpx.post(f"{url}/v1/traces", content=b"\0" * 5000, headers=JSON_TYPE)
     assert response.status_code == 413
     assert "PLUGHOST_OTEL_MAX_BODY_BYTES" in response.json()["message"]
@@ -216,9 +226,9 @@ def test_body_over_the_limit_is_refused(serve: Any) -> None:
     ids=["type", "encoding", "protobuf", "json", "hex", "gzip"],
 )
 def test_bad_requests_get_a_clear_status_in_the_request_encoding(
-    base: str, headers: dict[str, str], body: bytes, status: int, says: str
+    refusing_base: str, headers: dict[str, str], body: bytes, status: int, says: str
 ) -> None:
-    response = httpx.post(f"{base}/v1/traces", content=body, headers=headers)
+    response = httpx.post(f"{refusing_base}/v1/traces", content=body, headers=headers)
     assert response.status_code == status
     if headers["Content-Type"] == "application/x-protobuf":
         assert response.headers["content-type"] == "application/x-protobuf"

@@ -91,9 +91,21 @@ PLAIN = request(3, "api", [("GET /health", {"http.method": "GET", "http.status_c
 @pytest.fixture
 def base(make_app: Any, database_url: str) -> Iterator[str]:
     with serve_in_thread(make_app(["otel"], {"database_url": database_url})) as url:
-        for made in (AGENT, CLAUDE, PLAIN):
-            httpx.post(f"{url}/v1/traces", content=made.SerializeToString(), headers=PROTOBUF).raise_for_status()
+        store_the_three_traces(url)
         yield url
+
+
+@pytest.fixture(scope="module")
+def searched(module_make_app: Any, module_database_url: str) -> Iterator[str]:
+    """One live server per store holding the three traces, shared by this module's tests that only search."""
+    with serve_in_thread(module_make_app(["otel"], {"database_url": module_database_url})) as url:
+        store_the_three_traces(url)
+        yield url
+
+
+def store_the_three_traces(url: str) -> None:
+    for made in (AGENT, CLAUDE, PLAIN):
+        httpx.post(f"{url}/v1/traces", content=made.SerializeToString(), headers=PROTOBUF).raise_for_status()
 
 
 def numbers(base: str, **params: Any) -> list[int]:
@@ -102,7 +114,8 @@ def numbers(base: str, **params: Any) -> list[int]:
     return [int(trace["trace_id"], 16) for trace in response.json()["traces"]]
 
 
-def test_summaries_carry_llm_calls_and_tokens(base: str) -> None:
+def test_summaries_carry_llm_calls_and_tokens(searched: str) -> None:
+    base = searched
     listed = {int(t["trace_id"], 16): t for t in httpx.get(f"{base}/api/otel/traces").json()["traces"]}
     assert {k: listed[1][k] for k in ("llm_calls", "input_tokens", "output_tokens")} == {
         "llm_calls": 2,
@@ -113,7 +126,8 @@ def test_summaries_carry_llm_calls_and_tokens(base: str) -> None:
     assert (listed[3]["llm_calls"], listed[3]["input_tokens"]) == (0, 0)
 
 
-def test_filters_by_attribute_name_model_and_tokens_combined(base: str) -> None:
+def test_filters_by_attribute_name_model_and_tokens_combined(searched: str) -> None:
+    base = searched
     assert numbers(base, **{"attr.http.method": "GET"}) == [3, 1]
     assert numbers(base, **{"attr.http.status_code": "500"}) == [3]  # an int attribute, compared as text
     assert numbers(base, **{"attr.retry": "true", "attr.ratio": "0.5"}) == [1]
@@ -142,8 +156,8 @@ def test_filters_by_attribute_name_model_and_tokens_combined(base: str) -> None:
         ({"min_tokens": "-1"}, "min_tokens"),
     ],
 )
-def test_bad_search_parameters_get_400(base: str, params: dict[str, str], says: str) -> None:
-    response = httpx.get(f"{base}/api/otel/traces", params=params)
+def test_bad_search_parameters_get_400(searched: str, params: dict[str, str], says: str) -> None:
+    response = httpx.get(f"{searched}/api/otel/traces", params=params)
     assert response.status_code == 400 and says in response.json()["detail"]
 
 
