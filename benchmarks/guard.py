@@ -47,9 +47,9 @@ from benchmarks.otel import PROTOBUF, payload
 RECORDED = Path(__file__).with_name("guard.json")
 TOLERANCE = 0.15
 """A figure may fall this far below its recorded value (a fraction) before the check fails."""
-ROUNDS = 5
+ROUNDS = 3
 TURNS = 4
-INGEST_REQUESTS = 96
+INGEST_REQUESTS = 48
 HEALTH_REQUESTS = 600
 CONCURRENCY = 1
 STARTS = 2
