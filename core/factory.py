@@ -38,7 +38,7 @@ from .limits import RequestLimits, answer_too_large
 from .openapi import with_error_responses
 from .ordering import OrderingError, Resolution, resolve_order
 from .plugins import PluginInfo, load_plugins
-from .routes import RouteClaim, answer_method_not_allowed, check_conflicts, claims
+from .routes import CORE, RouteClaim, answer_method_not_allowed, check_conflicts, claims
 from .settings import CoreSettings
 from .shells import PageShells
 from .unavailable import answer_database_errors, answer_server_error
@@ -47,10 +47,8 @@ from .version import __version__
 
 logger = logging.getLogger("plughost")
 
-CORE = "core"
 GIL_SWITCH_INTERVAL_SECONDS = 0.001
 """While the app runs: how long a busy worker thread keeps the GIL from the event loop (CPython's default is 5 ms)."""
-"""The owner name of the core's own routes."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +176,7 @@ def _assemble_enabled(host: Host, strict: bool) -> Assembly:
     routers = _contributions(host, "plughost_routers", RouterContribution, strict)
     middlewares = _contributions(host, "plughost_middlewares", MiddlewareContribution, strict)
     router_order = _resolve(routers, "router")
+    check_conflicts(claim for c in router_order.order for claim in claims(c.router, c.plugin))
     middleware_order = _resolve(middlewares, "middleware")
     for ignored in (*router_order.ignored, *middleware_order.ignored):
         logger.info("ordering hint %s ignored: %r is not present", ignored, ignored.target)

@@ -13,7 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute, compile_path
 
-from .errors import StartupError
+from .errors import ClashError
+
+CORE = "core"
+"""The owner of the app's own routes (``/health``, the docs) in claims and messages."""
 
 
 @dataclass(frozen=True)
@@ -46,16 +49,19 @@ def claims(router: APIRouter | Iterable[BaseRoute], owner: str, prefix: str = ""
 
 
 def check_conflicts(all_claims: Iterable[RouteClaim]) -> None:
-    """Raise naming both owners when one method and path is claimed twice."""
+    """Raise a :class:`ClashError` naming both owners when one method and path is claimed twice
+    (the core is named in the message, but only plugins can be disabled)."""
     seen: dict[tuple[str, str], RouteClaim] = {}
     clashes = []
+    owners: set[str] = set()
     for claim in all_claims:
         key = (claim.method, claim.path)
         first = seen.setdefault(key, claim)
         if first is not claim and first.owner != claim.owner:
             clashes.append(f"{claim.method} {claim.path} is claimed by both {first.owner!r} and {claim.owner!r}")
+            owners.update({first.owner, claim.owner})
     if clashes:
-        raise StartupError("route conflict: " + "; ".join(clashes) + ". Change a path, or disable one of the plugins.")
+        raise ClashError("route conflict: " + "; ".join(clashes), owners - {CORE}, fix="change one of the paths")
 
 
 PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -119,6 +119,18 @@ def plughost_console_pages(host):
     return ConsolePage("copycat", pages, "Copy", "/copy")
 """
 
+ROUTING = """
+from fastapi import APIRouter
+from core import RouterContribution, hookimpl
+
+router = APIRouter()
+router.add_api_route("/api/compass", lambda: "{name}", methods=["GET"])
+
+@hookimpl
+def plughost_routers(host):
+    return RouterContribution("{name}", router)
+"""
+
 CYCLIC = """
 from core import MiddlewareContribution, hookimpl
 
@@ -134,10 +146,13 @@ def test_plugins_list_shows_clashing_plugins_as_failed_and_keeps_working(tmp_pat
     for name, other in (("first", "second"), ("second", "first")):
         module = CYCLIC.format(name=name, other=other)
         write_distribution(site, f"plughost-{name}", "1.0.0", {name: f"{name}_plugin"}, {f"{name}_plugin": module})
+    for name in ("east", "west"):
+        module = ROUTING.format(name=name)
+        write_distribution(site, f"plughost-{name}", "1.0.0", {name: f"{name}_plugin"}, {f"{name}_plugin": module})
     env = {
         "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
         "PLUGHOST_DATA_DIR": str(tmp_path / "data"),
-        "PLUGHOST_PLUGINS": "copycat,first,second,otel,timing",
+        "PLUGHOST_PLUGINS": "copycat,first,second,east,west,otel,timing",
     }
     result = core_cli("plugins", "list", "--json", env=env)
     assert result.returncode == 0, result.stderr
@@ -146,6 +161,8 @@ def test_plugins_list_shows_clashing_plugins_as_failed_and_keeps_working(tmp_pat
         "copycat": "error",
         "first": "error",
         "second": "error",
+        "east": "error",
+        "west": "error",
         "otel": "error",
         "timing": "enabled",
     }
@@ -153,8 +170,10 @@ def test_plugins_list_shows_clashing_plugins_as_failed_and_keeps_working(tmp_pat
     assert "both register a Flask blueprint named 'otel'" in rows["otel"]["error"]
     assert "middleware order has a cycle: first -> second -> first" in rows["first"]["error"]
     assert "remove or reverse one of these hints" in rows["second"]["error"]
+    assert "route conflict: GET /api/compass is claimed by both 'east' and 'west'" in rows["west"]["error"]
+    assert "change one of the paths" in rows["east"]["error"]
     assert rows["timing"]["contributions"] == [{"kind": "middleware", "name": "timing", "position": 1}]
 
     served = core_cli("serve", "--port", "1", env=env)
     assert served.returncode == 1 and "Traceback" not in served.stderr
-    assert "plugins 'first' and 'second': middleware order has a cycle" in served.stderr
+    assert "plugins 'east' and 'west': route conflict: GET /api/compass" in served.stderr  # the first clash found
