@@ -49,6 +49,10 @@ class EventQueue:
         """Whether some plugin implements the hook (so preparing an event is worth it)."""
         return bool(self._implementations())
 
+    def takes(self, argument: str) -> bool:
+        """Whether some implementation takes ``argument`` (so an argument that costs a read is worth it)."""
+        return any(argument in impl.argnames for impl in self._implementations())
+
     def emit(self, **event: Any) -> None:
         """Queue ``event`` (the hook's keyword arguments) for delivery; nothing happens without implementations."""
         if not self.wanted:

@@ -37,8 +37,9 @@ def plughost_routers(host: Any) -> RouterContribution:
     if settings.allow_remote and (security is None or security.token is None):
         raise ValueError("PLUGHOST_ASSISTANT_ALLOW_REMOTE needs the security plugin with PLUGHOST_SECURITY_TOKEN set")
     hook = host.plugins.manager.hook
+    trace_reader = getattr(hook, "plughost_trace_reader", None)  # offered by otel, when it is installed
     router = create_router(
-        hook.plughost_trace_reader(host=host),
+        None if trace_reader is None else trace_reader(host=host),
         hook.plughost_chat_model(host=host),
         ConversationStore(host.database, settings.conversation_hours * 3600),
         settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
@@ -13,11 +13,14 @@ from pydantic import BaseModel, Field
 from core import empty, gc_paused, run_bulk
 
 from .analysis import analyse
-from .hookspecs import ChatModel, TraceReader
+from .hookspecs import ChatModel
 from .policy import access
 from .report import as_text
 from .settings import Settings
 from .store import ConversationStore
+
+if TYPE_CHECKING:  # the otel plugin's public types; the assistant loads without otel
+    from plugins.otel.hookspecs import TraceReader
 
 SYSTEM_PROMPT = (
     "You are a performance engineer. Explain the trace analysis you are given: what made the request slow, what "
@@ -42,7 +45,7 @@ NO_TRACE: dict[int | str, dict[str, Any]] = {404: {"description": "No such trace
 
 
 def create_router(
-    read_trace: TraceReader | None, chat: ChatModel | None, conversations: ConversationStore, settings: Settings
+    traces: TraceReader | None, chat: ChatModel | None, conversations: ConversationStore, settings: Settings
 ) -> APIRouter:
     router = APIRouter(prefix="/api/assistant", tags=["assistant"])
     policy = access("remote-with-token", remote_allowed=settings.allow_remote)
@@ -51,10 +54,10 @@ def create_router(
         """``answer(analysis, text)`` for the trace, worked out in a thread with the cyclic GC paused:
         a huge trace is millions of objects, and neither the work nor the collections it would set
         off may stall the event loop. Only ``answer``'s result (bytes, text) outlives the pause."""
-        if read_trace is None:
+        if traces is None:
             raise HTTPException(503, "no trace source: enable the otel plugin")
         with gc_paused():
-            trace = await read_trace(trace_id)
+            trace = await traces.read(trace_id, lean=True)
             if trace is None:
                 raise HTTPException(404, f"no trace {trace_id} in this workspace")
             handed_over = [trace]

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 from typing import Any
 
-from core import ConsolePage, Host, RouterContribution, hookimpl, run_bulk
-from core.context import current_workspace
+from core import ConsolePage, Host, RouterContribution, hookimpl
 from core.database import migrated
 from core.events import EventQueue
 
 from . import hookspecs
-from .decode import STATUS_ERROR, to_rows
+from .decode import to_rows
 from .events import StoredTraces
 from .ingest import signals
-from .logs import LogStore, by_span
+from .logs import LogStore
 from .metrics import MetricStore
-from .present import bare_span_view, span_view, trace_summary
+from .reader import StoredTraceReader, summaries
 from .router import create_router
 from .settings import Settings
 from .store import SpanStore
 from .ui import pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-READ_PAGE = 2000
-"""Span rows read at a time for the assistant."""
-ANALYSED_MARKERS = (b"ai.", b"llm.", b"openinference.", b"mlflow.", b"input.value", b"output.value", b"exception")
-"""Bytes in a stored span that make the assistant's reader give its attributes and events (``ai.``: ``gen_ai.`` too)."""
 
 
 def _store(host: Host) -> SpanStore:
@@ -35,7 +31,7 @@ def _store(host: Host) -> SpanStore:
 
     def build() -> SpanStore:
         store = SpanStore(host.database)
-        store.committed = StoredTraces(_stored_events(host))
+        store.committed = StoredTraces(_stored_events(host), functools.partial(summaries, store))
         return store
 
     return host.service("otel.store", build)
@@ -93,42 +89,11 @@ def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[
     return lifespans
 
 
-@hookimpl(optionalhook=True)
-def plughost_trace_reader(host: Any) -> Any:
-    """For the assistant: read one trace in the current workspace, as ``GET /api/otel/traces/{id}`` answers it."""
-    store, logs = _store(host), _logs(host)
-
-    async def read(trace_id: str) -> dict[str, Any] | None:
-        """The spans' readable fields (not their OTLP/JSON, which no analysis reads), made a page
-        of rows at a time off the event loop: the stored rows of a huge trace are never all held.
-        A span that is not an error and whose bytes hold none of :data:`ANALYSED_MARKERS` comes
-        without attributes and events (see the hook): most spans of a big trace are not parsed."""
-        workspace = current_workspace()
-        summary = await store.get_summary(workspace, trace_id)
-        if summary is None:
-            return None
-        counted = await store.counted_spans(workspace, trace_id)
-        records = await logs.for_trace(workspace, trace_id)
-        span_logs = by_span(records)
-        views: list[dict[str, Any]] = []
-        async for rows in store.span_pages(workspace, trace_id, READ_PAGE):
-            views += await run_bulk(_analysis_views, rows, counted, span_logs)
-        return {**trace_summary(summary), "spans": views, "logs": records}
-
-    return read
-
-
-def _analysis_views(
-    rows: list[dict[str, Any]], counted: dict[str, bool], logs: dict[str, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    return [
-        span_view(row, counted=counted.get(row["span_id"]), logs=logs.get(row["span_id"], ()), otlp=False)
-        if row["status_code"] == STATUS_ERROR
-        or row["span_id"] in logs
-        or any(marker in row["span"] for marker in ANALYSED_MARKERS)
-        else bare_span_view(row)
-        for row in rows
-    ]
+@hookimpl
+def plughost_trace_reader(host: Any) -> hookspecs.TraceReader:
+    """For other plugins (the assistant): the stored traces, read as the query API answers."""
+    reader: hookspecs.TraceReader = host.service("otel.reader", lambda: StoredTraceReader(_store(host), _logs(host)))
+    return reader
 
 
 @hookimpl(optionalhook=True)

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -41,6 +41,7 @@ from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals, st
 from .logs import LogStore, by_span
 from .metrics import KEPT, MetricStore
 from .present import span_tree, span_view, spans_json, trace_summary
+from .reader import nanoseconds
 from .settings import Settings
 from .skeleton import COLUMNS as SKELETON_COLUMNS
 from .skeleton import FIELDS as SKELETON_FIELDS
@@ -55,7 +56,6 @@ logger = logging.getLogger("plughost.otel")
 RETRY_AFTER_SECONDS = str(core.unavailable.RETRY_AFTER_SECONDS)
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
 SpanId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="16 lowercase hex digits")]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 MAX_LIMIT = 1000
 ATTRIBUTE_PREFIX = "attr."
@@ -575,11 +575,7 @@ Moment = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
 def _ns(moment: datetime | None, name: str) -> int | None:
     """Nanoseconds since 1970 (a moment without offset is UTC); 400 outside what 64 bits hold."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    nanoseconds = (moment - EPOCH) // timedelta(microseconds=1) * 1000
-    if not -INT64_MAX <= nanoseconds <= INT64_MAX:
-        raise HTTPException(400, f"{name} must be between 1677-09-22 and 2262-04-11")
-    return nanoseconds
+    try:
+        return nanoseconds(moment, name)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None

@@ -166,6 +166,8 @@ SPAN_ROWS_PER_STATEMENT = 1000
 32,766), and the event loop gets a turn between statements of a big request."""
 SPANS_PER_PAGE = 200
 """Span rows read per query when a trace is streamed."""
+SUMMARIES_PER_QUERY = 500
+"""Trace ids per ``IN (...)`` when summaries are read by id."""
 TERM_ROWS_PER_STATEMENT = 4000
 """4 columns x 4000 rows, under the same limits."""
 TERMS_PER_STEP = 10_000
@@ -334,10 +336,11 @@ class SpanStore:
             self._sqlite.engine.dispose()
 
     async def list_traces(
-        self, where: TraceFilter, limit: int, page_token: str | None
+        self, where: TraceFilter, limit: int, page_token: str | None, *, workspace: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest first; returns a page and the token of the next page (``None`` at the end)."""
-        query = select(traces).where(traces.c.workspace == current_workspace())
+        """Newest first, in ``workspace`` (the current one when ``None``); returns a page and the token of
+        the next page (``None`` at the end)."""
+        query = select(traces).where(traces.c.workspace == (workspace or current_workspace()))
         if where.project is not None:
             query = query.where(traces.c.project == where.project)
         if where.service is not None:
@@ -380,6 +383,16 @@ class SpanStore:
                 )
             ).first()
         return None if found is None else dict(found._mapping)
+
+    async def get_summaries(self, workspace: str, trace_ids: list[str]) -> list[dict[str, Any]]:
+        """The summary rows of those of ``trace_ids`` that exist, in no particular order."""
+        found: list[dict[str, Any]] = []
+        async with self.engine.connect() as connection:
+            for start in range(0, len(trace_ids), SUMMARIES_PER_QUERY):
+                chosen = trace_ids[start : start + SUMMARIES_PER_QUERY]
+                query = select(traces).where(traces.c.workspace == workspace, traces.c.trace_id.in_(chosen))
+                found += [dict(row._mapping) for row in await connection.execute(query)]
+        return found
 
     async def span_pages(
         self,

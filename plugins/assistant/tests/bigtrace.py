@@ -1,7 +1,8 @@
 """A trace source for the responsiveness test (``bigtrace``): one huge trace held in memory.
 
-It implements the assistant's public ``plughost_trace_reader`` hook, as the otel plugin does,
-so that the test measures the assistant's analysis alone, not the trace store's read.
+It stands in for the otel plugin: it offers otel's public hook specs and implements
+``plughost_trace_reader``, so that the test measures the assistant's analysis alone, not the
+trace store's read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from typing import Any
 
 from core import hookimpl
+from plugins.otel import hookspecs
 
 from .spans import span, trace
 
@@ -42,13 +44,22 @@ def big() -> dict[str, Any]:
     return trace(*spans)
 
 
-@hookimpl(optionalhook=True)
-def plughost_trace_reader(host: Any) -> Any:
-    async def read(trace_id: str) -> dict[str, Any] | None:
+class BigTrace:
+    """A reader of the one big trace (only ``read`` is used by the assistant)."""
+
+    async def read(self, trace_id: str, *, workspace: str | None = None, lean: bool = False) -> dict[str, Any] | None:
         asked.set()
         collector_on.append(gc.isenabled())
         if trace_id != big()["trace_id"]:
             return None
         return {**big(), "spans": list(big()["spans"])}  # the assistant owns (and empties) what it is given
 
-    return read
+
+@hookimpl
+def plughost_addhooks(plugin_manager: Any) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def plughost_trace_reader(host: Any) -> Any:
+    return BigTrace()

@@ -24,6 +24,17 @@ class Listener:
         self.events.append((workspace, project, trace_ids))
 
 
+class Summaries:
+    PLUGHOST_NAME = "summaries"
+
+    def __init__(self) -> None:
+        self.traces: list[dict[str, Any]] = []
+
+    @hookimpl(optionalhook=True)
+    def plughost_traces_stored(self, traces):
+        self.traces.extend(traces)
+
+
 class Failing:
     PLUGHOST_NAME = "failing"
 
@@ -33,17 +44,31 @@ class Failing:
 
 
 def test_each_committed_ingest_announces_the_traces_it_touched(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
-    listener = Listener()
-    app = make_app(["otel", "workspace", listener, Failing()])
+    listener, summaries = Listener(), Summaries()
+    app = make_app(["otel", "workspace", listener, summaries, Failing()])
     with caplog.at_level(logging.ERROR, logger="plughost.events"), client_for(app) as client:
         both = otlp_trace(1, ended_days_ago=0)
         both["resourceSpans"] += otlp_trace(2, ended_days_ago=0)["resourceSpans"]
-        ingest(client, both, workspace="team-a", project="shop")
-        ingest(client, otlp_trace(1, ended_days_ago=0, spans=3), workspace="team-a", project="shop")  # grows
-        ingest(client, otlp_trace(3, ended_days_ago=0), project="billing")
-        deadline = time.monotonic() + 30
+        for document, workspace, project, announced in (
+            (both, "team-a", "shop", 2),
+            (otlp_trace(1, ended_days_ago=0, spans=3), "team-a", "shop", 3),  # grows
+            (otlp_trace(3, ended_days_ago=0), "default", "billing", 4),
+        ):
+            ingest(client, document, workspace=workspace, project=project)
+            deadline = time.monotonic() + 30
+            while len(summaries.traces) < announced and time.monotonic() < deadline:
+                time.sleep(0.05)
         while len(listener.events) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
+        listed = client.get("/api/otel/traces", headers={"X-Plughost-Workspace": "team-a"}).json()["traces"]
+    # each event's summaries are read once its ingest is committed: trace 1 with 2 spans, then grown to 3
+    assert [(t["trace_id"], t["span_count"], t["project"]) for t in summaries.traces] == [
+        (f"{1:032x}", 2, "shop"),
+        (f"{2:032x}", 2, "shop"),
+        (f"{1:032x}", 3, "shop"),
+        (f"{3:032x}", 2, "billing"),
+    ]
+    assert summaries.traces[2] in listed  # the same summary the list API gives
     assert sorted(listener.events) == [
         ("default", "billing", [f"{3:032x}"]),
         ("team-a", "shop", [f"{1:032x}"]),
