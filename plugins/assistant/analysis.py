@@ -28,7 +28,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from .critical_path import Segment, critical_path
+from .critical_path import Children, Segment, children_of, critical_path
 from .genai import genai_analysis
 from .intervals import union, union_length
 from .settings import Settings
@@ -69,19 +69,12 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "genai": None,
         }
     by_id = {span["span_id"]: span for span in spans}
-    children: dict[str | None, list[Span]] = defaultdict(list)
-    for span in spans:
-        parent = (
-            span["parent_span_id"]
-            if span["parent_span_id"] in by_id and span["parent_span_id"] != span["span_id"]
-            else None
-        )
-        children[parent].append(span)
+    children = children_of(spans)
     start = min(span["start_time_unix_nano"] for span in spans)
     end = max(span["end_time_unix_nano"] for span in spans)
     total = max(end - start, 1)
-    self_times = {span["span_id"]: _self_time(span, children[span["span_id"]]) for span in spans}
-    segments = critical_path(spans)
+    self_times = {span["span_id"]: _self_time(span, children.get(span["span_id"])) for span in spans}
+    segments = critical_path(spans, children)
     longest = heapq.nlargest(PATH_SEGMENTS, segments, key=lambda segment: segment.finish - segment.begin)
     path_ns = sum(segment.finish - segment.begin for segment in segments)
     return {
@@ -103,7 +96,7 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
 
 
-def _sequential(children: dict[str | None, list[Span]]) -> bool:
+def _sequential(children: Children) -> bool:
     """Whether nothing ran in parallel: no two children of one parent (or two roots) overlap in time."""
     for kids in children.values():
         reached = None
@@ -178,7 +171,7 @@ def _segment(segment: Segment, start: int) -> dict[str, Any]:
     }
 
 
-def _self_time(span: Span, kids: list[Span]) -> int:
+def _self_time(span: Span, kids: list[Span] | None) -> int:
     """The span's duration not covered by any of its children (clipped to the span)."""
     begin, finish = span["start_time_unix_nano"], span["end_time_unix_nano"]
     if not kids:
@@ -212,7 +205,7 @@ def _error(span: Span) -> dict[str, Any]:
     }
 
 
-def _repeated(children: dict[str | None, list[Span]], by_id: dict[str, Span]) -> list[dict[str, Any]]:
+def _repeated(children: Children, by_id: dict[str, Span]) -> list[dict[str, Any]]:
     """N+1 findings, one per (call name, parent name pattern): parents whose names differ only in
     their numbers are one pattern (``batch *``)."""
     found: dict[tuple[str, str | None], dict[str, Any]] = {}
@@ -249,15 +242,15 @@ def _duration(span: Span) -> int:
     return int(span["end_time_unix_nano"] - span["start_time_unix_nano"])
 
 
-def _gaps(children: dict[str | None, list[Span]], start: int, total: int) -> list[dict[str, Any]]:
+def _gaps(children: Children, start: int, total: int) -> list[dict[str, Any]]:
     """Stretches inside a root span where none of its descendants ran."""
     found = []
-    for root in children[None]:
-        descendants, pending = [], list(children[root["span_id"]])
+    for root in children.get(None, ()):
+        descendants, pending = [], list(children.get(root["span_id"], ()))
         while pending:
             span = pending.pop()
             descendants.append((span["start_time_unix_nano"], span["end_time_unix_nano"]))
-            pending.extend(children[span["span_id"]])
+            pending.extend(children.get(span["span_id"], ()))
         cursor = root["start_time_unix_nano"]
         for begin, finish in [*union(descendants), (root["end_time_unix_nano"], root["end_time_unix_nano"])]:
             begin, finish = max(begin, root["start_time_unix_nano"]), min(finish, root["end_time_unix_nano"])

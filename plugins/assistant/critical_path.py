@@ -81,11 +81,26 @@ def _by_end(node: _Node) -> tuple[int, int]:
     return node.finish, node.begin
 
 
-def critical_path(spans: list[Span]) -> list[Segment]:
-    """The path's segments in time order; each span's segments sum to its time on the path."""
+Children = dict[str | None, list[Span]]
+"""Spans by the id of their parent; ``None``: the roots, and spans whose parent is not in the trace."""
+
+
+def children_of(spans: list[Span]) -> Children:
+    """The trace's spans by parent (a span whose id another span also has counts once, the last)."""
+    by_id = {span["span_id"]: span for span in spans}
+    children: Children = {}
+    for span_id, span in by_id.items():
+        parent = span["parent_span_id"]
+        children.setdefault(parent if parent in by_id and parent != span_id else None, []).append(span)
+    return children
+
+
+def critical_path(spans: list[Span], children: Children | None = None) -> list[Segment]:
+    """The path's segments in time order; each span's segments sum to its time on the path.
+    ``children``: :func:`children_of` the spans, when the caller has it already."""
     if not spans:
         return []
-    trace = _tree(spans)
+    trace = _tree(spans, children_of(spans) if children is None else children)
     backwards: list[Segment] = []
     stack = [_Walk(trace, trace.finish)]
     while stack:
@@ -98,7 +113,10 @@ def critical_path(spans: list[Span]) -> list[Segment]:
         child_end = min(child.finish, walk.cursor)
         backwards.append(Segment(walk.node.span, child_end, walk.cursor))
         walk.cursor = child.begin
-        stack.append(_Walk(child, child_end))
+        if child.children:
+            stack.append(_Walk(child, child_end))
+        else:  # a leaf is all its own time: what walking it would give, without the walk (most spans)
+            backwards.append(Segment(child.span, child.begin, child_end))
     return [s for s in reversed(backwards) if s.span is not None and (s.finish > s.begin or _whole_span(s))]
 
 
@@ -109,25 +127,22 @@ def _whole_span(segment: Segment) -> bool:
     return bool(segment.begin == span["start_time_unix_nano"] and segment.finish == span["end_time_unix_nano"])
 
 
-def _tree(spans: list[Span]) -> _Node:
+def _tree(spans: list[Span], children: Children) -> _Node:
     """The spans as a tree under a node for the whole trace, each node clipped to its parent."""
-    by_id = {span["span_id"]: span for span in spans}
-    kids: dict[str | None, list[Span]] = {}
-    for span in by_id.values():
-        parent = span["parent_span_id"]
-        kids.setdefault(parent if parent in by_id and parent != span["span_id"] else None, []).append(span)
-    begin = min(span["start_time_unix_nano"] for span in by_id.values())
-    finish = max(span["end_time_unix_nano"] for span in by_id.values())
+    begin = min(span["start_time_unix_nano"] for span in spans)
+    finish = max(span["end_time_unix_nano"] for span in spans)
     trace = _Node(None, begin, finish)
     pending = [(trace, None)]
     while pending:  # a node's children are clipped once the node itself is
         node, key = pending.pop()
-        for span in kids.get(key, ()):
-            child_begin = max(span["start_time_unix_nano"], node.begin)
-            child_finish = min(max(span["end_time_unix_nano"], span["start_time_unix_nano"]), node.finish)
+        for span in children.get(key, ()):
+            start, end = span["start_time_unix_nano"], span["end_time_unix_nano"]
+            child_begin = start if start > node.begin else node.begin
+            child_finish = min(end if end > start else start, node.finish)
             if child_begin > child_finish:
                 continue  # wholly outside its parent: not part of what the parent waited on
             child = _Node(span, child_begin, child_finish)
             node.children.append(child)
-            pending.append((child, span["span_id"]))
+            if span["span_id"] in children:
+                pending.append((child, span["span_id"]))
     return trace

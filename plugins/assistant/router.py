@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from core import empty, gc_paused, run_bulk
+from core.context import current_workspace
 
 from .analysis import analyse
 from .hookspecs import ChatModel
@@ -41,7 +42,10 @@ class ExplainRequest(BaseModel):
     endpoint: str | None = None
 
 
-NO_TRACE: dict[int | str, dict[str, Any]] = {404: {"description": "No such trace in this workspace"}}
+NO_TRACE: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such trace in this workspace"},
+    422: {"description": "The trace has more spans than an analysis reads (`PLUGHOST_ASSISTANT_MAX_SPANS`)"},
+}
 
 
 def create_router(
@@ -56,6 +60,13 @@ def create_router(
         off may stall the event loop. Only ``answer``'s result (bytes, text) outlives the pause."""
         if traces is None:
             raise HTTPException(503, "no trace source: enable the otel plugin")
+        summary = await traces.summaries(current_workspace(), [trace_id])
+        if summary and summary[0]["span_count"] > settings.max_spans:
+            raise HTTPException(
+                422,
+                f"trace {trace_id} has {summary[0]['span_count']:,} spans, more than the {settings.max_spans:,} "
+                "an analysis reads (PLUGHOST_ASSISTANT_MAX_SPANS); open it in the trace view, which reads it in pieces",
+            )
         with gc_paused():
             trace = await traces.read(trace_id, lean=True)
             if trace is None:
@@ -80,7 +91,8 @@ def create_router(
         "/explain",
         summary="The analysis plus an LLM explanation, streamed as SSE; follow up with conversation_id",
         responses={
-            404: {"description": "No such trace, or no such conversation (it may have expired), in this workspace"}
+            **NO_TRACE,
+            404: {"description": "No such trace, or no such conversation (it may have expired), in this workspace"},
         },
         **policy,
     )

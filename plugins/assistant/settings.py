@@ -22,6 +22,9 @@ class Settings(BaseModel):
     prices: dict[str, ModelPrice] = {}
     """Price per million input and output tokens by model name, as JSON:
     ``{"gpt-4o": {"input": 2.5, "output": 10}}``. Empty (no costs shown) unless set."""
+    max_spans: int = Field(200_000, ge=1)
+    """The most spans a trace may have to be analysed: the analysis holds every span (about 3 KiB
+    each), so a bigger trace is refused (422) instead of growing the server by gigabytes."""
     slow_llm_call_ms: float = Field(5000.0, gt=0)
     """An LLM call at least this long is reported as slow."""
     api_url: str | None = Field(None, pattern=r"^https?://")

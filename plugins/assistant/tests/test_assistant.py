@@ -109,6 +109,20 @@ def test_offline_analysis_finds_the_critical_path_errors_repeats_and_gaps(base: 
     assert missing.status_code == 404
 
 
+def test_a_trace_over_the_span_cap_is_refused_before_it_is_read(make_app: Any) -> None:
+    with serve_in_thread(make_app(["otel", "assistant"], {"assistant": {"max_spans": 10}})) as url:
+        trace_id = export_checkout_trace(url)  # 10 spans: at the cap, analysed
+        assert httpx.post(f"{url}/api/assistant/analyze", json={"trace_id": trace_id}).status_code == 200
+    with serve_in_thread(make_app(["otel", "assistant"], {"assistant": {"max_spans": 9}})) as url:
+        trace_id = export_checkout_trace(url)
+        refused = httpx.post(f"{url}/api/assistant/analyze", json={"trace_id": trace_id})
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        f"trace {trace_id} has 10 spans, more than the 9 an analysis reads (PLUGHOST_ASSISTANT_MAX_SPANS); "
+        "open it in the trace view, which reads it in pieces"
+    )
+
+
 @pytest.mark.parametrize(
     "header", ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Via"]
 )
