@@ -73,7 +73,12 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
     start = min(span["start_time_unix_nano"] for span in spans)
     end = max(span["end_time_unix_nano"] for span in spans)
     total = max(end - start, 1)
-    self_times = {span["span_id"]: _self_time(span, children.get(span["span_id"])) for span in spans}
+    self_times = {
+        span["span_id"]: _self_time(span, kids)
+        if (kids := children.get(span["span_id"]))
+        else max(0, span["end_time_unix_nano"] - span["start_time_unix_nano"])  # a leaf: all its own time
+        for span in spans
+    }
     segments = critical_path(spans, children)
     longest = heapq.nlargest(PATH_SEGMENTS, segments, key=lambda segment: segment.finish - segment.begin)
     path_ns = sum(segment.finish - segment.begin for segment in segments)
@@ -88,7 +93,9 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "critical_path_contributors": _contributors(segments, total),
         "slowest_spans": _slowest(spans, self_times, total),
         "errors": [
-            _error(span) for span in spans if span["status"]["code"] == "STATUS_CODE_ERROR" or _exceptions(span)
+            _error(span)
+            for span in spans
+            if span["status"]["code"] == "STATUS_CODE_ERROR" or (span.get("events") and _exceptions(span))
         ],
         "repeated_calls": _repeated(children, by_id),
         "gaps": _gaps(children, start, total),
@@ -171,11 +178,9 @@ def _segment(segment: Segment, start: int) -> dict[str, Any]:
     }
 
 
-def _self_time(span: Span, kids: list[Span] | None) -> int:
+def _self_time(span: Span, kids: list[Span]) -> int:
     """The span's duration not covered by any of its children (clipped to the span)."""
     begin, finish = span["start_time_unix_nano"], span["end_time_unix_nano"]
-    if not kids:
-        return int(max(0, finish - begin))
     covered = union_length(
         (max(k["start_time_unix_nano"], begin), min(k["end_time_unix_nano"], finish))
         for k in kids

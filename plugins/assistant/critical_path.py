@@ -23,6 +23,7 @@ bounded number of times. The walk uses an explicit stack, so deep traces cannot 
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,10 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
 
 
+BY_END = operator.attrgetter("finish", "begin")
+"""A node's sort key among its siblings: when it ends, then when it begins."""
+
+
 class _Walk:
     """One parent's backward walk: its children latest-ending first, and the cursor (the current point)."""
 
@@ -54,7 +59,7 @@ class _Walk:
         self.node = node
         self.cursor = cursor
         children = node.children
-        self.by_end = sorted(children, key=_by_end, reverse=True) if len(children) > 1 else children
+        self.by_end = sorted(children, key=BY_END, reverse=True) if len(children) > 1 else children
         self.next_index = 0
         self.running: deque[_Node] = deque()  # passed over (end >= cursor), latest-ending first
 
@@ -75,10 +80,6 @@ class _Walk:
             self.next_index += 1
             return self.by_end[self.next_index - 1]
         return None
-
-
-def _by_end(node: _Node) -> tuple[int, int]:
-    return node.finish, node.begin
 
 
 Children = dict[str | None, list[Span]]

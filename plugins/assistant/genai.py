@@ -48,8 +48,9 @@ def genai_analysis(
     spans: list[Span], trace_start: int, trace_ns: int, prices: dict[str, ModelPrice], slow_llm_call_ms: float
 ) -> dict[str, Any] | None:
     """The GenAI section of an analysis, or ``None`` when the trace holds no LLM or tool call."""
-    llm = [span for span in spans if is_llm_call(span)]
-    tools = [span for span in spans if is_tool_call(span)]
+    facts = [span for span in spans if span.get("genai")]  # most spans of a big trace have none
+    llm = [span for span in facts if is_llm_call(span)]
+    tools = [span for span in facts if is_tool_call(span)]
     if not llm and not tools:
         return None
     calls = [
