@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +18,9 @@ from .store import SpanStore, TraceFilter
 
 READ_PAGE = 2000
 """Span rows read at a time."""
-ANALYSED_MARKERS = (b"ai.", b"llm.", b"openinference.", b"mlflow.", b"input.value", b"output.value", b"exception")
-"""Bytes in a stored span that make a lean read give its attributes and events (``ai.``: ``gen_ai.`` too)."""
+ANALYSED_MARKERS = re.compile(rb"ai\.|llm\.|openinference\.|mlflow\.|input\.value|output\.value|exception")
+"""Bytes in a stored span that make a lean read give its attributes and events (``ai.``: ``gen_ai.`` too);
+one search of the span's bytes (seven ``in`` tests cost twice the rest of a lean read)."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -122,7 +124,7 @@ def _span_views(
         if not lean
         or row["status_code"] == STATUS_ERROR
         or row["span_id"] in logs
-        or any(marker in row["span"] for marker in ANALYSED_MARKERS)
+        or ANALYSED_MARKERS.search(row["span"])
         else bare_span_view(row)
         for row in rows
     ]
