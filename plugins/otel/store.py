@@ -552,17 +552,20 @@ def with_several_calls(connection: Connection, keys: list[tuple[str, str]]) -> l
     found: list[tuple[str, str]] = []
     for workspace, trace_ids in by_workspace.items():
         for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
+            chosen = {"workspace": workspace, "trace_ids": trace_ids[start : start + TRACES_PER_RECOUNT]}
             found += [
                 (row_workspace, row_trace_id)
-                for row_workspace, row_trace_id in connection.execute(
-                    select(traces.c.workspace, traces.c.trace_id).where(
-                        traces.c.workspace == workspace,
-                        traces.c.trace_id.in_(trace_ids[start : start + TRACES_PER_RECOUNT]),
-                        traces.c.llm_calls > 1,
-                    )
-                )
+                for row_workspace, row_trace_id in connection.execute(SEVERAL_CALLS, chosen)
             ]
     return found
+
+
+SEVERAL_CALLS = select(traces.c.workspace, traces.c.trace_id).where(
+    traces.c.workspace == bindparam("workspace"),
+    traces.c.trace_id.in_(bindparam("trace_ids", expanding=True)),
+    traces.c.llm_calls > 1,
+)
+"""Built once: it runs after every write, and building the statement cost three times its execution."""
 
 
 async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]], per_statement: int) -> Stored:
