@@ -14,13 +14,10 @@ in your plugin's ``conftest.py``; the default enables every installed plugin),
 ``client`` (a TestClient with lifespans run), ``live_server`` (the base URL of
 ``plughost_app`` served by uvicorn), ``database_url`` (a fresh database, once
 on SQLite and once on PostgreSQL; under ``CI`` an unreachable PostgreSQL fails
-<<<<<<< HEAD
-the test instead of skipping it) and ``sqlite_url`` (SQLite only, for checks
-whose behaviour no store changes).
-=======
-the test instead of skipping it), ``postgresql_cluster`` and ``stoppable_postgresql_url``
-(a PostgreSQL server of the session's own, which a test may stop and start).
->>>>>>> main
+the test instead of skipping it), ``sqlite_url`` (SQLite only, for checks
+whose behaviour no store changes), ``postgresql_url`` (PostgreSQL only), ``postgresql_cluster``
+and ``stoppable_postgresql_url`` (a PostgreSQL server of the session's own, which a test may stop
+and start).
 
 Browser fixtures (Playwright driving the system Chromium, never a downloaded one):
 ``chromium_path``, ``chromium_browser`` (one per module; ``*.test`` host names resolve
@@ -187,22 +184,31 @@ START_TIMEOUT = 120.0
 @contextmanager
 def serve_in_thread(app: Any, *, timeout: float = START_TIMEOUT, **config: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL.
-    ``timeout``: seconds to wait for the start (and for the stop)."""
+    ``timeout``: seconds to wait for the start (and for the stop).
+
+    The port is bound here and the socket handed to uvicorn: a port merely found free could be taken
+    (by another process's outgoing connection, say) before uvicorn binds it."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = int(listening.getsockname()[1])
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), http=NoDelayHTTPProtocol, log_level="warning", **config)
+        uvicorn.Config(app, host="127.0.0.1", port=port, http=NoDelayHTTPProtocol, log_level="warning", **config)
     )
-    thread = threading.Thread(target=server.run, name="plughost-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, name="plughost-live-server", daemon=True
+    )
+    with listening:
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(timeout)
 
 
 @pytest.fixture
@@ -359,12 +365,15 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}"
 
 
-def postgresql_admin(*statements: str) -> None:
-    """Run ``statements`` in order on the ``PLUGHOST_TEST_POSTGRESQL`` server, outside any test database."""
+def postgresql_admin(*statements: str, database: str | None = None) -> None:
+    """Run ``statements`` in order on the ``PLUGHOST_TEST_POSTGRESQL`` server: in its own database,
+    outside any test database, or in ``database``."""
     import asyncpg
 
+    server = POSTGRESQL_SERVER if database is None else POSTGRESQL_SERVER.rsplit("/", 1)[0] + f"/{database}"
+
     async def run() -> None:
-        connection = await asyncpg.connect(POSTGRESQL_SERVER, timeout=5)
+        connection = await asyncpg.connect(server, timeout=5)
         try:
             for statement in statements:
                 await connection.execute(statement)
@@ -391,7 +400,8 @@ def postgresql_down(database_url: str) -> Iterator[None]:
 
 @pytest.fixture
 def postgresql_url() -> Iterator[str]:
-    """A new PostgreSQL database on ``PLUGHOST_TEST_POSTGRESQL``, created for this test and dropped after."""
+    """A fresh, empty PostgreSQL database on ``PLUGHOST_TEST_POSTGRESQL`` for this test (see
+    :func:`new_postgresql_database`)."""
     with new_postgresql_database() as url:
         yield url
 
@@ -407,20 +417,78 @@ def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
         yield url
 
 
-@contextmanager
-def new_postgresql_database() -> Iterator[str]:
-    """A new database on ``PLUGHOST_TEST_POSTGRESQL`` for the block (its SQLAlchemy URL), dropped after."""
+class PostgreSQLDatabases:
+    """The databases this test process keeps on ``PLUGHOST_TEST_POSTGRESQL``: each is lent to one block at a
+    time and emptied when given back, so that a test gets a fresh database without paying for
+    ``CREATE DATABASE`` and ``DROP DATABASE`` (about 2 s between them on a busy machine) each time.
+    Dropped at the end of the session."""
+
+    def __init__(self) -> None:
+        self.free: list[str] = []
+        self.made: list[str] = []
+
+    def lend(self) -> str:
+        """A database's name: an emptied one, or a new one (with ``synchronous_commit`` off: its sessions
+        need not wait for the disk, as nothing survives the test run)."""
+        if self.free:
+            return self.free.pop()
+        name = f"plughost_test_{uuid.uuid4().hex[:12]}"
+        postgresql_admin(f'CREATE DATABASE "{name}"', *self.settings(name))
+        self.made.append(name)
+        return name
+
+    @staticmethod
+    def settings(name: str) -> tuple[str, ...]:
+        return (f'ALTER DATABASE "{name}" RESET ALL', f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+
+    def give_back(self, name: str) -> None:
+        """Cut what the test left connected (as ``DROP DATABASE ... WITH (FORCE)`` would), then empty the
+        database as new: no tables, types, sequences or settings of the test's own."""
+        postgresql_admin(
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true',
+            *self.settings(name),
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        )
+        postgresql_admin(
+            "DROP SCHEMA public CASCADE",
+            "CREATE SCHEMA public",
+            "GRANT ALL ON SCHEMA public TO PUBLIC",
+            database=name,
+        )
+        self.free.append(name)
+
+    def drop_all(self) -> None:
+        for name in self.made:
+            postgresql_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.made.clear()
+        self.free.clear()
+
+
+_postgresql_databases = PostgreSQLDatabases()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the databases this test process made on ``PLUGHOST_TEST_POSTGRESQL``."""
     import asyncpg
 
-    name = f"plughost_test_{uuid.uuid4().hex[:12]}"
+    with contextlib.suppress(OSError, asyncpg.PostgresError):
+        _postgresql_databases.drop_all()
+
+
+@contextmanager
+def new_postgresql_database() -> Iterator[str]:
+    """A fresh, empty database on ``PLUGHOST_TEST_POSTGRESQL`` for the block (its SQLAlchemy URL); emptied
+    after, for the next block of this test process (:class:`PostgreSQLDatabases`)."""
+    import asyncpg
+
     try:
-        postgresql_admin(f'CREATE DATABASE "{name}"')
+        name = _postgresql_databases.lend()
     except (OSError, asyncpg.PostgresError) as error:
         _postgresql_unavailable(f"{type(error).__name__}: {error}")
     try:
         yield POSTGRESQL_SERVER.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
     finally:
-        postgresql_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _postgresql_databases.give_back(name)
 
 
 BATCH_TRACE_START_NS = 1_700_000_000_000_000_000

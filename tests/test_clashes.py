@@ -15,8 +15,8 @@ from fastapi import APIRouter
 from flask import Blueprint
 
 from core import ConsolePage, MiddlewareContribution, RouterContribution, StartupError, hookimpl
+from tests.cli import core_cli, core_process
 from tests.distributions import write_distribution
-from tests.test_cli import core_cli
 
 
 def contributing(name: str, hook: str, *contributions: object) -> object:
@@ -174,6 +174,6 @@ def test_plugins_list_shows_clashing_plugins_as_failed_and_keeps_working(tmp_pat
     assert "change one of the paths" in rows["east"]["error"]
     assert rows["timing"]["contributions"] == [{"kind": "middleware", "name": "timing", "position": 1}]
 
-    served = core_cli("serve", "--port", "1", env=env)
+    served = core_process("serve", "--port", "1", env=env)
     assert served.returncode == 1 and "Traceback" not in served.stderr
     assert "plugins 'east' and 'west': route conflict: GET /api/compass" in served.stderr  # the first clash found

@@ -6,8 +6,6 @@ import http.client
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,6 +13,7 @@ from urllib.parse import urlparse
 import pytest
 
 from core.settings import CoreSettings
+from tests.cli import core_cli, core_process
 from tests.distributions import write_distribution
 from tests.servers import running_server
 
@@ -67,12 +66,6 @@ def site(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def core_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env}
-    )
-
-
 def test_plugins_list_keeps_working_when_a_plugin_is_broken(site: dict[str, str]) -> None:
     result = core_cli("plugins", "list", "--json", env={**site, "PLUGHOST_PLUGINS": "good,broken"})
     assert result.returncode == 0, result.stderr
@@ -114,7 +107,7 @@ def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, st
 
 
 def test_serve_with_a_broken_plugin_stops_with_one_clear_message(site: dict[str, str]) -> None:
-    result = core_cli("serve", "--port", "1", env=site)
+    result = core_process("serve", "--port", "1", env=site)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (

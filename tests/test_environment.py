@@ -93,7 +93,7 @@ def test_every_variable_the_readme_documents_is_read(make_app) -> None:
 
 
 def test_plugins_list_reports_an_unknown_variable_and_keeps_working(tmp_path) -> None:
-    from tests.test_cli import core_cli
+    from tests.cli import core_cli, core_process
 
     env = {"PLUGHOST_PORTT": "5001", "PLUGHOST_DATA_DIR": str(tmp_path), "PLUGHOST_PLUGINS": "timing"}
     result = core_cli("plugins", "list", "--json", env=env)
@@ -101,5 +101,5 @@ def test_plugins_list_reports_an_unknown_variable_and_keeps_working(tmp_path) ->
     listed = json.loads(result.stdout)
     assert "unknown setting PLUGHOST_PORTT (did you mean PLUGHOST_PORT?)" in listed["assembly_error"]
     assert {row["name"]: row["status"] for row in listed["plugins"]}["timing"] == "enabled"
-    served = core_cli("serve", "--port", "1", env=env)
+    served = core_process("serve", "--port", "1", env=env)
     assert served.returncode == 1 and "unknown setting PLUGHOST_PORTT" in served.stderr

@@ -10,18 +10,9 @@ import sys
 import httpx
 import pytest
 
+from tests.cli import core_cli
 from tests.readme import marked_blocks
 from tests.servers import running_server
-
-
-def core_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import StartupError
 from core.scaffold import new_plugin
-from tests.test_cli import core_cli
+from tests.cli import core_cli
 
 
 def test_a_new_plugin_installs_and_its_tests_pass_as_written(tmp_path: Path) -> None:

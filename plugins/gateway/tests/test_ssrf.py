@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from core.testing import client_for
 from plugins.gateway.ssrf import PublicResolver, is_public
-from plugins.gateway.tests.kit import API_KEY, configure
+from plugins.gateway.tests.kit import API_KEY, KEK, configure
+
+
+@pytest.fixture(scope="module")
+def public_only(module_make_app: Any) -> Iterator[Any]:
+    """One gateway that refuses private provider addresses, for this module's refused secrets: a refused
+    secret is never stored, so the tests share it."""
+    with client_for(module_make_app(["gateway"], {"gateway": {"allow_private": False, "kek": KEK}})) as client:
+        yield client
 
 
 def test_a_redirect_is_a_provider_error_and_never_followed(base: str, provider: Any) -> None:
@@ -53,12 +63,11 @@ def test_a_provider_error_body_is_not_relayed_only_its_json_message(base: str, p
         "2606:4700::200:5efe:a00:1",  # ISATAP (universal bit) of 10.0.0.1
     ],
 )
-def test_ipv6_forms_of_private_ipv4_addresses_are_refused(serve: Any, address: str) -> None:
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused(public_only: Any, address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
-    with serve(allow_private=False) as url:
-        response = httpx.post(
-            f"{url}/api/gateway/secrets", json={"name": "k", "api_key": API_KEY, "base_url": f"https://[{address}]/v1"}
-        )
+    response = public_only.post(
+        "/api/gateway/secrets", json={"name": "k", "api_key": API_KEY, "base_url": f"https://[{address}]/v1"}
+    )
     assert response.status_code == 400 and "non-public address" in response.json()["detail"]
 
 
