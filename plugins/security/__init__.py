@@ -1,15 +1,46 @@
-"""security: allowed hosts (DNS rebinding), cross-origin write protection, CORS, an optional token,
-and security headers on every response. Outermost of the middlewares."""
+"""security: allowed hosts (DNS rebinding), cross-origin write protection, CORS, security headers on every
+response, and who may do what: one optional token, or accounts (users and API keys with a role per
+workspace, ``PLUGHOST_SECURITY_AUTH=users``). Outermost of the middlewares."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from core import MiddlewareContribution, hookimpl
+import click
 
+from core import MiddlewareContribution, RouterContribution, hookimpl
+from core.access import AccessRefused, IngestAuthorizer
+from core.database import migrated
+
+from .access import served_workspace
+from .accounts import Accounts
+from .cli import keys, users
+from .credentials import token_matches
 from .middleware import SecurityMiddleware
+from .router import create_router
 from .settings import Settings
+from .store import AccountStore
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _settings(host: Any) -> Settings:
+    settings: Settings = host.plugin_settings("security")
+    return settings
+
+
+def _accounts(host: Any) -> Accounts | None:
+    """The app's accounts when they are on (``PLUGHOST_SECURITY_AUTH=users``), else ``None``."""
+    settings = _settings(host)
+    if settings.auth != "users":
+        return None
+    accounts: Accounts = host.service(
+        "security.accounts", lambda: Accounts(AccountStore(host.database), settings.credential_cache_seconds)
+    )
+    return accounts
 
 
 @hookimpl
@@ -19,5 +50,49 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_middlewares(host: Any) -> MiddlewareContribution:
-    factory = partial(SecurityMiddleware, page_shell=host.is_page_shell)
+    factory = partial(
+        SecurityMiddleware,
+        page_shell=host.is_page_shell,
+        accounts=_accounts(host),
+        workspaces=host.is_enabled("workspace"),
+    )
     return MiddlewareContribution("security", factory, before=("workspace", "timing"))
+
+
+@hookimpl
+def plughost_routers(host: Any) -> RouterContribution | None:
+    accounts = _accounts(host)
+    if accounts is None:
+        return None
+    return RouterContribution("security", create_router(accounts, _settings(host)))
+
+
+@hookimpl
+def plughost_lifespan(host: Any) -> list[Any]:
+    accounts = _accounts(host)
+    if accounts is None:
+        return []
+    return [migrated(host.database, MIGRATIONS, "security"), accounts.recording_use()]
+
+
+@hookimpl
+def plughost_commands(cli: click.Group) -> list[click.Command]:
+    return [keys, users]
+
+
+@hookimpl
+def plughost_ingest_authorizer(host: Any) -> IngestAuthorizer:
+    """OTLP/gRPC asks what the middleware asks of ``POST /v1/traces``: the token, or a key that may write."""
+    settings = _settings(host)
+    accounts = _accounts(host)
+    token = settings.token.get_secret_value().encode() if settings.token else None
+
+    async def authorize(metadata: Mapping[str, str], workspace: str) -> str:
+        if accounts is not None:
+            principal = await accounts.key_principal(metadata)
+            return served_workspace(principal, "POST", "/v1/traces", workspace, workspace)
+        if token is not None and not token_matches(metadata, token):
+            raise AccessRefused(401, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)")
+        return workspace
+
+    return authorize
