@@ -34,6 +34,7 @@ from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, bind_workspace, ch
 
 from .access import served_workspace
 from .accounts import CSRF_HEADER, SESSION_COOKIE, Accounts
+from .answers import error_body
 from .credentials import token_matches
 from .hosts import HostAllowList, OriginPolicy, same_origin
 from .settings import Settings
@@ -114,17 +115,19 @@ class SecurityMiddleware:
         send = self._with_headers(send, origin if cross_origin and origin and self.origins.allows(origin) else None)
 
         refusal = self._refusal(scope, headers, host, origin, cross_origin)
+        client_format = ""
         if refusal is None and self.accounts is not None:
             refusal = await self._serve_with_accounts(scope, headers, receive, send)
             if refusal is None:
                 return
+            client_format = scope["path"]  # a refusal of credentials, in the format the client reads
         if refusal is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": refusal[1][:120]})
         else:
             status, detail, extra = refusal
-            await _respond(send, status, detail, extra)
+            await _respond(send, status, detail, extra, client_format)
 
     def _refusal(
         self, scope: Scope, headers: dict[str, str], host: str, origin: str | None, cross_origin: bool
@@ -307,14 +310,15 @@ def _http_scheme(scope: Scope) -> str:
     return {"ws": "http", "wss": "https"}.get(scheme, scheme)
 
 
-async def _respond(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
+async def _respond(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]], path: str) -> None:
+    """Send a refusal; ``path`` (when given) picks the body's format (:func:`.answers.error_body`)."""
     plain = any(name == b"content-type" for name, _ in extra)
     if status in (204, 303):
         body = b""
     elif plain:
         body = detail.encode()
     else:
-        body = json.dumps({"detail": detail}).encode()
+        body = json.dumps(error_body(path, status, detail)).encode()
         extra = [(b"content-type", b"application/json"), *extra]
     headers = [(b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -54,8 +54,9 @@ class Deployment:
         return self.cli(*args).strip()
 
     @contextmanager
-    def server(self, **security: Any) -> Iterator[tuple[str, str]]:
-        """A live server with accounts on: (its base URL, its OTLP/gRPC target)."""
+    def server(self, plugins: tuple[str, ...] = (), **security: Any) -> Iterator[tuple[str, str]]:
+        """A live server with accounts on, and ``plugins`` besides security, workspace and otel:
+        (its base URL, its OTLP/gRPC target)."""
         grpc_target = f"127.0.0.1:{free_port()}"
         settings = {
             "database_url": self.database_url,
@@ -63,7 +64,7 @@ class Deployment:
             "security": {"auth": "users", **security},
             "otel": {"grpc_address": grpc_target},
         }
-        with serve_in_thread(self.make_app(PLUGINS, settings)) as url:
+        with serve_in_thread(self.make_app([*PLUGINS, *plugins], settings)) as url:
             yield url, grpc_target
 
 
@@ -259,6 +260,33 @@ def test_keys_record_their_last_use_and_a_key_disabled_elsewhere_stops_within_th
             time.sleep(0.1)
     (entry,) = [e for e in _listed(deployment, "keys") if e["name"] == "poller"]
     assert entry["last_used_at"] is not None and entry["last_used_at"] > entry["created_at"]
+
+
+def test_job_log_streams_and_artifact_downloads_need_a_key_of_their_workspace(
+    sqlite_url: str, tmp_path: Path, make_app: Any
+) -> None:
+    deployment = Deployment(sqlite_url, tmp_path / "data", make_app)
+    team_a = deployment.add_key("team-a-etl", "editor", "team-a")
+    team_b = deployment.add_key("team-b-viewer", "viewer", "team-b")
+    with deployment.server(plugins=("jobs",)) as (base, _grpc):
+        api = httpx.Client(base_url=base, headers=bearer(team_a), timeout=60)
+        job = api.post("/api/jobs", json={"type": "otel.export", "params": {}})
+        assert job.status_code in (200, 201, 202), job.text
+        job_id = job.json()["id"]
+        with api.stream("GET", f"/api/jobs/{job_id}/logs", params={"follow": "true"}) as stream:
+            assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+            assert "".join(stream.iter_text())  # read to the end: the stream closes when the job finishes
+        deadline = time.monotonic() + 120
+        while (state := api.get(f"/api/jobs/{job_id}").json())["status"] != "SUCCEEDED":
+            assert state["status"] in ("PENDING", "RUNNING") and time.monotonic() < deadline, state
+            time.sleep(0.2)
+        download = f"/api/jobs/{job_id}/artifacts/traces.jsonl"
+        assert api.get(download).status_code == 200
+
+        for path in (f"/api/jobs/{job_id}/logs?follow=true", download):
+            assert httpx.get(f"{base}{path}").status_code == 401
+            assert httpx.get(f"{base}{path}", headers=bearer(team_b, "team-a")).status_code == 403
+            assert httpx.get(f"{base}{path}", headers=bearer(team_b)).status_code == 404  # not in team-b
 
 
 def _listed(deployment: Deployment, plural: str) -> list[dict[str, Any]]:
