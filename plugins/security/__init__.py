@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from core import MiddlewareContribution, RouterContribution, hookimpl
+from core import ConsolePage, MiddlewareContribution, RouterContribution, hookimpl
 from core.access import AccessRefused, IngestAuthorizer
 from core.database import migrated
 
@@ -23,6 +23,7 @@ from .middleware import SecurityMiddleware
 from .router import create_router
 from .settings import Settings
 from .store import AccountStore
+from .ui import SESSION_SCRIPT, SESSION_STYLE, pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -73,6 +74,22 @@ def plughost_lifespan(host: Any) -> list[Any]:
     if accounts is None:
         return []
     return [migrated(host.database, MIGRATIONS, "security"), accounts.recording_use()]
+
+
+@hookimpl
+def plughost_console_pages(host: Any) -> ConsolePage | None:
+    """With accounts on: the sign-in form, the Accounts page, and who is signed in on every page."""
+    if _accounts(host) is None:
+        return None
+    return ConsolePage(
+        "security",
+        pages,
+        "Accounts",
+        "/accounts",
+        scripts=(SESSION_SCRIPT,),
+        styles=(SESSION_STYLE,),
+        after=("assistant", "gateway", "jobs", "otel"),
+    )
 
 
 @hookimpl

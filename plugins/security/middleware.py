@@ -33,7 +33,7 @@ from core.access import AccessRefused, Principal, use_principal
 from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, bind_workspace, check_workspace
 
 from .access import served_workspace
-from .accounts import CSRF_HEADER, SESSION_COOKIE, Accounts
+from .accounts import CSRF_HEADER, SESSION_COOKIE, Accounts, Session
 from .answers import error_body
 from .credentials import token_matches
 from .hosts import HostAllowList, OriginPolicy, same_origin
@@ -47,9 +47,9 @@ ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 HOST_VERDICTS_KEPT = 1024
 LOGIN_PATH = "/login"
-LOGOUT_PATH = "/logout"
-SIGN_IN_PATHS = frozenset({LOGIN_PATH, LOGOUT_PATH})
-"""Served without a principal (the form itself is a page shell); their POSTs are still same-origin only."""
+SIGN_IN_PATHS = frozenset({LOGIN_PATH, "/api/security/login", "/api/security/logout"})
+"""Served without a principal: the form (a page shell), where it posts, and signing out. The POSTs are still
+same-origin only (the cross-origin check above), and the session cookie is SameSite."""
 READ_HEADERS = frozenset(
     {
         b"host",
@@ -171,19 +171,13 @@ class SecurityMiddleware:
             )
         return None
 
-    async def _principal(self, scope: Scope, headers: dict[str, str]) -> Principal | None:
-        """Who makes the request: an API key's principal, else the session cookie's; ``None`` for what needs
-        no principal (exempt paths, page shells, the sign-in form). :class:`AccessRefused` (401) otherwise."""
+    async def _principal(self, scope: Scope, headers: dict[str, str]) -> Principal:
+        """Who makes the request: an API key's principal, else the session cookie's.
+        :class:`AccessRefused`: 401 for neither, 403 for a session's write without its CSRF token."""
         assert self.accounts is not None
-        path = scope["path"]
         if "authorization" in headers or "x-api-key" in headers:
             return await self.accounts.key_principal(headers)
-        session = None
-        token = _cookie(headers, SESSION_COOKIE)
-        if token is not None:
-            session = await self.accounts.session(token)
-        if path in self.exempt or path in SIGN_IN_PATHS or self._page_shell(scope):
-            return session.principal if session is not None else None
+        session = await self._session(headers)
         if session is None:
             raise AccessRefused(401, "sign in at /login, or send an API key as 'Authorization: Bearer <key>'")
         if scope.get("method") in STATE_CHANGING and not hmac.compare_digest(
@@ -192,13 +186,31 @@ class SecurityMiddleware:
             raise AccessRefused(403, f"missing or wrong CSRF token (header {CSRF_HEADER}, from cookie plughost_csrf)")
         return session.principal
 
+    async def _session(self, headers: dict[str, str]) -> Session | None:
+        assert self.accounts is not None
+        token = _cookie(headers, SESSION_COOKIE)
+        return None if token is None else await self.accounts.session(token)
+
+    def _open(self, scope: Scope) -> bool:
+        """Whether the path is served to anyone: exempt paths, the sign-in form, page shells (no data)."""
+        path = scope["path"]
+        return path in self.exempt or path in SIGN_IN_PATHS or self._page_shell(scope)
+
     async def _serve_with_accounts(
         self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send
     ) -> Refusal | None:
         """Serve the request as its principal's, in the workspace it may use; or say why not."""
+        if self._open(scope):
+            session = await self._session(headers)
+            path = scope["path"]
+            if session is None and path not in SIGN_IN_PATHS and self._page_shell(scope) and _wants_html(headers):
+                return 303, "", [(b"location", f"{LOGIN_PATH}?next={quote(scope['path'])}".encode())]
+            with use_principal(session.principal if session else None):  # for pages that adapt to the role
+                await self.app(scope, receive, send)
+            return None
         try:
             principal = await self._principal(scope, headers)
-            workspace = None if principal is None else self._workspace(principal, scope, headers)
+            workspace = self._workspace(principal, scope, headers)
         except AccessRefused as error:
             if error.status == 403:
                 return 403, error.detail, []
@@ -209,12 +221,6 @@ class SecurityMiddleware:
             )
         except ValueError as error:
             return 400, f"{error} (header X-Plughost-Workspace)", []
-        if principal is None:
-            if self._page_shell(scope) and scope["path"] not in SIGN_IN_PATHS and _wants_html(headers):
-                return 303, "", [(b"location", f"{LOGIN_PATH}?next={quote(scope['path'])}".encode())]
-            await self.app(scope, receive, send)
-            return None
-        assert workspace is not None
         bound = bind_workspace(workspace) if principal.bound_workspace else contextlib.nullcontext()
         with use_principal(principal), bound:
             await self.app(scope, receive, send)

@@ -1,4 +1,5 @@
-"""The accounts API (``/api/security/*``: users and keys, for admins) and the console's sign-in and sign-out."""
+"""The accounts API (``/api/security/*``: users and keys, for admins) and the console's sign-in and sign-out
+(where the form at ``/login`` posts: ``/api/security/login``, and ``/api/security/logout``)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def create_router(accounts: Accounts, settings: Settings) -> APIRouter:
     for kind, plural in (("key", "keys"), ("user", "users")):
         _add_management_routes(router, accounts, kind, plural)  # type: ignore[arg-type]
 
-    @router.post("/login", include_in_schema=False)
+    @router.post("/api/security/login", include_in_schema=False)
     async def login(
         request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/")
     ) -> Response:
@@ -98,7 +99,7 @@ def create_router(accounts: Accounts, settings: Settings) -> APIRouter:
         )
         return response
 
-    @router.post("/logout", include_in_schema=False)
+    @router.post("/api/security/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         """Sign out: the session ends on the server, and its cookies are cleared."""
         token = request.cookies.get(SESSION_COOKIE)
