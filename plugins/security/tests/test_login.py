@@ -64,7 +64,7 @@ def console(make_app: Any, sqlite_url: str, tmp_path: Path) -> Iterator[Console]
 
 
 @pytest.fixture
-def attacker() -> Iterator[tuple[str, dict[str, str]]]:
+def attacker() -> Iterator[tuple[int, dict[str, str]]]:
     """A web server on another port (another origin) serving pages: its port and the dict of path -> HTML."""
     served: dict[str, str] = {}
 
