@@ -4,7 +4,8 @@ workspace, ``PLUGHOST_SECURITY_AUTH=users``). Outermost of the middlewares."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from core.database import migrated
 from .access import served_workspace
 from .accounts import Accounts
 from .cli import keys, users
+from .counters import DatabaseCounters, RedisCounters
 from .credentials import token_matches
+from .gateway_limits import GatewayLimits, Pricer
 from .middleware import SecurityMiddleware
 from .router import create_router
 from .settings import Settings
@@ -26,6 +29,31 @@ from .store import AccountStore
 from .ui import SESSION_SCRIPT, SESSION_STYLE, pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _limits(host: Any) -> GatewayLimits | None:
+    """With accounts on: the gateway limits of keys, counted in Redis (``PLUGHOST_REDIS_URL``) or the database."""
+    if _accounts(host) is None:
+        return None
+
+    def build() -> GatewayLimits:
+        redis_url = host.settings.redis_url
+        counters = RedisCounters(redis_url) if redis_url else DatabaseCounters(host.database)
+        return GatewayLimits(counters, _pricer(host))
+
+    limits: GatewayLimits = host.service("security.limits", build)
+    return limits
+
+
+def _pricer(host: Any) -> Pricer | None:
+    """The server's pricing of LLM calls (``host.pricing``, genai-prices), as the limits ask it; ``None`` on a
+    core without one (then spend is not counted and budgets never run out)."""
+    pricing = getattr(host, "pricing", None)
+    if pricing is None:
+        return None
+    return lambda provider, model, input_tokens, output_tokens: pricing.cost(
+        provider, [model], input_tokens, output_tokens
+    )
 
 
 def _settings(host: Any) -> Settings:
@@ -55,6 +83,7 @@ def plughost_middlewares(host: Any) -> MiddlewareContribution:
         SecurityMiddleware,
         page_shell=host.is_page_shell,
         accounts=_accounts(host),
+        limits=_limits(host),
         workspaces=host.is_enabled("workspace"),
     )
     return MiddlewareContribution("security", factory, before=("workspace", "timing"))
@@ -65,7 +94,9 @@ def plughost_routers(host: Any) -> RouterContribution | None:
     accounts = _accounts(host)
     if accounts is None:
         return None
-    return RouterContribution("security", create_router(accounts, _settings(host)))
+    limits = _limits(host)
+    assert limits is not None
+    return RouterContribution("security", create_router(accounts, limits, _settings(host)))
 
 
 @hookimpl
@@ -73,7 +104,17 @@ def plughost_lifespan(host: Any) -> list[Any]:
     accounts = _accounts(host)
     if accounts is None:
         return []
-    return [migrated(host.database, MIGRATIONS, "security"), accounts.recording_use()]
+    return [migrated(host.database, MIGRATIONS, "security"), accounts.recording_use(), _closing_counters(host)]
+
+
+@contextlib.asynccontextmanager
+async def _closing_counters(host: Any) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        limits = _limits(host)
+        if limits is not None:
+            await limits.counters.close()
 
 
 @hookimpl

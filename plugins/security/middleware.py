@@ -36,6 +36,7 @@ from .access import served_workspace
 from .accounts import CSRF_HEADER, SESSION_COOKIE, Accounts, Session
 from .answers import error_body
 from .credentials import token_matches
+from .gateway_limits import GatewayLimits
 from .hosts import HostAllowList, OriginPolicy, same_origin
 from .settings import Settings
 
@@ -78,12 +79,15 @@ class SecurityMiddleware:
         *,
         page_shell: Callable[[str], bool] | None = None,
         accounts: Accounts | None = None,
+        limits: GatewayLimits | None = None,
         workspaces: bool = True,
     ) -> None:
         self.app = app
         self.page_shell = page_shell
         self.accounts = accounts
         """With accounts on: where principals are checked (else ``None``)."""
+        self.limits = limits
+        """With accounts on: the gateway limits of keys."""
         self.workspaces = workspaces
         """Whether the workspace header is read (the workspace plugin is enabled)."""
         self.hosts = HostAllowList(settings.allowed_hosts)
@@ -221,6 +225,13 @@ class SecurityMiddleware:
             )
         except ValueError as error:
             return 400, f"{error} (header X-Plughost-Workspace)", []
+        if self.limits is not None and self.limits.applies(principal, scope):
+            admission = await self.limits.admit(principal, scope, receive)
+            if admission.refusal is not None:
+                refused = admission.refusal
+                await _respond(send, refused.status, refused.detail, refused.headers, scope["path"], refused.kind)
+                return None
+            receive, send = admission.receive, self.limits.metered(_adding(send, admission.headers), principal.name)
         bound = bind_workspace(workspace) if principal.bound_workspace else contextlib.nullcontext()
         with use_principal(principal), bound:
             await self.app(scope, receive, send)
@@ -299,6 +310,19 @@ def _request_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """``send`` that adds ``headers`` to the response head."""
+    if not headers:
+        return send
+
+    async def send_with(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *headers]
+        await send(message)
+
+    return send_with
+
+
 def _cookie(headers: dict[str, str], name: str) -> str | None:
     try:
         morsel = SimpleCookie(headers.get("cookie", "")).get(name)
@@ -316,15 +340,18 @@ def _http_scheme(scope: Scope) -> str:
     return {"ws": "http", "wss": "https"}.get(scheme, scheme)
 
 
-async def _respond(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]], path: str) -> None:
-    """Send a refusal; ``path`` (when given) picks the body's format (:func:`.answers.error_body`)."""
+async def _respond(
+    send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]], path: str, kind: str | None = None
+) -> None:
+    """Send a refusal; ``path`` (when given) picks the body's format and ``kind`` its error type
+    (:func:`.answers.error_body`)."""
     plain = any(name == b"content-type" for name, _ in extra)
     if status in (204, 303):
         body = b""
     elif plain:
         body = detail.encode()
     else:
-        body = json.dumps(error_body(path, status, detail)).encode()
+        body = json.dumps(error_body(path, status, detail, kind)).encode()
         extra = [(b"content-type", b"application/json"), *extra]
     headers = [(b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})

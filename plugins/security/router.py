@@ -15,6 +15,7 @@ from core.access import current_principal
 
 from .accounts import CSRF_COOKIE, SESSION_COOKIE, Accounts
 from .credentials import digest, hash_password, new_session_token, password_matches
+from .gateway_limits import GatewayLimits
 from .management import NewKey, NewUser, add_key, add_user, may_manage
 from .settings import Settings
 from .store import Kind, NameTaken
@@ -27,7 +28,7 @@ def unusable_password_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-def create_router(accounts: Accounts, settings: Settings) -> APIRouter:
+def create_router(accounts: Accounts, limits: GatewayLimits, settings: Settings) -> APIRouter:
     router = APIRouter(tags=["security"])
     store = accounts.store
     throttle = LoginThrottle(settings.login_attempts, settings.login_window_seconds)
@@ -61,7 +62,7 @@ def create_router(accounts: Accounts, settings: Settings) -> APIRouter:
             raise HTTPException(409, str(error)) from None
 
     for kind, plural in (("key", "keys"), ("user", "users")):
-        _add_management_routes(router, accounts, kind, plural)  # type: ignore[arg-type]
+        _add_management_routes(router, accounts, limits if kind == "key" else None, kind, plural)  # type: ignore[arg-type]
 
     @router.post("/api/security/login", include_in_schema=False)
     async def login(
@@ -114,15 +115,20 @@ def create_router(accounts: Accounts, settings: Settings) -> APIRouter:
     return router
 
 
-def _add_management_routes(router: APIRouter, accounts: Accounts, kind: Kind, plural: str) -> None:
-    """List, disable, enable and delete one kind of principal."""
+def _add_management_routes(
+    router: APIRouter, accounts: Accounts, limits: GatewayLimits | None, kind: Kind, plural: str
+) -> None:
+    """List (keys with their gateway usage), disable, enable and delete one kind of principal."""
     store = accounts.store
 
     @router.get(f"/api/security/{plural}", name=f"list_{plural}")
     async def listing() -> dict[str, list[dict[str, Any]]]:
         caller = current_principal()
-        entries = await store.listing(kind)
-        return {plural: [entry for entry in entries if may_manage(caller, entry["roles"])]}
+        entries = [entry for entry in await store.listing(kind) if may_manage(caller, entry["roles"])]
+        if limits is not None:
+            for entry in entries:
+                entry["usage"] = await limits.usage(entry["name"], entry["limits"].get("budget_period", "month"))
+        return {plural: entries}
 
     async def managed(name: str) -> dict[str, Any]:
         found = await store.listing(kind, name=name)

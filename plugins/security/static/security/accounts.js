@@ -14,6 +14,21 @@
     return Object.entries(roles).map(([w, r]) => r + " in " + (w === "*" ? "every workspace" : w)).join(", ");
   }
 
+  function describeLimits(limits) {
+    const parts = [];
+    if (limits.rpm) parts.push(limits.rpm + " calls/min");
+    if (limits.tpm) parts.push(limits.tpm + " tokens/min");
+    if (limits.budget_usd) parts.push("$" + limits.budget_usd + " a " + limits.budget_period);
+    if (limits.endpoints) parts.push("only " + limits.endpoints.join(", "));
+    return parts.join(" · ") || "none";
+  }
+
+  function describeUsage(usage) {
+    if (!usage) return "";
+    return usage.calls + " calls · " + usage.tokens + " tokens · $" + usage.spend_usd.toFixed(4) +
+      (usage.refused ? " · " + usage.refused + " refused" : "");
+  }
+
   function when(seconds) {
     return seconds ? new Date(seconds * 1000).toLocaleString() : "never";
   }
@@ -38,13 +53,15 @@
       el("td", {}, entry.name),
       plural === "keys" ? el("td", { className: "mono" }, entry.prefix + "…") : null,
       el("td", {}, describeRoles(entry.roles)),
+      plural === "keys" ? el("td", { className: "limits" }, describeLimits(entry.limits)) : null,
+      plural === "keys" ? el("td", { className: "usage" }, describeUsage(entry.usage)) : null,
       el("td", {}, when(entry.last_used_at)),
       el("td", {}, el("span", { className: "badge" + (entry.disabled ? " error" : " ok") }, entry.disabled ? "disabled" : "active")),
       el("td", {},
         el("button", { type: "button", className: "secondary", onclick: () => act(plural, entry.name, "POST", entry.disabled ? "enable" : "disable") },
           entry.disabled ? "Enable" : "Disable"), " ",
         el("button", { type: "button", className: "secondary", onclick: () => confirm("Delete " + entry.name + "?") && act(plural, entry.name, "DELETE") }, "Delete")))));
-    if (!listed.length) body.replaceChildren(el("tr", {}, el("td", { className: "muted", colSpan: 6 }, "None yet.")));
+    if (!listed.length) body.replaceChildren(el("tr", {}, el("td", { className: "muted", colSpan: 8 }, "None yet.")));
   }
 
   for (const form of document.querySelectorAll(".account-form")) {
