@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from core.access import ROLES
+from core.access import EVERY_WORKSPACE, ROLES, Role
 from core.cli import load_host, startup_errors
 from core.database import migrate
 
-from .management import KeyLimits, NewKey, NewUser, add_key, add_user
+from .management import Grant, KeyLimits, NewKey, NewUser, add_key, add_user
 from .store import AccountStore, Kind, NameTaken
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -137,6 +137,25 @@ def _management_commands(group: click.Group, kind: Kind, plural: str) -> None:
     def enable(name: str) -> None:
         """Accept it again."""
         change(name, lambda store: store.set_disabled(kind, name, False), "enabled")
+
+    @group.command("grant")
+    @click.argument("name")
+    @role_option
+    @workspace_option
+    @startup_errors
+    def grant(name: str, role: Role, workspace: str | None) -> None:
+        """Give it ROLE in a workspace (replacing its role there)."""
+        where = _checked(Grant, name=name, role=role, workspace=workspace)
+        change(name, lambda store: store.set_role(kind, name, where.workspace or EVERY_WORKSPACE, role), "granted")
+
+    @group.command("revoke")
+    @click.argument("name")
+    @workspace_option
+    @startup_errors
+    def revoke(name: str, workspace: str | None) -> None:
+        """Take away its role in a workspace."""
+        where = _checked(Grant, name=name, role="viewer", workspace=workspace)
+        change(name, lambda store: store.set_role(kind, name, where.workspace or EVERY_WORKSPACE, None), "revoked")
 
     @group.command("delete")
     @click.argument("name")

@@ -9,9 +9,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel
 
 from core import run_bulk
-from core.access import current_principal
+from core.access import EVERY_WORKSPACE, Role, current_principal
+from core.context import check_workspace
 
 from .accounts import CSRF_COOKIE, SESSION_COOKIE, Accounts
 from .credentials import digest, hash_password, new_session_token, password_matches
@@ -150,6 +152,24 @@ def _add_management_routes(
     async def enable(name: str) -> dict[str, Any]:
         return await set_disabled(name, False)
 
+    @router.put(f"/api/security/{plural}/{{name}}/roles/{{workspace}}", name=f"grant_{kind}")
+    async def grant(name: str, workspace: str, granted: GrantedRole) -> dict[str, Any]:
+        """Give it ``role`` in ``workspace`` (``*``: every workspace), replacing its role there."""
+        return await set_role(name, _grant_workspace(workspace), granted.role)
+
+    @router.delete(f"/api/security/{plural}/{{name}}/roles/{{workspace}}", name=f"revoke_{kind}")
+    async def revoke(name: str, workspace: str) -> dict[str, Any]:
+        """Take away its role in ``workspace``."""
+        return await set_role(name, _grant_workspace(workspace), None)
+
+    async def set_role(name: str, workspace: str, role: Role | None) -> dict[str, Any]:
+        await managed(name)
+        if not may_manage(current_principal(), {workspace: role or "viewer"}):
+            raise HTTPException(403, _manage_refusal(None if workspace == EVERY_WORKSPACE else workspace))
+        await store.set_role(kind, name, workspace, role)
+        accounts.forget()
+        return (await store.listing(kind, name=name))[0]
+
     @router.delete(f"/api/security/{plural}/{{name}}", status_code=204, name=f"delete_{kind}")
     async def remove(name: str) -> Response:
         await managed(name)
@@ -158,9 +178,22 @@ def _add_management_routes(
         return Response(status_code=204)
 
 
+class GrantedRole(BaseModel):
+    role: Role
+
+
+def _grant_workspace(workspace: str) -> str:
+    if workspace == EVERY_WORKSPACE:
+        return workspace
+    try:
+        return check_workspace(workspace)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
+
+
 def _manage_refusal(workspace: str | None) -> str:
     where = f"workspace {workspace!r}" if workspace else "every workspace (a server-wide admin)"
-    return f"only an admin of {where} may add it"
+    return f"only an admin of {where} may grant that"
 
 
 def _local(target: str) -> str:

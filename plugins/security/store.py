@@ -166,6 +166,21 @@ class AccountStore:
                 await connection.execute(delete(sessions).where(sessions.c.principal_id.in_(_id_of(kind, name))))
         return bool(result.rowcount)
 
+    async def set_role(self, kind: Kind, name: str, workspace: str, role: Role | None) -> bool:
+        """Grant ``role`` in ``workspace`` (replacing the one there), or take it away (``None``)."""
+        async with self.engine.begin() as connection:
+            principal_id = (await connection.execute(_id_of(kind, name))).scalar()
+            if principal_id is None:
+                return False
+            await connection.execute(
+                delete(grants).where(grants.c.principal_id == principal_id, grants.c.workspace == workspace)
+            )
+            if role is not None:
+                await connection.execute(
+                    insert(grants).values(principal_id=principal_id, workspace=workspace, role=role)
+                )
+        return True
+
     async def delete(self, kind: Kind, name: str) -> bool:
         async with self.engine.begin() as connection:
             principal_id = (await connection.execute(_id_of(kind, name))).scalar()

@@ -300,3 +300,31 @@ def test_token_and_accounts_exclude_each_other(make_app: Any) -> None:
 
     with pytest.raises(StartupError, match="PLUGHOST_SECURITY_TOKEN and PLUGHOST_SECURITY_AUTH=users"):
         make_app(["security"], {"security": {"auth": "users", "token": "x" * 20}})
+
+
+def test_a_principal_holds_a_role_in_several_workspaces(deployment: Deployment) -> None:
+    key = deployment.add_key("multi", "viewer", "team-a")
+    team_admin = deployment.add_key("team-a-admin", "admin", "team-a")
+    assert "granted" in deployment.cli("keys", "grant", "multi", "--role", "editor", "--workspace", "team-b")
+    with deployment.server() as (base, _grpc):
+        written = httpx.post(f"{base}/v1/traces", json={"resourceSpans": []}, headers=bearer(key, "team-b"))
+        assert written.status_code == 200
+        assert (
+            httpx.post(f"{base}/v1/traces", json={"resourceSpans": []}, headers=bearer(key, "team-a")).status_code
+            == 403
+        )
+        assert trace_ids(base, key, "team-a") == set()
+        assert httpx.get(f"{base}/api/otel/traces", headers=bearer(key)).status_code == 403  # no role in default
+
+        api = httpx.Client(base_url=f"{base}/api/security", headers=bearer(team_admin))
+        assert api.put("/keys/multi/roles/team-a", json={"role": "admin"}).status_code == 404  # also in team-b
+        root = deployment.add_key("root", "admin")
+        admin_api = httpx.Client(base_url=f"{base}/api/security", headers=bearer(root))
+        assert admin_api.put("/keys/multi/roles/Bad_Name", json={"role": "viewer"}).status_code == 400
+        revoked = admin_api.delete("/keys/multi/roles/team-b")
+        assert revoked.status_code == 200 and revoked.json()["roles"] == {"team-a": "viewer"}
+        refused = httpx.post(f"{base}/v1/traces", json={"resourceSpans": []}, headers=bearer(key, "team-b"))
+        assert refused.status_code == 403 and "is viewer in workspace 'team-a'" in refused.json()["detail"]
+        assert trace_ids(base, key) == set()  # of one workspace again: served in team-a without a header
+    assert "revoked" in deployment.cli("keys", "revoke", "multi", "--workspace", "team-a")
+    assert [e["roles"] for e in _listed(deployment, "keys") if e["name"] == "multi"] == [{}]
