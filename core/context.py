@@ -4,7 +4,9 @@
   ``X-Plughost-Workspace`` header) and read by every store to scope its reads
   and writes. It is a ContextVar, so it follows the request into FastAPI
   endpoints, the WSGI app (the bridge copies the context into its thread) and
-  tasks the request starts.
+  tasks the request starts. A middleware that authenticates the request may
+  *bind* it first (:class:`bind_workspace`, for a credential that belongs to one
+  workspace): the workspace middleware then keeps it whatever the header says.
 - **Timings**: a plugin that waits on something upstream (the gateway on an
   LLM provider) reports how long with :func:`report_upstream`; the timing
   middleware turns that into ``Server-Timing`` and overhead headers.
@@ -17,10 +19,13 @@ import time
 from contextvars import ContextVar
 
 DEFAULT_WORKSPACE = "default"
+WORKSPACE_HEADER = "x-plughost-workspace"
+"""The request header (and OTLP/gRPC metadata key) that names the workspace."""
 WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9\-]{0,61}[a-z0-9]$")  # "\-": also valid in an HTML pattern (v flag)
 """Lowercase letters, digits and ``-``; 2 to 63 characters; no ``-`` at either end."""
 
 _workspace: ContextVar[str] = ContextVar("plughost_workspace", default=DEFAULT_WORKSPACE)
+_bound: ContextVar[bool] = ContextVar("plughost_workspace_bound", default=False)
 
 
 def current_workspace() -> str:
@@ -52,6 +57,30 @@ class use_workspace:
 
     def __exit__(self, *exc_info: object) -> None:
         _workspace.reset(self._token)
+
+
+class bind_workspace:
+    """Make ``name`` the current workspace inside the ``with`` block and keep it there: whoever sets the
+    workspace from a request (the workspace middleware) leaves a bound one as it is. Set by a middleware
+    that authenticated the request with a credential belonging to that one workspace."""
+
+    __slots__ = ("_bound_token", "_use")
+
+    def __init__(self, name: str) -> None:
+        self._use = use_workspace(name)
+
+    def __enter__(self) -> str:
+        self._bound_token = _bound.set(True)
+        return self._use.__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._use.__exit__(*exc_info)
+        _bound.reset(self._bound_token)
+
+
+def workspace_bound() -> bool:
+    """Whether the current workspace was bound by :class:`bind_workspace` (then it must not be changed)."""
+    return _bound.get()
 
 
 class RequestTimings:

@@ -20,6 +20,7 @@ import click
 import pluggy
 from pydantic import BaseModel
 
+from .access import IngestAuthorizer
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 
 if TYPE_CHECKING:
@@ -260,4 +261,24 @@ def plughost_span_exporter(host: Host) -> SpanExporter | None:
         exporter = host.plugins.manager.hook.plughost_span_exporter(host=host)
         if exporter is not None:
             await exporter(request, workspace="default", project="default")
+    """
+
+
+@hookspec(firstresult=True)
+def plughost_ingest_authorizer(host: Host) -> IngestAuthorizer | None:
+    """Provide the check a receiver outside the HTTP stack (the otel plugin's OTLP/gRPC) runs before it stores.
+
+    Called once per app build by such a receiver; the first plugin to return one wins (the security
+    plugin does, whether it checks one token or accounts). The authorizer is ``await authorize(metadata,
+    workspace)``: ``metadata`` the request's metadata with lower-case keys, ``workspace`` the one it
+    names; it returns the workspace to store into (a key of one workspace stores into its own, whatever
+    the metadata says) or raises :class:`core.access.AccessRefused` (401: no or wrong credentials, 403:
+    a role that may not write). Without an authorizer, everything is accepted as named. Over HTTP the
+    same check is the authenticating middleware's. Return an ``IngestAuthorizer``, or ``None``.
+
+    Example::
+
+        authorize = host.plugins.manager.hook.plughost_ingest_authorizer(host=host)
+        if authorize is not None:
+            workspace = await authorize(metadata, workspace)
     """

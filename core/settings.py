@@ -43,6 +43,9 @@ class CoreSettings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy async URL shared by the plugins' stores (``postgresql+asyncpg://...``);
     unset: a SQLite file under the data dir."""
+    redis_url: str | None = None
+    """``redis://host:port/db`` for state every process must share at request speed (the security plugin's
+    gateway key limits); unset: the shared database keeps it."""
     plugins: NameList | None = None
     """Allow-list of plugin names; ``None`` (unset) enables every installed plugin."""
     disable_plugins: NameList = ()

@@ -19,7 +19,6 @@ come from request metadata, a store that is down answers ``UNAVAILABLE`` (with
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,7 +32,8 @@ from grpc import aio
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import run_bulk
-from core.context import DEFAULT_WORKSPACE, check_workspace
+from core.access import AccessRefused, IngestAuthorizer
+from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, check_workspace
 from core.server import is_loopback
 from core.unavailable import RETRY_AFTER_SECONDS
 
@@ -44,7 +44,7 @@ from .settings import Settings, split_address
 
 logger = logging.getLogger("plughost.otel")
 
-WORKSPACE_KEY = "x-plughost-workspace"
+WORKSPACE_KEY = WORKSPACE_HEADER
 ADDRESS_SETTING = "PLUGHOST_OTEL_GRPC_ADDRESS"
 STOP_GRACE_SECONDS = 5.0
 """At shutdown, exports in flight get this long to finish."""
@@ -57,8 +57,8 @@ class ReceiverConfig:
     address: str
     max_message_bytes: int
     project_key: str
-    token: bytes | None
-    """``PLUGHOST_SECURITY_TOKEN`` when the security plugin is enabled and a token is set."""
+    authorize: IngestAuthorizer | None
+    """What a plugin (security) checks of an export's credentials, as over HTTP; ``None``: nothing is."""
     workspaces: bool
     """Whether the workspace plugin is enabled: without it, as over HTTP, everything goes to ``default``."""
     owner_dir: Path
@@ -68,15 +68,13 @@ class ReceiverConfig:
 
 
 def receiver_config(host: Any) -> ReceiverConfig:
-    """The receiver's configuration: the otel settings, and the token and workspaces as HTTP applies them."""
+    """The receiver's configuration: the otel settings, and credentials and workspaces as HTTP applies them."""
     settings: Settings = host.plugin_settings("otel")
-    security = host.plugin_settings("security") if host.is_enabled("security") else None
-    token = getattr(security, "token", None)
     return ReceiverConfig(
         address=settings.grpc_address,
         max_message_bytes=min(settings.max_body_bytes, settings.max_decompressed_bytes),
         project_key=settings.project_header.lower(),
-        token=token.get_secret_value().encode() if token is not None else None,
+        authorize=host.plugins.manager.hook.plughost_ingest_authorizer(host=host),
         workspaces=host.is_enabled("workspace"),
         owner_dir=host.settings.data_dir,
         identity=server_identity(host.settings.workers),
@@ -92,11 +90,13 @@ class ExportService:
 
     async def export(self, body: bytes, context: aio.ServicerContext) -> bytes:
         metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-        if self.config.token is not None and not self._authorised(metadata):
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)"
-            )
         workspace = metadata.get(WORKSPACE_KEY, DEFAULT_WORKSPACE) if self.config.workspaces else DEFAULT_WORKSPACE
+        if self.config.authorize is not None:
+            try:
+                workspace = await self.config.authorize(metadata, workspace)
+            except AccessRefused as refused:
+                code = grpc.StatusCode.UNAUTHENTICATED if refused.status == 401 else grpc.StatusCode.PERMISSION_DENIED
+                await context.abort(code, refused.detail)
         try:
             check_workspace(workspace)
         except ValueError as error:
@@ -129,14 +129,6 @@ class ExportService:
             await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         await release(len(body), decoded)
         return signal.answer(decoded, stored).SerializeToString()
-
-    def _authorised(self, metadata: dict[str, str]) -> bool:
-        """``authorization: Bearer <token>``, or ``x-api-key: <token>``, as over HTTP; constant-time."""
-        assert self.config.token is not None
-        scheme, _, credentials = metadata.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.config.token):
-            return True
-        return hmac.compare_digest(metadata.get("x-api-key", "").encode(), self.config.token)
 
     def handler(self) -> grpc.GenericRpcHandler:
         """Requests and answers as bytes: grpc neither parses nor serialises on the event loop."""

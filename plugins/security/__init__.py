@@ -1,15 +1,75 @@
-"""security: allowed hosts (DNS rebinding), cross-origin write protection, CORS, an optional token,
-and security headers on every response. Outermost of the middlewares."""
+"""security: allowed hosts (DNS rebinding), cross-origin write protection, CORS, security headers on every
+response, and who may do what: one optional token, or accounts (users and API keys with a role per
+workspace, ``PLUGHOST_SECURITY_AUTH=users``). Outermost of the middlewares."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from core import MiddlewareContribution, hookimpl
+import click
 
+from core import ConsolePage, MiddlewareContribution, RouterContribution, hookimpl
+from core.access import AccessRefused, IngestAuthorizer
+from core.database import migrated
+
+from .access import served_workspace
+from .accounts import Accounts
+from .cli import keys, users
+from .counters import DatabaseCounters, RedisCounters
+from .credentials import token_matches
+from .gateway_limits import GatewayLimits, Pricer
 from .middleware import SecurityMiddleware
+from .router import create_router
 from .settings import Settings
+from .store import AccountStore
+from .ui import SESSION_SCRIPT, SESSION_STYLE, pages
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _limits(host: Any) -> GatewayLimits | None:
+    """With accounts on: the gateway limits of keys, counted in Redis (``PLUGHOST_REDIS_URL``) or the database."""
+    if _accounts(host) is None:
+        return None
+
+    def build() -> GatewayLimits:
+        redis_url = host.settings.redis_url
+        counters = RedisCounters(redis_url) if redis_url else DatabaseCounters(host.database)
+        return GatewayLimits(counters, _pricer(host))
+
+    limits: GatewayLimits = host.service("security.limits", build)
+    return limits
+
+
+def _pricer(host: Any) -> Pricer | None:
+    """The server's pricing of LLM calls (``host.pricing``, genai-prices), as the limits ask it; ``None`` on a
+    core without one (then spend is not counted and budgets never run out)."""
+    pricing = getattr(host, "pricing", None)
+    if pricing is None:
+        return None
+    return lambda provider, model, input_tokens, output_tokens: pricing.cost(
+        provider, [model], input_tokens, output_tokens
+    )
+
+
+def _settings(host: Any) -> Settings:
+    settings: Settings = host.plugin_settings("security")
+    return settings
+
+
+def _accounts(host: Any) -> Accounts | None:
+    """The app's accounts when they are on (``PLUGHOST_SECURITY_AUTH=users``), else ``None``."""
+    settings = _settings(host)
+    if settings.auth != "users":
+        return None
+    accounts: Accounts = host.service(
+        "security.accounts", lambda: Accounts(AccountStore(host.database), settings.credential_cache_seconds)
+    )
+    return accounts
 
 
 @hookimpl
@@ -19,5 +79,78 @@ def plughost_settings(host: Any) -> type[Settings]:
 
 @hookimpl
 def plughost_middlewares(host: Any) -> MiddlewareContribution:
-    factory = partial(SecurityMiddleware, page_shell=host.is_page_shell)
+    factory = partial(
+        SecurityMiddleware,
+        page_shell=host.is_page_shell,
+        accounts=_accounts(host),
+        limits=_limits(host),
+        workspaces=host.is_enabled("workspace"),
+    )
     return MiddlewareContribution("security", factory, before=("workspace", "timing"))
+
+
+@hookimpl
+def plughost_routers(host: Any) -> RouterContribution | None:
+    accounts = _accounts(host)
+    if accounts is None:
+        return None
+    limits = _limits(host)
+    assert limits is not None
+    return RouterContribution("security", create_router(accounts, limits, _settings(host)))
+
+
+@hookimpl
+def plughost_lifespan(host: Any) -> list[Any]:
+    accounts = _accounts(host)
+    if accounts is None:
+        return []
+    return [migrated(host.database, MIGRATIONS, "security"), accounts.recording_use(), _closing_counters(host)]
+
+
+@contextlib.asynccontextmanager
+async def _closing_counters(host: Any) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        limits = _limits(host)
+        if limits is not None:
+            await limits.counters.close()
+
+
+@hookimpl
+def plughost_console_pages(host: Any) -> ConsolePage | None:
+    """With accounts on: the sign-in form, the Accounts page, and who is signed in on every page."""
+    if _accounts(host) is None:
+        return None
+    return ConsolePage(
+        "security",
+        pages,
+        "Accounts",
+        "/accounts",
+        scripts=(SESSION_SCRIPT,),
+        styles=(SESSION_STYLE,),
+        after=("assistant", "gateway", "jobs", "otel"),
+    )
+
+
+@hookimpl
+def plughost_commands(cli: click.Group) -> list[click.Command]:
+    return [keys, users]
+
+
+@hookimpl
+def plughost_ingest_authorizer(host: Any) -> IngestAuthorizer:
+    """OTLP/gRPC asks what the middleware asks of ``POST /v1/traces``: the token, or a key that may write."""
+    settings = _settings(host)
+    accounts = _accounts(host)
+    token = settings.token.get_secret_value().encode() if settings.token else None
+
+    async def authorize(metadata: Mapping[str, str], workspace: str) -> str:
+        if accounts is not None:
+            principal = await accounts.key_principal(metadata)
+            return served_workspace(principal, "POST", "/v1/traces", workspace, workspace)
+        if token is not None and not token_matches(metadata, token):
+            raise AccessRefused(401, "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)")
+        return workspace
+
+    return authorize

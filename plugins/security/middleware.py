@@ -1,4 +1,4 @@
-"""The security middleware: Host allow-list, cross-origin write protection, CORS, token, headers.
+"""The security middleware: Host allow-list, cross-origin write protection, CORS, token or accounts, headers.
 
 Pure ASGI: it reads the request head and edits the response head only, so
 streamed bodies pass through untouched. Its own refusals carry the same
@@ -8,17 +8,35 @@ The token is not asked of a GET or HEAD of a page shell (``page_shell``, the
 host's :meth:`core.Host.is_page_shell`): the console's pages and static files
 hold no data, and a browser must load them before it can ask for the token.
 Every other check still applies to them.
+
+With accounts on (``PLUGHOST_SECURITY_AUTH=users``) the token's place is taken by a principal: an API
+key, or the console's session cookie (whose state-changing requests must also carry the session's CSRF
+token in ``X-CSRF-Token``). The principal's role in the request's workspace is checked
+(:mod:`.access`); the principal is then the request's (``core.access.current_principal``), and a
+principal of one workspace has it bound (``core.context.bind_workspace``). A browser that asks for a
+page without a session is sent to ``/login``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.access import AccessRefused, Principal, use_principal
+from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, bind_workspace, check_workspace
+
+from .access import served_workspace
+from .accounts import CSRF_HEADER, SESSION_COOKIE, Accounts, Session
+from .answers import error_body
+from .credentials import token_matches
+from .gateway_limits import GatewayLimits
 from .hosts import HostAllowList, OriginPolicy, same_origin
 from .settings import Settings
 
@@ -29,9 +47,17 @@ READING = frozenset({"GET", "HEAD"})
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 HOST_VERDICTS_KEPT = 1024
+LOGIN_PATH = "/login"
+SIGN_IN_PATHS = frozenset({LOGIN_PATH, "/api/security/login", "/api/security/logout"})
+"""Served without a principal: the form (a page shell), where it posts, and signing out. The POSTs are still
+same-origin only (the cross-origin check above), and the session cookie is SameSite."""
 READ_HEADERS = frozenset(
     {
         b"host",
+        b"accept",
+        b"cookie",
+        CSRF_HEADER.encode(),
+        WORKSPACE_HEADER.encode(),
         b"origin",
         b"authorization",
         b"x-api-key",
@@ -42,10 +68,28 @@ READ_HEADERS = frozenset(
 )
 
 
+Refusal = tuple[int, str, list[tuple[bytes, bytes]]]
+
+
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, *, page_shell: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        *,
+        page_shell: Callable[[str], bool] | None = None,
+        accounts: Accounts | None = None,
+        limits: GatewayLimits | None = None,
+        workspaces: bool = True,
+    ) -> None:
         self.app = app
         self.page_shell = page_shell
+        self.accounts = accounts
+        """With accounts on: where principals are checked (else ``None``)."""
+        self.limits = limits
+        """With accounts on: the gateway limits of keys."""
+        self.workspaces = workspaces
+        """Whether the workspace header is read (the workspace plugin is enabled)."""
         self.hosts = HostAllowList(settings.allowed_hosts)
         self.host_verdicts: dict[str, bool] = {}  # Host header -> allowed; a server sees few distinct ones
         self.origins = OriginPolicy(settings.allowed_origins)
@@ -75,17 +119,23 @@ class SecurityMiddleware:
         send = self._with_headers(send, origin if cross_origin and origin and self.origins.allows(origin) else None)
 
         refusal = self._refusal(scope, headers, host, origin, cross_origin)
+        client_format = ""
+        if refusal is None and self.accounts is not None:
+            refusal = await self._serve_with_accounts(scope, headers, receive, send)
+            if refusal is None:
+                return
+            client_format = scope["path"]  # a refusal of credentials, in the format the client reads
         if refusal is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": refusal[1][:120]})
         else:
             status, detail, extra = refusal
-            await _respond(send, status, detail, extra)
+            await _respond(send, status, detail, extra, client_format)
 
     def _refusal(
         self, scope: Scope, headers: dict[str, str], host: str, origin: str | None, cross_origin: bool
-    ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+    ) -> Refusal | None:
         """Why the request is refused, as (status, detail, extra headers), or None to let it through."""
         path = scope["path"]
         if path in self.exempt:
@@ -117,7 +167,7 @@ class SecurityMiddleware:
             )
         if headers.get("sec-fetch-site") == "cross-site" and origin is None and method in STATE_CHANGING:
             return 403, "cross-site request without an Origin refused", []
-        if self.token is not None and not self._authorised(headers) and not self._page_shell(scope):
+        if self.token is not None and not token_matches(headers, self.token) and not self._page_shell(scope):
             return (
                 401,
                 "missing or wrong bearer token (PLUGHOST_SECURITY_TOKEN)",
@@ -125,9 +175,76 @@ class SecurityMiddleware:
             )
         return None
 
-    def _preflight(
-        self, origin: str, cross_origin: bool, headers: dict[str, str]
-    ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
+    async def _principal(self, scope: Scope, headers: dict[str, str]) -> Principal:
+        """Who makes the request: an API key's principal, else the session cookie's.
+        :class:`AccessRefused`: 401 for neither, 403 for a session's write without its CSRF token."""
+        assert self.accounts is not None
+        if "authorization" in headers or "x-api-key" in headers:
+            return await self.accounts.key_principal(headers)
+        session = await self._session(headers)
+        if session is None:
+            raise AccessRefused(401, "sign in at /login, or send an API key as 'Authorization: Bearer <key>'")
+        if scope.get("method") in STATE_CHANGING and not hmac.compare_digest(
+            headers.get(CSRF_HEADER, "").encode(), session.csrf_token.encode()
+        ):
+            raise AccessRefused(403, f"missing or wrong CSRF token (header {CSRF_HEADER}, from cookie plughost_csrf)")
+        return session.principal
+
+    async def _session(self, headers: dict[str, str]) -> Session | None:
+        assert self.accounts is not None
+        token = _cookie(headers, SESSION_COOKIE)
+        return None if token is None else await self.accounts.session(token)
+
+    def _open(self, scope: Scope) -> bool:
+        """Whether the path is served to anyone: exempt paths, the sign-in form, page shells (no data)."""
+        path = scope["path"]
+        return path in self.exempt or path in SIGN_IN_PATHS or self._page_shell(scope)
+
+    async def _serve_with_accounts(
+        self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send
+    ) -> Refusal | None:
+        """Serve the request as its principal's, in the workspace it may use; or say why not."""
+        if self._open(scope):
+            session = await self._session(headers)
+            path = scope["path"]
+            if session is None and path not in SIGN_IN_PATHS and self._page_shell(scope) and _wants_html(headers):
+                return 303, "", [(b"location", f"{LOGIN_PATH}?next={quote(scope['path'])}".encode())]
+            with use_principal(session.principal if session else None):  # for pages that adapt to the role
+                await self.app(scope, receive, send)
+            return None
+        try:
+            principal = await self._principal(scope, headers)
+            workspace = self._workspace(principal, scope, headers)
+        except AccessRefused as error:
+            if error.status == 403:
+                return 403, error.detail, []
+            return (
+                401,
+                error.detail,
+                [(b"www-authenticate", b'Bearer realm="plughost"'), (b"x-plughost-login", b"/login")],
+            )
+        except ValueError as error:
+            return 400, f"{error} (header X-Plughost-Workspace)", []
+        if self.limits is not None and self.limits.applies(principal, scope):
+            admission = await self.limits.admit(principal, scope, receive)
+            if admission.refusal is not None:
+                refused = admission.refusal
+                await _respond(send, refused.status, refused.detail, refused.headers, scope["path"], refused.kind)
+                return None
+            receive, send = admission.receive, self.limits.metered(_adding(send, admission.headers), principal.name)
+        bound = bind_workspace(workspace) if principal.bound_workspace else contextlib.nullcontext()
+        with use_principal(principal), bound:
+            await self.app(scope, receive, send)
+        return None
+
+    def _workspace(self, principal: Principal, scope: Scope, headers: dict[str, str]) -> str:
+        """Where ``principal`` is served (see :func:`.access.served_workspace`); ValueError for a bad name."""
+        requested = headers.get(WORKSPACE_HEADER) if self.workspaces else None
+        if requested is not None:
+            check_workspace(requested)
+        return served_workspace(principal, scope.get("method", "GET"), scope["path"], requested, DEFAULT_WORKSPACE)
+
+    def _preflight(self, origin: str, cross_origin: bool, headers: dict[str, str]) -> Refusal:
         if cross_origin and not self.origins.allows(origin):
             return (
                 400,
@@ -159,14 +276,6 @@ class SecurityMiddleware:
             and scope["method"] in READING
             and self.page_shell(scope["path"])
         )
-
-    def _authorised(self, headers: dict[str, str]) -> bool:
-        """``Authorization: Bearer <token>``, or ``x-api-key: <token>`` as the anthropic SDK sends it."""
-        assert self.token is not None
-        scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token):
-            return True
-        return hmac.compare_digest(headers.get("x-api-key", "").encode(), self.token)
 
     def _with_headers(self, send: Send, cors_origin: str | None) -> Send:
         extra = self.extra_headers
@@ -201,19 +310,48 @@ def _request_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """``send`` that adds ``headers`` to the response head."""
+    if not headers:
+        return send
+
+    async def send_with(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *headers]
+        await send(message)
+
+    return send_with
+
+
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    try:
+        morsel = SimpleCookie(headers.get("cookie", "")).get(name)
+    except CookieError:
+        return None
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def _wants_html(headers: dict[str, str]) -> bool:
+    return "text/html" in headers.get("accept", "")
+
+
 def _http_scheme(scope: Scope) -> str:
     scheme: str = scope.get("scheme", "http")
     return {"ws": "http", "wss": "https"}.get(scheme, scheme)
 
 
-async def _respond(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
+async def _respond(
+    send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]], path: str, kind: str | None = None
+) -> None:
+    """Send a refusal; ``path`` (when given) picks the body's format and ``kind`` its error type
+    (:func:`.answers.error_body`)."""
     plain = any(name == b"content-type" for name, _ in extra)
-    if status == 204:
+    if status in (204, 303):
         body = b""
     elif plain:
         body = detail.encode()
     else:
-        body = json.dumps({"detail": detail}).encode()
+        body = json.dumps(error_body(path, status, detail, kind)).encode()
         extra = [(b"content-type", b"application/json"), *extra]
     headers = [(b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})

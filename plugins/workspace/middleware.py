@@ -5,14 +5,15 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.asgi import send_json_error
-from core.context import DEFAULT_WORKSPACE, use_workspace
+from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, current_workspace, use_workspace, workspace_bound
 
-HEADER = b"x-plughost-workspace"
+HEADER = WORKSPACE_HEADER.encode()
 
 
 class WorkspaceMiddleware:
     """Sets the current workspace for the whole request (routers, the WSGI app, tasks it starts),
-    clears it afterwards, and names it in a response header. An invalid name gets 400."""
+    clears it afterwards, and names it in a response header. An invalid name gets 400. A workspace
+    an outer middleware bound (``core.context.bind_workspace``: a credential of one workspace) is kept."""
 
     def __init__(self, app: ASGIApp, settings: object = None) -> None:
         self.app = app
@@ -26,6 +27,8 @@ class WorkspaceMiddleware:
             if header == HEADER:
                 name = value.decode("latin-1")
                 break
+        if workspace_bound():
+            name = current_workspace()
         try:
             workspace = use_workspace(name)
         except ValueError as error:

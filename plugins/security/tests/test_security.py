@@ -1,17 +1,23 @@
-"""The security middleware through a real server: hosts, cross-origin writes, CORS, token, headers."""
+"""The security middleware through a real server: hosts, cross-origin writes, CORS, token, headers.
+
+The probes through ``serve`` run twice: without accounts, and with accounts on (``PLUGHOST_SECURITY_AUTH=users``),
+every request of the test presenting an admin key, so that accounts take none of these protections away."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from fastapi import APIRouter, Response
 from flask import Flask
 
 from core import RouterContribution, StartupError, hookimpl
+from core.cli import build_cli
 from core.testing import assert_plugin_contract, serve_in_thread
 
 TOKEN = "s3cret-token-of-enough-length"
@@ -64,12 +70,41 @@ def spend(register_plugin: Any) -> Spend:
     return register_plugin(Spend())
 
 
+@pytest.fixture(params=["token", "users"], ids=["without-accounts", "with-accounts"])
+def accounts(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path | None:
+    """With accounts on: the data dir of a database holding an admin key (made with the CLI), which every
+    ``httpx`` call of the test presents unless it sends an ``Authorization`` of its own."""
+    if request.param == "token":
+        return None
+    data_dir = tmp_path / "accounts"
+    env = {"PLUGHOST_DATA_DIR": str(data_dir), "PLUGHOST_SECURITY_AUTH": "users"}
+    made = CliRunner().invoke(build_cli(), ["keys", "add", "probe", "--role", "admin"], env=env)
+    assert made.exit_code == 0, made.output
+    key = made.output.strip()
+    for method in ("get", "post", "put", "patch", "delete", "options"):
+        monkeypatch.setattr(httpx, method, _presenting(getattr(httpx, method), key))
+    return data_dir
+
+
+def _presenting(function: Any, key: str) -> Any:
+    def call(url: str, *args: Any, headers: Any = None, **kwargs: Any) -> Any:
+        return function(url, *args, headers={"Authorization": f"Bearer {key}", **dict(headers or {})}, **kwargs)
+
+    return call
+
+
 @pytest.fixture
-def serve(make_app: Any, spend: Spend) -> Any:
+def serve(make_app: Any, spend: Spend, accounts: Path | None) -> Any:
     """``serve(**security_settings)``: the base URL of a live server with the security plugin."""
 
     def start(**settings: Any) -> Any:
-        return serve_in_thread(make_app(["security"], {"security": settings}))
+        if accounts is None:
+            return serve_in_thread(make_app(["security"], {"security": settings}))
+        if "token" in settings:
+            pytest.skip("the token is the way in without accounts (with them: test_accounts.py)")
+        return serve_in_thread(
+            make_app(["security"], {"data_dir": accounts, "security": {"auth": "users", **settings}})
+        )
 
     return start
 

@@ -56,7 +56,8 @@
   }
 
   // fetch() for the console's own API calls: same origin, the workspace header, the token
-  // (asked for when the server answers 401, never put in a URL). While the database is unavailable
+  // (asked for when the server answers 401, never put in a URL), the session's CSRF token (accounts on;
+  // a 401 then sends the browser to the sign-in page the server names). While the database is unavailable
   // a banner says so, and reads (GET, HEAD) are retried after Retry-After until it is back; other
   // answers are returned as is.
   async function api(path, options) {
@@ -67,6 +68,8 @@
       headers.set("X-Plughost-Workspace", workspace());
       const token = sessionStorage.getItem(TOKEN_KEY);
       if (token) headers.set("Authorization", "Bearer " + token);
+      const csrf = document.cookie.match(/(?:^|;\s*)plughost_csrf=([^;]+)/);
+      if (csrf) headers.set("X-CSRF-Token", decodeURIComponent(csrf[1]));
       const response = await fetch(path, Object.assign({}, init, { headers, credentials: "same-origin" }));
       const unavailable = await databaseUnavailable(response);
       databaseBanner(unavailable);
@@ -77,6 +80,11 @@
         continue;
       }
       if (response.status !== 401) return response;
+      const login = response.headers.get("X-Plughost-Login");
+      if (login) {
+        window.location.assign(login + "?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+        return response;
+      }
       sessionStorage.removeItem(TOKEN_KEY);
       if (!(await askToken(Boolean(token)))) return response;
     }

@@ -1,0 +1,210 @@
+"""A key's limits on gateway calls, checked before each call and counted where every process sees them
+(:mod:`.counters`): ``rpm`` (calls per minute), ``tpm`` (tokens per minute), ``budget_usd`` per
+``budget_period``, and ``endpoints`` (the ones it may call).
+
+A call is counted when it is let through (so ``rpm`` holds exactly across processes); its tokens and
+spend are added once it is answered (a streamed one when its stream ends), read from the answer's
+``usage`` (:mod:`.usage_meter`) and priced by the server's pricing. ``tpm`` and the budget are
+therefore checked against calls already answered: they may be overshot by the calls in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from core import run_bulk
+from core.access import Principal
+
+from .counters import PERIODS, TOTAL, Counters, Period, Usage, minute_window, period_window, seconds_left
+from .usage_meter import UsageMeter
+
+logger = logging.getLogger("plughost.security")
+
+GATEWAY_CALL = re.compile(
+    r"^/gateway/(?:v1/chat/completions|anthropic/v1/messages|v1/embeddings|(?P<endpoint>[^/]+)/invocations)$"
+)
+"""The routes that call a provider (and spend)."""
+MAX_BUFFERED_BODY = 16 * 1024 * 1024
+"""A call's body is read here (to find its ``model``) only for a key with an endpoint allow-list, up to this."""
+
+Pricer = Callable[[str | None, str | None, int, int], float | None]
+"""``price(provider, model, input_tokens, output_tokens)``: a call's cost in US dollars, or ``None`` unknown."""
+
+
+@dataclass
+class LimitRefusal:
+    status: int
+    detail: str
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    kind: str | None = None
+    """The error type when it is not the status's usual one (``budget_exceeded``)."""
+
+
+@dataclass
+class Admission:
+    """What checking a call gave: a refusal, or the headers to add to its answer, and its body to replay."""
+
+    refusal: LimitRefusal | None
+    headers: list[tuple[bytes, bytes]]
+    receive: Receive
+
+
+class GatewayLimits:
+    def __init__(self, counters: Counters, pricer: Pricer | None) -> None:
+        self.counters = counters
+        self.pricer = pricer
+
+    @staticmethod
+    def applies(principal: Principal, scope: Scope) -> bool:
+        return (
+            principal.kind == "key"
+            and bool(principal.limits)
+            and scope.get("method") == "POST"
+            and GATEWAY_CALL.match(scope["path"]) is not None
+        )
+
+    async def admit(self, principal: Principal, scope: Scope, receive: Receive) -> Admission:
+        limits, key, now = principal.limits, principal.name, time.time()
+        allowed = limits.get("endpoints")
+        if allowed:
+            endpoint, receive = await _endpoint_of(scope, receive)
+            if endpoint not in allowed:
+                detail = f"key {key!r} may call only the endpoints {', '.join(allowed)}; not {endpoint!r}"
+                await self.counters.add(key, [TOTAL], refused=1)
+                return Admission(LimitRefusal(403, detail), [], receive)
+        minute = minute_window(now)
+        period: Period = limits.get("budget_period", "month")
+        budget_window = period_window(period, now)
+        headers: list[tuple[bytes, bytes]] = []
+        if "tpm" in limits or "budget_usd" in limits:
+            used = await self.counters.read(key, [minute, budget_window])
+            tokens = used[minute].tokens if minute in used else 0
+            spent = used[budget_window].spend_usd if budget_window in used else 0.0
+            if "tpm" in limits:
+                left = max(0, limits["tpm"] - tokens)
+                headers += _rate_headers("tokens", limits["tpm"], left, seconds_left(minute, now))
+                if left == 0:
+                    detail = f"key {key!r} used its {limits['tpm']} tokens per minute"
+                    return await self._refuse(key, 429, detail, headers, seconds_left(minute, now), receive)
+            if "budget_usd" in limits and spent >= limits["budget_usd"]:
+                detail = f"key {key!r} spent its budget of ${limits['budget_usd']:g} for this {period} (${spent:.4f})"
+                wait = seconds_left(budget_window, now)
+                return await self._refuse(key, 429, detail, headers, wait, receive, kind="budget_exceeded")
+        if "rpm" not in limits:
+            await self.counters.add(key, [minute, TOTAL], calls=1)
+            return Admission(None, headers, receive)
+        calls = await self.counters.add(key, [minute, TOTAL], calls=1)
+        wait = seconds_left(minute, now)
+        headers += _rate_headers("requests", limits["rpm"], max(0, limits["rpm"] - calls), wait)
+        if calls > limits["rpm"]:
+            await self.counters.add(key, [TOTAL], calls=-1)  # refused: not a call made
+            detail = f"key {key!r} made its {limits['rpm']} calls this minute"
+            return await self._refuse(key, 429, detail, headers, wait, receive)
+        return Admission(None, headers, receive)
+
+    async def _refuse(
+        self,
+        key: str,
+        status: int,
+        detail: str,
+        headers: list[tuple[bytes, bytes]],
+        wait: int,
+        receive: Receive,
+        kind: str | None = None,
+    ) -> Admission:
+        await self.counters.add(key, [TOTAL], refused=1)
+        refusal = LimitRefusal(status, detail, [*headers, (b"retry-after", str(wait).encode())], kind)
+        return Admission(refusal, [], receive)
+
+    async def usage(self, key: str, period: Period) -> dict[str, Any]:
+        """What ``key`` did through the gateway: calls, tokens, spend and refusals (429 and 403) since it was
+        made; calls and tokens this minute; spend this budget period."""
+        now = time.time()
+        minute, budget_window = minute_window(now), period_window(period, now)
+        read = await self.counters.read(key, [TOTAL, minute, budget_window])
+        total, this_minute = read.get(TOTAL, Usage()), read.get(minute, Usage())
+        return {
+            "calls": total.calls,
+            "tokens": total.tokens,
+            "spend_usd": total.spend_usd,
+            "refused": total.refused,
+            "this_minute": {"calls": this_minute.calls, "tokens": this_minute.tokens},
+            f"spend_usd_this_{period}": read.get(budget_window, Usage()).spend_usd,
+        }
+
+    def metered(self, send: Send, key: str) -> Send:
+        """``send`` that reads the answer's usage as it passes and records it once the answer (or stream) ends."""
+        meter: UsageMeter | None = None
+
+        async def send_metered(message: Message) -> None:
+            nonlocal meter
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+                meter = UsageMeter(streamed=content_type.startswith(b"text/event-stream"))
+            await send(message)
+            if meter is not None and message["type"] == "http.response.body":
+                meter.feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    meter.finish()
+                    await self.record(key, meter.model, meter.input_tokens, meter.output_tokens)
+                    meter = None
+
+        return send_metered
+
+    async def record(self, key: str, model: str | None, input_tokens: int, output_tokens: int) -> None:
+        """Add an answered call's tokens and spend to its key's counters."""
+        spend = None
+        if self.pricer is not None and (input_tokens or output_tokens):
+            spend = await run_bulk(self.pricer, None, model, input_tokens, output_tokens)
+        now = time.time()
+        windows = [minute_window(now), *(period_window(period, now) for period in PERIODS), TOTAL]
+        await self.counters.add(key, windows, tokens=input_tokens + output_tokens, spend=spend or 0.0)
+
+
+def _rate_headers(kind: str, limit: int, remaining: int, reset: int) -> list[tuple[bytes, bytes]]:
+    """OpenAI's ``x-ratelimit-*`` headers, which clients and SDKs read."""
+    return [
+        (f"x-ratelimit-limit-{kind}".encode(), str(limit).encode()),
+        (f"x-ratelimit-remaining-{kind}".encode(), str(remaining).encode()),
+        (f"x-ratelimit-reset-{kind}".encode(), f"{reset}s".encode()),
+    ]
+
+
+async def _endpoint_of(scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
+    """The endpoint a call names (in its path, or its body's ``model``), and a ``receive`` that replays the body."""
+    matched = GATEWAY_CALL.match(scope["path"])
+    if matched and matched.group("endpoint"):
+        return matched.group("endpoint"), receive
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_BUFFERED_BODY or not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": size > MAX_BUFFERED_BODY}
+        return await receive()
+
+    try:
+        model = json.loads(body).get("model")
+    except (ValueError, AttributeError):
+        model = None
+    return (model if isinstance(model, str) else None), replay

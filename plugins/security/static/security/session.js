@@ -1,0 +1,33 @@
+// On every console page with accounts on: who is signed in (with Sign out), and the role in the chosen
+// workspace as <body data-role>, so that controls marked data-requires="editor|admin" are hidden.
+"use strict";
+
+(function () {
+  const accountsLinks = document.querySelectorAll('.nav a[href="/accounts"]');
+  for (const link of accountsLinks) link.hidden = true;  // shown below to admins only
+  if (window.location.pathname === "/login") return;
+  const RANK = { viewer: 1, editor: 2, admin: 3 };
+
+  function roleIn(roles, workspace) {
+    const held = [roles[workspace], roles["*"]].filter(Boolean);
+    return held.sort((a, b) => RANK[b] - RANK[a])[0] || "none";
+  }
+
+  async function show() {
+    const response = await fetch("/api/security/me", { credentials: "same-origin" });
+    if (!response.ok) return;
+    const me = await response.json();
+    const role = roleIn(me.roles, plughost.workspace());
+    document.body.dataset.role = role;
+    const administers = Object.values(me.roles).includes("admin");
+    for (const link of accountsLinks) link.hidden = !administers;
+    const topbar = document.querySelector(".topbar");
+    if (!topbar) return;
+    const signOut = plughost.el("form", { method: "post", action: "/api/security/logout" },
+      plughost.el("button", { type: "submit", className: "secondary", id: "sign-out" }, "Sign out"));
+    topbar.append(plughost.el("div", { className: "session", id: "session" },
+      plughost.el("span", { id: "signed-in-as" }, me.name + " · " + role), signOut));
+  }
+
+  show();
+})();
