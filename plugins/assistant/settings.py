@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
 
-
-class ModelPrice(BaseModel):
-    """What a model costs, in the price table's currency per million tokens."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+from pydantic import BaseModel, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -19,12 +14,20 @@ class Settings(BaseModel):
     """The gateway endpoint asked for explanations when a request names none."""
     conversation_hours: float = Field(24.0, gt=0)
     """How long a conversation is kept after its last message."""
-    prices: dict[str, ModelPrice] = {}
-    """Price per million input and output tokens by model name, as JSON:
-    ``{"gpt-4o": {"input": 2.5, "output": 10}}``. Empty (no costs shown) unless set."""
+    prices: Any = None
+    """Moved: LLM prices are ``PLUGHOST_PRICES``, shared by every plugin (this one refuses to start when set)."""
     slow_llm_call_ms: float = Field(5000.0, gt=0)
     """An LLM call at least this long is reported as slow."""
     api_url: str | None = Field(None, pattern=r"^https?://")
     """The plughost server whose trace API batch-analysis jobs read (``GET /api/otel/traces``);
     read by the job from the worker's environment. Unset: this machine's server, on
     ``PLUGHOST_PORT`` (5000 when unset)."""
+
+    @field_validator("prices")
+    @classmethod
+    def _moved(cls, prices: Any) -> None:
+        if prices:
+            raise ValueError(
+                "the price table moved to PLUGHOST_PRICES (same JSON, in US dollars per million tokens), which the "
+                "trace list, the gateway and the assistant share; and genai-prices now prices known models"
+            )

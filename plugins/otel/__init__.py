@@ -12,6 +12,7 @@ from core.database import migrated
 from core.events import EventQueue
 
 from . import hookspecs
+from .conventions import StoredCall
 from .decode import STATUS_ERROR, to_rows
 from .events import StoredTraces
 from .ingest import signals
@@ -34,7 +35,7 @@ def _store(host: Host) -> SpanStore:
     """The one span store of this app, shared by the routes, the gRPC receiver and the hooks."""
 
     def build() -> SpanStore:
-        store = SpanStore(host.database)
+        store = SpanStore(host.database, host.pricing)
         store.committed = StoredTraces(_stored_events(host))
         return store
 
@@ -107,22 +108,22 @@ def plughost_trace_reader(host: Any) -> Any:
         summary = await store.get_summary(workspace, trace_id)
         if summary is None:
             return None
-        counted = await store.counted_spans(workspace, trace_id)
+        calls = await store.stored_calls(workspace, trace_id)
         records = await logs.for_trace(workspace, trace_id)
         span_logs = by_span(records)
         views: list[dict[str, Any]] = []
         async for rows in store.span_pages(workspace, trace_id, READ_PAGE):
-            views += await run_bulk(_analysis_views, rows, counted, span_logs)
+            views += await run_bulk(_analysis_views, rows, calls, span_logs)
         return {**trace_summary(summary), "spans": views, "logs": records}
 
     return read
 
 
 def _analysis_views(
-    rows: list[dict[str, Any]], counted: dict[str, bool], logs: dict[str, list[dict[str, Any]]]
+    rows: list[dict[str, Any]], calls: dict[str, StoredCall], logs: dict[str, list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
     return [
-        span_view(row, counted=counted.get(row["span_id"]), logs=logs.get(row["span_id"], ()), otlp=False)
+        span_view(row, call=calls.get(row["span_id"]), logs=logs.get(row["span_id"], ()), otlp=False)
         if row["status_code"] == STATUS_ERROR
         or row["span_id"] in logs
         or any(marker in row["span"] for marker in ANALYSED_MARKERS)
@@ -156,6 +157,9 @@ def plughost_span_exporter(host: Any) -> Any:
     store = _store(host)
 
     async def export(request: Any, *, workspace: str, project: str = "default") -> None:
-        await store.add(to_rows(request, workspace=workspace, project=project).rows)
+        decoded = await run_bulk(
+            lambda: to_rows(request, workspace=workspace, project=project, pricing=store.pricing)
+        )  # off the event loop: pricing the calls loads the price data the first time
+        await store.add(decoded.rows)
 
     return export
