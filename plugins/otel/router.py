@@ -243,7 +243,7 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
         "into this piece's `spans` when the parent is in it, else the parent's span id (`null` for a root); "
         "`name`, `service`, `kind` and `model` index this piece's `names`, `services`, `kinds` and `models`; "
         "times are whole microseconds after the trace's start (`start_time_unix_nano`); flags: 1 error, "
-        "2 exception event, 4 a model call whose tokens and cost a nested span carries; a model call's tokens "
+        "2 exception event, 8 a model call, 4 a model call whose tokens and cost a nested span carries; its tokens "
         "and cost (US dollars) as stored; trailing fields that say nothing are left out. Ask again with `cursor` = "
         "`next_cursor` until it is `null`. The full span: `GET /api/otel/traces/{trace_id}/spans/{span_id}`.",
         response_class=StreamingResponse,

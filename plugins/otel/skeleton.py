@@ -11,8 +11,8 @@ A piece of the skeleton is JSON: ``spans`` is a list of compact rows in start or
 - ``start_us`` is microseconds after the trace's start, ``duration_us`` the span's length in
   microseconds (both whole numbers);
 - ``flags``: :data:`FLAG_ERROR` (status error, or an exception event), :data:`FLAG_EXCEPTION`,
-  :data:`FLAG_NOT_COUNTED` (a model call whose tokens and cost a span nested in it carries, see
-  ``conventions.counted_calls``);
+  :data:`FLAG_MODEL_CALL` (an LLM or embedding call), :data:`FLAG_NOT_COUNTED` (a model call
+  whose tokens and cost a span nested in it carries, see ``conventions.counted_calls``);
 - ``input_tokens``, ``output_tokens`` and ``cost_usd`` (US dollars) of a model call, as the store keeps
   them (``null`` when not known);
 - trailing fields that say nothing (flags 0, ``null``) are left out.
@@ -51,6 +51,7 @@ FIELDS = (
 FLAG_ERROR = 1
 FLAG_EXCEPTION = 2
 FLAG_NOT_COUNTED = 4
+FLAG_MODEL_CALL = 8
 FLAGS_AT = FIELDS.index("flags")
 NS_PER_US = 1000
 KIND_KEYS = ("openinference.span.kind", "mlflow.spanType")
@@ -110,8 +111,8 @@ class Piece:
         if row["status_code"] == STATUS_ERROR:
             flags |= FLAG_ERROR
         call = self.calls.get(span_id)
-        if call is not None and not call.counted:
-            flags |= FLAG_NOT_COUNTED
+        if call is not None:
+            flags |= FLAG_MODEL_CALL if call.counted else FLAG_MODEL_CALL | FLAG_NOT_COUNTED
         start, end = row["start_ns"], row["end_ns"]
         encoded = [
             span_id,

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.util.types import AnyValue
 
 from core.testing import serve_in_thread
-from plugins.otel.skeleton import FIELDS, FLAG_NOT_COUNTED
+from plugins.otel.skeleton import FIELDS, FLAG_MODEL_CALL, FLAG_NOT_COUNTED
 
 HOUSE_PRICE = {"input": 3.0, "output": 9.0, "cached_input": 0.5}
 """``PLUGHOST_PRICES`` for a private model, per million tokens."""
@@ -156,8 +156,8 @@ def test_a_call_traced_at_two_levels_costs_once(base: str) -> None:
     assert summary["cost_usd"] == once and summary["llm_calls"] == 1
     skeleton = httpx.get(f"{base}/api/otel/traces/{summary['trace_id']}/skeleton").json()
     rows = {skeleton["names"][row[2]]: dict(zip(FIELDS, row, strict=False)) for row in skeleton["spans"]}
-    assert rows["chat my-endpoint"]["flags"] & FLAG_NOT_COUNTED
-    assert not rows["chat gpt-4o"]["flags"] & FLAG_NOT_COUNTED
+    assert rows["chat my-endpoint"]["flags"] == FLAG_MODEL_CALL | FLAG_NOT_COUNTED
+    assert rows["chat gpt-4o"]["flags"] == FLAG_MODEL_CALL
 
 
 def test_a_cost_the_span_reports_is_kept(base: str) -> None:
