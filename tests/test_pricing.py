@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
+import pytest
 from genai_prices import Usage, calc_price
 
 from core import Pricing, TokenPrice
@@ -77,3 +79,32 @@ def test_the_price_in_force_when_the_call_was_made() -> None:
         before.total_price
     )
     assert pricing.cost("anthropic", ["claude-sonnet-4-6"], 1_000_000, 100_000) == float(now.total_price)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o"),
+        ("openai", "o3"),
+        ("anthropic", "claude-sonnet-4-5"),  # tiered: more input tokens than its threshold cost more each
+        ("google", "gemini-2.5-flash"),
+        ("aws", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+        ("mistral", "mistral-large-latest"),
+    ],
+)
+def test_any_usage_costs_to_the_float_what_genai_prices_computes(provider: str, model: str) -> None:
+    """Prices that are linear in the tokens are computed from per-million rates: the result is still genai-prices'
+    own, to the last bit, whatever the counts; a tiered price is left to genai-prices."""
+    pricing = Pricing()
+    rng = random.Random(model)
+    for input_tokens in (0, 1, 999, 150_000, 250_000, 1_500_000):
+        output_tokens = rng.randint(0, 40_000)
+        cached, reasoning = rng.randint(0, input_tokens), rng.randint(0, output_tokens)
+        usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cached or None,
+            output_reasoning_tokens=reasoning or None,
+        )
+        expected = float(calc_price(usage, model, provider_id=provider).total_price)
+        assert pricing.cost(provider, [model], input_tokens, output_tokens, cached, reasoning) == expected
