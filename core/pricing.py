@@ -138,9 +138,11 @@ def _price(
         usage = _usage(input_tokens, output_tokens, cached, reasoning)
         return float(model.calc_price(usage, provider, genai_request_timestamp=when).total_price)
     fixed, per_input, per_output, per_cached, per_reasoning = rates
-    total = fixed + (
-        input_tokens * per_input + output_tokens * per_output + cached * per_cached + reasoning * per_reasoning
-    ) / MILLION
+    total = (
+        fixed
+        + (input_tokens * per_input + output_tokens * per_output + cached * per_cached + reasoning * per_reasoning)
+        / MILLION
+    )
     return float(total)
 
 
