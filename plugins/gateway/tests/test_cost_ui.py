@@ -74,6 +74,12 @@ def test_usage_shows_spend_and_a_failed_attempts_real_latency(console: str, brow
     assert_no_overlap(page)
     screenshot(page, "gateway-usage-cost", full_page=True)
 
+    page.get_by_role("navigation", name="Gateway pages").get_by_role("link", name="Models").click()
+    listed = page.locator("#gw-list tbody tr")
+    expect(listed.filter(has_text="house")).to_contain_text("$2.00 / $6.00")
+    expect(listed.filter(has_text="gpt")).to_contain_text("genai-prices")
+    screenshot(page, "gateway-models-prices")
+
 
 def assert_no_overlap(page: Any) -> None:
     """No axis title meets a tick label, in any chart, as laid out by the browser."""
