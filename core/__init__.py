@@ -9,6 +9,7 @@ from .errors import PluginError, StartupError
 from .hookspecs import hookimpl
 from .host import Host
 from .limits import body_limit
+from .pricing import Pricing, TokenPrice
 from .version import __version__
 
 __all__ = [
@@ -16,8 +17,10 @@ __all__ = [
     "Host",
     "MiddlewareContribution",
     "PluginError",
+    "Pricing",
     "RouterContribution",
     "StartupError",
+    "TokenPrice",
     "__version__",
     "body_limit",
     "empty",

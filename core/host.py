@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .database import create_engine, database_url
 from .errors import StartupError
 from .plugins import PluginSet
+from .pricing import Pricing
 from .settings import CoreSettings, check_unclaimed_variables, env_prefix, load_plugin_settings
 from .shells import no_page_shells
 
@@ -54,6 +55,11 @@ class Host:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+    @property
+    def pricing(self) -> Pricing:
+        """What LLM calls cost: genai-prices under ``PLUGHOST_PRICES`` (one per app, shared by every plugin)."""
+        return self.service("core.pricing", lambda: Pricing(self.settings.prices))
 
     def service(self, name: str, build: Callable[[], T]) -> T:
         """The object stored under ``name`` for this app, built by ``build`` on first use.

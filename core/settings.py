@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import StartupError
+from .pricing import TokenPrice
 
 ENV_PREFIX = "PLUGHOST_"
 
@@ -56,6 +57,10 @@ class CoreSettings(BaseSettings):
     holding the GIL, about 20 ms per MiB here, so this bounds the event loop's wait."""
     wsgi_threads: int = Field(40, ge=1)
     """Worker threads that run the WSGI app at once; more requests queue."""
+    prices: dict[str, TokenPrice] = {}
+    """Your own LLM prices, in US dollars per million tokens by model name, as JSON
+    (``{"my-model": {"input": 0.5, "output": 1.5, "cached_input": 0.05}}``): for private models,
+    and over the ``genai-prices`` data set that prices every other call (see :mod:`core.pricing`)."""
 
     _split = field_validator("plugins", "disable_plugins", mode="before")(_split_names)
 

@@ -99,7 +99,7 @@ def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
         ],
         "repeated_calls": _repeated(children, by_id),
         "gaps": _gaps(children, start, total),
-        "genai": genai_analysis(spans, start, total, settings.prices, settings.slow_llm_call_ms),
+        "genai": genai_analysis(spans, start, total, settings.slow_llm_call_ms),
     }
 
 

@@ -5,7 +5,8 @@ every convention it knows, so the trace list and this analysis agree):
 
 - an **LLM call** is a span of kind ``llm`` or ``embedding`` that carries its call
   (``counted``: when a call is traced at several levels, a client's span around a gateway's,
-  only one of them counts, and only its tokens);
+  only one of them counts, and only its tokens), and costs what the trace store priced it at
+  (``cost_usd``, see ``core.pricing``: the same price as the trace list's);
 - a **tool call** is a span of kind ``tool``.
 
 Findings: slow LLM calls (at least ``slow_llm_call_ms``), repeated identical prompts (retries
@@ -21,7 +22,6 @@ from collections import defaultdict
 from typing import Any
 
 from .intervals import union_length
-from .settings import ModelPrice
 
 Span = dict[str, Any]
 
@@ -45,7 +45,7 @@ def is_tool_call(span: Span) -> bool:
 
 
 def genai_analysis(
-    spans: list[Span], trace_start: int, trace_ns: int, prices: dict[str, ModelPrice], slow_llm_call_ms: float
+    spans: list[Span], trace_start: int, trace_ns: int, slow_llm_call_ms: float
 ) -> dict[str, Any] | None:
     """The GenAI section of an analysis, or ``None`` when the trace holds no LLM or tool call."""
     facts = [span for span in spans if span.get("genai")]  # most spans of a big trace have none
@@ -53,10 +53,7 @@ def genai_analysis(
     tools = [span for span in facts if is_tool_call(span)]
     if not llm and not tools:
         return None
-    calls = [
-        _call(span, trace_start, prices)
-        for span in sorted(llm, key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
-    ]
+    calls = [_call(span, trace_start) for span in sorted(llm, key=lambda s: (s["start_time_unix_nano"], s["span_id"]))]
     llm_ns = union_length([(s["start_time_unix_nano"], s["end_time_unix_nano"]) for s in llm])
     priced = [call["cost"] for call in calls if call["cost"] is not None]
     return {
@@ -68,10 +65,8 @@ def genai_analysis(
         "output_tokens": sum(call["output_tokens"] or 0 for call in calls),
         "llm_time_ms": llm_ns / NS_PER_MS,
         "llm_share": round(llm_ns / trace_ns, 4),
-        "cost": round(sum(priced), 6) if priced else None,
-        "unpriced_models": sorted({call["model"] or "(unknown)" for call in calls if call["cost"] is None})
-        if prices
-        else [],
+        "cost": sum(priced) if priced else None,
+        "unpriced_models": sorted({call["model"] or "(unknown)" for call in calls if call["cost"] is None}),
         "slow_llm_calls": [
             {**_brief(call), "share": round(call["duration_ms"] * NS_PER_MS / trace_ns, 4)}
             for call in calls
@@ -82,7 +77,7 @@ def genai_analysis(
     }
 
 
-def _call(span: Span, trace_start: int, prices: dict[str, ModelPrice]) -> dict[str, Any]:
+def _call(span: Span, trace_start: int) -> dict[str, Any]:
     genai = _genai(span)
     input_tokens, output_tokens = genai.get("input_tokens"), genai.get("output_tokens")
     return {
@@ -97,18 +92,8 @@ def _call(span: Span, trace_start: int, prices: dict[str, ModelPrice]) -> dict[s
         "duration_ms": (span["end_time_unix_nano"] - span["start_time_unix_nano"]) / NS_PER_MS,
         "finish_reasons": genai.get("finish_reasons") or None,
         "error": span["status"]["code"] == "STATUS_CODE_ERROR",
-        "cost": _cost(prices, [genai.get("model"), genai.get("request_model")], input_tokens, output_tokens),
+        "cost": genai.get("cost_usd"),
     }
-
-
-def _cost(
-    prices: dict[str, ModelPrice], models: list[Any], input_tokens: int | None, output_tokens: int | None
-) -> float | None:
-    """The call's cost from the price table (the response's model first, then the requested one), or ``None``."""
-    price = next((prices[m] for m in models if isinstance(m, str) and m in prices), None)
-    if price is None or (input_tokens is None and output_tokens is None):
-        return None
-    return round(((input_tokens or 0) * price.input + (output_tokens or 0) * price.output) / 1_000_000, 6)
 
 
 def _brief(call: dict[str, Any]) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def _path_line(analysis: dict[str, Any]) -> str:
 
 
 def _genai_lines(genai: dict[str, Any]) -> list[str]:
-    cost = f", cost {genai['cost']:.6f}" if genai["cost"] is not None else ""
+    cost = f", cost ${genai['cost']:.6f}" if genai["cost"] is not None else ""
     lines = [
         f"LLM: {genai['llm_call_count']} calls ({', '.join(genai['models']) or 'model unknown'}), "
         f"{genai['input_tokens']} input and {genai['output_tokens']} output tokens, "

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
 
-
-class ModelPrice(BaseModel):
-    """What a model costs, in the price table's currency per million tokens."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+from pydantic import BaseModel, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -19,9 +14,8 @@ class Settings(BaseModel):
     """The gateway endpoint asked for explanations when a request names none."""
     conversation_hours: float = Field(24.0, gt=0)
     """How long a conversation is kept after its last message."""
-    prices: dict[str, ModelPrice] = {}
-    """Price per million input and output tokens by model name, as JSON:
-    ``{"gpt-4o": {"input": 2.5, "output": 10}}``. Empty (no costs shown) unless set."""
+    prices: Any = None
+    """Moved: LLM prices are ``PLUGHOST_PRICES``, shared by every plugin (this one refuses to start when set)."""
     max_spans: int = Field(200_000, ge=1)
     """The most spans a trace may have to be analysed: the analysis holds every span (about 3 KiB
     each), so a bigger trace is refused (422) instead of growing the server by gigabytes."""
@@ -31,3 +25,12 @@ class Settings(BaseModel):
     """The plughost server whose trace API batch-analysis jobs read (``GET /api/otel/traces``);
     read by the job from the worker's environment. Unset: this machine's server, on
     ``PLUGHOST_PORT`` (5000 when unset)."""
+
+    @field_validator("prices")
+    @classmethod
+    def _moved(cls, prices: Any) -> None:
+        if prices:
+            raise ValueError(
+                "the price table moved to PLUGHOST_PRICES (same JSON, in US dollars per million tokens), which the "
+                "trace list, the gateway and the assistant share; and genai-prices now prices known models"
+            )

@@ -36,9 +36,11 @@ def _gateway(host: Host) -> Gateway:
             queue_size=settings.trace_queue_size,
             capture_content=settings.trace_content,
             project=settings.trace_project,
+            pricing=host.pricing,
         )
         calls = _calls(host)
-        return Gateway(GatewayStore(host.database, settings.config_cache_seconds), settings, tracer, calls.emit)
+        store = GatewayStore(host.database, settings.config_cache_seconds, host.pricing)
+        return Gateway(store, settings, tracer, calls.emit)
 
     return host.service("gateway", build)
 

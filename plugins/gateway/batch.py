@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core import jsonbody
+from core import Pricing, jsonbody
 from core.database import create_engine
-from core.settings import load_plugin_settings
+from core.settings import CoreSettings, load_plugin_settings
 
 from . import batch_files
 from .calls import Call, CallFailed, Gateway
@@ -125,7 +125,8 @@ async def run_batch(params: BatchParams, job: Any) -> dict[str, Any]:
     """The ``gateway.batch`` job: answer every line, at most ``concurrency`` at once."""
     settings = Settings.model_validate(load_plugin_settings("gateway", Settings, os.environ))
     engine = create_engine(job.database_url)
-    store = GatewayStore(engine, settings.config_cache_seconds)
+    pricing = Pricing(CoreSettings().prices)  # PLUGHOST_PRICES, as the server reads it
+    store = GatewayStore(engine, settings.config_cache_seconds, pricing)
     store.envelope = Envelope.load(settings.kek.get_secret_value() if settings.kek else None, job.data_dir)
     # No span exporter in a job process: the batch's own job record is its trace of work.
     tracer = Tracer(None, queue_size=settings.trace_queue_size, capture_content=False, project=settings.trace_project)

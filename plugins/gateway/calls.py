@@ -3,7 +3,8 @@
 A call arrives in the client's wire format (``Call``). For each model tried, the
 request is put in that provider's format (``request_map``), sent (``providers``),
 and the answer put back in the client's (``response_map``). Every attempt is
-recorded (usage).
+recorded (usage), with its real latency (a failed one's too) and what its cost
+depends on (priced off the call's path, see ``costs``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import aiohttp
 from core.context import current_workspace, report_upstream
 
 from . import providers
+from .costs import AttemptCost
 from .formats import BadRequest, Event, Format
 from .providers import Outcome, UpstreamError
 from .request_map import provider_request
@@ -156,9 +158,9 @@ class Gateway:
         (outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic)(answer)
         mapped = raw if plan.same else json.dumps(client_answer(plan, answer), separators=(",", ":")).encode()
         outcome.client_finish_reasons = [client_finish_reason(plan, reason) for reason in outcome.finish_reasons]
-        self._record(endpoint, target, 200, started, outcome, streamed=False)
+        record = self._record(endpoint, target, 200, started, outcome, streamed=False)
         if span is not None:
-            span.finish(outcome)
+            span.finish(outcome, cost=record["cost"])
         return mapped, outcome
 
     async def stream(self, endpoint: str, call: Call) -> AsyncIterator[Event]:
@@ -209,7 +211,7 @@ class Gateway:
                 if status != 200 and failure is None:
                     failure = UpstreamError("the stream did not finish: the client left")
                 if span is not None:
-                    span.finish(outcome, str(failure) if failure else None, _error_type(failure))
+                    span.finish(outcome, str(failure) if failure else None, _error_type(failure), record["cost"])
                 self._end(invocation, outcome, failure)
                 earlier = [attempt for attempt in attempts or () if attempt is not record]
                 self._announce(endpoint, "chat", None, [*earlier, record], failure, streamed=True)
@@ -222,6 +224,7 @@ class Gateway:
         last: UpstreamError | None = None
         for target in await self.targets(endpoint):
             span = invocation.attempt(target.name, target.provider, target.model) if invocation is not None else None
+            started = time.perf_counter()
             try:
                 await self._check(target)
                 return await attempt(endpoint, target, call, span, invocation)
@@ -234,7 +237,7 @@ class Gateway:
                     endpoint,
                     target,
                     error.status or (504 if error.timeout else 502),
-                    None,
+                    started,
                     Outcome(),
                     streamed=call.stream,
                 )
@@ -255,7 +258,8 @@ class Gateway:
             invocation.root.attributes["gen_ai.provider.name"] = invocation.attempts[-1].attributes[
                 "gen_ai.provider.name"
             ]
-        invocation.root.finish(outcome, str(failure) if failure else None, _error_type(failure))
+        answered = invocation.attempts[-1].cost if invocation.attempts else None
+        invocation.root.finish(outcome, str(failure) if failure else None, _error_type(failure), answered)
         if outcome is not None and outcome.client_finish_reasons:  # the SERVER span: what the client received
             invocation.root.attributes["gen_ai.response.finish_reasons"] = outcome.client_finish_reasons
         self.tracer.record(invocation)
@@ -278,10 +282,11 @@ class Gateway:
         raise _call_failed(last)
 
     def _record(
-        self, endpoint: str, target: Target, status: int, started: float | None, outcome: Outcome, *, streamed: bool
+        self, endpoint: str, target: Target, status: int, started: float, outcome: Outcome, *, streamed: bool
     ) -> dict[str, Any]:
-        """Queue one provider attempt's usage, note it in the call in progress, and return it."""
-        latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        """Queue one provider attempt's usage (from ``started``, a ``perf_counter`` reading), note it in the
+        call in progress, and return it."""
+        latency = (time.perf_counter() - started) * 1000
         record = {
             "endpoint": endpoint,
             "model": target.name,
@@ -291,6 +296,7 @@ class Gateway:
             "latency_ms": latency,
             "prompt_tokens": outcome.input_tokens,
             "completion_tokens": outcome.output_tokens,
+            "cost": attempt_cost(target, outcome),
         }
         self.store.record_usage(**record)
         attempts = _attempts.get()
@@ -330,6 +336,11 @@ class Gateway:
                 "error": None if failure is None else str(failure),
             }
         )
+
+
+def attempt_cost(target: Target, outcome: Outcome) -> AttemptCost:
+    """What the attempt of ``target`` that ended with ``outcome`` costs depends on (it is priced later)."""
+    return AttemptCost(target.provider, (outcome.model, target.model), outcome, target.price, time.time_ns())
 
 
 async def _timed_next(upstream: AsyncIterator[Event], end_ok: bool = False) -> Event | None:

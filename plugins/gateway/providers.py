@@ -35,6 +35,10 @@ class Outcome:
     model: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_tokens: int | None = None
+    """Input tokens read from the provider's prompt cache (part of ``input_tokens``)."""
+    reasoning_tokens: int | None = None
+    """Output tokens spent reasoning (part of ``output_tokens``)."""
     finish_reasons: list[str] = field(default_factory=list)
     client_finish_reasons: list[str] | None = None
     """The finish reasons as the client received them, when its format is not the provider's."""
@@ -47,6 +51,8 @@ class Outcome:
         usage = payload.get("usage")
         if isinstance(usage, dict):
             self.input_tokens, self.output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens")
+            self.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
         for choice in payload.get("choices") or ():
             if choice.get("finish_reason"):
                 self.finish_reasons.append(choice["finish_reason"])
@@ -82,8 +88,15 @@ class Outcome:
         if usage.get("input_tokens") is not None:
             cached = (usage.get("cache_read_input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0)
             self.input_tokens = usage["input_tokens"] + cached
+            self.cached_tokens = usage.get("cache_read_input_tokens")
         if usage.get("output_tokens") is not None:
             self.output_tokens = usage["output_tokens"]
+
+
+def _detail(usage: dict[str, Any], details: str, key: str) -> int | None:
+    """A count from OpenAI's usage details (``prompt_tokens_details.cached_tokens``...), when it is one."""
+    found = (usage.get(details) or {}).get(key) if isinstance(usage.get(details), dict) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 class UpstreamError(Exception):

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, Field, SecretStr, StringConstraints, model_validator
 
-from core import jsonbody
+from core import TokenPrice, jsonbody
 
 from . import formats
 from .calls import Call, CallFailed, Gateway
@@ -22,6 +22,7 @@ from .store import Conflict, Missing
 
 T = TypeVar("T")
 MAX_WINDOW_SECONDS = 366 * 24 * 3600
+MAX_BUCKETS = 500
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 
 
@@ -42,6 +43,22 @@ class ModelUpdate(BaseModel):
     provider: Literal["openai", "anthropic"]
     model: str = Field(min_length=1)
     secret: Name
+    input_cost_per_mtok: float | None = Field(None, ge=0)
+    """US dollars per million input tokens: this model's own price (a private model), over genai-prices'."""
+    output_cost_per_mtok: float | None = Field(None, ge=0)
+    """US dollars per million output tokens; set both prices or neither."""
+
+    @model_validator(mode="after")
+    def _both_prices_or_neither(self) -> ModelUpdate:
+        if (self.input_cost_per_mtok is None) != (self.output_cost_per_mtok is None):
+            raise ValueError("set both input_cost_per_mtok and output_cost_per_mtok, or neither")
+        return self
+
+    @property
+    def price(self) -> TokenPrice | None:
+        if self.input_cost_per_mtok is None or self.output_cost_per_mtok is None:
+            return None
+        return TokenPrice(input=self.input_cost_per_mtok, output=self.output_cost_per_mtok)
 
 
 class ModelIn(ModelUpdate):
@@ -125,12 +142,12 @@ def create_router(gateway: Gateway) -> APIRouter:
         responses=conflict("A model of that name exists"),
     )
     async def create_model(model: ModelIn) -> dict[str, Any]:
-        return await referring(store.create_model(model.name, model.provider, model.model, model.secret))
+        return await referring(store.create_model(model.name, model.provider, model.model, model.secret, model.price))
 
     @crud.put("/models/{name}", summary="Change a model's provider, provider model or secret")
     async def update_model(name: str, model: ModelUpdate) -> dict[str, Any]:
         await guarded(store.get_model(name))
-        return await referring(store.update_model(name, model.provider, model.model, model.secret))
+        return await referring(store.update_model(name, model.provider, model.model, model.secret, model.price))
 
     @crud.post(
         "/endpoints",
@@ -154,17 +171,38 @@ def create_router(gateway: Gateway) -> APIRouter:
     ):
         _add_read_delete(crud, kind, lister, getter, deleter, guarded)
 
-    @crud.get("/usage", summary="Recent calls: status, latency and tokens, newest first")
+    @crud.get("/usage", summary="Recent provider attempts: status, latency, tokens and cost, newest first")
     async def list_usage(limit: int = 100) -> list[dict[str, Any]]:
         return await store.list_usage(min(max(limit, 1), 1000))
 
     @crud.get(
-        "/usage/summary", summary="Per endpoint and model over a time window: calls, errors, p50/p95 latency, tokens"
+        "/usage/summary",
+        summary="Per endpoint and model over a time window: calls, errors, p50/p95 latency, tokens, spend",
+        description="`cost_usd`: the spend in US dollars of the attempts with a price (`null` when none has one); "
+        "see the README's *What LLM calls cost*.",
     )
     async def usage_summary(
         window_seconds: Annotated[float, Query(gt=0, le=MAX_WINDOW_SECONDS)] = 3600,
     ) -> dict[str, Any]:
         return {"window_seconds": window_seconds, "models": await store.usage_summary(time.time() - window_seconds)}
+
+    @crud.get(
+        "/usage/timeline",
+        summary="Attempts, errors, tokens and spend over a time window, in equal bins",
+        description="The window that ends now, cut in `buckets` bins, oldest first: each bin's `start` (seconds "
+        "since 1970), `calls`, `errors`, tokens, `cost_usd` (`null` when no attempt in it has a price) and "
+        "`endpoints` (spend per endpoint).",
+    )
+    async def usage_timeline(
+        window_seconds: Annotated[float, Query(gt=0, le=MAX_WINDOW_SECONDS)] = 3600,
+        buckets: Annotated[int, Query(ge=1, le=MAX_BUCKETS)] = 60,
+    ) -> dict[str, Any]:
+        until = time.time()
+        return {
+            "window_seconds": window_seconds,
+            "bucket_seconds": window_seconds / buckets,
+            "buckets": await store.usage_timeline(until - window_seconds, until, buckets),
+        }
 
     @crud.get(
         "/tracing",

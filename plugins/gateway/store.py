@@ -4,7 +4,8 @@ A secret's credentials are sealed (see ``crypto``) and never leave the store
 except, decrypted, into the provider call; what the API shows of a key is a hint.
 Resolving an endpoint for a call reads a per-process cache, refreshed on every
 write here and after ``config_cache_seconds`` (for other workers' writes).
-Usage records are queued and written in batches by a background task.
+Usage records are queued and written in batches by a background task, which prices them
+(see ``costs``) in a bulk thread first.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -37,8 +39,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core import Pricing, TokenPrice, run_bulk
 from core.context import current_workspace
 
+from .costs import AttemptCost
 from .crypto import Envelope, Sealed
 
 logger = logging.getLogger("plughost.gateway")
@@ -71,6 +75,8 @@ models = Table(
     Column("model", Text, nullable=False),
     Column("secret", String(63), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("input_cost_per_mtok", Float),
+    Column("output_cost_per_mtok", Float),
 )
 endpoints = Table(
     "plughost_gateway_endpoints",
@@ -94,6 +100,7 @@ usage = Table(
     Column("prompt_tokens", Integer),
     Column("completion_tokens", Integer),
     Column("created_at", Float, nullable=False),
+    Column("cost_usd", Float),
 )
 
 
@@ -120,6 +127,8 @@ class Target:
     api_key: str
     headers: dict[str, str]
     weight: int
+    price: TokenPrice | None = None
+    """The model's own price, when it has one (a private model)."""
 
 
 def key_hint(api_key: str) -> str:
@@ -127,8 +136,9 @@ def key_hint(api_key: str) -> str:
 
 
 class GatewayStore:
-    def __init__(self, engine: AsyncEngine, cache_seconds: float) -> None:
+    def __init__(self, engine: AsyncEngine, cache_seconds: float, pricing: Pricing | None = None) -> None:
         self.engine = engine
+        self.pricing = pricing or Pricing()
         self.envelope: Envelope | None = None
         """Set at start-up (loading the key may create the key file; inspecting the app must not)."""
         self.cache_seconds = cache_seconds
@@ -184,15 +194,23 @@ class GatewayStore:
         await self._delete(secrets, name, "secret", users=(models, models.c.secret, "models"))
 
     # -- models --------------------------------------------------------------
-    async def create_model(self, name: str, provider: str, model: str, secret: str) -> dict[str, Any]:
+    async def create_model(
+        self, name: str, provider: str, model: str, secret: str, price: TokenPrice | None = None
+    ) -> dict[str, Any]:
         await self._row(secrets, secret, "secret", missing=f"secret {secret!r} does not exist; create it first")
-        await self._insert(models, name, "model", provider=provider, model=model, secret=secret)
+        await self._insert(
+            models, name, "model", provider=provider, model=model, secret=secret, **_price_columns(price)
+        )
         return await self.get_model(name)
 
-    async def update_model(self, name: str, provider: str, model: str, secret: str) -> dict[str, Any]:
+    async def update_model(
+        self, name: str, provider: str, model: str, secret: str, price: TokenPrice | None = None
+    ) -> dict[str, Any]:
         """Change a model; ``Missing`` for an unknown secret (checked first) or model."""
         await self._row(secrets, secret, "secret", missing=f"secret {secret!r} does not exist; create it first")
-        await self._update(models, name, "model", provider=provider, model=model, secret=secret)
+        await self._update(
+            models, name, "model", provider=provider, model=model, secret=secret, **_price_columns(price)
+        )
         return await self.get_model(name)
 
     async def list_models(self) -> list[dict[str, Any]]:
@@ -276,13 +294,15 @@ class GatewayStore:
                         opened["api_key"],
                         opened["headers"],
                         member["weight"],
+                        _price(model),
                     )
                 )
         self._resolved[key] = (time.monotonic(), targets)
         return targets
 
     def record_usage(self, **record: Any) -> None:
-        """Queue one call's usage; the writer stores it after the response is on its way."""
+        """Queue one call's usage, with what its cost depends on (``cost``, an ``AttemptCost``); the writer
+        prices and stores it after the response is on its way."""
         self._usage.put_nowait({"workspace": current_workspace(), "created_at": time.time(), **record})
         if self._usage.qsize() >= USAGE_BATCH:
             self._full_batch.set()
@@ -317,16 +337,27 @@ class GatewayStore:
             else:
                 batch.append(record)
         try:
+            rows = await run_bulk(self._priced, batch)
             async with self.engine.begin() as connection:
-                await connection.execute(insert(usage), batch)
+                await connection.execute(insert(usage), rows)
         except Exception:  # usage must never break calls; losing records is logged
             logger.exception("gateway: could not store %d usage records", len(batch))
         return going_on
 
+    def _priced(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The usage rows of queued records, each with its cost (in a bulk thread: pricing is CPU work)."""
+        priced = []
+        for record in records:
+            cost: AttemptCost = record["cost"]
+            priced.append(
+                {**{key: value for key, value in record.items() if key != "cost"}, "cost_usd": cost.cost(self.pricing)}
+            )
+        return priced
+
     async def usage_summary(self, since: float) -> list[dict[str, Any]]:
         """Per endpoint and model since ``since``: calls, errors, p50/p95 latency of the calls that succeeded
-        (nearest rank), input and output tokens. One row per provider attempt, so fallbacks count where
-        they happened."""
+        (nearest rank), input and output tokens, spend (``cost_usd``: of the attempts with a price; ``None``
+        when none has one). One row per provider attempt, so fallbacks count where they happened."""
         where = (usage.c.workspace == current_workspace(), usage.c.created_at >= since)
         group = (usage.c.endpoint, usage.c.model)
         totals = (
@@ -336,6 +367,7 @@ class GatewayStore:
                 func.sum(case((usage.c.status != 200, 1), else_=0)).label("errors"),
                 func.sum(usage.c.prompt_tokens).label("input_tokens"),
                 func.sum(usage.c.completion_tokens).label("output_tokens"),
+                func.sum(usage.c.cost_usd).label("cost_usd"),
             )
             .where(*where)
             .group_by(*group)
@@ -366,6 +398,50 @@ class GatewayStore:
             row["p50_ms"], row["p95_ms"] = (found.p50_ms, found.p95_ms) if found else (None, None)
             row["input_tokens"], row["output_tokens"] = row["input_tokens"] or 0, row["output_tokens"] or 0
         return rows
+
+    async def usage_timeline(self, since: float, until: float, buckets: int) -> list[dict[str, Any]]:
+        """The window from ``since`` to ``until`` cut in ``buckets`` equal bins, oldest first: per bin its
+        start, attempts, errors, tokens and spend (``cost_usd``, ``None`` when no attempt in it has a price),
+        and the spend per endpoint (``endpoints``, those with a price)."""
+        width = (until - since) / buckets
+        offset = (usage.c.created_at - since) / width
+        position = (func.floor(offset) if self.engine.dialect.name == "postgresql" else cast(offset, Integer)).label(
+            "position"
+        )
+        query = (
+            select(
+                position,
+                usage.c.endpoint,
+                func.count().label("calls"),
+                func.sum(case((usage.c.status != 200, 1), else_=0)).label("errors"),
+                func.sum(usage.c.prompt_tokens).label("input_tokens"),
+                func.sum(usage.c.completion_tokens).label("output_tokens"),
+                func.sum(usage.c.cost_usd).label("cost_usd"),
+            )
+            .where(usage.c.workspace == current_workspace(), usage.c.created_at >= since, usage.c.created_at < until)
+            .group_by(position, usage.c.endpoint)
+        )
+        bins: list[dict[str, Any]] = [
+            {
+                "start": since + index * width,
+                "calls": 0,
+                "errors": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": None,
+                "endpoints": {},
+            }
+            for index in range(buckets)
+        ]
+        async with self.engine.connect() as connection:
+            for row in await connection.execute(query):
+                found = bins[min(max(int(row.position), 0), buckets - 1)]
+                for key in ("calls", "errors", "input_tokens", "output_tokens"):
+                    found[key] += getattr(row, key) or 0
+                if row.cost_usd is not None:
+                    found["cost_usd"] = (found["cost_usd"] or 0) + row.cost_usd
+                    found["endpoints"][row.endpoint] = row.cost_usd
+        return bins
 
     async def list_usage(self, limit: int) -> list[dict[str, Any]]:
         query = select(usage).where(usage.c.workspace == current_workspace()).order_by(usage.c.id.desc()).limit(limit)
@@ -449,8 +525,24 @@ def _model_view(row: Any) -> dict[str, Any]:
         "provider": row["provider"],
         "model": row["model"],
         "secret": row["secret"],
+        "input_cost_per_mtok": row["input_cost_per_mtok"],
+        "output_cost_per_mtok": row["output_cost_per_mtok"],
         "created_at": row["created_at"],
     }
+
+
+def _price_columns(price: TokenPrice | None) -> dict[str, float | None]:
+    return {
+        "input_cost_per_mtok": None if price is None else price.input,
+        "output_cost_per_mtok": None if price is None else price.output,
+    }
+
+
+def _price(model: Any) -> TokenPrice | None:
+    """A stored model's own price, or ``None`` when it has none."""
+    if model.input_cost_per_mtok is None or model.output_cost_per_mtok is None:
+        return None
+    return TokenPrice(input=model.input_cost_per_mtok, output=model.output_cost_per_mtok)
 
 
 def _endpoint_view(row: Any) -> dict[str, Any]:

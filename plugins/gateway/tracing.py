@@ -24,9 +24,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from core import Pricing, run_bulk
 from core.context import current_workspace
 from core.hookspecs import SpanExporter
 
+from .costs import AttemptCost
 from .providers import Outcome
 
 logger = logging.getLogger("plughost.gateway")
@@ -47,9 +49,18 @@ class SpanRecord:
     end_ns: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    cost: AttemptCost | None = None
+    """What the call it records cost depends on: priced when exported (``gen_ai.usage.cost``)."""
 
-    def finish(self, outcome: Outcome | None, error: str | None = None, error_type: str | None = None) -> None:
+    def finish(
+        self,
+        outcome: Outcome | None,
+        error: str | None = None,
+        error_type: str | None = None,
+        cost: AttemptCost | None = None,
+    ) -> None:
         self.end_ns = time.time_ns()
+        self.cost = cost
         if outcome is not None:
             _usage_attributes(self.attributes, outcome)
         if error is not None:
@@ -86,8 +97,17 @@ class Invocation:
 class Tracer:
     """Queues finished invocations and exports them in the background."""
 
-    def __init__(self, export: SpanExporter | None, *, queue_size: int, capture_content: bool, project: str) -> None:
+    def __init__(
+        self,
+        export: SpanExporter | None,
+        *,
+        queue_size: int,
+        capture_content: bool,
+        project: str,
+        pricing: Pricing | None = None,
+    ) -> None:
         self.export = export
+        self.pricing = pricing or Pricing()
         self.capture_content = capture_content
         self.project = project
         self.queue_size = queue_size
@@ -166,9 +186,9 @@ class Tracer:
             by_workspace[invocation.workspace].append(invocation)
         for workspace, invocations in by_workspace.items():
             try:
+                request = await run_bulk(otlp_request, invocations, self.pricing)  # pricing is CPU work
                 await asyncio.wait_for(
-                    self.export(otlp_request(invocations), workspace=workspace, project=self.project),
-                    EXPORT_TIMEOUT_SECONDS,
+                    self.export(request, workspace=workspace, project=self.project), EXPORT_TIMEOUT_SECONDS
                 )
             except Exception as error:  # a store that is down or slow costs traces, never calls
                 self._drop(len(invocations), f"the trace store failed ({type(error).__name__}: {error})")
@@ -176,21 +196,22 @@ class Tracer:
                 self.exported += len(invocations)
 
 
-def otlp_request(invocations: list[Invocation]) -> ExportTraceServiceRequest:
-    """The invocations as one OTLP request (filled in place: protobuf's cheapest way)."""
+def otlp_request(invocations: list[Invocation], pricing: Pricing) -> ExportTraceServiceRequest:
+    """The invocations as one OTLP request (filled in place: protobuf's cheapest way), each span that
+    records a call with what it cost (``gen_ai.usage.cost``, in US dollars) when it has a price."""
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.add(key="service.name").value.string_value = SERVICE_NAME
     scope_spans = resource_spans.scope_spans.add()
     scope_spans.scope.name = "plughost.gateway"
     for invocation in invocations:
-        _fill(scope_spans.spans.add(), invocation.trace_id, invocation.parent_id, invocation.root)
+        _fill(scope_spans.spans.add(), invocation.trace_id, invocation.parent_id, invocation.root, pricing)
         for attempt in invocation.attempts:
-            _fill(scope_spans.spans.add(), invocation.trace_id, invocation.root.span_id, attempt)
+            _fill(scope_spans.spans.add(), invocation.trace_id, invocation.root.span_id, attempt, pricing)
     return request
 
 
-def _fill(span: Span, trace_id: bytes, parent_id: bytes, record: SpanRecord) -> None:
+def _fill(span: Span, trace_id: bytes, parent_id: bytes, record: SpanRecord, pricing: Pricing) -> None:
     span.trace_id, span.span_id, span.parent_span_id = trace_id, record.span_id, parent_id
     span.name, span.kind = record.name, record.kind  # type: ignore[assignment]
     span.start_time_unix_nano, span.end_time_unix_nano = record.start_ns, max(record.end_ns, record.start_ns)
@@ -201,6 +222,9 @@ def _fill(span: Span, trace_id: bytes, parent_id: bytes, record: SpanRecord) -> 
     for key, value in record.attributes.items():
         if value is not None:
             _set(span.attributes.add(key=key).value, value)
+    cost = None if record.cost is None else record.cost.cost(pricing)
+    if cost is not None:
+        span.attributes.add(key="gen_ai.usage.cost").value.double_value = cost
 
 
 def _set(target: AnyValue, value: Any) -> None:
@@ -222,6 +246,8 @@ def _usage_attributes(attributes: dict[str, Any], outcome: Outcome) -> None:
     attributes["gen_ai.response.model"] = outcome.model
     attributes["gen_ai.usage.input_tokens"] = outcome.input_tokens
     attributes["gen_ai.usage.output_tokens"] = outcome.output_tokens
+    attributes["gen_ai.usage.cache_read.input_tokens"] = outcome.cached_tokens
+    attributes["gen_ai.usage.reasoning.output_tokens"] = outcome.reasoning_tokens
     if outcome.finish_reasons:
         attributes["gen_ai.response.finish_reasons"] = list(outcome.finish_reasons)
     if outcome.text is not None:

@@ -7,7 +7,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from core import ConsolePage, Host, RouterContribution, hookimpl
+from core import ConsolePage, Host, RouterContribution, hookimpl, run_bulk
 from core.database import migrated
 from core.events import EventQueue
 
@@ -30,7 +30,7 @@ def _store(host: Host) -> SpanStore:
     """The one span store of this app, shared by the routes, the gRPC receiver and the hooks."""
 
     def build() -> SpanStore:
-        store = SpanStore(host.database)
+        store = SpanStore(host.database, host.pricing)
         store.committed = StoredTraces(_stored_events(host), functools.partial(summaries, store))
         return store
 
@@ -121,6 +121,9 @@ def plughost_span_exporter(host: Any) -> Any:
     store = _store(host)
 
     async def export(request: Any, *, workspace: str, project: str = "default") -> None:
-        await store.add(to_rows(request, workspace=workspace, project=project).rows)
+        decoded = await run_bulk(
+            lambda: to_rows(request, workspace=workspace, project=project, pricing=store.pricing)
+        )  # off the event loop: pricing the calls loads the price data the first time
+        await store.add(decoded.rows)
 
     return export

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Attributes = Mapping[str, Any]
 Message = dict[str, Any]
@@ -134,7 +134,7 @@ REASONING_TOKENS = (
 )
 MLFLOW_USAGE = "mlflow.chat.tokenUsage"
 MLFLOW_COST = "mlflow.llm.cost"
-COST = ("llm.cost.total",)
+COST = ("llm.cost.total", "gen_ai.usage.cost")
 FINISH_REASONS = (
     "gen_ai.response.finish_reasons",
     "gen_ai.response.finish_reason",
@@ -233,6 +233,17 @@ class LlmFacts:
 
 
 NOTHING = LlmFacts(None)
+
+
+class StoredCall(NamedTuple):
+    """What the span store says of one model-call span of a trace."""
+
+    counted: bool
+    """Whether it carries its call (see :func:`counted_calls`)."""
+    cost_usd: float | None
+    """What it cost in US dollars (see ``facts.call_cost``), ``None`` when no price is known."""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 def is_mlflow(attributes: Attributes) -> bool:
@@ -400,6 +411,7 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.completion_tokens",
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.cost",
         "gen_ai.response.finish_reasons",
         "gen_ai.conversation.id",
         "gen_ai.tool.name",

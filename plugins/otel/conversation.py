@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .conventions import Attributes, Message, json_value, llm_facts
+from .conventions import Attributes, Message, StoredCall, json_value, llm_facts
 
 Conversation = tuple[list[Message], list[Message]]
 """Input messages, output messages."""
@@ -343,11 +343,12 @@ def genai_attributes(attributes: Attributes) -> dict[str, Any]:
 
 
 def span_genai(
-    attributes: Attributes, counted: bool | None, events: Iterable[tuple[str, Attributes, Any]] = ()
+    attributes: Attributes, call: StoredCall | None, events: Iterable[tuple[str, Attributes, Any]] = ()
 ) -> dict[str, Any] | None:
-    """A span's ``genai`` view: its LLM facts, whether it carries a call (``counted``, for model
-    calls), its messages (from its attributes, else from GenAI ``events``: ``(name, attributes,
-    body)`` of its span events or log records) and, for a tool, its arguments and result;
+    """A span's ``genai`` view: its LLM facts, for a model call whether it carries the call (``counted``)
+    and what it cost (``cost_usd``, both from the store's ``call``), its messages (from its attributes,
+    else from GenAI ``events``: ``(name, attributes, body)`` of its span events or log records) and,
+    for a tool, its arguments and result;
     ``None`` for a span that says nothing about an LLM app."""
     facts = llm_facts(attributes)
     inputs, outputs = conversation(attributes)
@@ -357,7 +358,8 @@ def span_genai(
         return None
     view = {
         **facts.as_json(),
-        "counted": counted if facts.model_call else None,
+        "counted": call.counted if call is not None and facts.model_call else None,
+        "cost_usd": call.cost_usd if call is not None and facts.model_call else None,
         "input_messages": inputs,
         "output_messages": outputs,
     }

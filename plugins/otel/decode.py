@@ -17,10 +17,10 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from core import jsonbody
+from core import Pricing, jsonbody
 
 from . import wire
-from .facts import span_facts
+from .facts import call_cost, span_facts
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -33,6 +33,8 @@ PARSE_PIECE_BYTES = 512 * 1024
 GZIP_TRAILER_BYTES = 8  # CRC-32, then the inflated size modulo 2**32, both little-endian
 DEFLATE_MAX_RATIO = 1032  # no deflate stream inflates to more than 1032 times its size, plus headers
 INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
+GENAI_PRICES = Pricing()
+"""The genai-prices data set alone, without ``PLUGHOST_PRICES`` (the span store brings the app's pricing)."""
 
 
 class PayloadError(ValueError):
@@ -197,9 +199,11 @@ def _convert_id(holder: dict[str, Any], key: str) -> None:
         raise ValueError(f"{key} {value!r} is not a hex string") from None
 
 
-def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str) -> Decoded:
-    """One row per valid span (the span table's columns, plus the terms and GenAI usage the store indexes
-    and sums, see :mod:`.facts`); invalid spans are counted and described, not stored."""
+def to_rows(
+    request: ExportTraceServiceRequest, *, workspace: str, project: str, pricing: Pricing = GENAI_PRICES
+) -> Decoded:
+    """One row per valid span (the span table's columns, plus the terms, GenAI usage and cost the store
+    indexes and sums, see :mod:`.facts`); invalid spans are counted and described, not stored."""
     rows: list[dict[str, Any]] = []
     rejected = 0
     reasons: list[str] = []
@@ -251,6 +255,7 @@ def to_rows(request: ExportTraceServiceRequest, *, workspace: str, project: str)
                         "llm_call": facts.llm_call,
                         "input_tokens": facts.input_tokens,
                         "output_tokens": facts.output_tokens,
+                        "cost_usd": call_cost(facts.llm, pricing, span.start_time_unix_nano),
                     }
                 )
     return Decoded(rows, rejected, reasons)

@@ -10,14 +10,20 @@
   (whichever convention it follows): what the span is (an LLM call, a tool, an agent...),
   its models, provider and token counts. A model call's tokens are summed in its trace's
   summary, each call once (see :func:`.conventions.counted_calls`).
+- A model call's **cost** is what the span reports (``llm.cost.total``, ``gen_ai.usage.cost``,
+  ``mlflow.llm.cost``: the instrumentation knew the price), else what ``core.pricing`` makes of its
+  provider, models and tokens; ``None`` when neither knows.
 - An MLflow span's attribute values are JSON-encoded strings: its terms hold them decoded
   (``attr.mlflow.llm.model=x`` finds the span stored as ``"x"``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from core import Pricing
 
 from .conventions import FACT_KEYS, NOTHING, LlmFacts, is_mlflow, json_value, llm_facts
 from .present import any_value
@@ -44,6 +50,23 @@ class SpanFacts:
     @property
     def output_tokens(self) -> int:
         return (self.llm.output_tokens or 0) if self.llm.model_call else 0
+
+
+def call_cost(llm: LlmFacts, pricing: Pricing, at_ns: int) -> float | None:
+    """What a model call cost, in US dollars (see the module's docstring); ``None`` for other spans."""
+    if not llm.model_call:
+        return None
+    if llm.cost is not None and math.isfinite(llm.cost) and llm.cost >= 0:
+        return llm.cost
+    return pricing.cost(
+        llm.provider,
+        (llm.response_model, llm.request_model),
+        llm.input_tokens,
+        llm.output_tokens,
+        llm.cached_tokens,
+        llm.reasoning_tokens,
+        at_ns,
+    )
 
 
 def span_facts(span: Any, service: str) -> SpanFacts:

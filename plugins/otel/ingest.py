@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Sig
             "traces",
             "opentelemetry.proto.collector.trace.v1.TraceService",
             ExportTraceServiceRequest,
-            to_rows,
+            functools.partial(to_rows, pricing=spans.pricing),
             spans.add,
             partial_answer(ExportTraceServiceResponse, "rejected_spans"),
             "spans",

@@ -14,7 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from .conventions import MLFLOW_MARKERS, decoded
+from .conventions import MLFLOW_MARKERS, StoredCall, decoded
 from .conversation import GENAI_EVENTS, genai_attributes, span_genai
 
 NS_PER_MS = 1_000_000
@@ -41,19 +41,20 @@ def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
         "llm_calls": row["llm_calls"],
         "input_tokens": row["input_tokens"],
         "output_tokens": row["output_tokens"],
+        "cost_usd": row["cost_usd"],
     }
 
 
 def span_view(
     row: dict[str, Any],
     span: Span | None = None,
-    counted: bool | None = None,
+    call: StoredCall | None = None,
     logs: Sequence[dict[str, Any]] = (),
     *,
     otlp: bool = True,
 ) -> dict[str, Any]:
     """The API view of a stored span (``span``: the parsed span, when the caller already has it;
-    ``counted``: whether it carries an LLM call, see ``SpanStore.counted_spans``; ``logs``: the views
+    ``call``: what the store says of it as a model call, see ``SpanStore.stored_calls``; ``logs``: the views
     of its log records: GenAI events become its messages, the others its ``logs``; ``otlp=False``:
     without the ``otlp`` member, the costliest part, for readers that never look at it)."""
     span = Span.FromString(row["span"]) if span is None else span
@@ -84,7 +85,7 @@ def span_view(
         "resource": {"attributes": attributes(resource.attributes), "schema_url": row["resource_schema_url"]},
         "scope": {"name": scope.name, "version": scope.version, "attributes": attributes(scope.attributes)},
     }
-    view["genai"] = span_genai(genai_attributes(readable), counted, _event_triples(view["events"], logs))
+    view["genai"] = span_genai(genai_attributes(readable), call, _event_triples(view["events"], logs))
     view["logs"] = [record for record in logs if record["event_name"] not in GENAI_EVENTS]
     if otlp:
         view["otlp"] = {
@@ -205,7 +206,7 @@ def spans_json(
     tree_nodes: list[dict[str, Any]],
     *,
     first: bool,
-    counted: Mapping[str, bool] = MappingProxyType({}),
+    calls: Mapping[str, StoredCall] = MappingProxyType({}),
     logs: Mapping[str, Sequence[dict[str, Any]]] = MappingProxyType({}),
 ) -> Iterator[str]:
     """The JSON of ``span_view`` for each row, comma-separated (led by a comma unless ``first``), in
@@ -218,7 +219,7 @@ def spans_json(
         if not first:
             buffered.append(",")
         first = False
-        for piece in _span_json(row, tree_nodes, counted.get(row["span_id"]), logs.get(row["span_id"], ())):
+        for piece in _span_json(row, tree_nodes, calls.get(row["span_id"]), logs.get(row["span_id"], ())):
             buffered.append(piece)
             size += len(piece)
             if size >= PIECE_CHARS:
@@ -229,7 +230,7 @@ def spans_json(
 
 
 def _span_json(
-    row: dict[str, Any], tree_nodes: list[dict[str, Any]], counted: bool | None, logs: Sequence[dict[str, Any]]
+    row: dict[str, Any], tree_nodes: list[dict[str, Any]], call: StoredCall | None, logs: Sequence[dict[str, Any]]
 ) -> Iterator[str]:
     """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped)."""
     span = Span.FromString(row["span"])
@@ -258,7 +259,7 @@ def _span_json(
     )
     otlp = view.pop("otlp")
     del view["attributes"]
-    view["genai"] = span_genai(read, counted, _event_triples(view["events"], logs))
+    view["genai"] = span_genai(read, call, _event_triples(view["events"], logs))
     yield json.dumps(otlp.pop("span"))[1:] + "," + json.dumps(otlp)[1:] + "," + json.dumps(view)[1:]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from core import run_bulk
 from core.context import current_workspace
 
+from .conventions import StoredCall
 from .decode import INT64_MAX, STATUS_ERROR
 from .hookspecs import TracePage, TraceQuery
 from .logs import LogStore, by_span
@@ -73,9 +74,9 @@ class StoredTraceReader:
         self, trace_id: str, workspace: str, size: int, lean: bool, logs: dict[str, list[dict[str, Any]]]
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The span views in start order, a page of rows at a time, made off the event loop."""
-        counted = await self.store.counted_spans(workspace, trace_id)
+        calls = await self.store.stored_calls(workspace, trace_id)
         async for rows in self.store.span_pages(workspace, trace_id, size):
-            yield await run_bulk(_span_views, rows, counted, logs, lean)
+            yield await run_bulk(_span_views, rows, calls, logs, lean)
 
 
 async def summaries(store: SpanStore, workspace: str, trace_ids: list[str]) -> list[dict[str, Any]]:
@@ -114,13 +115,13 @@ def nanoseconds(moment: datetime | None, name: str) -> int | None:
 
 
 def _span_views(
-    rows: list[dict[str, Any]], counted: dict[str, bool], logs: dict[str, list[dict[str, Any]]], lean: bool
+    rows: list[dict[str, Any]], calls: dict[str, StoredCall], logs: dict[str, list[dict[str, Any]]], lean: bool
 ) -> list[dict[str, Any]]:
     """The spans' readable fields (never their OTLP/JSON, which no reader of this kind reads). ``lean``: a
     span that is not an error, has no log record and whose bytes hold none of :data:`ANALYSED_MARKERS`
     comes without attributes and events: most spans of a big trace are never parsed."""
     return [
-        span_view(row, counted=counted.get(row["span_id"]), logs=logs.get(row["span_id"], ()), otlp=False)
+        span_view(row, call=calls.get(row["span_id"]), logs=logs.get(row["span_id"], ()), otlp=False)
         if not lean
         or row["status_code"] == STATUS_ERROR
         or row["span_id"] in logs

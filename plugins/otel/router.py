@@ -238,11 +238,13 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
         tags=["otel"],
         summary="A trace's span tree in a few bytes a span, in pieces (streamed)",
         description="Every span without attributes, as compact rows in start order: "
-        "`[span_id, parent, name, service, start_us, duration_us, flags, kind, model]`. `parent` is an index "
+        "`[span_id, parent, name, service, start_us, duration_us, flags, kind, model, input_tokens, output_tokens, "
+        "cost_usd]`. `parent` is an index "
         "into this piece's `spans` when the parent is in it, else the parent's span id (`null` for a root); "
         "`name`, `service`, `kind` and `model` index this piece's `names`, `services`, `kinds` and `models`; "
         "times are whole microseconds after the trace's start (`start_time_unix_nano`); flags: 1 error, "
-        "2 exception event; trailing fields that say nothing are left out. Ask again with `cursor` = "
+        "2 exception event, 8 a model call, 4 a model call whose tokens and cost a nested span carries; its tokens "
+        "and cost (US dollars) as stored; trailing fields that say nothing are left out. Ask again with `cursor` = "
         "`next_cursor` until it is `null`. The full span: `GET /api/otel/traces/{trace_id}/spans/{span_id}`.",
         response_class=StreamingResponse,
         responses={200: {"content": {"application/json": {}}}, **BAD_REQUEST, **NOT_FOUND},
@@ -259,7 +261,7 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
         after = _cursor(cursor)
         summary = await _summary(store, trace_id)
         piece = _Piece(store, summary, after, limit, SKELETON_PAGE, SKELETON_COLUMNS)
-        return StreamingResponse(_skeleton_json(piece), media_type="application/json")
+        return StreamingResponse(_skeleton_json(piece, store), media_type="application/json")
 
     @router.get(
         "/api/otel/traces/{trace_id}/spans/{span_id}",
@@ -272,9 +274,9 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
         row = await store.get_span(workspace, trace_id, span_id)
         if row is None:
             raise HTTPException(404, f"no span {span_id} in trace {trace_id} in workspace {workspace!r}")
-        counted = (await store.counted_spans(workspace, trace_id)).get(span_id)
+        call = (await store.stored_calls(workspace, trace_id)).get(span_id)
         span_logs = by_span(await logs.for_trace(workspace, trace_id)).get(span_id, [])
-        body = await run_bulk(lambda: json.dumps(span_view(row, counted=counted, logs=span_logs)).encode())
+        body = await run_bulk(lambda: json.dumps(span_view(row, call=call, logs=span_logs)).encode())
         return Response(body, media_type="application/json")
 
     @router.get(
@@ -526,11 +528,11 @@ async def _trace_json(store: SpanStore, logs: LogStore, summary: dict[str, Any])
     tree_nodes: list[dict[str, Any]] = []
     first = True
     workspace, trace_id = summary["workspace"], summary["trace_id"]
-    counted = await store.counted_spans(workspace, trace_id)
+    calls = await store.stored_calls(workspace, trace_id)
     records = await logs.for_trace(workspace, trace_id)
     span_logs = by_span(records)
     async for rows in store.span_pages(workspace, trace_id):
-        pieces = spans_json(rows, tree_nodes, first=first, counted=counted, logs=span_logs)
+        pieces = spans_json(rows, tree_nodes, first=first, calls=calls, logs=span_logs)
         while (piece := await run_bulk(next, pieces, None)) is not None:
             yield piece
         first = False
@@ -541,23 +543,24 @@ async def _trace_json(store: SpanStore, logs: LogStore, summary: dict[str, Any])
 async def _trace_piece_json(piece: _Piece, store: SpanStore, logs: LogStore) -> AsyncIterator[str]:
     """``{summary..., "spans": [...], "next_cursor": ...}``: a piece of the trace, encoded as `_trace_json` does."""
     workspace, trace_id = piece.summary["workspace"], piece.summary["trace_id"]
-    counted = await store.counted_spans(workspace, trace_id)
+    calls = await store.stored_calls(workspace, trace_id)
     span_logs = by_span(await logs.for_trace(workspace, trace_id))
     yield json.dumps(trace_summary(piece.summary))[:-1] + ',"spans":['
     first = True
     async for rows in piece.pages():
-        pieces = spans_json(rows, [], first=first, counted=counted, logs=span_logs)
+        pieces = spans_json(rows, [], first=first, calls=calls, logs=span_logs)
         while (text := await run_bulk(next, pieces, None)) is not None:
             yield text
         first = False
     yield '],"next_cursor":' + json.dumps(piece.next_cursor) + "}"
 
 
-async def _skeleton_json(piece: _Piece) -> AsyncIterator[str]:
+async def _skeleton_json(piece: _Piece, store: SpanStore) -> AsyncIterator[str]:
     """One piece of the skeleton (see :mod:`.skeleton`), a store page at a time, each encoded off the event loop."""
     head = {**trace_summary(piece.summary), "fields": SKELETON_FIELDS}
     yield json.dumps(head)[:-1] + ',"spans":['
-    encoder = Piece(piece.summary["start_ns"])
+    calls = await store.stored_calls(piece.summary["workspace"], piece.summary["trace_id"])
+    encoder = Piece(piece.summary["start_ns"], calls)
     async for rows in piece.pages():
         yield await run_bulk(encoder.rows_json, rows)
     yield "]," + encoder.tables_json() + ',"next_cursor":' + json.dumps(piece.next_cursor) + "}"

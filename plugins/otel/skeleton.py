@@ -2,7 +2,7 @@
 
 A piece of the skeleton is JSON: ``spans`` is a list of compact rows in start order,
 
-    [span_id, parent, name, service, start_us, duration_us, flags, kind, model]
+    [span_id, parent, name, service, start_us, duration_us, flags, kind, model, input_tokens, output_tokens, cost_usd]
 
 - ``parent``: the parent's index in this piece's ``spans`` when it is in this piece, else its
   span id (an earlier piece, or not stored), or ``null`` for a root;
@@ -10,8 +10,12 @@ A piece of the skeleton is JSON: ``spans`` is a list of compact rows in start or
   ``kinds`` and ``models`` lists;
 - ``start_us`` is microseconds after the trace's start, ``duration_us`` the span's length in
   microseconds (both whole numbers);
-- ``flags``: :data:`FLAG_ERROR` (status error, or an exception event), :data:`FLAG_EXCEPTION`;
-- trailing fields that say nothing (flags 0, no kind, no model) are left out.
+- ``flags``: :data:`FLAG_ERROR` (status error, or an exception event), :data:`FLAG_EXCEPTION`,
+  :data:`FLAG_MODEL_CALL` (an LLM or embedding call), :data:`FLAG_NOT_COUNTED` (a model call
+  whose tokens and cost a span nested in it carries, see ``conventions.counted_calls``);
+- ``input_tokens``, ``output_tokens`` and ``cost_usd`` (US dollars) of a model call, as the store keeps
+  them (``null`` when not known);
+- trailing fields that say nothing (flags 0, ``null``) are left out.
 
 The kind is what the span is in LLM terms (``llm``, ``tool``, ``agent``, ``retriever``,
 ``embedding``, ...), read from OpenInference, the OpenTelemetry GenAI conventions, MLflow and the
@@ -22,15 +26,33 @@ bytes hold one of :data:`MARKERS` are parsed at all: the rest cost one byte sear
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from .conventions import StoredCall
 from .decode import STATUS_ERROR
 
-FIELDS = ("span_id", "parent", "name", "service", "start_us", "duration_us", "flags", "kind", "model")
+FIELDS = (
+    "span_id",
+    "parent",
+    "name",
+    "service",
+    "start_us",
+    "duration_us",
+    "flags",
+    "kind",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
 FLAG_ERROR = 1
 FLAG_EXCEPTION = 2
+FLAG_NOT_COUNTED = 4
+FLAG_MODEL_CALL = 8
+FLAGS_AT = FIELDS.index("flags")
 NS_PER_US = 1000
 KIND_KEYS = ("openinference.span.kind", "mlflow.spanType")
 OPERATION_KEY = "gen_ai.operation.name"
@@ -63,8 +85,9 @@ COLUMNS = ("span_id", "parent_span_id", "name", "service_name", "start_ns", "end
 class Piece:
     """One piece of the skeleton being written: its string tables and where each span id sits in it."""
 
-    def __init__(self, trace_start_ns: int) -> None:
+    def __init__(self, trace_start_ns: int, calls: Mapping[str, StoredCall]) -> None:
         self.trace_start_ns = trace_start_ns
+        self.calls = calls
         self.tables: dict[str, dict[str, int]] = {"names": {}, "services": {}, "kinds": {}, "models": {}}
         self.index_of: dict[str, int] = {}
 
@@ -87,6 +110,9 @@ class Piece:
         flags, kind, model = badges(row["span"])
         if row["status_code"] == STATUS_ERROR:
             flags |= FLAG_ERROR
+        call = self.calls.get(span_id)
+        if call is not None:
+            flags |= FLAG_MODEL_CALL if call.counted else FLAG_MODEL_CALL | FLAG_NOT_COUNTED
         start, end = row["start_ns"], row["end_ns"]
         encoded = [
             span_id,
@@ -98,9 +124,10 @@ class Piece:
             flags,
             None if kind is None else self._entry("kinds", kind),
             None if model is None else self._entry("models", model),
+            *((None, None, None) if call is None else (call.input_tokens, call.output_tokens, call.cost_usd)),
         ]
-        while len(encoded) > 6 and encoded[-1] in (None, 0) and (encoded[-1] is None or len(encoded) == 7):
-            encoded.pop()  # an absent model or kind, then flags 0, say nothing
+        while len(encoded) > FLAGS_AT and (encoded[-1] is None or (len(encoded) == FLAGS_AT + 1 and encoded[-1] == 0)):
+            encoded.pop()  # absent values, then flags 0, say nothing
         return encoded
 
     def _entry(self, table: str, text: str) -> int:

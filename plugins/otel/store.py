@@ -14,8 +14,9 @@
   ``facts.py``) are rows of ``plughost_otel_terms``, keyed for the filters of the
   list. Each model-call span (an LLM or embedding call, in any convention, see
   ``conventions.py``) is a row of ``plughost_otel_calls``: its models, provider and
-  tokens, and whether it carries the call (``counted``). The summary holds the trace's
-  LLM calls and tokens, each call once: added as spans arrive, and counted again
+  tokens, its cost in US dollars (``cost_usd``, priced at ingest, see ``core.pricing``; null when
+  no price is known), and whether it carries the call (``counted``). The summary holds the trace's
+  LLM calls, tokens and cost, each call once: added as spans arrive, and counted again
   from the trace's call rows (in the same transaction, after the summary row is locked)
   once a trace has two calls or more, since nested spans of one call must count once.
 - Writes are group-committed: one writer stores, in a single transaction, every
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import heapq
 import re
 from collections import defaultdict
@@ -40,6 +42,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -65,12 +68,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.util import await_
 
-from core import run_bulk
+from core import Pricing, run_bulk
 from core.context import current_workspace
 from core.database import synchronous_twin
 from core.unavailable import unavailable
 
-from .conventions import counted_calls
+from .conventions import StoredCall, counted_calls
 from .decode import INT64_MAX, STATUS_ERROR
 from .facts import SPAN_NAME_KEY
 from .sqlite_writer import CompiledInsert, SqliteWriter
@@ -119,6 +122,7 @@ traces = Table(
     Column("llm_calls", Integer, nullable=False, server_default="0"),
     Column("input_tokens", BigInteger, nullable=False, server_default="0"),
     Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost_usd", Float),
     Index("plughost_otel_traces_start", "workspace", "start_ns", "trace_id"),
 )
 
@@ -150,6 +154,7 @@ calls = Table(
     Column("cached_tokens", BigInteger),
     Column("reasoning_tokens", BigInteger),
     Column("counted", Boolean, nullable=False),
+    Column("cost_usd", Float),
     Index("plughost_otel_calls_request_model", "workspace", "request_model", "trace_id"),
     Index("plughost_otel_calls_response_model", "workspace", "response_model", "trace_id"),
 )
@@ -231,8 +236,10 @@ def _in_bulk_thread(work: Callable[[], T]) -> T:
 
 
 class SpanStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, pricing: Pricing | None = None) -> None:
         self.engine = engine
+        self.pricing = pricing or Pricing()
+        """How the decoder prices the model calls of the spans given to :meth:`add` (see :func:`.decode.to_rows`)."""
         self._dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         self._insert_spans = (
             self._dialect.insert(spans)
@@ -457,15 +464,15 @@ class SpanStore:
             )
             return dict(summary._mapping), as_dicts(rows)
 
-    async def counted_spans(self, workspace: str, trace_id: str) -> dict[str, bool]:
-        """The trace's model-call spans, each with whether it carries its call (see :func:`recount_calls`)."""
+    async def stored_calls(self, workspace: str, trace_id: str) -> dict[str, StoredCall]:
+        """The trace's model-call spans: whether each carries its call, its cost and its tokens."""
         async with self.engine.connect() as connection:
             found = await connection.execute(
-                select(calls.c.span_id, calls.c.counted).where(
-                    calls.c.workspace == workspace, calls.c.trace_id == trace_id
-                )
+                select(
+                    calls.c.span_id, calls.c.counted, calls.c.cost_usd, calls.c.input_tokens, calls.c.output_tokens
+                ).where(calls.c.workspace == workspace, calls.c.trace_id == trace_id)
             )
-            return {span_id: counted for span_id, counted in found}
+            return {span_id: StoredCall(*call) for span_id, *call in found}
 
     async def delete_trace(self, trace_id: str) -> bool:
         workspace = current_workspace()
@@ -601,6 +608,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "llm_calls": int(row.get("llm_call", False)),
                 "input_tokens": row.get("input_tokens", 0),
                 "output_tokens": row.get("output_tokens", 0),
+                "cost_usd": row.get("cost_usd"),
             }
             continue
         summary["project"] = min(summary["project"], row["project"])
@@ -612,12 +620,18 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         summary["llm_calls"] += bool(row.get("llm_call", False))
         summary["input_tokens"] += row.get("input_tokens", 0)
         summary["output_tokens"] += row.get("output_tokens", 0)
+        summary["cost_usd"] = add_costs(summary["cost_usd"], row.get("cost_usd"))
         if is_root and summary["root_name"] is None:
             summary["root_name"], summary["service_name"] = row["name"], row["service_name"]
         elif is_root or summary["root_name"] is None:
             summary["root_name"] = _least(summary["root_name"], row["name"] if is_root else None)
             summary["service_name"] = min(summary["service_name"], row["service_name"])
     return [found[key] for key in sorted(found)]
+
+
+def add_costs(a: float | None, b: float | None) -> float | None:
+    """The sum of two costs, either unknown (``None``): unknown only when both are."""
+    return b if a is None else a if b is None else a + b
 
 
 def _least(a: str | None, b: str | None) -> str | None:
@@ -653,6 +667,11 @@ def summary_merge(dialect: ModuleType) -> Any:
             "llm_calls": stored.llm_calls + new.llm_calls,
             "input_tokens": stored.input_tokens + new.input_tokens,
             "output_tokens": stored.output_tokens + new.output_tokens,
+            "cost_usd": case(
+                (stored.cost_usd.is_(None), new.cost_usd),
+                (new.cost_usd.is_(None), stored.cost_usd),
+                else_=stored.cost_usd + new.cost_usd,
+            ),
         },
     )
 
@@ -702,6 +721,7 @@ def call_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "cached_tokens": facts.cached_tokens,
             "reasoning_tokens": facts.reasoning_tokens,
             "counted": True,
+            "cost_usd": row.get("cost_usd"),
         }
         for row in rows
         if (facts := row.get("llm")) is not None and facts.model_call
@@ -733,6 +753,7 @@ def recount_calls(connection: Connection, keys: list[tuple[str, str]]) -> None:
                     calls.c.input_tokens,
                     calls.c.output_tokens,
                     calls.c.counted,
+                    calls.c.cost_usd,
                 ).where(calls.c.workspace == workspace, calls.c.trace_id.in_(chunk))
             ):
                 found[row.trace_id].append(row)
@@ -752,6 +773,7 @@ def recount_calls(connection: Connection, keys: list[tuple[str, str]]) -> None:
                         "calls": len(kept),
                         "input": sum(row.input_tokens or 0 for row in kept),
                         "output": sum(row.output_tokens or 0 for row in kept),
+                        "cost": functools.reduce(add_costs, (row.cost_usd for row in kept), None),
                     }
                 )
     if flags:
@@ -762,7 +784,12 @@ def recount_calls(connection: Connection, keys: list[tuple[str, str]]) -> None:
         connection.execute(
             update(traces)
             .where(traces.c.workspace == bindparam("w"), traces.c.trace_id == bindparam("t"))
-            .values(llm_calls=bindparam("calls"), input_tokens=bindparam("input"), output_tokens=bindparam("output")),
+            .values(
+                llm_calls=bindparam("calls"),
+                input_tokens=bindparam("input"),
+                output_tokens=bindparam("output"),
+                cost_usd=bindparam("cost"),
+            ),
             summaries,
         )
 

@@ -1,12 +1,13 @@
 """Spans shaped like the otel query API's, built by hand for the analysis' unit tests.
 
 Their ``genai`` view is made by the otel plugin's own reading of the attributes (as its trace
-reader gives it), each model call carrying its call unless ``counted`` says otherwise."""
+reader gives it), each model call carrying its call unless ``counted`` says otherwise, and costing ``cost_usd``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from plugins.otel.conventions import StoredCall
 from plugins.otel.conversation import span_genai
 
 MS = 1_000_000
@@ -23,6 +24,7 @@ def span(
     error: bool = False,
     events: list[dict[str, Any]] | None = None,
     counted: bool = True,
+    cost_usd: float | None = None,
 ) -> dict[str, Any]:
     triples = [(event["name"], event["attributes"], event["attributes"]) for event in events or ()]
     return {
@@ -36,7 +38,7 @@ def span(
         "status": {"code": "STATUS_CODE_ERROR" if error else "STATUS_CODE_UNSET", "message": ""},
         "attributes": attributes or {},
         "events": events or [],
-        "genai": span_genai(attributes or {}, counted, triples),
+        "genai": span_genai(attributes or {}, StoredCall(counted, cost_usd), triples),
     }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from genai_prices import Usage, calc_price
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
 
@@ -116,8 +117,9 @@ def test_the_last_hours_error_traces_of_a_service_become_one_report(traces_serve
     assert (
         aggregate["genai"]["llm_calls"] == 1
         and aggregate["genai"]["input_tokens"] == 500
-        and aggregate["genai"]["cost"] is None
-    )
+        and aggregate["genai"]["cost"]
+        == pytest.approx(float(calc_price(Usage(input_tokens=500, output_tokens=20), "gpt-4o").total_price))
+    )  # priced as the trace list prices it (genai-prices, by the model's name: the span names no provider)
 
     team_b = run(jobs, {"status": "error"}, headers={"X-Plughost-Workspace": "team-b"})
     assert [t["service_name"] for t in team_b["result"]["traces"]] == ["shop"]  # the job reads in its own workspace

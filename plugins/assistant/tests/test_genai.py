@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from genai_prices import Usage, calc_price
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
 
@@ -15,7 +16,7 @@ from core import StartupError
 from core.testing import serve_in_thread
 from plugins.assistant.analysis import analyse
 from plugins.assistant.report import as_text
-from plugins.assistant.settings import ModelPrice, Settings
+from plugins.assistant.settings import Settings
 
 from .otlp import exporting, trace_id_of
 from .spans import MS, span, trace
@@ -31,6 +32,7 @@ def chat(
     tokens: tuple[int, int] = (100, 10),
     error: bool = False,
     events: list[dict[str, Any]] | None = None,
+    cost_usd: float | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     attributes = {
@@ -41,7 +43,17 @@ def chat(
         "gen_ai.usage.output_tokens": tokens[1],
         **extra,
     }
-    return span(span_id, begin, end, parent, name=f"chat {model}", attributes=attributes, error=error, events=events)
+    return span(
+        span_id,
+        begin,
+        end,
+        parent,
+        name=f"chat {model}",
+        attributes=attributes,
+        error=error,
+        events=events,
+        cost_usd=cost_usd,
+    )
 
 
 def response_model(model: str) -> dict[str, Any]:
@@ -92,7 +104,7 @@ def test_llm_calls_models_tokens_and_the_share_of_time_counts_overlap_once() -> 
     assert (genai["input_tokens"], genai["output_tokens"]) == (3007, 133)
     assert genai["llm_time_ms"] == pytest.approx(700)  # 0-600 (overlapping calls once) + 700-800
     assert genai["llm_share"] == pytest.approx(0.7)
-    assert genai["cost"] is None and genai["unpriced_models"] == []  # no price table: no costs, no made-up prices
+    assert genai["cost"] is None and genai["unpriced_models"] == ["claude-sonnet-4", "gpt-3.5", "gpt-4o"]
     assert (
         "LLM: 3 calls (claude-sonnet-4, gpt-3.5, gpt-4o), 3007 input and 133 output tokens, "
         "700.0 ms in LLM calls (70% of the trace)" in as_text(analysis)
@@ -103,37 +115,37 @@ def test_a_trace_without_genai_spans_has_no_genai_section() -> None:
     assert analyse(trace(span("root", 0, 10)), Settings())["genai"] is None
 
 
-def test_prices_turn_tokens_into_cost_per_call_and_in_total() -> None:
-    settings = Settings(
-        prices={"gpt-4o": ModelPrice(input=2.5, output=10), "claude-sonnet-4": ModelPrice(input=3, output=15)}
-    )
+def test_the_calls_costs_add_up_to_the_traces() -> None:
+    """Each call costs what the trace store priced it at (its ``cost_usd``); a call without one is unpriced."""
     genai = analyse(
         trace(
             span("agent", 0, 1000),
-            chat("c1", 0, 100, tokens=(1_000_000, 100_000)),
+            chat("c1", 0, 100, tokens=(1_000_000, 100_000), cost_usd=3.5),
             chat(
                 "c2",
                 100,
                 200,
                 model="claude-sonnet",
                 tokens=(2000, 1000),
+                cost_usd=0.021,
                 **response_model("claude-sonnet-4"),
             ),
             chat("c3", 200, 300, model="mystery", tokens=(5, 5)),
         ),
-        settings,
+        Settings(),
     )["genai"]
-    assert [c["cost"] for c in genai["llm_calls"]] == [3.5, pytest.approx(0.021), None]
+    assert [c["cost"] for c in genai["llm_calls"]] == [3.5, 0.021, None]
     assert genai["cost"] == pytest.approx(3.521) and genai["unpriced_models"] == ["mystery"]
 
 
-def test_prices_come_from_the_environment_as_json(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_old_price_table_setting_says_where_it_moved(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLUGHOST_ASSISTANT_PRICES", '{"gpt-4o": {"input": 2.5, "output": 10}}')
-    app = make_app(["otel", "assistant"])
-    assert app.assembly.host.plugin_settings("assistant").prices == {"gpt-4o": ModelPrice(input=2.5, output=10)}
-    monkeypatch.setenv("PLUGHOST_ASSISTANT_PRICES", '{"gpt-4o": {"input": -1, "output": 10}}')
-    with pytest.raises(StartupError, match="PLUGHOST_ASSISTANT_PRICES"):
+    with pytest.raises(StartupError, match="PLUGHOST_ASSISTANT_PRICES.*moved to PLUGHOST_PRICES"):
         make_app(["otel", "assistant"])
+    monkeypatch.delenv("PLUGHOST_ASSISTANT_PRICES")
+    monkeypatch.setenv("PLUGHOST_PRICES", '{"house-llm": {"input": 2.5, "output": 10}}')
+    pricing = make_app(["otel", "assistant"]).assembly.host.pricing
+    assert pricing.cost(None, ["house-llm"], 1_000_000, 100_000) == 3.5
 
 
 def test_slow_calls_retries_and_repeated_identical_prompts() -> None:
@@ -195,8 +207,7 @@ def test_tool_call_loops() -> None:
 
 @pytest.fixture
 def base(make_app: Any) -> Iterator[str]:
-    settings = {"assistant": {"prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}}}
-    with serve_in_thread(make_app(["otel", "assistant"], settings)) as url:
+    with serve_in_thread(make_app(["otel", "assistant"])) as url:
         yield url
 
 
@@ -236,7 +247,13 @@ def test_an_llm_trace_sent_by_the_otel_sdk(base: str) -> None:
     assert genai["models"] == ["gpt-4o-mini"] and genai["llm_call_count"] == 2
     assert (genai["input_tokens"], genai["output_tokens"]) == (2400, 300)
     assert genai["llm_share"] == pytest.approx(0.9)
-    assert genai["cost"] == pytest.approx((2400 * 0.15 + 300 * 0.6) / 1e6)
+    [listed] = httpx.get(f"{base}/api/otel/traces", params={"service": "agent"}).json()["traces"]
+    failed, answered = (
+        calc_price(Usage(input_tokens=1200, output_tokens=output), "gpt-4o-mini", provider_id="openai").total_price
+        for output in (0, 300)
+    )
+    assert genai["cost"] == pytest.approx(float(failed + answered)) and genai["cost"] == listed["cost_usd"]
+    assert [call["cost"] for call in genai["llm_calls"]] == [float(failed), float(answered)]
     assert genai["llm_calls"][1]["finish_reasons"] == ["stop"]
     assert [r["kind"] for r in genai["repeated_prompts"]] == ["retry"]
     assert "Retried: chat gpt-4o-mini (gpt-4o-mini) sent 2 times" in analysis["text"]

@@ -13,7 +13,7 @@ The requested model name picks the behaviour:
 - ``rich-*`` answers with every extra field its format has (logprobs, refusal,
   system_fingerprint, usage details; thinking blocks, cache usage);
 - ``fail-500``, ``bad-request``, ``html-error`` (404, an HTML page) and ``rate-limited`` (429,
-  Retry-After 7) fail; ``redirect``
+  Retry-After 7) fail; ``fail-slow`` fails with 500 after 0.3 s; ``redirect``
   answers 307 to ``/v1/elsewhere``; ``slow`` waits 2 s; ``cut`` streams two pieces and
   hangs up before the terminal event.
 
@@ -46,7 +46,8 @@ def create_provider() -> tuple[FastAPI, list[dict[str, Any]]]:
         body = await request.json()
         seen.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
         model = body.get("model", "")
-        if model == "fail-500":
+        if model in ("fail-500", "fail-slow"):
+            await asyncio.sleep(0.3 if model == "fail-slow" else 0)
             return body, model, JSONResponse({"error": {"message": "provider exploded"}}, 500)
         if model == "bad-request":
             return body, model, JSONResponse({"error": {"message": "temperature too hot"}}, 400)

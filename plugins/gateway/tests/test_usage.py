@@ -11,6 +11,8 @@ import openai
 from core.database import create_engine, migrate
 from core.testing import serve_in_thread
 from plugins.gateway import MIGRATIONS
+from plugins.gateway.costs import AttemptCost
+from plugins.gateway.providers import Outcome
 from plugins.gateway.store import GatewayStore
 from plugins.gateway.tests.kit import KEK, configure
 from plugins.gateway.tests.test_tracing import wait_for
@@ -46,6 +48,7 @@ def test_usage_summary_per_endpoint_and_model(make_app: Any, provider: Any, data
         "output_tokens": 0,
         "p50_ms": None,
         "p95_ms": None,
+        "cost_usd": None,
     }
     assert {k: chat[k] for k in ("endpoint", "model", "calls", "errors", "input_tokens", "output_tokens")} == {
         "endpoint": "chat",
@@ -78,6 +81,7 @@ def test_stopping_the_writer_stores_every_queued_record(database_url: str) -> No
                     latency_ms=float(n),
                     prompt_tokens=n,
                     completion_tokens=n,
+                    cost=AttemptCost("openai", ("gpt-4o",), Outcome(input_tokens=n, output_tokens=n), None, 0),
                 )
 
             call(1)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from genai_prices import Usage, calc_price
 
 from core.testing import serve_in_thread
 from plugins.otel.conventions import CONVENTIONS, FACT_KEYS
@@ -75,6 +76,8 @@ def test_a_real_instrumentations_call_is_one_call_with_its_model_tokens_and_mess
     assert len(calls) == 1
     call = calls[0]
     assert (call["kind"], call["model"], call["input_tokens"], call["output_tokens"]) == ("llm", MODEL, 7, 14)
+    price = float(calc_price(Usage(input_tokens=7, output_tokens=14), MODEL, provider_id="openai").total_price)
+    assert call["cost_usd"] == price and summary["cost_usd"] == price  # genai-prices' price, whatever the convention
     assert texts(call["input_messages"]) == [("user", QUESTION)]
     [(role, answer)] = texts(call["output_messages"])
     assert role == "assistant" and QUESTION in answer  # llmock echoes the question

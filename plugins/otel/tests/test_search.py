@@ -191,7 +191,8 @@ def test_a_trace_arriving_in_pieces_is_found_by_what_any_piece_has(base: str) ->
 
 
 def test_migrating_a_populated_database_keeps_everything_and_backfills(database_url: str) -> None:
-    """Create the 0001 schema, store traces the way 0001 did, upgrade: nothing lost, new filters work."""
+    """Create the 0001 schema, store traces the way 0001 did, upgrade: nothing lost, new filters work, and
+    each trace costs what ingest prices it at (0007's backfill)."""
 
     async def scenario() -> None:
         engine = create_engine(database_url)
@@ -204,7 +205,7 @@ def test_migrating_a_populated_database_keeps_everything_and_backfills(database_
                 {
                     key: value
                     for key, value in summary.items()
-                    if key not in ("llm_calls", "input_tokens", "output_tokens")
+                    if key not in ("llm_calls", "input_tokens", "output_tokens", "cost_usd")
                 }
                 for summary in summarise(rows)
             ]
@@ -262,7 +263,11 @@ def test_migrating_a_populated_0002_database_counts_calls_once_and_reads_every_c
                 await connection.execute(insert(spans), [{name: row[name] for name in SPAN_COLUMNS} for row in rows])
                 await connection.execute(
                     insert(traces),
-                    [{**summary, "llm_calls": 0, "input_tokens": 0, "output_tokens": 0} for summary in summarise(rows)],
+                    [  # the 0002 columns (cost_usd came with 0007)
+                        {key: value for key, value in summary.items() if key != "cost_usd"}
+                        | {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
+                        for summary in summarise(rows)
+                    ],
                 )
             await migrate(engine, MIGRATIONS, "otel")
             async with engine.connect() as connection:
@@ -279,7 +284,11 @@ def test_migrating_a_populated_0002_database_counts_calls_once_and_reads_every_c
             ):
                 found, _ = await store.list_traces(where, 10, None)
                 assert [int(row["trace_id"], 16) for row in found] == expected, where
-            assert await store.counted_spans("default", f"{13:032x}") == {f"{1:016x}": False, f"{2:016x}": True}
+            called = await store.stored_calls("default", f"{13:032x}")
+            assert {span_id: call.counted for span_id, call in called.items()} == {
+                f"{1:016x}": False,
+                f"{2:016x}": True,
+            }
         finally:
             await engine.dispose()
 

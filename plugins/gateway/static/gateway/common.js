@@ -1,4 +1,4 @@
-// What every gateway page shares: the message line under the sub-navigation, and times.
+// What every gateway page shares: the message line under the sub-navigation, times and money.
 "use strict";
 
 (function () {
@@ -15,5 +15,12 @@
     return seconds ? new Date(seconds * 1000).toLocaleString(undefined, { hour12: false }) : "";
   }
 
-  window.plughostGateway = { showMessage, when };
+  // US dollars, with the digits a cheap call needs.
+  function dollars(usd) {
+    if (usd === 0) return "$0";
+    if (usd < 0.000001) return "<$0.000001";
+    return "$" + usd.toFixed(usd >= 1 ? 2 : usd >= 0.01 ? 4 : 6);
+  }
+
+  window.plughostGateway = { showMessage, when, dollars };
 })();

@@ -1,16 +1,19 @@
-// Usage: per endpoint and model totals over the chosen window, a chart per endpoint, recent calls.
+// Usage: per endpoint and model totals and spend over the chosen window, spend over time, a chart per
+// endpoint, recent calls.
 "use strict";
 
 (function () {
   const { json, el } = window.plughost;
-  const { showMessage, when, usageChart } = window.plughostGateway;
+  const { showMessage, when, usageChart, spendChart, dollars } = window.plughostGateway;
   const form = document.getElementById("gw-usage-form");
   const summary = document.querySelector("#gw-summary tbody");
   const calls = document.querySelector("#gw-calls tbody");
   const charts = document.getElementById("gw-charts");
-  const RECENT = 1000, SHOWN = 100;
+  const spend = document.getElementById("gw-spend");
+  const RECENT = 1000, SHOWN = 100, BINS = 60;
 
   const number = (value) => (value === null || value === undefined ? "—" : Math.round(value).toLocaleString());
+  const cost = (usd) => (usd === null || usd === undefined ? "—" : dollars(usd));
 
   function emptyRow(columns, text) {
     return el("tr", {}, el("td", { colSpan: columns, className: "muted" }, text));
@@ -19,23 +22,26 @@
   function summaryRow(row) {
     return el("tr", {}, el("td", {}, row.endpoint), el("td", {}, row.model), el("td", { className: "num" }, number(row.calls)),
       el("td", { className: "num" }, number(row.errors)), el("td", { className: "num" }, number(row.p50_ms)), el("td", { className: "num" }, number(row.p95_ms)),
-      el("td", { className: "num" }, number(row.input_tokens)), el("td", { className: "num" }, number(row.output_tokens)));
+      el("td", { className: "num" }, number(row.input_tokens)), el("td", { className: "num" }, number(row.output_tokens)),
+      el("td", { className: "num cost" }, cost(row.cost_usd)));
   }
 
   function callRow(call) {
     return el("tr", {}, el("td", { className: "mono" }, when(call.created_at)), el("td", {}, call.endpoint), el("td", {}, call.model), el("td", {}, call.provider),
       el("td", {}, el("span", { className: "badge " + (call.status === 200 ? "ok" : "error") }, call.status)), el("td", {}, call.streamed ? "yes" : "no"),
-      el("td", { className: "num" }, number(call.latency_ms)), el("td", { className: "num" }, number(call.prompt_tokens)), el("td", { className: "num" }, number(call.completion_tokens)));
+      el("td", { className: "num" }, number(call.latency_ms)), el("td", { className: "num" }, number(call.prompt_tokens)), el("td", { className: "num" }, number(call.completion_tokens)),
+      el("td", { className: "num cost" }, cost(call.cost_usd)));
   }
 
   async function load() {
     const windowSeconds = Number(form.elements.window_seconds.value);
     const until = Date.now() / 1000, since = until - windowSeconds;
-    let totals, recent;
+    let totals, recent, timeline;
     try {
-      [totals, recent] = await Promise.all([
+      [totals, recent, timeline] = await Promise.all([
         json("/api/gateway/usage/summary?window_seconds=" + windowSeconds),
         json("/api/gateway/usage?limit=" + RECENT),
+        json("/api/gateway/usage/timeline?window_seconds=" + windowSeconds + "&buckets=" + BINS),
       ]);
       showMessage("");
     } catch (error) {
@@ -45,9 +51,17 @@
     const inWindow = recent.filter((call) => call.created_at >= since);
     const none = "No calls in this window. Calls through the endpoints (try the Playground) show here.";
     summary.replaceChildren(...totals.models.map(summaryRow));
-    if (!totals.models.length) summary.append(emptyRow(8, none));
+    if (!totals.models.length) summary.append(emptyRow(9, none));
     calls.replaceChildren(...inWindow.slice(0, SHOWN).map(callRow));
-    if (!inWindow.length) calls.append(emptyRow(9, none));
+    if (!inWindow.length) calls.append(emptyRow(10, none));
+    const spent = timeline.buckets.reduce((sum, bucket) => sum + (bucket.cost_usd || 0), 0);
+    const priced = timeline.buckets.some((bucket) => bucket.cost_usd !== null);
+    spend.replaceChildren(inWindow.length
+      ? el("section", { className: "gw-chart gw-spend" },
+        el("div", { className: "gw-legend" }, el("span", { className: "spend" }, "▮ spend per " + Math.round(timeline.bucket_seconds) + " s"),
+          el("span", { id: "gw-spend-total" }, priced ? dollars(spent) + " in this window" : "no priced calls in this window")),
+        spendChart(timeline.buckets, timeline.bucket_seconds))
+      : el("p", { className: "muted" }, none));
     const byEndpoint = new Map();
     for (const call of inWindow) byEndpoint.set(call.endpoint, (byEndpoint.get(call.endpoint) || []).concat([call]));
     charts.replaceChildren(...Array.from(byEndpoint, ([endpoint, found]) => el("section", { className: "gw-chart", dataset: { endpoint } },

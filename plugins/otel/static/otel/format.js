@@ -19,4 +19,15 @@ window.otelFormat = {
   number(value) {
     return value === null || value === undefined ? "" : Number(value).toLocaleString();
   },
+  // US dollars, with the digits a cheap call needs; "—" when no price is known.
+  cost(usd) {
+    if (usd === null || usd === undefined) return "—";
+    if (usd === 0) return "$0";
+    if (usd < 0.000001) return "<$0.000001";
+    return "$" + usd.toFixed(usd >= 1 ? 2 : usd >= 0.01 ? 4 : 6);
+  },
+  // A count, or "—" when there is none.
+  orDash(value) {
+    return value === null || value === undefined ? "—" : Number(value).toLocaleString();
+  },
 };

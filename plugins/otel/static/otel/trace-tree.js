@@ -10,6 +10,8 @@
 
 window.otelTraceTree = (function () {
   const FLAG_ERROR = 1;
+  const FLAG_NOT_COUNTED = 4;  // a model call whose tokens and cost a span nested in it carries
+  const FLAG_MODEL_CALL = 8;   // an LLM or embedding call: its tokens and cost follow the model
 
   function grow(array, size) {
     if (array.length >= size) return array;
@@ -33,6 +35,9 @@ window.otelTraceTree = (function () {
       this.start = new Float64Array(size);     // µs after the trace's start
       this.duration = new Float64Array(size);  // µs
       this.flags = new Uint8Array(size);
+      this.inputTokens = new Float64Array(size);   // NaN: not known
+      this.outputTokens = new Float64Array(size);
+      this.cost = new Float64Array(size);          // US dollars; NaN: no price known
       this.names = []; this.services = []; this.kinds = []; this.models = [];
       this.tables = { names: new Map(), services: new Map(), kinds: new Map(), models: new Map() };
       this.userFold = new Uint8Array(size);    // by index: 0 the default, 1 unfolded, 2 folded by the user
@@ -44,7 +49,8 @@ window.otelTraceTree = (function () {
     addPiece(piece) {
       const base = this.count;
       const size = base + piece.spans.length;
-      for (const key of ["parent", "name", "service", "kind", "model", "start", "duration", "flags", "userFold"]) {
+      for (const key of ["parent", "name", "service", "kind", "model", "start", "duration", "flags", "userFold",
+        "inputTokens", "outputTokens", "cost"]) {
         this[key] = grow(this[key], size);
       }
       const local = {};
@@ -53,7 +59,7 @@ window.otelTraceTree = (function () {
       }
       piece.spans.forEach((row, offset) => {
         const index = base + offset;
-        const [spanId, parent, name, service, start, duration, flags, kind, model] = row;
+        const [spanId, parent, name, service, start, duration, flags, kind, model, inputTokens, outputTokens, cost] = row;
         this.ids.push(spanId);
         this.indexOf.set(spanId, index);
         if (typeof parent === "number") this.parent[index] = base + parent;
@@ -66,6 +72,9 @@ window.otelTraceTree = (function () {
         this.flags[index] = flags || 0;
         this.kind[index] = kind === undefined || kind === null ? -1 : local.kinds[kind];
         this.model[index] = model === undefined || model === null ? -1 : local.models[model];
+        this.inputTokens[index] = typeof inputTokens === "number" ? inputTokens : NaN;
+        this.outputTokens[index] = typeof outputTokens === "number" ? outputTokens : NaN;
+        this.cost[index] = typeof cost === "number" ? cost : NaN;
       });
       this.count = size;
     }
@@ -215,6 +224,20 @@ window.otelTraceTree = (function () {
 
     isError(index) { return (this.flags[index] & FLAG_ERROR) !== 0; }
 
+    isModelCall(index) { return (this.flags[index] & FLAG_MODEL_CALL) !== 0; }
+
+    isCounted(index) { return (this.flags[index] & FLAG_NOT_COUNTED) === 0; }
+
+    // Input + output tokens of a model call, or null when it reports none.
+    tokens(index) {
+      const input = this.inputTokens[index], output = this.outputTokens[index];
+      if (Number.isNaN(input) && Number.isNaN(output)) return null;
+      return (Number.isNaN(input) ? 0 : input) + (Number.isNaN(output) ? 0 : output);
+    }
+
+    // A model call's cost in US dollars, or null when no price is known.
+    costOf(index) { return Number.isNaN(this.cost[index]) ? null : this.cost[index]; }
+
     // Indexes (start order) of the spans whose name or service holds `text` (case-insensitive).
     find(text) {
       const needle = text.toLowerCase();
@@ -242,5 +265,5 @@ window.otelTraceTree = (function () {
     }
   }
 
-  return { TraceTree, FLAG_ERROR };
+  return { TraceTree, FLAG_ERROR, FLAG_NOT_COUNTED, FLAG_MODEL_CALL };
 })();

@@ -60,6 +60,16 @@
 
   // ---- the waterfall: only the rows on screen, plus a margin ----
 
+  // An LLM call's tokens and cost, beside its duration; muted when a span nested in it carries the call.
+  function usage(index) {
+    if (!tree.isModelCall(index)) return null;
+    const tokens = tree.tokens(index);
+    return el("span", { className: "usage" + (tree.isCounted(index) ? "" : " not-counted"),
+      title: tree.isCounted(index) ? "input + output tokens · cost in US dollars" : "counted in the span nested in this one" },
+      el("span", { className: "tokens" }, (tokens === null ? "—" : tokens.toLocaleString()) + " tok"),
+      el("span", { className: "cost" }, fmt.cost(tree.costOf(index))));
+  }
+
   function rowElement(row) {
     const pos = tree.rows[row];
     const index = tree.order[pos];
@@ -81,7 +91,8 @@
       hidden ? el("span", { className: "folded-count", title: hidden + " spans folded" }, "+" + hidden.toLocaleString()) : null,
     );
     const bar = el("div", { className: "bar", style: "left:" + left + "%;width:" + width + "%" });
-    const duration = el("span", { className: "bar-label", style: left > 70 ? "right:" + (100 - left) + "%" : "left:" + (left + width) + "%" }, fmt.duration(tree.duration[index] / 1000));
+    const duration = el("span", { className: "bar-label", style: left > 70 ? "right:" + (100 - left) + "%" : "left:" + (left + width) + "%" },
+      fmt.duration(tree.duration[index] / 1000), usage(index));
     const classes = ["row"];
     if (tree.isError(index)) classes.push("error");
     if (pos === selected) classes.push("selected");
@@ -197,8 +208,10 @@
       span.status.message ? el("p", { className: "error" }, span.status.message) : null,
       model ? el("div", { className: "genai-facts" },
         el("div", {}, el("label", {}, "Model"), el("strong", {}, model)),
-        el("div", {}, el("label", {}, "Input tokens"), el("strong", {}, fmt.number(genai.input_tokens))),
-        el("div", {}, el("label", {}, "Output tokens"), el("strong", {}, fmt.number(genai.output_tokens)))) : null,
+        el("div", {}, el("label", {}, "Input tokens"), el("strong", {}, fmt.orDash(genai.input_tokens))),
+        el("div", {}, el("label", {}, "Output tokens"), el("strong", {}, fmt.orDash(genai.output_tokens))),
+        el("div", { title: genai.counted === false ? "counted in the span nested in this one" : "US dollars" },
+          el("label", {}, "Cost"), el("strong", { className: "cost" }, fmt.cost(genai.cost_usd)))) : null,
       window.otelChat.render(span.genai),
       el("p", { className: "mono muted ids" }, "span " + span.span_id + (span.parent_span_id ? " · parent " + span.parent_span_id : "")),
       section("Attributes", table(Object.entries(attrs))),
@@ -414,6 +427,7 @@
         ? el("button", { type: "button", id: "first-error", className: "badge error", title: "Go to the first error" }, fmt.count(trace.error_count, "error"))
         : el("span", { className: "badge ok" }, "no errors"),
       tokens ? el("span", {}, fmt.count(tokens, "token")) : null,
+      trace.cost_usd !== null && trace.cost_usd !== undefined ? el("span", { className: "cost", title: "US dollars" }, fmt.cost(trace.cost_usd)) : null,
     ].filter(Boolean));
   }
 

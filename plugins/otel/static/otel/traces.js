@@ -33,7 +33,8 @@
       el("td", { className: "num" }, fmt.duration(trace.duration_ms)),
       el("td", { className: "num" }, fmt.number(trace.span_count)),
       el("td", { className: "num" }, trace.error_count ? el("span", { className: "badge error" }, trace.error_count) : "0"),
-      el("td", { className: "num" }, tokens ? fmt.number(tokens) : ""),
+      el("td", { className: "num" }, trace.llm_calls ? fmt.number(tokens) : "—"),
+      el("td", { className: "num cost" }, fmt.cost(trace.cost_usd)),
     );
   }
 
@@ -42,7 +43,7 @@
     try {
       const page = await json("/api/otel/traces?" + query(tokens[tokens.length - 1]));
       body.replaceChildren(...page.traces.map(row));
-      if (!page.traces.length) body.append(el("tr", {}, el("td", { colSpan: 8, className: "muted empty" }, "No traces match.")));
+      if (!page.traces.length) body.append(el("tr", {}, el("td", { colSpan: 9, className: "muted empty" }, "No traces match.")));
       nextToken = page.next_page_token;
     } catch (error) {
       errorLine.textContent = error.message;
