@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from core.access import current_principal
 from core.context import current_workspace, report_upstream
 
 from . import providers
@@ -315,6 +316,7 @@ class Gateway:
         self.announce(
             call={
                 "workspace": current_workspace(),
+                "key": _key_name(),
                 "endpoint": endpoint,
                 "kind": kind,
                 "streamed": streamed,
@@ -330,6 +332,12 @@ class Gateway:
                 "error": None if failure is None else str(failure),
             }
         )
+
+
+def _key_name() -> str | None:
+    """The name of the plughost API key that made the call (accounts on), else ``None``."""
+    principal = current_principal()
+    return principal.name if principal is not None and principal.kind == "key" else None
 
 
 async def _timed_next(upstream: AsyncIterator[Event], end_ok: bool = False) -> Event | None:
