@@ -28,6 +28,9 @@ T = TypeVar("T")
 def _with_store(work: Callable[[AccountStore], Awaitable[T]]) -> T:
     """Run ``work`` on the server's account store (migrated first), then release the database."""
     host = load_host()
+    settings = host.plugin_settings("security") if host.is_enabled("security") else None
+    if getattr(settings, "auth", None) != "users":
+        click.echo("note: accounts are off until the server runs with PLUGHOST_SECURITY_AUTH=users", err=True)
 
     async def run() -> T:
         try:

@@ -129,6 +129,9 @@ def test_the_cli_prints_a_key_once_and_lists_keys_and_users_without_secrets(depl
     deployment.cli("keys", "delete", "ci-ingest")
     assert "no keys" in deployment.cli("keys", "list")
     assert "no key 'ci-ingest'" in deployment.cli("keys", "delete", "ci-ingest", ok=False)
+    accounts_off = {**deployment.env, "PLUGHOST_SECURITY_AUTH": "token"}
+    listed = CliRunner().invoke(build_cli(), ["keys", "list"], env=accounts_off)
+    assert "accounts are off until the server runs with PLUGHOST_SECURITY_AUTH=users" in listed.stderr
 
 
 def test_every_api_route_needs_a_key_and_roles_decide_reads_and_writes(deployment: Deployment) -> None:
