@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from core.access import current_principal
 from core.context import current_workspace, report_upstream
 
 from . import providers
@@ -321,6 +322,7 @@ class Gateway:
         self.announce(
             call={
                 "workspace": current_workspace(),
+                "key": _key_name(),
                 "endpoint": endpoint,
                 "kind": kind,
                 "streamed": streamed,
@@ -341,6 +343,12 @@ class Gateway:
 def attempt_cost(target: Target, outcome: Outcome) -> AttemptCost:
     """What the attempt of ``target`` that ended with ``outcome`` costs depends on (it is priced later)."""
     return AttemptCost(target.provider, (outcome.model, target.model), outcome, target.price, time.time_ns())
+
+
+def _key_name() -> str | None:
+    """The name of the plughost API key that made the call (accounts on), else ``None``."""
+    principal = current_principal()
+    return principal.name if principal is not None and principal.kind == "key" else None
 
 
 async def _timed_next(upstream: AsyncIterator[Event], end_ok: bool = False) -> Event | None:

@@ -17,7 +17,8 @@ def plughost_gateway_call(call: dict[str, Any]) -> None:
 
     Called once per chat call (native invocations, OpenAI chat completions, Anthropic
     messages; unary or streamed) after its answer was sent, or after it was refused,
-    in the process that served it. ``call`` holds ``workspace``, ``endpoint``, ``kind``
+    in the process that served it. ``call`` holds ``workspace``, ``key`` (the name of the
+    plughost API key that made the call when accounts are on, else ``None``), ``endpoint``, ``kind``
     (``"chat"``), ``streamed``, ``status`` (the answer's: 200, or the error's status),
     ``model`` and ``provider`` (the last model tried), ``input_tokens``,
     ``output_tokens``, ``latency_ms``, ``attempts`` (each provider attempt's ``model``,

@@ -19,7 +19,7 @@ from core.database import migrated
 from .access import served_workspace
 from .accounts import Accounts
 from .cli import keys, users
-from .counters import DatabaseCounters, RedisCounters
+from .counters import counters_for
 from .credentials import token_matches
 from .gateway_limits import GatewayLimits, Pricer
 from .middleware import SecurityMiddleware
@@ -37,9 +37,7 @@ def _limits(host: Any) -> GatewayLimits | None:
         return None
 
     def build() -> GatewayLimits:
-        redis_url = host.settings.redis_url
-        counters = RedisCounters(redis_url) if redis_url else DatabaseCounters(host.database)
-        return GatewayLimits(counters, _pricer(host))
+        return GatewayLimits(counters_for(host.settings.redis_url, host.database), _pricer(host))
 
     limits: GatewayLimits = host.service("security.limits", build)
     return limits

@@ -17,6 +17,7 @@ from core.access import EVERY_WORKSPACE, ROLES, Role
 from core.cli import load_host, startup_errors
 from core.database import migrate
 
+from .counters import Counters, counters_for
 from .management import Grant, KeyLimits, NewKey, NewUser, add_key, add_user
 from .store import AccountStore, Kind, NameTaken
 
@@ -27,6 +28,9 @@ T = TypeVar("T")
 def _with_store(work: Callable[[AccountStore], Awaitable[T]]) -> T:
     """Run ``work`` on the server's account store (migrated first), then release the database."""
     host = load_host()
+    settings = host.plugin_settings("security") if host.is_enabled("security") else None
+    if getattr(settings, "auth", None) != "users":
+        click.echo("note: accounts are off until the server runs with PLUGHOST_SECURITY_AUTH=users", err=True)
 
     async def run() -> T:
         try:
@@ -36,6 +40,22 @@ def _with_store(work: Callable[[AccountStore], Awaitable[T]]) -> T:
             await host.close()
 
     return asyncio.run(run())
+
+
+def _with_counters(work: Callable[[Counters], Awaitable[None]]) -> None:
+    """Run ``work`` on the gateway key counters the server uses (Redis or the database)."""
+    host = load_host()
+
+    async def run() -> None:
+        counters = counters_for(host.settings.redis_url, host.database)
+        try:
+            await migrate(host.database, MIGRATIONS, "security")
+            await work(counters)
+        finally:
+            await counters.close()
+            await host.close()
+
+    asyncio.run(run())
 
 
 def _checked(model: type[T], **values: Any) -> T:
@@ -163,6 +183,8 @@ def _management_commands(group: click.Group, kind: Kind, plural: str) -> None:
     def delete(name: str) -> None:
         """Delete it for good."""
         change(name, lambda store: store.delete(kind, name), "deleted")
+        if kind == "key":
+            _with_counters(lambda counters: counters.forget(name))
 
 
 _management_commands(keys, "key", "keys")

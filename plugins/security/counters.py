@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Column, Float, Integer, String, Table, select
+from sqlalchemy import Column, Float, Integer, String, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -83,7 +83,16 @@ class Counters(Protocol):
 
     async def read(self, key: str, windows: Sequence[str]) -> dict[str, Usage]: ...
 
+    async def forget(self, key: str) -> None:
+        """Drop every counter of ``key`` (deleted: a new key of its name starts from nothing)."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def counters_for(redis_url: str | None, engine: AsyncEngine) -> Counters:
+    """Redis when ``PLUGHOST_REDIS_URL`` is set, else the shared database."""
+    return RedisCounters(redis_url) if redis_url else DatabaseCounters(engine)
 
 
 class DatabaseCounters:
@@ -122,6 +131,10 @@ class DatabaseCounters:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return {row.window: Usage(row.calls, row.tokens, row.spend_usd, row.refused) for row in rows}
+
+    async def forget(self, key: str) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(usage).where(usage.c.key_name == key))
 
     async def close(self) -> None:
         pass
@@ -172,6 +185,11 @@ class RedisCounters:
                     int(values.get("refused", 0)),
                 )
         return read
+
+    async def forget(self, key: str) -> None:
+        names = [name async for name in self.redis.scan_iter(match=self._name(key, "*"))]
+        if names:
+            await self.redis.delete(*names)
 
     async def close(self) -> None:
         await self.redis.aclose()

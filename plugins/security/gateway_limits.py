@@ -95,7 +95,7 @@ class GatewayLimits:
                     detail = f"key {key!r} used its {limits['tpm']} tokens per minute"
                     return await self._refuse(key, 429, detail, headers, seconds_left(minute, now), receive)
             if "budget_usd" in limits and spent >= limits["budget_usd"]:
-                detail = f"key {key!r} spent its budget of ${limits['budget_usd']:g} for this {period} (${spent:.4f})"
+                detail = f"key {key!r} spent its budget of ${limits['budget_usd']:g} for this {period} (${spent:.6g})"
                 wait = seconds_left(budget_window, now)
                 return await self._refuse(key, 429, detail, headers, wait, receive, kind="budget_exceeded")
         if "rpm" not in limits:

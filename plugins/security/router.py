@@ -175,6 +175,8 @@ def _add_management_routes(
         await managed(name)
         await store.delete(kind, name)
         accounts.forget()
+        if limits is not None:
+            await limits.counters.forget(name)
         return Response(status_code=204)
 
 

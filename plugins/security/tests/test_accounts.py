@@ -129,6 +129,9 @@ def test_the_cli_prints_a_key_once_and_lists_keys_and_users_without_secrets(depl
     deployment.cli("keys", "delete", "ci-ingest")
     assert "no keys" in deployment.cli("keys", "list")
     assert "no key 'ci-ingest'" in deployment.cli("keys", "delete", "ci-ingest", ok=False)
+    accounts_off = {**deployment.env, "PLUGHOST_SECURITY_AUTH": "token"}
+    listed = CliRunner().invoke(build_cli(), ["keys", "list"], env=accounts_off)
+    assert "accounts are off until the server runs with PLUGHOST_SECURITY_AUTH=users" in listed.stderr
 
 
 def test_every_api_route_needs_a_key_and_roles_decide_reads_and_writes(deployment: Deployment) -> None:
@@ -328,3 +331,34 @@ def test_a_principal_holds_a_role_in_several_workspaces(deployment: Deployment) 
         assert trace_ids(base, key) == set()  # of one workspace again: served in team-a without a header
     assert "revoked" in deployment.cli("keys", "revoke", "multi", "--workspace", "team-a")
     assert [e["roles"] for e in _listed(deployment, "keys") if e["name"] == "multi"] == [{}]
+
+
+def test_ingest_checks_keys_from_a_cache_not_the_database_per_request(sqlite_url: str, tmp_path: Path) -> None:
+    """The hot path: 40 OTLP requests with one key read its row at most once per cache period (5 s)."""
+    from sqlalchemy import event
+
+    from core.testing import make_app
+
+    deployment = Deployment(sqlite_url, tmp_path / "data", None)
+    key = deployment.add_key("busy-exporter", "editor", "team-a")
+    settings = {"database_url": sqlite_url, "data_dir": tmp_path / "data", "security": {"auth": "users"}}
+    app = make_app(PLUGINS, {**settings, "otel": {"grpc_address": ""}})
+    lookups: list[str] = []
+    event.listen(
+        app.assembly.host.database.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: (
+            lookups.append(statement) if "plughost_security_principals" in statement else None
+        ),
+    )
+    with serve_in_thread(app) as base:
+        started = time.monotonic()
+        with httpx.Client(base_url=base, headers=bearer(key)) as client:
+            for _ in range(40):
+                assert client.post("/v1/traces", json={"resourceSpans": []}).status_code == 200
+        periods = int((time.monotonic() - started) // 5) + 1
+    reads = [statement for statement in lookups if statement.lstrip().upper().startswith("SELECT")]
+    assert 1 <= len(reads) <= periods, reads
+    assert not [s for s in lookups if s.lstrip().upper().startswith("UPDATE")][
+        1:
+    ]  # last use: written once, at shutdown

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import openai
 import pytest
 from click.testing import CliRunner
 
+from core import hookimpl
 from core.cli import build_cli
 from core.testing import serve_in_thread
 
@@ -20,10 +22,24 @@ KEK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 PROVIDER_KEY = "sk-provider-secret-0123456789"
 
 
+class Listener:
+    """A plugin told of each gateway call (``plughost_gateway_call``)."""
+
+    PLUGHOST_NAME = "listener"
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    @hookimpl(optionalhook=True)
+    def plughost_gateway_call(self, call: dict[str, Any]) -> None:
+        self.calls.append(call)
+
+
 class Gateway:
-    def __init__(self, url: str, env: dict[str, str]) -> None:
+    def __init__(self, url: str, env: dict[str, str], listener: Listener) -> None:
         self.url = url
         self.env = env
+        self.listener = listener
 
     def key(self, name: str, role: str, workspace: str | None = "team-a", *options: str) -> str:
         args = ["keys", "add", name, "--role", role, *(["--workspace", workspace] if workspace else []), *options]
@@ -40,14 +56,20 @@ class Gateway:
 
 @pytest.fixture
 def gateway(
-    make_app: Any, llmock: Any, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: Any,
+    register_plugin: Any,
+    llmock: Any,
+    sqlite_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Gateway]:
     """A gateway with accounts on, whose admin configured the endpoint ``chat`` in team-a (llmock, OpenAI kind)."""
     monkeypatch.setenv("PLUGHOST_GATEWAY_ALLOW_PRIVATE", "1")
     env = {"PLUGHOST_DATABASE_URL": sqlite_url, "PLUGHOST_DATA_DIR": str(tmp_path), "PLUGHOST_SECURITY_AUTH": "users"}
     settings = {"database_url": sqlite_url, "security": {"auth": "users"}, "gateway": {"kek": KEK}}
+    listener = register_plugin(Listener())
     with serve_in_thread(make_app(["security", "workspace", "gateway"], settings)) as url:
-        gateway = Gateway(url, env)
+        gateway = Gateway(url, env, listener)
         admin = gateway.key("team-a-admin", "admin")
         api = httpx.Client(base_url=f"{url}/api/gateway", headers={"Authorization": f"Bearer {admin}"})
         secret = {"name": "openai", "api_key": PROVIDER_KEY, "base_url": llmock.base_url("openai")}
@@ -70,6 +92,11 @@ def test_the_sdks_call_the_gateway_with_a_plughost_key_and_wrong_keys_get_their_
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     reply = gateway.anthropic(editor).messages.create(model="chat", max_tokens=50, messages=messages)
     assert reply.content[0].type == "text" and reply.content[0].text
+    deadline = time.monotonic() + 30  # events are delivered off the calls' path
+    while len(gateway.listener.calls) < 3:
+        assert time.monotonic() < deadline, gateway.listener.calls
+        time.sleep(0.05)
+    assert [call["key"] for call in gateway.listener.calls] == ["app", "app", "app"]
 
     with pytest.raises(openai.AuthenticationError) as unknown:
         gateway.openai("ph_00000000_" + "z" * 43).chat.completions.create(model="chat", messages=messages)

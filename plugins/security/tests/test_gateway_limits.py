@@ -121,6 +121,12 @@ def test_a_key_with_rpm_10_gets_exactly_10_of_16_calls_over_two_processes(
     (usage,) = [entry["usage"] for entry in listed if entry["name"] == name]
     assert usage["calls"] == 10 and usage["refused"] == 6 and usage["tokens"] > 0
 
+    cli(env, "keys", "delete", name)  # its counters go with it: a new key of that name starts afresh
+    again = cli(env, "keys", "add", name, "--role", "editor", "--rpm", "10")
+    openai_client(bases[0], again).chat.completions.create(model="chat", messages=MESSAGES)
+    listed = httpx.get(f"{bases[1]}/api/security/keys", headers={"Authorization": f"Bearer {admin}"}).json()["keys"]
+    assert [entry["usage"]["calls"] for entry in listed if entry["name"] == name] == [1]
+
 
 @pytest.mark.skipif(
     importlib.util.find_spec("core.pricing") is None, reason="needs the core's pricing (core/pricing.py)"

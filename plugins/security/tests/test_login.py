@@ -157,6 +157,16 @@ def test_a_viewer_is_not_shown_the_accounts_page_and_cannot_write(console: Conso
     assert status == 403
 
 
+def test_someone_of_one_workspace_is_taken_to_it(console: Console, browser_page: Any) -> None:
+    console.add_user("tess", "editor", "team-a")
+    page = browser_page
+    console.sign_in(page, "tess")
+    page.wait_for_url(f"{console.url}/traces")
+    page.locator("#signed-in-as").wait_for()
+    assert page.locator("#signed-in-as").inner_text() == "tess · editor"
+    assert page.locator("#workspace").input_value() == "team-a"
+
+
 def test_failed_sign_ins_are_throttled_and_the_form_says_so(console: Console, browser_page: Any) -> None:
     console.add_user("bob", "viewer")
     page = browser_page

@@ -1,5 +1,6 @@
 // On every console page with accounts on: who is signed in (with Sign out), and the role in the chosen
-// workspace as <body data-role>, so that controls marked data-requires="editor|admin" are hidden.
+// workspace as <body data-role>, so that controls marked data-requires="editor|admin" are hidden. Someone
+// with a role in one workspace only is taken to it.
 "use strict";
 
 (function () {
@@ -17,6 +18,13 @@
     const response = await fetch("/api/security/me", { credentials: "same-origin" });
     if (!response.ok) return;
     const me = await response.json();
+    const workspaces = Object.keys(me.roles);
+    if (roleIn(me.roles, plughost.workspace()) === "none" && workspaces.length === 1 && workspaces[0] !== "*") {
+      // someone of one workspace opens the console in another: take them to theirs
+      localStorage.setItem("plughost.workspace", workspaces[0]);
+      window.location.reload();
+      return;
+    }
     const role = roleIn(me.roles, plughost.workspace());
     document.body.dataset.role = role;
     const administers = Object.values(me.roles).includes("admin");
