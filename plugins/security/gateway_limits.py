@@ -141,7 +141,8 @@ class GatewayLimits:
         }
 
     def metered(self, send: Send, key: str) -> Send:
-        """``send`` that reads the answer's usage as it passes and records it once the answer (or stream) ends."""
+        """``send`` that reads the answer's usage as it passes and records it before the answer's (or stream's)
+        last piece is sent: a client that has its answer may call again at once, and must find it counted."""
         meter: UsageMeter | None = None
 
         async def send_metered(message: Message) -> None:
@@ -149,13 +150,13 @@ class GatewayLimits:
             if message["type"] == "http.response.start" and message["status"] == 200:
                 content_type = dict(message.get("headers", [])).get(b"content-type", b"")
                 meter = UsageMeter(streamed=content_type.startswith(b"text/event-stream"))
-            await send(message)
             if meter is not None and message["type"] == "http.response.body":
                 meter.feed(message.get("body", b""))
                 if not message.get("more_body", False):
                     meter.finish()
                     await self.record(key, meter.model, meter.input_tokens, meter.output_tokens)
                     meter = None
+            await send(message)
 
         return send_metered
 

@@ -4,7 +4,6 @@ allow-lists; and the usage each key made."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import time
@@ -128,9 +127,6 @@ def test_a_key_with_rpm_10_gets_exactly_10_of_16_calls_over_two_processes(
     assert [entry["usage"]["calls"] for entry in listed if entry["name"] == name] == [1]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("core.pricing") is None, reason="needs the core's pricing (core/pricing.py)"
-)
 def test_a_spent_budget_is_refused_on_both_processes_in_each_clients_format(
     two_servers: tuple[list[str], dict[str, str]],
 ) -> None:

@@ -100,8 +100,6 @@ def serve(make_app: Any, spend: Spend, accounts: Path | None) -> Any:
     def start(**settings: Any) -> Any:
         if accounts is None:
             return serve_in_thread(make_app(["security"], {"security": settings}))
-        if "token" in settings:
-            pytest.skip("the token is the way in without accounts (with them: test_accounts.py)")
         return serve_in_thread(
             make_app(["security"], {"data_dir": accounts, "security": {"auth": "users", **settings}})
         )
@@ -246,8 +244,9 @@ def test_security_headers_on_every_response_without_dropping_duplicates(base: st
     assert_security_headers(httpx.get(f"{base}/health"))
 
 
-def test_token_is_required_everywhere_but_health(serve: Any, spend: Spend) -> None:
-    with serve(token=TOKEN) as url:
+def test_token_is_required_everywhere_but_health(make_app: Any, spend: Spend) -> None:
+    """Without accounts only: with them, a key is the way in (``test_accounts.py``)."""
+    with serve_in_thread(make_app(["security"], {"security": {"token": TOKEN}})) as url:
         missing = httpx.get(f"{url}/cookies")
         assert missing.status_code == 401
         assert missing.headers["www-authenticate"] == 'Bearer realm="plughost"'
