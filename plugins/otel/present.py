@@ -41,6 +41,7 @@ def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
         "llm_calls": row["llm_calls"],
         "input_tokens": row["input_tokens"],
         "output_tokens": row["output_tokens"],
+        "session_id": row["session_id"],
     }
 
 

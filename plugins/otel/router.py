@@ -45,6 +45,7 @@ from .settings import Settings
 from .skeleton import COLUMNS as SKELETON_COLUMNS
 from .skeleton import FIELDS as SKELETON_FIELDS
 from .skeleton import Piece
+from .sorting import DEFAULT_SORT, SORT_KEYS, SORTS, Order
 from .store import SpanPosition, SpanStore, TraceFilter, decode_span_cursor, encode_span_cursor
 from .trace_search import span_matches
 
@@ -126,8 +127,10 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
     @router.get(
         "/api/otel/traces",
         tags=["otel"],
-        summary="List traces, newest first",
-        description="Filters combine (all must hold). Besides the parameters below, any number of "
+        summary="List traces, newest first or in another order",
+        description="Filters combine (all must hold). `sort` orders the list by a key, ascending, or descending "
+        "with a leading `-` (ties in trace id order, the same direction); `next_page_token` continues that order. "
+        "Besides the parameters below, any number of "
         "`attr.<key>=<value>` parameters (up to 10) keep traces with a span whose attribute `<key>` has that value, "
         "compared as text (`true`/`false` for booleans, decimal for numbers; "
         "values over 256 characters are not indexed).",
@@ -154,7 +157,21 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
         limit: Annotated[
             int, Query(description="traces per page", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})
         ] = 100,
-        page_token: Annotated[str | None, Query(description="`next_page_token` of the previous page")] = None,
+        page_token: Annotated[
+            str | None, Query(description="`next_page_token` of the previous page (of the same `sort`)")
+        ] = None,
+        sort: Annotated[
+            str,
+            Query(
+                description="`start_time`, `duration`, `tokens` (input + output), `spans` (span count), `errors` "
+                "(error spans)" + (", `cost`" if "cost" in SORT_KEYS else "") + ": ascending; with a leading `-`, "
+                "descending. Any other value gets 400 listing these.",
+                json_schema_extra={"enum": list(SORTS)},
+            ),
+        ] = DEFAULT_SORT,
+        session: Annotated[
+            str | None, Query(description="traces of this session (`GET /api/otel/sessions` lists them)")
+        ] = None,
         name: Annotated[str | None, Query(description="traces with a span of this name")] = None,
         model: Annotated[
             str | None,
@@ -173,6 +190,10 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
     ) -> dict[str, Any]:
         if not 1 <= limit <= MAX_LIMIT:
             raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
+        try:
+            order = Order.parse(sort)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
         if min_tokens is not None and not 0 <= min_tokens <= INT64_MAX:
             raise HTTPException(400, f"min_tokens must be between 0 and {INT64_MAX}")
         if min_duration_ms is not None and not (
@@ -190,9 +211,10 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
             span_name=_term(name, "name"),
             model=_term(model, "model"),
             min_tokens=min_tokens,
+            session=_term(session, "session"),
         )
         try:
-            page, next_token = await store.list_traces(where, limit, page_token)
+            page, next_token = await store.list_traces(where, limit, page_token, order)
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         return {"traces": [trace_summary(row) for row in page], "next_page_token": next_token}
