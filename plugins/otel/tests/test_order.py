@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from core.testing import serve_in_thread
@@ -34,12 +34,12 @@ def base(make_app: Any, database_url: str) -> Iterator[str]:
         yield url
 
 
-def export_traces(base: str) -> None:
-    """Nine traces, a second apart: durations, span counts, errors and tokens vary, with ties in each."""
+def export_traces(base: str, count: int = 9) -> None:
+    """``count`` traces, a second apart: durations, span counts, errors and tokens vary, with ties in each."""
     provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=10)))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=10)))
     tracer = provider.get_tracer("order-test")
-    for number in range(9):
+    for number in range(count):
         start = START + number * 1000 * MS
         duration = (number * 37 % 5 + 1) * 10 * MS  # 10..50 ms, each duration twice or so
         root = tracer.start_span(f"GET /item/{number}", kind=SpanKind.SERVER, start_time=start)
@@ -63,7 +63,8 @@ def export_traces(base: str) -> None:
             )
             call.end(end_time=start + 3 * MS)
         root.end(end_time=start + duration)
-    provider.shutdown()
+    provider.shutdown()  # exports what the batch holds
+    assert len(listed(base)) == count
 
 
 def listed(base: str, **params: Any) -> list[dict[str, Any]]:
