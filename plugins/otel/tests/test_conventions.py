@@ -249,6 +249,7 @@ def test_the_older_gen_ai_names_give_the_call_its_tokens_and_flattened_messages(
     send(base, "older", OLDER_GEN_AI)
     summary = wait_for_trace(base, "older", 2)
     assert (summary["llm_calls"], summary["input_tokens"], summary["output_tokens"]) == (1, 11, 7)
+    assert summary["session_id"] == "s-42"  # OpenLLMetry's association property
     spans = {s["name"]: s["genai"] for s in httpx.get(f"{base}/api/otel/traces/{summary['trace_id']}").json()["spans"]}
     call = spans["openai.chat"]
     assert (call["provider"], call["model"], call["session_id"], call["finish_reasons"]) == (
