@@ -261,7 +261,7 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
         return {"sessions": [session_view(row) for row in page], "next_page_token": next_token}
 
     @router.get(
-        "/api/otel/sessions/{session_id}",
+        "/api/otel/sessions/{session_id:path}",
         tags=["otel"],
         summary="One session as a thread: its traces in start order, each turn's input and final answer",
         description="The session's totals (as listed) and `turns`: its traces oldest first, each a trace summary "
@@ -271,7 +271,12 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
         responses={**BAD_REQUEST, 404: {"description": "No trace of this session in this workspace."}},
     )
     async def get_session(
-        session_id: Annotated[str, Path(description="the session id, as its spans name it", max_length=MAX_TERM_CHARS)],
+        session_id: Annotated[
+            str,
+            Path(
+                description="the session id, as its spans name it (any characters, `/` too)", max_length=MAX_TERM_CHARS
+            ),
+        ],
         limit: Annotated[int, _per_page("turns", MAX_TURNS)] = 50,
         page_token: Annotated[str | None, Query(description="`next_page_token` of the previous page")] = None,
     ) -> dict[str, Any]:

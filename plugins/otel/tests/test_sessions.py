@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -136,6 +137,18 @@ def test_sessions_page_in_either_order_and_stay_in_their_workspace(base: str) ->
         "sessions": [],
         "next_page_token": None,
     }
+
+
+def test_a_session_id_may_hold_any_character(base: str) -> None:
+    exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=10)
+    provider = TracerProvider(resource=Resource.create({"service.name": "chat"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("sessions-test").start_span("handle", attributes={"session.id": "user/7 chat?#%"}).end()
+    provider.shutdown()
+    [listed] = httpx.get(f"{base}/api/otel/sessions").json()["sessions"]
+    assert listed["session_id"] == "user/7 chat?#%"
+    found = httpx.get(f"{base}/api/otel/sessions/{quote(listed['session_id'], safe='')}")
+    assert found.status_code == 200 and found.json()["trace_count"] == 1
 
 
 def test_bad_session_requests_say_what_is_wrong(base: str) -> None:
