@@ -299,11 +299,9 @@ def measure(backend: str, quick: bool) -> list[str]:
                 p50, p95, found = timed(client, "/api/otel/traces", {"limit": 50, **params}, calls)
                 verdict = "yes" if p95 < 100 else "**no**"
                 rows.append(f"| {backend} | list: {label} | {found} | {p50:.1f} | {p95:.1f} | {verdict} |")
-            token = None
+            deep: dict[str, Any] = {"limit": 50, "sort": "-tokens"}
             for _ in range(20):  # the 21st page of the list by tokens, most first
-                page = {"limit": 50, "sort": "-tokens", **({"page_token": token} if token else {})}
-                token = client.get("/api/otel/traces", params=page).json()["next_page_token"]
-            deep = {"limit": 50, "sort": "-tokens", "page_token": token}
+                deep["page_token"] = client.get("/api/otel/traces", params=deep).json()["next_page_token"]
             for label, path, params in (
                 ("list: sort=-tokens, 21st page", "/api/otel/traces", deep),
                 ("sessions: latest first", "/api/otel/sessions", {"limit": 50}),
