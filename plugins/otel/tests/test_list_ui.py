@@ -198,6 +198,7 @@ def test_a_session_reads_as_a_thread(base: str, browser_page: Any, llmock: Any, 
     turns.nth(1).locator("a.turn-trace").click()
     expect(page).to_have_url(re.compile(r"/traces/[0-9a-f]{32}\?workspace=default$"))
     expect(page.locator("#trace-facts .session-chip")).to_have_text("session support-chat-1")
+    screenshot(page, "console-trace-of-a-session")
     page.locator("#trace-facts .session-chip").click()
     expect(page).to_have_url(f"{base}/sessions/support-chat-1?workspace=default")
     page.get_by_role("link", name="its traces in the list").click()
