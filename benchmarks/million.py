@@ -7,7 +7,8 @@ with realistic attributes (HTTP, database, internal and GenAI spans: models,
 token counts), are written straight into the store (``SpanStore.add`` in
 batches of 500 traces: the rows the OTLP decoder makes, not HTTP requests).
 Then a plughost server on that database answers ``GET /api/otel/traces`` with no
-filter, each filter and combinations (p50/p95 of 30 calls each), and
+filter, each filter, each sort and combinations, a deep page of a sort, and ``GET /api/otel/sessions``
+(30 % of the traces are turns of sessions of about three) (p50/p95 of 30 calls each), and
 ``GET /api/otel/traces/{id}`` of 50-span traces. The ingest rate (50-span
 traces, 8 concurrent ``add`` calls) is measured on an empty store and at
 a million spans, in alternating rounds (a fresh store, then the full one, three
@@ -98,6 +99,8 @@ def trace_request(number: int, rng: random.Random) -> ExportTraceServiceRequest:
                 "user.id": f"u-{number % 1000:04d}",
                 "tenant": f"tenant-{rng.randrange(50)}",
             }
+            if llm:  # a chat app's turn: its conversation spans about ten traces' time
+                attributes["session.id"] = f"session-{number // 10}"
         else:
             span.parent_span_id = (1).to_bytes(8, "big")
             if llm and position in (10, 30):
@@ -207,6 +210,17 @@ def queries(traces: int) -> list[tuple[str, dict[str, Any]]]:
         ("attr, no match", {"attr.user.id": "nobody"}),
         ("model + status=error + service", {"model": "gpt-4o", "status": "error", "service": "checkout"}),
         ("attr + min_tokens + project", {"attr.tenant": "tenant-7", "min_tokens": 1000, "project": "shop"}),
+        ("sort=-duration", {"sort": "-duration"}),
+        ("sort=duration", {"sort": "duration"}),
+        ("sort=-tokens", {"sort": "-tokens"}),
+        ("sort=-spans", {"sort": "-spans"}),
+        ("sort=-errors", {"sort": "-errors"}),
+        ("sort=start_time (oldest first)", {"sort": "start_time"}),
+        ("sort=-duration + status=error", {"sort": "-duration", "status": "error"}),
+        ("sort=-tokens + model", {"sort": "-tokens", "model": "gpt-4o"}),
+        ("sort=-duration + service", {"sort": "-duration", "service": "payments"}),
+        ("sort=-duration + attr, no match", {"sort": "-duration", "attr.user.id": "nobody"}),
+        ("session", {"session": f"session-{traces // 20}"}),
     ]
 
 
@@ -216,7 +230,7 @@ def timed(client: httpx.Client, path: str, params: dict[str, Any], calls: int) -
     for _ in range(2):
         response = client.get(path, params=params)
         response.raise_for_status()
-        found = len(response.json().get("traces", [None]))
+        found = len(next((value for value in response.json().values() if isinstance(value, list)), []))
     latencies = []
     for _ in range(calls):
         started = time.perf_counter()
@@ -285,6 +299,16 @@ def measure(backend: str, quick: bool) -> list[str]:
                 p50, p95, found = timed(client, "/api/otel/traces", {"limit": 50, **params}, calls)
                 verdict = "yes" if p95 < 100 else "**no**"
                 rows.append(f"| {backend} | list: {label} | {found} | {p50:.1f} | {p95:.1f} | {verdict} |")
+            deep: dict[str, Any] = {"limit": 50, "sort": "-tokens"}
+            for _ in range(20):  # the 21st page of the list by tokens, most first
+                deep["page_token"] = client.get("/api/otel/traces", params=deep).json()["next_page_token"]
+            for label, path, params in (
+                ("list: sort=-tokens, 21st page", "/api/otel/traces", deep),
+                ("sessions: latest first", "/api/otel/sessions", {"limit": 50}),
+            ):
+                p50, p95, found = timed(client, path, params, calls)
+                verdict = "yes" if p95 < 100 else "**no**"
+                rows.append(f"| {backend} | {label} | {found} | {p50:.1f} | {p95:.1f} | {verdict} |")
             fetch = [
                 timed(client, f"/api/otel/traces/{number + 1:032x}", {}, max(3, calls // 10))
                 for number in range(0, traces, traces // 10)

@@ -94,6 +94,7 @@ def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, st
     assert [pages[key] + (key[0],) for key in sorted(pages, key=lambda key: key[1])] == [
         ("reports", "Reports", "/reports", "pages"),  # before otel's page, by its hint
         ("otel", "Traces", "/traces", "otel"),
+        ("otel-sessions", "Sessions", "/sessions", "otel"),  # beside the traces, by its hints
         ("jobs", "Jobs", "/jobs", "jobs"),
         ("alerts", "Alerts", "/alerts", "pages"),  # after jobs' page, by its hint
     ]
@@ -101,9 +102,9 @@ def test_plugins_list_shows_console_pages_in_navigation_order(site: dict[str, st
     text = core_cli("plugins", "list", env=env).stdout
     assert (
         "    console page reports: Reports at /reports (position 1)\n"
-        "    console page alerts: Alerts at /alerts (position 4)" in text
+        "    console page alerts: Alerts at /alerts (position 5)" in text
     )
-    assert "console page jobs: Jobs at /jobs (position 3)" in text
+    assert "console page jobs: Jobs at /jobs (position 4)" in text
 
 
 def test_serve_with_a_broken_plugin_stops_with_one_clear_message(site: dict[str, str]) -> None:

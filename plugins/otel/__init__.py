@@ -21,7 +21,7 @@ from .reader import StoredTraceReader, summaries
 from .router import create_router
 from .settings import Settings
 from .store import SpanStore
-from .ui import pages
+from .ui import pages, session_pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -70,8 +70,11 @@ def plughost_routers(host: Any) -> RouterContribution:
 
 
 @hookimpl
-def plughost_console_pages(host: Any) -> ConsolePage:
-    return ConsolePage("otel", pages, "Traces", "/traces")
+def plughost_console_pages(host: Any) -> list[ConsolePage]:
+    return [
+        ConsolePage("otel", pages, "Traces", "/traces"),
+        ConsolePage("otel-sessions", session_pages, "Sessions", "/sessions", after=("otel",), before=("jobs",)),
+    ]
 
 
 @hookimpl

@@ -12,6 +12,7 @@ made from it and a test checks that they agree.
 - **OpenInference** (Phoenix, ``openinference.span.kind``, ``llm.*``, ``input.value``...).
 - **OpenLLMetry** (Traceloop: ``traceloop.*``, ``llm.request.type``, ``llm.usage.*``).
 - **Vercel AI SDK** (``ai.*``).
+- **Langfuse** (``langfuse.session.id``, the name its OTLP ingestion still reads beside ``session.id``).
 - **MLflow tracing** (``mlflow.*``): every attribute value of an MLflow span is a JSON-encoded
   string; :func:`decoded` gives them back as values, for display and for search.
 """
@@ -146,6 +147,7 @@ FINISH_REASONS = (
 SESSION = (
     "gen_ai.conversation.id",
     "session.id",
+    "langfuse.session.id",
     "traceloop.association.properties.session_id",
     "ai.telemetry.metadata.sessionId",
 )
@@ -278,8 +280,9 @@ def llm_facts(attributes: Attributes) -> LlmFacts:
     response_model = _text(_first(get, RESPONSE_MODEL))
     if kind is None and (request_model or response_model):
         kind = "llm"  # older instrumentations name a model and no operation
-    if kind is None:
-        return NOTHING
+    if kind is None:  # a span of any kind may name its conversation (OpenInference's using_session sets every span's)
+        session_id = _text(_first(get, SESSION))
+        return NOTHING if session_id is None else LlmFacts(None, session_id=session_id)
     if kind == "embedding" and request_model is None:
         request_model = _text(_first(get, EMBEDDING_MODEL))
     usage = get(MLFLOW_USAGE)
@@ -491,6 +494,7 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
         "ai.telemetry.metadata.sessionId",
         "ai.telemetry.metadata.userId",
     ),
+    "Langfuse": ("langfuse.session.id",),
     "MLflow tracing": (
         "mlflow.spanType",
         "mlflow.traceRequestId",

@@ -333,6 +333,7 @@ GENAI_PREFIXES = (
     "tool.",
     "embedding.",
     "agent.",
+    "langfuse.",
 )
 """Where every attribute that :func:`span_genai` reads begins."""
 

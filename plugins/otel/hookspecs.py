@@ -31,8 +31,13 @@ class TraceQuery:
     model: str | None = None
     """Traces with an LLM call to this model (requested or answering), in any convention."""
     min_tokens: int | None = None
+    session: str | None = None
+    """Traces of this session (``session.id``, ``gen_ai.conversation.id``, ...)."""
     attributes: Mapping[str, str] = field(default_factory=dict)
     """Traces with a span whose attribute ``key`` has this value, compared as text (``attr.<key>``)."""
+    sort: str = "-start_time"
+    """The list's order, as ``sort`` of the API: ``start_time``, ``duration``, ``tokens``, ``spans``, ``errors``
+    or ``cost``, descending with a leading ``-``."""
 
 
 class TracePage(TypedDict):
@@ -53,7 +58,8 @@ class TraceReader(Protocol):
         page_token: str | None = None,
         workspace: str | None = None,
     ) -> TracePage:
-        """A page of trace summaries, newest first. ``ValueError`` for a bad token or filter."""
+        """A page of trace summaries in ``query.sort`` order (newest first by default). ``ValueError`` for a bad
+        token, sort or filter."""
         ...
 
     async def read(self, trace_id: str, *, workspace: str | None = None, lean: bool = False) -> dict[str, Any] | None:

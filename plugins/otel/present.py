@@ -42,6 +42,7 @@ def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
         "input_tokens": row["input_tokens"],
         "output_tokens": row["output_tokens"],
         "cost_usd": row["cost_usd"],
+        "session_id": row["session_id"],
     }
 
 

@@ -15,6 +15,7 @@ from .decode import INT64_MAX, STATUS_ERROR
 from .hookspecs import TracePage, TraceQuery
 from .logs import LogStore, by_span
 from .present import bare_span_view, span_view, trace_summary
+from .sorting import Order
 from .store import SpanStore, TraceFilter
 
 READ_PAGE = 2000
@@ -42,8 +43,10 @@ class StoredTraceReader:
     ) -> TracePage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        where = trace_filter(query or TraceQuery())
-        page, token = await self.store.list_traces(where, limit, page_token, workspace=workspace or current_workspace())
+        query = query or TraceQuery()
+        page, token = await self.store.list_traces(
+            trace_filter(query), limit, page_token, Order.parse(query.sort), workspace=workspace or current_workspace()
+        )
         return {"traces": [trace_summary(row) for row in page], "next_page_token": token}
 
     async def read(self, trace_id: str, *, workspace: str | None = None, lean: bool = False) -> dict[str, Any] | None:
@@ -99,6 +102,7 @@ def trace_filter(query: TraceQuery) -> TraceFilter:
         span_name=query.name,
         model=query.model,
         min_tokens=query.min_tokens,
+        session=query.session,
     )
 
 

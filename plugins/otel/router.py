@@ -42,10 +42,12 @@ from .logs import LogStore, by_span
 from .metrics import KEPT, MetricStore
 from .present import span_tree, span_view, spans_json, trace_summary
 from .reader import nanoseconds
+from .sessions import MAX_TURN_CHARS, SESSION_SORTS, SessionStore, session_view
 from .settings import Settings
 from .skeleton import COLUMNS as SKELETON_COLUMNS
 from .skeleton import FIELDS as SKELETON_FIELDS
 from .skeleton import Piece
+from .sorting import DEFAULT_SORT, SORT_KEYS, SORTS, Order
 from .store import SpanPosition, SpanStore, TraceFilter, decode_span_cursor, encode_span_cursor
 from .trace_search import span_matches
 
@@ -70,6 +72,8 @@ SPANS_PER_STORE_PAGE = 200
 """Full span rows read from the store at a time."""
 SEARCH_PAGE = 500
 MAX_SEARCH_MATCHES = 1000
+MAX_TURNS = 200
+"""Turns per page of ``GET /api/otel/sessions/{session_id}``."""
 MAX_DURATION_MS = INT64_MAX / 1_000_000
 Responses = dict[int | str, dict[str, Any]]
 BAD_REQUEST: Responses = {
@@ -94,6 +98,15 @@ GRPC_CODES = {
     415: code_pb2.INVALID_ARGUMENT,
     503: code_pb2.UNAVAILABLE,
 }
+
+
+SortedPageToken = Annotated[
+    str | None, Query(description="`next_page_token` of the previous page (of the same `sort`)")
+]
+
+
+def _per_page(items: str, most: int) -> Any:
+    return Query(description=f"{items} per page", json_schema_extra={"minimum": 1, "maximum": most})
 
 
 def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics: MetricStore) -> APIRouter:
@@ -126,8 +139,10 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
     @router.get(
         "/api/otel/traces",
         tags=["otel"],
-        summary="List traces, newest first",
-        description="Filters combine (all must hold). Besides the parameters below, any number of "
+        summary="List traces, newest first or in another order",
+        description="Filters combine (all must hold). `sort` orders the list by a key, ascending, or descending "
+        "with a leading `-` (ties in trace id order, the same direction); `next_page_token` continues that order. "
+        "Besides the parameters below, any number of "
         "`attr.<key>=<value>` parameters (up to 10) keep traces with a span whose attribute `<key>` has that value, "
         "compared as text (`true`/`false` for booleans, decimal for numbers; "
         "values over 256 characters are not indexed).",
@@ -151,10 +166,20 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
                 description="traces at least this long", json_schema_extra={"minimum": 0, "maximum": MAX_DURATION_MS}
             ),
         ] = None,
-        limit: Annotated[
-            int, Query(description="traces per page", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})
-        ] = 100,
-        page_token: Annotated[str | None, Query(description="`next_page_token` of the previous page")] = None,
+        limit: Annotated[int, _per_page("traces", MAX_LIMIT)] = 100,
+        page_token: SortedPageToken = None,
+        sort: Annotated[
+            str,
+            Query(
+                description="`start_time`, `duration`, `tokens` (input + output), `spans` (span count), `errors` "
+                "(error spans)" + (", `cost`" if "cost" in SORT_KEYS else "") + ": ascending; with a leading `-`, "
+                "descending. Any other value gets 400 listing these.",
+                json_schema_extra={"enum": list(SORTS)},
+            ),
+        ] = DEFAULT_SORT,
+        session: Annotated[
+            str | None, Query(description="traces of this session (`GET /api/otel/sessions` lists them)")
+        ] = None,
         name: Annotated[str | None, Query(description="traces with a span of this name")] = None,
         model: Annotated[
             str | None,
@@ -173,6 +198,10 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
     ) -> dict[str, Any]:
         if not 1 <= limit <= MAX_LIMIT:
             raise HTTPException(400, f"limit must be between 1 and {MAX_LIMIT}")
+        try:
+            order = Order.parse(sort)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
         if min_tokens is not None and not 0 <= min_tokens <= INT64_MAX:
             raise HTTPException(400, f"min_tokens must be between 0 and {INT64_MAX}")
         if min_duration_ms is not None and not (
@@ -190,12 +219,76 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
             span_name=_term(name, "name"),
             model=_term(model, "model"),
             min_tokens=min_tokens,
+            session=_term(session, "session"),
         )
         try:
-            page, next_token = await store.list_traces(where, limit, page_token)
+            page, next_token = await store.list_traces(where, limit, page_token, order)
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         return {"traces": [trace_summary(row) for row in page], "next_page_token": next_token}
+
+    sessions = SessionStore(store, logs)
+
+    @router.get(
+        "/api/otel/sessions",
+        tags=["otel"],
+        summary="List sessions (conversations: the traces whose spans name one session id), latest first",
+        description="A trace belongs to the session its spans name (`session.id`, `gen_ai.conversation.id`, "
+        "`langfuse.session.id`, `traceloop.association.properties.session_id`, "
+        "`ai.telemetry.metadata.sessionId`). Each session sums its traces: `trace_count`, first and last time "
+        "(the start of its first trace, the end of its last), LLM calls, tokens, error spans (`error_count`) "
+        "and traces with an error (`error_traces`).",
+        responses=BAD_REQUEST,
+    )
+    async def list_sessions(
+        limit: Annotated[int, _per_page("sessions", MAX_LIMIT)] = 50,
+        page_token: SortedPageToken = None,
+        sort: Annotated[
+            str,
+            Query(
+                description="`-last_time` (latest first) or `last_time`; any other value gets 400",
+                json_schema_extra={"enum": list(SESSION_SORTS)},
+            ),
+        ] = SESSION_SORTS[0],
+    ) -> dict[str, Any]:
+        _check_limit(limit, MAX_LIMIT)
+        if sort not in SESSION_SORTS:
+            raise HTTPException(400, f"sort {sort[:64]!r} is not one of: {', '.join(SESSION_SORTS)}")
+        try:
+            page, next_token = await sessions.list_sessions(limit, page_token, sort)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        return {"sessions": [session_view(row) for row in page], "next_page_token": next_token}
+
+    @router.get(
+        "/api/otel/sessions/{session_id:path}",
+        tags=["otel"],
+        summary="One session as a thread: its traces in start order, each turn's input and final answer",
+        description="The session's totals (as listed) and `turns`: its traces oldest first, each a trace summary "
+        "with `input` (the last user message of the trace's first LLM call) and `output` (the last message of "
+        f"its last LLM call), as text cut at {MAX_TURN_CHARS} characters, or `null` when its calls carry no "
+        "messages. Ask again with `page_token` = `next_page_token` for the next turns.",
+        responses={**BAD_REQUEST, 404: {"description": "No trace of this session in this workspace."}},
+    )
+    async def get_session(
+        session_id: Annotated[
+            str,
+            Path(
+                description="the session id, as its spans name it (any characters, `/` too)", max_length=MAX_TERM_CHARS
+            ),
+        ],
+        limit: Annotated[int, _per_page("turns", MAX_TURNS)] = 50,
+        page_token: Annotated[str | None, Query(description="`next_page_token` of the previous page")] = None,
+    ) -> dict[str, Any]:
+        _check_limit(limit, MAX_TURNS)
+        found = await sessions.get_session(session_id)
+        if found is None:
+            raise HTTPException(404, f"no session {session_id[:64]!r} in workspace {current_workspace()!r}")
+        try:
+            turns, next_token = await sessions.turns(session_id, limit, page_token)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        return {**session_view(found), "turns": turns, "next_page_token": next_token}
 
     @router.get(
         "/api/otel/traces/{trace_id}",

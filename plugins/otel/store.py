@@ -36,7 +36,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -75,8 +75,11 @@ from core.unavailable import unavailable
 
 from .conventions import StoredCall, counted_calls
 from .decode import INT64_MAX, STATUS_ERROR
-from .facts import SPAN_NAME_KEY
+from .facts import MAX_TERM_CHARS, SPAN_NAME_KEY
 from .sqlite_writer import CompiledInsert, SqliteWriter
+
+if TYPE_CHECKING:
+    from .sorting import Order
 
 T = TypeVar("T")
 VALUE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, TypeError)
@@ -123,8 +126,15 @@ traces = Table(
     Column("input_tokens", BigInteger, nullable=False, server_default="0"),
     Column("output_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cost_usd", Float),
+    Column("session_id", Text),
     Index("plughost_otel_traces_start", "workspace", "start_ns", "trace_id"),
+    Index("plughost_otel_traces_duration", "workspace", "duration_ns", "trace_id"),
+    Index("plughost_otel_traces_spans", "workspace", "span_count", "trace_id"),
+    Index("plughost_otel_traces_errors", "workspace", "error_count", "trace_id"),
+    Index("plughost_otel_traces_session", "workspace", "session_id", "start_ns", "trace_id"),
 )
+TOTAL_TOKENS = traces.c.input_tokens + traces.c.output_tokens
+Index("plughost_otel_traces_tokens", traces.c.workspace, TOTAL_TOKENS, traces.c.trace_id)
 
 terms = Table(
     "plughost_otel_terms",
@@ -177,6 +187,8 @@ TERM_ROWS_PER_STATEMENT = 4000
 """4 columns x 4000 rows, under the same limits."""
 TERMS_PER_STEP = 10_000
 """Terms put in a set or sorted per C call (a few milliseconds of holding the GIL)."""
+SORT_VALUE = "sort_value"
+"""The label of the order's expression among a listed row's columns (see :class:`.sorting.Order`)."""
 SORTED_ON_LOOP_ROWS = 2000
 """A group of up to this many span rows is put in key order on the event loop (well under a millisecond),
 not in a bulk thread: the hop there and back cost more than the sort."""
@@ -211,6 +223,7 @@ class TraceFilter:
     span_name: str | None = None
     model: str | None = None  # the request or response model of some model call, in any convention
     min_tokens: int | None = None  # input + output tokens of the trace's LLM calls
+    session: str | None = None  # the trace's session (see ``session_id`` in :func:`summarise`)
 
 
 SpanPosition = tuple[int, str]
@@ -343,13 +356,27 @@ class SpanStore:
             self._sqlite.engine.dispose()
 
     async def list_traces(
-        self, where: TraceFilter, limit: int, page_token: str | None, *, workspace: str | None = None
+        self,
+        where: TraceFilter,
+        limit: int,
+        page_token: str | None,
+        order: Order | None = None,
+        *,
+        workspace: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest first, in ``workspace`` (the current one when ``None``); returns a page and the token of
-        the next page (``None`` at the end)."""
-        query = select(traces).where(traces.c.workspace == (workspace or current_workspace()))
+        """In ``order`` (newest first by default), in ``workspace`` (the current one when ``None``); returns a
+        page and the next page's token (``None`` at the end)."""
+        if order is None:
+            from .sorting import NEWEST_FIRST  # sorting orders by this module's tables
+
+            order = NEWEST_FIRST
+        query = select(traces, order.expression.label(SORT_VALUE)).where(
+            traces.c.workspace == (workspace or current_workspace())
+        )
         if where.project is not None:
             query = query.where(traces.c.project == where.project)
+        if where.session is not None:
+            query = query.where(traces.c.session_id == where.session)
         if where.service is not None:
             query = query.where(_has_term(terms.c.key == "service.name", where.service))
         if where.status == "error":
@@ -363,7 +390,7 @@ class SpanStore:
         if where.min_duration_ns is not None:
             query = query.where(traces.c.duration_ns >= where.min_duration_ns)
         if where.min_tokens is not None:
-            query = query.where(traces.c.input_tokens + traces.c.output_tokens >= where.min_tokens)
+            query = query.where(where.min_tokens <= TOTAL_TOKENS)
         for key, value in where.attributes:
             query = query.where(_has_term(terms.c.key == key, value))
         if where.span_name is not None:
@@ -371,15 +398,14 @@ class SpanStore:
         if where.model is not None:
             query = query.where(_has_model(where.model))
         if page_token:
-            start_ns, trace_id = decode_page_token(page_token)
-            query = query.where(
-                or_(traces.c.start_ns < start_ns, and_(traces.c.start_ns == start_ns, traces.c.trace_id < trace_id))
-            )
-        query = query.order_by(traces.c.start_ns.desc(), traces.c.trace_id.desc()).limit(limit + 1)
+            query = query.where(order.after(page_token))
+        query = query.order_by(*order.order_by()).limit(limit + 1)
         async with self.engine.connect() as connection:
             found = [dict(row._mapping) for row in await connection.execute(query)]
         page, more = found[:limit], len(found) > limit
-        token = encode_page_token(page[-1]["start_ns"], page[-1]["trace_id"]) if more else None
+        token = order.token(page[-1]) if more else None
+        for row in page:
+            del row[SORT_VALUE]
         return page, token
 
     async def get_summary(self, workspace: str, trace_id: str) -> dict[str, Any] | None:
@@ -587,7 +613,8 @@ async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]
 def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per trace, the summary of ``rows`` alone, sorted by key; :func:`summary_merge` adds it to the stored one.
 
-    ``service_name`` is the least service of the root spans, or of all spans while no root is known.
+    ``service_name`` is the least service of the root spans, or of all spans while no root is known;
+    ``session_id`` the least session its spans name (a trace is one turn of one conversation).
     """
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
@@ -609,6 +636,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "input_tokens": row.get("input_tokens", 0),
                 "output_tokens": row.get("output_tokens", 0),
                 "cost_usd": row.get("cost_usd"),
+                "session_id": _session_of(row),
             }
             continue
         summary["project"] = min(summary["project"], row["project"])
@@ -621,6 +649,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         summary["input_tokens"] += row.get("input_tokens", 0)
         summary["output_tokens"] += row.get("output_tokens", 0)
         summary["cost_usd"] = add_costs(summary["cost_usd"], row.get("cost_usd"))
+        summary["session_id"] = _least(summary["session_id"], _session_of(row))
         if is_root and summary["root_name"] is None:
             summary["root_name"], summary["service_name"] = row["name"], row["service_name"]
         elif is_root or summary["root_name"] is None:
@@ -632,6 +661,13 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def add_costs(a: float | None, b: float | None) -> float | None:
     """The sum of two costs, either unknown (``None``): unknown only when both are."""
     return b if a is None else a if b is None else a + b
+
+
+def _session_of(row: dict[str, Any]) -> str | None:
+    """The session the span names (``session.id``, ``gen_ai.conversation.id``...: see :data:`.conventions.SESSION`)."""
+    facts = row.get("llm")
+    session = None if facts is None else facts.session_id
+    return session if session is not None and len(session) <= MAX_TERM_CHARS and "\0" not in session else None
 
 
 def _least(a: str | None, b: str | None) -> str | None:
@@ -672,6 +708,7 @@ def summary_merge(dialect: ModuleType) -> Any:
                 (new.cost_usd.is_(None), stored.cost_usd),
                 else_=stored.cost_usd + new.cost_usd,
             ),
+            "session_id": least_of(stored.session_id, new.session_id),
         },
     )
 
@@ -869,15 +906,6 @@ def as_dicts(result: Result[Any]) -> list[dict[str, Any]]:
     which counts when a big trace is read (100,000 rows: 0.65 s against 1.3 s)."""
     names = tuple(result.keys())
     return [dict(zip(names, row, strict=True)) for row in result]
-
-
-def encode_page_token(start_ns: int, trace_id: str) -> str:
-    return _encode_position(start_ns, trace_id)
-
-
-def decode_page_token(token: str) -> tuple[int, str]:
-    """The position a token names; ``ValueError`` for anything :func:`encode_page_token` did not make."""
-    return _decode_position(token, 32, "page_token")
 
 
 def encode_span_cursor(position: SpanPosition) -> str:

@@ -1,7 +1,9 @@
-"""The console's trace pages: a filterable trace list and a trace view with a waterfall.
+"""The console's trace pages: a filterable, sortable trace list and a trace view with a waterfall;
+and the sessions pages: the list of sessions and one session as a thread.
 
-The pages are shells; their scripts (``static/otel``) read ``/api/otel/traces`` in the
-browser, so the console shows exactly what the API answers, in the chosen workspace.
+The pages are shells; their scripts (``static/otel``) read ``/api/otel/traces`` and
+``/api/otel/sessions`` in the browser, so the console shows exactly what the API answers, in the
+chosen workspace.
 """
 
 from __future__ import annotations
@@ -21,3 +23,17 @@ def trace_list() -> str:
 @pages.get("/traces/<trace_id>")
 def trace_view(trace_id: str) -> str:
     return render_template("otel/trace.html", trace_id=trace_id)
+
+
+session_pages = Blueprint("otel_sessions", __name__, template_folder="templates")
+"""The sessions pages, a navigation entry of their own (their scripts are the trace pages' static files)."""
+
+
+@session_pages.get("/sessions")
+def session_list() -> str:
+    return render_template("otel/sessions.html")
+
+
+@session_pages.get("/sessions/<path:session_id>")
+def session_view(session_id: str) -> str:
+    return render_template("otel/session.html", session_id=session_id)

@@ -187,6 +187,12 @@ VERCEL = [
     ),
 ]
 
+LANGFUSE = [
+    # A span naming its session the way Langfuse's OTLP ingestion still reads it (its attributes.ts,
+    # TRACE_COMPAT_SESSION_ID), beside the OpenInference name it sets today.
+    span(1, "handle message", {"langfuse.session.id": "lf-session-1", "langfuse.trace.name": "handle message"}),
+]
+
 OLDER_GEN_AI = [
     # OpenLLMetry before the current GenAI names: gen_ai.system, prompt/completion tokens, flattened messages.
     span(1, "agent run", {"traceloop.span.kind": "workflow", "traceloop.entity.name": "agent run"}),
@@ -246,6 +252,7 @@ def test_the_older_gen_ai_names_give_the_call_its_tokens_and_flattened_messages(
     send(base, "older", OLDER_GEN_AI)
     summary = wait_for_trace(base, "older", 2)
     assert (summary["llm_calls"], summary["input_tokens"], summary["output_tokens"]) == (1, 11, 7)
+    assert summary["session_id"] == "s-42"  # OpenLLMetry's association property
     spans = {s["name"]: s["genai"] for s in httpx.get(f"{base}/api/otel/traces/{summary['trace_id']}").json()["spans"]}
     call = spans["openai.chat"]
     assert (call["provider"], call["model"], call["session_id"], call["finish_reasons"]) == (
@@ -285,6 +292,13 @@ MLFLOW_JSON = [
 ]
 
 
+def test_a_langfuse_session_is_the_traces_session(base: str) -> None:
+    send(base, "langfuse-app", LANGFUSE)
+    [summary] = httpx.get(f"{base}/api/otel/traces", params={"service": "langfuse-app"}).json()["traces"]
+    assert summary["session_id"] == "lf-session-1"
+    assert trace_ids(base, session="lf-session-1") == {summary["trace_id"]}
+
+
 def test_mlflow_values_are_decoded_for_display_and_attribute_search(base: str) -> None:
     send(base, "mlflow-json", MLFLOW_JSON)
     summary = wait_for_trace(base, "mlflow-json", 1)
@@ -300,7 +314,8 @@ def test_mlflow_values_are_decoded_for_display_and_attribute_search(base: str) -
 def test_the_readme_table_lists_what_the_normaliser_reads() -> None:
     readme = (ROOT / "README.md").read_text()
     rows = re.findall(
-        r"^\| (OpenTelemetry GenAI|OpenInference|OpenLLMetry|Vercel AI SDK|MLflow tracing) \| (.+?) \| (.+?) \|$",
+        r"^\| (OpenTelemetry GenAI|OpenInference|OpenLLMetry|Vercel AI SDK|Langfuse|MLflow tracing)"
+        r" \| (.+?) \| (.+?) \|$",
         readme,
         re.M,
     )

@@ -41,6 +41,10 @@ def test_the_reader_lists_and_reads_as_the_query_api_answers(make_app: Any) -> N
             call(reader.list_traces, TraceQuery(service="billing", min_duration_ms=1), workspace="team-b")["traces"]
             == []
         )
+        longest = call(reader.list_traces, TraceQuery(sort="-spans"), workspace="team-a")["traces"]
+        assert [t["span_count"] for t in longest] == [5, 3]
+        with pytest.raises(ValueError, match="is not one of"):
+            call(reader.list_traces, TraceQuery(sort="size"), workspace="team-a")
         first = call(reader.list_traces, limit=1, workspace="team-a")
         second = call(reader.list_traces, limit=1, page_token=first["next_page_token"], workspace="team-a")
         assert [*first["traces"], *second["traces"]] == listed["traces"] and second["next_page_token"] is None

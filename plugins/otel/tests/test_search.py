@@ -68,7 +68,8 @@ AGENT = request(
     1,
     "agent",
     [
-        ("GET /ask", {"http.method": "GET", "user.id": "u1", "retry": True, "ratio": 0.5}),
+        # a session named on a span that is no LLM span (OpenInference's using_session sets every span's)
+        ("GET /ask", {"http.method": "GET", "user.id": "u1", "retry": True, "ratio": 0.5, "session.id": "chat-7"}),
         # an agent span totalling its calls' tokens: not an LLM call, not counted again
         (
             "invoke_agent",
@@ -83,7 +84,12 @@ AGENT = request(
     ],
 )
 CLAUDE = request(
-    2, "bot", [("POST /answer", {"http.method": "POST", "user.id": "u2"}), ("chat", chat("claude-x", 10, 2))]
+    2,
+    "bot",
+    [
+        ("POST /answer", {"http.method": "POST", "user.id": "u2"}),
+        ("chat", chat("claude-x", 10, 2, **{"gen_ai.conversation.id": "conv-2"})),
+    ],
 )
 PLAIN = request(3, "api", [("GET /health", {"http.method": "GET", "http.status_code": 500})])
 
@@ -191,8 +197,8 @@ def test_a_trace_arriving_in_pieces_is_found_by_what_any_piece_has(base: str) ->
 
 
 def test_migrating_a_populated_database_keeps_everything_and_backfills(database_url: str) -> None:
-    """Create the 0001 schema, store traces the way 0001 did, upgrade: nothing lost, new filters work, and
-    each trace costs what ingest prices it at (0007's backfill)."""
+    """Create the 0001 schema, store traces the way 0001 did, upgrade: nothing lost, new filters work,
+    each trace costs what ingest prices it at (0007's backfill) and has its session (read from its terms by 0008)."""
 
     async def scenario() -> None:
         engine = create_engine(database_url)
@@ -205,7 +211,7 @@ def test_migrating_a_populated_database_keeps_everything_and_backfills(database_
                 {
                     key: value
                     for key, value in summary.items()
-                    if key not in ("llm_calls", "input_tokens", "output_tokens", "cost_usd")
+                    if key not in ("llm_calls", "input_tokens", "output_tokens", "cost_usd", "session_id")
                 }
                 for summary in summarise(rows)
             ]
@@ -223,6 +229,13 @@ def test_migrating_a_populated_database_keeps_everything_and_backfills(database_
             found, _ = await store.list_traces(TraceFilter(model="gpt-4o", attributes=(("user.id", "u1"),)), 10, None)
             assert [row["trace_id"] for row in found] == [f"{1:032x}"]
             found, _ = await store.list_traces(TraceFilter(min_tokens=12, span_name="chat"), 10, None)
+            assert [row["trace_id"] for row in found] == [f"{2:032x}"]
+            assert {row["trace_id"]: row["session_id"] for row in stored.values()} == {
+                f"{1:032x}": "chat-7",
+                f"{2:032x}": "conv-2",
+                f"{3:032x}": None,
+            }
+            found, _ = await store.list_traces(TraceFilter(session="conv-2"), 10, None)
             assert [row["trace_id"] for row in found] == [f"{2:032x}"]
         finally:
             await engine.dispose()
@@ -263,8 +276,8 @@ def test_migrating_a_populated_0002_database_counts_calls_once_and_reads_every_c
                 await connection.execute(insert(spans), [{name: row[name] for name in SPAN_COLUMNS} for row in rows])
                 await connection.execute(
                     insert(traces),
-                    [  # the 0002 columns (cost_usd came with 0007)
-                        {key: value for key, value in summary.items() if key != "cost_usd"}
+                    [  # the 0002 columns (cost_usd came with 0007, session_id with 0008)
+                        {key: value for key, value in summary.items() if key not in ("cost_usd", "session_id")}
                         | {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
                         for summary in summarise(rows)
                     ],

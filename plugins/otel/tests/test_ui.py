@@ -85,7 +85,7 @@ def test_trace_list_filter_waterfall_span_panel_and_folding(base: str, browser_p
     expect(rows.first.locator("td").nth(7)).to_have_text("168")  # tokens
     rows.first.get_by_role("link").click()
 
-    expect(page).to_have_url(f"{base}/traces/{second['trace_id']}")
+    expect(page).to_have_url(f"{base}/traces/{second['trace_id']}?workspace=default")
     bars = page.locator("#rows .row .bar")
     expect(bars).to_have_count(second["spans"])
     expect(page.locator("#ticks .tick").first).to_have_text("0")

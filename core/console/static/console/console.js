@@ -5,6 +5,11 @@
   const WORKSPACE_KEY = "plughost.workspace";
   const TOKEN_KEY = "plughost.token";
 
+  // The workspace: a page's own link names it (?workspace=, so a pasted link shows what its sender saw,
+  // and becomes the chosen one), else the one chosen last in this browser.
+  const linkedWorkspace = new URLSearchParams(window.location.search).get("workspace");
+  if (linkedWorkspace) localStorage.setItem(WORKSPACE_KEY, linkedWorkspace);
+
   function workspace() {
     return localStorage.getItem(WORKSPACE_KEY) || "default";
   }
@@ -167,7 +172,14 @@
       const name = input.value.trim() || "default";
       if (name === workspace()) return;
       localStorage.setItem(WORKSPACE_KEY, name);
-      window.location.reload();
+      const url = new URL(window.location.href);
+      if (url.searchParams.has("workspace")) {  // the page's link names the workspace: name the new one
+        url.searchParams.set("workspace", name);
+        url.searchParams.delete("page_token");  // a page of the other workspace's list means nothing here
+        window.location.assign(url.href);
+      } else {
+        window.location.reload();
+      }
     };
     form.addEventListener("submit", (event) => { event.preventDefault(); choose(); });
     input.addEventListener("change", choose);

@@ -30,4 +30,16 @@ window.otelFormat = {
   orDash(value) {
     return value === null || value === undefined ? "—" : Number(value).toLocaleString();
   },
+  // A console URL that names the workspace, so the link shows the same thing to whoever opens it.
+  url(path, params) {
+    const query = new URLSearchParams(params || {});
+    query.set("workspace", window.plughost.workspace());
+    return path + "?" + query;
+  },
+  traceUrl(traceId) {
+    return this.url("/traces/" + encodeURIComponent(traceId));
+  },
+  sessionUrl(sessionId) {
+    return this.url("/sessions/" + encodeURIComponent(sessionId));
+  },
 };

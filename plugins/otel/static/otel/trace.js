@@ -428,8 +428,18 @@
         : el("span", { className: "badge ok" }, "no errors"),
       tokens ? el("span", {}, fmt.count(tokens, "token")) : null,
       trace.cost_usd !== null && trace.cost_usd !== undefined ? el("span", { className: "cost", title: "US dollars" }, fmt.cost(trace.cost_usd)) : null,
+      trace.session_id ? el("a", { href: fmt.sessionUrl(trace.session_id), className: "chip session-chip", title: "Session " + trace.session_id }, "session " + trace.session_id) : null,
     ].filter(Boolean));
   }
+
+  // "← Traces" goes back to the list this trace was opened from (its URL holds its filters, sort and page).
+  function linkBackToList() {
+    const list = sessionStorage.getItem("otel.traces.list");
+    const back = document.getElementById("back-to-list");
+    if (list && new URLSearchParams(list.split("?")[1] || "").get("workspace") === window.plughost.workspace()) back.href = list;
+    else back.href = fmt.url("/traces");
+  }
+  linkBackToList();
 
   async function load() {
     let cursor = null;
