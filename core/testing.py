@@ -185,11 +185,15 @@ START_TIMEOUT = 120.0
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, timeout: float = START_TIMEOUT, **config: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL.
+def serve_in_thread(
+    app: Any, *, timeout: float = START_TIMEOUT, port: int | None = None, **config: Any
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port in a thread (``port``, or a free one); yield its base URL.
     ``timeout``: seconds to wait for the start (and for the stop)."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), http=NoDelayHTTPProtocol, log_level="warning", **config)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port or free_port(), http=NoDelayHTTPProtocol, log_level="warning", **config
+        )
     )
     thread = threading.Thread(target=server.run, name="plughost-live-server", daemon=True)
     thread.start()

@@ -94,13 +94,57 @@
     return detail ? JSON.stringify(detail) : fallback;
   }
 
+  // The JSON answer; an Error saying what the server said otherwise (its status in error.status).
   async function json(path, options) {
     const response = await api(path, options);
     const body = await response.json().catch(() => null);
     if (!response.ok) {
-      throw new Error(response.status + " " + describe(body && (body.detail || body.error || body.message), response.statusText));
+      const error = new Error(response.status + " " + describe(body && (body.detail || body.error || body.message), response.statusText));
+      error.status = response.status;
+      throw error;
     }
     return body;
+  }
+
+  // The page's content replaced by a "not found" page in words, as the server's 404 page reads:
+  // notFound("No such trace", "There is no trace … in workspace 'default'.", ["All traces", "/traces"]).
+  function notFound(title, sentence, back) {
+    const [backText, backPath] = back || ["Console home", "/"];
+    document.title = title + " · plughost";
+    document.querySelector("main.content").replaceChildren(el("section", { className: "not-found", id: "not-found" },
+      el("h1", {}, title), el("p", {}, sentence), el("p", {}, el("a", { href: backPath }, "\u2190 " + backText))));
+  }
+
+  // One date format across the console: a <time> in local time ("2026-12-06 13:04:05"), the absolute
+  // UTC time on hover. Accepts an ISO 8601 string, epoch milliseconds or a Date; "—" for none.
+  function time(value) {
+    if (value === null || value === undefined || value === "") return el("span", { className: "muted" }, "\u2014");
+    const date = value instanceof Date ? value : new Date(value);
+    if (Number.isNaN(date.getTime())) return el("span", {}, String(value));
+    const pad = (number) => String(number).padStart(2, "0");
+    const local = date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " +
+      pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+    return el("time", { dateTime: date.toISOString(), title: date.toISOString().replace("T", " ").replace("Z", " UTC") + " (shown in " + zone + ")" }, local);
+  }
+
+  // An empty page's invitation: what is missing, and a copy-paste snippet that fills it.
+  function emptyState(title, text, snippet) {
+    const code = el("pre", { className: "mono snippet" }, snippet);
+    const copy = el("button", { type: "button", className: "secondary copy", onclick: async () => {
+      try { await navigator.clipboard.writeText(snippet); copy.textContent = "Copied"; } catch (error) { copy.textContent = "Select the text to copy"; }
+    } }, "Copy");
+    return el("div", { className: "empty-state" }, el("h2", {}, title), el("p", {}, text), el("div", { className: "snippet-box" }, code, copy));
+  }
+
+  // A byte count for people: 1.5 KiB, 12 MiB.
+  function bytes(count) {
+    if (count === null || count === undefined) return "\u2014";
+    const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let value = Number(count);
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return (unit ? value.toFixed(value < 10 ? 1 : 0) : String(value)) + " " + units[unit];
   }
 
   // Server-sent events of a fetch() answer, read as they arrive: yields {event, data} (data as text).
@@ -165,6 +209,6 @@
     input.addEventListener("change", choose);
   }
 
-  window.plughost = { api, json, el, events, workspace, describe };
+  window.plughost = { api, json, el, events, workspace, describe, notFound, time, bytes, emptyState };
   setUpWorkspace();
 })();
