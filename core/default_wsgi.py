@@ -98,7 +98,7 @@ def not_found_answer(error: NotFound) -> tuple[Any, int]:
     sentence = f"There is no console page at {request.path}. Pick a page above, or go back to the console home."
     if isinstance(error, ConsoleNotFound):
         title, back, sentence = error.title, error.back, str(error.description)
-    if not request.accept_mimetypes.accept_html:
+    if "text/html" not in (kind for kind, _ in request.accept_mimetypes):  # an API client (curl sends */*)
         return jsonify(detail=sentence), 404
     page = render_template(
         "console/not_found.html", title=title, sentence=sentence, back_text=back[0], back_path=back[1]

@@ -53,14 +53,15 @@
       if (item.every((entry) => entry && typeof entry === "object" && !Array.isArray(entry))) return table(item);
       return item.map((entry) => (typeof entry === "object" ? JSON.stringify(entry) : String(entry))).join(", ");
     }
-    return facts(item);
+    return facts(item, true);
   }
 
-  // An object as a definition list with readable labels.
-  function facts(object) {
+  // An object as a definition list: a job's fields with readable labels, a nested object's keys
+  // (data, such as filter names) as they are.
+  function facts(object, nested) {
     const entries = Object.entries(object || {});
     if (!entries.length) return el("span", { className: "muted" }, "none");
-    return el("dl", {}, ...entries.flatMap(([key, item]) => [el("dt", {}, label(key)), el("dd", {}, value(key, item))]));
+    return el("dl", {}, ...entries.flatMap(([key, item]) => [el("dt", { className: nested ? "mono" : "" }, nested ? key : label(key)), el("dd", {}, value(key, item))]));
   }
 
   // Objects of one shape as a table, columns from their keys.
@@ -118,11 +119,12 @@
     }
     document.getElementById("job-title").textContent = job.type + " · " + job.id;
     const [found, log] = await Promise.all([json(base + "/artifacts").catch(() => ({})), json(base + "/logs").catch(() => ({}))]);
-    document.getElementById("job-details").replaceChildren(
+    document.getElementById("job-details").replaceChildren(...[
       jobFacts(job), section("Parameters", facts(job.params), "job-params"), result(job),
       job.error ? section("Error", el("pre", { className: "mono error" }, job.error)) : null,
       artifacts(found),
-      section("Log", log.log ? el("pre", { className: "mono" }, log.log) : el("p", { className: "muted" }, "none")));
+      section("Log", log.log ? el("pre", { className: "mono" }, log.log) : el("p", { className: "muted" }, "none")),
+    ].filter(Boolean));
     cancel.hidden = FINAL.has(job.status);
     cancel.disabled = job.cancel_requested;
     remove.hidden = !FINAL.has(job.status);

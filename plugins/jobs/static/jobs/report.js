@@ -58,9 +58,9 @@
     const aggregate = result.aggregate;
     const genai = aggregate.genai || {};
     const traces = result.traces || [];
-    const filterText = Object.entries(result.filter || {}).map(([key, item]) => key + " = " + item);
+    const filterText = Object.entries(result.filter || {}).map(([key, item]) => key + " = " + (/^\d{4}-\d\d-\d\dT/.test(item) ? helpers.time(item).textContent : item));
     return el("div", { className: "batch-report" },
-      el("p", {}, "Filter: ", filterText.length ? filterText.map((text) => el("code", { className: "chip" }, text)) : "every trace", " ",
+      el("p", {}, "Filter: ", ...(filterText.length ? filterText.map((text) => el("code", { className: "chip" }, text)) : ["every trace"]), " ",
         el("a", { href: traceList(result.filter) }, "Open these traces"),
         result.matched_more_than_analysed ? el("span", { className: "muted" }, " · more traces matched than were analysed") : null),
       el("div", { className: "tiles" },

@@ -57,7 +57,7 @@
   async function suggest(input, options) {
     const list = el("datalist", { id: "options-" + input.name });
     input.setAttribute("list", list.id);
-    input.after(list);
+    fieldsBox.append(list);
     try {
       const answer = await json(options.url);
       for (const item of (options.items ? answer[options.items] : answer) || []) {
