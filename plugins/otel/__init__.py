@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from core import ConsolePage, Host, RouterContribution, hookimpl, run_bulk
 from core.context import current_workspace
-from core.database import migrated
+from core.database import distinct_workspaces, migrated
 from core.events import EventQueue
 
 from . import hookspecs
@@ -20,7 +21,7 @@ from .metrics import MetricStore
 from .present import bare_span_view, span_view, trace_summary
 from .router import create_router
 from .settings import Settings
-from .store import SpanStore
+from .store import SpanStore, traces
 from .ui import pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -114,6 +115,12 @@ def plughost_addresses(host: Host, base_url: str) -> list[tuple[str, str]]:
     else:
         grpc = address if _grpc_listening(host)["listening"] else f"off (could not listen on {address}; see above)"
     return [("OTLP/HTTP", f"{base_url}/v1/traces"), ("OTLP/gRPC", grpc)]
+
+
+@hookimpl(optionalhook=True)
+def plughost_workspaces(host: Any) -> Awaitable[list[str]]:
+    """The workspaces that hold traces (for the workspace plugin's ``GET /api/workspaces``)."""
+    return distinct_workspaces(host.database, traces)
 
 
 @hookimpl(optionalhook=True)

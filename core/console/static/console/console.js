@@ -5,8 +5,21 @@
   const WORKSPACE_KEY = "plughost.workspace";
   const TOKEN_KEY = "plughost.token";
 
+  const WORKSPACE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])$/;
+
+  // The console's workspace: the URL's ?workspace= (so a pasted link shows the same data), else the
+  // one last chosen in this browser, else "default".
   function workspace() {
+    const named = new URLSearchParams(window.location.search).get("workspace");
+    if (named && WORKSPACE_NAME.test(named)) return named;
     return localStorage.getItem(WORKSPACE_KEY) || "default";
+  }
+
+  // This page's URL in another workspace (?workspace=, left out for "default").
+  function inWorkspace(name) {
+    const url = new URL(window.location.href);
+    if (name === "default") url.searchParams.delete("workspace"); else url.searchParams.set("workspace", name);
+    return url.pathname + url.search + url.hash;
   }
 
   function askToken(refused) {
@@ -190,11 +203,16 @@
     return node;
   }
 
+  // The workspace box: the workspaces that hold data offered as choices (GET /api/workspaces), the
+  // choice kept in the URL and in this browser, and a note when the chosen one holds no data yet.
   function setUpWorkspace() {
     const form = document.getElementById("workspace-form");
     const input = document.getElementById("workspace");
     if (!form || !input) return;
-    input.value = workspace();
+    const current = workspace();
+    input.value = current;
+    if (new URLSearchParams(window.location.search).has("workspace")) localStorage.setItem(WORKSPACE_KEY, current);
+    else if (current !== "default") window.history.replaceState(window.history.state, "", inWorkspace(current));
     const choose = () => {
       if (!input.checkValidity()) {
         input.reportValidity();
@@ -203,12 +221,28 @@
       const name = input.value.trim() || "default";
       if (name === workspace()) return;
       localStorage.setItem(WORKSPACE_KEY, name);
-      window.location.reload();
+      window.location.assign(inWorkspace(name));
     };
     form.addEventListener("submit", (event) => { event.preventDefault(); choose(); });
     input.addEventListener("change", choose);
+    // Asked without prompting for a token: the page's own calls do that once.
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    fetch("/api/workspaces", { headers: token ? { Authorization: "Bearer " + token } : {}, credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : Promise.reject(response.status))).then((answer) => {
+      const known = answer.workspaces || [];
+      const list = el("datalist", { id: "workspaces" }, ...known.map((name) => el("option", { value: name })));
+      form.append(list);
+      input.setAttribute("list", "workspaces");
+      input.title = "Workspaces with data: " + known.join(", ");
+      if (!known.includes(current)) {
+        const note = el("div", { className: "banner notice", id: "workspace-empty", role: "status" },
+          "Workspace \u201c" + current + "\u201d has no data yet. Data sent with the header X-Plughost-Workspace: " + current +
+          " lands here; or switch to one that has data: ", ...known.flatMap((name, index) => [index ? ", " : "", el("a", { href: inWorkspace(name) }, name)]), ".");
+        document.querySelector(".topbar").after(note);
+      }
+    }, () => {});  // no workspace plugin: the box takes any name
   }
 
-  window.plughost = { api, json, el, events, workspace, describe, notFound, time, bytes, emptyState };
+  window.plughost = { api, json, el, events, workspace, inWorkspace, describe, notFound, time, bytes, emptyState };
   setUpWorkspace();
 })();

@@ -24,7 +24,8 @@
   /**
    * kind: "secrets" | "models" | "endpoints"; singular: "secret"...; columns(item): cells;
    * fill(form, item | null); body(form): the JSON fields besides the name (may throw {field, problem});
-   * field400: the field a 400's message concerns; empty: what to say with none; prepare(): before the form opens.
+   * field400: the field a 400's message concerns; empty: what to say with none (and snippet(), snippetText:
+   * a copy-paste command that creates the first, with a sentence above it); prepare(): before the form opens.
    */
   function configPage(kind) {
     const base = "/api/gateway/" + kind.kind;
@@ -110,7 +111,10 @@
       try {
         const items = await json(base);
         rows.replaceChildren(...items.map(row));
-        if (!items.length) rows.append(el("tr", {}, el("td", { colSpan: columns, className: "muted" }, kind.empty)));
+        if (!items.length) {
+          const empty = kind.snippet ? window.plughost.emptyState(kind.empty, kind.snippetText, kind.snippet()) : kind.empty;
+          rows.append(el("tr", {}, el("td", { colSpan: columns, className: "muted" }, empty)));
+        }
       } catch (error) {
         rows.replaceChildren(el("tr", {}, el("td", { colSpan: columns, className: "error" }, error.message)));
       }

@@ -17,6 +17,6 @@ window.otelFormat = {
     return Number(value).toLocaleString() + " " + noun + (value === 1 ? "" : "s");
   },
   number(value) {
-    return value === null || value === undefined ? "" : Number(value).toLocaleString();
+    return value === null || value === undefined ? "\u2014" : Number(value).toLocaleString();
   },
 };

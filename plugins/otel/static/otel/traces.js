@@ -42,7 +42,8 @@
     try {
       const page = await json("/api/otel/traces?" + query(tokens[tokens.length - 1]));
       body.replaceChildren(...page.traces.map(row));
-      if (!page.traces.length) body.append(el("tr", {}, el("td", { colSpan: 8, className: "muted empty" }, "No traces match.")));
+      const filtered = tokens.length > 1 || [...new FormData(form).values()].some((value) => value !== "");
+      if (!page.traces.length) body.append(el("tr", {}, el("td", { colSpan: 8, className: "muted empty" }, filtered ? "No traces match." : window.otelEmpty())));
       nextToken = page.next_page_token;
     } catch (error) {
       errorLine.textContent = error.message;
