@@ -141,3 +141,36 @@ def test_span_names_stay_readable_with_the_panel_open_and_missing_values_read_a_
         label = page.locator(".label .name", has_text=name).first
         expect(label).to_be_visible()
         assert label.evaluate("node => node.scrollWidth <= node.clientWidth"), f"{name!r} is cut"
+
+
+def test_gateway_pages_keep_their_state_in_the_url(base: str, browser_page: Any) -> None:
+    """The usage window (the API's ``window_seconds``) and the playground's endpoint survive Back,
+    reload and a pasted link."""
+    from playwright.sync_api import expect
+
+    api = httpx.Client(base_url=f"{base}/api/gateway")
+    api.post("/secrets", json={"name": "key", "api_key": "sk-0123456789", "base_url": "http://127.0.0.1:9/v1"})
+    api.post("/models", json={"name": "m", "provider": "openai", "model": "gpt-4o-mini", "secret": "key"})
+    for name in ("chat", "support"):
+        api.post("/endpoints", json={"name": name, "models": [{"model": "m"}]}).raise_for_status()
+    page = browser_page
+    page.goto(f"{base}/gateway/usage")
+    window = page.locator("#gw-window")
+    expect(window).to_have_value("3600")
+    window.select_option("86400")
+    expect(page).to_have_url(f"{base}/gateway/usage?window_seconds=86400")
+    page.reload()
+    expect(window).to_have_value("86400")
+    page.go_back()
+    expect(page).to_have_url(f"{base}/gateway/usage")
+    expect(window).to_have_value("3600")
+    page.goto(f"{base}/gateway/usage?window_seconds=900")  # a pasted link
+    expect(window).to_have_value("900")
+
+    page.goto(f"{base}/gateway/playground")
+    endpoint = page.locator("#gw-endpoint")
+    expect(endpoint).to_have_value("chat")
+    endpoint.select_option("support")
+    expect(page).to_have_url(f"{base}/gateway/playground?endpoint=support")
+    page.reload()
+    expect(endpoint).to_have_value("support")

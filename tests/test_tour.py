@@ -60,7 +60,8 @@ def seed(base: str, llmock: Any) -> dict[str, str]:
     httpx.post(f"{base}/api/jobs", json={"type": "otel.retention", "params": {"days": 30}})
     assert wait_for_job(base, report)["status"] == "SUCCEEDED"
     assert wait_for_job(base, export_job)["status"] == "SUCCEEDED"
-    return {"trace": trace_id, "failed_trace": export(base, "shop", failed=True, llm=True), "report": report["id"]}
+    failed_trace = export(base, "shop", failed=True, llm=True)
+    return {"trace": trace_id, "failed_trace": failed_trace, "report": report["id"], "export": export_job["id"]}
 
 
 @pytest.fixture
@@ -89,6 +90,7 @@ def test_every_console_page_with_realistic_data(
         ("jobs", "/jobs", "#jobs tbody tr a"),
         ("jobs-submit", "/jobs?submit=assistant.batch_analysis", "#submit-fields [data-field='filters']"),
         ("job-report", f"/jobs/{ids['report']}", "#job-result .findings"),
+        ("job-export", f"/jobs/{ids['export']}", "#job-artifacts tbody tr"),
         ("gateway", "/gateway", "main"),
         ("gateway-endpoints", "/gateway/endpoints", "tr[data-name='chat']"),
         ("gateway-playground", "/gateway/playground?endpoint=chat", "main"),

@@ -150,6 +150,38 @@
     return el("div", { className: "empty-state" }, el("h2", {}, title), el("p", {}, text), el("div", { className: "snippet-box" }, code, copy));
   }
 
+  // A form whose named fields live in the URL's query string (the API's own parameter names): they
+  // are read from it at load, written to it (a new history entry) when the form changes or is
+  // submitted, and read again on Back and Forward; show() is called each time with the fields' values.
+  function formInUrl(form, show) {
+    const names = [...new Set([...form.elements].map((field) => field.name).filter(Boolean))];
+    const fromUrl = () => {
+      const query = new URLSearchParams(window.location.search);
+      for (const name of names) {
+        const field = form.elements[name];
+        if (query.has(name)) field.value = query.get(name);
+        else if (field.dataset.initial !== undefined) field.value = field.dataset.initial;
+      }
+    };
+    for (const name of names) form.elements[name].dataset.initial = form.elements[name].value;
+    const toUrl = (event) => {
+      if (event) event.preventDefault();
+      const query = new URLSearchParams(window.location.search);
+      for (const name of names) {
+        const field = form.elements[name];
+        if (field.value === "" || field.value === field.dataset.initial) query.delete(name); else query.set(name, field.value);
+      }
+      const next = window.location.pathname + (query.toString() ? "?" + query : "");
+      if (next !== window.location.pathname + window.location.search) window.history.pushState(null, "", next);
+      show();
+    };
+    form.addEventListener("submit", toUrl);
+    form.addEventListener("change", () => toUrl());
+    window.addEventListener("popstate", () => { fromUrl(); show(); });
+    fromUrl();
+    show();
+  }
+
   // A byte count for people: 1.5 KiB, 12 MiB.
   function bytes(count) {
     if (count === null || count === undefined) return "\u2014";
@@ -243,6 +275,6 @@
     }, () => {});  // no workspace plugin: the box takes any name
   }
 
-  window.plughost = { api, json, el, events, workspace, inWorkspace, describe, notFound, time, bytes, emptyState };
+  window.plughost = { api, json, el, events, workspace, inWorkspace, describe, notFound, time, bytes, emptyState, formInUrl };
   setUpWorkspace();
 })();
