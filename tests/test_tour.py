@@ -6,6 +6,7 @@ to ``docs/screenshots/`` as well: the README's screenshots come from this test, 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from plugins.gateway.tests.kit import API_KEY, KEK
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 FAST_JOBS = {"heartbeat_seconds": 0.2, "lease_seconds": 10.0, "poll_seconds": 0.2, "shutdown_grace_seconds": 1.0}
 FINAL = {"SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED"}
+DATED = {"traces", "trace", "jobs", "job-report", "gateway-endpoints", "gateway-usage", "assistant"}
+LOCAL_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})?$")
 
 
 def wait_for_job(base: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +64,10 @@ def seed(base: str, llmock: Any) -> dict[str, str]:
     assert wait_for_job(base, report)["status"] == "SUCCEEDED"
     assert wait_for_job(base, export_job)["status"] == "SUCCEEDED"
     failed_trace = export(base, "shop", failed=True, llm=True)
+    explained = httpx.post(  # an assistant conversation, its LLM the gateway's endpoint
+        f"{base}/api/assistant/explain", json={"trace_id": failed_trace, "endpoint": "chat"}, timeout=60
+    )
+    assert explained.status_code == 200, explained.text
     return {"trace": trace_id, "failed_trace": failed_trace, "report": report["id"], "export": export_job["id"]}
 
 
@@ -95,7 +102,7 @@ def test_every_console_page_with_realistic_data(
         ("gateway-endpoints", "/gateway/endpoints", "tr[data-name='chat']"),
         ("gateway-playground", "/gateway/playground?endpoint=chat", "main"),
         ("gateway-usage", "/gateway/usage", "main"),
-        ("assistant", "/assistant", "main"),
+        ("assistant", "/assistant", "main table tbody tr"),
         ("not-found", "/no/such/page", "#not-found"),
     ]
     shots = []
@@ -108,6 +115,10 @@ def test_every_console_page_with_realistic_data(
         if name == "jobs-submit":
             expect(page.locator("#submit-description")).not_to_be_empty()
         page.wait_for_load_state("networkidle")
+        if name in DATED:  # one date format on every page: local time, the UTC time on hover
+            times = page.locator("time[datetime]")
+            expect(times.first).to_have_text(LOCAL_TIME)
+            expect(times.first).to_have_attribute("title", re.compile(r" UTC "))
         shots.append(screenshot(page, name, full_page=True))
     assert script_errors == []
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":

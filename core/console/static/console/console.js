@@ -129,14 +129,16 @@
   }
 
   // One date format across the console: a <time> in local time ("2026-12-06 13:04:05"), the absolute
-  // UTC time on hover. Accepts an ISO 8601 string, epoch milliseconds or a Date; "—" for none.
-  function time(value) {
+  // UTC time on hover. Accepts an ISO 8601 string, epoch milliseconds or a Date; "—" for none;
+  // {ms: true} adds the milliseconds ("13:04:05.123"), for traces.
+  function time(value, options) {
     if (value === null || value === undefined || value === "") return el("span", { className: "muted" }, "\u2014");
     const date = value instanceof Date ? value : new Date(value);
     if (Number.isNaN(date.getTime())) return el("span", {}, String(value));
     const pad = (number) => String(number).padStart(2, "0");
     const local = date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " +
-      pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+      pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds()) +
+      (options && options.ms ? "." + String(date.getMilliseconds()).padStart(3, "0") : "");
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
     return el("time", { dateTime: date.toISOString(), title: date.toISOString().replace("T", " ").replace("Z", " UTC") + " (shown in " + zone + ")" }, local);
   }
