@@ -172,3 +172,31 @@ def test_the_list_filters_live_in_the_url_through_back_and_reload(
         expect(rows.first).to_contain_text("test.sleep")
         page.go_back()
         expect(page).to_have_url(f"{base}/jobs?type=test.echo")
+
+
+def test_the_list_page_is_in_the_url(
+    make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any
+) -> None:
+    """51 jobs: "Older" shows the 51st (the oldest) with its ``page_token`` in the URL; reload keeps
+    that page, Back returns to the newest."""
+    from playwright.sync_api import expect
+
+    register_plugin(jobtypes)
+    page = browser_page
+    with serve_in_thread(make_app(["jobs", "workspace", "security", jobtypes], {"jobs": FAST})) as base:
+        ids = [
+            httpx.post(f"{base}/api/jobs", json={"type": "test.echo", "params": {"value": n}}).json()["id"]
+            for n in range(51)
+        ]
+        page.goto(f"{base}/jobs")
+        rows = page.locator("#jobs tbody tr")
+        expect(rows).to_have_count(50)
+        page.get_by_role("link", name="Older").click()
+        expect(page).to_have_url(re.compile(re.escape(f"{base}/jobs?page_token=")))
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(ids[0])
+        page.reload()
+        expect(rows).to_have_count(1)
+        page.go_back()
+        expect(page).to_have_url(f"{base}/jobs")
+        expect(rows).to_have_count(50)
