@@ -4,6 +4,7 @@ chosen one holds none yet; the workspace is in the URL."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -174,3 +175,13 @@ def test_gateway_pages_keep_their_state_in_the_url(base: str, browser_page: Any)
     expect(page).to_have_url(f"{base}/gateway/playground?endpoint=support")
     page.reload()
     expect(endpoint).to_have_value("support")
+
+    page.goto(f"{base}/gateway/endpoints")
+    row = page.locator("tr[data-name='support']")
+    expect(row.get_by_role("button", name="Delete")).to_have_class(re.compile(r"\bdanger\b"))  # destructive
+    row.get_by_role("button", name="Edit").click()
+    expect(page).to_have_url(f"{base}/gateway/endpoints?edit=support")
+    page.reload()  # the form opens again on the same endpoint
+    expect(page.locator("#gw-form-title")).to_have_text("Edit endpoint support")
+    page.locator("#gw-cancel").click()
+    expect(page).to_have_url(f"{base}/gateway/endpoints")

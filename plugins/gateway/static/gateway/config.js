@@ -48,8 +48,18 @@
       formError.hidden = !unplaced.length;
     }
 
+    // The open form is in the URL (?edit=<name>, or ?new): reload and a pasted link reopen it.
+    function remember(state) {
+      const url = new URL(window.location.href);
+      url.searchParams.delete("edit");
+      url.searchParams.delete("new");
+      if (state !== null) url.searchParams.set(state.name === undefined ? "new" : "edit", state.name || "");
+      window.history.replaceState(null, "", url.pathname + url.search);
+    }
+
     async function open(item) {
       editing = item ? item.name : null;
+      remember(item ? { name: item.name } : {});
       form.reset();
       markErrors([]);
       if (kind.prepare) await kind.prepare();
@@ -65,10 +75,11 @@
       form.reset();
       form.hidden = true;
       editing = null;
+      remember(null);
     }
 
     function deleteButton(item) {
-      const button = el("button", { type: "button", className: "secondary" }, "Delete");
+      const button = el("button", { type: "button", className: "secondary danger" }, "Delete");
       button.addEventListener("click", async () => {
         if (!button.classList.contains("confirm")) {
           button.classList.add("confirm");
@@ -145,6 +156,10 @@
     document.getElementById("gw-new").addEventListener("click", () => open(null).catch((error) => showMessage(error.message, true)));
     document.getElementById("gw-cancel").addEventListener("click", close);
     load();
+    const query = new URLSearchParams(window.location.search);
+    if (query.has("edit")) {
+      json(base + "/" + encodeURIComponent(query.get("edit"))).then(open, (error) => { remember(null); showMessage(error.message, true); });
+    } else if (query.has("new")) open(null).catch((error) => showMessage(error.message, true));
   }
 
   window.plughostGateway.configPage = configPage;
