@@ -4,7 +4,7 @@ The public API for plugin authors is re-exported here.
 """
 
 from .bulk import empty, empty_off_loop, gc_paused, run_bulk
-from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
+from .contributions import ConsoleNotFound, ConsolePage, MiddlewareContribution, RouterContribution
 from .errors import PluginError, StartupError
 from .hookspecs import hookimpl
 from .host import Host
@@ -13,6 +13,7 @@ from .pricing import Pricing, TokenPrice
 from .version import __version__
 
 __all__ = [
+    "ConsoleNotFound",
     "ConsolePage",
     "Host",
     "MiddlewareContribution",

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter
 from flask import Blueprint
 from starlette.types import ASGIApp
+from werkzeug.exceptions import NotFound
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -138,3 +139,14 @@ def same_origin_path(url: object) -> bool:
         and "\\" not in url
         and not any(character.isspace() or ord(character) < 32 for character in url)
     )
+
+
+class ConsoleNotFound(NotFound):
+    """Raised by a console page for a 404 in words: the console answers its page (navigation, ``title``,
+    ``sentence`` and a link ``back`` as ``(text, path)``) with status 404, e.g.
+    ``raise ConsoleNotFound("No such job", f"There is no job {job_id!r}.", back=("All jobs", "/jobs"))``."""
+
+    def __init__(self, title: str, sentence: str, *, back: tuple[str, str] = ("Console home", "/")) -> None:
+        super().__init__(description=sentence)
+        self.title = title
+        self.back = back

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy import Table, event, exc, func, select, text
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -81,6 +81,18 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+async def distinct_workspaces(engine: AsyncEngine, table: Table) -> list[str]:
+    """The distinct values of ``table.c.workspace``, in order, skipping through an index that starts
+    with ``workspace`` (a probe per workspace, not a scan of every row; SQLite and PostgreSQL alike)."""
+    column = table.c.workspace
+    walk = select(select(func.min(column)).scalar_subquery().label("name")).cte("walk", recursive=True)
+    following = select(func.min(column)).where(column > walk.c.name).scalar_subquery()
+    walk = walk.union_all(select(following.label("name")).where(walk.c.name.is_not(None)))
+    async with engine.connect() as connection:
+        names = await connection.scalars(select(walk.c.name).where(walk.c.name.is_not(None)))
+        return list(names)
 
 
 async def migrate(engine: AsyncEngine, migrations: Path, plugin: str, revision: str = "head") -> None:

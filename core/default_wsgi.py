@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import RoutingException
 
 from .console_clashes import check_blueprint_names, check_navigation_paths, check_url_rules
 from .context import WORKSPACE_PATTERN
-from .contributions import ConsolePage
+from .contributions import ConsoleNotFound, ConsolePage
 from .version import __version__
 
 CONSOLE_DIR = Path(__file__).parent / "console"
@@ -70,6 +70,10 @@ def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Se
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
+    @app.errorhandler(NotFound)
+    def not_found(error: NotFound) -> tuple[Any, int]:
+        return not_found_answer(error)
+
     @app.get("/")
     def index() -> str:
         return render_template("console/index.html")
@@ -84,6 +88,22 @@ def create_default_wsgi_app(server_info: Callable[[], dict[str, Any]], pages: Se
 
     check_url_rules(app, pages)
     return app
+
+
+def not_found_answer(error: NotFound) -> tuple[Any, int]:
+    """A 404 in words: a console page (navigation, a sentence, a link back) for a browser, JSON for an API
+    client. A page that knows what is missing raises :class:`~core.ConsoleNotFound`; any other 404 names
+    the path."""
+    title, back = "Page not found", ("Console home", "/")
+    sentence = f"There is no console page at {request.path}. Pick a page above, or go back to the console home."
+    if isinstance(error, ConsoleNotFound):
+        title, back, sentence = error.title, error.back, str(error.description)
+    if "text/html" not in (kind for kind, _ in request.accept_mimetypes):  # an API client (curl sends */*)
+        return jsonify(detail=sentence), 404
+    page = render_template(
+        "console/not_found.html", title=title, sentence=sentence, back_text=back[0], back_path=back[1]
+    )
+    return page, 404
 
 
 def console_shells(app: Flask) -> Callable[[str], bool]:

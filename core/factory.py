@@ -227,7 +227,7 @@ def build_app(assembly: Assembly) -> PlughostApp:
         assembly=assembly,
         title="plughost",
         version=__version__,
-        lifespan=_lifespan(assembly.host, assembly.lifespans),
+        lifespan=_lifespan(assembly.host, assembly.lifespans, assembly.wsgi_owner),
         docs_url=None,
         redoc_url=None,
     )
@@ -315,7 +315,28 @@ def _build_route_tables(app: FastAPI) -> None:
         route.matches(dict(scope))
 
 
-def _lifespan(host: Host, managers: Sequence[tuple[PluginInfo, AbstractAsyncContextManager[Any]]]) -> Any:
+def log_addresses(host: Host, wsgi_owner: str) -> None:
+    """The start-up log's addresses: the console (or the WSGI app that replaces it), the API docs, and
+    what each plugin says it serves (``plughost_addresses``), so a new user knows where to go."""
+    base = base_url(host.settings.host, host.settings.port)
+    console = "Console" if wsgi_owner == CORE else f"Web app ({wsgi_owner})"
+    lines = [(console, f"{base}/"), ("API docs", f"{base}/docs")]
+    for _, pairs in host.plugins.call("plughost_addresses", host=host, base_url=base):
+        lines += list(pairs)
+    width = max(len(what) for what, _ in lines) + 1
+    for what, where in lines:
+        logger.info("%s %s", f"{what}:".ljust(width), where)
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 address in brackets; a wildcard address as this machine's loopback."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}"
+
+
+def _lifespan(
+    host: Host, managers: Sequence[tuple[PluginInfo, AbstractAsyncContextManager[Any]]], wsgi_owner: str
+) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -326,6 +347,7 @@ def _lifespan(host: Host, managers: Sequence[tuple[PluginInfo, AbstractAsyncCont
                 except Exception as exc:
                     raise info.failure(f"start-up failed: {type(exc).__name__}: {exc}") from exc
             _build_route_tables(app)
+            log_addresses(host, wsgi_owner)
             # What start-up loaded (modules, the app, plugins) lives as long as the process. Freeze it
             # out of the cyclic GC: otherwise every full collection walks it all while holding the GIL,
             # stalling the event loop for 70-190 ms whenever a big request allocates many objects.

@@ -157,6 +157,18 @@ def plughost_lifespan(
 
 
 @hookspec
+def plughost_addresses(host: Host, base_url: str) -> Sequence[tuple[str, str]] | None:
+    """Say what the plugin serves, and where, for the start-up log.
+
+    Called once per app, when start-up is done (every plugin's lifespan entered), with
+    ``base_url``, the HTTP server's address (``http://127.0.0.1:5000``, from the ``host``
+    and ``port`` settings). The core logs the console's address, then each returned
+    ``(what, where)`` pair on a line of its own. Return pairs such as
+    ``[("OTLP/gRPC", "127.0.0.1:4317")]``, or ``None``.
+    """
+
+
+@hookspec
 def plughost_console_pages(host: Host) -> ConsolePage | Sequence[ConsolePage] | None:
     """Contribute pages to the web console (the default WSGI app at ``/``).
 

@@ -9,9 +9,11 @@ without this each keep-alive response waited ~40 ms on Nagle's algorithm
 from __future__ import annotations
 
 import asyncio
+import copy
 import ipaddress
 import logging
 import socket
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -92,6 +94,15 @@ Its default, 5 s, kills workers still importing the app on a busy machine, again
 never comes up."""
 
 
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, with the ``plughost`` loggers printed as uvicorn prints its own
+    (``INFO:     ...``) at ``level``: the start-up lines (console URL, OTLP addresses) and the plugins'
+    messages. Applied in every worker process."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["plughost"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
+
+
 def serve(settings: CoreSettings, *, reload: bool = False) -> None:
     """Build the app once here, so a bad configuration stops with its message, then run uvicorn.
 
@@ -105,6 +116,7 @@ def serve(settings: CoreSettings, *, reload: bool = False) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         loop=settings.loop,
         http=NoDelayHTTPProtocol,
         lifespan="on",

@@ -182,14 +182,16 @@ START_TIMEOUT = 120.0
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, timeout: float = START_TIMEOUT, **config: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its base URL.
+def serve_in_thread(
+    app: Any, *, timeout: float = START_TIMEOUT, port: int | None = None, **config: Any
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port in a thread (``port``, or a free one); yield its base URL.
     ``timeout``: seconds to wait for the start (and for the stop).
 
     The port is bound here and the socket handed to uvicorn: a port merely found free could be taken
     (by another process's outgoing connection, say) before uvicorn binds it."""
     listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
+    listening.bind(("127.0.0.1", port or 0))
     port = int(listening.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, http=NoDelayHTTPProtocol, log_level="warning", **config)

@@ -76,7 +76,9 @@ def test_plugin_routes_answer_and_every_other_path_goes_to_the_bridge(make_app) 
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/version").json()["version"]
         bridged = client.get("/api/items/unknown")
-        assert bridged.status_code == 404 and "<title>404 Not Found</title>" in bridged.text  # Flask's page
+        assert bridged.status_code == 404 and bridged.json()["detail"].startswith(
+            "There is no console page at /api/items/unknown"
+        )  # the console's 404, as JSON for an API client
 
 
 def test_wrong_method_on_native_route_is_405_not_the_flask_404(make_app) -> None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core import run_bulk
 from core.settings import load_plugin_settings
@@ -48,14 +48,22 @@ EXTRA_FILTER = re.compile(r"^(attr\.[\w.\-]{1,200}|[a-z][a-z_]{0,63})$")
 class BatchAnalysis(BaseModel):
     """Which traces to analyse: the list API's filters, a window relative to the run, and a cap."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)  # the field docstrings describe the form's fields
+
     service: str | None = None
+    """Only traces of this service (`service.name`)."""
     project: str | None = None
+    """Only traces of this project (the `X-Plughost-Project` header they were sent with)."""
     status: Literal["ok", "error"] | None = None
+    """Only traces that failed (`error`) or did not (`ok`)."""
     last_minutes: float | None = Field(None, gt=0, le=366 * 24 * 60)
     """Traces that started in the last N minutes before the job runs (a schedule's window moves with it)."""
     start_after: datetime | None = None
+    """Traces that started at or after this time."""
     start_before: datetime | None = None
+    """Traces that started before this time."""
     min_duration_ms: float | None = Field(None, ge=0)
+    """Traces that lasted at least this long."""
     filters: dict[str, str] = {}
     """More query parameters of ``GET /api/otel/traces``, such as ``{"attr.gen_ai.request.model": "gpt-4o"}``."""
     max_traces: int = Field(100, ge=1, le=500)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from core import empty, gc_paused, run_bulk
 from core.context import current_workspace
@@ -27,16 +27,17 @@ SYSTEM_PROMPT = (
     "You are a performance engineer. Explain the trace analysis you are given: what made the request slow, what "
     "failed and why, and concrete fixes, most valuable first. Be brief and specific; do not invent spans."
 )
-TraceId = Field(pattern=r"^[0-9a-f]{32}$")
+TraceId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$"), AfterValidator(str.lower)]
+"""32 hex digits in either case (other tools print upper case), read as lower case."""
 Answer = TypeVar("Answer")
 
 
 class AnalyzeRequest(BaseModel):
-    trace_id: str = TraceId
+    trace_id: TraceId
 
 
 class ExplainRequest(BaseModel):
-    trace_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    trace_id: TraceId | None = None
     conversation_id: str | None = None
     question: str | None = Field(None, max_length=4000)
     endpoint: str | None = None

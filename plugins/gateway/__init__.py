@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 from core import ConsolePage, Host, RouterContribution, hookimpl
-from core.database import migrate
+from core.database import distinct_workspaces, migrate
 from core.events import EventQueue
 
 from . import hookspecs
@@ -20,7 +20,7 @@ from .calls import Call, CallFailed, Gateway
 from .crypto import Envelope
 from .router import create_router
 from .settings import Settings
-from .store import GatewayStore
+from .store import GatewayStore, endpoints
 from .tracing import Tracer
 from .ui import pages
 
@@ -93,6 +93,12 @@ def plughost_job_types(host: Any) -> Any:
         description="Run a JSONL of OpenAI chat requests through endpoints",
         timeout_seconds=24 * 3600,
     )
+
+
+@hookimpl(optionalhook=True)
+def plughost_workspaces(host: Any) -> Awaitable[list[str]]:
+    """The workspaces that have gateway endpoints (for the workspace plugin's ``GET /api/workspaces``)."""
+    return distinct_workspaces(host.database, endpoints)
 
 
 @hookimpl

@@ -38,7 +38,13 @@ class BadLine(ValueError):
 
 
 class BatchParams(BaseModel):
-    input_file_id: str = Field(pattern=batch_files.FILE_ID.pattern)
+    input_file_id: str = Field(
+        pattern=batch_files.FILE_ID.pattern,
+        description="An uploaded JSONL file of chat requests (`POST /gateway/v1/files`, purpose `batch`)",
+        json_schema_extra={
+            "x-plughost-options": {"url": "/gateway/v1/files", "items": "data", "value": "id", "label": "filename"}
+        },
+    )
     concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once")
 
 

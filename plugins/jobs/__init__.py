@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable
 from typing import Any
 
 import click
 
 from core import ConsolePage, Host, RouterContribution, hookimpl
+from core.database import distinct_workspaces
 
 from . import hookspecs
 from .cli import jobs
@@ -15,6 +17,7 @@ from .client import Client
 from .router import create_router
 from .service import Jobs
 from .settings import Settings
+from .store import jobs as job_rows
 from .ui import pages
 
 
@@ -45,6 +48,12 @@ def plughost_console_pages(host: Any) -> ConsolePage:
 @hookimpl
 def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]:
     return _jobs(host).running()
+
+
+@hookimpl(optionalhook=True)
+def plughost_workspaces(host: Any) -> Awaitable[list[str]]:
+    """The workspaces that have jobs (for the workspace plugin's ``GET /api/workspaces``)."""
+    return distinct_workspaces(host.database, job_rows)
 
 
 @hookimpl

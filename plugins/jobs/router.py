@@ -22,6 +22,7 @@ from .artifacts import (
     delete_artifacts,
     job_artifacts_dir,
     list_artifacts,
+    media_type,
 )
 from .client import Client
 from .hookspecs import JobRefused
@@ -177,7 +178,7 @@ def create_router(jobs: Jobs) -> APIRouter:
         path = job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id) / name
         if not await anyio.to_thread.run_sync(path.is_file):
             raise HTTPException(404, f"job {job_id} has no artifact {name!r}")
-        return FileResponse(path, filename=name)
+        return FileResponse(path, filename=name, media_type=media_type(name))
 
     return router
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from core import ConsolePage, Host, RouterContribution, hookimpl, run_bulk
-from core.database import migrated
+from core.database import distinct_workspaces, migrated
 from core.events import EventQueue
 
 from . import hookspecs
@@ -20,7 +21,7 @@ from .metrics import MetricStore
 from .reader import StoredTraceReader, summaries
 from .router import create_router
 from .settings import Settings
-from .store import SpanStore
+from .store import SpanStore, traces
 from .ui import pages, session_pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -88,8 +89,37 @@ def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[
     if host.plugin_settings("otel").grpc_address:
         from .grpc_receiver import receiver_config, serving  # grpc is imported only when it serves
 
-        lifespans.append(serving(signals(store, _logs(host), _metrics(host)), receiver_config(host)))
+        lifespans.append(_grpc_noted(host, serving(signals(store, _logs(host), _metrics(host)), receiver_config(host))))
     return lifespans
+
+
+def _grpc_listening(host: Host) -> dict[str, bool]:
+    """``{"listening": bool}``: whether OTLP/gRPC serves, for the start-up log."""
+    return host.service("otel.grpc", lambda: {"listening": False})
+
+
+@contextlib.asynccontextmanager
+async def _grpc_noted(host: Host, serving: contextlib.AbstractAsyncContextManager[Any]) -> Any:
+    async with serving as server:
+        _grpc_listening(host)["listening"] = server is not None
+        yield server
+
+
+@hookimpl
+def plughost_addresses(host: Host, base_url: str) -> list[tuple[str, str]]:
+    """OTLP/HTTP on the server's port; OTLP/gRPC where it listens, or why not."""
+    address = host.plugin_settings("otel").grpc_address
+    if not address:
+        grpc = "off (PLUGHOST_OTEL_GRPC_ADDRESS is empty)"
+    else:
+        grpc = address if _grpc_listening(host)["listening"] else f"off (could not listen on {address}; see above)"
+    return [("OTLP/HTTP", f"{base_url}/v1/traces"), ("OTLP/gRPC", grpc)]
+
+
+@hookimpl(optionalhook=True)
+def plughost_workspaces(host: Any) -> Awaitable[list[str]]:
+    """The workspaces that hold traces (for the workspace plugin's ``GET /api/workspaces``)."""
+    return distinct_workspaces(host.database, traces)
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
 import core.unavailable
@@ -56,7 +56,11 @@ Term = TypeVar("Term", bound=str | None)
 logger = logging.getLogger("plughost.otel")
 
 RETRY_AFTER_SECONDS = str(core.unavailable.RETRY_AFTER_SECONDS)
-TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
+TraceId = Annotated[
+    str,
+    Path(pattern=r"^[0-9a-fA-F]{32}$", description="32 hex digits, in either case (other tools print upper case)"),
+    AfterValidator(str.lower),
+]
 SpanId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="16 lowercase hex digits")]
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 MAX_LIMIT = 1000

@@ -8,8 +8,13 @@ chosen workspace.
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, render_template
 
+from core import ConsoleNotFound
+
+TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 pages = Blueprint(
     "otel", __name__, template_folder="templates", static_folder="static", static_url_path="/traces/static"
 )
@@ -22,7 +27,14 @@ def trace_list() -> str:
 
 @pages.get("/traces/<trace_id>")
 def trace_view(trace_id: str) -> str:
-    return render_template("otel/trace.html", trace_id=trace_id)
+    """The trace view; an id in upper case (as other tools print them) is the same trace."""
+    if not TRACE_ID.match(trace_id.lower()):
+        raise ConsoleNotFound(
+            "No such trace",
+            f"There is no trace {trace_id!r}: a trace id is 32 hexadecimal digits.",
+            back=("All traces", "/traces"),
+        )
+    return render_template("otel/trace.html", trace_id=trace_id.lower())
 
 
 session_pages = Blueprint("otel_sessions", __name__, template_folder="templates")

@@ -64,8 +64,24 @@ READ_HEADERS = frozenset(
         b"sec-fetch-site",
         b"access-control-request-method",
         b"access-control-request-headers",
+        b"accept",
+        b"sec-fetch-mode",
     }
 )
+TOKEN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Token required · plughost</title><link rel="stylesheet" href="/static/console/console.css"></head>
+<body><header class="topbar"><a class="brand" href="/">plughost</a><nav class="nav" aria-label="Console pages">
+<a href="/">Home</a><a href="/docs">API docs</a></nav></header>
+<main class="content"><section class="not-found" id="token-required"><h1>Token required</h1>
+<p>This server asks for its access token (<code>PLUGHOST_SECURITY_TOKEN</code>), and a browser cannot send it
+when it opens an address directly, so this address answers only with the token.</p>
+<p>Open the console from its <a href="/">home page</a>: it asks for the token once and keeps it for the tab.
+API clients send it as <code>Authorization: Bearer &lt;token&gt;</code> (or <code>x-api-key</code>).</p>
+<p><a href="/">&larr; Console home</a></p></section></main></body></html>
+"""
+"""What a browser that navigates to a guarded address gets with the 401, instead of JSON: the console's
+look (its stylesheet is a page shell) and how to give the token."""
 
 
 Refusal = tuple[int, str, list[tuple[bytes, bytes]]]
@@ -131,6 +147,8 @@ class SecurityMiddleware:
             await send({"type": "websocket.close", "code": 1008, "reason": refusal[1][:120]})
         else:
             status, detail, extra = refusal
+            if status == 401 and self.accounts is None and _navigation(scope, headers):
+                detail, extra = TOKEN_PAGE, [*extra, (b"content-type", b"text/html; charset=utf-8")]
             await _respond(send, status, detail, extra, client_format)
 
     def _refusal(
@@ -333,6 +351,12 @@ def _cookie(headers: dict[str, str], name: str) -> str | None:
 
 def _wants_html(headers: dict[str, str]) -> bool:
     return "text/html" in headers.get("accept", "")
+def _navigation(scope: Scope, headers: dict[str, str]) -> bool:
+    """Whether a browser is opening the address as a page (not a script's fetch or an API client)."""
+    if scope.get("method") not in READING:
+        return False
+    mode = headers.get("sec-fetch-mode")
+    return mode == "navigate" if mode is not None else "text/html" in headers.get("accept", "")
 
 
 def _http_scheme(scope: Scope) -> str:

@@ -136,10 +136,12 @@ def test_trace_view_says_when_the_trace_is_missing(base: str, browser_page: Any)
     from playwright.sync_api import expect
 
     browser_page.goto(f"{base}/traces/{'0' * 31}1")
-    expect(browser_page.locator("#trace-error")).to_contain_text("404")
-    browser_page.goto(f"{base}/traces/not-a-trace")  # the API's validation problem in words, not its JSON
-    expect(browser_page.locator("#trace-error")).to_contain_text("422 trace_id: String should match pattern")
-    expect(browser_page.locator("#trace-error")).not_to_contain_text("[{")
+    expect(browser_page.get_by_role("heading", name="No such trace")).to_be_visible()
+    expect(browser_page.locator("#not-found")).to_contain_text(f"There is no trace {'0' * 31}1 in workspace 'default'")
+    answer = browser_page.goto(f"{base}/traces/not-a-trace")  # in words, not the API's validation problem
+    assert answer is not None and answer.status == 404
+    expect(browser_page.locator("#not-found")).to_contain_text("a trace id is 32 hexadecimal digits")
+    expect(browser_page.locator("body")).not_to_contain_text("String should match pattern")
 
 
 WATCH = """document.addEventListener("plughost:trace-view", (event) => {

@@ -5,13 +5,25 @@
   const WORKSPACE_KEY = "plughost.workspace";
   const TOKEN_KEY = "plughost.token";
 
-  // The workspace: a page's own link names it (?workspace=, so a pasted link shows what its sender saw,
-  // and becomes the chosen one), else the one chosen last in this browser.
+  const WORKSPACE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])$/;
+
+  // The console's workspace: the URL's ?workspace= (so a pasted link shows the same data, and it becomes
+  // the one chosen in this browser), else the one last chosen in this browser, else "default".
   const linkedWorkspace = new URLSearchParams(window.location.search).get("workspace");
-  if (linkedWorkspace) localStorage.setItem(WORKSPACE_KEY, linkedWorkspace);
+  if (linkedWorkspace && WORKSPACE_NAME.test(linkedWorkspace)) localStorage.setItem(WORKSPACE_KEY, linkedWorkspace);
 
   function workspace() {
+    const named = new URLSearchParams(window.location.search).get("workspace");
+    if (named && WORKSPACE_NAME.test(named)) return named;
     return localStorage.getItem(WORKSPACE_KEY) || "default";
+  }
+
+  // This page's URL in another workspace (?workspace=, left out for "default").
+  function inWorkspace(name) {
+    const url = new URL(window.location.href);
+    if (name === "default") url.searchParams.delete("workspace"); else url.searchParams.set("workspace", name);
+    url.searchParams.delete("page_token");  // a page of the other workspace's list means nothing there
+    return url.pathname + url.search + url.hash;
   }
 
   function askToken(refused) {
@@ -107,13 +119,91 @@
     return detail ? JSON.stringify(detail) : fallback;
   }
 
+  // The JSON answer; an Error saying what the server said otherwise (its status in error.status).
   async function json(path, options) {
     const response = await api(path, options);
     const body = await response.json().catch(() => null);
     if (!response.ok) {
-      throw new Error(response.status + " " + describe(body && (body.detail || body.error || body.message), response.statusText));
+      const error = new Error(response.status + " " + describe(body && (body.detail || body.error || body.message), response.statusText));
+      error.status = response.status;
+      throw error;
     }
     return body;
+  }
+
+  // The page's content replaced by a "not found" page in words, as the server's 404 page reads:
+  // notFound("No such trace", "There is no trace … in workspace 'default'.", ["All traces", "/traces"]).
+  function notFound(title, sentence, back) {
+    const [backText, backPath] = back || ["Console home", "/"];
+    document.title = title + " · plughost";
+    document.querySelector("main.content").replaceChildren(el("section", { className: "not-found", id: "not-found" },
+      el("h1", {}, title), el("p", {}, sentence), el("p", {}, el("a", { href: backPath }, "\u2190 " + backText))));
+  }
+
+  // One date format across the console: a <time> in local time ("2026-12-06 13:04:05"), the absolute
+  // UTC time on hover. Accepts an ISO 8601 string, epoch milliseconds or a Date; "—" for none;
+  // {ms: true} adds the milliseconds ("13:04:05.123"), for traces.
+  function time(value, options) {
+    if (value === null || value === undefined || value === "") return el("span", { className: "muted" }, "\u2014");
+    const date = value instanceof Date ? value : new Date(value);
+    if (Number.isNaN(date.getTime())) return el("span", {}, String(value));
+    const pad = (number) => String(number).padStart(2, "0");
+    const local = date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " +
+      pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds()) +
+      (options && options.ms ? "." + String(date.getMilliseconds()).padStart(3, "0") : "");
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+    return el("time", { dateTime: date.toISOString(), title: date.toISOString().replace("T", " ").replace("Z", " UTC") + " (shown in " + zone + ")" }, local);
+  }
+
+  // An empty page's invitation: what is missing, and a copy-paste snippet that fills it.
+  function emptyState(title, text, snippet) {
+    const code = el("pre", { className: "mono snippet" }, snippet);
+    const copy = el("button", { type: "button", className: "secondary copy", onclick: async () => {
+      try { await navigator.clipboard.writeText(snippet); copy.textContent = "Copied"; } catch (error) { copy.textContent = "Select the text to copy"; }
+    } }, "Copy");
+    return el("div", { className: "empty-state" }, el("h2", {}, title), el("p", {}, text), el("div", { className: "snippet-box" }, code, copy));
+  }
+
+  // A form whose named fields live in the URL's query string (the API's own parameter names): they
+  // are read from it at load, written to it (a new history entry) when the form changes or is
+  // submitted, and read again on Back and Forward; show() is called each time with the fields' values.
+  function formInUrl(form, show) {
+    const names = [...new Set([...form.elements].map((field) => field.name).filter(Boolean))];
+    const fromUrl = () => {
+      const query = new URLSearchParams(window.location.search);
+      for (const name of names) {
+        const field = form.elements[name];
+        if (query.has(name)) field.value = query.get(name);
+        else if (field.dataset.initial !== undefined) field.value = field.dataset.initial;
+      }
+    };
+    for (const name of names) form.elements[name].dataset.initial = form.elements[name].value;
+    const toUrl = (event) => {
+      if (event) event.preventDefault();
+      const query = new URLSearchParams(window.location.search);
+      for (const name of names) {
+        const field = form.elements[name];
+        if (field.value === "" || field.value === field.dataset.initial) query.delete(name); else query.set(name, field.value);
+      }
+      const next = window.location.pathname + (query.toString() ? "?" + query : "");
+      if (next !== window.location.pathname + window.location.search) window.history.pushState(null, "", next);
+      show();
+    };
+    form.addEventListener("submit", toUrl);
+    form.addEventListener("change", () => toUrl());
+    window.addEventListener("popstate", () => { fromUrl(); show(); });
+    fromUrl();
+    show();
+  }
+
+  // A byte count for people: 1.5 KiB, 12 MiB.
+  function bytes(count) {
+    if (count === null || count === undefined) return "\u2014";
+    const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let value = Number(count);
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return (unit ? value.toFixed(value < 10 ? 1 : 0) : String(value)) + " " + units[unit];
   }
 
   // Server-sent events of a fetch() answer, read as they arrive: yields {event, data} (data as text).
@@ -159,11 +249,16 @@
     return node;
   }
 
+  // The workspace box: the workspaces that hold data offered as choices (GET /api/workspaces), the
+  // choice kept in the URL and in this browser, and a note when the chosen one holds no data yet.
   function setUpWorkspace() {
     const form = document.getElementById("workspace-form");
     const input = document.getElementById("workspace");
     if (!form || !input) return;
-    input.value = workspace();
+    const current = workspace();
+    input.value = current;
+    if (new URLSearchParams(window.location.search).has("workspace")) localStorage.setItem(WORKSPACE_KEY, current);
+    else if (current !== "default") window.history.replaceState(window.history.state, "", inWorkspace(current));
     const choose = () => {
       if (!input.checkValidity()) {
         input.reportValidity();
@@ -172,19 +267,28 @@
       const name = input.value.trim() || "default";
       if (name === workspace()) return;
       localStorage.setItem(WORKSPACE_KEY, name);
-      const url = new URL(window.location.href);
-      if (url.searchParams.has("workspace")) {  // the page's link names the workspace: name the new one
-        url.searchParams.set("workspace", name);
-        url.searchParams.delete("page_token");  // a page of the other workspace's list means nothing here
-        window.location.assign(url.href);
-      } else {
-        window.location.reload();
-      }
+      window.location.assign(inWorkspace(name));
     };
     form.addEventListener("submit", (event) => { event.preventDefault(); choose(); });
     input.addEventListener("change", choose);
+    // Asked without prompting for a token: the page's own calls do that once.
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    fetch("/api/workspaces", { headers: token ? { Authorization: "Bearer " + token } : {}, credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : Promise.reject(response.status))).then((answer) => {
+      const known = answer.workspaces || [];
+      const list = el("datalist", { id: "workspaces" }, ...known.map((name) => el("option", { value: name })));
+      form.append(list);
+      input.setAttribute("list", "workspaces");
+      input.title = "Workspaces with data: " + known.join(", ");
+      if (!known.includes(current)) {
+        const note = el("div", { className: "banner notice", id: "workspace-empty", role: "status" },
+          "Workspace \u201c" + current + "\u201d has no data yet. Data sent with the header X-Plughost-Workspace: " + current +
+          " lands here; or switch to one that has data: ", ...known.flatMap((name, index) => [index ? ", " : "", el("a", { href: inWorkspace(name) }, name)]), ".");
+        document.querySelector(".topbar").after(note);
+      }
+    }, () => {});  // no workspace plugin: the box takes any name
   }
 
-  window.plughost = { api, json, el, events, workspace, describe };
+  window.plughost = { api, json, el, events, workspace, inWorkspace, describe, notFound, time, bytes, emptyState, formInUrl };
   setUpWorkspace();
 })();

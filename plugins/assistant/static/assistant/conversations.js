@@ -48,7 +48,7 @@
       el("td", {}, el("button", { type: "button", className: "secondary mono", title: "Show the questions and answers", onclick: () => { transcript.dataset.id = conversation.id; show(conversation.id); } }, conversation.id)),
       el("td", {}, el("a", { className: "mono", href: "/traces/" + encodeURIComponent(conversation.trace_id) }, conversation.trace_id)),
       el("td", {}, conversation.endpoint),
-      el("td", {}, new Date(conversation.expires_at * 1000).toLocaleString()),
+      el("td", {}, window.plughost.time(conversation.expires_at * 1000)),
       el("td", { className: "actions" }, el("button", { type: "button", className: "secondary", onclick: () => remove(conversation.id, line) }, "Delete")),
     );
     return line;

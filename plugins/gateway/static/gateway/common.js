@@ -11,8 +11,8 @@
   }
 
   // Epoch seconds as a local date and time.
-  function when(seconds) {
-    return seconds ? new Date(seconds * 1000).toLocaleString(undefined, { hour12: false }) : "";
+  function when(seconds) {  // the console's one date format (a <time>, UTC on hover)
+    return window.plughost.time(seconds ? seconds * 1000 : null);
   }
 
   // US dollars, with the digits a cheap call needs.

@@ -24,7 +24,8 @@
   /**
    * kind: "secrets" | "models" | "endpoints"; singular: "secret"...; columns(item): cells;
    * fill(form, item | null); body(form): the JSON fields besides the name (may throw {field, problem});
-   * field400: the field a 400's message concerns; empty: what to say with none; prepare(): before the form opens.
+   * field400: the field a 400's message concerns; empty: what to say with none (and snippet(), snippetText:
+   * a copy-paste command that creates the first, with a sentence above it); prepare(): before the form opens.
    */
   function configPage(kind) {
     const base = "/api/gateway/" + kind.kind;
@@ -47,8 +48,18 @@
       formError.hidden = !unplaced.length;
     }
 
+    // The open form is in the URL (?edit=<name>, or ?new): reload and a pasted link reopen it.
+    function remember(state) {
+      const url = new URL(window.location.href);
+      url.searchParams.delete("edit");
+      url.searchParams.delete("new");
+      if (state !== null) url.searchParams.set(state.name === undefined ? "new" : "edit", state.name || "");
+      window.history.replaceState(null, "", url.pathname + url.search);
+    }
+
     async function open(item) {
       editing = item ? item.name : null;
+      remember(item ? { name: item.name } : {});
       form.reset();
       markErrors([]);
       if (kind.prepare) await kind.prepare();
@@ -64,10 +75,11 @@
       form.reset();
       form.hidden = true;
       editing = null;
+      remember(null);
     }
 
     function deleteButton(item) {
-      const button = el("button", { type: "button", className: "secondary" }, "Delete");
+      const button = el("button", { type: "button", className: "secondary danger" }, "Delete");
       button.addEventListener("click", async () => {
         if (!button.classList.contains("confirm")) {
           button.classList.add("confirm");
@@ -110,7 +122,10 @@
       try {
         const items = await json(base);
         rows.replaceChildren(...items.map(row));
-        if (!items.length) rows.append(el("tr", {}, el("td", { colSpan: columns, className: "muted" }, kind.empty)));
+        if (!items.length) {
+          const empty = kind.snippet ? window.plughost.emptyState(kind.empty, kind.snippetText, kind.snippet()) : kind.empty;
+          rows.append(el("tr", {}, el("td", { colSpan: columns, className: "muted" }, empty)));
+        }
       } catch (error) {
         rows.replaceChildren(el("tr", {}, el("td", { colSpan: columns, className: "error" }, error.message)));
       }
@@ -141,6 +156,10 @@
     document.getElementById("gw-new").addEventListener("click", () => open(null).catch((error) => showMessage(error.message, true)));
     document.getElementById("gw-cancel").addEventListener("click", close);
     load();
+    const query = new URLSearchParams(window.location.search);
+    if (query.has("edit")) {
+      json(base + "/" + encodeURIComponent(query.get("edit"))).then(open, (error) => { remember(null); showMessage(error.message, true); });
+    } else if (query.has("new")) open(null).catch((error) => showMessage(error.message, true));
   }
 
   window.plughostGateway.configPage = configPage;

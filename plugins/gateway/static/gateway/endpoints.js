@@ -26,7 +26,20 @@
   configPage({
     kind: "endpoints",
     singular: "endpoint",
-    empty: "No endpoints yet. An endpoint is what clients call; it routes over one or more models.",
+    empty: "No endpoints yet",
+    snippetText: "An endpoint is what clients call; it routes over one or more models. To try the gateway without a " +
+      "provider account, start the fake provider llmock (pip install llmock; llmock serve --port 9100), start plughost " +
+      "with PLUGHOST_GATEWAY_ALLOW_PRIVATE=1, then create a secret, a model and an endpoint, and call it:",
+    snippet() {
+      const base = window.location.origin;
+      const headers = "-H 'Content-Type: application/json'" + (window.plughost.workspace() === "default" ? "" : " -H 'X-Plughost-Workspace: " + window.plughost.workspace() + "'");
+      return [
+        "curl -s " + base + "/api/gateway/secrets " + headers + " \\\n  -d '{\"name\": \"llmock\", \"api_key\": \"sk-anything\", \"base_url\": \"http://127.0.0.1:9100/v1\"}'",
+        "curl -s " + base + "/api/gateway/models " + headers + " \\\n  -d '{\"name\": \"mock-gpt\", \"provider\": \"openai\", \"model\": \"gpt-4o-mini\", \"secret\": \"llmock\"}'",
+        "curl -s " + base + "/api/gateway/endpoints " + headers + " \\\n  -d '{\"name\": \"chat\", \"models\": [{\"model\": \"mock-gpt\"}]}'",
+        "curl -s " + base + "/gateway/v1/chat/completions " + headers + " \\\n  -d '{\"model\": \"chat\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'",
+      ].join("\n");
+    },
     field400: "models",
     columns: (endpoint) => [
       el("span", {}, endpoint.name, " ", el("a", { href: "/gateway/playground?endpoint=" + encodeURIComponent(endpoint.name), className: "gw-try" }, "try")),

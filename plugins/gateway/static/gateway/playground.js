@@ -114,6 +114,11 @@
     const wanted = new URLSearchParams(window.location.search).get("endpoint");
     select.replaceChildren(...endpoints.map((endpoint) => el("option", { value: endpoint.name }, endpoint.name)));
     if (wanted && endpoints.some((endpoint) => endpoint.name === wanted)) select.value = wanted;
+    select.addEventListener("change", () => {  // the chosen endpoint stays in the URL (?endpoint=)
+      const url = new URL(window.location.href);
+      url.searchParams.set("endpoint", select.value);
+      window.history.replaceState(null, "", url.pathname + url.search);
+    });
     document.getElementById("gw-no-endpoints").hidden = endpoints.length > 0;
     busy(null);
   }, (error) => window.plughostGateway.showMessage(error.message, true));

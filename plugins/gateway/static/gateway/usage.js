@@ -72,7 +72,5 @@
     if (!byEndpoint.size) charts.append(el("p", { className: "muted" }, none));
   }
 
-  form.addEventListener("submit", (event) => { event.preventDefault(); load(); });
-  form.elements.window_seconds.addEventListener("change", load);
-  load();
+  window.plughost.formInUrl(form, load);  // ?window_seconds=, as the API names it
 })();

@@ -9,15 +9,14 @@ window.otelFormat = {
     if (ms < 1000) return ms.toFixed(ms < 10 ? 2 : 1) + " ms";
     return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
   },
-  time(nanos) {
-    const date = new Date(Number(nanos) / 1e6);
-    return date.toLocaleString(undefined, { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
+  time(nanos) {  // the console's one date format, to the millisecond
+    return window.plughost.time(Number(nanos) / 1e6, { ms: true });
   },
   count(value, noun) {
     return Number(value).toLocaleString() + " " + noun + (value === 1 ? "" : "s");
   },
   number(value) {
-    return value === null || value === undefined ? "" : Number(value).toLocaleString();
+    return value === null || value === undefined ? "\u2014" : Number(value).toLocaleString();
   },
   // US dollars, with the digits a cheap call needs; "—" when no price is known.
   cost(usd) {

@@ -462,7 +462,10 @@
         loading.textContent = cursor ? "Loaded " + tree.count.toLocaleString() + " of " + piece.span_count.toLocaleString() + " spans…" : "";
       } while (cursor);
     } catch (error) {
-      showError(error.message);
+      if (error.status === 404 && !tree) {
+        window.plughost.notFound("No such trace", "There is no trace " + traceId + " in workspace '" + window.plughost.workspace() +
+          "'. It may have been deleted, or be in another workspace (switch it above).", ["All traces", "/traces"]);
+      } else showError(error.message);
       return;
     }
     loading.hidden = true;

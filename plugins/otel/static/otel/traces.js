@@ -85,7 +85,8 @@
       const page = await json("/api/otel/traces?" + apiQuery(params, PAGE));
       if (mine !== request) return;
       body.replaceChildren(...page.traces.map(row));
-      if (!page.traces.length) body.append(el("tr", {}, el("td", { colSpan: 9, className: "muted empty" }, "No traces match.")));
+      const filtered = [...params.keys()].some((key) => key !== "workspace" && key !== "sort");
+      if (!page.traces.length) body.append(el("tr", {}, el("td", { colSpan: 9, className: "muted empty" }, filtered ? "No traces match." : window.otelEmpty())));
       document.getElementById("scatter-box").hidden = !page.traces.length; // shown first: it is drawn to its width
       listed = page.traces;
       if (listed.length) window.otelScatter.draw(scatter, listed);
