@@ -64,7 +64,6 @@ READ_HEADERS = frozenset(
         b"sec-fetch-site",
         b"access-control-request-method",
         b"access-control-request-headers",
-        b"accept",
         b"sec-fetch-mode",
     }
 )
@@ -351,6 +350,8 @@ def _cookie(headers: dict[str, str], name: str) -> str | None:
 
 def _wants_html(headers: dict[str, str]) -> bool:
     return "text/html" in headers.get("accept", "")
+
+
 def _navigation(scope: Scope, headers: dict[str, str]) -> bool:
     """Whether a browser is opening the address as a page (not a script's fetch or an API client)."""
     if scope.get("method") not in READING:

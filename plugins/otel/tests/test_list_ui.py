@@ -182,11 +182,13 @@ def test_a_session_reads_as_a_thread(base: str, browser_page: Any, llmock: Any, 
     row = page.locator("#sessions tbody tr")
     expect(row).to_have_count(1)
     expect(row.locator("td").nth(1)).to_have_text(str(len(CONVERSATION)))
+    expect(row.locator("td.cost")).to_have_text(re.compile(r"^\$\d"))  # the model is priced
     screenshot(page, "console-sessions")
     row.get_by_role("link", name="support-chat-1").click()
 
     expect(page).to_have_url(f"{base}/sessions/support-chat-1?workspace=default")
     expect(page.locator("#session-title")).to_have_text("Session support-chat-1")
+    expect(page.locator("#session-facts .cost")).to_have_text(re.compile(r"^\$\d"))
     turns = page.locator("#thread .turn")
     expect(turns).to_have_count(len(CONVERSATION))
     for index, question in enumerate(CONVERSATION):

@@ -71,6 +71,8 @@ def test_a_conversation_is_a_session_read_as_a_thread(base: str, llmock: Any, in
 
     assert thread["session_id"] == session and thread["trace_count"] == len(CONVERSATION)
     assert thread["llm_calls"] == len(CONVERSATION) and thread["input_tokens"] > 0 and thread["output_tokens"] > 0
+    assert thread["cost_usd"] is not None and all(turn["cost_usd"] for turn in thread["turns"])  # a known model
+    assert thread["cost_usd"] == pytest.approx(sum(turn["cost_usd"] for turn in thread["turns"]))
     assert [turn["input"] for turn in thread["turns"]] == list(CONVERSATION)  # each turn's new question
     assert QUESTION in thread["turns"][0]["output"]  # llmock echoes a conversation's first question
     assert all(turn["output"] and turn["session_id"] == session for turn in thread["turns"])

@@ -27,6 +27,7 @@
         el("span", { className: "mono" }, fmt.time(trace.start_time_unix_nano)),
         el("span", {}, fmt.duration(trace.duration_ms)),
         tokens ? el("span", {}, fmt.count(tokens, "token")) : null,
+        trace.cost_usd !== null && trace.cost_usd !== undefined ? el("span", { className: "cost", title: "US dollars" }, fmt.cost(trace.cost_usd)) : null,
         trace.error_count ? el("span", { className: "badge error" }, fmt.count(trace.error_count, "error")) : null,
         el("a", { href: fmt.traceUrl(trace.trace_id), className: "turn-trace" }, (trace.root_name || "trace") + " →")),
       said("user", "User", trace.input),
@@ -42,6 +43,7 @@
       el("span", {}, fmt.duration(session.duration_ms)),
       el("span", {}, fmt.count(session.llm_calls, "LLM call")),
       tokens ? el("span", {}, fmt.count(tokens, "token")) : null,
+      session.cost_usd !== null && session.cost_usd !== undefined ? el("span", { className: "cost", title: "US dollars, of the priced calls" }, fmt.cost(session.cost_usd)) : null,
       session.error_count ? el("span", { className: "badge error" }, fmt.count(session.error_count, "error")) : el("span", { className: "badge ok" }, "no errors"),
       el("a", { href: fmt.url("/traces", { session: session.session_id }) }, "its traces in the list"),
     ].filter(Boolean));

@@ -22,6 +22,7 @@
       el("td", { className: "num" }, fmt.duration(session.duration_ms)),
       el("td", { className: "num" }, fmt.number(session.llm_calls)),
       el("td", { className: "num" }, tokens ? fmt.number(tokens) : ""),
+      el("td", { className: "num cost" }, fmt.cost(session.cost_usd)),
       el("td", { className: "num" }, session.error_count ? el("span", { className: "badge error", title: fmt.count(session.error_traces, "trace") + " with errors" }, session.error_count) : "0"),
     );
   }
@@ -36,7 +37,7 @@
       if (mine !== request) return;
       body.replaceChildren(...page.sessions.map(row));
       if (!page.sessions.length) {
-        body.append(el("tr", {}, el("td", { colSpan: 8, className: "muted empty" },
+        body.append(el("tr", {}, el("td", { colSpan: 9, className: "muted empty" },
           "No sessions yet. A trace joins a session when a span names one: session.id (OpenInference's using_session), gen_ai.conversation.id, langfuse.session.id…")));
       }
       nextToken = page.next_page_token;
