@@ -149,7 +149,7 @@ def test_a_cross_site_page_cannot_drive_a_token_holding_console(
     with serve_in_thread(app) as target:
         console = browser_page
         console.goto(f"{target}/traces")
-        console.get_by_label("Token").fill(TOKEN)
+        console.get_by_label("Token", exact=True).fill(TOKEN)
         console.get_by_role("button", name="Use token").click()
         expect(console.locator("#token-dialog")).to_be_hidden()
         expect(console.locator("#list-error")).to_be_empty()

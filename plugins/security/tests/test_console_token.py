@@ -58,14 +58,14 @@ def test_the_console_asks_for_the_token_and_then_shows_the_data(base: str, brows
     expect(page.locator("#token-refused")).to_be_hidden()  # no token was sent yet
     expect(rows).to_have_count(0)
 
-    page.get_by_label("Token").fill("not-the-token-but-long-enough")
+    page.get_by_label("Token", exact=True).fill("not-the-token-but-long-enough")
     with page.expect_response(lambda response: "/api/otel/traces" in response.url and response.status == 401):
         page.get_by_role("button", name="Use token").click()
     expect(dialog).to_be_visible()  # asked again, saying why
     expect(page.locator("#token-refused")).to_be_visible()
-    expect(page.get_by_label("Token")).to_have_value("")
+    expect(page.get_by_label("Token", exact=True)).to_have_value("")
 
-    page.get_by_label("Token").fill(TOKEN)
+    page.get_by_label("Token", exact=True).fill(TOKEN)
     page.get_by_role("button", name="Use token").click()
     expect(dialog).to_be_hidden()
     expect(rows).to_have_count(1)

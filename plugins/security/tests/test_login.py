@@ -161,7 +161,7 @@ def test_someone_of_one_workspace_is_taken_to_it(console: Console, browser_page:
     console.add_user("tess", "editor", "team-a")
     page = browser_page
     console.sign_in(page, "tess")
-    page.wait_for_url(f"{console.url}/traces")
+    page.wait_for_url(f"{console.url}/traces?workspace=team-a")  # the list names its workspace in its URL
     page.locator("#signed-in-as").wait_for()
     assert page.locator("#signed-in-as").inner_text() == "tess · editor"
     assert page.locator("#workspace").input_value() == "team-a"

@@ -20,9 +20,13 @@
     const me = await response.json();
     const workspaces = Object.keys(me.roles);
     if (roleIn(me.roles, plughost.workspace()) === "none" && workspaces.length === 1 && workspaces[0] !== "*") {
-      // someone of one workspace opens the console in another: take them to theirs
+      // someone of one workspace opens the console in another: take them to theirs (a page's URL may name
+      // the workspace, and wins over the one remembered)
       localStorage.setItem("plughost.workspace", workspaces[0]);
-      window.location.reload();
+      const url = new URL(window.location.href);
+      if (url.searchParams.has("workspace")) url.searchParams.set("workspace", workspaces[0]);
+      url.searchParams.delete("page_token");
+      window.location.replace(url.pathname + url.search + url.hash);
       return;
     }
     const role = roleIn(me.roles, plughost.workspace());
