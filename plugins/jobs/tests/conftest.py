@@ -41,9 +41,16 @@ def start_jobs(make_app: Callable[..., Any], register_plugin: Callable[..., obje
 
 
 @pytest.fixture
-def jobs_client(start_jobs: Callable[..., Any], database_url: str) -> Callable[..., Any]:
+def jobs_client(database_url: str, start_jobs: Callable[..., Any]) -> Callable[..., Any]:
     """``jobs_client(**jobs_settings)``: :func:`start_jobs` on this test's database (SQLite, then PostgreSQL)."""
     return lambda **settings: start_jobs(database_url, **settings)
+
+
+@pytest.fixture
+def sqlite_jobs_client(sqlite_url: str, start_jobs: Callable[..., Any]) -> Callable[..., Any]:
+    """``jobs_client`` on SQLite only: for what the job's processes do, which no store changes (the store's
+    part of a timeout, a cancel or a result runs on both stores in ``test_running`` and ``test_queue``)."""
+    return lambda **settings: start_jobs(sqlite_url, **settings)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ def test_the_plugin_keeps_the_contract() -> None:
     assert_plugin_contract(plugins.jobs)
 
 
-def test_types_list_every_registered_type_with_its_schema_and_policy(jobs_client: Any) -> None:
-    client = jobs_client(workers=0)
+def test_types_list_every_registered_type_with_its_schema_and_policy(sqlite_jobs_client: Any) -> None:
+    client = sqlite_jobs_client(workers=0)
     types = {t["name"]: t for t in client.get("/api/jobs/types").json()["types"]}
     assert set(types) == {t.name for t in jobtypes.JOB_TYPES}
     flaky = types["test.flaky"]
@@ -38,8 +38,8 @@ def test_submit_answers_at_once_with_a_pending_job(jobs_client: Any) -> None:
     assert client.get(f"/api/jobs/{job['id']}").json() == job
 
 
-def test_unknown_types_and_bad_parameters_are_400_naming_the_problem(jobs_client: Any) -> None:
-    client = jobs_client(workers=0)
+def test_unknown_types_and_bad_parameters_are_400_naming_the_problem(sqlite_jobs_client: Any) -> None:
+    client = sqlite_jobs_client(workers=0)
     unknown = client.post("/api/jobs", json={"type": "os.system", "params": {"command": "rm -rf /"}})
     assert unknown.status_code == 400
     assert "unknown job type 'os.system'" in unknown.json()["detail"] and "test.echo" in unknown.json()["detail"]
@@ -58,8 +58,8 @@ def test_unknown_types_and_bad_parameters_are_400_naming_the_problem(jobs_client
     assert client.get("/api/jobs").json()["jobs"] == []  # nothing was stored
 
 
-def test_unknown_ids_are_404_and_malformed_ids_422(jobs_client: Any) -> None:
-    client = jobs_client(workers=0)
+def test_unknown_ids_are_404_and_malformed_ids_422(sqlite_jobs_client: Any) -> None:
+    client = sqlite_jobs_client(workers=0)
     missing = client.get("/api/jobs/" + "0" * 32)
     assert missing.status_code == 404 and "no job" in missing.json()["detail"]
     assert client.post("/api/jobs/" + "0" * 32 + "/cancel").status_code == 404

@@ -27,8 +27,10 @@ from .conftest import FAST, alive, process_gone, spawned, submit, wait_for
 
 
 @pytest.mark.parametrize("daemonize", [False, True], ids=["child", "double-fork"])
-def test_a_timeout_kills_every_process_the_job_started(jobs_client: Any, tmp_path: Path, daemonize: bool) -> None:
-    client = jobs_client()
+def test_a_timeout_kills_every_process_the_job_started(
+    sqlite_jobs_client: Any, tmp_path: Path, daemonize: bool
+) -> None:
+    client = sqlite_jobs_client()
     marker = tmp_path / "spawned"
     job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": daemonize}, timeout_seconds=1)
     job_pid, program = spawned(marker)
@@ -40,8 +42,8 @@ def test_a_timeout_kills_every_process_the_job_started(jobs_client: Any, tmp_pat
 
 
 @pytest.mark.parametrize("daemonize", [False, True], ids=["child", "double-fork"])
-def test_a_cancel_kills_every_process_the_job_started(jobs_client: Any, tmp_path: Path, daemonize: bool) -> None:
-    client = jobs_client()
+def test_a_cancel_kills_every_process_the_job_started(sqlite_jobs_client: Any, tmp_path: Path, daemonize: bool) -> None:
+    client = sqlite_jobs_client()
     marker = tmp_path / "spawned"
     job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": daemonize})
     job_pid, program = spawned(marker)
@@ -53,8 +55,8 @@ def test_a_cancel_kills_every_process_the_job_started(jobs_client: Any, tmp_path
     )
 
 
-def test_a_job_that_succeeds_leaves_no_daemon_behind(jobs_client: Any, tmp_path: Path) -> None:
-    client = jobs_client()
+def test_a_job_that_succeeds_leaves_no_daemon_behind(sqlite_jobs_client: Any, tmp_path: Path) -> None:
+    client = sqlite_jobs_client()
     marker = tmp_path / "spawned"
     job = wait_for(
         client, submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True, "seconds": 0})["id"]
@@ -65,9 +67,9 @@ def test_a_job_that_succeeds_leaves_no_daemon_behind(jobs_client: Any, tmp_path:
     assert not alive(program), "the daemon the job started outlived it"
 
 
-def test_shutdown_kills_the_whole_tree_of_a_running_job(make_app: Any, database_url: str, tmp_path: Path) -> None:
+def test_shutdown_kills_the_whole_tree_of_a_running_job(make_app: Any, sqlite_url: str, tmp_path: Path) -> None:
     marker = tmp_path / "spawned"
-    settings = {"database_url": database_url, "jobs": {**FAST, "shutdown_grace_seconds": 0.2}}
+    settings = {"database_url": sqlite_url, "jobs": {**FAST, "shutdown_grace_seconds": 0.2}}
     with client_for(make_app(["jobs", "workspace", jobtypes], settings)) as client:
         submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True})
         job_pid, program = spawned(marker)
@@ -84,9 +86,9 @@ def forkservers() -> set[int]:
     return found
 
 
-def test_no_process_runs_until_a_job_does_and_idle_workers_exit(jobs_client: Any) -> None:
+def test_no_process_runs_until_a_job_does_and_idle_workers_exit(sqlite_jobs_client: Any) -> None:
     before = forkservers()
-    client = jobs_client(workers=2, idle_seconds=0.3)
+    client = sqlite_jobs_client(workers=2, idle_seconds=0.3)
     assert client.get("/api/jobs/types").status_code == 200
     assert forkservers() == before, "a job process started with no job to run"
     job = wait_for(client, submit(client, "test.echo")["id"])

@@ -85,7 +85,7 @@ def test_a_job_of_a_worker_killed_with_sigkill_is_recovered_and_rerun_once(
 
 
 def test_two_worker_processes_share_200_jobs_on_postgresql_and_run_each_exactly_once(
-    start_jobs: Any, worker_processes: Any, tmp_path: Path, postgresql_url: str
+    postgresql_url: str, start_jobs: Any, worker_processes: Any, tmp_path: Path
 ) -> None:
     api = start_jobs(postgresql_url, workers=0)
     workers = [worker_processes(postgresql_url, 2), worker_processes(postgresql_url, 2)]

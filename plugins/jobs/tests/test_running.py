@@ -27,8 +27,8 @@ def test_a_job_runs_in_a_subprocess_and_its_result_is_stored(jobs_client: Any) -
     assert job["started_at"] and job["finished_at"] >= job["started_at"] and job["error"] is None
 
 
-def test_async_job_functions_are_awaited(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_async_job_functions_are_awaited(sqlite_jobs_client: Any) -> None:
+    client = sqlite_jobs_client()
     job = wait_for(client, submit(client, "test.async-echo", params={"value": 7})["id"])
     assert job["result"] == {"value": 7, "async": True}
 
