@@ -112,6 +112,8 @@ def test_every_console_page_with_realistic_data(
         if name == "trace":  # open the failed LLM call in the span panel
             page.locator("#rows .row", has_text="chat gpt-4o").first.click()
             expect(page.locator("#span-panel h2")).to_have_text("chat gpt-4o")
+            scope = page.locator("#span-panel section", has_text="Scope")
+            expect(scope.locator("tr", has_text="version").locator("td")).to_have_text("—")  # none was sent
         if name == "jobs-submit":
             expect(page.locator("#submit-description")).not_to_be_empty()
         page.wait_for_load_state("networkidle")

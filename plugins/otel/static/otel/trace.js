@@ -223,7 +223,7 @@
         el("strong", {}, event.name), table(Object.entries(event.attributes))))) : el("p", { className: "muted" }, "none")),
       section("Links", span.links.length ? el("ul", { className: "links" }, ...span.links.map(linkItem)) : el("p", { className: "muted" }, "none")),
       section("Resource", table(Object.entries(span.resource.attributes))),
-      section("Scope", table([["name", span.scope.name], ["version", span.scope.version], ...Object.entries(span.scope.attributes)])),
+      section("Scope", table([["name", span.scope.name || "—"], ["version", span.scope.version || "—"], ...Object.entries(span.scope.attributes)])),
     ].filter(Boolean));
     panel.hidden = false;
   }
