@@ -9,15 +9,12 @@ or CSRF attacker's page would.
 from __future__ import annotations
 
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.testing import free_port, serve_in_thread
+from core.testing import serve_in_thread
 from plugins.security.tests.test_security import TOKEN, Spend, SpendRoutes
 
 ATTACK = """<html><body><script>
@@ -57,32 +54,6 @@ def chromium(chromium_path: str) -> str:
     return chromium_path
 
 
-@pytest.fixture
-def pages() -> Iterator[tuple[int, dict[str, str]]]:
-    """A tiny web server for the pages; returns its port and the dict of path -> HTML it serves."""
-    served: dict[str, str] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = served.get(self.path, "").encode()
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_address[1], served
-    finally:
-        httpd.shutdown()
-
-
 def visit(chromium: str, url: str, profile: Path) -> str:
     """Load ``url`` in headless Chromium, let its script run, and return the final DOM."""
     result = subprocess.run(
@@ -112,10 +83,10 @@ def visit(chromium: str, url: str, profile: Path) -> str:
 
 @pytest.mark.parametrize("token", [None, TOKEN])
 def test_a_cross_site_page_cannot_make_the_gateway_spend_keys(
-    chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path, token: str | None
+    chromium: str, other_origin: Any, make_app: Any, register_plugin: Any, tmp_path: Path, token: str | None
 ) -> None:
     spend = register_plugin(Spend())
-    page_port, served = pages
+    page_port, served = other_origin
     with serve_in_thread(make_app(["security"], {"security": {"token": token}})) as target:
         served["/attack.html"] = ATTACK.format(target=target)
         dom = visit(chromium, f"http://attacker.test:{page_port}/attack.html", tmp_path / "profile")
@@ -124,10 +95,10 @@ def test_a_cross_site_page_cannot_make_the_gateway_spend_keys(
 
 
 def test_an_allowed_origin_passes_the_preflight_and_reads_the_answer(
-    chromium: str, pages: Any, make_app: Any, register_plugin: Any, tmp_path: Path
+    chromium: str, other_origin: Any, make_app: Any, register_plugin: Any, tmp_path: Path
 ) -> None:
     spend = register_plugin(Spend())
-    page_port, served = pages
+    page_port, served = other_origin
     app = make_app(["security"], {"security": {"allowed_origins": [f"http://app.test:{page_port}"]}})
     with serve_in_thread(app) as target:
         served["/app.html"] = ALLOWED.format(target=target)
@@ -137,14 +108,14 @@ def test_an_allowed_origin_passes_the_preflight_and_reads_the_answer(
 
 
 def test_a_cross_site_page_cannot_drive_a_token_holding_console(
-    pages: Any, make_app: Any, register_plugin: Any, browser_page: Any
+    other_origin: Any, make_app: Any, register_plugin: Any, browser_page: Any
 ) -> None:
     """A tab holds the token in the console; a page on another site, in the same browser, tries to
     write directly and to frame the console (whose pages load without the token)."""
     from playwright.sync_api import expect
 
     spend = register_plugin(SpendRoutes())
-    page_port, served = pages
+    page_port, served = other_origin
     app = make_app(["otel", "workspace", "security"], {"security": {"token": TOKEN}})
     with serve_in_thread(app) as target:
         console = browser_page

@@ -4,10 +4,8 @@ CSRF protection, sign-out, throttled failures, what a viewer is shown, and the A
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.cli import build_cli
-from core.testing import free_port, serve_in_thread
+from core.testing import serve_in_thread
 
 PASSWORD = "correct horse battery staple"
 
@@ -63,33 +61,8 @@ def console(make_app: Any, sqlite_url: str, tmp_path: Path) -> Iterator[Console]
         yield Console(url, env)
 
 
-@pytest.fixture
-def attacker() -> Iterator[tuple[int, dict[str, str]]]:
-    """A web server on another port (another origin) serving pages: its port and the dict of path -> HTML."""
-    served: dict[str, str] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = served.get(self.path, "").encode()
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield httpd.server_address[1], served
-    finally:
-        httpd.shutdown()
-
-
 def test_a_person_signs_in_gets_a_locked_down_cookie_and_a_cross_site_post_is_refused(
-    console: Console, browser_page: Any, attacker: tuple[int, dict[str, str]], screenshot: Any
+    console: Console, browser_page: Any, other_origin: tuple[int, dict[str, str]], screenshot: Any
 ) -> None:
     console.add_user("alice", "admin")
     page = browser_page
@@ -119,7 +92,7 @@ def test_a_person_signs_in_gets_a_locked_down_cookie_and_a_cross_site_post_is_re
     )
     assert bare == 403
 
-    port, served = attacker
+    port, served = other_origin
     served["/attack"] = CROSS_SITE_FORM.format(target=console.url)
     # another site: the browser does not send the SameSite cookie with its POST
     page.goto(f"http://localhost:{port}/attack")
