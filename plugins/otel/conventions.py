@@ -86,6 +86,8 @@ KIND_KEYS = ("gen_ai.operation.name", "openinference.span.kind", "llm.request.ty
 VERCEL_OPERATION = "ai.operationId"
 MLFLOW_SPAN_TYPE = "mlflow.spanType"
 MLFLOW_MARKERS = (MLFLOW_SPAN_TYPE, "mlflow.traceRequestId")
+KIND_ATTRIBUTES = (*KIND_KEYS, VERCEL_OPERATION, MLFLOW_SPAN_TYPE)
+"""Every attribute :func:`span_kind` reads."""
 REQUEST_MODEL = (
     "gen_ai.request.model",
     "llm.request.model_name",
@@ -275,7 +277,7 @@ def llm_facts(attributes: Attributes) -> LlmFacts:
     if is_mlflow(attributes):
         attributes = {key: json_value(get(key)) for key in FACT_KEYS if key in attributes}
         get = attributes.get
-    kind = _kind(get)
+    kind = span_kind(get)
     request_model = _text(_first(get, REQUEST_MODEL))
     response_model = _text(_first(get, RESPONSE_MODEL))
     if kind is None and (request_model or response_model):
@@ -310,7 +312,9 @@ def llm_facts(attributes: Attributes) -> LlmFacts:
     )
 
 
-def _kind(get: Callable[[str], Any]) -> str | None:
+def span_kind(get: Callable[[str], Any]) -> str | None:
+    """What a span is in LLM terms (one of :data:`KINDS`), from the attributes ``get`` reads
+    (:data:`KIND_ATTRIBUTES`; an MLflow span's :func:`decoded`), or ``None`` when none says."""
     operation = get("gen_ai.operation.name")
     if operation in GEN_AI_OPERATIONS:
         return GEN_AI_OPERATIONS[operation]

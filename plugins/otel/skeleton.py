@@ -19,7 +19,7 @@ A piece of the skeleton is JSON: ``spans`` is a list of compact rows in start or
 
 The kind is what the span is in LLM terms (``llm``, ``tool``, ``agent``, ``retriever``,
 ``embedding``, ...), read from OpenInference, the OpenTelemetry GenAI conventions, MLflow and the
-Vercel AI SDK; the model from the first of :data:`MODEL_KEYS` present. Only spans whose stored
+Vercel AI SDK by the normaliser's rules; the model from the first of :data:`MODEL_KEYS` present. Only spans whose stored
 bytes hold one of :data:`MARKERS` are parsed at all: the rest cost one byte search each.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .conventions import StoredCall
+from .conventions import KIND_ATTRIBUTES, MLFLOW_MARKERS, REQUEST_MODEL, RESPONSE_MODEL, StoredCall, decoded, span_kind
 from .decode import STATUS_ERROR
 
 FIELDS = (
@@ -54,20 +54,8 @@ FLAG_NOT_COUNTED = 4
 FLAG_MODEL_CALL = 8
 FLAGS_AT = FIELDS.index("flags")
 NS_PER_US = 1000
-KIND_KEYS = ("openinference.span.kind", "mlflow.spanType")
-OPERATION_KEY = "gen_ai.operation.name"
-MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "mlflow.llm.model", "ai.model.id")
-OPERATION_KINDS = {
-    "chat": "llm",
-    "text_completion": "llm",
-    "generate_content": "llm",
-    "embeddings": "embedding",
-    "execute_tool": "tool",
-    "invoke_agent": "agent",
-    "create_agent": "agent",
-}
-SPAN_TYPE_KINDS = {"chat_model": "llm"}
-TOOL_CALL_KEY = "ai.toolCall.name"
+MODEL_KEYS = (*RESPONSE_MODEL, *REQUEST_MODEL)
+"""Where a span's model is read from: the answering model first, as the normaliser reads it."""
 MARKERS = (
     b"gen_ai.",
     b"openinference.span.kind",
@@ -75,8 +63,11 @@ MARKERS = (
     b"llm.model_name",
     b"ai.model.id",
     b"ai.toolCall",
+    b"ai.operationId",
+    b"llm.request",
+    b"traceloop.span.kind",
 )
-WANTED_KEYS = frozenset((*KIND_KEYS, *MODEL_KEYS, OPERATION_KEY, TOOL_CALL_KEY))
+WANTED_KEYS = frozenset((*KIND_ATTRIBUTES, *MODEL_KEYS, MLFLOW_MARKERS[1]))
 EXCEPTION_MARKER = b"exception"
 COLUMNS = ("span_id", "parent_span_id", "name", "service_name", "start_ns", "end_ns", "status_code", "span")
 """The store's columns a skeleton row is made of."""
@@ -149,16 +140,8 @@ def badges(stored_span: bytes) -> tuple[int, str | None, str | None]:
 
 
 def llm_kind(span: Span) -> tuple[str | None, str | None]:
-    """What the span is in LLM terms, and the model it called (either ``None`` when not said)."""
-    values = {pair.key: pair.value.string_value for pair in span.attributes if pair.key in WANTED_KEYS}
-    model = next((values[key] for key in MODEL_KEYS if values.get(key)), None)
-    declared = next((values[key] for key in KIND_KEYS if values.get(key)), None)
-    if declared:
-        kind: str | None = SPAN_TYPE_KINDS.get(declared.lower(), declared.lower())
-    elif values.get(OPERATION_KEY):
-        kind = OPERATION_KINDS.get(values[OPERATION_KEY], values[OPERATION_KEY])
-    elif values.get(TOOL_CALL_KEY):
-        kind = "tool"
-    else:
-        kind = "llm" if model else None
-    return kind, model
+    """What the span is in LLM terms, and the model it called (either ``None`` when not said), read with the
+    normaliser's rules (:func:`.conventions.span_kind`) from the few attributes they need."""
+    values = decoded({pair.key: pair.value.string_value for pair in span.attributes if pair.key in WANTED_KEYS})
+    model = next((value for key in MODEL_KEYS if isinstance(value := values.get(key), str) and value), None)
+    return span_kind(values.get) or ("llm" if model else None), model
