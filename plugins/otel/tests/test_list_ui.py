@@ -141,6 +141,7 @@ def test_the_scatter_plot_shows_each_listed_trace_and_opens_it(base: str, browse
     page.goto(f"{base}/traces")
     points = page.locator("#scatter a.point")
     expect(points).to_have_count(12)
+    expect(points.first).to_have_attribute("aria-label", re.compile(r" · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"))  # its start
     errors = [trace["trace_id"] for trace in listed if trace["error_count"]]
     assert errors
     expect(page.locator("#scatter a.point.error")).to_have_count(len(errors))
@@ -189,6 +190,7 @@ def test_a_session_reads_as_a_thread(base: str, browser_page: Any, llmock: Any, 
     expect(page).to_have_url(f"{base}/sessions/support-chat-1?workspace=default")
     expect(page.locator("#session-title")).to_have_text("Session support-chat-1")
     expect(page.locator("#session-facts .cost")).to_have_text(re.compile(r"^\$\d"))
+    expect(page.locator("#session-facts")).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.* – \d{4}-"))
     turns = page.locator("#thread .turn")
     expect(turns).to_have_count(len(CONVERSATION))
     for index, question in enumerate(CONVERSATION):

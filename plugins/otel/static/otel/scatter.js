@@ -53,7 +53,7 @@ window.otelScatter = (function () {
     if (last !== first) parts.push(node("text", { class: "axis-text", x: width - PAD.right, y: HEIGHT - 6, "text-anchor": "end" }, clock(last)));
     traces.forEach((trace, index) => {
       const label = (trace.root_name || "(no root span)") + " · " + fmt.duration(trace.duration_ms) + " · " +
-        fmt.time(trace.start_time_unix_nano) + (trace.error_count ? " · " + fmt.count(trace.error_count, "error") : "");
+        fmt.time(trace.start_time_unix_nano).textContent + (trace.error_count ? " · " + fmt.count(trace.error_count, "error") : "");
       parts.push(node("a", { href: fmt.traceUrl(trace.trace_id), class: "point" + (trace.error_count ? " error" : ""), "aria-label": label, "data-trace-id": trace.trace_id },
         node("circle", { cx: x(starts[index]), cy: y(trace.duration_ms), r: RADIUS }, node("title", {}, label))));
     });

@@ -39,7 +39,7 @@
     const tokens = (session.input_tokens || 0) + (session.output_tokens || 0);
     document.getElementById("session-facts").replaceChildren(...[
       el("span", {}, fmt.count(session.trace_count, "trace")),
-      el("span", {}, fmt.time(session.first_time_unix_nano) + " – " + fmt.time(session.last_time_unix_nano)),
+      el("span", {}, fmt.time(session.first_time_unix_nano), " – ", fmt.time(session.last_time_unix_nano)),
       el("span", {}, fmt.duration(session.duration_ms)),
       el("span", {}, fmt.count(session.llm_calls, "LLM call")),
       tokens ? el("span", {}, fmt.count(tokens, "token")) : null,
