@@ -40,4 +40,5 @@ class AttemptCost:
             outcome.reasoning_tokens,
             at_ns=self.at_ns,
             price=self.price,
+            cache_write_tokens=outcome.cache_write_tokens,
         )
