@@ -137,6 +137,14 @@ def plughost_commands(cli: click.Group) -> list[click.Command]:
 
 
 @hookimpl
+def plughost_authentication(host: Any) -> str | None:
+    settings = _settings(host)
+    if settings.auth == "users":
+        return "accounts and API keys (PLUGHOST_SECURITY_AUTH=users)"
+    return "the bearer token (PLUGHOST_SECURITY_TOKEN)" if settings.token is not None else None
+
+
+@hookimpl
 def plughost_ingest_authorizer(host: Any) -> IngestAuthorizer:
     """OTLP/gRPC asks what the middleware asks of ``POST /v1/traces``: the token, or a key that may write."""
     settings = _settings(host)
