@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from core.testing import batch_trace, post_otlp, serve_in_thread
-from plugins.assistant._old_analysis import analyse as old_analyse
 from plugins.assistant.analysis import analyse, analyse_columns
 from plugins.assistant.settings import Settings
 
+from .otlp import exporting
 from .spans import span, trace
-from .test_genai import chat, tool
+from .test_genai import _agent_with_a_retried_call, chat, tool
 
 EXCEPTION = {
     "name": "exception",
@@ -71,30 +71,37 @@ def shapes() -> dict[str, dict[str, Any]]:
 
 
 GOLDEN = Path(__file__).with_name("golden") / "shapes.json"
-"""What the analysis over span dicts answered for each shape, before the analysis over columns replaced it."""
+"""What the analysis over span dicts answered for each shape, before the analysis over columns replaced it
+(the commit that brought the columns compared both on these shapes)."""
 
 
 @pytest.mark.parametrize("shape", list(shapes()))
 def test_the_same_analysis_as_over_span_dicts(shape: str) -> None:
-    given = shapes()[shape]
-    assert analyse(given, Settings()) == old_analyse(given, Settings())
-    assert json.loads(json.dumps(old_analyse(given, Settings()))) == json.loads(GOLDEN.read_text())[shape]
+    assert json.loads(json.dumps(analyse(shapes()[shape], Settings()))) == json.loads(GOLDEN.read_text())[shape]
 
 
 TRACE = bytes.fromhex("5c1e0b0a2f4d4e7f9a1b2c3d4e5f6071")
 
 
 def test_the_readers_columns_analyse_as_its_spans(make_app: Any) -> None:
+    """A stored batch trace (an N+1 pattern, an error with an exception) and an agent's (LLM calls, one
+    retried): the analysis of the reader's columns is the analysis of its lean read's spans."""
     app = make_app(["otel", "assistant"])
     with serve_in_thread(app) as url:
         post_otlp(url, batch_trace(TRACE, 5, 20, failing=(2, 7)))
+        with exporting(url, "agent") as tracer:
+            agent = _agent_with_a_retried_call(tracer)
         host = app.assembly.host
         reader = host.plugins.manager.hook.plughost_trace_reader(host=host)
 
-        async def both() -> tuple[Any, Any]:
-            return await reader.read(TRACE.hex(), workspace="default", lean=True), await reader.columns(
-                TRACE.hex(), workspace="default"
-            )
+        async def analyses(trace_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+            read = await reader.read(trace_id, workspace="default", lean=True)
+            columns = await reader.columns(trace_id, workspace="default")
+            return analyse_columns(columns, Settings()), analyse(read, Settings())
 
-        read, columns = asyncio.run(both())
-    assert analyse_columns(columns, Settings()) == old_analyse(read, Settings())
+        batch, batch_from_spans = asyncio.run(analyses(TRACE.hex()))
+        llm, llm_from_spans = asyncio.run(analyses(agent))
+    assert batch == batch_from_spans and llm == llm_from_spans
+    assert [error["message"] for error in batch["errors"]] == ["could not parse record rec-2-7"]
+    assert [(r["name"], r["count"]) for r in batch["repeated_calls"]] == [("process record", 100)]
+    assert llm["genai"]["llm_call_count"] == 2 and [r["kind"] for r in llm["genai"]["repeated_prompts"]] == ["retry"]
