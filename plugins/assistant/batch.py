@@ -1,12 +1,11 @@
 """The ``assistant.batch_analysis`` job: analyse the traces that match a filter into one report.
 
-The job runs in a jobs subprocess, which has no app and no trace store of its own. It reads
-traces through the server's public HTTP API, the same one the console uses:
-``GET /api/otel/traces`` with the filter (so every filter of that API works here too, the
-attribute and model filters included) and ``GET /api/otel/traces/{id}`` for each match, in the
-job's workspace (``X-Plughost-Workspace``). The server is ``PLUGHOST_ASSISTANT_API_URL``, or
-this machine's on ``PLUGHOST_PORT``, which ``serve`` exports to its job processes;
-when the server requires ``PLUGHOST_SECURITY_TOKEN``, the job sends it from the same environment.
+The job runs in a jobs subprocess (on the server's machine, or a worker's of ``python -m core jobs
+worker``), which has no app. It builds the host from the job's database and the environment
+(``core.factory.build_host``) and reads the stored traces in-process, through the otel plugin's
+trace reader (``plughost_trace_reader``): the list API's filters (``TraceQuery``), then each
+match's columns, in the job's workspace. No HTTP and no credentials: the job reads the same
+database the server does, whatever authentication the server requires of its clients.
 
 The result is the report: the matched traces' findings, one compact entry per trace, and an
 aggregate over all of them.
@@ -21,13 +20,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core import run_bulk
-from core.settings import load_plugin_settings
+from core.factory import build_host
+from core.settings import CoreSettings, load_plugin_settings
+from plugins.otel.hookspecs import TraceQuery, TraceReader
 
-from .analysis import analyse
+from .analysis import analyse_columns
 from .report import error_detail
 from .settings import Settings
 
@@ -35,14 +35,16 @@ if TYPE_CHECKING:
     from plugins.jobs.hookspecs import JobContext
 
 PAGE = 1000
-"""The list API's largest page."""
+"""Trace summaries listed at a time."""
 TOP = 10
 SHORT = 160
 """Longest name or message in a report entry."""
 OWN_FILTERS = frozenset(
     {"service", "project", "status", "start_after", "start_before", "min_duration_ms", "limit", "page_token"}
 )
-EXTRA_FILTER = re.compile(r"^(attr\.[\w.\-]{1,200}|[a-z][a-z_]{0,63})$")
+EXTRA_FILTERS = ("name", "model", "min_tokens", "session")
+"""The list API's filters beside the job's own fields, and ``attr.<key>``."""
+ATTRIBUTE_FILTER = re.compile(r"^attr\.[\w.\-]{1,200}$")
 
 
 class BatchAnalysis(BaseModel):
@@ -65,7 +67,8 @@ class BatchAnalysis(BaseModel):
     min_duration_ms: float | None = Field(None, ge=0)
     """Traces that lasted at least this long."""
     filters: dict[str, str] = {}
-    """More query parameters of ``GET /api/otel/traces``, such as ``{"attr.gen_ai.request.model": "gpt-4o"}``."""
+    """More filters of the trace list (``GET /api/otel/traces``): `name`, `model`, `min_tokens`, `session` or
+    `attr.<key>`, such as ``{"attr.gen_ai.request.model": "gpt-4o"}``."""
     max_traces: int = Field(100, ge=1, le=500)
     """At most this many traces, newest first; the report says when more matched. (Entries are
     compact, about 1 KiB, so that the report stays under the jobs plugin's 1 MiB result limit.)"""
@@ -73,11 +76,15 @@ class BatchAnalysis(BaseModel):
     @field_validator("filters")
     @classmethod
     def _extra_filters(cls, filters: dict[str, str]) -> dict[str, str]:
-        for name in filters:
+        for name, value in filters.items():
             if name in OWN_FILTERS:
                 raise ValueError(f"{name!r} has its own field; give it there")
-            if not EXTRA_FILTER.match(name):
-                raise ValueError(f"{name!r} is not a trace-list filter name (attr.<key>, or lowercase letters and '_')")
+            if name not in EXTRA_FILTERS and not ATTRIBUTE_FILTER.match(name):
+                raise ValueError(
+                    f"{name!r} is not a trace-list filter name (attr.<key>, or one of {', '.join(EXTRA_FILTERS)})"
+                )
+            if name == "min_tokens" and not value.isdigit():
+                raise ValueError(f"min_tokens must be a whole number of tokens, not {value!r}")
         return filters
 
     @model_validator(mode="after")
@@ -87,7 +94,8 @@ class BatchAnalysis(BaseModel):
         return self
 
     def query(self, now: datetime) -> dict[str, str]:
-        start_after = now - timedelta(minutes=self.last_minutes) if self.last_minutes is not None else self.start_after
+        """The filter as the trace list's query parameters (the report says which traces it covers)."""
+        start_after = self._start_after(now)
         fields = {
             "service": self.service,
             "project": self.project,
@@ -98,60 +106,71 @@ class BatchAnalysis(BaseModel):
         }
         return {**{name: str(value) for name, value in fields.items() if value is not None}, **self.filters}
 
+    def trace_query(self, now: datetime) -> TraceQuery:
+        """The filter for the trace reader."""
+        extra = self.filters
+        return TraceQuery(
+            service=self.service,
+            project=self.project,
+            status=self.status,
+            start_after=self._start_after(now),
+            start_before=self.start_before,
+            min_duration_ms=self.min_duration_ms,
+            name=extra.get("name"),
+            model=extra.get("model"),
+            min_tokens=int(extra["min_tokens"]) if "min_tokens" in extra else None,
+            session=extra.get("session"),
+            attributes={name.removeprefix("attr."): value for name, value in extra.items() if name.startswith("attr.")},
+        )
+
+    def _start_after(self, now: datetime) -> datetime | None:
+        return now - timedelta(minutes=self.last_minutes) if self.last_minutes is not None else self.start_after
+
 
 async def batch_analysis(params: BatchAnalysis, job: JobContext) -> dict[str, Any]:
     """The job function: list the matching traces, analyse each, and sum the findings up."""
     settings: Settings = load_plugin_settings("assistant", Settings, os.environ)  # type: ignore[assignment]
-    headers = {"X-Plughost-Workspace": job.workspace}
-    token = os.environ.get("PLUGHOST_SECURITY_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    window = params.query(datetime.now(UTC))
-    reports = []
-    api_url = settings.api_url or f"http://127.0.0.1:{os.environ.get('PLUGHOST_PORT', '5000')}"
-    async with aiohttp.ClientSession(api_url, headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as client:
-        summaries, more = await _matching(client, window, params.max_traces)
+    now = datetime.now(UTC)
+    reports, too_big = [], []
+    host = build_host(CoreSettings(database_url=job.database_url, data_dir=job.data_dir))
+    try:
+        reader = getattr(host.plugins.manager.hook, "plughost_trace_reader", lambda host: None)(host=host)
+        if reader is None:
+            raise RuntimeError("no trace source: enable the otel plugin (PLUGHOST_PLUGINS) where jobs run")
+        summaries, more = await _matching(reader, params.trace_query(now), params.max_traces, job.workspace)
         for done, summary in enumerate(summaries, start=1):
-            trace = await _get(client, f"/api/otel/traces/{summary['trace_id']}", {})
-            if trace is not None:  # else deleted since it was listed
-                analysis = await run_bulk(analyse, trace, settings)
+            if summary["span_count"] > settings.max_spans:  # as the analyze route refuses it
+                too_big.append({"trace_id": summary["trace_id"], "span_count": summary["span_count"]})
+            elif (columns := await reader.columns(summary["trace_id"], workspace=job.workspace)) is not None:
+                analysis = await run_bulk(analyse_columns, columns, settings)  # else deleted since it was listed
                 reports.append(trace_report(summary, analysis))
             job.progress(done / len(summaries), f"analysed {done} of {len(summaries)} traces")
-    return {"filter": window, "matched_more_than_analysed": more, "aggregate": aggregate(reports), "traces": reports}
+    finally:
+        await host.close()
+    return {
+        "filter": params.query(now),
+        "matched_more_than_analysed": more,
+        "aggregate": aggregate(reports),
+        "traces": reports,
+        "too_big": too_big,
+    }
 
 
 async def _matching(
-    client: aiohttp.ClientSession, query: dict[str, str], limit: int
+    reader: TraceReader, query: TraceQuery, limit: int, workspace: str
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to ``limit`` trace summaries, newest first, and whether more matched."""
     found: list[dict[str, Any]] = []
     token: str | None = None
     while len(found) < limit:
-        page = await _get(
-            client,
-            "/api/otel/traces",
-            {**query, "limit": str(min(PAGE, limit - len(found))), **({"page_token": token} if token else {})},
+        page = await reader.list_traces(
+            query, limit=min(PAGE, limit - len(found)), page_token=token, workspace=workspace
         )
-        if page is None:
-            raise RuntimeError(
-                "GET /api/otel/traces answered 404: is the otel plugin enabled on PLUGHOST_ASSISTANT_API_URL?"
-            )
         found.extend(page["traces"])
         token = page["next_page_token"]
         if not token:
             return found, False
     return found[:limit], True
-
-
-async def _get(client: aiohttp.ClientSession, path: str, query: dict[str, str]) -> dict[str, Any] | None:
-    """The JSON answer; ``None`` for 404; a ``RuntimeError`` saying what the server said otherwise."""
-    async with client.get(path, params=query) as response:
-        if response.status == 404:
-            return None
-        if response.status != 200:
-            detail = (await response.text())[:500]
-            raise RuntimeError(f"GET {path} answered {response.status}: {detail}")
-        return await response.json()  # type: ignore[no-any-return]
 
 
 def trace_report(summary: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,6 @@ class Settings(BaseModel):
     each), so a bigger trace is refused (422) instead of growing the server by gigabytes."""
     slow_llm_call_ms: float = Field(5000.0, gt=0)
     """An LLM call at least this long is reported as slow."""
-    api_url: str | None = Field(None, pattern=r"^https?://")
-    """The plughost server whose trace API batch-analysis jobs read (``GET /api/otel/traces``);
-    read by the job from the worker's environment. Unset: this machine's server, on
-    ``PLUGHOST_PORT`` (5000 when unset)."""
 
     @field_validator("prices")
     @classmethod

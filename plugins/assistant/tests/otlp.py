@@ -15,9 +15,12 @@ MS = 1_000_000
 
 
 @contextlib.contextmanager
-def exporting(base: str, service: str, workspace: str | None = None) -> Iterator[Tracer]:
-    """A tracer whose ended spans go to ``base`` at once (as ``service``, into ``workspace``); flushed on exit."""
-    headers = {"X-Plughost-Workspace": workspace} if workspace else None
+def exporting(
+    base: str, service: str, workspace: str | None = None, headers: dict[str, str] | None = None
+) -> Iterator[Tracer]:
+    """A tracer whose ended spans go to ``base`` at once (as ``service``, into ``workspace``, with ``headers``);
+    flushed on exit."""
+    headers = {**(headers or {}), **({"X-Plughost-Workspace": workspace} if workspace else {})} or None
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers=headers)))
     try:

@@ -1,16 +1,21 @@
-"""The ``assistant.batch_analysis`` job with the real jobs plugin, reading a real otel server over HTTP."""
+"""The ``assistant.batch_analysis`` job with the real jobs plugin, reading a real otel store in its subprocess,
+with accounts off and on."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from click.testing import CliRunner
 from genai_prices import Usage, calc_price
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
 
+from core.cli import build_cli
 from core.testing import client_for, serve_in_thread
 
 from .otlp import MS, exporting, trace_id_of
@@ -54,17 +59,16 @@ def _checkout(tracer: Any, *, failed: bool, hours_ago: float, llm: bool) -> str:
 
 
 @pytest.fixture
-def traces_server(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An otel server; the job processes find it through PLUGHOST_ASSISTANT_API_URL."""
-    with serve_in_thread(make_app(["otel", "workspace"])) as url:
-        monkeypatch.setenv("PLUGHOST_ASSISTANT_API_URL", url)
+def server(make_app: Any, database_url: str) -> Iterator[str]:
+    """One server with otel, jobs and the assistant on one database: the job reads what it stored."""
+    settings = {"database_url": database_url, "jobs": FAST_JOBS}
+    with serve_in_thread(make_app(["otel", "workspace", "jobs", "assistant"], settings)) as url:
         yield url
 
 
 @pytest.fixture
-def jobs(traces_server: str, make_app: Any, database_url: str) -> Iterator[Any]:
-    app = make_app(["jobs", "workspace", "assistant"], {"database_url": database_url, "jobs": FAST_JOBS})
-    with client_for(app) as client:
+def jobs(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as client:
         yield client
 
 
@@ -82,12 +86,12 @@ def run(jobs: Any, params: dict[str, Any], headers: dict[str, str] | None = None
         time.sleep(0.05)
 
 
-def test_the_last_hours_error_traces_of_a_service_become_one_report(traces_server: str, jobs: Any) -> None:
-    wanted = {export(traces_server, "shop", failed=True), export(traces_server, "shop", failed=True, llm=True)}
-    export(traces_server, "shop", failed=False)  # not an error
-    export(traces_server, "stock", failed=True)  # another service
-    export(traces_server, "shop", failed=True, hours_ago=3)  # before the window
-    export(traces_server, "shop", failed=True, workspace="team-b")  # another workspace
+def test_the_last_hours_error_traces_of_a_service_become_one_report(server: str, jobs: Any) -> None:
+    wanted = {export(server, "shop", failed=True), export(server, "shop", failed=True, llm=True)}
+    export(server, "shop", failed=False)  # not an error
+    export(server, "stock", failed=True)  # another service
+    export(server, "shop", failed=True, hours_ago=3)  # before the window
+    export(server, "shop", failed=True, workspace="team-b")  # another workspace
 
     assert "assistant.batch_analysis" in {t["name"] for t in jobs.get("/api/jobs/types").json()["types"]}
     job = run(jobs, {"service": "shop", "status": "error", "last_minutes": 60})
@@ -125,14 +129,14 @@ def test_the_last_hours_error_traces_of_a_service_become_one_report(traces_serve
     assert [t["service_name"] for t in team_b["result"]["traces"]] == ["shop"]  # the job reads in its own workspace
 
 
-def test_a_cap_on_traces_is_reported(traces_server: str, jobs: Any) -> None:
+def test_a_cap_on_traces_is_reported(server: str, jobs: Any) -> None:
     for _ in range(3):
-        export(traces_server, "shop", failed=False)
+        export(server, "shop", failed=False)
     report = run(jobs, {"max_traces": 2})["result"]
     assert len(report["traces"]) == 2 and report["matched_more_than_analysed"] is True
 
 
-def test_bad_parameters_are_refused_on_submit(traces_server: str, jobs: Any) -> None:
+def test_bad_parameters_are_refused_on_submit(server: str, jobs: Any) -> None:
     for params, message in [
         ({"filters": {"limit": "5"}}, "'limit' has its own field"),
         ({"filters": {"x y": "1"}}, "not a trace-list filter name"),
@@ -143,13 +147,35 @@ def test_bad_parameters_are_refused_on_submit(traces_server: str, jobs: Any) -> 
         assert response.status_code == 400 and message in response.text, response.text
 
 
-def test_an_unreachable_trace_api_fails_the_job_saying_why(
+def test_without_the_otel_plugin_where_jobs_run_the_job_fails_saying_why(
     make_app: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with serve_in_thread(make_app(["workspace"])) as url:  # a server without the otel plugin
-        monkeypatch.setenv("PLUGHOST_ASSISTANT_API_URL", url)
-        with client_for(
-            make_app(["jobs", "workspace", "assistant"], {"database_url": database_url, "jobs": FAST_JOBS})
-        ) as jobs:
-            job = run(jobs, {})
-    assert job["status"] == "FAILED" and "is the otel plugin enabled on PLUGHOST_ASSISTANT_API_URL" in job["error"]
+    monkeypatch.setenv("PLUGHOST_DISABLE_PLUGINS", "otel")  # the job processes' environment
+    app = make_app(["jobs", "workspace", "assistant"], {"database_url": database_url, "jobs": FAST_JOBS})
+    with client_for(app) as jobs:
+        job = run(jobs, {})
+    assert job["status"] == "FAILED" and "no trace source: enable the otel plugin" in job["error"]
+
+
+def test_the_job_reads_its_workspaces_traces_with_accounts_on(make_app: Any, database_url: str, tmp_path: Path) -> None:
+    """The job needs no credentials of its own: it reads the database, not the (authenticated) API."""
+    env = {"PLUGHOST_DATABASE_URL": database_url, "PLUGHOST_DATA_DIR": str(tmp_path), "PLUGHOST_SECURITY_AUTH": "users"}
+
+    def key(name: str, workspace: str) -> dict[str, str]:
+        made = CliRunner().invoke(
+            build_cli(), ["keys", "add", name, "--role", "editor", "--workspace", workspace], env=env
+        )
+        assert made.exit_code == 0, made.output
+        return {"Authorization": f"Bearer {made.output.strip()}"}
+
+    team_a, team_b = key("team-a-analyst", "team-a"), key("team-b-analyst", "team-b")
+    settings = {"database_url": database_url, "data_dir": tmp_path, "jobs": FAST_JOBS, "security": {"auth": "users"}}
+    plugins = ["otel", "workspace", "jobs", "assistant", "security"]
+    with serve_in_thread(make_app(plugins, settings)) as url, httpx.Client(base_url=url, timeout=30) as jobs:
+        with exporting(url, "shop", headers=team_a) as tracer:
+            mine = _checkout(tracer, failed=True, hours_ago=0, llm=False)
+        with exporting(url, "shop", headers=team_b) as tracer:
+            _checkout(tracer, failed=True, hours_ago=0, llm=False)
+        job = run(jobs, {"status": "error"}, headers=team_a)
+    assert job["status"] == "SUCCEEDED", job
+    assert [trace["trace_id"] for trace in job["result"]["traces"]] == [mine]

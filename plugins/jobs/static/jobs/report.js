@@ -62,7 +62,10 @@
     return el("div", { className: "batch-report" },
       el("p", {}, "Filter: ", ...(filterText.length ? filterText.map((text) => el("code", { className: "chip" }, text)) : ["every trace"]), " ",
         el("a", { href: traceList(result.filter) }, "Open these traces"),
-        result.matched_more_than_analysed ? el("span", { className: "muted" }, " · more traces matched than were analysed") : null),
+        result.matched_more_than_analysed ? el("span", { className: "muted" }, " · more traces matched than were analysed") : null,
+        (result.too_big || []).length
+          ? el("span", { className: "muted" }, ` · ${result.too_big.length.toLocaleString()} too big to analyse (PLUGHOST_ASSISTANT_MAX_SPANS)`)
+          : null),
       el("div", { className: "tiles" },
         tile("traces analysed", aggregate.traces.toLocaleString()),
         tile("failed", aggregate.error_traces.toLocaleString()),
