@@ -24,6 +24,24 @@ ATTRIBUTES_PER_SPAN = 10
 asked = threading.Event()
 """Set when the assistant has read the trace, so its analysis is about to run."""
 collector_on: list[bool] = []
+release = threading.Event()
+"""Set by the test once the server has answered it meanwhile: until then (at most a minute) the analysis
+waits at its first look at the span names, so that the test never races the analysis's speed."""
+
+
+class GatedNames(list[str]):
+    """Span names that make their reader wait for :data:`release` (blocking whichever thread reads them:
+    the event loop too, were the analysis run on it)."""
+
+    def __iter__(self) -> Any:
+        release.wait(60)
+        return super().__iter__()
+
+    def __getitem__(self, index: Any) -> Any:
+        release.wait(60)
+        return super().__getitem__(index)
+
+
 """Whether the cyclic GC was on at each read (it should be paused while a trace is analysed)."""
 
 
@@ -56,7 +74,9 @@ class BigTrace:
         collector_on.append(gc.isenabled())
         if trace_id != big()["trace_id"]:
             return None
-        return columns_of(big())
+        columns = columns_of(big())
+        columns["names"] = GatedNames(columns["names"])
+        return columns
 
 
 @hookimpl
