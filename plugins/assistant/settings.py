@@ -17,8 +17,8 @@ class Settings(BaseModel):
     prices: Any = None
     """Moved: LLM prices are ``PLUGHOST_PRICES``, shared by every plugin (this one refuses to start when set)."""
     max_spans: int = Field(200_000, ge=1)
-    """The most spans a trace may have to be analysed: the analysis holds every span (about 3 KiB
-    each), so a bigger trace is refused (422) instead of growing the server by gigabytes."""
+    """The most spans a trace may have to be analysed: the analysis holds every span (about 0.8 KiB
+    each at its peak), so a bigger trace is refused (422) instead of growing the server without bound."""
     slow_llm_call_ms: float = Field(5000.0, gt=0)
     """An LLM call at least this long is reported as slow."""
 
