@@ -36,7 +36,7 @@ from .critical_path import Path, critical_path
 from .genai import genai_analysis
 from .intervals import union, union_length
 from .settings import Settings
-from .tree import ERROR, ROOTS, Tree, columns_of, tree_of
+from .tree import ERROR, ROOTS, Tree, tree_of
 
 if TYPE_CHECKING:  # the otel plugin's public types; the assistant loads without otel
     from plugins.otel.hookspecs import TraceColumns
@@ -56,11 +56,6 @@ PATH_CONTRIBUTORS = 5
 PARENTS_LISTED = 1000
 """Parent span ids an N+1 finding lists (``parents`` counts them all)."""
 NUMBER = re.compile(r"\d+")
-
-
-def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The analysis of a trace as the query API answers it (``GET /api/otel/traces/{id}``)."""
-    return analyse_columns(columns_of(trace), settings)
 
 
 def analyse_columns(columns: TraceColumns, settings: Settings) -> dict[str, Any]:

@@ -13,10 +13,9 @@ import threading
 from typing import Any
 
 from core import hookimpl
-from plugins.assistant.tree import columns_of
 from plugins.otel import hookspecs
 
-from .spans import span, trace
+from .spans import columns_of, span, trace
 
 PLUGHOST_NAME = "bigtrace"
 SPANS = 50_000

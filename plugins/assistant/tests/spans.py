@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugins.assistant.analysis import analyse_columns
+from plugins.assistant.settings import Settings
+from plugins.assistant.tree import ERROR
 from plugins.otel.conventions import StoredCall
 from plugins.otel.conversation import span_genai
+from plugins.otel.hookspecs import TraceColumns
 
 MS = 1_000_000
 
@@ -44,3 +48,28 @@ def span(
 
 def trace(*spans: dict[str, Any]) -> dict[str, Any]:
     return {"trace_id": "ab" * 16, "spans": list(spans)}
+
+
+def analyse(trace: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The analysis of a trace as the query API answers it (``GET /api/otel/traces/{id}``)."""
+    return analyse_columns(columns_of(trace), settings)
+
+
+def columns_of(trace: dict[str, Any]) -> TraceColumns:
+    """A trace as ``GET /api/otel/traces/{id}`` answers it, by column; its ``details`` are the spans
+    that are errors or have events or GenAI facts (all that the analysis reads of a span's views)."""
+    spans = trace["spans"]
+    return {
+        "trace_id": trace["trace_id"],
+        "span_ids": [span["span_id"] for span in spans],
+        "parent_span_ids": [span["parent_span_id"] for span in spans],
+        "names": [span["name"] for span in spans],
+        "service_names": [span["service_name"] for span in spans],
+        "starts": [span["start_time_unix_nano"] for span in spans],
+        "ends": [span["end_time_unix_nano"] for span in spans],
+        "details": {
+            index: span
+            for index, span in enumerate(spans)
+            if span["status"]["code"] == ERROR or span.get("events") or span.get("genai")
+        },
+    }

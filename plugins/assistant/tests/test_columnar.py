@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from core.testing import batch_trace, post_otlp, serve_in_thread
-from plugins.assistant.analysis import analyse, analyse_columns
+from plugins.assistant.analysis import analyse_columns
 from plugins.assistant.settings import Settings
 
 from .otlp import exporting
-from .spans import span, trace
+from .spans import analyse, span, trace
 from .test_genai import _agent_with_a_retried_call, chat, tool
 
 EXCEPTION = {

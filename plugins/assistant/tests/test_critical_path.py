@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from plugins.assistant.critical_path import critical_path
-from plugins.assistant.tree import columns_of, tree_of
+from plugins.assistant.tree import tree_of
 
-from .spans import MS, span, trace
+from .spans import MS, columns_of, span, trace
 
 
 def path(*spans: dict[str, Any]) -> list[tuple[str, float, float]]:

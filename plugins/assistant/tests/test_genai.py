@@ -14,12 +14,11 @@ from opentelemetry.trace import Status, StatusCode
 
 from core import StartupError
 from core.testing import serve_in_thread
-from plugins.assistant.analysis import analyse
 from plugins.assistant.report import as_text
 from plugins.assistant.settings import Settings
 
 from .otlp import exporting, trace_id_of
-from .spans import MS, span, trace
+from .spans import MS, analyse, span, trace
 
 
 def chat(
