@@ -50,8 +50,9 @@ def test_the_guide_covers_every_hook() -> None:
     from plugins.gateway import hookspecs as gateway
     from plugins.jobs import hookspecs as jobs
     from plugins.otel import hookspecs as otel
+    from plugins.security import hookspecs as security
 
-    modules = (assistant, gateway, jobs, otel)
+    modules = (assistant, gateway, jobs, otel, security)
     offered = {name for module in modules for name in vars(module) if name.startswith("plughost_")}
     headings = set(re.findall(r"^#{2,4} .*", GUIDE.read_text(), re.M))
     text = "\n".join(headings)

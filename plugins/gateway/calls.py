@@ -363,9 +363,13 @@ def attempt_cost(target: Target, outcome: Outcome) -> AttemptCost:
 
 def _embedding_outcome(answer: Any) -> Outcome:
     """The tokens an embeddings answer reports (its ``usage.prompt_tokens``)."""
-    usage = answer.get("usage") if isinstance(answer, dict) else None
+    found = answer if isinstance(answer, dict) else {}
+    usage = found.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    return Outcome(model=answer.get("model"), input_tokens=tokens if isinstance(tokens, int) else None)
+    model = found.get("model")
+    return Outcome(
+        model=model if isinstance(model, str) else None, input_tokens=tokens if isinstance(tokens, int) else None
+    )
 
 
 def _key_name() -> str | None:

@@ -184,6 +184,8 @@ def test_a_key_of_one_workspace_writes_there_over_http_and_grpc_and_reads_no_oth
         stolen = httpx.get(f"{base}/api/otel/traces", headers=bearer(team_a, "team-b"))
         assert stolen.status_code == 403 and "traces" not in stolen.text
         assert stolen.json()["detail"] == "key 'team-a-ingest' belongs to workspace 'team-a' only"
+        deleting = httpx.delete(f"{base}/api/otel/traces/{over_http}", headers=bearer(team_a, "team-b"))
+        assert deleting.status_code == 403 and "belongs to workspace 'team-a' only" in deleting.text  # nor writes
         assert httpx.get(f"{base}/api/otel/traces/{over_http}", headers=bearer(team_b)).status_code == 404
         assert httpx.get(f"{base}/api/otel/traces/{over_http}", headers=bearer(team_b, "team-a")).status_code == 403
         assert httpx.delete(f"{base}/api/otel/traces/{over_http}", headers=bearer(team_b, "team-a")).status_code == 403

@@ -136,3 +136,37 @@ def test_a_cross_site_page_cannot_drive_a_token_holding_console(
         assert framed.url.startswith("chrome-error://")  # the browser refused to show the console in the frame
         assert framed.locator("#token-dialog").count() == 0
     assert spend.calls == []
+
+
+def test_a_cross_site_page_cannot_drive_a_signed_in_console(
+    other_origin: Any, make_app: Any, register_plugin: Any, browser_page: Any, tmp_path: Path
+) -> None:
+    """The same probe with accounts on: a person is signed in to the console (its session cookie in the
+    browser); a page on another site, in the same browser, tries to write and to frame the console."""
+    from playwright.sync_api import expect
+
+    from plugins.security.tests.test_login import Console
+
+    spend = register_plugin(SpendRoutes())
+    page_port, served = other_origin
+    data_dir = tmp_path / "data"
+    app = make_app(["otel", "workspace", "security"], {"data_dir": data_dir, "security": {"auth": "users"}})
+    with serve_in_thread(app) as target:
+        console = Console(target, {"PLUGHOST_DATA_DIR": str(data_dir), "PLUGHOST_SECURITY_AUTH": "users"})
+        console.add_user("alice", "admin")
+        page = browser_page
+        console.sign_in(page, "alice")
+        page.wait_for_url(f"{target}/traces")
+        expect(page.locator("#signed-in-as")).to_have_text("alice · admin")
+        own = page.evaluate('() => plughost.api("/gateway/chat/invocations", {method: "POST"}).then(r => r.status)')
+        assert own == 200 and spend.calls == ["gateway"]  # the console itself may
+
+        served["/attack.html"] = CONSOLE_ATTACK.format(target=target)
+        attacker = page.context.new_page()
+        attacker.goto(f"http://attacker.test:{page_port}/attack.html")
+        expect(attacker.locator("body")).to_have_attribute("data-result", "fulfilled rejected")
+        expect(attacker.locator("body")).to_have_attribute("data-framed", "loaded")
+        framed = attacker.frames[1]
+        assert framed.url.startswith("chrome-error://")
+        assert framed.locator("#signed-in-as").count() == 0
+    assert spend.calls == ["gateway"]  # nothing more

@@ -49,7 +49,7 @@
       el("td", {}, el("a", { className: "mono", href: "/traces/" + encodeURIComponent(conversation.trace_id) }, conversation.trace_id)),
       el("td", {}, conversation.endpoint),
       el("td", {}, window.plughost.time(conversation.expires_at * 1000)),
-      el("td", { className: "actions" }, el("button", { type: "button", className: "secondary", onclick: () => remove(conversation.id, line) }, "Delete")),
+      el("td", { className: "actions" }, el("button", { type: "button", className: "secondary", dataset: { requires: "editor" }, onclick: () => remove(conversation.id, line) }, "Delete")),
     );
     return line;
   }

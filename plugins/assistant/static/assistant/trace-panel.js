@@ -58,7 +58,7 @@
     endpointInput.setAttribute("list", "assistant-endpoints");
     const endpointOptions = el("datalist", { id: "assistant-endpoints" });
     const endpointField = el("label", { className: "assistant-endpoint" }, "Endpoint ", endpointInput, endpointOptions);
-    panel.append(el("section", { className: "assistant-panel", id: "assistant", "aria-label": "Assistant" },
+    panel.append(el("section", { className: "assistant-panel", id: "assistant", "aria-label": "Assistant", dataset: { requires: "editor" } },
       el("div", { className: "assistant-head" },
         el("h2", {}, "Assistant"),
         el("div", { className: "assistant-actions" }, status, stopButton, endpointField, explainButton, analyzeButton)),

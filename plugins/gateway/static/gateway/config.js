@@ -79,7 +79,7 @@
     }
 
     function deleteButton(item) {
-      const button = el("button", { type: "button", className: "secondary danger" }, "Delete");
+      const button = el("button", { type: "button", className: "secondary danger", dataset: { requires: "admin" } }, "Delete");
       button.addEventListener("click", async () => {
         if (!button.classList.contains("confirm")) {
           button.classList.add("confirm");
@@ -106,7 +106,7 @@
     }
 
     function row(item) {
-      const edit = el("button", { type: "button", className: "secondary" }, "Edit");
+      const edit = el("button", { type: "button", className: "secondary", dataset: { requires: "admin" } }, "Edit");
       edit.addEventListener("click", async () => {
         try {
           await open(await json(base + "/" + encodeURIComponent(item.name)));

@@ -1,6 +1,7 @@
 // On every console page with accounts on: who is signed in (with Sign out), and the role in the chosen
-// workspace as <body data-role>, so that controls marked data-requires="editor|admin" are hidden. Someone
-// with a role in one workspace only is taken to it.
+// workspace as <body data-role> (and whether they administer any workspace as <body data-administers>), so
+// that controls marked data-requires="editor|admin|admin-anywhere" are hidden from those who may not use them
+// (security.css). Someone with a role in one workspace only is taken to it.
 "use strict";
 
 (function () {
@@ -16,7 +17,10 @@
 
   async function show() {
     const response = await fetch("/api/security/me", { credentials: "same-origin" });
-    if (!response.ok) return;
+    if (!response.ok) {
+      document.body.dataset.role = "none";
+      return;
+    }
     const me = await response.json();
     const workspaces = Object.keys(me.roles);
     if (roleIn(me.roles, plughost.workspace()) === "none" && workspaces.length === 1 && workspaces[0] !== "*") {
@@ -32,6 +36,7 @@
     const role = roleIn(me.roles, plughost.workspace());
     document.body.dataset.role = role;
     const administers = Object.values(me.roles).includes("admin");
+    document.body.dataset.administers = String(administers);
     for (const link of accountsLinks) link.hidden = !administers;
     const topbar = document.querySelector(".topbar");
     if (!topbar) return;
