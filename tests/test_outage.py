@@ -19,7 +19,9 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from core.cli import build_cli
 from core.testing import PostgreSQLCluster, serve_in_thread
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
@@ -126,6 +128,48 @@ def test_postgresql_outage_is_a_503_on_every_route_and_service_comes_back(
             back = client.request(method, path, body)
             assert back.status_code == status, (method, path, back.status_code, back.text)
         grpc_export(os.environ["PLUGHOST_OTEL_GRPC_ADDRESS"])
+
+
+def test_with_accounts_an_outage_is_a_503_for_a_key_a_session_and_a_gateway_call_never_a_500(
+    make_app: Any, postgresql_cluster: PostgreSQLCluster, stoppable_postgresql_url: str, tmp_path: Path
+) -> None:
+    """With accounts on, the security middleware reads keys, sessions and a key's limits itself, before any
+    route: an outage there is the same JSON 503 (in the client's format on the gateway), never a 500, and
+    nothing is let through unchecked."""
+    env = {
+        "PLUGHOST_DATABASE_URL": stoppable_postgresql_url,
+        "PLUGHOST_DATA_DIR": str(tmp_path),
+        "PLUGHOST_SECURITY_AUTH": "users",
+    }
+
+    def key(*args: str) -> dict[str, str]:
+        made = CliRunner().invoke(build_cli(), ["keys", "add", *args], env=env)
+        assert made.exit_code == 0, made.output
+        return {"Authorization": f"Bearer {made.output.strip()}"}
+
+    limited, cold = key("limited", "--role", "editor", "--rpm", "100"), key("cold", "--role", "viewer")
+    settings = {
+        **app_settings(stoppable_postgresql_url),
+        "data_dir": tmp_path,
+        "security": {"auth": "users", "credential_cache_seconds": 300},
+        "gateway": {"kek": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+    }
+    completions = "/gateway/v1/chat/completions"
+    with serve_in_thread(make_app(["security", "workspace", "otel", "gateway"], settings)) as base:
+        client = httpx.Client(base_url=base, timeout=30)
+        assert client.post(completions, json=CHAT, headers=limited).status_code == 404  # known from now on
+        with postgresql_cluster.stopped():
+            for _attempt in range(2):  # the first use of a cut connection, and a fresh refused one
+                answers = {
+                    "a key's limits": client.post(completions, json=CHAT, headers=limited),
+                    "a key not yet known": client.get("/api/otel/traces", headers=cold),
+                    "a session": client.get("/api/otel/traces", headers={"Cookie": "plughost_session=" + "s" * 43}),
+                }
+                for what, down in answers.items():
+                    assert down.status_code == 503 and down.headers["retry-after"] == "5", (what, down.text)
+                    assert "the database is unavailable" in down.text, (what, down.text)
+                assert "error" in answers["a key's limits"].json()  # OpenAI's error format, as the SDK reads it
+        assert client.get("/api/otel/traces", headers=cold).status_code == 200
 
 
 def test_a_read_only_postgresql_is_a_503_that_says_so(

@@ -177,8 +177,10 @@ def create_router(gateway: Gateway) -> APIRouter:
         description="`key`: only the attempts of the plughost API key of that name. Each attempt names its "
         "`key_name` (`null`: made without a key) and its place in its call's fallback order (`attempt`, 1 first).",
     )
-    async def list_usage(limit: int = 100, key: str | None = None) -> list[dict[str, Any]]:
-        return await store.list_usage(min(max(limit, 1), 1000), key)
+    async def list_usage(
+        limit: Annotated[int, Query(ge=1, le=1000, description="attempts, newest first")] = 100, key: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await store.list_usage(limit, key)
 
     @crud.get(
         "/usage/keys",

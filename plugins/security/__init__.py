@@ -42,7 +42,12 @@ def _limits(host: Any) -> GatewayLimits | None:
     def build() -> GatewayLimits:
         refusals = _refusals(host)
         counters = counters_for(host.settings.redis_url, host.database)
-        return GatewayLimits(counters, host.pricing, lambda refusal: refusals.emit(host=host, refusal=refusal))
+        return GatewayLimits(
+            counters,
+            host.pricing,
+            lambda refusal: refusals.emit(host=host, refusal=refusal),
+            host.settings.max_json_body_bytes,
+        )
 
     limits: GatewayLimits = host.service("security.limits", build)
     return limits

@@ -17,6 +17,8 @@ from sqlalchemy import Column, Float, Integer, String, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.unavailable import RETRY_AFTER_SECONDS, unavailable
+
 from .store import metadata
 
 Period = Literal["day", "week", "month"]
@@ -24,6 +26,18 @@ PERIODS: tuple[Period, ...] = ("day", "week", "month")
 TOTAL = "total"
 MINUTE_WINDOW_KEPT_SECONDS = 180
 PERIOD_WINDOW_KEPT_SECONDS = 40 * 86400
+
+
+def outage(error: BaseException) -> str | None:
+    """What a store of this plugin's checks (the shared database, or the counters' Redis) says of being down,
+    in words for the client, when ``error`` says so; ``None`` for any other error."""
+    cause = unavailable(error)
+    if cause is not None:
+        return cause.message
+    if type(error).__module__.partition(".")[0] == "redis":
+        return f"the key limits' Redis (PLUGHOST_REDIS_URL) cannot serve: {error}; retry in {RETRY_AFTER_SECONDS} s"
+    return None
+
 
 usage = Table(
     "plughost_security_usage",

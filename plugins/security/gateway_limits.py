@@ -12,7 +12,6 @@ Each refusal is told to other plugins (``plughost_gateway_key_refused``), off th
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -22,11 +21,21 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import Pricing, run_bulk
+from core import Pricing, jsonbody, run_bulk
 from core.access import Principal
 from core.metering import LLMUsage, metering
 
-from .counters import PERIODS, TOTAL, Counters, Period, Usage, minute_window, period_window, seconds_left
+from .counters import (
+    PERIODS,
+    TOTAL,
+    Counters,
+    Period,
+    Usage,
+    minute_window,
+    outage,
+    period_window,
+    seconds_left,
+)
 
 logger = logging.getLogger("plughost.security")
 
@@ -34,8 +43,6 @@ GATEWAY_CALL = re.compile(
     r"^/gateway/(?:v1/chat/completions|anthropic/v1/messages|v1/embeddings|(?P<endpoint>[^/]+)/invocations)$"
 )
 """The routes that call a provider (and spend)."""
-MAX_BUFFERED_BODY = 16 * 1024 * 1024
-"""A call's body is read here (to find its ``model``) only for a key with an endpoint allow-list, up to this."""
 
 
 @dataclass
@@ -59,12 +66,17 @@ class Admission:
 
 
 class GatewayLimits:
-    def __init__(self, counters: Counters, pricing: Pricing, refused: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, counters: Counters, pricing: Pricing, refused: Callable[[dict[str, Any]], None], max_body_bytes: int
+    ) -> None:
         self.counters = counters
         self.pricing = pricing
         """The server's pricing (``host.pricing``), which the console's costs use too."""
         self.refused = refused
         """Told of each refusal (``plughost_gateway_key_refused``'s ``refusal``), without waiting."""
+        self.max_body_bytes = max_body_bytes
+        """The largest call body read for its ``model`` (a key with an endpoint allow-list): the gateway's routes
+        refuse a larger JSON body anyway (``PLUGHOST_MAX_JSON_BODY_BYTES``)."""
 
     @staticmethod
     def applies(principal: Principal, scope: Scope) -> bool:
@@ -100,9 +112,13 @@ class GatewayLimits:
         endpoint = matched.group("endpoint") if matched else None
         allowed = limits.get("endpoints")
         if allowed:
-            endpoint, receive = await _endpoint_of(scope, receive)
+            endpoint, receive = await _endpoint_of(scope, receive, self.max_body_bytes)
+            if endpoint is TOO_BIG:
+                detail = f"the call's body is larger than PLUGHOST_MAX_JSON_BODY_BYTES ({self.max_body_bytes} bytes)"
+                return Admission(LimitRefusal(413, detail, reason="endpoint"), [], receive), None
             if endpoint not in allowed:
-                detail = f"key {key!r} may call only the endpoints {', '.join(allowed)}; not {endpoint!r}"
+                called = repr(endpoint) if endpoint else "a call that names none (its JSON body's model)"
+                detail = f"key {key!r} may call only the endpoints {', '.join(allowed)}; not {called}"
                 return Admission(LimitRefusal(403, detail, reason="endpoint"), [], receive), endpoint
         minute = minute_window(now)
         period: Period = limits.get("budget_period", "month")
@@ -160,8 +176,15 @@ class GatewayLimits:
             async def record() -> None:
                 reported = usages[:]
                 usages.clear()
-                if reported:
+                if not reported:
+                    return
+                try:
                     await self.record(key, reported)
+                except Exception as error:  # the call is made: its answer goes out, uncounted
+                    detail = outage(error)
+                    if detail is None:
+                        raise
+                    logger.warning("key %r: a call's tokens and spend were not counted: %s", key, detail)
 
             async def send_metered(message: Message) -> None:
                 if message["type"] == "http.response.body" and not message.get("more_body", False):
@@ -202,8 +225,13 @@ def _rate_headers(kind: str, limit: int, remaining: int, reset: int) -> list[tup
     ]
 
 
-async def _endpoint_of(scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
-    """The endpoint a call names (in its path, or its body's ``model``), and a ``receive`` that replays the body."""
+TOO_BIG = "\x00too big"
+"""What :func:`_endpoint_of` says of a body over its limit (no endpoint is named so)."""
+
+
+async def _endpoint_of(scope: Scope, receive: Receive, max_bytes: int) -> tuple[str | None, Receive]:
+    """The endpoint a call names (in its path, or its body's ``model``: ``None`` when it names none, or
+    :data:`TOO_BIG` for a body over ``max_bytes``), and a ``receive`` that replays what was read of the body."""
     matched = GATEWAY_CALL.match(scope["path"])
     if matched and matched.group("endpoint"):
         return matched.group("endpoint"), receive
@@ -215,7 +243,7 @@ async def _endpoint_of(scope: Scope, receive: Receive) -> tuple[str | None, Rece
             break
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
-        if size > MAX_BUFFERED_BODY or not message.get("more_body", False):
+        if size > max_bytes or not message.get("more_body", False):
             break
     body = b"".join(chunks)
     replayed = False
@@ -224,11 +252,14 @@ async def _endpoint_of(scope: Scope, receive: Receive) -> tuple[str | None, Rece
         nonlocal replayed
         if not replayed:
             replayed = True
-            return {"type": "http.request", "body": body, "more_body": size > MAX_BUFFERED_BODY}
+            return {"type": "http.request", "body": body, "more_body": size > max_bytes}
         return await receive()
 
-    try:
-        model = json.loads(body).get("model")
-    except (ValueError, AttributeError):
-        model = None
+    if size > max_bytes:
+        return TOO_BIG, replay
+    try:  # at most the JSON body limit: parsed here as the route would (depth checked)
+        call = jsonbody.loads(body)
+    except jsonbody.JSONBodyError:
+        return None, replay
+    model = call.get("model") if isinstance(call, dict) else None
     return (model if isinstance(model, str) else None), replay

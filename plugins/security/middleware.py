@@ -31,10 +31,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.access import AccessRefused, Principal, use_principal
 from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, bind_workspace, check_workspace
+from core.unavailable import RETRY_AFTER_SECONDS
 
 from .access import served_workspace
 from .accounts import CSRF_HEADER, SESSION_COOKIE, Accounts, Session
 from .answers import error_body
+from .counters import outage
 from .credentials import token_matches
 from .gateway_limits import GatewayLimits
 from .hosts import HostAllowList, OriginPolicy, same_origin
@@ -220,12 +222,16 @@ class SecurityMiddleware:
     async def _serve_with_accounts(
         self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send
     ) -> Refusal | None:
-        """Serve the request as its principal's, in the workspace it may use; or say why not."""
+        """Serve the request as its principal's, in the workspace it may use; or say why not (503 when the
+        accounts' database, or the key limits' Redis, cannot serve: nothing is let through unchecked)."""
         if self._open(scope):
-            session = await self._session(headers)
+            try:
+                session = await self._session(headers)
+            except Exception as error:
+                return _outage(error)
             path = scope["path"]
             if session is None and path not in SIGN_IN_PATHS and self._page_shell(scope) and _wants_html(headers):
-                return 303, "", [(b"location", f"{LOGIN_PATH}?next={quote(scope['path'])}".encode())]
+                return 303, "", [(b"location", f"{LOGIN_PATH}?next={quote(_target(scope), safe='/')}".encode())]
             with use_principal(session.principal if session else None):  # for pages that adapt to the role
                 await self.app(scope, receive, send)
             return None
@@ -242,9 +248,14 @@ class SecurityMiddleware:
             )
         except ValueError as error:
             return 400, f"{error} (header X-Plughost-Workspace)", []
+        except Exception as error:
+            return _outage(error)
         limits = self.limits if self.limits is not None and self.limits.applies(principal, scope) else None
         if limits is not None:
-            admission = await limits.admit(principal, workspace, scope, receive)
+            try:
+                admission = await limits.admit(principal, workspace, scope, receive)
+            except Exception as error:
+                return _outage(error)
             if admission.refusal is not None:
                 refused = admission.refusal
                 await _respond(send, refused.status, refused.detail, refused.headers, scope["path"], refused.kind)
@@ -367,6 +378,22 @@ def _navigation(scope: Scope, headers: dict[str, str]) -> bool:
 def _http_scheme(scope: Scope) -> str:
     scheme: str = scope.get("scheme", "http")
     return {"ws": "http", "wss": "https"}.get(scheme, scheme)
+
+
+def _target(scope: Scope) -> str:
+    """The path and query string the request asked for (where a sign-in returns to)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    return scope["path"] + (f"?{query}" if query else "")
+
+
+def _outage(error: Exception) -> Refusal:
+    """503 for a store the check needs that cannot serve (see :func:`.counters.outage`); any other error is
+    raised again."""
+    detail = outage(error)
+    if detail is None:
+        raise error
+    logger.warning("request refused with 503: %s", detail)
+    return 503, detail, [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
 
 
 async def _respond(

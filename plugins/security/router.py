@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import secrets
 from typing import Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -204,5 +205,5 @@ def _local(target: str) -> str:
 
 
 def _back_to_form(reason: Literal["failed", "throttled"], next: str, wait: int = 0) -> Response:
-    query = f"?{reason}={wait or 1}&next={_local(next)}"
+    query = f"?{reason}={wait or 1}&next={quote(_local(next), safe='/')}"
     return RedirectResponse(f"/login{query}", 303)

@@ -39,7 +39,11 @@ def test_usage_summary_per_endpoint_and_model(make_app: Any, provider: Any, data
         latencies = sorted(
             r["latency_ms"] for r in httpx.get(f"{base}/api/gateway/usage").json() if r["model"] == "gpt"
         )
-        assert httpx.get(f"{base}/api/gateway/usage/summary", params={"window_seconds": -1}).status_code in (400, 422)
+        assert httpx.get(f"{base}/api/gateway/usage/summary", params={"window_seconds": -1}).status_code == 422
+        assert len(httpx.get(f"{base}/api/gateway/usage", params={"limit": 2}).json()) == 2
+        for limit in (0, 1001):  # out of range: said, not clamped
+            refused = httpx.get(f"{base}/api/gateway/usage", params={"limit": limit})
+            assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "limit"]
     broken, chat = summary["models"]
     assert broken == {
         "endpoint": "broken",

@@ -4,6 +4,7 @@ allow-lists; and the usage each key made."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -203,6 +204,13 @@ def test_tokens_per_minute_and_endpoint_allow_lists(gateway: tuple[str, dict[str
         f"{base}/gateway/other/invocations", json={"messages": MESSAGES}, headers={"Authorization": f"Bearer {key}"}
     )
     assert native.status_code == 403
+    bearer = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    completions = f"{base}/gateway/v1/chat/completions"
+    deep = httpx.post(completions, content=b'{"model": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", headers=bearer)
+    assert deep.status_code == 403 and "names none" in deep.json()["error"]["message"]  # not a 500: too deep to read
+    huge = json.dumps({"model": "chat", "messages": MESSAGES, "user": "x" * (2 * 1024 * 1024)})
+    too_big = httpx.post(completions, content=huge, headers=bearer)
+    assert too_big.status_code == 413 and "PLUGHOST_MAX_JSON_BODY_BYTES" in too_big.json()["error"]["message"]
 
 
 def test_a_budget_counts_the_price_the_console_shows_a_gateway_models_own(gateway: tuple[str, dict[str, str]]) -> None:

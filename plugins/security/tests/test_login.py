@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -162,6 +163,19 @@ def test_failed_sign_ins_are_throttled_and_the_form_says_so(console: Console, br
         headers={"Accept": "application/json"},
     )
     assert other.status_code == 401 and other.json() == {"detail": "wrong username or password"}
+
+
+def test_a_sign_in_returns_to_the_page_asked_for_with_its_query(console: Console) -> None:
+    console.add_user("dan", "viewer")
+    asked = "/traces?service=shop&status=error"
+    to_form = httpx.get(f"{console.url}{asked}", headers={"Accept": "text/html"})
+    assert to_form.status_code == 303 and to_form.headers["location"] == f"/login?next={quote(asked, safe='/')}"
+    form = {"username": "dan", "next": asked}
+    failed = httpx.post(f"{console.url}/api/security/login", data={**form, "password": "wrong"})
+    assert failed.status_code == 303
+    assert parse_qs(urlsplit(failed.headers["location"]).query)["next"] == [asked]  # "&status=error" kept
+    signed_in = httpx.post(f"{console.url}/api/security/login", data={**form, "password": PASSWORD})
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == asked
 
 
 def test_behind_https_the_session_cookie_is_secure(console: Console) -> None:
