@@ -94,14 +94,14 @@ def create_router(jobs: Jobs) -> APIRouter:
         "/{job_id}/cancel",
         summary="Cancel a job",
         description="200 with the CANCELED job if it had not started; 202 if it is running (its subprocess is "
-        "killed within a heartbeat, then it is CANCELED); 400 if it already finished.",
-        responses={202: {"description": "Running: cancel requested"}, 400: {"description": "Already finished"}},
+        "killed within a heartbeat, then it is CANCELED); 409 if it already finished.",
+        responses={202: {"description": "Running: cancel requested"}, 409: {"description": "Already finished"}},
     )
     async def cancel(job_id: JobId, response: Response) -> dict[str, Any]:
         try:
             canceled = await client.cancel(job_id)
         except JobRefused as error:
-            raise HTTPException(400, error.detail) from None
+            raise HTTPException(409, error.detail) from None
         if canceled is None:
             raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
         outcome, job = canceled
@@ -119,7 +119,7 @@ def create_router(jobs: Jobs) -> APIRouter:
         "/{job_id}",
         status_code=204,
         summary="Delete a finished job with its logs and artifacts",
-        responses={400: {"description": "Still pending or running: cancel it first"}},
+        responses={409: {"description": "Still pending or running: cancel it first"}},
     )
     async def delete_job(job_id: JobId) -> Response:
         outcome, row = await store.delete_finished(job_id)
@@ -127,7 +127,7 @@ def create_router(jobs: Jobs) -> APIRouter:
             raise HTTPException(404, f"no job {job_id} in workspace {current_workspace()!r}")
         if outcome == "unfinished":
             raise HTTPException(
-                400, f"job {job_id} is {row.status}; cancel it and wait until it ends before deleting it"
+                409, f"job {job_id} is {row.status}; cancel it and wait until it ends before deleting it"
             )
         await anyio.to_thread.run_sync(delete_artifacts, job_artifacts_dir(jobs.artifacts_root, row.workspace, row.id))
         return Response(status_code=204)

@@ -108,12 +108,12 @@ def test_a_job_runs_in_its_workspace(jobs_client: Any) -> None:
     assert done["result"]["workspace"] == "team-b"
 
 
-def test_cancel_of_a_pending_job_is_immediate_and_of_a_finished_one_400(jobs_client: Any) -> None:
+def test_cancel_of_a_pending_job_is_immediate_and_of_a_finished_one_409(jobs_client: Any) -> None:
     client = jobs_client(workers=0)
     job = submit(client, "test.echo")
     canceled = client.post(f"/api/jobs/{job['id']}/cancel")
     assert canceled.status_code == 200
     assert canceled.json()["status"] == "CANCELED" and canceled.json()["finished_at"]
     again = client.post(f"/api/jobs/{job['id']}/cancel")
-    assert again.status_code == 400
+    assert again.status_code == 409
     assert again.json()["detail"] == f"job {job['id']} already finished as CANCELED; nothing to cancel"

@@ -138,7 +138,7 @@ def test_an_unfinished_job_cannot_be_deleted(jobs_client: Any, tmp_path: Path) -
     job = submit(client, "test.spawn", params={"marker": str(marker)})
     spawned(marker)
     refused = client.delete(f"/api/jobs/{job['id']}")
-    assert refused.status_code == 400 and "cancel it" in refused.json()["detail"]
+    assert refused.status_code == 409 and "cancel it" in refused.json()["detail"]
     client.post(f"/api/jobs/{job['id']}/cancel")
     assert wait_for(client, job["id"])["status"] == "CANCELED"
     assert client.delete(f"/api/jobs/{job['id']}").status_code == 204

@@ -54,7 +54,7 @@ def test_cancel_kills_a_running_job(jobs_client: Any, tmp_path: Path) -> None:
     done = wait_for(client, job["id"])  # long before the job's hour is over
     assert done["status"] == "CANCELED" and done["error"] == "canceled while running"
     assert process_gone(pid)
-    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 400
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 409
     assert wait_for(client, submit(client, "test.echo")["id"])["status"] == "SUCCEEDED", (
         "the pool replaced the killed process"
     )
