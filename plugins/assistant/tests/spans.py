@@ -1,7 +1,8 @@
 """Spans shaped like the otel query API's, built by hand for the analysis' unit tests.
 
-Their ``genai`` view is made by the otel plugin's own reading of the attributes (as its trace
-reader gives it), each model call carrying its call unless ``counted`` says otherwise, and costing ``cost_usd``."""
+Their ``genai`` view is made by the otel plugin's own reading of the attributes (its test kit,
+``plugins.otel.testing``), each model call carrying its call unless ``counted`` says otherwise, and
+costing ``cost_usd``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Any
 from plugins.assistant.analysis import analyse_columns
 from plugins.assistant.settings import Settings
 from plugins.assistant.tree import ERROR
-from plugins.otel.conventions import StoredCall
-from plugins.otel.conversation import span_genai
 from plugins.otel.hookspecs import TraceColumns
+from plugins.otel.testing import genai_view
 
 MS = 1_000_000
 
@@ -30,7 +30,6 @@ def span(
     counted: bool = True,
     cost_usd: float | None = None,
 ) -> dict[str, Any]:
-    triples = [(event["name"], event["attributes"], event["attributes"]) for event in events or ()]
     return {
         "trace_id": "ab" * 16,
         "span_id": span_id,
@@ -42,7 +41,7 @@ def span(
         "status": {"code": "STATUS_CODE_ERROR" if error else "STATUS_CODE_UNSET", "message": ""},
         "attributes": attributes or {},
         "events": events or [],
-        "genai": span_genai(attributes or {}, StoredCall(counted, cost_usd), triples),
+        "genai": genai_view(attributes or {}, counted=counted, cost_usd=cost_usd, events=events or ()),
     }
 
 
