@@ -169,8 +169,7 @@ def in_browser(browser: Any, base: str, figures: Figures, screenshot: bool) -> N
             "heap MiB": heap / MiB,
         }
     )
-    if screenshot:
-        page.evaluate("document.getElementById('rows').scrollTop = 0")
+    if screenshot:  # as the error link left it: the error's row marked, its panel open
         page.evaluate(NEXT_FRAME)
         page.screenshot(path=str(ROOT / "docs" / "trace-100k.png"))
     figures.browser = found
@@ -212,7 +211,7 @@ def run(quick: bool) -> str:
 def table(results: list[Figures], idle: int) -> str:
     load = os.getloadavg()[0]
     lines = [
-        f"Machine: {os.cpu_count()} cores shared with other sessions (load average {load:.1f} when it ended), "
+        f"Machine: {os.cpu_count()} cores (load average {load:.1f} when it ended), "
         f"Python {platform.python_version()}, headless Chromium, {date.today()}; SQLite; all built-in plugins; "
         f"server idle RSS {idle / MiB:.0f} MiB. Traces: a batch job (batches of {RECORDS} records, one failing). "
         f"Browser steps: median of {STEPS}.",

@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .host import Host
 
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
@@ -76,6 +79,12 @@ workspace stores into its own), or raise :class:`AccessRefused`."""
 
 
 _principal: ContextVar[Principal | None] = ContextVar("plughost_principal", default=None)
+
+
+def authentication(host: Host) -> str | None:
+    """How the server authenticates requests (see ``plughost_authentication``); ``None``: it does not."""
+    answers = [method for _, method in host.plugins.call("plughost_authentication", host=host)]
+    return answers[0] if answers else None
 
 
 def current_principal() -> Principal | None:

@@ -294,3 +294,22 @@ def plughost_ingest_authorizer(host: Host) -> IngestAuthorizer | None:
         if authorize is not None:
             workspace = await authorize(metadata, workspace)
     """
+
+
+@hookspec(firstresult=True)
+def plughost_authentication(host: Host) -> str | None:
+    """Say how the server authenticates the requests it answers.
+
+    Called at app build by plugins that may serve remote clients only when every request
+    carries credentials (the assistant, when ``PLUGHOST_ASSISTANT_ALLOW_REMOTE`` is set),
+    through :func:`core.access.authentication`. Return a few words that name the method
+    ("the bearer token (PLUGHOST_SECURITY_TOKEN)") when your plugin refuses every request
+    without valid credentials, its exempt paths and data-free pages aside; return ``None``
+    when it lets requests through unauthenticated. The first answer that is not ``None``
+    wins (the security plugin gives one).
+
+    Example::
+
+        if settings.allow_remote and authentication(host) is None:
+            raise ValueError("remote access needs authenticated requests")
+    """

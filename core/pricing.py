@@ -11,12 +11,14 @@ then the requested one) and its tokens:
 - **Then genai-prices**, with the provider when one is named: a provider it does not know gives no price
   (a local server's ``llama3`` is not priced as some host's); without a provider, the model's name
   decides, as genai-prices matches it. Cached input tokens and reasoning tokens are priced apart where
-  its data distinguishes them; the price in force at the call's time is used.
+  its data distinguishes them, and so are input tokens written to a provider's prompt cache (Anthropic's
+  ``cache_creation_input_tokens``, at 1.25 times the input price); the price in force at the call's time
+  is used.
 - **Else** ``None``: an unknown model is never guessed.
 
-Tokens follow the OpenTelemetry GenAI conventions: input tokens include the cached ones and output tokens
-the reasoning ones. A count that cannot be part of its total (cached above input, as Anthropic's API
-reports them) is read as coming on top of it.
+Tokens follow the OpenTelemetry GenAI conventions: input tokens include the cache reads and cache writes,
+and output tokens the reasoning ones. Counts that cannot be part of their total (cache reads and writes
+above the input count, as Anthropic's API reports them) are read as coming on top of it.
 
 The data set is loaded on first use (about 0.1 s of CPU): call :meth:`Pricing.cost` off the event loop
 (``core.run_bulk``), or after :meth:`Pricing.load` has run there. A lookup of a (provider, model) is
@@ -52,11 +54,18 @@ class TokenPrice(BaseModel):
     output: float = Field(ge=0)
     cached_input: float | None = Field(None, ge=0)
     """Per million cached (cache-read) input tokens; unset: the input price."""
+    cache_write_input: float | None = Field(None, ge=0)
+    """Per million input tokens written to the prompt cache; unset: the input price."""
 
-    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> float:
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int, cache_write_tokens: int = 0) -> float:
         cached_price = self.input if self.cached_input is None else self.cached_input
+        write_price = self.input if self.cache_write_input is None else self.cache_write_input
+        uncached = input_tokens - cached_tokens - cache_write_tokens
         return (
-            (input_tokens - cached_tokens) * self.input + cached_tokens * cached_price + output_tokens * self.output
+            uncached * self.input
+            + cached_tokens * cached_price
+            + cache_write_tokens * write_price
+            + output_tokens * self.output
         ) / MILLION
 
 
@@ -80,9 +89,11 @@ class Pricing:
         reasoning_tokens: int | None = None,
         at_ns: int | None = None,
         price: TokenPrice | None = None,
+        cache_write_tokens: int | None = None,
     ) -> float | None:
         """The call's cost in US dollars, or ``None`` when none of ``models`` has a known price or the call
-        reports no tokens. ``at_ns``: when the call was made (nanoseconds since 1970; unset: now);
+        reports no tokens. ``cached_tokens``: input tokens read from the prompt cache; ``cache_write_tokens``:
+        input tokens written to it; ``at_ns``: when the call was made (nanoseconds since 1970; unset: now);
         ``price``: the call's own price, before any other."""
         if input_tokens is None and output_tokens is None:
             return None
@@ -90,21 +101,21 @@ class Pricing:
         if not names and price is None:
             return None
         input_tokens, output_tokens = input_tokens or 0, output_tokens or 0
-        cached = cached_tokens or 0
-        if cached > input_tokens:
-            input_tokens += cached
+        cached, written = cached_tokens or 0, cache_write_tokens or 0
+        if cached + written > input_tokens:
+            input_tokens += cached + written
         reasoning = reasoning_tokens or 0
         if reasoning > output_tokens:
             output_tokens += reasoning
         override = price or next((self.overrides[name] for name in names if name in self.overrides), None)
         if override is not None:
-            return override.cost(input_tokens, output_tokens, cached)
+            return override.cost(input_tokens, output_tokens, cached, written)
         for name in names:
             found = _lookup(provider.lower() if provider else None, name)
             if found is not None:
                 when = datetime.fromtimestamp(at_ns / 1e9, UTC) if at_ns is not None else datetime.now(UTC)
                 try:
-                    return _price(found, when, input_tokens, output_tokens, cached, reasoning)
+                    return _price(found, when, input_tokens, output_tokens, cached, written, reasoning)
                 except (ValueError, ArithmeticError):  # a usage its data cannot price
                     return None
         return None
@@ -129,27 +140,35 @@ def _lookup(provider: str | None, model: str) -> tuple[Any, Any] | None:
 
 
 def _price(
-    found: tuple[Any, Any], when: datetime, input_tokens: int, output_tokens: int, cached: int, reasoning: int
+    found: tuple[Any, Any],
+    when: datetime,
+    input_tokens: int,
+    output_tokens: int,
+    cached: int,
+    written: int,
+    reasoning: int,
 ) -> float:
     """genai-prices' price of the call: from the per-million prices of the price in force, when it is linear."""
     provider, model = found
     rates = _rates(provider, model, model.get_prices(when), when)
     if rates is None:
-        usage = _usage(input_tokens, output_tokens, cached, reasoning)
+        usage = _usage(input_tokens, output_tokens, cached, written, reasoning)
         return float(model.calc_price(usage, provider, genai_request_timestamp=when).total_price)
-    fixed, per_input, per_output, per_cached, per_reasoning = rates
-    total = (
-        fixed
-        + (input_tokens * per_input + output_tokens * per_output + cached * per_cached + reasoning * per_reasoning)
-        / MILLION
+    fixed, per_input, per_output, per_cached, per_written, per_reasoning = rates
+    tokens = (
+        input_tokens * per_input
+        + output_tokens * per_output
+        + cached * per_cached
+        + written * per_written
+        + reasoning * per_reasoning
     )
-    return float(total)
+    return float(fixed + tokens / MILLION)
 
 
 _RATES: dict[int, tuple[Any, tuple[Decimal, ...] | None]] = {}
 """By the identity of a price in force (genai-prices' ``ModelPrice``, one object per model and period, kept
 beside it so that the identity stays its own): what a call costs with no tokens, and the extra of a million
-input, output, cached input and reasoning tokens; ``None`` for a tiered price."""
+input, output, cache-read, cache-write and reasoning tokens; ``None`` for a tiered price."""
 
 
 def _rates(provider: Any, model: Any, model_price: Any, when: datetime) -> tuple[Decimal, ...] | None:
@@ -161,26 +180,28 @@ def _rates(provider: Any, model: Any, model_price: Any, when: datetime) -> tuple
     rates: tuple[Decimal, ...] | None = None
     if not any(isinstance(value, TieredPrices) for value in vars(model_price).values()):
 
-        def charged(input_tokens: int, output_tokens: int, cached: int, reasoning: int) -> Decimal:
-            usage = _usage(input_tokens, output_tokens, cached, reasoning)
+        def charged(input_tokens: int, output_tokens: int, cached: int, written: int, reasoning: int) -> Decimal:
+            usage = _usage(input_tokens, output_tokens, cached, written, reasoning)
             total: Decimal = model.calc_price(usage, provider, genai_request_timestamp=when).total_price
             return total
 
-        fixed = charged(0, 0, 0, 0)
-        per_input, per_output = charged(MILLION, 0, 0, 0) - fixed, charged(0, MILLION, 0, 0) - fixed
-        per_cached = charged(MILLION, 0, MILLION, 0) - fixed - per_input
-        per_reasoning = charged(0, MILLION, 0, MILLION) - fixed - per_output
-        rates = (fixed, per_input, per_output, per_cached, per_reasoning)
+        fixed = charged(0, 0, 0, 0, 0)
+        per_input, per_output = charged(MILLION, 0, 0, 0, 0) - fixed, charged(0, MILLION, 0, 0, 0) - fixed
+        per_cached = charged(MILLION, 0, MILLION, 0, 0) - fixed - per_input
+        per_written = charged(MILLION, 0, 0, MILLION, 0) - fixed - per_input
+        per_reasoning = charged(0, MILLION, 0, 0, MILLION) - fixed - per_output
+        rates = (fixed, per_input, per_output, per_cached, per_written, per_reasoning)
     _RATES[id(model_price)] = (model_price, rates)
     return rates
 
 
-def _usage(input_tokens: int, output_tokens: int, cached: int, reasoning: int) -> Any:
+def _usage(input_tokens: int, output_tokens: int, cached: int, written: int, reasoning: int) -> Any:
     from genai_prices import Usage
 
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_tokens=cached or None,
+        cache_write_tokens=written or None,
         output_reasoning_tokens=reasoning or None,
     )

@@ -66,6 +66,27 @@ def test_cached_tokens_reported_beside_the_input_count_on_top_of_it() -> None:
     )
 
 
+def test_cache_writes_cost_their_own_price_within_or_beside_the_input_count() -> None:
+    """A prompt-cache write costs more than plain input (Anthropic: 1.25 times); the OpenTelemetry count includes
+    it in the input tokens, Anthropic's API reports it beside them."""
+    pricing = Pricing()
+    model = "claude-3-5-sonnet-latest"
+    written = genai_price(
+        Usage(input_tokens=3000, output_tokens=10, cache_write_tokens=2000, cache_read_tokens=500), model, "anthropic"
+    )
+    plain = genai_price(Usage(input_tokens=3000, output_tokens=10, cache_read_tokens=500), model, "anthropic")
+    assert written > plain
+    assert pricing.cost("anthropic", [model], 3000, 10, cached_tokens=500, cache_write_tokens=2000) == written
+    assert pricing.cost("anthropic", [model], 500, 10, cached_tokens=500, cache_write_tokens=2000) == written
+    house = Pricing({"house-llm": TokenPrice(input=3, output=9, cached_input=0.5, cache_write_input=4)})
+    assert (
+        house.cost("acme", ["house-llm"], 1000, 0, cached_tokens=100, cache_write_tokens=300)
+        == (600 * 3 + 100 * 0.5 + 300 * 4) / 1e6
+    )
+    unset = Pricing({"house-llm": TokenPrice(input=3, output=9)})
+    assert unset.cost("acme", ["house-llm"], 1000, 0, cache_write_tokens=300) == 1000 * 3 / 1e6
+
+
 def test_the_price_in_force_when_the_call_was_made() -> None:
     """genai-prices knows when prices changed (claude-sonnet-4-6's, on 2026-03-13)."""
     pricing = Pricing()
@@ -100,11 +121,16 @@ def test_any_usage_costs_to_the_float_what_genai_prices_computes(provider: str, 
     for input_tokens in (0, 1, 999, 150_000, 250_000, 1_500_000):
         output_tokens = rng.randint(0, 40_000)
         cached, reasoning = rng.randint(0, input_tokens), rng.randint(0, output_tokens)
+        written = rng.randint(0, input_tokens - cached)
         usage = Usage(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cache_read_tokens=cached or None,
+            cache_write_tokens=written or None,
             output_reasoning_tokens=reasoning or None,
         )
         expected = float(calc_price(usage, model, provider_id=provider).total_price)
-        assert pricing.cost(provider, [model], input_tokens, output_tokens, cached, reasoning) == expected
+        assert (
+            pricing.cost(provider, [model], input_tokens, output_tokens, cached, reasoning, cache_write_tokens=written)
+            == expected
+        )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core import ConsolePage, RouterContribution, hookimpl
+from core.access import authentication
 from core.database import migrated
 
 from . import hookspecs
@@ -33,9 +34,11 @@ def plughost_settings(host: Any) -> type[Settings]:
 @hookimpl
 def plughost_routers(host: Any) -> RouterContribution:
     settings: Settings = host.plugin_settings("assistant")
-    security = host.plugin_settings("security")
-    if settings.allow_remote and (security is None or security.token is None):
-        raise ValueError("PLUGHOST_ASSISTANT_ALLOW_REMOTE needs the security plugin with PLUGHOST_SECURITY_TOKEN set")
+    if settings.allow_remote and authentication(host) is None:
+        raise ValueError(
+            "PLUGHOST_ASSISTANT_ALLOW_REMOTE needs authenticated requests: enable the security plugin with "
+            "PLUGHOST_SECURITY_TOKEN set, or with accounts (PLUGHOST_SECURITY_AUTH=users)"
+        )
     hook = host.plugins.manager.hook
     trace_reader = getattr(hook, "plughost_trace_reader", None)  # offered by otel, when it is installed
     router = create_router(

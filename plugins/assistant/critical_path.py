@@ -19,131 +19,124 @@ Where no child ran before the point, the parent's own time reaches back to its s
 Linear after one sort: each parent's children are sorted by end once, and the walk
 through a parent only moves forward through that list, so every child is looked at a
 bounded number of times. The walk uses an explicit stack, so deep traces cannot overflow.
+It works on the spans by index (see :mod:`.tree`): no object per span or per segment.
 """
 
 from __future__ import annotations
 
-import operator
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
-Span = dict[str, Any]
+from .tree import ROOTS, Tree
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """The path's segments in time order, by column: segment ``i`` is span ``spans[i]`` (an index of the
+    tree's spans), what the trace waited on from ``begins[i]`` to ``finishes[i]`` (ns)."""
+
+    spans: list[int] = field(default_factory=list)
+    begins: list[int] = field(default_factory=list)
+    finishes: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
-class Segment:
-    """A stretch of the path: ``span`` was what the trace waited on from ``begin`` to ``finish`` (ns)."""
-
-    span: Span | None  # None: the whole trace (no root ran then); never emitted
-    begin: int
-    finish: int
-
-
-@dataclass(slots=True)
-class _Node:
-    span: Span | None
-    begin: int
-    finish: int
-    children: list[_Node] = field(default_factory=list)
-
-
-BY_END = operator.attrgetter("finish", "begin")
-"""A node's sort key among its siblings: when it ends, then when it begins."""
-
-
 class _Walk:
     """One parent's backward walk: its children latest-ending first, and the cursor (the current point)."""
 
-    def __init__(self, node: _Node, cursor: int) -> None:
-        self.node = node
-        self.cursor = cursor
-        children = node.children
-        self.by_end = sorted(children, key=BY_END, reverse=True) if len(children) > 1 else children
-        self.next_index = 0
-        self.running: deque[_Node] = deque()  # passed over (end >= cursor), latest-ending first
-
-    def last_finishing_child(self) -> _Node | None:
-        """The child that finished last before the cursor; one still running at the cursor wins (it is cut there)."""
-        while self.next_index < len(self.by_end) and self.by_end[self.next_index].finish >= self.cursor:
-            self.running.append(self.by_end[self.next_index])
-            self.next_index += 1
-        # the cursor only moves back, so a child that starts after it (or at it, unless the child is
-        # an instant there) can never be taken again
-        while self.running and (
-            self.running[0].begin > self.cursor or self.running[0].finish > self.running[0].begin == self.cursor
-        ):
-            self.running.popleft()
-        if self.running:
-            return self.running.popleft()
-        if self.next_index < len(self.by_end):
-            self.next_index += 1
-            return self.by_end[self.next_index - 1]
-        return None
+    node: int
+    cursor: int
+    by_end: list[int]
+    next_index: int = 0
+    running: deque[int] = field(default_factory=deque)  # passed over (end >= cursor), latest-ending first
 
 
-Children = dict[str | None, list[Span]]
-"""Spans by the id of their parent; ``None``: the roots, and spans whose parent is not in the trace."""
-
-
-def children_of(spans: list[Span]) -> Children:
-    """The trace's spans by parent (a span whose id another span also has counts once, the last)."""
-    by_id = {span["span_id"]: span for span in spans}
-    children: Children = {}
-    for span_id, span in by_id.items():
-        parent = span["parent_span_id"]
-        children.setdefault(parent if parent in by_id and parent != span_id else None, []).append(span)
-    return children
-
-
-def critical_path(spans: list[Span], children: Children | None = None) -> list[Segment]:
-    """The path's segments in time order; each span's segments sum to its time on the path.
-    ``children``: :func:`children_of` the spans, when the caller has it already."""
-    if not spans:
-        return []
-    trace = _tree(spans, children_of(spans) if children is None else children)
-    backwards: list[Segment] = []
-    stack = [_Walk(trace, trace.finish)]
+def critical_path(tree: Tree) -> Path:
+    """The path's segments in time order; each span's segments sum to its time on the path."""
+    starts, ends = tree.starts, tree.ends
+    if not starts:
+        return Path()
+    trace = len(starts)  # the node for the whole trace, after the spans
+    begins, finishes, kept = _clipped(tree, trace)
+    spans: list[int] = []  # the segments, backwards
+    from_: list[int] = []
+    to: list[int] = []
+    stack = [_Walk(trace, finishes[trace], _by_end(kept.get(trace, []), begins, finishes))]
     while stack:
         walk = stack[-1]
-        child = walk.last_finishing_child()
-        if child is None:
-            backwards.append(Segment(walk.node.span, walk.node.begin, walk.cursor))
+        cursor, by_end, running, index = walk.cursor, walk.by_end, walk.running, walk.next_index
+        # the child that finished last before the cursor; one still running at the cursor wins (it is cut there)
+        while index < len(by_end) and finishes[by_end[index]] >= cursor:
+            running.append(by_end[index])
+            index += 1
+        # the cursor only moves back, so a child that starts after it (or at it, unless the child is
+        # an instant there) can never be taken again
+        while running and (begins[running[0]] > cursor or finishes[running[0]] > begins[running[0]] == cursor):
+            running.popleft()
+        if running:
+            child = running.popleft()
+        elif index < len(by_end):
+            child = by_end[index]
+            index += 1
+        else:
+            spans.append(walk.node)
+            from_.append(begins[walk.node])
+            to.append(cursor)
             stack.pop()
             continue
-        child_end = min(child.finish, walk.cursor)
-        backwards.append(Segment(walk.node.span, child_end, walk.cursor))
-        walk.cursor = child.begin
-        if child.children:
-            stack.append(_Walk(child, child_end))
+        walk.next_index = index
+        child_end = min(finishes[child], cursor)
+        spans.append(walk.node)
+        from_.append(child_end)
+        to.append(cursor)
+        walk.cursor = begins[child]
+        grandchildren = kept.get(child)
+        if grandchildren:
+            stack.append(_Walk(child, child_end, _by_end(grandchildren, begins, finishes)))
         else:  # a leaf is all its own time: what walking it would give, without the walk (most spans)
-            backwards.append(Segment(child.span, child.begin, child_end))
-    return [s for s in reversed(backwards) if s.span is not None and (s.finish > s.begin or _whole_span(s))]
+            spans.append(child)
+            from_.append(begins[child])
+            to.append(child_end)
+    path = Path()
+    for span, begin, finish in zip(reversed(spans), reversed(from_), reversed(to), strict=True):
+        # a zero-length span is on the path only when it is all there is of it (a single instant span)
+        if span != trace and (finish > begin or (begin == starts[span] and finish == ends[span])):
+            path.spans.append(span)
+            path.begins.append(begin)
+            path.finishes.append(finish)
+    return path
 
 
-def _whole_span(segment: Segment) -> bool:
-    """A zero-length span is on the path only when it is all there is of it (a single instant span)."""
-    span = segment.span
-    assert span is not None
-    return bool(segment.begin == span["start_time_unix_nano"] and segment.finish == span["end_time_unix_nano"])
+def _by_end(children: list[int], begins: list[int], finishes: list[int]) -> list[int]:
+    """The children latest-ending first (then latest-beginning; then in span order)."""
+    if len(children) < 2:
+        return children
+    return sorted(sorted(children, key=begins.__getitem__, reverse=True), key=finishes.__getitem__, reverse=True)
 
 
-def _tree(spans: list[Span], children: Children) -> _Node:
-    """The spans as a tree under a node for the whole trace, each node clipped to its parent."""
-    begin = min(span["start_time_unix_nano"] for span in spans)
-    finish = max(span["end_time_unix_nano"] for span in spans)
-    trace = _Node(None, begin, finish)
-    pending = [(trace, None)]
+def _clipped(tree: Tree, trace: int) -> tuple[list[int], list[int], dict[int, list[int]]]:
+    """Each span's begin and finish clipped to its parent's (index ``trace``: the whole trace), and the
+    children of each node that are not wholly outside it (what the parent waited on)."""
+    starts, ends, children = tree.starts, tree.ends, tree.children
+    begins = [0] * (trace + 1)
+    finishes = [0] * (trace + 1)
+    begins[trace], finishes[trace] = min(starts), max(ends)
+    kept: dict[int, list[int]] = {}
+    pending = [trace]
     while pending:  # a node's children are clipped once the node itself is
-        node, key = pending.pop()
-        for span in children.get(key, ()):
-            start, end = span["start_time_unix_nano"], span["end_time_unix_nano"]
-            child_begin = start if start > node.begin else node.begin
-            child_finish = min(end if end > start else start, node.finish)
+        node = pending.pop()
+        node_begin, node_finish = begins[node], finishes[node]
+        inside = []
+        for child in children.get(ROOTS if node == trace else node, ()):
+            start, end = starts[child], ends[child]
+            child_begin = start if start > node_begin else node_begin
+            child_finish = min(end if end > start else start, node_finish)
             if child_begin > child_finish:
                 continue  # wholly outside its parent: not part of what the parent waited on
-            child = _Node(span, child_begin, child_finish)
-            node.children.append(child)
-            if span["span_id"] in children:
-                pending.append((child, span["span_id"]))
-    return trace
+            begins[child], finishes[child] = child_begin, child_finish
+            inside.append(child)
+            if child in children:
+                pending.append(child)
+        if inside:
+            kept[node] = inside
+    return begins, finishes, kept

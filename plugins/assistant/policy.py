@@ -42,7 +42,7 @@ def access(policy: Policy, *, remote_allowed: bool) -> dict[str, Any]:
             403,
             "the assistant answers only on this machine (a loopback client, no Forwarded/X-Forwarded-*/X-Real-IP/Via "
             "headers); to serve remote clients set PLUGHOST_ASSISTANT_ALLOW_REMOTE=1 "
-            "together with PLUGHOST_SECURITY_TOKEN",
+            "together with PLUGHOST_SECURITY_TOKEN or accounts (PLUGHOST_SECURITY_AUTH=users)",
         )
 
     return {"openapi_extra": {POLICY: policy}, "dependencies": [Depends(enforce)]}

@@ -10,10 +10,10 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import AfterValidator, BaseModel, Field
 
-from core import empty, gc_paused, run_bulk
+from core import gc_paused, run_bulk
 from core.context import current_workspace
 
-from .analysis import analyse
+from .analysis import analyse_columns
 from .hookspecs import ChatModel
 from .policy import access
 from .report import as_text
@@ -21,7 +21,7 @@ from .settings import Settings
 from .store import ConversationStore
 
 if TYPE_CHECKING:  # the otel plugin's public types; the assistant loads without otel
-    from plugins.otel.hookspecs import TraceReader
+    from plugins.otel.hookspecs import TraceColumns, TraceReader
 
 SYSTEM_PROMPT = (
     "You are a performance engineer. Explain the trace analysis you are given: what made the request slow, what "
@@ -69,11 +69,11 @@ def create_router(
                 "an analysis reads (PLUGHOST_ASSISTANT_MAX_SPANS); open it in the trace view, which reads it in pieces",
             )
         with gc_paused():
-            trace = await traces.read(trace_id, lean=True)
-            if trace is None:
+            columns = await traces.columns(trace_id)
+            if columns is None:
                 raise HTTPException(404, f"no trace {trace_id} in this workspace")
-            handed_over = [trace]
-            del trace  # the worker drops the last reference: freeing a huge trace takes time too
+            handed_over = [columns]
+            del columns  # the worker drops the last reference: freeing a huge trace takes time too
             return await run_bulk(_analysed, handed_over, settings, answer)
 
     @router.post(
@@ -156,14 +156,11 @@ def create_router(
 
 
 def _analysed(
-    handed_over: list[dict[str, Any]], settings: Settings, answer: Callable[[dict[str, Any], str], Answer]
+    handed_over: list[TraceColumns], settings: Settings, answer: Callable[[dict[str, Any], str], Answer]
 ) -> Answer:
     """In a bulk thread: ``answer`` for the analysis of the one trace in ``handed_over``, which is
-    emptied so that the trace is freed here, a span at a time: freeing a million objects in one
-    go is one C call that holds the GIL, and the event loop, for hundreds of ms."""
-    trace = handed_over.pop()
-    analysis = analyse(trace, settings)
-    empty(trace["spans"])
+    emptied so that the trace is freed here, not on the event loop."""
+    analysis = analyse_columns(handed_over.pop(), settings)
     return answer(analysis, as_text(analysis))
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 class Settings(BaseModel):
     allow_remote: bool = False
-    """Serve clients beyond this machine; requires ``PLUGHOST_SECURITY_TOKEN`` too."""
+    """Serve clients beyond this machine; requires authenticated requests (the security plugin's token or accounts)."""
     endpoint: str | None = None
     """The gateway endpoint asked for explanations when a request names none."""
     conversation_hours: float = Field(24.0, gt=0)

@@ -96,6 +96,13 @@ def plughost_job_types(host: Any) -> Any:
 
 
 @hookimpl(optionalhook=True)
+async def plughost_gateway_key_refused(host: Any, refusal: dict[str, Any]) -> None:
+    """A call a key's limits refused before it got here (the security plugin's event): counted in the usage
+    per key (``GET /api/gateway/usage/keys``)."""
+    await _gateway(host).store.record_refusal(**refusal)
+
+
+@hookimpl(optionalhook=True)
 def plughost_workspaces(host: Any) -> Awaitable[list[str]]:
     """The workspaces that have gateway endpoints (for the workspace plugin's ``GET /api/workspaces``)."""
     return distinct_workspaces(host.database, endpoints)

@@ -22,6 +22,7 @@ import aiohttp
 
 from core.access import current_principal
 from core.context import current_workspace, report_upstream
+from core.metering import report_llm_usage
 
 from . import providers
 from .costs import AttemptCost
@@ -208,7 +209,7 @@ class Gateway:
                 outcome.client_finish_reasons = [
                     client_finish_reason(plan, reason) for reason in outcome.finish_reasons
                 ]
-                record = self._record(endpoint, target, status, started, outcome, streamed=True)
+                record = self._record(endpoint, target, status, started, outcome, streamed=True, earlier=attempts or [])
                 if status != 200 and failure is None:
                     failure = UpstreamError("the stream did not finish: the client left")
                 if span is not None:
@@ -272,7 +273,9 @@ class Gateway:
             started = time.perf_counter()
             try:
                 await self._check(target)
-                return await providers.embed(self.client, target, payload)
+                answer = await providers.embed(self.client, target, payload)
+                report_llm_usage(attempt_cost(target, _embedding_outcome(answer)))
+                return answer
             except UpstreamError as error:
                 last = error
                 if not error.retryable:
@@ -283,11 +286,22 @@ class Gateway:
         raise _call_failed(last)
 
     def _record(
-        self, endpoint: str, target: Target, status: int, started: float, outcome: Outcome, *, streamed: bool
+        self,
+        endpoint: str,
+        target: Target,
+        status: int,
+        started: float,
+        outcome: Outcome,
+        *,
+        streamed: bool,
+        earlier: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Queue one provider attempt's usage (from ``started``, a ``perf_counter`` reading), note it in the
-        call in progress, and return it."""
+        call in progress (``earlier``: its attempts so far, where the call's context is gone), report it to
+        the request's meter (``core.metering``), and return it."""
         latency = (time.perf_counter() - started) * 1000
+        attempts = _attempts.get() if earlier is None else earlier
+        cost = attempt_cost(target, outcome)
         record = {
             "endpoint": endpoint,
             "model": target.name,
@@ -297,11 +311,13 @@ class Gateway:
             "latency_ms": latency,
             "prompt_tokens": outcome.input_tokens,
             "completion_tokens": outcome.output_tokens,
-            "cost": attempt_cost(target, outcome),
+            "cost": cost,
+            "key_name": _key_name(),
+            "attempt": len(attempts or ()) + 1,
         }
         self.store.record_usage(**record)
-        attempts = _attempts.get()
-        if attempts is not None:
+        report_llm_usage(cost)
+        if attempts is not None and earlier is None:
             attempts.append(record)
         return record
 
@@ -343,6 +359,13 @@ class Gateway:
 def attempt_cost(target: Target, outcome: Outcome) -> AttemptCost:
     """What the attempt of ``target`` that ended with ``outcome`` costs depends on (it is priced later)."""
     return AttemptCost(target.provider, (outcome.model, target.model), outcome, target.price, time.time_ns())
+
+
+def _embedding_outcome(answer: Any) -> Outcome:
+    """The tokens an embeddings answer reports (its ``usage.prompt_tokens``)."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return Outcome(model=answer.get("model"), input_tokens=tokens if isinstance(tokens, int) else None)
 
 
 def _key_name() -> str | None:

@@ -2,7 +2,8 @@
 
 An attempt's cost is ``core.pricing``'s (the price the gateway model carries first, then
 ``PLUGHOST_PRICES``, then genai-prices) for its provider, the model that answered (else the one
-asked for) and its tokens. Pricing loads the price data on first use and takes about 0.1 ms a
+asked for) and its tokens. The same cost counts against a key's budget (it is reported to
+``core.metering``). Pricing loads the price data on first use and takes about 0.1 ms a
 call, so the usage writer and the trace exporter price their batches in a bulk thread.
 """
 
@@ -29,6 +30,10 @@ class AttemptCost:
     """The gateway model's own price (``input_cost_per_mtok``, ``output_cost_per_mtok``), if it has one."""
     at_ns: int
 
+    @property
+    def tokens(self) -> int:
+        return (self.outcome.input_tokens or 0) + (self.outcome.output_tokens or 0)
+
     def cost(self, pricing: Pricing) -> float | None:
         outcome = self.outcome
         return pricing.cost(
@@ -40,4 +45,5 @@ class AttemptCost:
             outcome.reasoning_tokens,
             at_ns=self.at_ns,
             price=self.price,
+            cache_write_tokens=outcome.cache_write_tokens,
         )

@@ -37,6 +37,8 @@ class Outcome:
     output_tokens: int | None = None
     cached_tokens: int | None = None
     """Input tokens read from the provider's prompt cache (part of ``input_tokens``)."""
+    cache_write_tokens: int | None = None
+    """Input tokens written to the provider's prompt cache (part of ``input_tokens``; Anthropic's cost more)."""
     reasoning_tokens: int | None = None
     """Output tokens spent reasoning (part of ``output_tokens``)."""
     finish_reasons: list[str] = field(default_factory=list)
@@ -86,9 +88,9 @@ class Outcome:
         if not isinstance(usage, dict):
             return
         if usage.get("input_tokens") is not None:
-            cached = (usage.get("cache_read_input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0)
-            self.input_tokens = usage["input_tokens"] + cached
-            self.cached_tokens = usage.get("cache_read_input_tokens")
+            read, written = usage.get("cache_read_input_tokens"), usage.get("cache_creation_input_tokens")
+            self.input_tokens = usage["input_tokens"] + (read or 0) + (written or 0)
+            self.cached_tokens, self.cache_write_tokens = read, written
         if usage.get("output_tokens") is not None:
             self.output_tokens = usage["output_tokens"]
 

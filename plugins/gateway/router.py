@@ -171,9 +171,28 @@ def create_router(gateway: Gateway) -> APIRouter:
     ):
         _add_read_delete(crud, kind, lister, getter, deleter, guarded)
 
-    @crud.get("/usage", summary="Recent provider attempts: status, latency, tokens and cost, newest first")
-    async def list_usage(limit: int = 100) -> list[dict[str, Any]]:
-        return await store.list_usage(min(max(limit, 1), 1000))
+    @crud.get(
+        "/usage",
+        summary="Recent provider attempts: status, latency, tokens and cost, newest first",
+        description="`key`: only the attempts of the plughost API key of that name. Each attempt names its "
+        "`key_name` (`null`: made without a key) and its place in its call's fallback order (`attempt`, 1 first).",
+    )
+    async def list_usage(limit: int = 100, key: str | None = None) -> list[dict[str, Any]]:
+        return await store.list_usage(min(max(limit, 1), 1000), key)
+
+    @crud.get(
+        "/usage/keys",
+        summary="Per plughost API key over a time window: calls, errors, tokens, spend and refused calls",
+        description="One entry per key that called in this workspace (`key` `null`: calls made without one, "
+        "accounts off or a person in the console): `calls` (made, fallbacks not counted again), `errors` (failed "
+        "provider attempts), `input_tokens`, `output_tokens`, `cost_usd` (`null` when no attempt has a price) and "
+        "`refused`, the calls its limits refused before the gateway by reason: `requests` and `tokens` per "
+        "minute and `budget` (429), `endpoint` (403, not in its allow-list).",
+    )
+    async def usage_by_key(
+        window_seconds: Annotated[float, Query(gt=0, le=MAX_WINDOW_SECONDS)] = 3600,
+    ) -> dict[str, Any]:
+        return {"window_seconds": window_seconds, "keys": await store.usage_by_key(time.time() - window_seconds)}
 
     @crud.get(
         "/usage/summary",

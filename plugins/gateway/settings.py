@@ -11,7 +11,8 @@ class Settings(BaseModel):
     allow_private: bool = False
     """Allow provider base URLs that are plain http or resolve to private, loopback or link-local addresses."""
     timeout_seconds: float = Field(120.0, gt=0)
-    """How long one provider call may take before the next model is tried (504 when none is left)."""
+    """The longest wait for a provider's next bytes (headers, body or the next stream event) before the next
+    model is tried (504 when none is left); a stream that keeps sending may last longer."""
     config_cache_seconds: float = Field(5.0, ge=0)
     """How long a worker reuses endpoint configuration before reading it again (other workers' changes)."""
     tracing: bool = True

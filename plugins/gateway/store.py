@@ -49,6 +49,8 @@ logger = logging.getLogger("plughost.gateway")
 
 USAGE_LINGER_SECONDS = 0.5
 USAGE_BATCH = 500
+REFUSAL_REASONS = ("requests", "tokens", "budget", "endpoint")
+"""Why a key's limits refused a call: its calls or tokens per minute, its budget (429s), its endpoints (403)."""
 
 metadata = MetaData()
 
@@ -101,7 +103,21 @@ usage = Table(
     Column("completion_tokens", Integer),
     Column("created_at", Float, nullable=False),
     Column("cost_usd", Float),
+    Column("key_name", String(200)),  # the plughost API key that made the call (accounts on), else None
+    Column("attempt", Integer),  # its place in the call's fallback order: 1 for the first (None before 0003)
 )
+refusals = Table(
+    "plughost_gateway_refusals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace", String(63), nullable=False),
+    Column("key_name", String(200), nullable=False),
+    Column("endpoint", String(63)),
+    Column("status", Integer, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+"""Calls a key's limits refused before they reached the gateway (told by ``plughost_gateway_key_refused``)."""
 
 
 class Conflict(ValueError):
@@ -443,8 +459,72 @@ class GatewayStore:
                     found["endpoints"][row.endpoint] = row.cost_usd
         return bins
 
-    async def list_usage(self, limit: int) -> list[dict[str, Any]]:
-        query = select(usage).where(usage.c.workspace == current_workspace()).order_by(usage.c.id.desc()).limit(limit)
+    async def usage_by_key(self, since: float) -> list[dict[str, Any]]:
+        """Per plughost API key since ``since`` (``key`` ``None``: calls made without one): its calls (first
+        attempts), errors (failed attempts), input and output tokens, spend (``cost_usd``, ``None`` when no
+        attempt has a price), and the calls its limits refused, by reason (``refused``: ``requests`` and
+        ``tokens`` per minute and ``budget`` were 429s, ``endpoint`` a 403)."""
+        workspace = current_workspace()
+        totals = (
+            select(
+                usage.c.key_name,
+                func.sum(case((usage.c.attempt > 1, 0), else_=1)).label("calls"),
+                func.sum(case((usage.c.status != 200, 1), else_=0)).label("errors"),
+                func.sum(usage.c.prompt_tokens).label("input_tokens"),
+                func.sum(usage.c.completion_tokens).label("output_tokens"),
+                func.sum(usage.c.cost_usd).label("cost_usd"),
+            )
+            .where(usage.c.workspace == workspace, usage.c.created_at >= since)
+            .group_by(usage.c.key_name)
+        )
+        refused = (
+            select(refusals.c.key_name, refusals.c.reason, func.count().label("count"))
+            .where(refusals.c.workspace == workspace, refusals.c.created_at >= since)
+            .group_by(refusals.c.key_name, refusals.c.reason)
+        )
+        keys: dict[str | None, dict[str, Any]] = {}
+
+        def entry(key: str | None) -> dict[str, Any]:
+            return keys.setdefault(
+                key,
+                {
+                    "key": key,
+                    "calls": 0,
+                    "errors": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cost_usd": None,
+                    "refused": dict.fromkeys(REFUSAL_REASONS, 0),
+                },
+            )
+
+        async with self.engine.connect() as connection:
+            for row in await connection.execute(totals):
+                found = entry(row.key_name)
+                for name in ("calls", "errors", "input_tokens", "output_tokens"):
+                    found[name] = int(getattr(row, name) or 0)
+                found["cost_usd"] = row.cost_usd
+            for row in await connection.execute(refused):
+                entry(row.key_name)["refused"][row.reason] = row.count
+        return sorted(keys.values(), key=lambda found: (found["key"] is None, found["key"] or ""))
+
+    async def record_refusal(self, workspace: str, key: str, endpoint: str | None, status: int, reason: str) -> None:
+        """Store one call a key's limits refused before it reached the gateway."""
+        row = {
+            "workspace": workspace,
+            "key_name": key,
+            "endpoint": endpoint,
+            "status": status,
+            "reason": reason,
+            "created_at": time.time(),
+        }
+        async with self.engine.begin() as connection:
+            await connection.execute(insert(refusals).values(**row))
+
+    async def list_usage(self, limit: int, key: str | None = None) -> list[dict[str, Any]]:
+        """The latest ``limit`` attempts, newest first; only those of the API key ``key`` when it is given."""
+        where = [usage.c.workspace == current_workspace(), *([usage.c.key_name == key] if key is not None else [])]
+        query = select(usage).where(*where).order_by(usage.c.id.desc()).limit(limit)
         async with self.engine.connect() as connection:
             return [dict(row._mapping) for row in await connection.execute(query)]
 

@@ -247,6 +247,7 @@ def _usage_attributes(attributes: dict[str, Any], outcome: Outcome) -> None:
     attributes["gen_ai.usage.input_tokens"] = outcome.input_tokens
     attributes["gen_ai.usage.output_tokens"] = outcome.output_tokens
     attributes["gen_ai.usage.cache_read.input_tokens"] = outcome.cached_tokens
+    attributes["gen_ai.usage.cache_creation.input_tokens"] = outcome.cache_write_tokens
     attributes["gen_ai.usage.reasoning.output_tokens"] = outcome.reasoning_tokens
     if outcome.finish_reasons:
         attributes["gen_ai.response.finish_reasons"] = list(outcome.finish_reasons)

@@ -8,7 +8,6 @@ installed), and import only from this module.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import shutil
@@ -157,10 +156,6 @@ class JobType:
             raise ValueError(
                 f"job type {self.name!r}: the function must be defined at module level (it is imported in a subprocess)"
             )
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.function)
 
 
 @hookspec
@@ -339,10 +334,11 @@ class JobsClient(Protocol):
 
 @hookspec(firstresult=True)
 def plughost_jobs_client(host: Any) -> JobsClient | None:
-    """The jobs plugin's :class:`JobsClient` for this app; implemented by the jobs plugin only.
+    """Give the jobs plugin's :class:`JobsClient` for this app, acting in the current workspace.
 
-    Call it when a request needs it (or when building your routers): ``hook =
-    getattr(host.plugins.manager.hook, "plughost_jobs_client", None)`` is ``None``
+    Implemented by the jobs plugin only, which returns its client; ``None`` means no jobs
+    plugin answered. Call it when a request needs it (or when building your routers):
+    ``hook = getattr(host.plugins.manager.hook, "plughost_jobs_client", None)`` is ``None``
     when the jobs plugin is not enabled (its hooks are not registered then), so
     a plugin that uses it still loads without jobs.
     """

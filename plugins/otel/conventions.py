@@ -128,6 +128,11 @@ CACHED_TOKENS = (
     "llm.token_count.prompt_details.cache_read",
     "ai.usage.cachedInputTokens",
 )
+CACHE_WRITE_TOKENS = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "llm.token_count.prompt_details.cache_write",
+)
 REASONING_TOKENS = (
     "gen_ai.usage.reasoning.output_tokens",
     "gen_ai.usage.reasoning_tokens",
@@ -170,6 +175,7 @@ FACT_KEYS = frozenset(
         *INPUT_TOKENS,
         *OUTPUT_TOKENS,
         *CACHED_TOKENS,
+        *CACHE_WRITE_TOKENS,
         *REASONING_TOKENS,
         MLFLOW_USAGE,
         MLFLOW_COST,
@@ -195,6 +201,9 @@ class LlmFacts:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int | None = None
+    """Input tokens read from the provider's prompt cache."""
+    cache_write_tokens: int | None = None
+    """Input tokens written to the provider's prompt cache (priced apart: Anthropic's cost more than input)."""
     reasoning_tokens: int | None = None
     cost: float | None = None
     finish_reasons: tuple[str, ...] = ()
@@ -226,6 +235,7 @@ class LlmFacts:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "cost": self.cost,
             "finish_reasons": list(self.finish_reasons),
@@ -302,6 +312,7 @@ def llm_facts(attributes: Attributes) -> LlmFacts:
         input_tokens=_tokens(_first(get, INPUT_TOKENS), usage.get("input_tokens")),
         output_tokens=_tokens(_first(get, OUTPUT_TOKENS), usage.get("output_tokens")),
         cached_tokens=_tokens(_first(get, CACHED_TOKENS), usage.get("cache_read_input_tokens")),
+        cache_write_tokens=_tokens(_first(get, CACHE_WRITE_TOKENS), usage.get("cache_creation_input_tokens")),
         reasoning_tokens=_tokens(_first(get, REASONING_TOKENS), None),
         cost=_cost(cost.get("total_cost") if isinstance(cost, dict) else _first(get, COST)),
         finish_reasons=_finish_reasons(_first(get, FINISH_REASONS)),
@@ -417,6 +428,7 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.prompt_tokens",
         "gen_ai.usage.completion_tokens",
         "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.cost",
         "gen_ai.response.finish_reasons",
@@ -444,6 +456,7 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
         "llm.token_count.prompt",
         "llm.token_count.completion",
         "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.prompt_details.cache_write",
         "llm.token_count.completion_details.reasoning",
         "llm.finish_reason",
         "llm.cost.total",
@@ -466,6 +479,7 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
         "llm.usage.completion_tokens",
         "llm.usage.reasoning_tokens",
         "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
         "gen_ai.usage.reasoning_tokens",
         "gen_ai.response.finish_reason",
         "llm.response.finish_reason",

@@ -66,6 +66,7 @@ def call_cost(llm: LlmFacts, pricing: Pricing, at_ns: int) -> float | None:
         llm.cached_tokens,
         llm.reasoning_tokens,
         at_ns,
+        cache_write_tokens=llm.cache_write_tokens,
     )
 
 

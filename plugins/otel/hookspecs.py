@@ -6,7 +6,7 @@ not installed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypedDict
@@ -47,6 +47,25 @@ class TracePage(TypedDict):
     """Give it as ``page_token`` for the next page; ``None`` after the last."""
 
 
+class TraceColumns(TypedDict):
+    """A trace's spans by column, for a reader of every span that wants no dict per span (a 100,000-span
+    trace): the span at index ``i`` of every sequence is the same span, in start order."""
+
+    trace_id: str
+    span_ids: Sequence[str]
+    parent_span_ids: Sequence[str | None]
+    names: Sequence[str]
+    service_names: Sequence[str]
+    starts: Sequence[int]
+    """``start_time_unix_nano`` of each span."""
+    ends: Sequence[int]
+    """``end_time_unix_nano`` of each span."""
+    details: dict[int, dict[str, Any]]
+    """Index -> the span as :meth:`TraceReader.read` with ``lean=True`` gives it, for the spans that such a
+    read parses (errors, spans with an exception event, a log record or an LLM attribute), in span order.
+    Every other span has no status message, attributes, events, links or ``genai`` facts."""
+
+
 class TraceReader(Protocol):
     """Reads the stored traces of a workspace (the request's, when ``workspace`` is ``None``)."""
 
@@ -68,6 +87,11 @@ class TraceReader(Protocol):
         is not an error, has no exception event, no log record and no LLM attribute comes with empty
         ``attributes``, ``events`` and ``links``, so that most spans of a big trace are never parsed.
         A fresh dict on each call: the caller owns it. For a big trace prefer :meth:`pieces`."""
+        ...
+
+    async def columns(self, trace_id: str, *, workspace: str | None = None) -> TraceColumns | None:
+        """The trace's spans by column (what a lean :meth:`read` says of them, without a dict per span),
+        or ``None``. A fresh answer on each call: the caller owns it."""
         ...
 
     def pieces(

@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
 
-from .conversation import GENAI_EVENTS
 from .decode import INT64_MAX, Decoded
 from .present import any_value, attributes
 from .store import Stored, insert_all, metadata
@@ -159,10 +158,6 @@ def by_span(views: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         if view["span_id"]:
             grouped[view["span_id"]].append(view)
     return grouped
-
-
-def is_genai_event(view: dict[str, Any]) -> bool:
-    return view["event_name"] in GENAI_EVENTS
 
 
 class LogStore:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core import run_bulk
+from core import empty, run_bulk
 from core.context import current_workspace
 
 from .conventions import StoredCall
 from .decode import INT64_MAX, STATUS_ERROR
-from .hookspecs import TracePage, TraceQuery
+from .hookspecs import TraceColumns, TracePage, TraceQuery
 from .logs import LogStore, by_span
 from .present import bare_span_view, span_view, trace_summary
 from .sorting import Order
@@ -59,6 +59,23 @@ class StoredTraceReader:
         async for views in self._views(summary["trace_id"], workspace, READ_PAGE, lean, by_span(records)):
             spans += views
         return {**trace_summary(summary), "spans": spans, "logs": records}
+
+    async def columns(self, trace_id: str, *, workspace: str | None = None) -> TraceColumns | None:
+        workspace = workspace or current_workspace()
+        summary = await self.store.get_summary(workspace, trace_id.lower())
+        if summary is None:
+            return None
+        trace_id = summary["trace_id"]
+        logs = by_span(await self.logs.for_trace(workspace, trace_id))
+        rows: list[Sequence[Any]] = []
+        async for page in self.store.span_tuples(workspace, trace_id, READ_PAGE, columns=COLUMNS):
+            rows += page
+        columns, parsed = await run_bulk(_columns, trace_id, rows, logs)
+        if parsed:
+            calls = await self.store.stored_calls(workspace, trace_id)
+            stored = await self.store.get_spans(workspace, trace_id, [columns["span_ids"][i] for i in parsed])
+            columns["details"] = await run_bulk(_details, columns["span_ids"], parsed, stored, calls, logs)
+        return columns
 
     async def pieces(
         self, trace_id: str, *, size: int = READ_PAGE, workspace: str | None = None, lean: bool = False
@@ -126,10 +143,57 @@ def _span_views(
     comes without attributes and events: most spans of a big trace are never parsed."""
     return [
         span_view(row, call=calls.get(row["span_id"]), logs=logs.get(row["span_id"], ()), otlp=False)
-        if not lean
-        or row["status_code"] == STATUS_ERROR
-        or row["span_id"] in logs
-        or ANALYSED_MARKERS.search(row["span"])
+        if not lean or _parsed(row["span_id"], row["status_code"], row["span"], logs)
         else bare_span_view(row)
         for row in rows
     ]
+
+
+def _parsed(span_id: str, status_code: int, span: bytes, logs: Mapping[str, object]) -> bool:
+    """Whether a lean read parses the span: an error, a span with a log record, or one whose bytes
+    hold one of :data:`ANALYSED_MARKERS`."""
+    return status_code == STATUS_ERROR or span_id in logs or ANALYSED_MARKERS.search(span) is not None
+
+
+COLUMNS = ("span_id", "parent_span_id", "name", "service_name", "start_ns", "end_ns", "status_code", "span")
+"""The span columns a columnar read takes, in this order."""
+
+
+def _columns(trace_id: str, rows: list[Sequence[Any]], logs: Mapping[str, object]) -> tuple[TraceColumns, list[int]]:
+    """The rows (of :data:`COLUMNS`) by column, with no ``details`` yet, and the indexes of the spans a lean
+    read parses. Empties ``rows``, a row at a time (see ``core.empty``)."""
+    by_column = zip(*rows, strict=True) if rows else [()] * len(COLUMNS)
+    span_ids, parent_span_ids, names, service_names, starts, ends, status_codes, blobs = by_column
+    empty(rows)
+    parsed = [
+        index
+        for index, (span_id, status_code, span) in enumerate(zip(span_ids, status_codes, blobs, strict=True))
+        if _parsed(span_id, status_code, span, logs)
+    ]
+    columns: TraceColumns = {
+        "trace_id": trace_id,
+        "span_ids": span_ids,
+        "parent_span_ids": parent_span_ids,
+        "names": names,
+        "service_names": service_names,
+        "starts": starts,
+        "ends": ends,
+        "details": {},
+    }
+    return columns, parsed
+
+
+def _details(
+    span_ids: Sequence[str],
+    parsed: list[int],
+    stored: list[dict[str, Any]],
+    calls: dict[str, StoredCall],
+    logs: dict[str, list[dict[str, Any]]],
+) -> dict[int, dict[str, Any]]:
+    """The views of the parsed spans by index, in span order (a span deleted since its row was read is left out)."""
+    rows = {row["span_id"]: row for row in stored}
+    return {
+        index: span_view(row, call=calls.get(span_id), logs=logs.get(span_id, ()), otlp=False)
+        for index in parsed
+        if (row := rows.get(span_id := span_ids[index])) is not None
+    }

@@ -15,13 +15,15 @@ import click
 from core import ConsolePage, MiddlewareContribution, RouterContribution, hookimpl
 from core.access import AccessRefused, IngestAuthorizer
 from core.database import migrated
+from core.events import EventQueue
 
+from . import hookspecs
 from .access import served_workspace
 from .accounts import Accounts
 from .cli import keys, users
 from .counters import counters_for
 from .credentials import token_matches
-from .gateway_limits import GatewayLimits, Pricer
+from .gateway_limits import GatewayLimits
 from .middleware import SecurityMiddleware
 from .router import create_router
 from .settings import Settings
@@ -32,26 +34,24 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _limits(host: Any) -> GatewayLimits | None:
-    """With accounts on: the gateway limits of keys, counted in Redis (``PLUGHOST_REDIS_URL``) or the database."""
+    """With accounts on: the gateway limits of keys, counted in Redis (``PLUGHOST_REDIS_URL``) or the database,
+    spend priced by the server's pricing (``host.pricing``), refusals told through ``plughost_gateway_key_refused``."""
     if _accounts(host) is None:
         return None
 
     def build() -> GatewayLimits:
-        return GatewayLimits(counters_for(host.settings.redis_url, host.database), _pricer(host))
+        refusals = _refusals(host)
+        counters = counters_for(host.settings.redis_url, host.database)
+        return GatewayLimits(counters, host.pricing, lambda refusal: refusals.emit(host=host, refusal=refusal))
 
     limits: GatewayLimits = host.service("security.limits", build)
     return limits
 
 
-def _pricer(host: Any) -> Pricer | None:
-    """The server's pricing of LLM calls (``host.pricing``, genai-prices), as the limits ask it; ``None`` on a
-    core without one (then spend is not counted and budgets never run out)."""
-    pricing = getattr(host, "pricing", None)
-    if pricing is None:
-        return None
-    return lambda provider, model, input_tokens, output_tokens: pricing.cost(
-        provider, [model], input_tokens, output_tokens
-    )
+def _refusals(host: Any) -> EventQueue:
+    """``plughost_gateway_key_refused`` events of this app, delivered while it runs."""
+    refusals: EventQueue = host.service("security.refusals", lambda: EventQueue(host, "plughost_gateway_key_refused"))
+    return refusals
 
 
 def _settings(host: Any) -> Settings:
@@ -68,6 +68,11 @@ def _accounts(host: Any) -> Accounts | None:
         "security.accounts", lambda: Accounts(AccountStore(host.database), settings.credential_cache_seconds)
     )
     return accounts
+
+
+@hookimpl
+def plughost_addhooks(plugin_manager: Any) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -102,7 +107,12 @@ def plughost_lifespan(host: Any) -> list[Any]:
     accounts = _accounts(host)
     if accounts is None:
         return []
-    return [migrated(host.database, MIGRATIONS, "security"), accounts.recording_use(), _closing_counters(host)]
+    return [
+        migrated(host.database, MIGRATIONS, "security"),
+        accounts.recording_use(),
+        _closing_counters(host),
+        _refusals(host).running(),
+    ]
 
 
 @contextlib.asynccontextmanager
@@ -134,6 +144,14 @@ def plughost_console_pages(host: Any) -> ConsolePage | None:
 @hookimpl
 def plughost_commands(cli: click.Group) -> list[click.Command]:
     return [keys, users]
+
+
+@hookimpl
+def plughost_authentication(host: Any) -> str | None:
+    settings = _settings(host)
+    if settings.auth == "users":
+        return "accounts and API keys (PLUGHOST_SECURITY_AUTH=users)"
+    return "the bearer token (PLUGHOST_SECURITY_TOKEN)" if settings.token is not None else None
 
 
 @hookimpl

@@ -3,9 +3,11 @@
 ``budget_period``, and ``endpoints`` (the ones it may call).
 
 A call is counted when it is let through (so ``rpm`` holds exactly across processes); its tokens and
-spend are added once it is answered (a streamed one when its stream ends), read from the answer's
-``usage`` (:mod:`.usage_meter`) and priced by the server's pricing. ``tpm`` and the budget are
-therefore checked against calls already answered: they may be overshot by the calls in flight.
+spend are added once it is answered (a streamed one when its stream ends, before its last piece is sent),
+as the gateway reports each provider attempt (``core.metering``): its tokens, and its cost at the price
+the console shows (the gateway model's own, else ``PLUGHOST_PRICES``, else genai-prices). ``tpm`` and the
+budget are therefore checked against calls already answered: they may be overshot by the calls in flight.
+Each refusal is told to other plugins (``plughost_gateway_key_refused``), off the call's path.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import run_bulk
+from core import Pricing, run_bulk
 from core.access import Principal
+from core.metering import LLMUsage, metering
 
 from .counters import PERIODS, TOTAL, Counters, Period, Usage, minute_window, period_window, seconds_left
-from .usage_meter import UsageMeter
 
 logger = logging.getLogger("plughost.security")
 
@@ -35,9 +37,6 @@ GATEWAY_CALL = re.compile(
 MAX_BUFFERED_BODY = 16 * 1024 * 1024
 """A call's body is read here (to find its ``model``) only for a key with an endpoint allow-list, up to this."""
 
-Pricer = Callable[[str | None, str | None, int, int], float | None]
-"""``price(provider, model, input_tokens, output_tokens)``: a call's cost in US dollars, or ``None`` unknown."""
-
 
 @dataclass
 class LimitRefusal:
@@ -46,6 +45,8 @@ class LimitRefusal:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     kind: str | None = None
     """The error type when it is not the status's usual one (``budget_exceeded``)."""
+    reason: str = "requests"
+    """What was over: ``requests``, ``tokens``, ``budget`` or ``endpoint`` (see ``plughost_gateway_key_refused``)."""
 
 
 @dataclass
@@ -58,9 +59,12 @@ class Admission:
 
 
 class GatewayLimits:
-    def __init__(self, counters: Counters, pricer: Pricer | None) -> None:
+    def __init__(self, counters: Counters, pricing: Pricing, refused: Callable[[dict[str, Any]], None]) -> None:
         self.counters = counters
-        self.pricer = pricer
+        self.pricing = pricing
+        """The server's pricing (``host.pricing``), which the console's costs use too."""
+        self.refused = refused
+        """Told of each refusal (``plughost_gateway_key_refused``'s ``refusal``), without waiting."""
 
     @staticmethod
     def applies(principal: Principal, scope: Scope) -> bool:
@@ -71,15 +75,35 @@ class GatewayLimits:
             and GATEWAY_CALL.match(scope["path"]) is not None
         )
 
-    async def admit(self, principal: Principal, scope: Scope, receive: Receive) -> Admission:
+    async def admit(self, principal: Principal, workspace: str, scope: Scope, receive: Receive) -> Admission:
+        """Let the call of ``principal`` (a key with limits) in ``workspace`` through, or refuse it (counted,
+        and told to other plugins)."""
+        admission, endpoint = await self._admit(principal, scope, receive)
+        refused = admission.refusal
+        if refused is not None:
+            await self.counters.add(principal.name, [TOTAL], refused=1)
+            self.refused(
+                {
+                    "workspace": workspace,
+                    "key": principal.name,
+                    "endpoint": endpoint,
+                    "status": refused.status,
+                    "reason": refused.reason,
+                }
+            )
+        return admission
+
+    async def _admit(self, principal: Principal, scope: Scope, receive: Receive) -> tuple[Admission, str | None]:
+        """The admission, and the endpoint called when it is known (in the path, or read for the allow-list)."""
         limits, key, now = principal.limits, principal.name, time.time()
+        matched = GATEWAY_CALL.match(scope["path"])
+        endpoint = matched.group("endpoint") if matched else None
         allowed = limits.get("endpoints")
         if allowed:
             endpoint, receive = await _endpoint_of(scope, receive)
             if endpoint not in allowed:
                 detail = f"key {key!r} may call only the endpoints {', '.join(allowed)}; not {endpoint!r}"
-                await self.counters.add(key, [TOTAL], refused=1)
-                return Admission(LimitRefusal(403, detail), [], receive)
+                return Admission(LimitRefusal(403, detail, reason="endpoint"), [], receive), endpoint
         minute = minute_window(now)
         period: Period = limits.get("budget_period", "month")
         budget_window = period_window(period, now)
@@ -93,36 +117,23 @@ class GatewayLimits:
                 headers += _rate_headers("tokens", limits["tpm"], left, seconds_left(minute, now))
                 if left == 0:
                     detail = f"key {key!r} used its {limits['tpm']} tokens per minute"
-                    return await self._refuse(key, 429, detail, headers, seconds_left(minute, now), receive)
+                    refusal = _refusal(429, detail, headers, seconds_left(minute, now), "tokens")
+                    return Admission(refusal, [], receive), endpoint
             if "budget_usd" in limits and spent >= limits["budget_usd"]:
                 detail = f"key {key!r} spent its budget of ${limits['budget_usd']:g} for this {period} (${spent:.6g})"
-                wait = seconds_left(budget_window, now)
-                return await self._refuse(key, 429, detail, headers, wait, receive, kind="budget_exceeded")
+                refusal = _refusal(429, detail, headers, seconds_left(budget_window, now), "budget", "budget_exceeded")
+                return Admission(refusal, [], receive), endpoint
         if "rpm" not in limits:
             await self.counters.add(key, [minute, TOTAL], calls=1)
-            return Admission(None, headers, receive)
+            return Admission(None, headers, receive), endpoint
         calls = await self.counters.add(key, [minute, TOTAL], calls=1)
         wait = seconds_left(minute, now)
         headers += _rate_headers("requests", limits["rpm"], max(0, limits["rpm"] - calls), wait)
         if calls > limits["rpm"]:
             await self.counters.add(key, [TOTAL], calls=-1)  # refused: not a call made
             detail = f"key {key!r} made its {limits['rpm']} calls this minute"
-            return await self._refuse(key, 429, detail, headers, wait, receive)
-        return Admission(None, headers, receive)
-
-    async def _refuse(
-        self,
-        key: str,
-        status: int,
-        detail: str,
-        headers: list[tuple[bytes, bytes]],
-        wait: int,
-        receive: Receive,
-        kind: str | None = None,
-    ) -> Admission:
-        await self.counters.add(key, [TOTAL], refused=1)
-        refusal = LimitRefusal(status, detail, [*headers, (b"retry-after", str(wait).encode())], kind)
-        return Admission(refusal, [], receive)
+            return Admission(_refusal(429, detail, headers, wait, "requests"), [], receive), endpoint
+        return Admission(None, headers, receive), endpoint
 
     async def usage(self, key: str, period: Period) -> dict[str, Any]:
         """What ``key`` did through the gateway: calls, tokens, spend and refusals (429 and 403) since it was
@@ -140,34 +151,46 @@ class GatewayLimits:
             f"spend_usd_this_{period}": read.get(budget_window, Usage()).spend_usd,
         }
 
-    def metered(self, send: Send, key: str) -> Send:
-        """``send`` that reads the answer's usage as it passes and records it before the answer's (or stream's)
-        last piece is sent: a client that has its answer may call again at once, and must find it counted."""
-        meter: UsageMeter | None = None
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, key: str) -> None:
+        """Serve an admitted call, metered: what the gateway reports of it is added to ``key``'s counters
+        before the answer's (or stream's) last piece is sent, since a client that has its answer may call
+        again at once and must find it counted; what is reported after (the client left) once it is over."""
+        with metering() as usages:
 
-        async def send_metered(message: Message) -> None:
-            nonlocal meter
-            if message["type"] == "http.response.start" and message["status"] == 200:
-                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
-                meter = UsageMeter(streamed=content_type.startswith(b"text/event-stream"))
-            if meter is not None and message["type"] == "http.response.body":
-                meter.feed(message.get("body", b""))
-                if not message.get("more_body", False):
-                    meter.finish()
-                    await self.record(key, meter.model, meter.input_tokens, meter.output_tokens)
-                    meter = None
-            await send(message)
+            async def record() -> None:
+                reported = usages[:]
+                usages.clear()
+                if reported:
+                    await self.record(key, reported)
 
-        return send_metered
+            async def send_metered(message: Message) -> None:
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    await record()
+                await send(message)
 
-    async def record(self, key: str, model: str | None, input_tokens: int, output_tokens: int) -> None:
-        """Add an answered call's tokens and spend to its key's counters."""
-        spend = None
-        if self.pricer is not None and (input_tokens or output_tokens):
-            spend = await run_bulk(self.pricer, None, model, input_tokens, output_tokens)
+            try:
+                await app(scope, receive, send_metered)
+            finally:
+                await record()
+
+    async def record(self, key: str, usages: list[LLMUsage]) -> None:
+        """Add an answered call's tokens and spend (its provider attempts') to its key's counters."""
+        tokens = sum(usage.tokens for usage in usages)
+        spend = await run_bulk(_spend, self.pricing, usages)
         now = time.time()
         windows = [minute_window(now), *(period_window(period, now) for period in PERIODS), TOTAL]
-        await self.counters.add(key, windows, tokens=input_tokens + output_tokens, spend=spend or 0.0)
+        await self.counters.add(key, windows, tokens=tokens, spend=spend)
+
+
+def _spend(pricing: Pricing, usages: list[LLMUsage]) -> float:
+    """What the attempts cost, those with a price (pricing is CPU work: run it in a bulk thread)."""
+    return sum(cost for usage in usages if (cost := usage.cost(pricing)) is not None)
+
+
+def _refusal(
+    status: int, detail: str, headers: list[tuple[bytes, bytes]], wait: int, reason: str, kind: str | None = None
+) -> LimitRefusal:
+    return LimitRefusal(status, detail, [*headers, (b"retry-after", str(wait).encode())], kind, reason)
 
 
 def _rate_headers(kind: str, limit: int, remaining: int, reset: int) -> list[tuple[bytes, bytes]]:

@@ -242,16 +242,20 @@ class SecurityMiddleware:
             )
         except ValueError as error:
             return 400, f"{error} (header X-Plughost-Workspace)", []
-        if self.limits is not None and self.limits.applies(principal, scope):
-            admission = await self.limits.admit(principal, scope, receive)
+        limits = self.limits if self.limits is not None and self.limits.applies(principal, scope) else None
+        if limits is not None:
+            admission = await limits.admit(principal, workspace, scope, receive)
             if admission.refusal is not None:
                 refused = admission.refusal
                 await _respond(send, refused.status, refused.detail, refused.headers, scope["path"], refused.kind)
                 return None
-            receive, send = admission.receive, self.limits.metered(_adding(send, admission.headers), principal.name)
+            receive, send = admission.receive, _adding(send, admission.headers)
         bound = bind_workspace(workspace) if principal.bound_workspace else contextlib.nullcontext()
         with use_principal(principal), bound:
-            await self.app(scope, receive, send)
+            if limits is not None:
+                await limits.serve(self.app, scope, receive, send, principal.name)
+            else:
+                await self.app(scope, receive, send)
         return None
 
     def _workspace(self, principal: Principal, scope: Scope, headers: dict[str, str]) -> str:

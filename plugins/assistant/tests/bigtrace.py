@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from core import hookimpl
+from plugins.assistant.tree import columns_of
 from plugins.otel import hookspecs
 
 from .spans import span, trace
@@ -45,17 +46,17 @@ def big() -> dict[str, Any]:
 
 
 class BigTrace:
-    """A reader of the one big trace (``summaries`` and ``read`` are what the assistant uses)."""
+    """A reader of the one big trace (``summaries`` and ``columns`` are what the assistant uses)."""
 
     async def summaries(self, workspace: str, trace_ids: list[str]) -> list[dict[str, Any]]:
         return [{"trace_id": big()["trace_id"], "span_count": SPANS}] if big()["trace_id"] in trace_ids else []
 
-    async def read(self, trace_id: str, *, workspace: str | None = None, lean: bool = False) -> dict[str, Any] | None:
+    async def columns(self, trace_id: str, *, workspace: str | None = None) -> Any:
         asked.set()
         collector_on.append(gc.isenabled())
         if trace_id != big()["trace_id"]:
             return None
-        return {**big(), "spans": list(big()["spans"])}  # the assistant owns (and empties) what it is given
+        return columns_of(big())
 
 
 @hookimpl

@@ -6,10 +6,12 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from fastapi import APIRouter
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
@@ -17,6 +19,7 @@ from opentelemetry.trace import Status, StatusCode
 import plugins.assistant
 import plugins.assistant.store
 from core import StartupError
+from core.cli import build_cli
 from core.testing import assert_plugin_contract, client_for, serve_in_thread
 from plugins.assistant.policy import access, undeclared
 from plugins.gateway.tests.fake_provider import create_provider
@@ -129,7 +132,10 @@ def test_a_trace_over_the_span_cap_is_refused_before_it_is_read(make_app: Any) -
 def test_forwarding_headers_make_a_request_remote(base: str, header: str) -> None:
     response = httpx.post(f"{base}/api/assistant/analyze", json={"trace_id": "0" * 32}, headers={header: "1.2.3.4"})
     assert response.status_code == 403
-    assert "PLUGHOST_ASSISTANT_ALLOW_REMOTE=1 together with PLUGHOST_SECURITY_TOKEN" in response.json()["detail"]
+    assert (
+        "PLUGHOST_ASSISTANT_ALLOW_REMOTE=1 together with PLUGHOST_SECURITY_TOKEN or accounts"
+        in (response.json()["detail"])
+    )
 
 
 def test_a_non_loopback_peer_is_refused(make_app: Any) -> None:
@@ -139,10 +145,10 @@ def test_a_non_loopback_peer_is_refused(make_app: Any) -> None:
 
 
 def test_remote_access_needs_the_setting_and_the_token(make_app: Any) -> None:
-    with pytest.raises(
-        StartupError, match="PLUGHOST_ASSISTANT_ALLOW_REMOTE needs the security plugin with PLUGHOST_SECURITY_TOKEN"
-    ):
+    with pytest.raises(StartupError, match="PLUGHOST_ASSISTANT_ALLOW_REMOTE needs authenticated requests"):
         make_app(["otel", "assistant"], {"assistant": {"allow_remote": True}})
+    with pytest.raises(StartupError, match="PLUGHOST_ASSISTANT_ALLOW_REMOTE needs authenticated requests"):
+        make_app(["otel", "assistant", "security"], {"assistant": {"allow_remote": True}})  # security, no token
     token = "a-token-long-enough-1234"
     app = make_app(
         ["otel", "assistant", "security"], {"assistant": {"allow_remote": True}, "security": {"token": token}}
@@ -154,6 +160,23 @@ def test_remote_access_needs_the_setting_and_the_token(make_app: Any) -> None:
         )  # the security plugin wants the token
         authorised = remote.get("/api/assistant/conversations/unknown", headers={"Authorization": f"Bearer {token}"})
     assert authorised.status_code == 404  # let through; there is no such conversation
+
+
+def test_remote_access_with_accounts_takes_an_api_key(make_app: Any, database_url: str, tmp_path: Path) -> None:
+    env = {"PLUGHOST_DATABASE_URL": database_url, "PLUGHOST_DATA_DIR": str(tmp_path), "PLUGHOST_SECURITY_AUTH": "users"}
+    made = CliRunner().invoke(build_cli(), ["keys", "add", "analyst", "--role", "editor"], env=env)
+    assert made.exit_code == 0, made.output
+    settings = {
+        "database_url": database_url,
+        "data_dir": tmp_path,
+        "assistant": {"allow_remote": True},
+        "security": {"auth": "users"},
+    }
+    app = make_app(["otel", "assistant", "security"], settings)
+    with client_for(app, base_url="http://127.0.0.1", client=("10.1.2.3", 40000)) as remote:
+        assert remote.get("/api/assistant/conversations/unknown").status_code == 401
+        key = {"Authorization": f"Bearer {made.output.strip()}"}
+        assert remote.get("/api/assistant/conversations/unknown", headers=key).status_code == 404  # let through
 
 
 def test_a_route_without_a_policy_stops_startup(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:

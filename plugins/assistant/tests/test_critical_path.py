@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from plugins.assistant.critical_path import critical_path
+from plugins.assistant.tree import columns_of, tree_of
 
-from .spans import MS, span
+from .spans import MS, span, trace
 
 
 def path(*spans: dict[str, Any]) -> list[tuple[str, float, float]]:
     """(span id, begin ms, end ms) of each segment, in time order."""
-    return [(s.span["span_id"], s.begin / MS, s.finish / MS) for s in critical_path(list(spans))]  # type: ignore[index]  # only the unemitted segment has None
+    found = critical_path(tree_of(columns_of(trace(*spans))))
+    return [
+        (spans[index]["span_id"], begin / MS, finish / MS)
+        for index, begin, finish in zip(found.spans, found.begins, found.finishes, strict=True)
+    ]
 
 
 def on_path(*spans: dict[str, Any]) -> dict[str, float]:

@@ -16,9 +16,12 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import insert, select
 
+from core import Pricing
 from core.database import create_engine, migrate
 from core.testing import serve_in_thread
 from plugins.gateway import MIGRATIONS
+from plugins.gateway.costs import AttemptCost
+from plugins.gateway.providers import Outcome
 from plugins.gateway.store import models, usage
 from plugins.gateway.tests.kit import API_KEY, KEK, configure
 from plugins.gateway.tests.test_tracing import trace, wait_for
@@ -91,6 +94,26 @@ def test_each_attempt_costs_what_genai_prices_or_its_models_own_price_says(gatew
     assert wait_for(costs_in_traces) == sorted(
         [(False, known), (False, known), (False, own), (True, 0)]
     )  # the trace list agrees with the usage, the gateway model's own price too
+
+
+def test_an_anthropic_streams_prompt_cache_writes_cost_more_than_input() -> None:
+    """Anthropic's usage counts cache reads and writes beside ``input_tokens`` (``message_start``), the output in
+    ``message_delta``; a cache write costs 1.25 times the input price, a read a tenth of it."""
+    outcome = Outcome()
+    model = "claude-sonnet-4-5-20250929"
+    start_usage = {"input_tokens": 10, "cache_creation_input_tokens": 2000, "cache_read_input_tokens": 500}
+    outcome.note_anthropic({"type": "message_start", "message": {"model": model, "usage": start_usage}})
+    outcome.note_anthropic(
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 120}}
+    )
+    assert (outcome.input_tokens, outcome.cached_tokens, outcome.cache_write_tokens) == (2510, 500, 2000)
+    at = datetime.now(UTC)
+    cost = AttemptCost("anthropic", (outcome.model, "claude-sonnet-4-5"), outcome, None, int(at.timestamp() * 1e9))
+    usage = Usage(input_tokens=2510, output_tokens=120, cache_read_tokens=500, cache_write_tokens=2000)
+    expected = float(calc_price(usage, model, provider_id="anthropic", genai_request_timestamp=at).total_price)
+    plain_usage = Usage(input_tokens=2510, output_tokens=120, cache_read_tokens=500)
+    plain = float(calc_price(plain_usage, model, provider_id="anthropic", genai_request_timestamp=at).total_price)
+    assert cost.cost(Pricing()) == expected > plain
 
 
 def test_bad_prices_are_refused_with_the_reason(gateway: httpx.Client) -> None:

@@ -70,7 +70,7 @@ def test_usage_shows_spend_and_a_failed_attempts_real_latency(console: str, brow
     expect(page.locator(".gw-chart polyline")).to_have_count(0)
     calls = page.locator("#gw-calls tbody tr")
     expect(calls).to_have_count(4)
-    expect(calls.filter(has_text="flaky").locator("td").nth(9)).to_have_text("—")
+    expect(calls.filter(has_text="flaky").locator("td").nth(10)).to_have_text("—")
     assert_no_overlap(page)
     screenshot(page, "gateway-usage-cost", full_page=True)
 

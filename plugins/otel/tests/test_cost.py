@@ -49,6 +49,23 @@ HOUSE: Attributes = {
     "gen_ai.usage.output_tokens": 100,
     "gen_ai.usage.cache_read.input_tokens": 400,
 }
+CLAUDE_CACHE_WRITE: Attributes = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "anthropic",
+    "gen_ai.request.model": "claude-sonnet-4-5",
+    "gen_ai.usage.input_tokens": 3000,
+    "gen_ai.usage.output_tokens": 100,
+    "gen_ai.usage.cache_read.input_tokens": 500,
+    "gen_ai.usage.cache_creation.input_tokens": 2000,
+}
+OPENINFERENCE_CACHE_WRITE: Attributes = {
+    "openinference.span.kind": "LLM",
+    "llm.provider": "anthropic",
+    "llm.model_name": "claude-sonnet-4-5",
+    "llm.token_count.prompt": 3000,
+    "llm.token_count.completion": 100,
+    "llm.token_count.prompt_details.cache_write": 2000,
+}
 UNKNOWN: Attributes = {
     "gen_ai.operation.name": "chat",
     "gen_ai.provider.name": "openai",
@@ -121,6 +138,30 @@ def test_each_call_costs_what_genai_prices_says_and_the_trace_sums_them(base: st
     assert len(rows["answer"]) < FIELDS.index("input_tokens") + 1  # no LLM call: no tokens or cost
     assert (rows["chat gpt-4o"]["input_tokens"], rows["chat gpt-4o"]["output_tokens"]) == (1200, 300)
     assert {name: rows[name]["cost_usd"] for name in expected} == expected
+
+
+def test_prompt_cache_writes_cost_more_than_input_in_either_convention(base: str) -> None:
+    """Anthropic charges 1.25 times the input price for tokens written to its prompt cache: the OpenTelemetry
+    (``gen_ai.usage.cache_creation.input_tokens``) and OpenInference (``..prompt_details.cache_write``) counts
+    are priced as such, not as plain input."""
+    starts = send(base, "cache-writes", [("semconv", CLAUDE_CACHE_WRITE), ("openinference", OPENINFERENCE_CACHE_WRITE)])
+    usages = {
+        "semconv": Usage(input_tokens=3000, output_tokens=100, cache_read_tokens=500, cache_write_tokens=2000),
+        "openinference": Usage(input_tokens=3000, output_tokens=100, cache_write_tokens=2000),
+    }
+    expected = {
+        name: genai_price(usage, "claude-sonnet-4-5", "anthropic", starts[name]) for name, usage in usages.items()
+    }
+    plain_input = genai_price(
+        Usage(input_tokens=3000, output_tokens=100), "claude-sonnet-4-5", "anthropic", starts["openinference"]
+    )
+    assert expected["openinference"] > plain_input
+    summary = listed(base, "cache-writes")
+    trace = httpx.get(f"{base}/api/otel/traces/{summary['trace_id']}").json()
+    by_name = {span["name"]: span["genai"] for span in trace["spans"]}
+    assert {name: by_name[name]["cost_usd"] for name in expected} == expected
+    assert by_name["openinference"]["cache_write_tokens"] == 2000
+    assert summary["cost_usd"] == pytest.approx(sum(expected.values()), rel=1e-12)
 
 
 def test_an_unknown_model_has_no_cost_and_a_trace_of_only_such_calls_none(base: str) -> None:

@@ -59,6 +59,21 @@ def test_the_reader_lists_and_reads_as_the_query_api_answers(make_app: Any) -> N
         assert [bool(span["attributes"]) for span in lean["spans"]] == [True, False, False, False, False]  # the error
         assert [span["name"] for span in lean["spans"]] == [span["name"] for span in one["spans"]]
 
+        columns = call(reader.columns, f"{2:032X}", workspace="team-a")  # the lean read, by column
+        fields = {
+            "span_ids": "span_id",
+            "parent_span_ids": "parent_span_id",
+            "names": "name",
+            "service_names": "service_name",
+            "starts": "start_time_unix_nano",
+            "ends": "end_time_unix_nano",
+        }
+        assert {column: list(columns[column]) for column in fields} == {
+            column: [span[field] for span in lean["spans"]] for column, field in fields.items()
+        }
+        assert columns["trace_id"] == f"{2:032x}" and columns["details"] == {0: lean["spans"][0]}  # the error
+        assert call(reader.columns, f"{2:032x}", workspace="team-b") is None
+
         async def pieces() -> list[list[str]]:
             return [
                 [s["span_id"] for s in piece] async for piece in reader.pieces(f"{2:032x}", size=2, workspace="team-a")

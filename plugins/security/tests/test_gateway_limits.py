@@ -120,11 +120,36 @@ def test_a_key_with_rpm_10_gets_exactly_10_of_16_calls_over_two_processes(
     (usage,) = [entry["usage"] for entry in listed if entry["name"] == name]
     assert usage["calls"] == 10 and usage["refused"] == 6 and usage["tokens"] > 0
 
+    # the gateway's usage per key, as either process serves it: its calls, tokens and spend, and its 429s
+    deadline = time.monotonic() + 30
+    while (per_key := key_usage(bases[0], admin, name))["refused"]["requests"] < 6 or per_key["calls"] < 10:
+        assert time.monotonic() < deadline, per_key
+        time.sleep(0.1)
+    assert per_key == key_usage(bases[1], admin, name)
+    assert (per_key["calls"], per_key["errors"], per_key["refused"]) == (
+        10,
+        0,
+        {"requests": 6, "tokens": 0, "budget": 0, "endpoint": 0},
+    )
+    assert per_key["input_tokens"] > 0 and per_key["output_tokens"] > 0 and per_key["cost_usd"] > 0
+    recent = httpx.get(
+        f"{bases[1]}/api/gateway/usage", params={"key": name}, headers={"Authorization": f"Bearer {admin}"}
+    ).json()
+    assert len(recent) == 10 and {row["key_name"] for row in recent} == {name}
+
     cli(env, "keys", "delete", name)  # its counters go with it: a new key of that name starts afresh
     again = cli(env, "keys", "add", name, "--role", "editor", "--rpm", "10")
     openai_client(bases[0], again).chat.completions.create(model="chat", messages=MESSAGES)
     listed = httpx.get(f"{bases[1]}/api/security/keys", headers={"Authorization": f"Bearer {admin}"}).json()["keys"]
     assert [entry["usage"]["calls"] for entry in listed if entry["name"] == name] == [1]
+
+
+def key_usage(base: str, admin: str, name: str) -> dict[str, Any]:
+    """The gateway's usage of key ``name`` over the last hour (``GET /api/gateway/usage/keys``)."""
+    answer = httpx.get(f"{base}/api/gateway/usage/keys", headers={"Authorization": f"Bearer {admin}"})
+    assert answer.status_code == 200, answer.text
+    found = [entry for entry in answer.json()["keys"] if entry["key"] == name]
+    return found[0] if found else {"calls": 0, "refused": {"requests": 0}}
 
 
 def test_a_spent_budget_is_refused_on_both_processes_in_each_clients_format(
@@ -178,3 +203,33 @@ def test_tokens_per_minute_and_endpoint_allow_lists(gateway: tuple[str, dict[str
         f"{base}/gateway/other/invocations", json={"messages": MESSAGES}, headers={"Authorization": f"Bearer {key}"}
     )
     assert native.status_code == 403
+
+
+def test_a_budget_counts_the_price_the_console_shows_a_gateway_models_own(gateway: tuple[str, dict[str, str]]) -> None:
+    """A private model genai-prices does not know, priced by its gateway model: its calls spend the budget."""
+    base, env = gateway
+    admin = {"Authorization": f"Bearer {cli(env, 'keys', 'add', 'pricing-admin', '--role', 'admin')}"}
+    api = httpx.Client(base_url=f"{base}/api/gateway", headers=admin, timeout=30)
+    own_price = {"input_cost_per_mtok": 1_000_000, "output_cost_per_mtok": 2_000_000}  # $1 and $2 a token
+    house = {"name": "house", "provider": "openai", "model": "house-model-7", "secret": "openai", **own_price}
+    api.post("/models", json=house).raise_for_status()
+    api.post("/endpoints", json={"name": "house", "models": [{"model": "house"}]}).raise_for_status()
+    key = cli(env, "keys", "add", "house-budget", "--role", "editor", "--budget-usd", "2", "--budget-period", "day")
+    client = openai_client(base, key)
+    answer = client.chat.completions.create(model="house", messages=MESSAGES)
+    assert answer.usage is not None
+    expected = answer.usage.prompt_tokens * 1.0 + answer.usage.completion_tokens * 2.0
+    assert expected > 2
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="house", messages=MESSAGES)
+    assert refused.value.code == "budget_exceeded" and f"(${expected:g})" in refused.value.message
+
+    deadline = time.monotonic() + 30
+    while not (recorded := api.get("/usage", params={"key": "house-budget"}).json()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert recorded[0]["cost_usd"] == pytest.approx(expected)  # the console's cost of the call
+    listed = httpx.get(f"{base}/api/security/keys", headers=admin).json()["keys"]
+    assert [entry["usage"]["spend_usd"] for entry in listed if entry["name"] == "house-budget"] == [
+        pytest.approx(expected)
+    ]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from fastapi import APIRouter
 from flask import Flask
 
 from core import RouterContribution, hookimpl
+from core.cli import build_cli
 from core.context import current_workspace, use_workspace
 from core.testing import assert_plugin_contract, serve_in_thread
 
@@ -108,6 +111,40 @@ def test_data_is_isolated_between_workspaces_and_the_context_is_cleared(base: st
     assert httpx.get(f"{base}/api/notes", headers=in_workspace("team-a")).json() == ["a's secret"]
     assert httpx.get(f"{base}/api/notes", headers=in_workspace("team-b")).json() == ["b's note"]
     assert httpx.get(f"{base}/api/notes").json() == []  # nothing leaks into the next request's default
+
+
+class Holdings:
+    """Data in team-a and team-b, as a plugin's ``plughost_workspaces`` reports it."""
+
+    PLUGHOST_NAME = "holdings"
+
+    @hookimpl
+    def plughost_workspaces(self, host: Any) -> Awaitable[list[str]]:
+        async def held() -> list[str]:
+            return ["team-a", "team-b"]
+
+        return held()
+
+
+def test_with_accounts_a_caller_lists_only_the_workspaces_it_has_a_role_in(
+    make_app: Any, register_plugin: Any, database_url: str, tmp_path: Path
+) -> None:
+    register_plugin(Holdings())
+    env = {"PLUGHOST_DATABASE_URL": database_url, "PLUGHOST_DATA_DIR": str(tmp_path), "PLUGHOST_SECURITY_AUTH": "users"}
+
+    def key(*args: str) -> dict[str, str]:
+        made = CliRunner().invoke(build_cli(), ["keys", "add", *args], env=env)
+        assert made.exit_code == 0, made.output
+        return {"Authorization": f"Bearer {made.output.strip()}"}
+
+    team_a, admin = key("team-a-reader", "--role", "viewer", "--workspace", "team-a"), key("root", "--role", "admin")
+    two = key("two-teams", "--role", "viewer", "--workspace", "team-c")
+    settings = {"database_url": database_url, "data_dir": tmp_path, "security": {"auth": "users"}}
+    with serve_in_thread(make_app(["security", "workspace"], settings)) as url:
+        assert httpx.get(f"{url}/api/workspaces", headers=team_a).json()["workspaces"] == ["team-a"]
+        assert httpx.get(f"{url}/api/workspaces", headers=two).json()["workspaces"] == ["team-c"]  # granted, no data
+        assert httpx.get(f"{url}/api/workspaces", headers=admin).json()["workspaces"] == ["default", "team-a", "team-b"]
+        assert httpx.get(f"{url}/api/workspaces").status_code == 401
 
 
 def test_use_workspace_validates_and_restores() -> None:

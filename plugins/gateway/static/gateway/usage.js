@@ -1,5 +1,5 @@
-// Usage: per endpoint and model totals and spend over the chosen window, spend over time, a chart per
-// endpoint, recent calls.
+// Usage: per endpoint and model totals and spend over the chosen window, per API key (with the calls its
+// limits refused), spend over time, a chart per endpoint, recent calls.
 "use strict";
 
 (function () {
@@ -7,6 +7,7 @@
   const { showMessage, when, usageChart, spendChart, dollars } = window.plughostGateway;
   const form = document.getElementById("gw-usage-form");
   const summary = document.querySelector("#gw-summary tbody");
+  const keys = document.querySelector("#gw-keys tbody");
   const calls = document.querySelector("#gw-calls tbody");
   const charts = document.getElementById("gw-charts");
   const spend = document.getElementById("gw-spend");
@@ -26,8 +27,21 @@
       el("td", { className: "num cost" }, cost(row.cost_usd)));
   }
 
+  function keyName(key) {
+    return key === null ? el("span", { className: "muted" }, "no key") : key;
+  }
+
+  function keyRow(row) {
+    const refused = row.refused;
+    return el("tr", { dataset: { key: row.key === null ? "" : row.key } }, el("td", {}, keyName(row.key)),
+      el("td", { className: "num" }, number(row.calls)), el("td", { className: "num" }, number(row.errors)),
+      el("td", { className: "num" }, number(row.input_tokens)), el("td", { className: "num" }, number(row.output_tokens)),
+      el("td", { className: "num cost" }, cost(row.cost_usd)), el("td", { className: "num limited" }, number(refused.requests + refused.tokens)),
+      el("td", { className: "num over-budget" }, number(refused.budget)), el("td", { className: "num endpoint-refused" }, number(refused.endpoint)));
+  }
+
   function callRow(call) {
-    return el("tr", {}, el("td", { className: "mono" }, when(call.created_at)), el("td", {}, call.endpoint), el("td", {}, call.model), el("td", {}, call.provider),
+    return el("tr", {}, el("td", { className: "mono" }, when(call.created_at)), el("td", {}, keyName(call.key_name)), el("td", {}, call.endpoint), el("td", {}, call.model), el("td", {}, call.provider),
       el("td", {}, el("span", { className: "badge " + (call.status === 200 ? "ok" : "error") }, call.status)), el("td", {}, call.streamed ? "yes" : "no"),
       el("td", { className: "num" }, number(call.latency_ms)), el("td", { className: "num" }, number(call.prompt_tokens)), el("td", { className: "num" }, number(call.completion_tokens)),
       el("td", { className: "num cost" }, cost(call.cost_usd)));
@@ -36,10 +50,11 @@
   async function load() {
     const windowSeconds = Number(form.elements.window_seconds.value);
     const until = Date.now() / 1000, since = until - windowSeconds;
-    let totals, recent, timeline;
+    let totals, perKey, recent, timeline;
     try {
-      [totals, recent, timeline] = await Promise.all([
+      [totals, perKey, recent, timeline] = await Promise.all([
         json("/api/gateway/usage/summary?window_seconds=" + windowSeconds),
+        json("/api/gateway/usage/keys?window_seconds=" + windowSeconds),
         json("/api/gateway/usage?limit=" + RECENT),
         json("/api/gateway/usage/timeline?window_seconds=" + windowSeconds + "&buckets=" + BINS),
       ]);
@@ -52,8 +67,10 @@
     const none = "No calls in this window. Calls through the endpoints (try the Playground) show here.";
     summary.replaceChildren(...totals.models.map(summaryRow));
     if (!totals.models.length) summary.append(emptyRow(9, none));
+    keys.replaceChildren(...perKey.keys.map(keyRow));
+    if (!perKey.keys.length) keys.append(emptyRow(9, none));
     calls.replaceChildren(...inWindow.slice(0, SHOWN).map(callRow));
-    if (!inWindow.length) calls.append(emptyRow(10, none));
+    if (!inWindow.length) calls.append(emptyRow(11, none));
     const spent = timeline.buckets.reduce((sum, bucket) => sum + (bucket.cost_usd || 0), 0);
     const priced = timeline.buckets.some((bucket) => bucket.cost_usd !== null);
     spend.replaceChildren(inWindow.length
