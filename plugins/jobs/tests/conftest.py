@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.testing import client_for
+from core.testing import client_for, new_postgresql_database
 
 from . import jobtypes
 
@@ -51,6 +52,42 @@ def sqlite_jobs_client(sqlite_url: str, start_jobs: Callable[..., Any]) -> Calla
     """``jobs_client`` on SQLite only: for what the job's processes do, which no store changes (the store's
     part of a timeout, a cancel or a result runs on both stores in ``test_running`` and ``test_queue``)."""
     return lambda **settings: start_jobs(sqlite_url, **settings)
+
+
+@pytest.fixture(scope="module")
+def shared_jobs_apps(
+    module_make_app: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], Any]]:
+    """``shared(store)``: a started TestClient on jobs + workspace + the test job types with the ``FAST``
+    settings, on a database of ``store`` (``sqlite`` or ``postgresql``), started on first use and shared by
+    the module's tests: each saves an app's start and a fork server's (its imports: about 1.5 s of CPU)."""
+    with contextlib.ExitStack() as stack:
+        started: dict[str, Any] = {}
+
+        def shared(store: str) -> Any:
+            if store not in started:
+                url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('jobs') / 'plughost.db'}"
+                if store == "postgresql":
+                    url = stack.enter_context(new_postgresql_database())
+                app = module_make_app(["jobs", "workspace", jobtypes], {"database_url": url, "jobs": FAST})
+                started[store] = stack.enter_context(client_for(app))
+            return started[store]
+
+        yield shared
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_jobs_client(request: pytest.FixtureRequest, shared_jobs_apps: Callable[[str], Any]) -> Any:
+    """A started jobs app on each store (the test runs once per store), shared with the module's other tests
+    (:func:`shared_jobs_apps`): for a test that reads only the jobs it submitted, by id, and waits for them
+    to end. A test that changes settings, lists jobs, or stops the app starts its own (``jobs_client``)."""
+    return shared_jobs_apps(request.param)
+
+
+@pytest.fixture
+def sqlite_shared_jobs_client(shared_jobs_apps: Callable[[str], Any]) -> Any:
+    """``shared_jobs_client`` on SQLite only (see ``sqlite_jobs_client``)."""
+    return shared_jobs_apps("sqlite")
 
 
 @pytest.fixture

@@ -100,8 +100,8 @@ def test_jobs_are_scoped_by_workspace(jobs_client: Any) -> None:
     assert [j["id"] for j in client.get("/api/jobs", headers=team_a).json()["jobs"]] == [job["id"]]
 
 
-def test_a_job_runs_in_its_workspace(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_a_job_runs_in_its_workspace(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     team_b: dict[str, Any] = {"X-Plughost-Workspace": "team-b"}
     job = submit(client, "test.echo", headers=team_b, params={"value": 1})
     done = wait_for(client, job["id"], **team_b)

@@ -18,8 +18,8 @@ from . import jobtypes
 from .conftest import FAST, spawned, submit, wait_for
 
 
-def test_output_log_records_and_programs_output_are_captured(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_output_log_records_and_programs_output_are_captured(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     job = wait_for(client, submit(client, "test.report", params={"lines": 3})["id"])
     assert job["status"] == "SUCCEEDED"
     logs = client.get(f"/api/jobs/{job['id']}/logs").json()
@@ -36,8 +36,8 @@ def test_output_log_records_and_programs_output_are_captured(jobs_client: Any) -
     assert text.index("line 0") < text.index("line 1") < text.index("to stderr") < text.index("from a program")
 
 
-def test_a_failed_job_logs_its_traceback(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_a_failed_job_logs_its_traceback(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     job = wait_for(client, submit(client, "test.broken", params={"value": "x"})["id"])
     text = client.get(f"/api/jobs/{job['id']}/logs").json()["log"]
     assert "Traceback" in text and "ValueError: cannot handle 'x'" in text

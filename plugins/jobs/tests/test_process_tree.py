@@ -28,9 +28,9 @@ from .conftest import FAST, alive, process_gone, spawned, submit, wait_for
 
 @pytest.mark.parametrize("daemonize", [False, True], ids=["child", "double-fork"])
 def test_a_timeout_kills_every_process_the_job_started(
-    sqlite_jobs_client: Any, tmp_path: Path, daemonize: bool
+    sqlite_shared_jobs_client: Any, tmp_path: Path, daemonize: bool
 ) -> None:
-    client = sqlite_jobs_client()
+    client = sqlite_shared_jobs_client
     marker = tmp_path / "spawned"
     job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": daemonize}, timeout_seconds=1)
     job_pid, program = spawned(marker)
@@ -42,8 +42,10 @@ def test_a_timeout_kills_every_process_the_job_started(
 
 
 @pytest.mark.parametrize("daemonize", [False, True], ids=["child", "double-fork"])
-def test_a_cancel_kills_every_process_the_job_started(sqlite_jobs_client: Any, tmp_path: Path, daemonize: bool) -> None:
-    client = sqlite_jobs_client()
+def test_a_cancel_kills_every_process_the_job_started(
+    sqlite_shared_jobs_client: Any, tmp_path: Path, daemonize: bool
+) -> None:
+    client = sqlite_shared_jobs_client
     marker = tmp_path / "spawned"
     job = submit(client, "test.spawn", params={"marker": str(marker), "daemonize": daemonize})
     job_pid, program = spawned(marker)
@@ -55,8 +57,8 @@ def test_a_cancel_kills_every_process_the_job_started(sqlite_jobs_client: Any, t
     )
 
 
-def test_a_job_that_succeeds_leaves_no_daemon_behind(sqlite_jobs_client: Any, tmp_path: Path) -> None:
-    client = sqlite_jobs_client()
+def test_a_job_that_succeeds_leaves_no_daemon_behind(sqlite_shared_jobs_client: Any, tmp_path: Path) -> None:
+    client = sqlite_shared_jobs_client
     marker = tmp_path / "spawned"
     job = wait_for(
         client, submit(client, "test.spawn", params={"marker": str(marker), "daemonize": True, "seconds": 0})["id"]

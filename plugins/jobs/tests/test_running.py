@@ -18,8 +18,8 @@ from . import jobtypes
 from .conftest import FAST, process_gone, started, submit, wait_for
 
 
-def test_a_job_runs_in_a_subprocess_and_its_result_is_stored(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_a_job_runs_in_a_subprocess_and_its_result_is_stored(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     job = wait_for(client, submit(client, "test.echo", params={"value": {"a": [1, 2]}})["id"])
     assert job["status"] == "SUCCEEDED", job
     assert job["result"]["value"] == {"a": [1, 2]} and job["result"]["attempt"] == 1
@@ -27,14 +27,14 @@ def test_a_job_runs_in_a_subprocess_and_its_result_is_stored(jobs_client: Any) -
     assert job["started_at"] and job["finished_at"] >= job["started_at"] and job["error"] is None
 
 
-def test_async_job_functions_are_awaited(sqlite_jobs_client: Any) -> None:
-    client = sqlite_jobs_client()
+def test_async_job_functions_are_awaited(sqlite_shared_jobs_client: Any) -> None:
+    client = sqlite_shared_jobs_client
     job = wait_for(client, submit(client, "test.async-echo", params={"value": 7})["id"])
     assert job["result"] == {"value": 7, "async": True}
 
 
-def test_a_timeout_kills_a_sleeping_job(jobs_client: Any, tmp_path: Path) -> None:
-    client = jobs_client()
+def test_a_timeout_kills_a_sleeping_job(shared_jobs_client: Any, tmp_path: Path) -> None:
+    client = shared_jobs_client
     marker = tmp_path / "sleeping"
     job = submit(client, "test.sleep", params={"seconds": 60, "marker": str(marker)}, timeout_seconds=1)
     pid = started(marker)
@@ -44,8 +44,8 @@ def test_a_timeout_kills_a_sleeping_job(jobs_client: Any, tmp_path: Path) -> Non
     assert process_gone(pid), "the job's process still runs after its timeout"
 
 
-def test_cancel_kills_a_running_job(jobs_client: Any, tmp_path: Path) -> None:
-    client = jobs_client()
+def test_cancel_kills_a_running_job(shared_jobs_client: Any, tmp_path: Path) -> None:
+    client = shared_jobs_client
     marker = tmp_path / "sleeping"
     job = submit(client, "test.sleep", params={"seconds": 3600, "marker": str(marker)})
     pid = started(marker)
@@ -72,29 +72,29 @@ def test_a_cancel_reaches_a_job_run_by_another_process(jobs_client: Any, tmp_pat
     assert process_gone(pid)
 
 
-def test_transient_errors_are_retried_with_backoff_until_success(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_transient_errors_are_retried_with_backoff_until_success(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     job = wait_for(client, submit(client, "test.flaky", params={"succeed_on": 3})["id"])
     assert job["status"] == "SUCCEEDED" and job["attempt"] == 3
     assert job["result"] == {"attempts": 3}
 
 
-def test_retries_stop_at_max_attempts_with_the_last_error(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_retries_stop_at_max_attempts_with_the_last_error(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     job = wait_for(client, submit(client, "test.flaky", params={"succeed_on": 9})["id"])
     assert job["status"] == "FAILED" and job["attempt"] == 3
     assert job["error"] == "ConnectionError: upstream unavailable on attempt 3"
 
 
-def test_errors_not_declared_transient_fail_at_once(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_errors_not_declared_transient_fail_at_once(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     job = wait_for(client, submit(client, "test.broken", params={"value": "x"})["id"])
     assert job["status"] == "FAILED" and job["attempt"] == 1 and job["max_attempts"] == 3
     assert job["error"] == "ValueError: cannot handle 'x'"
 
 
-def test_max_attempts_can_be_set_per_submission(jobs_client: Any) -> None:
-    client = jobs_client()
+def test_max_attempts_can_be_set_per_submission(shared_jobs_client: Any) -> None:
+    client = shared_jobs_client
     job = wait_for(client, submit(client, "test.flaky", params={"succeed_on": 2}, max_attempts=1)["id"])
     assert job["status"] == "FAILED" and job["attempt"] == 1
 

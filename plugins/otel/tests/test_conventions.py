@@ -1,4 +1,6 @@
-"""Every LLM app's traces understood: one fixture trace per convention, on both stores.
+"""Every LLM app's traces understood: one fixture trace per convention, on both stores (the real
+instrumentations on SQLite, and one of them on PostgreSQL: a convention is read the same for each store).
+The module's tests share a server per store; each sends the traces of a service of its own.
 
 Where the instrumentation installs here, the trace is made by it, in a process of its own
 (``instrumented.py``), around a real openai client calling llmock; otherwise it is built from
@@ -9,11 +11,12 @@ messages and ``?model=`` search.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import httpx
 import pytest
 from genai_prices import Usage, calc_price
 
-from core.testing import serve_in_thread
+from core.testing import new_postgresql_database, serve_in_thread
 from plugins.otel.conventions import CONVENTIONS, FACT_KEYS
 from plugins.otel.tests.instrumented import MODEL, QUESTION
 
@@ -32,10 +35,28 @@ INSTRUMENTED = ("openai-v2", "openinference", "openllmetry", "mlflow", "logfire"
 """Real instrumentations: a chat call of ``MODEL`` with ``QUESTION``, answered by llmock."""
 
 
-@pytest.fixture
-def base(make_app: Any, database_url: str) -> Iterator[str]:
-    with serve_in_thread(make_app(["otel"], {"database_url": database_url})) as url:
-        yield url
+@pytest.fixture(scope="module")
+def servers(module_make_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """``server(store)``: the base URL of the module's server on ``store`` (``sqlite`` or ``postgresql``),
+    started on first use. Each test sends traces of a service of its own and reads only those."""
+    with contextlib.ExitStack() as stack:
+        started: dict[str, str] = {}
+
+        def server(store: str) -> str:
+            if store not in started:
+                url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('conventions') / 'plughost.db'}"
+                if store == "postgresql":
+                    url = stack.enter_context(new_postgresql_database())
+                app = module_make_app(["otel"], {"database_url": url})
+                started[store] = stack.enter_context(serve_in_thread(app))
+            return started[store]
+
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def base(request: pytest.FixtureRequest, servers: Callable[[str], str]) -> str:
+    return servers(request.param)
 
 
 def wait_for_trace(base: str, service: str, spans: int) -> dict[str, Any]:
@@ -59,10 +80,16 @@ def texts(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(m["role"], part["content"]) for m in messages for part in m["parts"] if part["type"] == "text"]
 
 
-@pytest.mark.parametrize("instrumentation", INSTRUMENTED)
+@pytest.mark.parametrize(
+    ("store", "instrumentation"),
+    [("sqlite", instrumentation) for instrumentation in INSTRUMENTED] + [("postgresql", "openai-v2")],
+)
 def test_a_real_instrumentations_call_is_one_call_with_its_model_tokens_and_messages(
-    base: str, llmock: Any, instrumentation: str
+    servers: Callable[[str], str], llmock: Any, store: str, instrumentation: str
 ) -> None:
+    """What a convention means is read at ingest, the same for every store: each instrumentation runs on
+    SQLite, and one (with its content as OTLP logs) on PostgreSQL too, for the store's side of a real trace."""
+    base = servers(store)
     subprocess.run(
         [sys.executable, "-m", "plugins.otel.tests.instrumented", instrumentation, base, llmock.base_url("openai")],
         cwd=ROOT,
@@ -270,9 +297,8 @@ def test_the_older_gen_ai_names_give_the_call_its_tokens_and_flattened_messages(
         }
     ]
     assert spans["agent run"]["kind"] == "chain"
-    assert (
-        trace_ids(base, model="gpt-4o-mini") == trace_ids(base, model="gpt-4o-mini-2024-07-18") == {summary["trace_id"]}
-    )
+    by_model = [trace_ids(base, service="older", model=model) for model in ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")]
+    assert by_model == [{summary["trace_id"]}] * 2  # the request's model and the response's
 
 
 MLFLOW_JSON = [
@@ -302,8 +328,9 @@ def test_a_langfuse_session_is_the_traces_session(base: str) -> None:
 def test_mlflow_values_are_decoded_for_display_and_attribute_search(base: str) -> None:
     send(base, "mlflow-json", MLFLOW_JSON)
     summary = wait_for_trace(base, "mlflow-json", 1)
-    assert trace_ids(base, **{"attr.mlflow.llm.model": "claude-x"}) == {summary["trace_id"]}
-    assert trace_ids(base, **{"attr.mlflow.spanType": "CHAT_MODEL", "attr.temperature": "0.5"}) == {summary["trace_id"]}
+    assert trace_ids(base, service="mlflow-json", **{"attr.mlflow.llm.model": "claude-x"}) == {summary["trace_id"]}
+    searched = {"attr.mlflow.spanType": "CHAT_MODEL", "attr.temperature": "0.5"}
+    assert trace_ids(base, service="mlflow-json", **searched) == {summary["trace_id"]}
     [shown] = httpx.get(f"{base}/api/otel/traces/{summary['trace_id']}").json()["spans"]
     assert shown["attributes"]["mlflow.llm.model"] == "claude-x"
     assert shown["attributes"]["mlflow.chat.tokenUsage"] == {"input_tokens": 4, "output_tokens": 2, "total_tokens": 6}
