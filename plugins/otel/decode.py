@@ -162,7 +162,7 @@ def _parse_protobuf(payload: bytes | bytearray, request: Message) -> None:
     if len(payload) >= PARSE_IN_PIECES_BYTES:
         try:
             for piece in wire.pieces(payload, PARSE_PIECE_BYTES):
-                wire.merge_piece(request, piece, PARSE_PIECE_BYTES)
+                request.MergeFromString(piece)
             return
         except wire.Malformed:
             request.Clear()  # protobuf's own parse below says what is wrong, or accepts what the walk did not expect

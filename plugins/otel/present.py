@@ -16,16 +16,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from .conventions import MLFLOW_MARKERS, StoredCall, decoded
 from .conversation import GENAI_EVENTS, genai_attributes, span_genai
-from .wire import Malformed, merge_in_pieces
 
 NS_PER_MS = 1_000_000
 PIECE_CHARS = 64 * 1024
 """Streamed trace JSON is produced in pieces of about this size, each in one call off the event loop."""
 SPAN_KINDS = {number: Span.SpanKind.Name(number) for number in Span.SpanKind.values()}
 STATUS_CODES = {number: Status.StatusCode.Name(number) for number in Status.StatusCode.values()}
-PARSE_IN_PIECES_BYTES = 1024 * 1024
-"""A stored span bigger than this is parsed a run of its records at a time (see :func:`stored_span`)."""
-PARSE_PIECE_BYTES = 256 * 1024
 PIECE_ATTRIBUTES = 5000
 """A span with more attributes than this is written in slices of this many."""
 
@@ -62,7 +58,7 @@ def span_view(
     ``call``: what the store says of it as a model call, see ``SpanStore.stored_calls``; ``logs``: the views
     of its log records: GenAI events become its messages, the others its ``logs``; ``otlp=False``:
     without the ``otlp`` member, the costliest part, for readers that never look at it)."""
-    span = stored_span(row["span"]) if span is None else span
+    span = Span.FromString(row["span"]) if span is None else span
     readable = decoded(attributes(span.attributes))
     resource = Resource.FromString(row["resource"])
     scope = InstrumentationScope.FromString(row["scope"])
@@ -101,20 +97,6 @@ def span_view(
             "span": _hex_ids(json_format.MessageToDict(span)),
         }
     return view
-
-
-def stored_span(data: bytes) -> Span:
-    """The span of a stored row. ``Span.FromString`` holds the GIL for the whole parse, in whatever thread
-    it runs: 1 to 2 s for a span of 1.8 M attributes, during which the event loop answered no one. A big span
-    is parsed in runs of its records (:func:`.wire.merge_in_pieces`), letting the GIL go between them."""
-    if len(data) < PARSE_IN_PIECES_BYTES:
-        return Span.FromString(data)
-    span = Span()
-    try:
-        merge_in_pieces(span, data, PARSE_PIECE_BYTES)
-    except Malformed:  # not stored by this server's walk: protobuf's own parse says what is wrong
-        return Span.FromString(data)
-    return span
 
 
 def _event_triples(
@@ -252,7 +234,7 @@ def _span_json(
     row: dict[str, Any], tree_nodes: list[dict[str, Any]], call: StoredCall | None, logs: Sequence[dict[str, Any]]
 ) -> Iterator[str]:
     """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped)."""
-    span = stored_span(row["span"])
+    span = Span.FromString(row["span"])
     pairs = span.attributes
     slices = range(0, len(pairs), PIECE_ATTRIBUTES)
     mlflow = any(pair.key in MLFLOW_MARKERS for pair in pairs)

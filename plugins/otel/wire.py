@@ -16,9 +16,6 @@ span); the spans themselves are not looked into.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-from google.protobuf.message import Message
 
 RESOURCE_SPANS = 1  # ExportTraceServiceRequest.resource_spans
 SCOPE_SPANS = 2  # ResourceSpans.scope_spans
@@ -26,7 +23,6 @@ SPANS = 2  # ScopeSpans.spans
 LENGTH_DELIMITED = 2
 SPAN_TAG = SPANS << 3 | LENGTH_DELIMITED
 FIXED_SIZES = {1: 8, 5: 4}  # wire types fixed64 and fixed32
-Buffer = bytes | bytearray | memoryview
 
 
 class Malformed(ValueError):
@@ -81,42 +77,6 @@ def _runs(data: bytes | bytearray, start: int, end: int, piece_bytes: int) -> It
         yield bytes(data[run_start:run_end])
 
 
-def merge_in_pieces(message: Message, data: Buffer, piece_bytes: int) -> None:
-    """Merge the serialized ``data`` into ``message`` a run of about ``piece_bytes`` of its own records at a
-    time: what parsing it whole gives (parsing concatenated records merges them, as ``MergeFromString``
-    does), with the GIL let go between runs. For one huge message (a span of a million attributes), which
-    :func:`pieces` cannot cut. Raises :class:`Malformed` if the records do not walk."""
-    view = memoryview(data)
-    start = 0
-    for _, _, record_end, _ in _fields(data, 0, len(data), 0):
-        if record_end - start >= piece_bytes:
-            message.MergeFromString(view[start:record_end])  # type: ignore[arg-type]  # any buffer parses
-            start = record_end
-    if start < len(data):
-        message.MergeFromString(view[start:])  # type: ignore[arg-type]
-
-
-def merge_piece(request: Any, piece: bytes, piece_bytes: int) -> None:
-    """Merge one of :func:`pieces`' pieces into ``request``; one that holds a single span bigger than
-    ``piece_bytes`` (which the walk cannot cut) gets its resource and scope whole, and the span a run of its
-    records at a time (:func:`merge_in_pieces`): parsed whole, one span of 1.8 M attributes held the GIL
-    for seconds."""
-    if len(piece) <= piece_bytes:
-        request.MergeFromString(piece)
-        return
-    (field, start, end, _), *others = _fields(piece, 0, len(piece), RESOURCE_SPANS)
-    scopes = [(s, e) for f, s, e, _ in _fields(piece, start, end, SCOPE_SPANS) if f == SCOPE_SPANS]
-    spans = [(s, e) for f, s, e, _ in _fields(piece, *scopes[0], SPANS) if f == SPANS] if len(scopes) == 1 else []
-    if field != RESOURCE_SPANS or others or len(spans) != 1:
-        request.MergeFromString(piece)  # a run of several spans, or a big resource: as it is
-        return
-    resource_spans = request.resource_spans.add()
-    resource_spans.MergeFromString(_others(piece, start, end, SCOPE_SPANS))
-    scope_spans = resource_spans.scope_spans.add()
-    scope_spans.MergeFromString(_others(piece, *scopes[0], SPANS))
-    merge_in_pieces(scope_spans.spans.add(), memoryview(piece)[spans[0][0] : spans[0][1]], piece_bytes)
-
-
 def _others(data: bytes | bytearray, start: int, end: int, skipped: int) -> bytes:
     """The records of a message but those of field ``skipped``, as bytes."""
     return b"".join(
@@ -126,7 +86,7 @@ def _others(data: bytes | bytearray, start: int, end: int, skipped: int) -> byte
     )
 
 
-def _fields(data: Buffer, start: int, end: int, message_field: int) -> Iterator[tuple[int, int, int, int]]:
+def _fields(data: bytes | bytearray, start: int, end: int, message_field: int) -> Iterator[tuple[int, int, int, int]]:
     """``(field number, value start, record end, record start)`` of each record in ``data[start:end]``;
     the value is the payload of a length-delimited record, which ``message_field``'s must be."""
     position = start
@@ -149,7 +109,7 @@ def _fields(data: Buffer, start: int, end: int, message_field: int) -> Iterator[
         yield field, value_start, position, record_start
 
 
-def _varint(data: Buffer, position: int, end: int) -> tuple[int, int]:
+def _varint(data: bytes | bytearray, position: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while position < end and shift < 64:
         byte = data[position]

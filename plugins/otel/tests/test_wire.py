@@ -1,5 +1,4 @@
-"""A big OTLP request, or one big span, parsed in pieces (so no parse holds the GIL long) reads exactly as when
-parsed whole."""
+"""A big OTLP request parsed in pieces (so no parse holds the GIL long) reads exactly as when parsed whole."""
 
 from __future__ import annotations
 
@@ -8,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
-from plugins.otel import present, wire
+from plugins.otel import wire
 from plugins.otel.decode import PARSE_IN_PIECES_BYTES, PROTOBUF, PayloadError, parse
 
 UNKNOWN_FIELD = b"\xf8\x06\x01"  # field 111, varint 1: unknown to every level, kept by protobuf
@@ -115,38 +114,3 @@ def test_what_the_walk_does_not_expect_is_left_to_protobuf() -> None:
     assert spans_with_context(parse(payload, PROTOBUF)) == spans_with_context(
         ExportTraceServiceRequest.FromString(payload)
     )
-
-
-def huge_span_request(attributes: int) -> ExportTraceServiceRequest:
-    """One trace of one span with ``attributes`` attributes, events, a link and an unknown field, after a small
-    span in the same scope, so that the big one is a piece of its own."""
-    request = request_of(resources=1, scopes=1, spans=1)
-    scope_spans = request.resource_spans[0].scope_spans[0]
-    span = Span(name="huge", trace_id=bytes(15) + b"\x02", span_id=(99).to_bytes(8, "big"))
-    for n in range(attributes):
-        span.attributes.add(key=f"attribute.{n}").value.int_value = n
-    span.events.add(name="checkpoint").attributes.add(key="at").value.string_value = "middle"
-    span.links.add(trace_id=bytes(16), span_id=bytes(8))
-    span.status.message = "fine"
-    scope_spans.spans.add().MergeFromString(span.SerializeToString() + UNKNOWN_FIELD)
-    return request
-
-
-def test_one_span_bigger_than_a_piece_is_parsed_a_run_of_its_records_at_a_time() -> None:
-    request = huge_span_request(attributes=PARSE_IN_PIECES_BYTES // 20)
-    payload = request.SerializeToString()
-    assert len(payload) >= PARSE_IN_PIECES_BYTES
-    assert spans_with_context(parse(payload, PROTOBUF)) == spans_with_context(request)
-    huge = request.resource_spans[0].scope_spans[0].spans[1].SerializeToString()
-    merged = Span()
-    wire.merge_in_pieces(merged, huge, piece_bytes=1000)
-    assert merged.SerializeToString() == huge and UNKNOWN_FIELD in huge
-
-
-def test_a_big_stored_span_reads_as_parsed_whole() -> None:
-    stored = huge_span_request(attributes=PARSE_IN_PIECES_BYTES // 20).resource_spans[0].scope_spans[0].spans[1]
-    data = stored.SerializeToString()
-    assert len(data) >= present.PARSE_IN_PIECES_BYTES
-    assert present.stored_span(data) == stored
-    with pytest.raises(DecodeError):
-        present.stored_span(data[:-7])
