@@ -124,7 +124,7 @@ def whole_servers(quick: bool) -> str:
                 with contextlib.ExitStack() as stack:
                     if label.startswith("bare"):
                         command, port = python_server("benchmarks.apps", "a2wsgi")
-                        running = stack.enter_context(server(command, port, health="/small"))
+                        running = stack.enter_context(server(command, port, health="/small", timeout=120))
                     elif label.startswith("plughost"):
                         command, port = plughost_server()
                         env = {"PLUGHOST_DATA_DIR": data_dir}
