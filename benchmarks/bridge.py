@@ -11,15 +11,32 @@ Figures, each the median of several runs, with ratios against peers from this ru
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from datetime import date
 
 from benchmarks.apps import CHUNK, VARIANTS
-from benchmarks.harness import MiB, Server, WrkResult, benchmark_main, median_wrk, python_server, ratio, server
+from benchmarks.harness import (
+    LoadResult,
+    MiB,
+    Server,
+    WrkResult,
+    benchmark_main,
+    load_table,
+    measure_gets,
+    median_wrk,
+    plughost_server,
+    python_server,
+    ratio,
+    server,
+)
+from benchmarks.peers import mlflow_server, mlflow_version
 
 BRIDGES = tuple(v for v in VARIANTS if v != "native")
 UPLOAD_TIMEOUT = 300.0
@@ -86,7 +103,50 @@ def _read_slowly(port: int, size: int, seconds: float) -> None:
             time.sleep(0.01)
 
 
+WHOLE_SERVERS = (
+    ("bare Flask via a2wsgi (the limit)", "/small"),
+    ("plughost, every plugin, console `/version`", "/version"),
+    ("MLflow {version}, its Flask `/version`", "/version"),
+)
+
+
+def whole_servers(quick: bool) -> str:
+    """A small Flask GET through each whole server: plughost's console behind its bridge (every plugin's
+    middleware and routes in front), MLflow's Flask app behind its FastAPI app, and the bare limit."""
+    seconds, runs, rounds = (2, 1, 1) if quick else (5, 2, 3)
+    version = mlflow_version()
+    found: dict[str, list[dict[int, LoadResult]]] = {}
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    with tempfile.TemporaryDirectory() as data_dir:
+        for _ in range(rounds):
+            for label, path in WHOLE_SERVERS:
+                label = label.format(version=version)
+                with contextlib.ExitStack() as stack:
+                    if label.startswith("bare"):
+                        command, port = python_server("benchmarks.apps", "a2wsgi")
+                        running = stack.enter_context(server(command, port, health="/small", timeout=120))
+                    elif label.startswith("plughost"):
+                        command, port = plughost_server()
+                        env = {"PLUGHOST_DATA_DIR": data_dir}
+                        running = stack.enter_context(server(command, port, health="/health", env=env, timeout=120))
+                    else:
+                        running = stack.enter_context(mlflow_server())
+                    found.setdefault(label, []).append(measure_gets(running, path, (1, 32), seconds, runs))
+                print(f"  {label}: {found[label][-1][1].wrk.requests_per_second:.0f} req/s at c=1", file=sys.stderr)
+    lines = [
+        f"Load average {load} at the start; {rounds} rounds, the servers taking turns; in each, wrk "
+        f"{runs} x {seconds} s per concurrency; medians. CPU = the server's process tree per request. "
+        "MLflow's `/version` is a Flask route returning its version string, as plughost's returns its "
+        "version as JSON: the smallest route of each console, so the figure is the bridge and what stands "
+        "before it, not the page.",
+        "",
+        *load_table(found, WHOLE_SERVERS[0][0], "limit"),
+    ]
+    return "\n".join(lines)
+
+
 def run(quick: bool) -> str:
+    whole = whole_servers(quick)
     sizes = (1, 16) if quick else (1, 16, 64, 256)
     wrk_seconds, wrk_runs = (2, 1) if quick else (5, 3)
     upload_rows: dict[int, dict[str, tuple[float, float]]] = {size: {} for size in sizes}
@@ -166,6 +226,7 @@ def run(quick: bool) -> str:
         "|---|---|",
     ]
     lines += [f"| {variant} | {growth:.1f} |" for variant, growth in download_rows.items()]
+    lines += ["", "### Whole servers: a small Flask GET through each, beside the peer", "", whole]
     return "\n".join(lines)
 
 

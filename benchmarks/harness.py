@@ -10,6 +10,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -52,33 +53,51 @@ def server(
     command: Sequence[str], port: int, health: str = "/small", timeout: float = 30.0, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     environment = {**os.environ, **(env or {})}
-    process = subprocess.Popen(
-        list(command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
-    )
-    running = Server(process, port)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command} exited: {process.stderr.read().decode() if process.stderr else ''}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                    sock.sendall(f"GET {health} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
-                    if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command} did not start")
-            time.sleep(0.1)
-        yield running
-    finally:
-        process.terminate()
+    # stderr to a file, not a pipe: a server logging each request (an access log) would fill a pipe
+    # that nobody reads and block on it
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(list(command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors, env=environment)
+        running = Server(process, port)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    errors.seek(0)
+                    raise RuntimeError(f"{command} exited: {errors.read().decode(errors='replace')[-4000:]}")
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                        sock.sendall(f"GET {health} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+                        if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{command} did not start")
+                time.sleep(0.1)
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the process and its descendants so far, reaped children included:
+    the cost of a server's work, steadier than its rates on a machine that other work keeps busy."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:  # ended meanwhile
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def plughost_server() -> tuple[list[str], int]:
@@ -130,6 +149,79 @@ def median_wrk(url: str, connections: int, seconds: float, runs: int) -> WrkResu
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
     )
+
+
+@dataclass
+class LoadResult:
+    """wrk's figures at one concurrency, and the server's CPU per request over the same runs."""
+
+    wrk: WrkResult
+    cpu_ms: float
+
+
+def measure_gets(
+    running: Server, path: str, concurrencies: Sequence[int], seconds: float, runs: int
+) -> dict[int, LoadResult]:
+    """``GET path`` with wrk at each concurrency (medians of ``runs``), and the server tree's CPU per request,
+    after a few requests that warm the server up (MLflow loads its Flask app on the first one: seconds)."""
+    import httpx
+
+    for _ in range(5):
+        answer = httpx.get(f"http://127.0.0.1:{running.port}{path}", timeout=300)
+        if answer.status_code != 200:
+            raise RuntimeError(f"GET {path}: {answer.status_code} {answer.text[:200]}")
+    found = {}
+    for connections in concurrencies:
+        cpu_before = tree_cpu(running.pid)
+        results = [wrk(f"http://127.0.0.1:{running.port}{path}", connections, seconds) for _ in range(runs)]
+        cpu = tree_cpu(running.pid) - cpu_before
+        requests = sum(r.requests_per_second for r in results) * seconds
+        found[connections] = LoadResult(
+            WrkResult(
+                statistics.median(r.requests_per_second for r in results),
+                statistics.median(r.p50_ms for r in results),
+                statistics.median(r.p99_ms for r in results),
+            ),
+            cpu / requests * 1000 if requests else float("nan"),
+        )
+    return found
+
+
+def median_loads(results: list[dict[int, LoadResult]]) -> dict[int, LoadResult]:
+    """Per concurrency, the median of each figure over ``results`` (one per round)."""
+    return {
+        c: LoadResult(
+            WrkResult(
+                statistics.median(r[c].wrk.requests_per_second for r in results),
+                statistics.median(r[c].wrk.p50_ms for r in results),
+                statistics.median(r[c].wrk.p99_ms for r in results),
+            ),
+            statistics.median(r[c].cpu_ms for r in results),
+        )
+        for c in results[0]
+    }
+
+
+def load_table(found: dict[str, list[dict[int, LoadResult]]], reference: str, name: str) -> list[str]:
+    """A markdown table of :func:`measure_gets` rounds at c=1 and c=32, medians, each server against
+    ``reference`` (called ``name`` in the header): rates, and CPU (the reference's over the server's)."""
+    medians = {label: median_loads(results) for label, results in found.items()}
+    limit = medians[reference]
+    lines = [
+        "| server | c=1 req/s | c=1 p50/p99 ms | c=1 CPU ms/req | c=32 req/s | c=32 p50/p99 ms | c=32 CPU ms/req "
+        f"| c=1 vs {name} | c=32 vs {name} | CPU vs {name} c=1 / c=32 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, by_concurrency in medians.items():
+        one, many = by_concurrency[1], by_concurrency[32]
+        lines.append(
+            f"| {label} | {one.wrk.requests_per_second:.0f} | {one.wrk.p50_ms:.2f}/{one.wrk.p99_ms:.2f} "
+            f"| {one.cpu_ms:.3f} | {many.wrk.requests_per_second:.0f} | {many.wrk.p50_ms:.2f}/{many.wrk.p99_ms:.2f} "
+            f"| {many.cpu_ms:.3f} | {ratio(one.wrk.requests_per_second, limit[1].wrk.requests_per_second)} "
+            f"| {ratio(many.wrk.requests_per_second, limit[32].wrk.requests_per_second)} "
+            f"| {ratio(limit[1].cpu_ms, one.cpu_ms)} / {ratio(limit[32].cpu_ms, many.cpu_ms)} |"
+        )
+    return lines
 
 
 def ratio(value: float, reference: float) -> str:

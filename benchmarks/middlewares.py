@@ -1,63 +1,76 @@
-"""Middleware benchmark: ``/health`` through plughost's three built-in middlewares vs a bare FastAPI app.
+"""Middleware benchmark: ``/health`` through plughost's whole stack vs a bare FastAPI app, beside the peer.
 
     python -m benchmarks.middlewares [--quick] [--write]
 
-Each server is one uvicorn worker with the same HTTP protocol class; wrk drives
-``GET /health`` at concurrency 1 and 32; figures are medians of several runs.
-Target: plughost with security, workspace and timing >= 0.8 x bare FastAPI.
+Each server is one uvicorn worker; wrk drives ``GET /health`` at concurrency 1 and 32; the servers
+take turns over several rounds, and each figure is the median of its rounds, with the server's CPU
+per request (its process tree), steadier than rates on a shared machine. The peer is MLflow's
+tracking server, whose ``/health`` is a FastAPI route in front of its Flask app, as plughost's is.
+Targets: every plugin >= 0.8 x bare FastAPI at ``--log-level warning``, >= 0.7 x with the access log.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
+import tempfile
 from datetime import date
 
-from benchmarks.harness import WrkResult, benchmark_main, median_wrk, plughost_server, python_server, ratio, server
+from benchmarks.harness import (
+    LoadResult,
+    benchmark_main,
+    load_table,
+    measure_gets,
+    plughost_server,
+    python_server,
+    server,
+)
+from benchmarks.peers import mlflow_server, mlflow_version
 
 CONCURRENCIES = (1, 32)
+BARE = "bare FastAPI"
+PLUGHOST_SETUPS = (
+    ("plughost, no plugins", "", "warning"),
+    ("plughost + security, workspace, timing", "security,workspace,timing", "warning"),
+    ("plughost, every plugin", None, "warning"),
+    ("plughost, every plugin, access log on", None, "info"),
+)
 
 
-def measure(
-    command: list[str], port: int, seconds: float, runs: int, env: dict[str, str] | None = None
-) -> dict[int, WrkResult]:
-    with server(command, port, health="/health", env=env):
-        return {c: median_wrk(f"http://127.0.0.1:{port}/health", c, seconds, runs) for c in CONCURRENCIES}
+def measure_plughost(
+    plugins: str | None, log_level: str, data_dir: str, seconds: float, runs: int
+) -> dict[int, LoadResult]:
+    command, port = plughost_server()
+    command[command.index("--log-level") + 1] = log_level
+    env = {"PLUGHOST_DATA_DIR": data_dir} | ({} if plugins is None else {"PLUGHOST_PLUGINS": plugins})
+    with server(command, port, health="/health", env=env, timeout=120) as running:
+        return measure_gets(running, "/health", CONCURRENCIES, seconds, runs)
 
 
 def run(quick: bool) -> str:
-    seconds, runs = (2, 1) if quick else (5, 3)
-    results: dict[str, dict[int, WrkResult]] = {}
-    command, port = python_server("benchmarks.apps", "bare-fastapi")
-    results["bare FastAPI"] = measure(command, port, seconds, runs)
-    for label, plugins in (
-        ("plughost, no plugins", ""),
-        ("plughost + security, workspace, timing", "security,workspace,timing"),
-    ):
-        command, port = plughost_server()
-        results[label] = measure(command, port, seconds, runs, {"PLUGHOST_PLUGINS": plugins})
-        print(
-            f"  {label}: {results[label][1].requests_per_second:.0f}"
-            f" / {results[label][32].requests_per_second:.0f} req/s",
-            file=sys.stderr,
-        )
+    seconds, runs, rounds = (2, 1, 1) if quick else (4, 2, 3)
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    peer = f"MLflow {mlflow_version()} (its FastAPI `/health`)"
+    found: dict[str, list[dict[int, LoadResult]]] = {}
+    with tempfile.TemporaryDirectory() as data_dir:
+        for _ in range(rounds):
+            command, port = python_server("benchmarks.apps", "bare-fastapi")
+            with server(command, port, health="/health") as running:
+                found.setdefault(BARE, []).append(measure_gets(running, "/health", CONCURRENCIES, seconds, runs))
+            for label, plugins, log_level in PLUGHOST_SETUPS:
+                found.setdefault(label, []).append(measure_plughost(plugins, log_level, data_dir, seconds, runs))
+                print(f"  {label}: {found[label][-1][1].wrk.requests_per_second:.0f} req/s at c=1", file=sys.stderr)
+            with mlflow_server() as running:
+                found.setdefault(peer, []).append(measure_gets(running, "/health", CONCURRENCIES, seconds, runs))
 
-    bare = results["bare FastAPI"]
     lines = [
-        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, "
-        "one uvicorn worker each; medians.",
+        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, load average {load} "
+        f"at the start: one uvicorn worker each; {rounds} rounds, the servers taking turns; in each, wrk {runs} x "
+        f"{seconds} s per concurrency; medians. CPU = the server's process tree per request.",
         "",
-        "| server | c=1 req/s | c=1 p50/p99 ms | c=32 req/s | c=32 p50/p99 ms | c=1 vs bare | c=32 vs bare |",
-        "|---|---|---|---|---|---|---|",
+        *load_table(found, BARE, "bare"),
     ]
-    for label, by_concurrency in results.items():
-        one, many = by_concurrency[1], by_concurrency[32]
-        lines.append(
-            f"| {label} | {one.requests_per_second:.0f} | {one.p50_ms:.2f}/{one.p99_ms:.2f} | "
-            f"{many.requests_per_second:.0f} | {many.p50_ms:.2f}/{many.p99_ms:.2f} | "
-            f"{ratio(one.requests_per_second, bare[1].requests_per_second)} | "
-            f"{ratio(many.requests_per_second, bare[32].requests_per_second)} |"
-        )
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import os
 import platform
 import socket
 import statistics
@@ -37,7 +38,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from benchmarks.harness import MiB, Server, benchmark_main, plughost_server, post_many, postgresql_database, server
+from benchmarks.harness import (
+    MiB,
+    Server,
+    benchmark_main,
+    plughost_server,
+    post_many,
+    postgresql_database,
+    server,
+    tree_cpu,
+)
+from benchmarks.peers import MLFLOW_EXPERIMENT, mlflow_server, mlflow_version
 
 SPANS_PER_TRACE = 50
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -93,29 +104,50 @@ def count_back(base: str) -> int:
             return total
 
 
-def measure(backend: str, concurrency: int, requests: int) -> dict[str, float]:
+def measure(backend: str, concurrency: int, requests: int, plugins: str = "otel") -> dict[str, float]:
     bodies = [payload(index) for index in range(requests)]
     with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as stack:
-        env = {"PLUGHOST_PLUGINS": "otel", "PLUGHOST_DATA_DIR": data_dir}
+        env = {"PLUGHOST_DATA_DIR": data_dir}
+        if plugins != "all":
+            env["PLUGHOST_PLUGINS"] = plugins
         if backend == "postgresql":
             env["PLUGHOST_DATABASE_URL"] = stack.enter_context(postgresql_database())
         command, port = plughost_server()
-        with server(command, port, health="/health", env=env):
+        with server(command, port, health="/health", env=env) as running:
             base = f"http://127.0.0.1:{port}"
-            asyncio.run(post_many(port, "/v1/traces", [payload(10_000 + i) for i in range(10)], 2, PROTOBUF))  # warm up
-            started = time.perf_counter()
-            latencies = asyncio.run(post_many(port, "/v1/traces", bodies, concurrency, PROTOBUF))
-            elapsed = time.perf_counter() - started
+            result = timed_ingest(running, bodies, concurrency, PROTOBUF)
             stored = count_back(base) - 10 * SPANS_PER_TRACE
     sent = requests * SPANS_PER_TRACE
     if stored != sent:
         raise RuntimeError(f"{backend}: sent {sent} spans, {stored} came back")
+    return {**result, "stored": stored}
+
+
+def measure_mlflow(concurrency: int, requests: int) -> dict[str, float]:
+    """The peer: MLflow's tracking server (SQLite) takes the same traces on its OTLP/HTTP endpoint. Its
+    answers are all 200 (checked); the spans are not counted back (its trace search pages through them
+    at a few hundred a second, which would make the run longer than the measurement)."""
+    bodies = [payload(index) for index in range(requests)]
+    with mlflow_server() as running:
+        result = timed_ingest(running, bodies, concurrency, {**PROTOBUF, **MLFLOW_EXPERIMENT})
+    return {**result, "stored": float("nan")}
+
+
+def timed_ingest(running: Server, bodies: list[bytes], concurrency: int, headers: dict[str, str]) -> dict[str, float]:
+    """Post ``bodies`` after 10 warm-up requests: spans/s, latency percentiles, and the server's CPU per span."""
+    asyncio.run(post_many(running.port, "/v1/traces", [payload(10_000 + i) for i in range(10)], 2, headers))
+    cpu_before = tree_cpu(running.pid)
+    started = time.perf_counter()
+    latencies = asyncio.run(post_many(running.port, "/v1/traces", bodies, concurrency, headers))
+    elapsed = time.perf_counter() - started
+    cpu = tree_cpu(running.pid) - cpu_before
+    sent = len(bodies) * SPANS_PER_TRACE
     latencies.sort()
     return {
         "spans_per_second": sent / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-        "stored": stored,
+        "cpu_ms_per_span": cpu / sent * 1000,
     }
 
 
@@ -307,24 +339,50 @@ def run_stalls(quick: bool) -> str:
     return "\n".join(lines)
 
 
+INGEST_SETUPS = (
+    ("plughost, otel only", "sqlite", "otel"),
+    ("plughost, every plugin", "sqlite", "all"),
+    ("plughost, otel only", "postgresql", "otel"),
+)
+
+
 def run_ingest(quick: bool) -> str:
     requests = 50 if quick else 200
-    lines = [
-        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}: "
-        f"{requests} requests of one {SPANS_PER_TRACE}-span trace (protobuf), one uvicorn worker; "
-        "every span counted back.",
-        "",
-        "| store | concurrency | spans/s | p50 ms | p99 ms | spans counted back | vs reference (1,200 spans/s) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for backend in ("sqlite", "postgresql"):
+    peer_requests = 10 if quick else 24
+    rounds = 1 if quick else 3
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    found: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    peer = f"MLflow {mlflow_version()}"
+    for _ in range(rounds):  # the servers take turns, so that each round sees all of them under the same load
         for concurrency in (1, 8):
-            result = measure(backend, concurrency, requests)
-            print(f"  {backend} c={concurrency}: {result['spans_per_second']:.0f} spans/s", file=sys.stderr)
-            lines.append(
-                f"| {backend} | {concurrency} | {result['spans_per_second']:.0f} | {result['p50_ms']:.1f} "
-                f"| {result['p99_ms']:.1f} | {result['stored']:.0f} | {result['spans_per_second'] / 1200:.1f}x |"
-            )
+            for label, backend, plugins in INGEST_SETUPS:
+                result = measure(backend, concurrency, requests, plugins)
+                found.setdefault((label, backend, concurrency), []).append(result)
+                print(f"  {label} {backend} c={concurrency}: {result['spans_per_second']:.0f} spans/s", file=sys.stderr)
+            result = measure_mlflow(concurrency, peer_requests)
+            found.setdefault((peer, "sqlite", concurrency), []).append(result)
+            print(f"  {peer} c={concurrency}: {result['spans_per_second']:.0f} spans/s", file=sys.stderr)
+    lines = [
+        f"Measured {date.today()} on {platform.machine()} Python {platform.python_version()}, load average {load} "
+        f"at the start: {requests} requests of one {SPANS_PER_TRACE}-span trace (protobuf) to plughost, "
+        f"{peer_requests} to the peer ({peer}'s tracking server, OTLP/HTTP `/v1/traces`, experiment 0), one uvicorn "
+        f"worker each; medians of {rounds} rounds, the servers taking turns in each; plughost's spans counted back. "
+        "CPU = the server's process tree, per span.",
+        "",
+        "| server | store | concurrency | spans/s | p50 ms | p99 ms | CPU ms per span | spans/s vs MLflow "
+        "| MLflow CPU / this |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (label, backend, concurrency), results in found.items():
+        figures = {name: statistics.median(r[name] for r in results) for name in results[0] if name != "stored"}
+        reference = found[(peer, "sqlite", concurrency)]
+        peer_rate = statistics.median(r["spans_per_second"] for r in reference)
+        peer_cpu = statistics.median(r["cpu_ms_per_span"] for r in reference)
+        lines.append(
+            f"| {label} | {backend} | {concurrency} | {figures['spans_per_second']:.0f} | {figures['p50_ms']:.1f} "
+            f"| {figures['p99_ms']:.1f} | {figures['cpu_ms_per_span']:.3f} "
+            f"| {figures['spans_per_second'] / peer_rate:.1f}x | {peer_cpu / figures['cpu_ms_per_span']:.1f}x |"
+        )
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import functools
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from starlette._utils import get_route_path
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
@@ -83,6 +84,40 @@ class BridgeMount(Mount):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child_scope = super().matches(scope)
         return (Match.PARTIAL if match is Match.FULL else match), child_scope
+
+
+class BridgeShortcut(BridgeMount):
+    """The bridge again, first in the route table, for the paths that only the bridge can answer: those whose
+    first segment no native route claims (``/version``, a console page...). Matched first, such a request
+    skips the matching against every plugin router's routes, 125 us of CPU with every plugin on (FastAPI
+    opens each included router and tries its routes one by one). Any other path it leaves to the table,
+    whose last route is the bridge as before."""
+
+    def __init__(self, app: ASGIApp, native_heads: frozenset[str]) -> None:
+        super().__init__("/", app=app, name="wsgi-shortcut")
+        self.native_heads = native_heads
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or first_segment(get_route_path(scope)) in self.native_heads:
+            return Match.NONE, {}
+        return Mount.matches(self, scope)
+
+
+def first_segment(path: str) -> str:
+    """``/api/otel/traces`` -> ``api``; ``/`` -> ``""``."""
+    return path.split("/", 2)[1] if path.startswith("/") else path
+
+
+def native_heads(route_claims: Iterable[RouteClaim]) -> frozenset[str] | None:
+    """The first path segments of the native routes; ``None`` when one could match any first segment
+    (a path parameter there, or a mount or host at the root)."""
+    heads = set()
+    for claim in route_claims:
+        head = first_segment(claim.path)
+        if "{" in head or (claim.method == "*" and head == ""):
+            return None
+        heads.add(head)
+    return frozenset(heads)
 
 
 class PlughostApp(FastAPI):
@@ -256,6 +291,9 @@ def build_app(assembly: Assembly) -> PlughostApp:
         multiprocess=settings.workers > 1,
     )
     app.router.routes.append(BridgeMount("/", app=bridge, name="wsgi"))
+    heads = native_heads(app.route_claims()[:-1])
+    if heads is not None:
+        app.router.routes.insert(0, BridgeShortcut(bridge, heads))
     app.middleware_stack = app.build_middleware_stack()  # factories fail now, at start-up, not on a request
     return app
 

@@ -71,7 +71,8 @@ def test_plugin_routes_answer_and_every_other_path_goes_to_the_bridge(make_app) 
     async def items() -> list[int]:
         return [1, 2]
 
-    with client_for(make_app([router_plugin("items", router)])) as client:
+    app = make_app([router_plugin("items", router)])
+    with client_for(app) as client:
         assert client.get("/api/items").json() == [1, 2]
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/version").json()["version"]
@@ -79,6 +80,9 @@ def test_plugin_routes_answer_and_every_other_path_goes_to_the_bridge(make_app) 
         assert bridged.status_code == 404 and bridged.json()["detail"].startswith(
             "There is no console page at /api/items/unknown"
         )  # the console's 404, as JSON for an API client
+        assert client.get("/no/native/route/here").status_code == 404
+    # a path whose first segment no native route has (/version) goes to the bridge before the route table
+    assert app.router.routes[0].name == "wsgi-shortcut" and app.router.routes[-1].name == "wsgi"
 
 
 def test_wrong_method_on_native_route_is_405_not_the_flask_404(make_app) -> None:
@@ -131,6 +135,7 @@ def test_bridge_stays_last_even_with_plugin_routes_at_the_root(make_app) -> None
         assert client.get("/legacy/page").text == "flask page"  # deeper paths still reach Flask
     assert app.router.routes[-1].name == "wsgi"
     assert app.route_claims()[-1].owner == "legacy (WSGI bridge)"
+    assert "wsgi-shortcut" not in [getattr(route, "name", None) for route in app.router.routes]  # /{name}: any path
 
 
 def test_router_order_follows_hints_for_first_match(make_app) -> None:

@@ -78,8 +78,16 @@ class SqliteTransaction:
         """Insert term rows, tuples in the order of the statement's columns."""
         self._cursor.executemany(self._writer._terms.sql, rows)
 
-    def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
-        self._cursor.executemany(self._writer._summaries.sql, [self._writer._summaries.parameters(row) for row in rows])
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """Upsert the summary rows one ``execute`` at a time (SQLite cannot return rows from ``executemany``);
+        returns the traces that, merged, count more than one call."""
+        sql, parameters, cursor = self._writer._summaries.sql, self._writer._summaries.parameters, self._cursor
+        several = []
+        for row in rows:
+            workspace, trace_id, calls = cursor.execute(sql, parameters(row)).fetchone()
+            if calls > 1:
+                several.append((workspace, trace_id))
+        return several
 
 
 @contextmanager

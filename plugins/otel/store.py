@@ -259,7 +259,9 @@ class SpanStore:
             .on_conflict_do_nothing()
             .returning(spans.c.workspace, spans.c.trace_id, spans.c.span_id)
         )
-        self._merge_summaries = summary_merge(self._dialect)
+        self._merge_summaries = summary_merge(self._dialect).returning(
+            traces.c.workspace, traces.c.trace_id, traces.c.llm_calls
+        )
         self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
         self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
         self._writing: asyncio.Task[None] | None = None
@@ -549,7 +551,11 @@ class Transaction(Protocol):
         """Insert term rows, tuples of :data:`TERM_COLUMNS` (one already stored is left as it is)."""
         ...
 
-    def merge_summaries(self, rows: list[dict[str, Any]]) -> None: ...
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """Merge summary rows into the stored ones; returns the traces (workspace, trace id) that, merged, count
+        more than one call: a new span may have linked two of their calls (the link between a call's two sides may
+        arrive last)."""
+        ...
 
     @property
     def connection(self) -> Connection:
@@ -574,13 +580,15 @@ class _Statements:
     def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
         self.connection.execute(self._store._insert_terms, [dict(zip(TERM_COLUMNS, row, strict=True)) for row in rows])
 
-    def merge_summaries(self, rows: list[dict[str, Any]]) -> None:
-        self.connection.execute(self._store._merge_summaries, rows)
+    def merge_summaries(self, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        merged = self.connection.execute(self._store._merge_summaries, rows)
+        return [(workspace, trace_id) for workspace, trace_id, calls in merged if calls > 1]
 
 
 def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: Compute) -> None:
     """Insert the spans, then the terms and model calls of those that were new, then merge them into their
-    summaries; last, count again the calls of the traces that have several (see :func:`recount_calls`)."""
+    summaries; last, count again the calls of the traces that have several (see :func:`recount_calls`), which the
+    summaries' upsert returns (a query of its own after every write cost as much as the upsert)."""
     added: list[dict[str, Any]] = []
     for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
         added += transaction.add_spans(rows[start : start + SPAN_ROWS_PER_STATEMENT])
@@ -592,36 +600,11 @@ def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: C
     insert_calls = INSERT_CALLS[transaction.connection.dialect.name]
     for start in range(0, len(new_calls), SPAN_ROWS_PER_STATEMENT):
         transaction.connection.execute(insert_calls, new_calls[start : start + SPAN_ROWS_PER_STATEMENT])
+    several: list[tuple[str, str]] = []
     for start in range(0, len(summaries), SPAN_ROWS_PER_STATEMENT):
-        transaction.merge_summaries(summaries[start : start + SPAN_ROWS_PER_STATEMENT])
-    several = with_several_calls(transaction.connection, [(row["workspace"], row["trace_id"]) for row in summaries])
+        several += transaction.merge_summaries(summaries[start : start + SPAN_ROWS_PER_STATEMENT])
     if several:
         recount_calls(transaction.connection, several)
-
-
-def with_several_calls(connection: Connection, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Those of the traces ``keys`` (workspace, trace id) whose summaries, merged, count more than one call: a new
-    span may have linked two of their calls (the link between a call's two sides may arrive last)."""
-    by_workspace: dict[str, list[str]] = defaultdict(list)
-    for workspace, trace_id in keys:
-        by_workspace[workspace].append(trace_id)
-    found: list[tuple[str, str]] = []
-    for workspace, trace_ids in by_workspace.items():
-        for start in range(0, len(trace_ids), TRACES_PER_RECOUNT):
-            chosen = {"workspace": workspace, "trace_ids": trace_ids[start : start + TRACES_PER_RECOUNT]}
-            found += [
-                (row_workspace, row_trace_id)
-                for row_workspace, row_trace_id in connection.execute(SEVERAL_CALLS, chosen)
-            ]
-    return found
-
-
-SEVERAL_CALLS = select(traces.c.workspace, traces.c.trace_id).where(
-    traces.c.workspace == bindparam("workspace"),
-    traces.c.trace_id.in_(bindparam("trace_ids", expanding=True)),
-    traces.c.llm_calls > 1,
-)
-"""Built once: it runs after every write, and building the statement cost three times its execution."""
 
 
 async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]], per_statement: int) -> Stored:
