@@ -122,7 +122,8 @@ def build(variant: str) -> Any:
     if variant == "a2wsgi":
         from a2wsgi import WSGIMiddleware as A2WSGIMiddleware
 
-        return A2WSGIMiddleware(app)
+        wsgi: Any = app  # a2wsgi types its environ narrower than Flask does (a TypedDict, not a dict)
+        return A2WSGIMiddleware(wsgi)
     if variant == "native":
         return native
     raise SystemExit(f"unknown variant {variant!r}")

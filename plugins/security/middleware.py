@@ -382,8 +382,9 @@ def _http_scheme(scope: Scope) -> str:
 
 def _target(scope: Scope) -> str:
     """The path and query string the request asked for (where a sign-in returns to)."""
-    query = scope.get("query_string", b"").decode("latin-1")
-    return scope["path"] + (f"?{query}" if query else "")
+    path: str = scope["path"]
+    query: bytes = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 def _outage(error: Exception) -> Refusal:
