@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from core.testing import free_port, serve_in_thread
+from core.testing import serve_in_thread
 from plugins.assistant.tests.test_batch import export
 from plugins.gateway.tests.fake_provider import create_provider
 from plugins.gateway.tests.kit import KEK, configure
@@ -26,15 +26,13 @@ BUILT_IN = {"otel.retention", "otel.export", "assistant.batch_analysis", "gatewa
 
 @pytest.fixture
 def base(make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Every built-in plugin; the job processes read the server's API and the gateway's settings from
-    the environment, as deployed workers do."""
-    port = free_port()
-    monkeypatch.setenv("PLUGHOST_ASSISTANT_API_URL", f"http://127.0.0.1:{port}")
+    """Every built-in plugin; the job processes read the gateway's settings from the environment, as
+    deployed workers do."""
     monkeypatch.setenv("PLUGHOST_GATEWAY_KEK", KEK)
     monkeypatch.setenv("PLUGHOST_GATEWAY_ALLOW_PRIVATE", "1")
     plugins = ["otel", "gateway", "jobs", "assistant", "workspace", "security", "timing"]
     app = make_app(plugins, {"jobs": FAST_JOBS, "otel": {"grpc_address": ""}})
-    with serve_in_thread(app, port=port) as url:
+    with serve_in_thread(app) as url:
         yield url
 
 

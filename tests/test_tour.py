@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.testing import free_port, serve_in_thread
+from core.testing import serve_in_thread
 from plugins.assistant.tests.test_batch import export
 from plugins.gateway.tests.kit import API_KEY, KEK
 
@@ -72,12 +72,10 @@ def seed(base: str, llmock: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def base(make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Any:
-    port = free_port()
-    monkeypatch.setenv("PLUGHOST_ASSISTANT_API_URL", f"http://127.0.0.1:{port}")
+def base(make_app: Callable[..., Any]) -> Any:
     plugins = ["otel", "gateway", "jobs", "assistant", "workspace", "security", "timing"]
     settings = {"jobs": FAST_JOBS, "otel": {"grpc_address": ""}, "gateway": {"kek": KEK, "allow_private": True}}
-    with serve_in_thread(make_app(plugins, settings), port=port) as url:
+    with serve_in_thread(make_app(plugins, settings)) as url:
         yield url
 
 

@@ -106,6 +106,7 @@ def test_configure_through_the_forms(console: str, provider: Any, browser_page: 
     assert httpx.get(f"{console}/api/gateway/models/odd").json()["model"] == "echo-odd"
 
     page.get_by_role("link", name="Endpoints").click()
+    expect(page.locator("#gw-list tbody")).to_contain_text("No endpoints yet")  # the page's script is running
     page.get_by_role("button", name="New endpoint").click()
     form.locator('input[name="name"]').fill("chat")
     form.locator(".gw-member-model").select_option("gpt")
