@@ -8,8 +8,8 @@ Functions:
 - :func:`serve_in_thread` runs an app under a real uvicorn on a free loopback port.
 
 Fixtures: ``make_app`` (the function, with a per-test data dir and the plugins
-given to ``register_plugin``), ``module_make_app`` and ``module_database_url`` (the same for an app a
-module shares), ``register_plugin``, ``plughost_app`` (override it
+given to ``register_plugin``), ``module_make_app``, ``module_database_url`` and ``module_databases`` (the same for
+an app a module shares), ``register_plugin``, ``plughost_app`` (override it
 in your plugin's ``conftest.py``; the default enables every installed plugin),
 ``client`` (a TestClient with lifespans run), ``live_server`` (the base URL of
 ``plughost_app`` served by uvicorn), ``database_url`` (a fresh database, once
@@ -408,15 +408,31 @@ def postgresql_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def module_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """``url(store)``: a fresh database on ``store`` (``sqlite`` or ``postgresql``) for what a whole module
+    shares, made on first ask and kept to the module's end; for a module fixture that serves some tests on
+    both stores and others on SQLite only (a module-scoped parameter would run all of them on both)."""
+    with contextlib.ExitStack() as stack:
+        made: dict[str, str] = {}
+
+        def url(store: str) -> str:
+            if store not in made:
+                made[store] = (
+                    f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('plughost-db') / 'plughost.db'}"
+                    if store == "sqlite"
+                    else stack.enter_context(new_postgresql_database())
+                )
+            return made[store]
+
+        yield url
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def module_database_url(request: pytest.FixtureRequest, module_databases: Callable[[str], str]) -> str:
     """``database_url`` for what a whole module shares (an app of ``module_make_app``): a fresh database
     on each store, made once for the module's tests that use it, which run once per store."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('plughost-db') / 'plughost.db'}"
-        return
-    with new_postgresql_database() as url:
-        yield url
+    return module_databases(request.param)
 
 
 class PostgreSQLDatabases:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.testing import client_for, new_postgresql_database
+from core.testing import client_for
 
 from . import jobtypes
 
@@ -56,7 +56,7 @@ def sqlite_jobs_client(sqlite_url: str, start_jobs: Callable[..., Any]) -> Calla
 
 @pytest.fixture(scope="module")
 def shared_jobs_apps(
-    module_make_app: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+    module_make_app: Callable[..., Any], module_databases: Callable[[str], str]
 ) -> Iterator[Callable[[str], Any]]:
     """``shared(store)``: a started TestClient on jobs + workspace + the test job types with the ``FAST``
     settings, on a database of ``store`` (``sqlite`` or ``postgresql``), started on first use and shared by
@@ -66,10 +66,8 @@ def shared_jobs_apps(
 
         def shared(store: str) -> Any:
             if store not in started:
-                url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('jobs') / 'plughost.db'}"
-                if store == "postgresql":
-                    url = stack.enter_context(new_postgresql_database())
-                app = module_make_app(["jobs", "workspace", jobtypes], {"database_url": url, "jobs": FAST})
+                settings = {"database_url": module_databases(store), "jobs": FAST}
+                app = module_make_app(["jobs", "workspace", jobtypes], settings)
                 started[store] = stack.enter_context(client_for(app))
             return started[store]
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from genai_prices import Usage, calc_price
 
-from core.testing import new_postgresql_database, serve_in_thread
+from core.testing import serve_in_thread
 from plugins.otel.conventions import CONVENTIONS, FACT_KEYS
 from plugins.otel.tests.instrumented import MODEL, QUESTION
 
@@ -36,7 +36,7 @@ INSTRUMENTED = ("openai-v2", "openinference", "openllmetry", "mlflow", "logfire"
 
 
 @pytest.fixture(scope="module")
-def servers(module_make_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+def servers(module_make_app: Any, module_databases: Callable[[str], str]) -> Iterator[Callable[[str], str]]:
     """``server(store)``: the base URL of the module's server on ``store`` (``sqlite`` or ``postgresql``),
     started on first use. Each test sends traces of a service of its own and reads only those."""
     with contextlib.ExitStack() as stack:
@@ -44,10 +44,7 @@ def servers(module_make_app: Any, tmp_path_factory: pytest.TempPathFactory) -> I
 
         def server(store: str) -> str:
             if store not in started:
-                url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('conventions') / 'plughost.db'}"
-                if store == "postgresql":
-                    url = stack.enter_context(new_postgresql_database())
-                app = module_make_app(["otel"], {"database_url": url})
+                app = module_make_app(["otel"], {"database_url": module_databases(store)})
                 started[store] = stack.enter_context(serve_in_thread(app))
             return started[store]
 
