@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .access_log import access_logger
 from .factory import create_app
 from .settings import CoreSettings
 
@@ -35,42 +36,52 @@ class NoDelayHTTPProtocol(HttpToolsProtocol):
     for a request's headers: uvicorn has none, so a client sending them a byte at a time (slowloris)
     held its connection for as long as it liked. A connection whose request line and headers are not
     all in within ``header_timeout_seconds`` of its opening, or of the request's first byte, gets
-    408 and is closed."""
+    408 and is closed. Its access log lines are written by :func:`core.access_log.access_logger`.
+
+    The deadline is one timer per connection, not one per request: a request only notes when its head
+    began, and the timer, when it fires, closes the connection or waits for the deadline it then sees."""
 
     header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_logger = access_logger(self.access_logger)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(transport)
-        self._header_deadline: asyncio.TimerHandle | None = None
-        self._arm_header_deadline()
+        self._head_began: float | None = self.loop.time()
+        self._header_deadline: asyncio.TimerHandle | None = self.loop.call_at(
+            self._head_began + self.header_timeout_seconds, self._check_header_deadline
+        )
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm_header_deadline()
+        if self._head_began is None:
+            self._head_began = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self._disarm_header_deadline()
+        self._head_began = None
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_deadline()
-        super().connection_lost(exc)
-
-    def _arm_header_deadline(self) -> None:
-        if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(self.header_timeout_seconds, self._headers_too_slow)
-
-    def _disarm_header_deadline(self) -> None:
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
+        super().connection_lost(exc)
 
-    def _headers_too_slow(self) -> None:
+    def _check_header_deadline(self) -> None:
         self._header_deadline = None
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        began = self._head_began
+        if began is not None and now >= began + self.header_timeout_seconds:
             self.transport.write(REQUEST_TIMEOUT)
             self.transport.close()
+            return
+        due = (began if began is not None else now) + self.header_timeout_seconds
+        self._header_deadline = self.loop.call_at(due, self._check_header_deadline)
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
