@@ -115,6 +115,7 @@ class SecurityMiddleware:
         self.extra_headers = [(b"x-content-type-options", b"nosniff")]
         if settings.frame_options:
             self.extra_headers.append((b"x-frame-options", settings.frame_options.encode()))
+        self.extra_names = frozenset(name for name, _ in self.extra_headers)
         if "*" in settings.allowed_hosts:
             logger.warning(
                 "security: every Host header is allowed (PLUGHOST_SECURITY_ALLOWED_HOSTS=*): "
@@ -310,7 +311,7 @@ class SecurityMiddleware:
         )
 
     def _with_headers(self, send: Send, cors_origin: str | None) -> Send:
-        extra = self.extra_headers
+        extra, extra_names = self.extra_headers, self.extra_names
         if cors_origin is not None:
             if self.origins.any:
                 extra = [*extra, (b"access-control-allow-origin", b"*")]
@@ -321,12 +322,16 @@ class SecurityMiddleware:
                     (b"access-control-allow-credentials", b"true"),
                     (b"vary", b"Origin"),
                 ]
+            extra_names = frozenset(name for name, _ in extra)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
-                present = {name for name, _ in headers}
-                message["headers"] = [*headers, *(h for h in extra if h[0] not in present or h[0] == b"vary")]
+                names = {name for name, _ in headers}
+                if names.isdisjoint(extra_names):
+                    message["headers"] = [*headers, *extra]
+                else:  # the response's own value wins, but Vary is a list
+                    message["headers"] = [*headers, *(h for h in extra if h[0] not in names or h[0] == b"vary")]
             await send(message)
 
         return send_with_headers
@@ -336,9 +341,11 @@ def _request_headers(scope: Scope) -> dict[str, str]:
     """The request headers this middleware reads, decoded; of a repeated header the first, as
     Starlette's ``Headers.get`` reads it, so a second ``Host`` cannot pass while the app reads the first."""
     headers: dict[str, str] = {}
-    for name, value in scope.get("headers", []):
-        if name in READ_HEADERS and name.decode() not in headers:
-            headers[name.decode()] = value.decode("latin-1")
+    for name, value in scope["headers"]:
+        if name in READ_HEADERS:
+            key = name.decode()
+            if key not in headers:
+                headers[key] = value.decode("latin-1")
     return headers
 
 

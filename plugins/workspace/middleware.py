@@ -8,6 +8,7 @@ from core.asgi import send_json_error
 from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, current_workspace, use_workspace, workspace_bound
 
 HEADER = WORKSPACE_HEADER.encode()
+ECHOES_KEPT = 1024
 
 
 class WorkspaceMiddleware:
@@ -17,13 +18,15 @@ class WorkspaceMiddleware:
 
     def __init__(self, app: ASGIApp, settings: object = None) -> None:
         self.app = app
+        self.echoes: dict[str, tuple[bytes, bytes]] = {}
+        """Workspace name -> its response header, for the names seen valid (a server sees few)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         name = DEFAULT_WORKSPACE
-        for header, value in scope.get("headers", []):
+        for header, value in scope["headers"]:
             if header == HEADER:
                 name = value.decode("latin-1")
                 break
@@ -34,8 +37,7 @@ class WorkspaceMiddleware:
         except ValueError as error:
             await _refuse(scope, send, f"{error} (header X-Plughost-Workspace)")
             return
-
-        echoed = (HEADER, name.encode())
+        echoed = self.echoes.get(name) or self._echo(name)
 
         async def send_with_workspace(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -44,6 +46,12 @@ class WorkspaceMiddleware:
 
         with workspace:
             await self.app(scope, receive, send_with_workspace)
+
+    def _echo(self, name: str) -> tuple[bytes, bytes]:
+        if len(self.echoes) >= ECHOES_KEPT:
+            self.echoes.clear()
+        echoed = self.echoes[name] = (HEADER, name.encode())
+        return echoed
 
 
 async def _refuse(scope: Scope, send: Send, detail: str) -> None:
