@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .access_log import access_logger
 from .factory import create_app
+from .response_writes import ResponseWrites
 from .settings import CoreSettings
 
 logger = logging.getLogger("plughost")
@@ -36,7 +37,8 @@ class NoDelayHTTPProtocol(HttpToolsProtocol):
     for a request's headers: uvicorn has none, so a client sending them a byte at a time (slowloris)
     held its connection for as long as it liked. A connection whose request line and headers are not
     all in within ``header_timeout_seconds`` of its opening, or of the request's first byte, gets
-    408 and is closed. Its access log lines are written by :func:`core.access_log.access_logger`.
+    408 and is closed. Its access log lines are written by :func:`core.access_log.access_logger`, and a
+    sized response's head goes out with its body (:mod:`core.response_writes`).
 
     The deadline is one timer per connection, not one per request: a request only notes when its head
     began, and the timer, when it fires, closes the connection or waits for the deadline it then sees."""
@@ -63,6 +65,8 @@ class NoDelayHTTPProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_began = None
         super().on_headers_complete()
+        if self.cycle is not None and not self.cycle.response_started:
+            self.cycle.transport = ResponseWrites(self.transport, self.scope["method"])
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_deadline is not None:

@@ -16,20 +16,32 @@ from core.testing import serve_in_thread
 
 
 class Events:
+    """Streams whose producer waits for the client's go-ahead (``POST /api/events/release``): a stream held
+    back anywhere (a middleware, the server) never gets it, and the client's read times out."""
+
     PLUGHOST_NAME = "events"
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
 
     @hookimpl
     def plughost_routers(self, host: Any) -> RouterContribution:
         router = APIRouter()
 
         @router.get("/api/events")
-        async def events() -> StreamingResponse:
+        async def events(first: bool = True) -> StreamingResponse:
             async def produce() -> AsyncIterator[bytes]:
-                yield b"data: first\n\n"
-                await asyncio.sleep(0.5)
+                if first:
+                    yield b"data: first\n\n"
+                await self.released.wait()
                 yield b"data: second\n\n"
 
             return StreamingResponse(produce(), media_type="text/event-stream")
+
+        @router.post("/api/events/release")
+        async def release() -> dict[str, bool]:
+            self.released.set()
+            return {"released": True}
 
         return RouterContribution("events", router)
 
@@ -67,9 +79,18 @@ def test_a_bad_host_is_refused_before_anything_else_runs(base: str) -> None:
 
 
 def test_streams_stay_streaming_through_all_three(base: str) -> None:
-    with httpx.stream("GET", f"{base}/api/events") as response:
+    with httpx.stream("GET", f"{base}/api/events", timeout=30) as response:
         chunks = response.iter_raw()
-        first = next(chunks)
-        assert first == b"data: first\n\n"  # delivered while the producer still sleeps
+        assert next(chunks) == b"data: first\n\n"  # delivered while the producer waits for the go-ahead
+        httpx.post(f"{base}/api/events/release")
         rest = b"".join(chunks)
     assert rest.startswith(b"data: second\n\n") and b": server-timing app;dur=" in rest
+
+
+def test_a_streams_head_goes_out_before_its_first_chunk(base: str) -> None:
+    """The server sends a sized answer's head with its body; a stream's head must not wait for a chunk."""
+    with httpx.stream("GET", f"{base}/api/events?first=false", timeout=30) as response:  # the head is in
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-content-type-options"] == "nosniff"
+        httpx.post(f"{base}/api/events/release")
+        assert b"".join(response.iter_raw()).startswith(b"data: second\n\n")

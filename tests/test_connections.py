@@ -58,6 +58,17 @@ def test_after_any_error_the_connection_serves_the_next_request_or_said_it_close
                 assert said_close and failed.json() == {"detail": "internal server error"}
 
 
+def test_answers_without_a_body_to_follow_are_not_held(make_app: Any) -> None:
+    """A sized answer's head waits for its body (``core.response_writes``): a HEAD's, or one after an interim
+    ``100 Continue``, must still go out."""
+    app = make_app([router_plugin("boom", boom_router())])
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        head, connection = send(client, "HEAD", "/version")
+        assert head.status_code == 200 and int(head.headers["content-length"]) > 0 and head.content == b""
+        continued, next_connection = send(client, "POST", "/echo", json={"a": 1}, headers={"expect": "100-continue"})
+        assert continued.json() == {"a": 1} and next_connection is connection
+
+
 def slow_client_answer(host: str, port: int, first_bytes: bytes, trickle: bytes) -> bytes:
     """What the server answers a client that sends ``first_bytes``, then ``trickle`` every 0.3 s, and never
     the blank line that ends the headers (given up after 30 s)."""
