@@ -41,10 +41,10 @@ class AccessLineWriter(logging.Logger):
         try:
             client, method, path, version, status = args
             parts = self.templates.get(status) or self._template(status)
-            line = f"{parts[0]}{client}{parts[1]}{method}{parts[2]}{path}{parts[3]}{version}{parts[4]}\n"
+            line = f"{parts[0]}{client}{parts[1]}{method}{parts[2]}{path}{parts[3]}{version}{parts[4]}"
             self.handler.acquire()
             try:
-                self.handler.stream.write(line)
+                self.handler.stream.write(line + self.handler.terminator)
                 self.handler.flush()
             finally:
                 self.handler.release()
