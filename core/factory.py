@@ -354,6 +354,35 @@ def _build_route_tables(app: FastAPI) -> None:
         route.matches(dict(scope))
 
 
+def _gate_plugin_routers(app: FastAPI) -> None:
+    """Try each plugin's router only for paths whose first segment one of its routes claims. FastAPI tries
+    an included router's routes one by one, 1-3 us each (and again inside the router that answers), so a
+    call to the gateway tried the assistant's routes first, and an OTLP export four plugins' routers.
+    Applied once the route tables are built (:func:`_build_route_tables` must reach every route)."""
+    if not isinstance(app, PlughostApp):
+        return
+    heads_by_router = {}
+    for contribution in app.assembly.routers.order:
+        heads = native_heads(claims(contribution.router, contribution.plugin))
+        if heads is not None:
+            heads_by_router[id(contribution.router)] = heads
+    for route in app.router.routes:
+        heads = heads_by_router.get(id(getattr(route, "original_router", None)))
+        if heads is not None:
+            route.matches = _matched_under(heads, route.matches)  # type: ignore[method-assign]
+
+
+def _matched_under(heads: frozenset[str], matches: Callable[[Scope], tuple[Match, Scope]]) -> Any:
+    """``matches``, answering ``Match.NONE`` at once for a path whose first segment is not in ``heads``."""
+
+    def gated(scope: Scope) -> tuple[Match, Scope]:
+        if first_segment(get_route_path(scope)) not in heads:
+            return Match.NONE, {}
+        return matches(scope)
+
+    return gated
+
+
 def log_addresses(host: Host, wsgi_owner: str) -> None:
     """The start-up log's addresses: the console (or the WSGI app that replaces it), the API docs, and
     what each plugin says it serves (``plughost_addresses``), so a new user knows where to go."""
@@ -399,6 +428,7 @@ def _lifespan(
                 except Exception as exc:
                     raise info.failure(f"start-up failed: {type(exc).__name__}: {exc}") from exc
             _build_route_tables(app)
+            _gate_plugin_routers(app)
             log_addresses(host, wsgi_owner)
             _freeze_start_up()
             # Worker threads (decoding, analyses, sqlite) hold the GIL for up to the switch interval

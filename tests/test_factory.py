@@ -374,3 +374,36 @@ def test_a_405_allows_the_methods_of_the_paths_own_routes_not_those_of_a_paramet
         assert client.options("/api/jobs/schedules").headers["allow"] == "GET, POST"
         assert client.put(f"/api/jobs/{'0' * 32}").headers["allow"] == "GET, DELETE"
         assert client.put("/api/jobs/schedules/x").headers["allow"] == "GET, DELETE"
+
+
+def test_plugin_routers_tried_only_for_their_own_first_segments_answer_as_before(make_app) -> None:
+    """After start-up each plugin router is tried only for paths whose first segment it claims
+    (``core.factory._gate_plugin_routers``); routing answers what it answered without that."""
+    first, second, anywhere = APIRouter(), APIRouter(), APIRouter()
+
+    @first.get("/alpha/items")
+    async def alpha_items() -> dict[str, str]:
+        return {"from": "first"}
+
+    @second.post("/alpha/items")
+    async def alpha_create() -> dict[str, str]:
+        return {"from": "second"}
+
+    @second.get("/beta/{item}")
+    async def beta(item: str) -> dict[str, str]:
+        return {"from": "second", "item": item}
+
+    @anywhere.get("/{head}/anything")
+    async def any_head(head: str) -> dict[str, str]:
+        return {"from": "anywhere", "head": head}
+
+    plugins = [router_plugin("first", first), router_plugin("second", second, after=["first"])]
+    app = make_app([*plugins, router_plugin("any", anywhere)])
+    with client_for(app) as client:
+        assert client.get("/alpha/items").json() == {"from": "first"}
+        assert client.post("/alpha/items").json() == {"from": "second"}
+        assert client.get("/beta/x").json() == {"from": "second", "item": "x"}
+        assert client.get("/gamma/anything").json() == {"from": "anywhere", "head": "gamma"}  # a parameter head
+        refused = client.delete("/alpha/items")
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET, POST"  # both routers' methods
+        assert client.get("/beta").status_code == 404  # the console's, as before

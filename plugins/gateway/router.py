@@ -238,8 +238,6 @@ def create_router(gateway: Gateway) -> APIRouter:
             "dropped": tracer.dropped,
         }
 
-    router.include_router(crud)
-
     async def invoke(client: Format, endpoint: str, body: dict[str, Any], request: Request) -> Response:
         call = Call(client, body, request.headers.get("traceparent"))
         try:
@@ -316,6 +314,9 @@ def create_router(gateway: Gateway) -> APIRouter:
             ],
         }
 
+    # After the calls: FastAPI tries a router's routes in order (twice per request), and a call should not
+    # wait for the 20 configuration routes to be tried first (no path of theirs can match a call's).
+    router.include_router(crud)
     return router
 
 
