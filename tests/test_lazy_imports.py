@@ -1,6 +1,7 @@
 """Start-up imports only what it uses: Alembic only when a migration is due, grpc only when OTLP/gRPC serves,
-aiohttp only on the gateway's first provider call, logfire not for pydantic's plugin; the cyclic GC, paused
-while the server starts (:mod:`core.startup`), is on again once the app has started.
+aiohttp only on the gateway's first provider call, logfire not for pydantic's plugin, PostgreSQL's dialect
+not on SQLite; the cyclic GC, paused while the server starts (:mod:`core.startup`), is on again once the app
+has started.
 
 Each case runs in a fresh interpreter, so that what the test process already imported does not count.
 """
@@ -27,14 +28,14 @@ from core.factory import create_app
 
 with TestClient(create_app()) as client:
     assert client.get("/health").status_code == 200
-    found = {name: name in sys.modules for name in ("alembic", "grpc", "aiohttp", "logfire")}
+    found = {name: name in sys.modules for name in ("alembic", "grpc", "aiohttp", "logfire", "sqlalchemy.dialects.postgresql")}
     print(json.dumps({**found, "collecting": gc.isenabled(), "frozen": gc.get_freeze_count() > 0}))
 """
 
 
 def start_up(data_dir: Path, **env: str) -> dict[str, bool]:
-    """Start the app with every plugin in a new interpreter; which of alembic, grpc, aiohttp and logfire it
-    imported, whether the cyclic GC is on and start-up's objects frozen."""
+    """Start the app with every plugin in a new interpreter; which of alembic, grpc, aiohttp, logfire and
+    PostgreSQL's dialect it imported, whether the cyclic GC is on and start-up's objects frozen."""
     environment = {**os.environ, "PLUGHOST_DATA_DIR": str(data_dir), **env}
     environment.pop("PLUGHOST_DATABASE_URL", None)
     done = subprocess.run(
@@ -46,7 +47,9 @@ def start_up(data_dir: Path, **env: str) -> dict[str, bool]:
 
 def test_alembic_is_imported_only_when_a_migration_is_due(tmp_path: Path) -> None:
     assert start_up(tmp_path, PLUGHOST_OTEL_GRPC_ADDRESS="")["alembic"] is True  # a new database: every plugin migrates
-    assert start_up(tmp_path, PLUGHOST_OTEL_GRPC_ADDRESS="")["alembic"] is False  # at head already: nothing to do
+    at_head = start_up(tmp_path, PLUGHOST_OTEL_GRPC_ADDRESS="")  # nothing to do
+    assert at_head["alembic"] is False
+    assert at_head["sqlalchemy.dialects.postgresql"] is False  # on SQLite (the migrations import it)
 
 
 def test_grpc_is_imported_only_when_otlp_grpc_serves(tmp_path: Path) -> None:
