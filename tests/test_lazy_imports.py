@@ -28,7 +28,8 @@ from core.factory import create_app
 
 with TestClient(create_app()) as client:
     assert client.get("/health").status_code == 200
-    found = {name: name in sys.modules for name in ("alembic", "grpc", "aiohttp", "logfire", "sqlalchemy.dialects.postgresql")}
+    modules = ("alembic", "grpc", "aiohttp", "logfire", "sqlalchemy.dialects.postgresql")
+    found = {name: name in sys.modules for name in modules}
     print(json.dumps({**found, "collecting": gc.isenabled(), "frozen": gc.get_freeze_count() > 0}))
 """
 
