@@ -149,9 +149,10 @@ class Gateway:
     ) -> tuple[bytes, Outcome]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
         url, headers = providers.chat_url(target)
+        upstream = await self.upstream()
         started = time.perf_counter()
         try:
-            raw, answer = await (await self.upstream()).post(target, url, headers, body)
+            raw, answer = await upstream.post(target, url, headers, body)
         finally:
             report_upstream("provider", time.perf_counter() - started)
         if not isinstance(answer, dict):
@@ -182,8 +183,9 @@ class Gateway:
         self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None
     ) -> AsyncIterator[Event]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
+        client = await self.upstream()
         started = time.perf_counter()
-        upstream = (await self.upstream()).stream(target, body)
+        upstream = client.stream(target, body)
         first = await _timed_next(upstream)
         mapper, outcome = StreamMapper(plan), Outcome(text=[] if self.tracer.capture_content else None)
         note = outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic
@@ -269,11 +271,12 @@ class Gateway:
     # -- embeddings ----------------------------------------------------------------------------------
     async def embed(self, endpoint: str, payload: dict[str, Any]) -> Any:
         last: UpstreamError | None = None
+        upstream = await self.upstream()
         for target in await self.targets(endpoint):
             started = time.perf_counter()
             try:
                 await self._check(target)
-                answer = await (await self.upstream()).embed(target, payload)
+                answer = await upstream.embed(target, payload)
                 report_llm_usage(attempt_cost(target, _embedding_outcome(answer)))
                 return answer
             except UpstreamError as error:
