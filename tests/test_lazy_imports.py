@@ -8,6 +8,7 @@ Each case runs in a fresh interpreter, so that what the test process already imp
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -62,3 +63,11 @@ def test_aiohttp_and_logfire_wait_and_the_collector_is_back_on_once_started(tmp_
     found = start_up(tmp_path, PLUGHOST_OTEL_GRPC_ADDRESS="")
     assert found["aiohttp"] is False and found["logfire"] is False
     assert found["collecting"] is True and found["frozen"] is True
+
+
+def test_every_public_name_of_core_is_imported_on_first_use() -> None:
+    import core
+
+    assert sorted(core.__all__) == sorted(core._EXPORTS)  # the names mypy and readers see are the ones served
+    for name in core.__all__:
+        assert getattr(core, name) is getattr(importlib.import_module(f"core.{core._EXPORTS[name]}"), name)
