@@ -15,7 +15,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from . import huge_span
-from .conventions import MLFLOW_MARKERS, StoredCall, decoded
+from .conventions import MLFLOW_MARKERS, StoredCall, decoded, json_value
 from .conversation import GENAI_EVENTS, genai_attributes, span_genai
 
 NS_PER_MS = 1_000_000
@@ -249,7 +249,8 @@ def _span_json(
     comma = ""
     for pairs in _slices(runs()):
         values = attributes(pairs)
-        values = decoded(values) if mlflow else values
+        # each slice decoded as the span's, since only one of them holds the MLflow marker
+        values = {key: json_value(value) for key, value in values.items()} if mlflow else values
         read.update(genai_attributes(values))
         yield comma + json.dumps(values)[1:-1]
         comma = ","

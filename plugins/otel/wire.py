@@ -68,13 +68,11 @@ def pieces(
             scope_head = _others(data, scope_start, scope_end, SPANS)
             for run_start, run_end in _runs(data, scope_start, scope_end, piece_bytes):
                 split = None
-                # over huge_bytes, a run is one span: a run of several is never over piece_bytes
                 if huge_bytes is not None and run_end - run_start > huge_bytes:
-                    value_start = _varint(data, _varint(data, run_start, run_end)[1], run_end)[1]
-                    split = split_span(bytes(data[value_start:run_end]), piece_bytes)
-                    run = _record(SPANS, split.head)
-                else:
-                    run = bytes(data[run_start:run_end])
+                    length, value_start = _varint(data, _varint(data, run_start, run_end)[1], run_end)
+                    if value_start + length == run_end:  # one span, not a run of several
+                        split = split_span(bytes(data[value_start:run_end]), piece_bytes)
+                run = _record(SPANS, split.head) if split is not None else bytes(data[run_start:run_end])
                 scope_spans = _record(SCOPE_SPANS, scope_head + run)
                 yield _record(RESOURCE_SPANS, head + scope_spans), split
 
