@@ -14,6 +14,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from core import gc_paused
+
 from . import huge_span
 from .conventions import MLFLOW_MARKERS, StoredCall, decoded, json_value
 from .conversation import GENAI_EVENTS, genai_attributes, span_genai
@@ -235,14 +237,28 @@ def _span_json(
     row: dict[str, Any], tree_nodes: list[dict[str, Any]], call: StoredCall | None, logs: Sequence[dict[str, Any]]
 ) -> Iterator[str]:
     """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped). A huge
-    span (see :mod:`.huge_span`) is parsed without its attributes, and they a run at a time, once per pass."""
+    span (see :mod:`.huge_span`) is parsed without its attributes, and they a run at a time, once per pass,
+    with the cyclic GC paused: each of the full collections that its millions of short-lived objects
+    set off walked the whole heap, holding the GIL for 90 ms or more."""
     if huge_span.is_huge(row["span"]):
         parts = huge_span.split(row["span"])
-        span = huge_span.head(parts)
-        runs: Callable[[], Iterable[Any]] = lambda: huge_span.attribute_runs(parts)  # noqa: E731
+        with gc_paused():
+            runs = lambda: huge_span.attribute_runs(parts)  # noqa: E731
+            yield from _attributes_json(row, huge_span.head(parts), runs, tree_nodes, call, logs)
     else:
         span = Span.FromString(row["span"])
-        runs = lambda: (span.attributes,)  # noqa: E731
+        yield from _attributes_json(row, span, lambda: (span.attributes,), tree_nodes, call, logs)
+
+
+def _attributes_json(
+    row: dict[str, Any],
+    span: Span,
+    runs: Callable[[], Iterable[Any]],
+    tree_nodes: list[dict[str, Any]],
+    call: StoredCall | None,
+    logs: Sequence[dict[str, Any]],
+) -> Iterator[str]:
+    """:func:`_span_json` of ``span``, whose attributes ``runs()`` gives (each time it is called), a run at a time."""
     mlflow = any(pair.key in MLFLOW_MARKERS for pairs in runs() for pair in pairs)
     read: dict[str, Any] = {}
     yield '{"attributes":{'
