@@ -173,6 +173,8 @@ def test_a_huge_span_is_read_back_with_every_attribute(base: str) -> None:
     assert set(view["attributes"]) == {pair.key for pair in sent.attributes}
     assert view["genai"]["input_tokens"] == 12 and view["events"][0]["name"] == "an event"
     assert httpx.get(f"{base}/api/otel/traces", params={"attr.n2996": "2996"}).json()["traces"]
+    alone = httpx.get(f"{base}/api/otel/traces/{7:032x}/spans/{7:016x}", timeout=60)
+    assert alone.status_code == 200 and alone.json() == view  # in pieces too, as in the trace
 
 
 def test_the_json_of_a_huge_span_is_the_whole_parse_s(monkeypatch: pytest.MonkeyPatch) -> None:
