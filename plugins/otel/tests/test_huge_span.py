@@ -187,3 +187,19 @@ def test_the_json_of_a_huge_span_is_the_whole_parse_s(monkeypatch: pytest.Monkey
     assert json.loads("".join(spans_json([row], [], first=True))) == json.loads(whole)  # keys repeat in its text
     assert len(json.loads(whole)["otlp"]["span"]["attributes"]) == ATTRIBUTES + 4
     assert json.loads(whole)["attributes"]["s2001"] == "text 2001"
+
+
+def test_spans_of_many_attributes_sharing_terms_are_stored_on_each_store(
+    monkeypatch: pytest.MonkeyPatch, make_app: Any, database_url: str
+) -> None:
+    """Their terms are not made distinct across spans (no set of them all): the insert leaves out the repeats."""
+    monkeypatch.setattr(facts, "MANY_ATTRIBUTES", 100)
+    request = make_request(range(1))
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.attributes.extend(KeyValue(key=f"k{i}", value=AnyValue(int_value=i)) for i in range(300))
+    with serve_in_thread(make_app(["otel"], {"database_url": database_url})) as base:
+        for _ in range(2):  # the second time, every span and term is stored already
+            answer = httpx.post(f"{base}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF_HEADERS)
+            assert answer.status_code == 200, answer.text
+        found = httpx.get(f"{base}/api/otel/traces", params={"attr.k299": "299", "attr.k0": "0"}).json()["traces"]
+        assert [trace["span_count"] for trace in found] == [2]
