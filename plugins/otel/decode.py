@@ -253,6 +253,7 @@ def to_rows(
         shared = _unstorable_text(
             service=service, project=project, workspace=workspace, resource_schema_url=resource_spans.schema_url
         )
+        split = huge_spans.get(index)  # then the one span of this ResourceSpans
         for scope_spans in resource_spans.scope_spans:
             scope_bytes = scope_spans.scope.SerializeToString()
             scope_problem = shared or _unstorable_text(scope_schema_url=scope_spans.schema_url)
@@ -263,14 +264,10 @@ def to_rows(
                     if len(reasons) < 5:
                         reasons.append(problem)
                     continue
-                split = huge_spans.get(index)  # then the one span of its ResourceSpans
                 facts = span_facts(span, service) if split is None else _huge_span_facts(span, service, split)
-                # a span of many attributes has its terms in a list, its own (see SpanFacts.terms)
-                terms = (
-                    facts.terms
-                    if isinstance(facts.terms, list)
-                    else tuple([interned.setdefault(t, t) for t in facts.terms])
-                )
+                terms = facts.terms
+                if not isinstance(terms, list):  # a list is a span of many attributes' own (see SpanFacts.terms)
+                    terms = tuple([interned.setdefault(term, term) for term in terms])
                 rows.append(
                     {
                         "workspace": workspace,
