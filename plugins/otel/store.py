@@ -67,7 +67,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.util import await_
 
-from core import Pricing, run_bulk
+from core import Pricing, empty, run_bulk
 from core.context import current_workspace
 from core.database import on_conflict_insert, synchronous_twin
 from core.unavailable import unavailable
@@ -597,6 +597,8 @@ def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: C
     )
     for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
         transaction.add_terms(new_terms[start : start + TERM_ROWS_PER_STATEMENT])
+    if len(new_terms) > TERMS_PER_STEP:  # a term at a time: freeing a list of 1.8 M term rows held the GIL for a second
+        compute(lambda: empty(new_terms))
     insert_calls = _insert_calls(transaction.connection.dialect.name)
     for start in range(0, len(new_calls), SPAN_ROWS_PER_STATEMENT):
         transaction.connection.execute(insert_calls, new_calls[start : start + SPAN_ROWS_PER_STATEMENT])
@@ -723,15 +725,21 @@ def trace_terms(rows: Iterable[dict[str, Any]], ordered: bool = True) -> list[tu
     """The distinct term rows of ``rows`` (rows without ``terms`` add none), as tuples of :data:`TERM_COLUMNS`,
     sorted when ``ordered``. A trace's spans share most of their terms: they are made distinct per trace first, which
     builds no tuple for a repeated one. Run in a bulk thread, it takes the terms
-    :data:`TERMS_PER_STEP` at a time (see :func:`_sorted_in_steps`)."""
+    :data:`TERMS_PER_STEP` at a time (see :func:`_sorted_in_steps`). A span of many attributes has its terms in a
+    list, distinct already (see ``SpanFacts.terms``): they are taken as they are, never put in one big set (whose
+    growth holds the GIL); what they share with the trace's other spans the insert leaves out (``ON CONFLICT``)."""
     per_trace: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    found: list[tuple[str, str, str, str]] = []
     for row in rows:
         terms = row.get("terms")
-        if terms:
+        if isinstance(terms, list):
+            workspace, trace_id = row["workspace"], row["trace_id"]
+            found.extend((workspace, key, value, trace_id) for key, value in terms)  # no list of them all to free
+        elif terms:
             held = per_trace.setdefault((row["workspace"], row["trace_id"]), set())
             for start in range(0, len(terms), TERMS_PER_STEP):
                 held.update(terms[start : start + TERMS_PER_STEP])
-    found = [(w, key, value, t) for (w, t), pairs in per_trace.items() for key, value in pairs]
+    found += [(w, key, value, t) for (w, t), pairs in per_trace.items() for key, value in pairs]
     return _sorted_in_steps(found) if ordered else found
 
 
