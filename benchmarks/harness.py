@@ -53,6 +53,13 @@ def server(
     command: Sequence[str], port: int, health: str = "/small", timeout: float = 30.0, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     environment = {**os.environ, **(env or {})}
+    # Bytecode caches as an installed server has them, even where the environment says not to write them
+    # (this machine's sessions set PYTHONDONTWRITEBYTECODE; .ci/run unsets it too): otherwise every start
+    # compiles the project's 140 modules again, a tenth of plughost's start-up CPU.
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    # The references (bare FastAPI...) without logfire's pydantic plugin too, as plughost's server runs
+    # (core.startup): it comes with the test extra, not with FastAPI, and costs a third of a second a start.
+    environment.setdefault("PYDANTIC_DISABLE_PLUGINS", "logfire-plugin")
     # stderr to a file, not a pipe: a server logging each request (an access log) would fill a pipe
     # that nobody reads and block on it
     with tempfile.TemporaryFile() as errors:

@@ -1,5 +1,9 @@
 """``python -m core``."""
 
-from .cli import main
+from . import startup
+
+startup.prepare()  # before the imports below (FastAPI, SQLAlchemy, the plugins)
+
+from .cli import main  # noqa: E402
 
 main()

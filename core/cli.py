@@ -12,6 +12,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from . import startup
 from .errors import StartupError
 from .factory import Assembly, assemble, build_app, build_host
 from .host import Host
@@ -59,8 +60,11 @@ def _export(**values: Any) -> None:
 
 @click.group()
 @click.version_option(package_name="plughost")
-def cli() -> None:
+@click.pass_context
+def cli(context: click.Context) -> None:
     """plughost: a plugin-driven web server."""
+    if context.invoked_subcommand != "serve":  # serve's lifespan turns it on once the app has started
+        startup.resume_collector()
 
 
 @cli.command()
@@ -230,4 +234,5 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
+    startup.prepare()  # again for the ``plughost`` command, which starts here: a no-op after ``python -m core``
     build_cli()(prog_name="python -m core")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import functools
+import importlib
 import re
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from sqlalchemy import Table, event, exc, func, select, text
@@ -24,7 +26,22 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def on_conflict_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql.Insert:
+    """An ``INSERT`` into ``table`` that can say ``ON CONFLICT``, in the SQL of ``dialect`` (``"sqlite"`` or
+    ``"postgresql"``, as ``engine.dialect.name`` says). Only the dialect in use is imported: PostgreSQL's
+    is not, at start-up, on SQLite."""
+    return _dialect(dialect).insert(table)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _dialect(name: str) -> Any:
+    return importlib.import_module(f"sqlalchemy.dialects.{name}")
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:

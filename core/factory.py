@@ -14,8 +14,6 @@ Order of assembly, and the invariants it keeps:
 
 from __future__ import annotations
 
-import functools
-import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -30,6 +28,7 @@ from starlette._utils import get_route_path
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
+from . import startup
 from .bridge import WSGIApp, WSGIBridge
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .default_wsgi import console_shells, create_default_wsgi_app
@@ -402,19 +401,6 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-@functools.cache
-def _freeze_start_up() -> None:
-    """Freeze what the process loaded by its first app's start (modules, the app, plugins), which lives as
-    long as the process, out of the cyclic GC: otherwise every full collection walks it all while holding
-    the GIL, stalling the event loop for 70-190 ms whenever a big request allocates many objects.
-
-    Once per process: a full collection walks every object (0.2-0.4 s of CPU in a process of 650,000, as a
-    test worker is), and the freeze is process-wide; a process that builds app after app (a test run)
-    would pay it at each start for nothing."""
-    gc.collect()
-    gc.freeze()
-
-
 def _lifespan(
     host: Host, managers: Sequence[tuple[PluginInfo, AbstractAsyncContextManager[Any]]], wsgi_owner: str
 ) -> Any:
@@ -430,7 +416,7 @@ def _lifespan(
             _build_route_tables(app)
             _gate_plugin_routers(app)
             log_addresses(host, wsgi_owner)
-            _freeze_start_up()
+            startup.started()
             # Worker threads (decoding, analyses, sqlite) hold the GIL for up to the switch interval
             # each time the loop wants it back; at CPython's 5 ms, one /health answer under load
             # waited 8-11 ms at p99, at 1 ms 2-3 ms (benchmarks/run stall).

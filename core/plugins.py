@@ -168,9 +168,9 @@ def _discover(
 ) -> dict[str, tuple[PluginInfo, importlib.metadata.EntryPoint]]:
     found: dict[str, tuple[PluginInfo, importlib.metadata.EntryPoint]] = {}
     eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
+    origins: dict[int, tuple[str, str]] = {}
     for ep in sorted(eps, key=lambda ep: ep.name):
-        dist = ep.dist
-        info = PluginInfo(ep.name, dist.name if dist else "", dist.version if dist else "", ep.value)
+        info = PluginInfo(ep.name, *_origin(ep.dist, origins), ep.value)
         if ep.name in found:
             other = found[ep.name][0]
             raise StartupError(
@@ -179,6 +179,17 @@ def _discover(
             )
         found[ep.name] = (info, ep)
     return found
+
+
+def _origin(dist: importlib.metadata.Distribution | None, known: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    """The distribution's name and version; its metadata file is parsed once for all of its plugins (each
+    ``dist.name`` or ``dist.version`` parses it anew: 14 plugins cost 28 parses)."""
+    if dist is None:
+        return "", ""
+    if id(dist) not in known:
+        metadata = dist.metadata
+        known[id(dist)] = (metadata["Name"], metadata["Version"])
+    return known[id(dist)]
 
 
 def _check_selection(settings: CoreSettings, known: Iterable[str]) -> None:

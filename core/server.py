@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from . import startup
 from .access_log import access_logger
 from .factory import create_app
 from .response_writes import ResponseWrites
@@ -139,6 +140,7 @@ def serve(settings: CoreSettings, *, reload: bool = False) -> None:
     if settings.workers == 1 and not reload:
         uvicorn.run(app, **common)  # type: ignore[arg-type]
     else:
+        startup.resume_collector()  # this process only supervises: the workers start apps of their own
         uvicorn.run(
             "core.factory:create_app",
             factory=True,

@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from core import run_bulk
 from core.factory import build_host
@@ -50,28 +50,37 @@ ATTRIBUTE_FILTER = re.compile(r"^attr\.[\w.\-]{1,200}$")
 class BatchAnalysis(BaseModel):
     """Which traces to analyse: the list API's filters, a window relative to the run, and a cap."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)  # the field docstrings describe the form's fields
-
-    service: str | None = None
-    """Only traces of this service (`service.name`)."""
-    project: str | None = None
-    """Only traces of this project (the `X-Plughost-Project` header they were sent with)."""
-    status: Literal["ok", "error"] | None = None
-    """Only traces that failed (`error`) or did not (`ok`)."""
-    last_minutes: float | None = Field(None, gt=0, le=366 * 24 * 60)
-    """Traces that started in the last N minutes before the job runs (a schedule's window moves with it)."""
-    start_after: datetime | None = None
-    """Traces that started at or after this time."""
-    start_before: datetime | None = None
-    """Traces that started before this time."""
-    min_duration_ms: float | None = Field(None, ge=0)
-    """Traces that lasted at least this long."""
-    filters: dict[str, str] = {}
-    """More filters of the trace list (``GET /api/otel/traces``): `name`, `model`, `min_tokens`, `session` or
-    `attr.<key>`, such as ``{"attr.gen_ai.request.model": "gpt-4o"}``."""
-    max_traces: int = Field(100, ge=1, le=500)
-    """At most this many traces, newest first; the report says when more matched. (Entries are
-    compact, about 1 KiB, so that the report stays under the jobs plugin's 1 MiB result limit.)"""
+    # Field descriptions, not attribute docstrings (``use_attribute_docstrings``): pydantic finds those through
+    # ``inspect.getmodule``, which walks every loaded module, 60 ms of the server's start-up.
+    service: str | None = Field(None, description="Only traces of this service (`service.name`).")
+    project: str | None = Field(
+        None, description="Only traces of this project (the `X-Plughost-Project` header they were sent with)."
+    )
+    status: Literal["ok", "error"] | None = Field(
+        None, description="Only traces that failed (`error`) or did not (`ok`)."
+    )
+    last_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=366 * 24 * 60,
+        description="Traces that started in the last N minutes before the job runs "
+        "(a schedule's window moves with it).",
+    )
+    start_after: datetime | None = Field(None, description="Traces that started at or after this time.")
+    start_before: datetime | None = Field(None, description="Traces that started before this time.")
+    min_duration_ms: float | None = Field(None, ge=0, description="Traces that lasted at least this long.")
+    filters: dict[str, str] = Field(
+        {},
+        description="More filters of the trace list (``GET /api/otel/traces``): `name`, `model`, `min_tokens`, "
+        '`session` or `attr.<key>`, such as ``{"attr.gen_ai.request.model": "gpt-4o"}``.',
+    )
+    max_traces: int = Field(
+        100,
+        ge=1,
+        le=500,
+        description="At most this many traces, newest first; the report says when more matched. (Entries are "
+        "compact, about 1 KiB, so that the report stays under the jobs plugin's 1 MiB result limit.)",
+    )
 
     @field_validator("filters")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from .tracing import Tracer
 from .ui import pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+if importlib.util.find_spec("aiohttp") is None:
+    # aiohttp is imported on the first provider call (.upstream), not at start-up; without it, the plugin
+    # still fails to load, naming it, as when it was imported here.
+    raise ModuleNotFoundError("No module named 'aiohttp'", name="aiohttp")
 
 
 def _gateway(host: Host) -> Gateway:
@@ -117,7 +123,6 @@ def plughost_lifespan(host: Any) -> contextlib.AbstractAsyncContextManager[None]
         await migrate(host.database, MIGRATIONS, "gateway")
         kek = gateway.settings.kek
         gateway.store.envelope = Envelope.load(kek.get_secret_value() if kek else None, host.data_dir)
-        await gateway.start()
         usage_writer = asyncio.create_task(gateway.store.write_usage())
         exporter = asyncio.create_task(gateway.tracer.export_forever()) if gateway.tracer.enabled else None
         try:

@@ -137,7 +137,6 @@ async def run_batch(params: BatchParams, job: Any) -> dict[str, Any]:
     # No span exporter in a job process: the batch's own job record is its trace of work.
     tracer = Tracer(None, queue_size=settings.trace_queue_size, capture_content=False, project=settings.trace_project)
     gateway = Gateway(store, settings, tracer)
-    await gateway.start()
     writer = asyncio.create_task(store.write_usage())
     try:
         return await _answer_all(gateway, params, job)

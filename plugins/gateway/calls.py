@@ -9,6 +9,8 @@ depends on (priced off the call's path, see ``costs``).
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import logging
 import random
@@ -16,9 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.access import current_principal
 from core.context import current_workspace, report_upstream
@@ -31,12 +31,16 @@ from .providers import Outcome, UpstreamError
 from .request_map import provider_request
 from .response_map import StreamMapper, client_answer, client_finish_reason
 from .settings import Settings
-from .ssrf import PublicResolver, UnsafeURL, check_base_url
+from .ssrf import UnsafeURL, check_base_url
 from .store import GatewayStore, Missing, Target, Unreadable
 from .tracing import Invocation, SpanRecord, Tracer
 
+if TYPE_CHECKING:
+    from .upstream import Upstream
+
 logger = logging.getLogger("plughost.gateway")
 
+UPSTREAM_MODULE = f"{__package__}.upstream"
 SAFE_URL_SECONDS = 30.0
 Result = TypeVar("Result")
 
@@ -81,27 +85,23 @@ class Gateway:
         self.tracer = tracer
         self.announce = announce
         """Told of each call once it is answered, as ``announce(call=...)`` (see ``plughost_gateway_call``)."""
-        self._client: aiohttp.ClientSession | None = None
+        self._upstream: Upstream | None = None
+        self._opening = asyncio.Lock()
         self._safe_until: dict[str, float] = {}
 
-    @property
-    def client(self) -> aiohttp.ClientSession:
-        assert self._client is not None, "the gateway's lifespan has not started"
-        return self._client
-
-    async def start(self) -> None:
-        """Open the pooled HTTP client (one per process); it must be made inside the event loop."""
-        self._client = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self.settings.timeout_seconds),
-            connector=aiohttp.TCPConnector(
-                limit=256, keepalive_timeout=60, resolver=None if self.settings.allow_private else PublicResolver()
-            ),
-            cookie_jar=aiohttp.DummyCookieJar(),  # a provider's cookies must not carry over between users
-        )
+    async def upstream(self) -> Upstream:
+        """The pooled HTTP client to the providers, opened on the first provider call: its module (aiohttp)
+        is imported then, in a worker thread so that the event loop goes on, not at start-up."""
+        if self._upstream is None:
+            async with self._opening:
+                if self._upstream is None:
+                    module = await asyncio.to_thread(importlib.import_module, UPSTREAM_MODULE)
+                    self._upstream = module.Upstream(self.settings)
+        return self._upstream
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        if self._upstream is not None:
+            await self._upstream.close()
 
     async def targets(self, endpoint: str) -> list[Target]:
         """The endpoint's models: one picked by weight first, then the rest in their fallback order."""
@@ -149,9 +149,10 @@ class Gateway:
     ) -> tuple[bytes, Outcome]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
         url, headers = providers.chat_url(target)
+        upstream = await self.upstream()
         started = time.perf_counter()
         try:
-            raw, answer = await providers.post(self.client, target, url, headers, body)
+            raw, answer = await upstream.post(target, url, headers, body)
         finally:
             report_upstream("provider", time.perf_counter() - started)
         if not isinstance(answer, dict):
@@ -182,8 +183,9 @@ class Gateway:
         self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None
     ) -> AsyncIterator[Event]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
+        client = await self.upstream()
         started = time.perf_counter()
-        upstream = providers.stream(self.client, target, body)
+        upstream = client.stream(target, body)
         first = await _timed_next(upstream)
         mapper, outcome = StreamMapper(plan), Outcome(text=[] if self.tracer.capture_content else None)
         note = outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic
@@ -269,11 +271,12 @@ class Gateway:
     # -- embeddings ----------------------------------------------------------------------------------
     async def embed(self, endpoint: str, payload: dict[str, Any]) -> Any:
         last: UpstreamError | None = None
+        upstream = await self.upstream()
         for target in await self.targets(endpoint):
             started = time.perf_counter()
             try:
                 await self._check(target)
-                answer = await providers.embed(self.client, target, payload)
+                answer = await upstream.embed(target, payload)
                 report_llm_usage(attempt_cost(target, _embedding_outcome(answer)))
                 return answer
             except UpstreamError as error:

@@ -1,31 +1,16 @@
-"""HTTP calls to LLM providers, each in its own wire format, and what their answers say about the call.
-
-Redirects are never followed (a redirect could lead to a host the SSRF guard never
-checked): a 3xx answer is a provider error. A provider's error body is never relayed:
-only the ``error.message`` string of a JSON error, sanitized and cut short, is kept.
-A stream that ends without the provider's terminal event (``[DONE]``,
-``message_stop``) raises ``UpstreamError`` (truncated) instead of passing off a
-partial answer as complete.
-"""
+"""LLM providers: where each one's chat API is, what their answers say about a call (``Outcome``), and how
+a call failed (``UpstreamError``). The HTTP calls themselves are in :mod:`.upstream`."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
-from .formats import Event
 from .store import Target
 
 OPENAI_BASE = "https://api.openai.com/v1"
 ANTHROPIC_BASE = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
-ERROR_BODY_LIMIT = 64 * 1024
-ERROR_MESSAGE_LIMIT = 300
 
 
 @dataclass
@@ -127,131 +112,3 @@ def chat_url(target: Target) -> tuple[str, dict[str, str]]:
         "authorization": f"Bearer {target.api_key}",
         **target.headers,
     }
-
-
-async def post(
-    client: aiohttp.ClientSession, target: Target, url: str, headers: dict[str, str], body: dict[str, Any]
-) -> tuple[bytes, Any]:
-    """POST ``body``; the answer's bytes and their parsed JSON."""
-    response = await _send(client, url, headers, body, target)
-    try:
-        raw = await response.read()
-        return raw, json.loads(raw)
-    except (TimeoutError, aiohttp.ClientError, ValueError) as error:
-        raise UpstreamError(
-            f"{target.name}: the provider's answer broke off or is not JSON: {type(error).__name__}"
-        ) from None
-    finally:
-        response.release()
-
-
-async def stream(client: aiohttp.ClientSession, target: Target, body: dict[str, Any]) -> AsyncGenerator[Event, None]:
-    """The provider's events as they come, ending with its terminal event;
-    errors before the first are the provider's."""
-    url, headers = chat_url(target)
-    response = await _send(client, url, headers, body, target)
-    terminal = "[DONE]" if target.provider == "openai" else "message_stop"
-    try:
-        async for event in _sse(response.content):
-            if event.data == "[DONE]":
-                yield event
-                return
-            try:
-                event.payload = json.loads(event.data)
-            except ValueError:
-                raise UpstreamError(f"{target.name}: the provider's stream holds an event that is not JSON") from None
-            if not isinstance(event.payload, dict):
-                raise UpstreamError(f"{target.name}: the provider's stream holds an event that is not a JSON object")
-            if event.name == "error" or "error" in event.payload and event.payload.get("type") in (None, "error"):
-                raise UpstreamError(
-                    f"{target.name}: the provider reported an error mid-stream{_message_of(event.payload)}"
-                )
-            yield event
-            if event.payload.get("type") == terminal:
-                return
-    except (TimeoutError, aiohttp.ClientError) as error:
-        raise UpstreamError(
-            f"{target.name}: the stream broke off: {type(error).__name__}",
-            timeout=isinstance(error, asyncio.TimeoutError),
-        ) from None
-    finally:
-        response.close()
-    raise UpstreamError(f"{target.name}: the provider's stream ended before {terminal}: the answer is truncated")
-
-
-async def embed(client: aiohttp.ClientSession, target: Target, payload: dict[str, Any]) -> Any:
-    if target.provider != "openai":
-        raise UpstreamError(f"{target.name}: provider {target.provider!r} has no embeddings API", status=400)
-    url = f"{(target.base_url or OPENAI_BASE).rstrip('/')}/embeddings"
-    headers = {"authorization": f"Bearer {target.api_key}", **target.headers}
-    return (await post(client, target, url, headers, {**payload, "model": target.model}))[1]
-
-
-async def _send(
-    client: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any], target: Target
-) -> aiohttp.ClientResponse:
-    """POST ``body``; the response (headers read, body not yet) or an ``UpstreamError``."""
-    try:
-        response = await client.post(url, json=body, headers=headers, allow_redirects=False)
-    except TimeoutError:
-        raise UpstreamError(f"{target.name}: the provider did not answer in time", timeout=True) from None
-    except aiohttp.ClientConnectorError as error:
-        raise UpstreamError(f"{target.name}: cannot reach the provider: {error.os_error}") from None
-    except aiohttp.ClientError as error:
-        raise UpstreamError(f"{target.name}: cannot reach the provider: {type(error).__name__}") from None
-    if 300 <= response.status < 400:
-        response.release()
-        raise UpstreamError(
-            f"{target.name}: the provider answered {response.status}, a redirect, which the gateway does not follow",
-            status=502,
-        )
-    if response.status >= 400:
-        try:
-            detail = _message_of(json.loads(await _read_capped(response.content, ERROR_BODY_LIMIT)))
-        except (TimeoutError, aiohttp.ClientError, ValueError, RecursionError):
-            detail = ""
-        finally:
-            response.release()
-        raise UpstreamError(
-            f"{target.name}: the provider answered {response.status}{detail}",
-            status=response.status,
-            retry_after=response.headers.get("retry-after"),
-        )
-    return response
-
-
-async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
-    """At most ``limit`` bytes of a body (an error body is read for its message only)."""
-    chunks, size = [], 0
-    while size < limit and (chunk := await content.read(limit - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _message_of(answer: Any) -> str:
-    """``": <message>"`` from a JSON error of either format, sanitized and cut short; else nothing."""
-    error = answer.get("error") if isinstance(answer, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    if not isinstance(message, str) or not message:
-        return ""
-    cleaned = "".join(char if char.isprintable() else " " for char in message[:ERROR_MESSAGE_LIMIT])
-    return f": {cleaned}{'…' if len(message) > ERROR_MESSAGE_LIMIT else ''}"
-
-
-async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Event]:
-    """The events of a server-sent event stream."""
-    name: str | None = None
-    data: list[str] = []
-    async for raw in content:
-        line = raw.decode().rstrip("\r\n")
-        if not line:
-            if data:
-                yield Event(name, "\n".join(data))
-            name, data = None, []
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
-    if data:
-        yield Event(name, "\n".join(data))

@@ -4,8 +4,8 @@ IPv6 forms that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-tran
 ``::ffff:0:a.b.c.d``, IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::/96`` and
 ``64:ff9b:1::/48``, 6to4 ``2002::/16``, Teredo, ISATAP interface identifiers) are decoded
 and the IPv4 address is checked as well. Without ``allow_private``, the
-gateway's HTTP client resolves names with ``PublicResolver``, so the addresses it
-connects to are checked too.
+gateway's HTTP client resolves names with ``PublicResolver`` (:mod:`.upstream`), so the
+addresses it connects to are checked too.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import socket
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -73,31 +71,6 @@ def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
     if address.teredo is not None:
         found.extend(address.teredo)
     return found
-
-
-class PublicResolver(AbstractResolver):
-    """aiohttp's resolver, refusing names that resolve to a non-public address when the connection is made.
-
-    The check on write and before a call resolves the name once; this one holds for the
-    addresses actually connected to, so a name that changes its answer (DNS rebinding)
-    cannot lead a call into the private network.
-    """
-
-    def __init__(self) -> None:
-        self._resolver = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._resolver.resolve(host, port, family)
-        for result in found:
-            address = ipaddress.ip_address(result["host"].split("%", 1)[0])
-            if not is_public(address):
-                raise OSError(f"{host!r} resolves to {address}, a non-public address")
-        return found
-
-    async def close(self) -> None:
-        await self._resolver.close()
 
 
 async def _resolve(host: str, port: int) -> list[Address]:

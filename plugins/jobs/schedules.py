@@ -38,10 +38,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
+from core.database import on_conflict_insert
 
 from .store import JobStore, Submission, metadata
 
@@ -262,5 +262,4 @@ class ScheduleStore:
             return job
 
     def _insert(self) -> Any:
-        dialect = postgresql if self.jobs.postgresql else sqlite
-        return dialect.insert(schedules)
+        return on_conflict_insert(schedules, "postgresql" if self.jobs.postgresql else "sqlite")

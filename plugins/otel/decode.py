@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from google.protobuf import json_format
@@ -19,8 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from core import Pricing, jsonbody
 
-from . import wire
-from .facts import call_cost, span_facts
+from . import huge_span, wire
+from .facts import SpanFacts, attribute_facts, call_cost, span_facts
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -33,6 +34,7 @@ PARSE_PIECE_BYTES = 512 * 1024
 GZIP_TRAILER_BYTES = 8  # CRC-32, then the inflated size modulo 2**32, both little-endian
 DEFLATE_MAX_RATIO = 1032  # no deflate stream inflates to more than 1032 times its size, plus headers
 INT64_MAX = 2**63 - 1  # SQL BIGINT; OTLP times are uint64, so larger ones cannot be stored
+NO_HUGE_SPANS: Mapping[int, wire.SplitSpan] = MappingProxyType({})
 GENAI_PRICES = Pricing()
 """The genai-prices data set alone, without ``PLUGHOST_PRICES`` (the span store brings the app's pricing)."""
 
@@ -141,32 +143,56 @@ def _has_zlib_header(body: bytes) -> bool:
 
 def parse(payload: bytes | bytearray, kind: str, request_type: type[Message] = ExportTraceServiceRequest) -> Any:
     """An OTLP export request (traces by default; logs or metrics by ``request_type``) from its body."""
+    return _parse(payload, kind, request_type, huge_bytes=None)[0]
+
+
+def rows_of(
+    payload: bytes | bytearray, kind: str, request_type: type[Message], rows: Callable[..., Decoded], **options: Any
+) -> Decoded:
+    """The rows of an OTLP export request's body, made by ``rows(request, **options)``. A span too big to parse
+    whole (see :mod:`.huge_span`) is parsed without its attributes, which ``rows`` gets apart as ``huge_spans``."""
+    huge_bytes = huge_span.HUGE_SPAN_BYTES if request_type is ExportTraceServiceRequest else None
+    request, huge_spans = _parse(payload, kind, request_type, huge_bytes)
+    return rows(request, **options, **({"huge_spans": huge_spans} if huge_spans else {}))
+
+
+def _parse(
+    payload: bytes | bytearray, kind: str, request_type: type[Message], huge_bytes: int | None
+) -> tuple[Any, dict[int, wire.SplitSpan]]:
     request = request_type()
+    huge_spans: dict[int, wire.SplitSpan] = {}
     try:
         if kind == PROTOBUF:
-            _parse_protobuf(payload, request)
+            huge_spans = _parse_protobuf(payload, request, huge_bytes)
         else:
             document = jsonbody.loads(payload)
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (DecodeError, json_format.ParseError, ValueError, TypeError, AttributeError) as error:
-        raise PayloadError(
-            400, f"body is not a valid OTLP {request_type.__name__} ({kind}): {str(error)[:300]}"
-        ) from None
-    return request
+        raise _not_valid(request_type, kind, error) from None
+    return request, huge_spans
 
 
-def _parse_protobuf(payload: bytes | bytearray, request: Message) -> None:
+def _not_valid(request_type: type[Message], kind: str, error: Exception) -> PayloadError:
+    return PayloadError(400, f"body is not a valid OTLP {request_type.__name__} ({kind}): {str(error)[:300]}")
+
+
+def _parse_protobuf(payload: bytes | bytearray, request: Message, huge_bytes: int | None) -> dict[int, wire.SplitSpan]:
     """A big request is parsed in pieces of about ``PARSE_PIECE_BYTES``, so that no single parse
-    holds the GIL (and so the event loop) for long: see :mod:`.wire`."""
+    holds the GIL (and so the event loop) for long: see :mod:`.wire`. A span over ``huge_bytes`` is
+    parsed without its attributes; it is returned split, by the index of the ``ResourceSpans`` holding it."""
     if len(payload) >= PARSE_IN_PIECES_BYTES:
+        huge_spans: dict[int, wire.SplitSpan] = {}
         try:
-            for piece in wire.pieces(payload, PARSE_PIECE_BYTES):
+            for piece, split in wire.pieces(payload, PARSE_PIECE_BYTES, huge_bytes):
                 request.MergeFromString(piece)
-            return
+                if split is not None:
+                    huge_spans[len(request.resource_spans) - 1] = split  # type: ignore[attr-defined]
+            return huge_spans
         except wire.Malformed:
             request.Clear()  # protobuf's own parse below says what is wrong, or accepts what the walk did not expect
     request.ParseFromString(payload)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
+    return {}
 
 
 def _hex_ids_to_base64(document: Any) -> None:
@@ -200,17 +226,24 @@ def _convert_id(holder: dict[str, Any], key: str) -> None:
 
 
 def to_rows(
-    request: ExportTraceServiceRequest, *, workspace: str, project: str, pricing: Pricing = GENAI_PRICES
+    request: ExportTraceServiceRequest,
+    *,
+    workspace: str,
+    project: str,
+    pricing: Pricing = GENAI_PRICES,
+    huge_spans: Mapping[int, wire.SplitSpan] = NO_HUGE_SPANS,
 ) -> Decoded:
     """One row per valid span (the span table's columns, plus the terms, GenAI usage and cost the store
-    indexes and sums, see :mod:`.facts`); invalid spans are counted and described, not stored."""
+    indexes and sums, see :mod:`.facts`); invalid spans are counted and described, not stored.
+    ``huge_spans``: the spans parsed without their attributes, by their ``ResourceSpans``' index (see
+    :func:`rows_of`); such a span is stored as received."""
     rows: list[dict[str, Any]] = []
     rejected = 0
     reasons: list[str] = []
     # one tuple per distinct term in the request: spans repeat their attributes' keys and values, and
     # a (key, value) tuple a span (175 bytes) made a 1.8 M-attribute request's terms 350 MiB, not 10
     interned: dict[tuple[str, str], tuple[str, str]] = {}
-    for resource_spans in request.resource_spans:
+    for index, resource_spans in enumerate(request.resource_spans):
         resource = resource_spans.resource
         service = (
             next((a.value.string_value for a in resource.attributes if a.key == "service.name"), "")
@@ -220,6 +253,7 @@ def to_rows(
         shared = _unstorable_text(
             service=service, project=project, workspace=workspace, resource_schema_url=resource_spans.schema_url
         )
+        split = huge_spans.get(index)  # then the one span of this ResourceSpans
         for scope_spans in resource_spans.scope_spans:
             scope_bytes = scope_spans.scope.SerializeToString()
             scope_problem = shared or _unstorable_text(scope_schema_url=scope_spans.schema_url)
@@ -230,7 +264,10 @@ def to_rows(
                     if len(reasons) < 5:
                         reasons.append(problem)
                     continue
-                facts = span_facts(span, service)
+                facts = span_facts(span, service) if split is None else _huge_span_facts(span, service, split)
+                terms = facts.terms
+                if not isinstance(terms, list):  # a list is a span of many attributes' own (see SpanFacts.terms)
+                    terms = tuple([interned.setdefault(term, term) for term in terms])
                 rows.append(
                     {
                         "workspace": workspace,
@@ -244,13 +281,13 @@ def to_rows(
                         "status_code": span.status.code,
                         "service_name": service,
                         "project": project,
-                        "span": span.SerializeToString(),
+                        "span": span.SerializeToString() if split is None else split.record,
                         "resource": resource_bytes,
                         "resource_schema_url": resource_spans.schema_url,
                         "scope": scope_bytes,
                         "scope_schema_url": scope_spans.schema_url,
                         # beside the span's columns: what the store indexes and sums (not columns of the span)
-                        "terms": tuple([interned.setdefault(term, term) for term in facts.terms]),
+                        "terms": terms,
                         "llm": facts.llm,
                         "llm_call": facts.llm_call,
                         "input_tokens": facts.input_tokens,
@@ -259,6 +296,14 @@ def to_rows(
                     }
                 )
     return Decoded(rows, rejected, reasons)
+
+
+def _huge_span_facts(span: Any, service: str, split: wire.SplitSpan) -> SpanFacts:
+    """The facts of a span parsed without its attributes, read from ``split`` a run at a time."""
+    try:
+        return attribute_facts(span.name, service, huge_span.attribute_runs(split), many=True)
+    except DecodeError as error:
+        raise _not_valid(ExportTraceServiceRequest, PROTOBUF, error) from None
 
 
 def _invalid(span: Any) -> str:
@@ -304,7 +349,7 @@ def decode_request(
     """
     kind = media_type(content_type)
     try:
-        request = parse(decompress(body, encoding, limit), kind, request_type)
-        return kind, (rows or to_rows)(request, workspace=workspace, project=project)
+        payload = decompress(body, encoding, limit)
+        return kind, rows_of(payload, kind, request_type, rows or to_rows, workspace=workspace, project=project)
     except PayloadError as error:
         raise error.with_traceback(None) from None

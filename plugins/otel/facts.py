@@ -20,23 +20,32 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from core import Pricing
+from core import Pricing, empty
 
 from .conventions import FACT_KEYS, NOTHING, LlmFacts, is_mlflow, json_value, llm_facts
 from .present import any_value
 
 SPAN_NAME_KEY = ""
 MAX_TERM_CHARS = 256
+MANY_ATTRIBUTES = 10_000
+"""A span with more attributes than this has its terms made distinct in many small sets, and kept in a list."""
+DISTINCT_SETS = 256
+"""How many sets the terms of a span of many attributes are spread over (7,000 each for 1.8 M attributes)."""
+
+T = TypeVar("T", bound=Hashable)
 
 
 @dataclass(frozen=True)
 class SpanFacts:
-    terms: tuple[tuple[str, str], ...]
+    terms: Sequence[tuple[str, str]]
     """A tuple, not a set: tuples of strings drop out of the cyclic GC after one pass, so a request of
-    150,000 spans does not leave a million tracked objects for a full collection to walk."""
+    150,000 spans does not leave a million tracked objects for a full collection to walk. A list for a
+    span of many attributes (see :func:`distinct`): it can be emptied a term at a time, where freeing a
+    tuple of 1.8 M terms held the GIL for a second."""
     llm: LlmFacts
 
     @property
@@ -72,20 +81,48 @@ def call_cost(llm: LlmFacts, pricing: Pricing, at_ns: int) -> float | None:
 
 def span_facts(span: Any, service: str) -> SpanFacts:
     """The terms and LLM facts of a parsed OTLP span from ``service``."""
-    terms = {("service.name", service)} if _indexable(service) else set()
-    if _indexable(span.name):
-        terms.add((SPAN_NAME_KEY, span.name))
+    return attribute_facts(span.name, service, (span.attributes,), many=len(span.attributes) > MANY_ATTRIBUTES)
+
+
+def attribute_facts(name: str, service: str, runs: Iterable[Iterable[Any]], *, many: bool) -> SpanFacts:
+    """The terms and LLM facts of the span ``name`` from ``service`` whose attributes (``KeyValue``
+    messages) come in ``runs``; ``many``: so many that they are made distinct as :func:`distinct` does."""
+    found: list[tuple[str, str]] | set[tuple[str, str]] = [] if many else set()
+    add = found.append if isinstance(found, list) else found.add
+    if _indexable(service):
+        add(("service.name", service))
+    if _indexable(name):
+        add((SPAN_NAME_KEY, name))
     read: dict[str, Any] = {}
-    for pair in span.attributes:
-        key = pair.key
-        value = term_value(pair.value)
-        if value is not None and key and _indexable(key):
-            terms.add((key, value))
-        if key in FACT_KEYS:
-            read[key] = any_value(pair.value)
+    for pairs in runs:
+        for pair in pairs:
+            key = pair.key
+            value = term_value(pair.value)
+            if value is not None and key and _indexable(key):
+                add((key, value))
+            if key in FACT_KEYS:
+                read[key] = any_value(pair.value)
     if read and is_mlflow(read):
-        terms = {(key, _decoded_term(value)) for key, value in terms}
-    return SpanFacts(tuple(terms), llm_facts(read) if read else NOTHING)
+        found = _decoded_terms(found)
+    terms = distinct(found) if isinstance(found, list) else tuple(found)
+    return SpanFacts(terms, llm_facts(read) if read else NOTHING)
+
+
+def distinct(items: list[T]) -> list[T]:
+    """The distinct ``items`` in their first order, emptying ``items`` (last first) on the way. One set of
+    them all would stall the event loop: growing a set of 1.8 M terms rehashes them all in one C call
+    (100 ms), as does freeing it; here they are spread over :data:`DISTINCT_SETS` small sets, freed one
+    at a time."""
+    sets: list[set[T]] = [set() for _ in range(DISTINCT_SETS)]
+    found: list[T] = []
+    for item in items:
+        held = sets[hash(item) % DISTINCT_SETS]
+        if item not in held:
+            held.add(item)
+            found.append(item)
+    empty(items)
+    empty(sets)
+    return found
 
 
 def term_value(value: Any) -> str | None:
@@ -106,6 +143,18 @@ def term_value(value: Any) -> str | None:
 
 def _indexable(text: str) -> bool:
     return len(text) <= MAX_TERM_CHARS and "\0" not in text
+
+
+def _decoded_terms(
+    found: list[tuple[str, str]] | set[tuple[str, str]],
+) -> list[tuple[str, str]] | set[tuple[str, str]]:
+    """An MLflow span's terms with their values decoded (see :func:`_decoded_term`); a list is emptied a term
+    at a time (see ``SpanFacts.terms``)."""
+    if isinstance(found, set):
+        return {(key, _decoded_term(value)) for key, value in found}
+    decoded = [(key, _decoded_term(value)) for key, value in found]
+    empty(found)
+    return decoded
 
 
 def _decoded_term(text: str) -> str:

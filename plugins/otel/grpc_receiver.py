@@ -37,7 +37,7 @@ from core.context import DEFAULT_WORKSPACE, WORKSPACE_HEADER, check_workspace
 from core.server import is_loopback
 from core.unavailable import RETRY_AFTER_SECONDS
 
-from .decode import PROTOBUF, Decoded, PayloadError, parse
+from .decode import PROTOBUF, Decoded, PayloadError, rows_of
 from .grpc_address import claim, server_identity
 from .ingest import Signal, bulk_work, release, store_failure
 from .settings import Settings, split_address
@@ -110,7 +110,7 @@ class ExportService:
         signal = self.signal
         try:
             decoded: Decoded = await run_bulk(
-                lambda: signal.rows(parse(body, PROTOBUF, signal.request_type), workspace=workspace, project=project)
+                lambda: rows_of(body, PROTOBUF, signal.request_type, signal.rows, workspace=workspace, project=project)
             )
         except PayloadError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from core import empty_off_loop, gc_paused
+from core import empty, gc_paused, run_bulk
 from core.unavailable import unavailable
 
 from .decode import Decoded, to_rows
@@ -42,7 +42,17 @@ def bulk_work(inflated_bytes: int) -> AbstractContextManager[object]:
 async def release(inflated_bytes: int, decoded: Decoded) -> None:
     """Free a large request's rows off the event loop, before the GC pause of :func:`bulk_work` ends."""
     if inflated_bytes >= LARGE_REQUEST_BYTES:
-        await empty_off_loop(decoded.rows)
+        await run_bulk(empty_rows, decoded.rows)
+
+
+def empty_rows(rows: list[dict[str, Any]]) -> None:
+    """Empty ``rows``, and first the terms of a span of many attributes, a list (see ``SpanFacts.terms``),
+    a term at a time: freeing 1.8 M terms at once held the GIL for a second."""
+    for row in rows:
+        terms = row.get("terms")
+        if isinstance(terms, list):
+            empty(terms)
+    empty(rows)
 
 
 def partial_answer(response_type: type[Message], rejected_field: str) -> Callable[[Decoded, Stored], Message]:

@@ -20,10 +20,10 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
+from core.database import on_conflict_insert
 
 from .decode import INT64_MAX, Decoded
 from .present import any_value, attributes
@@ -165,8 +165,7 @@ class LogStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-        self._insert = dialect.insert(logs).on_conflict_do_nothing()
+        self._insert = on_conflict_insert(logs, engine.dialect.name).on_conflict_do_nothing()
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store log records (the same record twice: once); returns once they are committed."""

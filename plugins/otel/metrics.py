@@ -15,10 +15,10 @@ from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
+from core.database import on_conflict_insert
 
 from .decode import INT64_MAX, Decoded
 from .present import attributes
@@ -126,8 +126,7 @@ class MetricStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-        self._insert = dialect.insert(metric_points).on_conflict_do_nothing()
+        self._insert = on_conflict_insert(metric_points, engine.dialect.name).on_conflict_do_nothing()
 
     async def add(self, rows: list[dict[str, Any]]) -> Stored:
         """Store data points (the same point twice: once); returns once they are committed."""

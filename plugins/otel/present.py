@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -14,7 +14,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from .conventions import MLFLOW_MARKERS, StoredCall, decoded
+from core import gc_paused
+
+from . import huge_span
+from .conventions import MLFLOW_MARKERS, StoredCall, decoded, json_value
 from .conversation import GENAI_EVENTS, genai_attributes, span_genai
 
 NS_PER_MS = 1_000_000
@@ -233,27 +236,48 @@ def spans_json(
 def _span_json(
     row: dict[str, Any], tree_nodes: list[dict[str, Any]], call: StoredCall | None, logs: Sequence[dict[str, Any]]
 ) -> Iterator[str]:
-    """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped)."""
-    span = Span.FromString(row["span"])
-    pairs = span.attributes
-    slices = range(0, len(pairs), PIECE_ATTRIBUTES)
-    mlflow = any(pair.key in MLFLOW_MARKERS for pair in pairs)
+    """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped). A huge
+    span (see :mod:`.huge_span`) is parsed without its attributes, and they a run at a time, once per pass,
+    with the cyclic GC paused: each of the full collections that its millions of short-lived objects
+    set off walked the whole heap, holding the GIL for 90 ms or more."""
+    if huge_span.is_huge(row["span"]):
+        parts = huge_span.split(row["span"])
+        with gc_paused():
+            runs = lambda: huge_span.attribute_runs(parts)  # noqa: E731
+            yield from _attributes_json(row, huge_span.head(parts), runs, tree_nodes, call, logs)
+    else:
+        span = Span.FromString(row["span"])
+        yield from _attributes_json(row, span, lambda: (span.attributes,), tree_nodes, call, logs)
+
+
+def _attributes_json(
+    row: dict[str, Any],
+    span: Span,
+    runs: Callable[[], Iterable[Any]],
+    tree_nodes: list[dict[str, Any]],
+    call: StoredCall | None,
+    logs: Sequence[dict[str, Any]],
+) -> Iterator[str]:
+    """:func:`_span_json` of ``span``, whose attributes ``runs()`` gives (each time it is called), a run at a time."""
+    mlflow = any(pair.key in MLFLOW_MARKERS for pairs in runs() for pair in pairs)
     read: dict[str, Any] = {}
     yield '{"attributes":{'
-    for start in slices:
-        values = attributes(pairs[start : start + PIECE_ATTRIBUTES])
-        values = decoded(values) if mlflow else values
+    comma = ""
+    for pairs in _slices(runs()):
+        values = attributes(pairs)
+        # each slice decoded as the span's, since only one of them holds the MLflow marker
+        values = {key: json_value(value) for key, value in values.items()} if mlflow else values
         read.update(genai_attributes(values))
-        yield ("," if start else "") + json.dumps(values)[1:-1]
+        yield comma + json.dumps(values)[1:-1]
+        comma = ","
     yield '},"otlp":{"span":{'
-    if pairs:
-        yield '"attributes":['
-        for start in slices:
-            yield ("," if start else "") + json.dumps(
-                [otlp_key_value(pair) for pair in pairs[start : start + PIECE_ATTRIBUTES]]
-            )[1:-1]
+    opening = '"attributes":['
+    for pairs in _slices(runs()):
+        yield opening + json.dumps([otlp_key_value(pair) for pair in pairs])[1:-1]
+        opening = ","
+    if opening == ",":
         yield "],"
-    del pairs[:]
+    del span.attributes[:]
     view = span_view(row, span, logs=logs)
     tree_nodes.append(
         {key: view[key] for key in ("span_id", "parent_span_id", "name", "service_name", "duration_ms", "status")}
@@ -262,6 +286,13 @@ def _span_json(
     del view["attributes"]
     view["genai"] = span_genai(read, call, _event_triples(view["events"], logs))
     yield json.dumps(otlp.pop("span"))[1:] + "," + json.dumps(otlp)[1:] + "," + json.dumps(view)[1:]
+
+
+def _slices(runs: Iterable[Any]) -> Iterator[Any]:
+    """The attributes of each run (a repeated ``KeyValue`` field), :data:`PIECE_ATTRIBUTES` at a time."""
+    for pairs in runs:
+        for start in range(0, len(pairs), PIECE_ATTRIBUTES):
+            yield pairs[start : start + PIECE_ATTRIBUTES]
 
 
 def _hex_ids(span: dict[str, Any]) -> dict[str, Any]:

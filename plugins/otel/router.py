@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
@@ -37,6 +37,7 @@ from .decode import (
     stated_size,
 )
 from .facts import MAX_TERM_CHARS
+from .huge_span import is_huge
 from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals, store_failure
 from .logs import LogStore, by_span
 from .metrics import KEPT, MetricStore
@@ -373,6 +374,9 @@ def create_router(store: SpanStore, settings: Settings, logs: LogStore, metrics:
             raise HTTPException(404, f"no span {span_id} in trace {trace_id} in workspace {workspace!r}")
         call = (await store.stored_calls(workspace, trace_id)).get(span_id)
         span_logs = by_span(await logs.for_trace(workspace, trace_id)).get(span_id, [])
+        if is_huge(row["span"]):  # in pieces, as in a trace's JSON: its JSON at once held the GIL for seconds
+            pieces = spans_json([row], [], first=True, calls={span_id: call} if call else {}, logs={span_id: span_logs})
+            return StreamingResponse(_off_loop(pieces), media_type="application/json")
         body = await run_bulk(lambda: json.dumps(span_view(row, call=call, logs=span_logs)).encode())
         return Response(body, media_type="application/json")
 
@@ -629,12 +633,17 @@ async def _trace_json(store: SpanStore, logs: LogStore, summary: dict[str, Any])
     records = await logs.for_trace(workspace, trace_id)
     span_logs = by_span(records)
     async for rows in store.span_pages(workspace, trace_id):
-        pieces = spans_json(rows, tree_nodes, first=first, calls=calls, logs=span_logs)
-        while (piece := await run_bulk(next, pieces, None)) is not None:
+        async for piece in _off_loop(spans_json(rows, tree_nodes, first=first, calls=calls, logs=span_logs)):
             yield piece
         first = False
     tree = await run_bulk(lambda: json.dumps(span_tree(tree_nodes)))
     yield '],"tree":' + tree + ',"logs":' + await run_bulk(json.dumps, records) + "}"
+
+
+async def _off_loop(pieces: Iterator[str]) -> AsyncIterator[str]:
+    """Each of ``pieces``, made in a bulk thread."""
+    while (piece := await run_bulk(next, pieces, None)) is not None:
+        yield piece
 
 
 async def _trace_piece_json(piece: _Piece, store: SpanStore, logs: LogStore) -> AsyncIterator[str]:
@@ -645,8 +654,7 @@ async def _trace_piece_json(piece: _Piece, store: SpanStore, logs: LogStore) -> 
     yield json.dumps(trace_summary(piece.summary))[:-1] + ',"spans":['
     first = True
     async for rows in piece.pages():
-        pieces = spans_json(rows, [], first=first, calls=calls, logs=span_logs)
-        while (text := await run_bulk(next, pieces, None)) is not None:
+        async for text in _off_loop(spans_json(rows, [], first=first, calls=calls, logs=span_logs)):
             yield text
         first = False
     yield '],"next_cursor":' + json.dumps(piece.next_cursor) + "}"

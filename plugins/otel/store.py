@@ -35,7 +35,6 @@ import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import (
@@ -61,16 +60,16 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Result, Row
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.util import await_
 
-from core import Pricing, run_bulk
+from core import Pricing, empty, run_bulk
 from core.context import current_workspace
-from core.database import synchronous_twin
+from core.database import on_conflict_insert, synchronous_twin
 from core.unavailable import unavailable
 
 from .conventions import StoredCall, counted_calls
@@ -170,11 +169,6 @@ calls = Table(
 )
 SPAN_COLUMNS = tuple(column.name for column in spans.columns)
 TERM_COLUMNS = tuple(column.name for column in terms.columns)
-INSERT_CALLS = {
-    "sqlite": sqlite.insert(calls).on_conflict_do_nothing(),
-    "postgresql": postgresql.insert(calls).on_conflict_do_nothing(),
-}
-"""Per dialect name: insert call rows, a call already stored left as it is."""
 
 SPAN_ROWS_PER_STATEMENT = 1000
 """Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
@@ -253,16 +247,16 @@ class SpanStore:
         self.engine = engine
         self.pricing = pricing or Pricing()
         """How the decoder prices the model calls of the spans given to :meth:`add` (see :func:`.decode.to_rows`)."""
-        self._dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+        self._dialect = "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
         self._insert_spans = (
-            self._dialect.insert(spans)
+            on_conflict_insert(spans, self._dialect)
             .on_conflict_do_nothing()
             .returning(spans.c.workspace, spans.c.trace_id, spans.c.span_id)
         )
         self._merge_summaries = summary_merge(self._dialect).returning(
             traces.c.workspace, traces.c.trace_id, traces.c.llm_calls
         )
-        self._insert_terms = self._dialect.insert(terms).on_conflict_do_nothing()
+        self._insert_terms = on_conflict_insert(terms, self._dialect).on_conflict_do_nothing()
         self._waiting: list[tuple[list[dict[str, Any]], Stored, asyncio.Future[None]]] = []
         self._writing: asyncio.Task[None] | None = None
         twin = synchronous_twin(engine)
@@ -585,6 +579,12 @@ class _Statements:
         return [(workspace, trace_id) for workspace, trace_id, calls in merged if calls > 1]
 
 
+@functools.cache
+def _insert_calls(dialect: str) -> Any:
+    """Insert call rows, a call already stored left as it is."""
+    return on_conflict_insert(calls, dialect).on_conflict_do_nothing()
+
+
 def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: Compute) -> None:
     """Insert the spans, then the terms and model calls of those that were new, then merge them into their
     summaries; last, count again the calls of the traces that have several (see :func:`recount_calls`), which the
@@ -597,7 +597,9 @@ def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: C
     )
     for start in range(0, len(new_terms), TERM_ROWS_PER_STATEMENT):
         transaction.add_terms(new_terms[start : start + TERM_ROWS_PER_STATEMENT])
-    insert_calls = INSERT_CALLS[transaction.connection.dialect.name]
+    if len(new_terms) > TERMS_PER_STEP:  # a term at a time: freeing a list of 1.8 M term rows held the GIL for a second
+        compute(lambda: empty(new_terms))
+    insert_calls = _insert_calls(transaction.connection.dialect.name)
     for start in range(0, len(new_calls), SPAN_ROWS_PER_STATEMENT):
         transaction.connection.execute(insert_calls, new_calls[start : start + SPAN_ROWS_PER_STATEMENT])
     several: list[tuple[str, str]] = []
@@ -680,16 +682,16 @@ def _least(a: str | None, b: str | None) -> str | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-def summary_merge(dialect: ModuleType) -> Any:
+def summary_merge(dialect: str) -> Any:
     """``INSERT`` of :func:`summarise` rows that, on an existing trace, merges with the stored values
     inside the database (the row is locked meanwhile), so no concurrent update is lost."""
-    insert = dialect.insert(traces)
+    insert = on_conflict_insert(traces, dialect)
     stored, new = traces.c, insert.excluded
-    least, greatest = (func.least, func.greatest) if dialect is postgresql else (func.min, func.max)
+    least, greatest = (func.least, func.greatest) if dialect == "postgresql" else (func.min, func.max)
 
     def least_of(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
         """Ignoring NULL (PostgreSQL's LEAST does; SQLite's two-argument MIN does not)."""
-        return least(a, b) if dialect is postgresql else func.coalesce(least(a, b), a, b)
+        return least(a, b) if dialect == "postgresql" else func.coalesce(least(a, b), a, b)
 
     return insert.on_conflict_do_update(
         index_elements=[traces.c.workspace, traces.c.trace_id],
@@ -723,15 +725,21 @@ def trace_terms(rows: Iterable[dict[str, Any]], ordered: bool = True) -> list[tu
     """The distinct term rows of ``rows`` (rows without ``terms`` add none), as tuples of :data:`TERM_COLUMNS`,
     sorted when ``ordered``. A trace's spans share most of their terms: they are made distinct per trace first, which
     builds no tuple for a repeated one. Run in a bulk thread, it takes the terms
-    :data:`TERMS_PER_STEP` at a time (see :func:`_sorted_in_steps`)."""
+    :data:`TERMS_PER_STEP` at a time (see :func:`_sorted_in_steps`). A span of many attributes has its terms in a
+    list, distinct already (see ``SpanFacts.terms``): they are taken as they are, never put in one big set (whose
+    growth holds the GIL); what they share with the trace's other spans the insert leaves out (``ON CONFLICT``)."""
     per_trace: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    found: list[tuple[str, str, str, str]] = []
     for row in rows:
         terms = row.get("terms")
-        if terms:
+        if isinstance(terms, list):
+            workspace, trace_id = row["workspace"], row["trace_id"]
+            found.extend((workspace, key, value, trace_id) for key, value in terms)  # no list of them all to free
+        elif terms:
             held = per_trace.setdefault((row["workspace"], row["trace_id"]), set())
             for start in range(0, len(terms), TERMS_PER_STEP):
                 held.update(terms[start : start + TERMS_PER_STEP])
-    found = [(w, key, value, t) for (w, t), pairs in per_trace.items() for key, value in pairs]
+    found += [(w, key, value, t) for (w, t), pairs in per_trace.items() for key, value in pairs]
     return _sorted_in_steps(found) if ordered else found
 
 

@@ -16,12 +16,15 @@ span); the spans themselves are not looked into.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 RESOURCE_SPANS = 1  # ExportTraceServiceRequest.resource_spans
 SCOPE_SPANS = 2  # ResourceSpans.scope_spans
 SPANS = 2  # ScopeSpans.spans
 LENGTH_DELIMITED = 2
 SPAN_TAG = SPANS << 3 | LENGTH_DELIMITED
+ATTRIBUTES = 9  # Span.attributes
+ATTRIBUTE_TAG = ATTRIBUTES << 3 | LENGTH_DELIMITED
 FIXED_SIZES = {1: 8, 5: 4}  # wire types fixed64 and fixed32
 
 
@@ -29,26 +32,85 @@ class Malformed(ValueError):
     """Not a well-formed message at the levels walked (the caller lets protobuf say what is wrong)."""
 
 
-def pieces(data: bytes | bytearray, piece_bytes: int) -> Iterator[bytes]:
+@dataclass(frozen=True)
+class SplitSpan:
+    """A serialized ``Span`` walked apart: its attributes in runs, and the rest of it."""
+
+    record: bytes
+    """The span as received."""
+    head: bytes
+    """Its records but its attributes: the span without attributes, once parsed."""
+    runs: tuple[tuple[int, int], ...]
+    """Where each run of consecutive attribute records starts and ends in :attr:`record`, in order."""
+
+    def attribute_runs(self) -> Iterator[bytes]:
+        """Each run of attribute records: a serialized ``Span`` holding only those attributes."""
+        for start, end in self.runs:
+            yield self.record[start:end]
+
+
+def pieces(
+    data: bytes | bytearray, piece_bytes: int, huge_bytes: int | None = None
+) -> Iterator[tuple[bytes, SplitSpan | None]]:
     """Serialized requests of about ``piece_bytes`` (or one span, if bigger) that together hold the
     spans of ``data``, each with its resource and scope (a resource or scope without spans, which
-    has nothing to store, is left out)."""
+    has nothing to store, is left out). A span record over ``huge_bytes`` (if given) comes in a piece of its
+    own, without its attributes, beside the span split (see :func:`split_span`); other pieces come
+    with ``None``."""
     for field, start, end, record_start in _fields(data, 0, len(data), RESOURCE_SPANS):
         if field != RESOURCE_SPANS:
-            yield bytes(data[record_start:end])  # unknown to this version: passed through whole
+            yield bytes(data[record_start:end]), None  # unknown to this version: passed through whole
             continue
         head = _others(data, start, end, SCOPE_SPANS)
         for scope_field, scope_start, scope_end, _ in _fields(data, start, end, SCOPE_SPANS):
             if scope_field != SCOPE_SPANS:
                 continue
             scope_head = _others(data, scope_start, scope_end, SPANS)
-            for run in _runs(data, scope_start, scope_end, piece_bytes):
+            for run_start, run_end in _runs(data, scope_start, scope_end, piece_bytes):
+                split = None
+                if huge_bytes is not None and run_end - run_start > huge_bytes:
+                    length, value_start = _varint(data, _varint(data, run_start, run_end)[1], run_end)
+                    if value_start + length == run_end:  # one span, not a run of several
+                        split = split_span(bytes(data[value_start:run_end]), piece_bytes)
+                run = _record(SPANS, split.head) if split is not None else bytes(data[run_start:run_end])
                 scope_spans = _record(SCOPE_SPANS, scope_head + run)
-                yield _record(RESOURCE_SPANS, head + scope_spans)
+                yield _record(RESOURCE_SPANS, head + scope_spans), split
 
 
-def _runs(data: bytes | bytearray, start: int, end: int, piece_bytes: int) -> Iterator[bytes]:
-    """The span records of one ``ScopeSpans``, in consecutive runs of about ``piece_bytes``.
+def split_span(record: bytes, run_bytes: int) -> SplitSpan:
+    """Walk a serialized ``Span`` into its other records and runs of about ``run_bytes`` of its attributes.
+
+    One pass per attribute, so an attribute record is read inline; any other record goes through
+    :func:`_fields`' general reading (an attribute record of another wire type than protobuf's own
+    is among the others, where protobuf keeps it as an unknown field, as it does in the whole span).
+    """
+    head: list[bytes] = []
+    runs: list[tuple[int, int]] = []
+    run_start = run_end = -1
+    position, end = 0, len(record)
+    while position < end:
+        record_start = position
+        if record[position] == ATTRIBUTE_TAG:
+            length, position = _varint(record, position + 1, end)
+            position += length
+            if position > end:
+                raise Malformed(f"bad record at byte {record_start}")
+            if run_start >= 0 and (record_start != run_end or position - run_start > run_bytes):
+                runs.append((run_start, run_end))
+                run_start = -1
+            if run_start < 0:
+                run_start = record_start
+            run_end = position
+        else:
+            _, _, position, _ = next(_fields(record, position, end, ATTRIBUTES))
+            head.append(record[record_start:position])
+    if run_start >= 0:
+        runs.append((run_start, run_end))
+    return SplitSpan(record, b"".join(head), tuple(runs))
+
+
+def _runs(data: bytes | bytearray, start: int, end: int, piece_bytes: int) -> Iterator[tuple[int, int]]:
+    """Where the span records of one ``ScopeSpans`` start and end, in consecutive runs of about ``piece_bytes``.
 
     The hot loop of the walk (one pass per span), so a span record is read inline; any other
     record goes through :func:`_fields`' general reading.
@@ -68,13 +130,13 @@ def _runs(data: bytes | bytearray, start: int, end: int, piece_bytes: int) -> It
         if field != SPANS:
             continue
         if run_start >= 0 and (record_start != run_end or record_end - run_start > piece_bytes):
-            yield bytes(data[run_start:run_end])
+            yield run_start, run_end
             run_start = -1
         if run_start < 0:
             run_start = record_start
         run_end = record_end
     if run_start >= 0:
-        yield bytes(data[run_start:run_end])
+        yield run_start, run_end
 
 
 def _others(data: bytes | bytearray, start: int, end: int, skipped: int) -> bytes:

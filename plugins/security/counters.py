@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Column, Float, Integer, String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.database import on_conflict_insert
 from core.unavailable import RETRY_AFTER_SECONDS, unavailable
 
 from .store import metadata
@@ -115,7 +115,7 @@ class DatabaseCounters:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self.dialect = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
 
     async def add(
         self, key: str, windows: Sequence[str], *, calls: int = 0, tokens: int = 0, spend: float = 0, refused: int = 0
@@ -123,7 +123,7 @@ class DatabaseCounters:
         first = 0
         async with self.engine.begin() as connection:
             for position, window in enumerate(windows):
-                insert = self.dialect.insert(usage).values(
+                insert = on_conflict_insert(usage, self.dialect).values(
                     key_name=key, window=window, calls=calls, tokens=tokens, spend_usd=spend, refused=refused
                 )
                 upsert = insert.on_conflict_do_update(

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from core.testing import client_for
-from plugins.gateway.ssrf import PublicResolver, is_public
+from plugins.gateway.ssrf import is_public
 from plugins.gateway.tests.kit import API_KEY, KEK, configure
+from plugins.gateway.upstream import PublicResolver
 
 
 @pytest.fixture(scope="module")

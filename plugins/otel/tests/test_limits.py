@@ -309,11 +309,11 @@ def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(
     off the event loop, decided on its inflated size, not its size on the wire."""
     emptied: list[tuple[int, bool]] = []
 
-    async def empty_recording(items: list[Any]) -> None:
-        emptied.append((len(items), gc.isenabled()))
-        items.clear()
+    def empty_recording(rows: list[Any]) -> None:
+        emptied.append((len(rows), gc.isenabled()))
+        rows.clear()
 
-    monkeypatch.setattr("plugins.otel.ingest.empty_off_loop", empty_recording)
+    monkeypatch.setattr("plugins.otel.ingest.empty_rows", empty_recording)
     request = make_request(range(1), spans_per_trace=200)
     for span in request.resource_spans[0].scope_spans[0].spans:
         span.attributes.extend(
