@@ -5,39 +5,50 @@ calls, two TCP segments, for every small answer (``/health``, JSON). A response 
 ``Content-Length`` and a body to come holds its head here until its body's first write, and both
 go out in one ``send``. Everything else passes straight through: a chunked response (a stream:
 its head goes out at once, as each chunk does), an answer to ``HEAD`` (no body follows), an
-interim ``100 Continue``. Closing sends what is held first.
+interim ``100 Continue``, a head sent before the request's body has all come (the app may read it
+before answering, and a client that sent ``Expect: 100-continue`` waits for that head), and a large
+body (joining it to the head would copy it). Closing sends what is held first.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 SIZED = b"\r\ncontent-length:"
 """In a head uvicorn wrote (it lowers header names): the response has a known length."""
 INTERIM = b"HTTP/1.1 1"
+JOINED_BODY_BYTES = 64 * 1024
+"""A first body write up to this size goes out with the held head; a larger one is written after it."""
 
 
 class ResponseWrites(asyncio.Transport):
     """The connection's transport as one request's response cycle sees it (``write``, ``close``,
     ``is_closing``: what uvicorn's cycle uses)."""
 
-    __slots__ = ("transport", "head_to_come", "held")
+    __slots__ = ("transport", "head_to_come", "held", "request_complete")
 
-    def __init__(self, transport: asyncio.Transport, method: str) -> None:
+    def __init__(self, transport: asyncio.Transport, method: str, request_complete: Callable[[], bool]) -> None:
         self.transport = transport
         self.head_to_come = method != "HEAD"
         """Whether the next final head may be held (a HEAD's answer has no body to wait for)."""
         self.held: bytes | None = None
+        self.request_complete = request_complete
+        """Whether the request's body has all been received (only then is a head held)."""
 
     def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         held = self.held
         if held is not None:
             self.held = None
-            self.transport.write(held + data)
+            if len(data) <= JOINED_BODY_BYTES:
+                self.transport.write(held + data)
+            else:
+                self.transport.write(held)
+                self.transport.write(data)
         elif self.head_to_come and data[: len(INTERIM)] != INTERIM:
             self.head_to_come = False
-            if SIZED in data:
+            if SIZED in data and self.request_complete():
                 self.held = bytes(data)
             else:
                 self.transport.write(data)

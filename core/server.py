@@ -66,14 +66,20 @@ class NoDelayHTTPProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_began = None
         super().on_headers_complete()
-        if self.cycle is not None and not self.cycle.response_started:
-            self.cycle.transport = ResponseWrites(self.transport, self.scope["method"])
+        cycle = self.cycle
+        if cycle is None or cycle.scope is not self.scope:  # upgraded: the connection is the WebSocket's now
+            self._stop_header_deadline()
+        elif not cycle.response_started:
+            cycle.transport = ResponseWrites(self.transport, self.scope["method"], lambda: not cycle.more_body)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_deadline()
+        super().connection_lost(exc)
+
+    def _stop_header_deadline(self) -> None:
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
-        super().connection_lost(exc)
 
     def _check_header_deadline(self) -> None:
         self._header_deadline = None
