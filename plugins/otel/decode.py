@@ -184,7 +184,8 @@ def _parse_protobuf(payload: bytes | bytearray, request: Message, huge_bytes: in
     if len(payload) >= PARSE_IN_PIECES_BYTES:
         huge_spans: dict[int, wire.SplitSpan] = {}
         try:
-            for piece, split in wire.pieces(payload, PARSE_PIECE_BYTES, huge_bytes):
+            huge = None if huge_bytes is None else (huge_bytes, huge_span.ATTRIBUTE_RUN_BYTES)
+            for piece, split in wire.pieces(payload, PARSE_PIECE_BYTES, huge):
                 request.MergeFromString(piece)
                 if split is not None:
                     huge_spans[len(request.resource_spans) - 1] = split  # type: ignore[attr-defined]

@@ -238,16 +238,26 @@ def _span_json(
 ) -> Iterator[str]:
     """``span_view(row)`` as JSON, attributes first, in slices (then the rest, once they are dropped). A huge
     span (see :mod:`.huge_span`) is parsed without its attributes, and they a run at a time, once per pass,
-    with the cyclic GC paused: each of the full collections that its millions of short-lived objects
-    set off walked the whole heap, holding the GIL for 90 ms or more."""
+    with the cyclic GC paused while each slice is made: each of the full collections that its millions of
+    short-lived objects set off walked the whole heap, holding the GIL for 90 ms or more."""
     if huge_span.is_huge(row["span"]):
         parts = huge_span.split(row["span"])
-        with gc_paused():
-            runs = lambda: huge_span.attribute_runs(parts)  # noqa: E731
-            yield from _attributes_json(row, huge_span.head(parts), runs, tree_nodes, call, logs)
+        runs = lambda: huge_span.attribute_runs(parts)  # noqa: E731
+        yield from _each_paused(_attributes_json(row, huge_span.head(parts), runs, tree_nodes, call, logs))
     else:
         span = Span.FromString(row["span"])
         yield from _attributes_json(row, span, lambda: (span.attributes,), tree_nodes, call, logs)
+
+
+def _each_paused(pieces: Iterator[str]) -> Iterator[str]:
+    """``pieces``, each made with the cyclic GC paused; never paused while the consumer holds a piece (a client
+    reading slowly, or one that left, must not keep the collector off)."""
+    while True:
+        with gc_paused():
+            piece = next(pieces, None)
+        if piece is None:
+            return
+        yield piece
 
 
 def _attributes_json(

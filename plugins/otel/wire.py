@@ -50,13 +50,13 @@ class SplitSpan:
 
 
 def pieces(
-    data: bytes | bytearray, piece_bytes: int, huge_bytes: int | None = None
+    data: bytes | bytearray, piece_bytes: int, huge: tuple[int, int] | None = None
 ) -> Iterator[tuple[bytes, SplitSpan | None]]:
     """Serialized requests of about ``piece_bytes`` (or one span, if bigger) that together hold the
     spans of ``data``, each with its resource and scope (a resource or scope without spans, which
-    has nothing to store, is left out). A span record over ``huge_bytes`` (if given) comes in a piece of its
-    own, without its attributes, beside the span split (see :func:`split_span`); other pieces come
-    with ``None``."""
+    has nothing to store, is left out). With ``huge`` = ``(huge_bytes, run_bytes)``, a span record over
+    ``huge_bytes`` comes in a piece of its own, without its attributes, beside the span split into runs of
+    about ``run_bytes`` (see :func:`split_span`); other pieces come with ``None``."""
     for field, start, end, record_start in _fields(data, 0, len(data), RESOURCE_SPANS):
         if field != RESOURCE_SPANS:
             yield bytes(data[record_start:end]), None  # unknown to this version: passed through whole
@@ -68,10 +68,10 @@ def pieces(
             scope_head = _others(data, scope_start, scope_end, SPANS)
             for run_start, run_end in _runs(data, scope_start, scope_end, piece_bytes):
                 split = None
-                if huge_bytes is not None and run_end - run_start > huge_bytes:
+                if huge is not None and run_end - run_start > huge[0]:
                     length, value_start = _varint(data, _varint(data, run_start, run_end)[1], run_end)
                     if value_start + length == run_end:  # one span, not a run of several
-                        split = split_span(bytes(data[value_start:run_end]), piece_bytes)
+                        split = split_span(bytes(data[value_start:run_end]), huge[1])
                 run = _record(SPANS, split.head) if split is not None else bytes(data[run_start:run_end])
                 scope_spans = _record(SCOPE_SPANS, scope_head + run)
                 yield _record(RESOURCE_SPANS, head + scope_spans), split

@@ -99,7 +99,7 @@ def test_a_huge_span_makes_the_rows_of_the_whole_parse(lowered: None, mlflow: bo
 
 def test_a_huge_span_is_walked_in_runs_of_fresh_messages(lowered: None) -> None:
     payload = request_with_huge_span().SerializeToString()
-    found = [split for _, split in wire.pieces(payload, 4 * 1024, HUGE_SPAN_BYTES) if split is not None]
+    found = [split for _, split in wire.pieces(payload, 4 * 1024, (HUGE_SPAN_BYTES, 4 * 1024)) if split is not None]
     assert len(found) == 1
     runs = list(huge_span.attribute_runs(found[0]))
     assert len(runs) > 10 and sum(len(run) for run in runs) == ATTRIBUTES + 5
