@@ -1,9 +1,13 @@
-"""``python -m core``."""
+"""``python -m core``, and the ``plughost`` command (``core.__main__:main``): the process is prepared
+(:mod:`core.startup`) before the imports below (FastAPI, SQLAlchemy, the plugins)."""
 
 from . import startup
 
-startup.prepare()  # before the imports below (FastAPI, SQLAlchemy, the plugins)
+startup.prepare()
 
 from .cli import main  # noqa: E402
 
-main()
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main()

@@ -234,5 +234,4 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    startup.prepare()  # again for the ``plughost`` command, which starts here: a no-op after ``python -m core``
     build_cli()(prog_name="python -m core")

@@ -5,7 +5,8 @@ the app has started.
   the test extra, or by some plugin's dependencies) registers one whose import pulls in logfire, rich and
   OpenTelemetry's exporters: a third of a second of CPU at each start, for a plugin that records nothing
   unless ``logfire.instrument_pydantic()`` is called. It is left out unless the operator sets
-  ``PYDANTIC_DISABLE_PLUGINS`` (an empty value loads them all).
+  ``PYDANTIC_DISABLE_PLUGINS`` (an empty value loads them all); once the app has started, the variable
+  is taken away again, so that the processes the server starts (jobs) do not inherit it.
 - The cyclic garbage collector is off while the server imports its modules and builds the app: some 300
   collections, a tenth of the start-up's CPU, which found little to free. The lifespan's first start
   freezes what start-up loaded and turns the collector back on (:func:`started`); every other command
@@ -18,13 +19,17 @@ import functools
 import gc
 import os
 
+PLUGINS_VARIABLE = "PYDANTIC_DISABLE_PLUGINS"
 _paused = False
+_plugins_set = False
 
 
 def prepare() -> None:
     """Before the imports: leave logfire's pydantic plugin out, pause the cyclic GC."""
-    global _paused
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "logfire-plugin")
+    global _paused, _plugins_set
+    if PLUGINS_VARIABLE not in os.environ:
+        os.environ[PLUGINS_VARIABLE] = "logfire-plugin"
+        _plugins_set = True
     if gc.isenabled():
         gc.disable()
         _paused = True
@@ -53,7 +58,11 @@ def started() -> None:
     Once per process: a full collection walks every object (0.2-0.4 s of CPU in a process of 650,000, as a
     test worker is), and the freeze is process-wide; a process that builds app after app (a test run)
     would pay it at each start for nothing."""
+    global _plugins_set
     if not _paused:
         gc.collect()
     gc.freeze()
     resume_collector()
+    if _plugins_set:  # pydantic has read it by now; the processes this one starts (jobs) get the operator's own
+        os.environ.pop(PLUGINS_VARIABLE, None)
+        _plugins_set = False
