@@ -95,7 +95,13 @@ class Gateway:
         if self._upstream is None:
             async with self._opening:
                 if self._upstream is None:
-                    module = await asyncio.to_thread(importlib.import_module, UPSTREAM_MODULE)
+                    try:
+                        module = await asyncio.to_thread(importlib.import_module, UPSTREAM_MODULE)
+                    except ImportError as error:  # aiohttp is found (start-up checks) but does not import
+                        logger.error("gateway: its HTTP client cannot be imported: %s; reinstall aiohttp", error)
+                        raise CallFailed(
+                            500, f"the gateway's HTTP client cannot be imported ({error}); reinstall aiohttp"
+                        ) from None
                     self._upstream = module.Upstream(self.settings)
         return self._upstream
 
