@@ -206,6 +206,7 @@ def test_playground_shows_errors_before_and_during_the_stream(console: str, prov
     configure(console, provider[0], "cut", [("cut", "openai", "cut", 1)])
     page = browser_page
     page.goto(f"{console}/gateway/playground?endpoint=broken")
+    expect(page.locator("#gw-endpoint")).to_have_value("broken")  # the list loads after the page: Send waits for it
     answers = page.locator('.gw-turn[data-role="assistant"]')
     page.get_by_label("Message").fill("hello")
     page.get_by_role("button", name="Send").click()
