@@ -122,6 +122,10 @@ class DatabaseCounters:
     ) -> int:
         first = 0
         async with self.engine.begin() as connection:
+            if self.dialect == "sqlite":  # the write lock first: a deferred transaction racing the other
+                # writers of a call (its tokens counted as its stream ends, the next call admitted) got
+                # "database is locked" at once, without waiting out the busy timeout
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
             for position, window in enumerate(windows):
                 insert = on_conflict_insert(usage, self.dialect).values(
                     key_name=key, window=window, calls=calls, tokens=tokens, spend_usd=spend, refused=refused
