@@ -353,6 +353,10 @@ def _build_route_tables(app: FastAPI) -> None:
         route.matches(dict(scope))
 
 
+UNGATED_MATCHES = "plughost_ungated_matches"
+"""Where a gated route keeps its own ``matches``."""
+
+
 def _gate_plugin_routers(app: FastAPI) -> None:
     """Try each plugin's router only for paths whose first segment one of its routes claims. FastAPI tries
     an included router's routes one by one, 1-3 us each (and again inside the router that answers), so a
@@ -367,8 +371,9 @@ def _gate_plugin_routers(app: FastAPI) -> None:
             heads_by_router[id(contribution.router)] = heads
     for route in app.router.routes:
         heads = heads_by_router.get(id(getattr(route, "original_router", None)))
-        if heads is not None:
-            route.matches = _matched_under(heads, route.matches)  # type: ignore[method-assign]
+        if heads is not None:  # gated again at a later start of the same app: around the route's own matches
+            ungated = route.__dict__.setdefault(UNGATED_MATCHES, route.matches)
+            route.matches = _matched_under(heads, ungated)  # type: ignore[method-assign]
 
 
 def _matched_under(heads: frozenset[str], matches: Callable[[Scope], tuple[Match, Scope]]) -> Any:
