@@ -178,12 +178,13 @@ def test_the_list_page_is_in_the_url(
     make_app: Callable[..., Any], register_plugin: Callable[..., object], browser_page: Any
 ) -> None:
     """51 jobs: "Older" shows the 51st (the oldest) with its ``page_token`` in the URL; reload keeps
-    that page, Back returns to the newest."""
+    that page, Back returns to the newest. No worker runs them: a queued job is listed all the same."""
     from playwright.sync_api import expect
 
     register_plugin(jobtypes)
     page = browser_page
-    with serve_in_thread(make_app(["jobs", "workspace", "security", jobtypes], {"jobs": FAST})) as base:
+    settings = {"jobs": {**FAST, "workers": 0}}
+    with serve_in_thread(make_app(["jobs", "workspace", "security", jobtypes], settings)) as base:
         ids = [
             httpx.post(f"{base}/api/jobs", json={"type": "test.echo", "params": {"value": n}}).json()["id"]
             for n in range(51)

@@ -14,7 +14,7 @@ from plugins.otel import MIGRATIONS
 from plugins.otel.decode import to_rows
 from plugins.otel.store import SpanStore, TraceFilter, summarise
 
-TRACES = 2000
+TRACES = 600
 SPANS_PER_TRACE = 8
 START = 1_700_000_000_000_000_000
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from llmock.pytest_plugin import LLMock
 
 from core.testing import serve_in_thread
 from plugins.assistant.tests.test_batch import export
@@ -46,22 +47,27 @@ def seed(base: str, llmock: Any) -> dict[str, str]:
     return {"trace": trace_id, "job": job["id"]}
 
 
-@pytest.fixture
-def console(make_app: Any, sqlite_url: str, tmp_path: Path, llmock: Any) -> Iterator[tuple[Console, dict[str, str]]]:
-    """The seeded database served with accounts on, and a viewer, an editor and an admin."""
+@pytest.fixture(scope="module")
+def console(
+    module_make_app: Any, tmp_path_factory: pytest.TempPathFactory, llmock_server: Any
+) -> Iterator[tuple[Console, dict[str, str]]]:
+    """The seeded database served with accounts on, and a viewer, an editor and an admin: made once for the
+    module (seeding runs a job and an assistant call); the roles' tests only read, but the admin's, last."""
+    sqlite_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('roles') / 'plughost.db'}"
+    data_dir = tmp_path_factory.mktemp("roles-data")
     settings: dict[str, Any] = {
         "database_url": sqlite_url,
-        "data_dir": tmp_path / "data",
+        "data_dir": data_dir,
         "otel": {"grpc_address": ""},
         "gateway": {"kek": KEK, "allow_private": True},
         "jobs": {"poll_seconds": 0.2},
     }
-    with serve_in_thread(make_app(PLUGINS, settings)) as base:
-        ids = seed(base, llmock)
-    with serve_in_thread(make_app(PLUGINS, {**settings, "security": {"auth": "users"}})) as url:
+    with serve_in_thread(module_make_app(PLUGINS, settings)) as base:
+        ids = seed(base, LLMock(llmock_server).reset())  # whatever an earlier test left scripted, forgotten
+    with serve_in_thread(module_make_app(PLUGINS, {**settings, "security": {"auth": "users"}})) as url:
         env = {
             "PLUGHOST_DATABASE_URL": sqlite_url,
-            "PLUGHOST_DATA_DIR": str(tmp_path / "data"),
+            "PLUGHOST_DATA_DIR": str(data_dir),
             "PLUGHOST_SECURITY_AUTH": "users",
         }
         console = Console(url, env)
@@ -105,9 +111,13 @@ def usage_of(base: str, key: str, name: str) -> dict[str, Any] | None:
     return next((entry for entry in keys if entry["key"] == name), None)
 
 
-@pytest.mark.parametrize("role", list(SHOWN))
+@pytest.mark.parametrize("role", list(SHOWN))  # the admin last: its test adds a key and makes a call
 def test_each_role_is_shown_only_the_controls_it_may_use(
-    console: tuple[Console, dict[str, str]], browser_page: Any, screenshot: Callable[..., Path], role: str
+    console: tuple[Console, dict[str, str]],
+    llmock: Any,
+    browser_page: Any,
+    screenshot: Callable[..., Path],
+    role: str,
 ) -> None:
     from playwright.sync_api import expect
 
