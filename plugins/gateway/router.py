@@ -320,11 +320,12 @@ def create_router(gateway: Gateway) -> APIRouter:
     return router
 
 
-async def _sse(client: Format, events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    """The events on the wire; an error after the start becomes a final ``event: error``."""
+async def _sse(client: Format, batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
+    """The events on the wire, those that came together in one write; an error after the start becomes a
+    final ``event: error``."""
     try:
-        async for event in events:
-            yield event.encode()
+        async for events in batches:
+            yield b"".join([event.encode() for event in events])
     except Exception as error:  # after the headers, the only way left to say it
         yield formats.error_event(client, str(error)).encode()
 
