@@ -146,17 +146,18 @@ def plughost_chat_model(host: Any) -> Any:
 
     async def chat(endpoint: str, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         try:
-            events = await gateway.stream(
+            batches = await gateway.stream(
                 endpoint, Call("openai", {"model": endpoint, "messages": messages, "stream": True})
             )
         except CallFailed as error:
             raise (LookupError if error.status == 404 else RuntimeError)(str(error)) from None
 
         async def text() -> AsyncIterator[str]:
-            async for event in events:
-                for choice in (event.payload or {}).get("choices") or ():
-                    if (choice.get("delta") or {}).get("content"):
-                        yield choice["delta"]["content"]
+            async for events in batches:
+                for event in events:
+                    for choice in (event.payload or {}).get("choices") or ():
+                        if (choice.get("delta") or {}).get("content"):
+                            yield choice["delta"]["content"]
 
         return text()
 

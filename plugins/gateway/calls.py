@@ -172,8 +172,9 @@ class Gateway:
             span.finish(outcome, cost=record["cost"])
         return mapped, outcome
 
-    async def stream(self, endpoint: str, call: Call) -> AsyncIterator[Event]:
-        """The answer's events in the client's format, as they come; fallback happens only before the first."""
+    async def stream(self, endpoint: str, call: Call) -> AsyncIterator[list[Event]]:
+        """The answer's events in the client's format, as they come (those that came together, together);
+        fallback happens only before the first."""
         invocation = self.tracer.start(endpoint, call.body, call.traceparent)
         attempts = _attempts.set([])
         try:
@@ -187,7 +188,7 @@ class Gateway:
 
     async def _stream_one(
         self, endpoint: str, target: Target, call: Call, span: SpanRecord | None, invocation: Invocation | None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncIterator[list[Event]]:
         body, plan = provider_request(call.client, target.provider, call.body, target.model)  # type: ignore[arg-type]
         client = await self.upstream()
         started = time.perf_counter()
@@ -197,18 +198,26 @@ class Gateway:
         note = outcome.note_openai if plan.provider == "openai" else outcome.note_anthropic
         attempts = _attempts.get()  # the list of this call: the rest of the stream runs in the response's context
 
-        async def rest() -> AsyncIterator[Event]:
+        async def rest() -> AsyncIterator[list[Event]]:
             status, failure = 502, None
             try:
-                event: Event | None = first
-                while event is not None:
-                    if event.payload is None or event.payload.get("type") == "message_stop":
-                        status = 200  # the provider's terminal event
-                    else:
-                        note(event.payload)
-                    for mapped in mapper.feed(event):
+                events: list[Event] | None = first
+                while events is not None:
+                    mapped: list[Event] = []
+                    try:
+                        for event in events:
+                            if event.payload is None or event.payload.get("type") == "message_stop":
+                                status = 200  # the provider's terminal event
+                            else:
+                                note(event.payload)
+                            mapped += mapper.feed(event)
+                    except Exception:
+                        if mapped:  # what came before the event that failed still goes out, first
+                            yield mapped
+                        raise
+                    if mapped:
                         yield mapped
-                    event = await _timed_next(upstream, end_ok=True)
+                    events = await _timed_next(upstream, end_ok=True)
             except Exception as error:  # recorded in the trace, then reported to the client by the router
                 failure = error
                 raise
@@ -387,8 +396,8 @@ def _key_name() -> str | None:
     return principal.name if principal is not None and principal.kind == "key" else None
 
 
-async def _timed_next(upstream: AsyncIterator[Event], end_ok: bool = False) -> Event | None:
-    """The next event, counting the wait as provider time for the timing middleware."""
+async def _timed_next(upstream: AsyncIterator[list[Event]], end_ok: bool = False) -> list[Event] | None:
+    """The next events, counting the wait as provider time for the timing middleware."""
     started = time.perf_counter()
     try:
         return await anext(upstream)

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SecretStr, StringConstraints, model_validator
 
 from core import TokenPrice, jsonbody
 
 from . import formats
 from .calls import Call, CallFailed, Gateway
+from .event_stream import EventStreamResponse
 from .formats import Event, Format
 from .openapi import conflict, invocation_responses
 from .ssrf import UnsafeURL, check_base_url
@@ -246,7 +247,7 @@ def create_router(gateway: Gateway) -> APIRouter:
             events = await gateway.stream(endpoint, call)
         except (formats.BadRequest, CallFailed) as error:
             return _failure(client, error)
-        return StreamingResponse(_sse(client, events), media_type="text/event-stream")
+        return EventStreamResponse(_sse(client, events))
 
     @router.post(
         "/gateway/{endpoint}/invocations",
@@ -320,11 +321,12 @@ def create_router(gateway: Gateway) -> APIRouter:
     return router
 
 
-async def _sse(client: Format, events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    """The events on the wire; an error after the start becomes a final ``event: error``."""
+async def _sse(client: Format, batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
+    """The events on the wire, those that came together in one write; an error after the start becomes a
+    final ``event: error``."""
     try:
-        async for event in events:
-            yield event.encode()
+        async for events in batches:
+            yield b"".join([event.encode() for event in events])
     except Exception as error:  # after the headers, the only way left to say it
         yield formats.error_event(client, str(error)).encode()
 

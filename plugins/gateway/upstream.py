@@ -33,6 +33,8 @@ from .store import Target
 
 ERROR_BODY_LIMIT = 64 * 1024
 ERROR_MESSAGE_LIMIT = 300
+LINE_LIMIT = 128 * 1024
+"""The longest unfinished line a stream's reader keeps between reads (bytes; aiohttp's line reader's limit)."""
 
 
 class Upstream:
@@ -64,34 +66,30 @@ class Upstream:
         finally:
             response.release()
 
-    async def stream(self, target: Target, body: dict[str, Any]) -> AsyncGenerator[Event, None]:
-        """The provider's events as they come, ending with its terminal event;
-        errors before the first are the provider's."""
+    async def stream(self, target: Target, body: dict[str, Any]) -> AsyncGenerator[list[Event], None]:
+        """The provider's events as they come, ending with its terminal event: those of each read from the
+        connection together (they came at the same moment: none waits for a later one). Errors before the
+        first are the provider's; the events before a bad one come before its ``UpstreamError``."""
         url, headers = chat_url(target)
         response = await _send(self.session, url, headers, body, target)
         terminal = "[DONE]" if target.provider == "openai" else "message_stop"
         try:
-            async for event in _sse(response.content):
-                if event.data == "[DONE]":
-                    yield event
-                    return
-                try:
-                    event.payload = json.loads(event.data)
-                except ValueError:
-                    raise UpstreamError(
-                        f"{target.name}: the provider's stream holds an event that is not JSON"
-                    ) from None
-                if not isinstance(event.payload, dict):
-                    raise UpstreamError(
-                        f"{target.name}: the provider's stream holds an event that is not a JSON object"
-                    )
-                if event.name == "error" or "error" in event.payload and event.payload.get("type") in (None, "error"):
-                    raise UpstreamError(
-                        f"{target.name}: the provider reported an error mid-stream{_message_of(event.payload)}"
-                    )
-                yield event
-                if event.payload.get("type") == terminal:
-                    return
+            async for events in _sse(response.content, target.name):
+                batch: list[Event] = []
+                failure: UpstreamError | None = None
+                for event in events:
+                    try:
+                        batch.append(_checked(event, target.name))
+                    except UpstreamError as error:
+                        failure = error
+                        break
+                    if event.payload is None or event.payload.get("type") == terminal:
+                        yield batch
+                        return
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
         except (TimeoutError, aiohttp.ClientError) as error:
             raise UpstreamError(
                 f"{target.name}: the stream broke off: {type(error).__name__}",
@@ -161,22 +159,73 @@ def _message_of(answer: Any) -> str:
     return f": {cleaned}{'…' if len(message) > ERROR_MESSAGE_LIMIT else ''}"
 
 
-async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Event]:
-    """The events of a server-sent event stream."""
-    name: str | None = None
-    data: list[str] = []
-    async for raw in content:
-        line = raw.decode().rstrip("\r\n")
+def _checked(event: Event, provider: str) -> Event:
+    """``event`` with its JSON parsed (``[DONE]`` has none), or an ``UpstreamError``: not a JSON object, or the
+    provider's report of an error."""
+    if event.data == "[DONE]":
+        return event
+    try:
+        event.payload = json.loads(event.data)
+    except ValueError:
+        raise UpstreamError(f"{provider}: the provider's stream holds an event that is not JSON") from None
+    if not isinstance(event.payload, dict):
+        raise UpstreamError(f"{provider}: the provider's stream holds an event that is not a JSON object")
+    if event.name == "error" or "error" in event.payload and event.payload.get("type") in (None, "error"):
+        raise UpstreamError(f"{provider}: the provider reported an error mid-stream{_message_of(event.payload)}")
+    return event
+
+
+async def _sse(content: aiohttp.StreamReader, provider: str) -> AsyncIterator[list[Event]]:
+    """The events of a server-sent event stream, those complete after each read together (one read, not one
+    per line: a stream's events often come in one piece)."""
+    parser = EventParser(provider)
+    while chunk := await content.readany():
+        if events := parser.feed(chunk):
+            yield events
+    if events := parser.end():
+        yield events
+
+
+class EventParser:
+    """Server-sent events out of a stream's bytes, however the reads cut them."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.partial = b""
+        """The start of a line whose end has not come yet."""
+        self.name: str | None = None
+        self.data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """The events that ``chunk`` completes."""
+        lines = (self.partial + chunk if self.partial else chunk).split(b"\n")
+        self.partial = lines.pop()
+        if len(self.partial) > LINE_LIMIT:
+            raise UpstreamError(f"{self.provider}: the provider's stream holds a line over {LINE_LIMIT} bytes")
+        events: list[Event] = []
+        for line in lines:
+            self._line(line.decode().rstrip("\r"), events)
+        return events
+
+    def end(self) -> list[Event]:
+        """The event left when the stream ends without its blank line."""
+        events: list[Event] = []
+        if self.partial:
+            self._line(self.partial.decode().rstrip("\r"), events)
+            self.partial = b""
+        if self.data:
+            events.append(Event(self.name, "\n".join(self.data)))
+        return events
+
+    def _line(self, line: str, events: list[Event]) -> None:
         if not line:
-            if data:
-                yield Event(name, "\n".join(data))
-            name, data = None, []
+            if self.data:
+                events.append(Event(self.name, "\n".join(self.data)))
+            self.name, self.data = None, []
         elif line.startswith("event:"):
-            name = line[6:].strip()
+            self.name = line[6:].strip()
         elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
-    if data:
-        yield Event(name, "\n".join(data))
+            self.data.append(line[5:].lstrip())
 
 
 class PublicResolver(AbstractResolver):
