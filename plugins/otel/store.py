@@ -342,12 +342,14 @@ class SpanStore:
         """One transaction: insert the spans (sorted, so concurrent writers lock in one order), then
         merge what was new into the summaries with an atomic upsert on the stored values.
 
-        On a SQLite file the whole transaction runs in one bulk thread (see :mod:`.sqlite_writer`). On
+        On a SQLite file the whole transaction runs in one bulk thread (see :mod:`.sqlite_writer`), and a checkpoint
+        of the WAL follows in another (see :mod:`.wal_checkpoints`). On
         PostgreSQL (asyncpg) the statements run on the event loop, which gets a turn between them, and
         the summaries and terms are computed in a bulk thread.
         """
         if self._sqlite is not None:
             await run_bulk(self._write_in_thread, rows)
+            self._sqlite.checkpoints.after_write()
         else:
             async with self.engine.begin() as connection:
                 await connection.run_sync(lambda sync: _write_rows(_Statements(self, sync), rows, _in_bulk_thread))
@@ -358,8 +360,9 @@ class SpanStore:
             _write_rows(transaction, rows, _here)
 
     async def aclose(self) -> None:
-        """Close the SQLite writer's connections (the async engine is the host's to dispose)."""
+        """Close the SQLite writer's connections, after its checkpoint (the async engine is the host's to dispose)."""
         if self._sqlite is not None:
+            await self._sqlite.checkpoints.aclose()
             self._sqlite.engine.dispose()
 
     async def list_traces(
