@@ -24,6 +24,8 @@ from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
+from .wal_checkpoints import WalCheckpoints
+
 
 class CompiledInsert:
     """An INSERT compiled for SQLite, with the order of its parameters."""
@@ -43,6 +45,8 @@ class SqliteWriter:
     def __init__(self, engine: Engine, spans: CompiledInsert, terms: CompiledInsert, summaries: CompiledInsert) -> None:
         self.engine = engine
         self._spans, self._terms, self._summaries = spans, terms, summaries
+        self.checkpoints = WalCheckpoints(engine)
+        """Checkpoints the WAL after each write (see :mod:`.wal_checkpoints`): call its ``after_write``."""
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTransaction]:

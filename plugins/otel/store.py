@@ -46,6 +46,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -55,6 +56,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -63,7 +65,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Result, Row
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.util import await_
 
@@ -138,13 +140,20 @@ Index("plughost_otel_traces_tokens", traces.c.workspace, TOTAL_TOKENS, traces.c.
 terms = Table(
     "plughost_otel_terms",
     metadata,
-    # One row per distinct (key, value) that any span of the trace has (see facts.py). The key
-    # order serves both plans: find the traces holding a term, or check one trace for it.
-    Column("workspace", String(63), primary_key=True),
-    Column("key", Text, primary_key=True),
-    Column("value", Text, primary_key=True),
-    Column("trace_id", String(32), primary_key=True),
-    Index("plughost_otel_terms_trace", "workspace", "trace_id"),
+    # One row per distinct (key, value) that any span of the trace has (see facts.py). The key, by trace
+    # first, holds a trace's terms together: checking one trace for a term, or deleting its terms, is one
+    # probe, and a new trace's terms fill a page or two. (By term first, each of a trace's ~100 terms went
+    # to a random place among that term's rows, trace ids being random: a page written per term.)
+    Column("workspace", String(63)),
+    Column("key", Text),
+    Column("value", Text),
+    Column("trace_id", String(32)),
+    PrimaryKeyConstraint("workspace", "trace_id", "key", "value"),
+    # The traces holding a term. Its entries of one term end with their row's place in the table (SQLite's
+    # rowid, PostgreSQL's tuple id), which grows as rows are added: a new trace's goes where the previous
+    # trace's went. On PostgreSQL it has INCLUDE (trace_id), read from the index alone (migration 0009;
+    # not declared here: a ``postgresql_include`` would import the PostgreSQL dialect on SQLite too).
+    Index("plughost_otel_terms_term", "workspace", "key", "value"),
 )
 calls = Table(
     "plughost_otel_calls",
@@ -188,6 +197,9 @@ SORTED_ON_LOOP_ROWS = 2000
 not in a bulk thread: the hop there and back cost more than the sort."""
 TRACES_PER_RECOUNT = 1000
 """Traces whose calls are counted again per query (an ``IN`` list under the bind parameter limits)."""
+FEW_TRACES = 1000
+"""A term that fewer traces hold is read first when SQLite filters the list by it (see :meth:`SpanStore._has_term`);
+one held more widely is checked on each listed trace (a page of them is soon found)."""
 MAX_ISOLATED_REJECTIONS = 16
 """A store error that more spans than this fail alone is not about the data: the whole group gets it."""
 
@@ -331,12 +343,14 @@ class SpanStore:
         """One transaction: insert the spans (sorted, so concurrent writers lock in one order), then
         merge what was new into the summaries with an atomic upsert on the stored values.
 
-        On a SQLite file the whole transaction runs in one bulk thread (see :mod:`.sqlite_writer`). On
+        On a SQLite file the whole transaction runs in one bulk thread (see :mod:`.sqlite_writer`), and a checkpoint
+        of the WAL follows in another (see :mod:`.wal_checkpoints`). On
         PostgreSQL (asyncpg) the statements run on the event loop, which gets a turn between them, and
         the summaries and terms are computed in a bulk thread.
         """
         if self._sqlite is not None:
             await run_bulk(self._write_in_thread, rows)
+            self._sqlite.checkpoints.after_write()
         else:
             async with self.engine.begin() as connection:
                 await connection.run_sync(lambda sync: _write_rows(_Statements(self, sync), rows, _in_bulk_thread))
@@ -347,8 +361,9 @@ class SpanStore:
             _write_rows(transaction, rows, _here)
 
     async def aclose(self) -> None:
-        """Close the SQLite writer's connections (the async engine is the host's to dispose)."""
+        """Close the SQLite writer's connections, after its checkpoint (the async engine is the host's to dispose)."""
         if self._sqlite is not None:
+            await self._sqlite.checkpoints.aclose()
             self._sqlite.engine.dispose()
 
     async def list_traces(
@@ -366,15 +381,12 @@ class SpanStore:
             from .sorting import NEWEST_FIRST  # sorting orders by this module's tables
 
             order = NEWEST_FIRST
-        query = select(traces, order.expression.label(SORT_VALUE)).where(
-            traces.c.workspace == (workspace or current_workspace())
-        )
+        workspace = workspace or current_workspace()
+        query = select(traces, order.expression.label(SORT_VALUE)).where(traces.c.workspace == workspace)
         if where.project is not None:
             query = query.where(traces.c.project == where.project)
         if where.session is not None:
             query = query.where(traces.c.session_id == where.session)
-        if where.service is not None:
-            query = query.where(_has_term(terms.c.key == "service.name", where.service))
         if where.status == "error":
             query = query.where(traces.c.error_count > 0)
         elif where.status == "ok":
@@ -387,22 +399,53 @@ class SpanStore:
             query = query.where(traces.c.duration_ns >= where.min_duration_ns)
         if where.min_tokens is not None:
             query = query.where(where.min_tokens <= TOTAL_TOKENS)
-        for key, value in where.attributes:
-            query = query.where(_has_term(terms.c.key == key, value))
-        if where.span_name is not None:
-            query = query.where(_has_term(terms.c.key == SPAN_NAME_KEY, where.span_name))
         if where.model is not None:
             query = query.where(_has_model(where.model))
         if page_token:
             query = query.where(order.after(page_token))
         query = query.order_by(*order.order_by()).limit(limit + 1)
+        wanted_terms = [
+            *([("service.name", where.service)] if where.service is not None else []),
+            *where.attributes,
+            *([(SPAN_NAME_KEY, where.span_name)] if where.span_name is not None else []),
+        ]
         async with self.engine.connect() as connection:
+            for key, value in wanted_terms:
+                query = query.where(await self._has_term(connection, workspace, key, value))
             found = [dict(row._mapping) for row in await connection.execute(query)]
         page, more = found[:limit], len(found) > limit
         token = order.token(page[-1]) if more else None
         for row in page:
             del row[SORT_VALUE]
         return page, token
+
+    async def _has_term(self, connection: AsyncConnection, workspace: str, key: str, value: str) -> ColumnElement[bool]:
+        """Some span of the listed trace has the term.
+
+        PostgreSQL's planner starts from the term's traces (the term index) or from the listed traces, as its
+        statistics say. SQLite's checks each listed trace for the term, through the key: by trace, a probe at a
+        random place for each, which a common term soon ends (a page of traces found) but a rare one does not.
+        So on SQLite a term that fewer than :data:`FEW_TRACES` traces hold is read first, through the term
+        index, and the list takes those traces by id."""
+        if self._dialect == "sqlite":
+            # by rowid: asked for trace ids, SQLite's planner walks the key (it covers them) over the workspace
+            rowid: ColumnElement[int] = literal_column("rowid")
+            holding = (
+                select(rowid)
+                .select_from(terms)
+                .where(terms.c.workspace == workspace, terms.c.key == key, terms.c.value == value)
+                .limit(FEW_TRACES)
+            )
+            held = (await connection.execute(select(func.count()).select_from(holding.subquery()))).scalar_one()
+            if held < FEW_TRACES:
+                trace_ids = (await connection.scalars(select(terms.c.trace_id).where(rowid.in_(holding)))).all()
+                return traces.c.trace_id.in_(trace_ids)
+        return exists().where(
+            terms.c.workspace == traces.c.workspace,
+            terms.c.key == key,
+            terms.c.value == value,
+            terms.c.trace_id == traces.c.trace_id,
+        )
 
     async def get_summary(self, workspace: str, trace_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
@@ -877,16 +920,6 @@ def _has_model(model: str) -> ColumnElement[bool]:
             calls.c.response_model == model,
             calls.c.trace_id == traces.c.trace_id,
         ),
-    )
-
-
-def _has_term(key_matches: ColumnElement[bool], value: str) -> ColumnElement[bool]:
-    """Some span of the listed trace has the term (an index probe on ``plughost_otel_terms``)."""
-    return exists().where(
-        terms.c.workspace == traces.c.workspace,
-        key_matches,
-        terms.c.value == value,
-        terms.c.trace_id == traces.c.trace_id,
     )
 
 

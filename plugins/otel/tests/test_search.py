@@ -16,8 +16,9 @@ from sqlalchemy import func, insert, select
 from core.database import create_engine, migrate
 from core.testing import serve_in_thread
 from plugins.otel import MIGRATIONS
+from plugins.otel import store as store_module
 from plugins.otel.decode import to_rows
-from plugins.otel.store import SPAN_COLUMNS, SpanStore, TraceFilter, spans, summarise, terms, traces
+from plugins.otel.store import FEW_TRACES, SPAN_COLUMNS, SpanStore, TraceFilter, spans, summarise, terms, traces
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 START = 1_700_000_000_000_000_000
@@ -132,7 +133,13 @@ def test_summaries_carry_llm_calls_and_tokens(searched: str) -> None:
     assert (listed[3]["llm_calls"], listed[3]["input_tokens"]) == (0, 0)
 
 
-def test_filters_by_attribute_name_model_and_tokens_combined(searched: str) -> None:
+@pytest.mark.parametrize("few_traces", [FEW_TRACES, 1], ids=["terms-read-first", "terms-checked-per-trace"])
+def test_filters_by_attribute_name_model_and_tokens_combined(
+    searched: str, few_traces: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same traces whether a term's traces are read first (a rare term) or each trace is checked (SQLite's two
+    ways to filter by a term; PostgreSQL's planner chooses for itself)."""
+    monkeypatch.setattr(store_module, "FEW_TRACES", few_traces)
     base = searched
     assert numbers(base, **{"attr.http.method": "GET"}) == [3, 1]
     assert numbers(base, **{"attr.http.status_code": "500"}) == [3]  # an int attribute, compared as text
@@ -302,6 +309,54 @@ def test_migrating_a_populated_0002_database_counts_calls_once_and_reads_every_c
                 f"{1:016x}": False,
                 f"{2:016x}": True,
             }
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_migrating_0008_terms_to_the_trace_key_keeps_every_term_searchable(database_url: str) -> None:
+    """Terms stored under 0008's key (by term first) are all there after 0009 (by trace first), every filter
+    finds the same traces, a trace's terms sent again are not doubled, and a deleted trace takes its terms along."""
+
+    async def scenario() -> None:
+        engine = create_engine(database_url)
+        try:
+            await migrate(engine, MIGRATIONS, "otel", revision="0008")
+            store = SpanStore(engine)
+            for made in (AGENT, CLAUDE, PLAIN):
+                await store.add(to_rows(made, workspace="default", project="p").rows)
+            async with engine.connect() as connection:
+                before = set((await connection.execute(select(terms))).all())
+            assert len(before) > 20
+            await migrate(engine, MIGRATIONS, "otel")
+            store = SpanStore(engine)
+            async with engine.connect() as connection:
+                assert set((await connection.execute(select(terms))).all()) == before
+            for where, expected in (
+                (TraceFilter(attributes=(("http.method", "GET"),)), [3, 1]),
+                (TraceFilter(attributes=(("retry", "true"), ("ratio", "0.5"))), [1]),
+                (TraceFilter(attributes=(("user.id", "nobody"),)), []),
+                (TraceFilter(span_name="chat"), [2]),
+                (TraceFilter(service="agent", attributes=(("http.method", "GET"),)), [1]),
+                (TraceFilter(service="api"), [3]),
+            ):
+                found, _ = await store.list_traces(where, 10, None)
+                assert [int(row["trace_id"], 16) for row in found] == expected, where
+            await store.add(to_rows(AGENT, workspace="default", project="p").rows)  # already stored: no new term
+            await store.add(
+                to_rows(
+                    request(1, "agent", [("late", {"tenant": "acme"})], first_span=9), workspace="default", project="p"
+                ).rows
+            )
+            found, _ = await store.list_traces(
+                TraceFilter(attributes=(("tenant", "acme"), ("user.id", "u1"))), 10, None
+            )
+            assert [int(row["trace_id"], 16) for row in found] == [1]
+            assert await store.delete_trace(f"{1:032x}")
+            async with engine.connect() as connection:
+                left = set((await connection.execute(select(terms))).all())
+            assert left == {row for row in before if row.trace_id != f"{1:032x}"}
         finally:
             await engine.dispose()
 
