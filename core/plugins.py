@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pluggy
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import Version
 
 from . import hookspecs
 from .contributions import check_name
@@ -245,6 +243,11 @@ def _check_version(info: PluginInfo) -> None:
     spec = getattr(info.plugin, REQUIRES_ATTRIBUTE, None)
     if spec is None:
         return
+    # imported only for a plugin that names the versions it supports (no built-in plugin does): compiling
+    # packaging's version patterns is a few ms of every start-up
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
+
     try:
         supported = SpecifierSet(spec)
     except (InvalidSpecifier, TypeError):

@@ -1,6 +1,7 @@
 """Start-up imports only what it uses: Alembic only when a migration is due, grpc only when OTLP/gRPC serves,
 aiohttp only on the gateway's first provider call, logfire not for pydantic's plugin, PostgreSQL's dialect
-not on SQLite; the cyclic GC, paused while the server starts (:mod:`core.startup`), is on again once the app
+not on SQLite, packaging only for a plugin that names the plughost versions it supports, argon2 only with the
+first password; the cyclic GC, paused while the server starts (:mod:`core.startup`), is on again once the app
 has started.
 
 Each case runs in a fresh interpreter, so that what the test process already imported does not count.
@@ -29,15 +30,16 @@ from core.factory import create_app
 
 with TestClient(create_app()) as client:
     assert client.get("/health").status_code == 200
-    modules = ("alembic", "grpc", "aiohttp", "logfire", "sqlalchemy.dialects.postgresql")
+    modules = ("alembic", "grpc", "aiohttp", "logfire", "sqlalchemy.dialects.postgresql", "packaging", "argon2")
     found = {name: name in sys.modules for name in modules}
     print(json.dumps({**found, "collecting": gc.isenabled(), "frozen": gc.get_freeze_count() > 0}))
 """
 
 
 def start_up(data_dir: Path, **env: str) -> dict[str, bool]:
-    """Start the app with every plugin in a new interpreter; which of alembic, grpc, aiohttp, logfire and
-    PostgreSQL's dialect it imported, whether the cyclic GC is on and start-up's objects frozen."""
+    """Start the app with every plugin in a new interpreter; which of alembic, grpc, aiohttp, logfire,
+    PostgreSQL's dialect, packaging and argon2 it imported, whether the cyclic GC is on and start-up's objects
+    frozen."""
     environment = {**os.environ, "PLUGHOST_DATA_DIR": str(data_dir), **env}
     environment.pop("PLUGHOST_DATABASE_URL", None)
     done = subprocess.run(
@@ -59,9 +61,10 @@ def test_grpc_is_imported_only_when_otlp_grpc_serves(tmp_path: Path) -> None:
     assert start_up(tmp_path, PLUGHOST_OTEL_GRPC_ADDRESS=f"127.0.0.1:{free_port()}")["grpc"] is True
 
 
-def test_aiohttp_and_logfire_wait_and_the_collector_is_back_on_once_started(tmp_path: Path) -> None:
+def test_aiohttp_logfire_packaging_and_argon2_wait_and_the_collector_is_back_on_once_started(tmp_path: Path) -> None:
     found = start_up(tmp_path, PLUGHOST_OTEL_GRPC_ADDRESS="")
     assert found["aiohttp"] is False and found["logfire"] is False
+    assert found["packaging"] is False and found["argon2"] is False
     assert found["collecting"] is True and found["frozen"] is True
 
 

@@ -12,6 +12,7 @@ parent) with ``--workers`` > 1; a server of one process has an identity of its o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -22,8 +23,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
-
-import anyio.to_thread
 
 from .settings import split_address
 
@@ -38,11 +37,14 @@ def server_identity(workers: int) -> str:
 @contextlib.asynccontextmanager
 async def claim(address: str, directory: Path, identity: str) -> AsyncIterator[bool]:
     """Whether this server may bind ``address``: it is free, or this server's own workers serve it.
-    Bind inside the block; when the address was free, this server is named its owner afterwards."""
-    lock = await anyio.to_thread.run_sync(_locked, directory)
+    Bind inside the block; when the address was free, this server is named its owner afterwards.
+
+    The file work runs in asyncio's own threads, not anyio's: importing anyio's asyncio backend here, the
+    first thing of the start-up to need it, was a hundredth of the start-up's CPU."""
+    lock = await asyncio.to_thread(_locked, directory)
     try:
         owners = _read_owners(directory)
-        if await anyio.to_thread.run_sync(_is_free, address):
+        if await asyncio.to_thread(_is_free, address):
             yield True
             owners[address] = identity
             _write_owners(directory, owners)

@@ -3,20 +3,20 @@ passwords (argon2id) and session tokens. Nothing here touches the database."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 KEY_SCHEME = "ph_"
 PREFIX_LENGTH = 8  # hex characters after "ph_": the part of a key kept in clear, to find its row
 SECRET_BYTES = 32
-
-_hasher = PasswordHasher()
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,25 @@ def digests_match(presented: str, stored: str) -> bool:
     return hmac.compare_digest(digest(presented), stored)
 
 
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """argon2's hasher, imported with the first password hashed or checked, not at start-up."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
 def hash_password(password: str) -> str:
     """argon2id with the library's defaults (CPU- and memory-hard: run it off the event loop)."""
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def password_matches(password: str, stored: str) -> bool:
     """Whether ``password`` is the one ``stored`` was made from (off the event loop, like :func:`hash_password`)."""
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
-        return _hasher.verify(stored, password)
+        return _hasher().verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
