@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .bulk import empty, empty_off_loop, gc_paused, run_bulk
     from .contributions import ConsoleNotFound, ConsolePage, MiddlewareContribution, RouterContribution
     from .errors import PluginError, StartupError
+    from .event_stream import EventStreamResponse
     from .hookspecs import hookimpl
     from .host import Host
     from .limits import body_limit
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "ConsoleNotFound": "contributions",
     "ConsolePage": "contributions",
+    "EventStreamResponse": "event_stream",
     "Host": "host",
     "MiddlewareContribution": "contributions",
     "PluginError": "errors",
@@ -42,6 +44,7 @@ _EXPORTS = {
 __all__ = [
     "ConsoleNotFound",
     "ConsolePage",
+    "EventStreamResponse",
     "Host",
     "MiddlewareContribution",
     "PluginError",

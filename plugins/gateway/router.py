@@ -11,11 +11,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SecretStr, StringConstraints, model_validator
 
-from core import TokenPrice, jsonbody
+from core import EventStreamResponse, TokenPrice, jsonbody
 
 from . import formats
 from .calls import Call, CallFailed, Gateway
-from .event_stream import EventStreamResponse
 from .formats import Event, Format
 from .openapi import conflict, invocation_responses
 from .ssrf import UnsafeURL, check_base_url

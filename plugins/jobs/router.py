@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
-from core import jsonbody
+from core import EventStreamResponse, jsonbody
 from core.context import current_workspace
 
 from . import logs
@@ -141,9 +141,8 @@ def create_router(jobs: Jobs) -> APIRouter:
     async def get_logs(job_id: JobId, request: Request, follow: bool = False) -> Any:
         row = await existing(job_id)
         if follow or "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(
+            return EventStreamResponse(
                 logs.follow(store, job_id, row.workspace),
-                media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         return {

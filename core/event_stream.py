@@ -1,8 +1,8 @@
-"""A streamed call's response: its body's pieces written as they come, stopped when the client leaves.
+"""A server-sent event stream's response: its body's pieces written as they come, stopped when the client leaves.
 
 Starlette's ``StreamingResponse`` does the same (under uvicorn's ASGI 2.3) in an anyio task group:
 the body written by one task, the client's disconnect awaited by another, a cancel scope over
-both; a tenth of a streamed call's CPU in the gateway. Here the request's own task writes the
+both; a tenth of a streamed gateway call's CPU. Here the request's own task writes the
 body and one plain asyncio task awaits ``http.disconnect``: when the client leaves it cancels the
 writing where it waits (on the provider's next event, mostly), the body's generators close, and
 the response ends as Starlette's does, without an error.
@@ -11,7 +11,7 @@ the response ends as Starlette's does, without an error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -22,11 +22,11 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterable[bytes]) -> None:
+    def __init__(self, body: AsyncIterable[bytes], headers: Mapping[str, str] | None = None) -> None:
         self.body_iterator = body
         self.status_code = 200
         self.background = None
-        self.init_headers(None)
+        self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         writing = asyncio.current_task()

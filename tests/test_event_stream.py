@@ -1,4 +1,4 @@
-"""The streamed call's response: pieces written as they come, the stream ended when the client leaves."""
+"""``core.EventStreamResponse``: pieces written as they come, the stream ended when the client leaves."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.types import Message
 
-from plugins.gateway.event_stream import EventStreamResponse
+from core import EventStreamResponse
 
 SCOPE = {"type": "http", "asgi": {"spec_version": "2.3"}}
 
