@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-import click
 import pluggy
-from pydantic import BaseModel
 
-from .access import IngestAuthorizer
-from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
+if TYPE_CHECKING:  # annotations only: a plugin module that imports ``hookimpl`` loads no web framework
+    import click
+    from pydantic import BaseModel
 
-if TYPE_CHECKING:
+    from .access import IngestAuthorizer
+    from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
     from .host import Host
 
 PROJECT_NAME = "plughost"

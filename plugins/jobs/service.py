@@ -14,13 +14,9 @@ from typing import Any
 from core.database import database_url, migrate
 from core.events import EventQueue
 
+from .declared import DeclaredSchedules, collect_schedules
 from .dispatcher import Dispatcher
-from .registry import (
-    DeclaredSchedules,
-    RegisteredType,
-    collect_job_types,
-    collect_schedules,
-)
+from .registry import RegisteredType, collect_job_types
 from .schedules import ScheduleStore
 from .settings import Settings
 from .store import JobStore

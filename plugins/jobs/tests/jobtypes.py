@@ -31,6 +31,7 @@ def echo(params: Echo, job: JobContext) -> dict[str, Any]:
         "workspace": current_workspace(),
         "pid": os.getpid(),
         "parent": os.getppid(),
+        "parent_command": Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\0", b" ").decode(),
     }
 
 
