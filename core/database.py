@@ -24,7 +24,7 @@ import anyio.to_thread
 from sqlalchemy import Table, event, exc, func, select, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -42,6 +42,21 @@ def on_conflict_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql
 @functools.cache
 def _dialect(name: str) -> Any:
     return importlib.import_module(f"sqlalchemy.dialects.{name}")
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()`` for a transaction that writes: what it reads holds until it commits.
+
+    On SQLite it takes the write lock first (``BEGIN IMMEDIATE``), waiting out the busy timeout when another
+    writer holds it. Under ``engine.begin()`` alone the driver (sqlite3, under aiosqlite) begins the
+    transaction only at the first write: what was read before came from no transaction, and a concurrent
+    writer's commit in between was overwritten (a lost update), or the write failed at once with "database
+    is locked". On PostgreSQL it is ``engine.begin()``."""
+    async with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from core.database import create_engine, write_transaction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,3 +96,35 @@ def test_each_cause_of_an_outage_is_named_and_a_query_error_is_not_an_outage() -
         assert found is not None and found.cause == cause, (error, found)
     assert unavailable(exc.IntegrityError("INSERT", None, ValueError("UNIQUE constraint failed"))) is None
     assert unavailable(ConnectionRefusedError(111, "refused")) is None  # not raised by a database driver
+
+
+def test_write_transactions_that_read_first_wait_for_each_other_on_sqlite(tmp_path: Path) -> None:
+    """Two read-then-write transactions racing on one SQLite file both count: the second waits for the
+    first's write lock. Under ``engine.begin()`` the first read outside any transaction (the driver begins
+    one at the first write), and the second's increment was lost."""
+
+    async def race() -> int:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'race.db'}")
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE counter (n INTEGER NOT NULL)")
+            await connection.exec_driver_sql("INSERT INTO counter VALUES (0)")
+        first_has_read = asyncio.Event()
+
+        async def increment(wait_before_writing: float) -> None:
+            async with write_transaction(engine) as connection:
+                n = (await connection.exec_driver_sql("SELECT n FROM counter")).scalar_one()
+                first_has_read.set()
+                await asyncio.sleep(wait_before_writing)  # the other writer tries meanwhile
+                await connection.exec_driver_sql(f"UPDATE counter SET n = {n + 1}")
+
+        async def second() -> None:
+            await first_has_read.wait()
+            await increment(0)
+
+        await asyncio.gather(increment(0.3), second())
+        async with engine.connect() as connection:
+            total = (await connection.exec_driver_sql("SELECT n FROM counter")).scalar_one()
+        await engine.dispose()
+        return int(total)
+
+    assert asyncio.run(race()) == 2  # neither increment lost, neither refused

@@ -28,7 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
-from core.database import create_engine, database_url
+from core.database import create_engine, database_url, write_transaction
 from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
 
 from .logs import LogStore, logs, logs_data
@@ -79,7 +79,7 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
     deleted_traces = deleted_spans = deleted_logs = 0
     async with job_engine(context) as engine:
         while True:
-            async with engine.begin() as connection:
+            async with write_transaction(engine) as connection:
                 batch = (await connection.execute(old.limit(RETENTION_BATCH))).scalars().all()
                 if not batch:
                     break
@@ -120,7 +120,7 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
         )
         if params.project is not None:
             outside_traces = outside_traces.where(logs.c.project == params.project)
-        async with engine.begin() as connection:
+        async with write_transaction(engine) as connection:
             deleted_logs += (await connection.execute(outside_traces)).rowcount
     return {
         "deleted_traces": deleted_traces,

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import Column, Float, Integer, String, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.database import on_conflict_insert
+from core.database import on_conflict_insert, write_transaction
 from core.unavailable import RETRY_AFTER_SECONDS, unavailable
 
 from .store import metadata
@@ -121,11 +121,7 @@ class DatabaseCounters:
         self, key: str, windows: Sequence[str], *, calls: int = 0, tokens: int = 0, spend: float = 0, refused: int = 0
     ) -> int:
         first = 0
-        async with self.engine.begin() as connection:
-            if self.dialect == "sqlite":  # the write lock first: a deferred transaction racing the other
-                # writers of a call (its tokens counted as its stream ends, the next call admitted) got
-                # "database is locked" at once, without waiting out the busy timeout
-                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        async with write_transaction(self.engine) as connection:
             for position, window in enumerate(windows):
                 insert = on_conflict_insert(usage, self.dialect).values(
                     key_name=key, window=window, calls=calls, tokens=tokens, spend_usd=spend, refused=refused
@@ -151,7 +147,7 @@ class DatabaseCounters:
         return {row.window: Usage(row.calls, row.tokens, row.spend_usd, row.refused) for row in rows}
 
     async def forget(self, key: str) -> None:
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
             await connection.execute(delete(usage).where(usage.c.key_name == key))
 
     async def close(self) -> None:

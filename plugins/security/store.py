@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.access import Principal, Role
+from core.database import write_transaction
 
 Kind = Literal["user", "key"]
 
@@ -102,7 +103,7 @@ class AccountStore:
         """Add a principal with its grants; :class:`NameTaken` when its kind already has one of that name."""
         now = time.time()
         try:
-            async with self.engine.begin() as connection:
+            async with write_transaction(self.engine) as connection:
                 inserted = await connection.execute(
                     insert(principals)
                     .returning(principals.c.id)
@@ -158,7 +159,7 @@ class AccountStore:
         return listed
 
     async def set_disabled(self, kind: Kind, name: str, disabled: bool) -> bool:
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
             result = await connection.execute(
                 update(principals).where(principals.c.kind == kind, principals.c.name == name).values(disabled=disabled)
             )
@@ -168,7 +169,7 @@ class AccountStore:
 
     async def set_role(self, kind: Kind, name: str, workspace: str, role: Role | None) -> bool:
         """Grant ``role`` in ``workspace`` (replacing the one there), or take it away (``None``)."""
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
             principal_id = (await connection.execute(_id_of(kind, name))).scalar()
             if principal_id is None:
                 return False
@@ -182,7 +183,7 @@ class AccountStore:
         return True
 
     async def delete(self, kind: Kind, name: str) -> bool:
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
             principal_id = (await connection.execute(_id_of(kind, name))).scalar()
             if principal_id is None:
                 return False
@@ -226,12 +227,12 @@ class AccountStore:
             .values(last_used_at=bindparam("used"))
             .execution_options(synchronize_session=False)
         )
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
             await connection.execute(statement, [{"principal": p, "used": t} for p, t in last_used.items()])
 
     async def add_session(self, token_hash: str, principal_id: int, csrf_token: str, lifetime: float) -> None:
         now = time.time()
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
             await connection.execute(delete(sessions).where(sessions.c.expires_at < now))
             await connection.execute(
                 insert(sessions).values(
@@ -263,7 +264,7 @@ class AccountStore:
         return credential, row.csrf_token, row.expires_at
 
     async def delete_session(self, token_hash: str) -> None:
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
             await connection.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
 
 
