@@ -46,13 +46,14 @@ def _dialect(name: str) -> Any:
 
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """``engine.begin()`` for a transaction that writes: what it reads holds until it commits.
+    """``engine.begin()`` for a transaction that reads and then writes: what it read holds until it commits.
 
     On SQLite it takes the write lock first (``BEGIN IMMEDIATE``), waiting out the busy timeout when another
     writer holds it. Under ``engine.begin()`` alone the driver (sqlite3, under aiosqlite) begins the
-    transaction only at the first write: what was read before came from no transaction, and a concurrent
-    writer's commit in between was overwritten (a lost update), or the write failed at once with "database
-    is locked". On PostgreSQL it is ``engine.begin()``."""
+    transaction only at the first write: a read before it came from no transaction, and a concurrent
+    writer's commit in between was overwritten (a lost update). A read whose staleness the writes check
+    again anyway belongs outside, on ``engine.connect()``: under this helper it would hold every other
+    writer back. On PostgreSQL it is ``engine.begin()``."""
     async with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
             await connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -357,10 +357,11 @@ class JobStore:
             ),
             (lost, {"status": FAILED, "finished_at": now, "error": f"lost: {message}"}),
         )
-        recovered: list[Row[Any]] = []
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.connect() as connection:
             if (await connection.execute(select(jobs.c.id).where(lost).limit(1))).first() is None:
-                return recovered  # the common case, answered without taking SQLite's write lock
+                return []  # the common case, answered without taking SQLite's write lock
+        recovered: list[Row[Any]] = []
+        async with write_transaction(self.engine) as connection:  # each update checks ``lost`` again
             for condition, values in changes:
                 statement = (
                     update(jobs)

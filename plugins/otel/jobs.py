@@ -79,10 +79,11 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
     deleted_traces = deleted_spans = deleted_logs = 0
     async with job_engine(context) as engine:
         while True:
-            async with write_transaction(engine) as connection:
+            async with engine.connect() as connection:  # read without the write lock: ingest goes on meanwhile
                 batch = (await connection.execute(old.limit(RETENTION_BATCH))).scalars().all()
-                if not batch:
-                    break
+            if not batch:
+                break
+            async with write_transaction(engine) as connection:
                 # Checked again: a trace that received a new span since it was selected is kept, with its spans.
                 gone = (
                     (
