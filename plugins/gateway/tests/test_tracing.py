@@ -29,8 +29,9 @@ CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
 
-def wait_for(read: Any, timeout: float = 10.0) -> Any:
-    """Poll ``read()`` until it returns something truthy (traces are stored in the background)."""
+def wait_for(read: Any, timeout: float = 60.0) -> Any:
+    """Poll ``read()`` until it returns something truthy (traces are stored in the background: a call's
+    first export prices it, and on a loaded machine that took more than 10 s once)."""
     deadline = time.monotonic() + timeout
     while not (found := read()):
         assert time.monotonic() < deadline, "timed out"
