@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -65,10 +64,11 @@ def measure(transport: str, concurrency: int, requests: int) -> dict[str, float]
                 return await post_many(port, "/v1/traces", batch, concurrency, PROTOBUF)
 
             asyncio.run(send(warm_up, 2))
-            server_cpu, client_cpu, started = tree_cpu(running.pid), own_cpu(), time.perf_counter()
+            # the clients run in this process: its CPU is theirs
+            server_cpu, client_cpu, started = tree_cpu(running.pid), time.process_time(), time.perf_counter()
             latencies = asyncio.run(send(bodies, concurrency))
             elapsed = time.perf_counter() - started
-            server_cpu, client_cpu = tree_cpu(running.pid) - server_cpu, own_cpu() - client_cpu
+            server_cpu, client_cpu = tree_cpu(running.pid) - server_cpu, time.process_time() - client_cpu
             stored = count_back(f"http://127.0.0.1:{port}") - len(warm_up) * SPANS_PER_TRACE
     sent = requests * SPANS_PER_TRACE
     if stored != sent:
@@ -81,12 +81,6 @@ def measure(transport: str, concurrency: int, requests: int) -> dict[str, float]
         "server_us_per_span": server_cpu / sent * 1e6,
         "client_us_per_span": client_cpu / sent * 1e6,
     }
-
-
-def own_cpu() -> float:
-    """This process's CPU seconds: the client's, which shares the machine's two cores with the server."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run(quick: bool) -> str:

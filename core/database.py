@@ -51,9 +51,10 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     On SQLite it takes the write lock first (``BEGIN IMMEDIATE``), waiting out the busy timeout when another
     writer holds it. Under ``engine.begin()`` alone the driver (sqlite3, under aiosqlite) begins the
     transaction only at the first write: a read before it came from no transaction, and a concurrent
-    writer's commit in between was overwritten (a lost update). A read whose staleness the writes check
-    again anyway belongs outside, on ``engine.connect()``: under this helper it would hold every other
-    writer back. On PostgreSQL it is ``engine.begin()``."""
+    writer's commit in between was overwritten (a lost update). A transaction whose first statement writes
+    needs none of this (the driver's ``BEGIN`` comes just before that write, and SQLite waits for the lock),
+    and a read whose staleness the writes check again anyway stays outside, on ``engine.connect()``: under
+    this helper it would hold every other writer back. On PostgreSQL it is ``engine.begin()``."""
     async with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
             await connection.exec_driver_sql("BEGIN IMMEDIATE")

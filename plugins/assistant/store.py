@@ -11,7 +11,6 @@ from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, ins
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
-from core.database import write_transaction
 
 metadata = MetaData()
 
@@ -34,7 +33,7 @@ class ConversationStore:
 
     async def create(self, trace_id: str, endpoint: str, messages: list[dict[str, str]]) -> str:
         conversation_id = uuid.uuid4().hex
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(delete(conversations).where(conversations.c.expires_at < time.time()))
             await connection.execute(
                 insert(conversations).values(
@@ -73,7 +72,7 @@ class ConversationStore:
             return [dict(row._mapping) for row in await connection.execute(query)]
 
     async def save_messages(self, conversation_id: str, messages: list[dict[str, str]]) -> None:
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(
                 update(conversations)
                 .where(*self._key(conversation_id))
@@ -81,7 +80,7 @@ class ConversationStore:
             )
 
     async def delete(self, conversation_id: str) -> bool:
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return bool((await connection.execute(delete(conversations).where(*self._key(conversation_id)))).rowcount)
 
     @staticmethod

@@ -182,7 +182,7 @@ class GatewayStore:
             "kek_id": sealed.kek_id,
             "updated_at": now,
         }
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             if create:
                 try:
                     await connection.execute(
@@ -355,7 +355,7 @@ class GatewayStore:
                 batch.append(record)
         try:
             rows = await run_bulk(self._priced, batch)
-            async with write_transaction(self.engine) as connection:
+            async with self.engine.begin() as connection:
                 await connection.execute(insert(usage), rows)
         except Exception:  # usage must never break calls; losing records is logged
             logger.exception("gateway: could not store %d usage records", len(batch))
@@ -519,7 +519,7 @@ class GatewayStore:
             "reason": reason,
             "created_at": time.time(),
         }
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(insert(refusals).values(**row))
 
     async def list_usage(self, limit: int, key: str | None = None) -> list[dict[str, Any]]:
@@ -550,7 +550,7 @@ class GatewayStore:
 
     async def _insert(self, table: Table, name: str, kind: str, **values: Any) -> None:
         try:
-            async with write_transaction(self.engine) as connection:
+            async with self.engine.begin() as connection:
                 await connection.execute(
                     insert(table).values(workspace=current_workspace(), name=name, created_at=time.time(), **values)
                 )
@@ -560,7 +560,7 @@ class GatewayStore:
 
     async def _update(self, table: Table, name: str, kind: str, **values: Any) -> None:
         workspace = current_workspace()
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             changed = await connection.execute(
                 update(table).where(table.c.workspace == workspace, table.c.name == name).values(**values)
             )

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
-from core.database import on_conflict_insert, write_transaction
+from core.database import on_conflict_insert
 
 from .store import JobStore, Submission, metadata
 
@@ -145,7 +145,7 @@ class ScheduleStore:
         """The new schedule, or ``None`` when the workspace already has one of that name."""
         values = self._values(new, current_workspace(), time.time())
         statement = self._insert().values(values).on_conflict_do_nothing().returning(*schedules.c)
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return (await connection.execute(statement)).one_or_none()
 
     async def in_workspace(self) -> list[Row[Any]]:
@@ -173,12 +173,12 @@ class ScheduleStore:
             .values(values)
             .returning(*schedules.c)
         )
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return (await connection.execute(statement)).one_or_none()
 
     async def delete(self, schedule_id: str) -> bool:
         statement = delete(schedules).where(schedules.c.id == schedule_id, schedules.c.workspace == current_workspace())
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return (await connection.execute(statement)).rowcount == 1
 
     # -- start-up: schedules declared by plugins --------------------------------------------
@@ -187,7 +187,7 @@ class ScheduleStore:
         """Upsert ``plugin``'s ``(workspace, schedule)`` pairs by name, keeping paused state and, if the
         timing is unchanged, the next tick; delete what it declared before and no longer does."""
         now = time.time()
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             for workspace, new in declared:
                 values = self._values(new, workspace, now)
                 statement = self._insert().values(values)
@@ -252,7 +252,7 @@ class ScheduleStore:
             .where(schedules.c.id == row.id, schedules.c.next_run == row.next_run, schedules.c.paused.is_(False))
             .values(next_run=next_run, last_run=now)
         )
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             if (await connection.execute(claim)).rowcount != 1:
                 return None  # another worker fired this tick, or it was paused, changed or deleted meanwhile
             if missed and row.catch_up == "skip":

@@ -43,7 +43,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.context import current_workspace
-from core.database import write_transaction
 
 PENDING, RUNNING, SUCCEEDED, FAILED, TIMEOUT, CANCELED = (
     "PENDING",
@@ -127,7 +126,7 @@ class JobStore:
     # -- the API's side: scoped by the current workspace ------------------------------------
 
     async def submit(self, submission: Submission) -> Row[Any]:
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return await self.insert_job(connection, submission, current_workspace())
 
     async def insert_job(self, connection: AsyncConnection, submission: Submission, workspace: str) -> Row[Any]:
@@ -195,7 +194,7 @@ class JobStore:
         or ``("unknown", None)``.
         """
         mine = and_(jobs.c.id == job_id, jobs.c.workspace == current_workspace())
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             canceled = (
                 await connection.execute(
                     update(jobs)
@@ -221,7 +220,7 @@ class JobStore:
         """Delete a finished job of the current workspace and its logs: ``("deleted", row)``,
         ``("unfinished", row)`` or ``("unknown", None)``."""
         mine = and_(jobs.c.id == job_id, jobs.c.workspace == current_workspace())
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             deleted = (
                 await connection.execute(
                     delete(jobs).where(mine, jobs.c.status.in_(sorted(FINISHED))).returning(*jobs.c)
@@ -268,7 +267,7 @@ class JobStore:
             )
             .returning(*jobs.c)
         )
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return sorted((await connection.execute(claim)).all(), key=lambda row: (row.run_after, row.created_at))
 
     async def next_due(self, types: Collection[str]) -> float | None:
@@ -290,7 +289,7 @@ class JobStore:
             .values(lease_expires=time.time() + lease_seconds)
             .returning(jobs.c.id, jobs.c.cancel_requested)
         )
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return {row.id: row.cancel_requested for row in await connection.execute(renew)}
 
     async def finish(
@@ -318,7 +317,7 @@ class JobStore:
             .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
             .values(values)
         )
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return (await connection.execute(statement)).rowcount == 1
 
     async def release(self, job_id: str, owner: str) -> bool:
@@ -336,7 +335,7 @@ class JobStore:
                 lease_expires=None,
             )
         )
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             return (await connection.execute(statement)).rowcount == 1
 
     async def recover_lost(self) -> list[Row[Any]]:
@@ -357,11 +356,10 @@ class JobStore:
             ),
             (lost, {"status": FAILED, "finished_at": now, "error": f"lost: {message}"}),
         )
-        async with self.engine.connect() as connection:
-            if (await connection.execute(select(jobs.c.id).where(lost).limit(1))).first() is None:
-                return []  # the common case, answered without taking SQLite's write lock
         recovered: list[Row[Any]] = []
-        async with write_transaction(self.engine) as connection:  # each update checks ``lost`` again
+        async with self.engine.begin() as connection:
+            if (await connection.execute(select(jobs.c.id).where(lost).limit(1))).first() is None:
+                return recovered  # the common case, answered without taking SQLite's write lock
             for condition, values in changes:
                 statement = (
                     update(jobs)
@@ -391,7 +389,7 @@ class JobStore:
     ) -> None:
         """Store a running job's new output (``(offset, bytes)``), drop chunks wholly before byte ``keep_from``,
         and record its progress; only while ``owner`` holds the job."""
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             if progress is not None:
                 changed = await connection.execute(
                     update(jobs)

@@ -28,7 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
-from core.database import create_engine, database_url, write_transaction
+from core.database import create_engine, database_url
 from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
 
 from .logs import LogStore, logs, logs_data
@@ -79,11 +79,10 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
     deleted_traces = deleted_spans = deleted_logs = 0
     async with job_engine(context) as engine:
         while True:
-            async with engine.connect() as connection:  # read without the write lock: ingest goes on meanwhile
+            async with engine.begin() as connection:
                 batch = (await connection.execute(old.limit(RETENTION_BATCH))).scalars().all()
-            if not batch:
-                break
-            async with write_transaction(engine) as connection:
+                if not batch:
+                    break
                 # Checked again: a trace that received a new span since it was selected is kept, with its spans.
                 gone = (
                     (
@@ -121,7 +120,7 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
         )
         if params.project is not None:
             outside_traces = outside_traces.where(logs.c.project == params.project)
-        async with write_transaction(engine) as connection:
+        async with engine.begin() as connection:
             deleted_logs += (await connection.execute(outside_traces)).rowcount
     return {
         "deleted_traces": deleted_traces,

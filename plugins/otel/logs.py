@@ -23,7 +23,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.context import current_workspace
-from core.database import on_conflict_insert, write_transaction
+from core.database import on_conflict_insert
 
 from .decode import INT64_MAX, Decoded
 from .present import any_value, attributes
@@ -186,7 +186,7 @@ class LogStore:
         return [log_view(row) for row in await self.rows_for_trace(workspace, trace_id)]
 
     async def delete_trace(self, trace_id: str) -> None:
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(
                 delete(logs).where(logs.c.workspace == current_workspace(), logs.c.trace_id == trace_id)
             )

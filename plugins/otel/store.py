@@ -71,7 +71,7 @@ from sqlalchemy.util import await_
 
 from core import Pricing, empty, run_bulk
 from core.context import current_workspace
-from core.database import on_conflict_insert, synchronous_twin, write_transaction
+from core.database import on_conflict_insert, synchronous_twin
 from core.unavailable import unavailable
 
 from .conventions import StoredCall, counted_calls
@@ -352,7 +352,7 @@ class SpanStore:
             await run_bulk(self._write_in_thread, rows)
             self._sqlite.checkpoints.after_write()
         else:
-            async with write_transaction(self.engine) as connection:
+            async with self.engine.begin() as connection:
                 await connection.run_sync(lambda sync: _write_rows(_Statements(self, sync), rows, _in_bulk_thread))
 
     def _write_in_thread(self, rows: list[dict[str, Any]]) -> None:
@@ -564,7 +564,7 @@ class SpanStore:
 
     async def delete_trace(self, trace_id: str) -> bool:
         workspace = current_workspace()
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
             await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
             await connection.execute(delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id == trace_id))
@@ -655,7 +655,7 @@ def _write_rows(transaction: Transaction, rows: list[dict[str, Any]], compute: C
 async def insert_all(engine: AsyncEngine, insert: Any, rows: list[dict[str, Any]], per_statement: int) -> Stored:
     """Insert ``rows`` in one transaction, ``per_statement`` rows per statement (under the bind parameter limits);
     returns once they are committed."""
-    async with write_transaction(engine) as connection:
+    async with engine.begin() as connection:
         for start in range(0, len(rows), per_statement):
             await connection.execute(insert, rows[start : start + per_statement])
     return Stored()

@@ -147,7 +147,7 @@ class DatabaseCounters:
         return {row.window: Usage(row.calls, row.tokens, row.spend_usd, row.refused) for row in rows}
 
     async def forget(self, key: str) -> None:
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(delete(usage).where(usage.c.key_name == key))
 
     async def close(self) -> None:

@@ -103,7 +103,7 @@ class AccountStore:
         """Add a principal with its grants; :class:`NameTaken` when its kind already has one of that name."""
         now = time.time()
         try:
-            async with write_transaction(self.engine) as connection:
+            async with self.engine.begin() as connection:
                 inserted = await connection.execute(
                     insert(principals)
                     .returning(principals.c.id)
@@ -159,7 +159,7 @@ class AccountStore:
         return listed
 
     async def set_disabled(self, kind: Kind, name: str, disabled: bool) -> bool:
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(principals).where(principals.c.kind == kind, principals.c.name == name).values(disabled=disabled)
             )
@@ -227,12 +227,12 @@ class AccountStore:
             .values(last_used_at=bindparam("used"))
             .execution_options(synchronize_session=False)
         )
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(statement, [{"principal": p, "used": t} for p, t in last_used.items()])
 
     async def add_session(self, token_hash: str, principal_id: int, csrf_token: str, lifetime: float) -> None:
         now = time.time()
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(delete(sessions).where(sessions.c.expires_at < now))
             await connection.execute(
                 insert(sessions).values(
@@ -264,7 +264,7 @@ class AccountStore:
         return credential, row.csrf_token, row.expires_at
 
     async def delete_session(self, token_hash: str) -> None:
-        async with write_transaction(self.engine) as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
 
 
