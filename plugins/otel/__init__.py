@@ -84,7 +84,7 @@ def plughost_lifespan(host: Any) -> list[contextlib.AbstractAsyncContextManager[
     lifespans: list[contextlib.AbstractAsyncContextManager[Any]] = [
         migrated(host.database, MIGRATIONS, "otel"),
         _stored_events(host).running(),
-        contextlib.aclosing(store),
+        store,
     ]
     if host.plugin_settings("otel").grpc_address:
         from .grpc_receiver import receiver_config, serving  # grpc is imported only when it serves

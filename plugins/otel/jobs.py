@@ -33,7 +33,7 @@ from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
 
 from .logs import LogStore, logs, logs_data
 from .present import span_view
-from .store import SpanStore, TraceFilter, calls, spans, terms, traces
+from .store import SpanStore, TraceFilter, calls, spans, terms, terms_pending, traces
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 RETENTION_BATCH = 500
@@ -102,9 +102,10 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
                 removed = await connection.execute(
                     delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id.in_(gone))
                 )
-                await connection.execute(
-                    delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id.in_(gone))
-                )
+                for table in (terms, terms_pending):
+                    await connection.execute(
+                        delete(table).where(table.c.workspace == workspace, table.c.trace_id.in_(gone))
+                    )
                 await connection.execute(
                     delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id.in_(gone))
                 )

@@ -14,6 +14,7 @@ statement of the store, so that the store tells bad data from a busy or broken d
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
+from .term_index import TermIndex
 from .wal_checkpoints import WalCheckpoints
 
 
@@ -45,8 +47,13 @@ class SqliteWriter:
     def __init__(self, engine: Engine, spans: CompiledInsert, terms: CompiledInsert, summaries: CompiledInsert) -> None:
         self.engine = engine
         self._spans, self._terms, self._summaries = spans, terms, summaries
+        self.lock = asyncio.Lock()
+        """Held by each of this writer's transactions, so that they never wait on each other in SQLite."""
         self.checkpoints = WalCheckpoints(engine)
         """Checkpoints the WAL after each write (see :mod:`.wal_checkpoints`): call its ``after_write``."""
+        self.term_index = TermIndex(engine, self.lock)
+        """Moves the terms that ``terms`` wrote into the term index (see :mod:`.term_index`): call its
+        ``index_soon`` after each write."""
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTransaction]:
@@ -79,7 +86,7 @@ class SqliteTransaction:
         return added
 
     def add_terms(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """Insert term rows, tuples in the order of the statement's columns."""
+        """Insert term rows, tuples in the order of the statement's columns (waiting ones: see :mod:`.term_index`)."""
         self._cursor.executemany(self._writer._terms.sql, rows)
 
     def merge_summaries(self, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:

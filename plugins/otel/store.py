@@ -137,6 +137,19 @@ traces = Table(
 TOTAL_TOKENS = traces.c.input_tokens + traces.c.output_tokens
 Index("plughost_otel_traces_tokens", traces.c.workspace, TOTAL_TOKENS, traces.c.trace_id)
 
+
+def _term_columns() -> list[Column[Any] | PrimaryKeyConstraint]:
+    """The columns of a term table, in :data:`TERM_COLUMNS`' order (one insert of term rows serves both), keyed
+    by trace."""
+    return [
+        Column("workspace", String(63)),
+        Column("key", Text),
+        Column("value", Text),
+        Column("trace_id", String(32)),
+        PrimaryKeyConstraint("workspace", "trace_id", "key", "value"),
+    ]
+
+
 terms = Table(
     "plughost_otel_terms",
     metadata,
@@ -144,16 +157,19 @@ terms = Table(
     # first, holds a trace's terms together: checking one trace for a term, or deleting its terms, is one
     # probe, and a new trace's terms fill a page or two. (By term first, each of a trace's ~100 terms went
     # to a random place among that term's rows, trace ids being random: a page written per term.)
-    Column("workspace", String(63)),
-    Column("key", Text),
-    Column("value", Text),
-    Column("trace_id", String(32)),
-    PrimaryKeyConstraint("workspace", "trace_id", "key", "value"),
+    *_term_columns(),
     # The traces holding a term. Its entries of one term end with their row's place in the table (SQLite's
     # rowid, PostgreSQL's tuple id), which grows as rows are added: a new trace's goes where the previous
     # trace's went. On PostgreSQL it has INCLUDE (trace_id), read from the index alone (migration 0009;
     # not declared here: a ``postgresql_include`` would import the PostgreSQL dialect on SQLite too).
     Index("plughost_otel_terms_term", "workspace", "key", "value"),
+)
+terms_pending = Table(
+    "plughost_otel_terms_pending",
+    metadata,
+    # A SQLite store's terms of the traces acknowledged since its last move into ``terms`` (see term_index.py).
+    *_term_columns(),
+    sqlite_with_rowid=False,
 )
 calls = Table(
     "plughost_otel_calls",
@@ -278,7 +294,7 @@ class SpanStore:
             else SqliteWriter(
                 twin,
                 CompiledInsert(sqlite.insert(spans).on_conflict_do_nothing(), twin, SPAN_COLUMNS),
-                CompiledInsert(self._insert_terms, twin, TERM_COLUMNS),
+                CompiledInsert(sqlite.insert(terms_pending).on_conflict_do_nothing(), twin, TERM_COLUMNS),
                 CompiledInsert(self._merge_summaries, twin),
             )
         )
@@ -349,8 +365,10 @@ class SpanStore:
         the summaries and terms are computed in a bulk thread.
         """
         if self._sqlite is not None:
-            await run_bulk(self._write_in_thread, rows)
+            async with self._sqlite.lock:
+                await run_bulk(self._write_in_thread, rows)
             self._sqlite.checkpoints.after_write()
+            self._sqlite.term_index.index_soon()
         else:
             async with self.engine.begin() as connection:
                 await connection.run_sync(lambda sync: _write_rows(_Statements(self, sync), rows, _in_bulk_thread))
@@ -360,9 +378,20 @@ class SpanStore:
         with self._sqlite.transaction() as transaction:
             _write_rows(transaction, rows, _here)
 
-    async def aclose(self) -> None:
-        """Close the SQLite writer's connections, after its checkpoint (the async engine is the host's to dispose)."""
+    async def __aenter__(self) -> SpanStore:
+        """The store of a running app: on a SQLite file, terms that an earlier run left waiting are indexed."""
         if self._sqlite is not None:
+            self._sqlite.term_index.index_soon()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the SQLite writer's connections, after indexing the waiting terms and a checkpoint (the async
+        engine is the host's to dispose)."""
+        if self._sqlite is not None:
+            await self._sqlite.term_index.aclose()
             await self._sqlite.checkpoints.aclose()
             self._sqlite.engine.dispose()
 
@@ -427,24 +456,33 @@ class SpanStore:
         random place for each, which a common term soon ends (a page of traces found) but a rare one does not.
         So on SQLite a term that fewer than :data:`FEW_TRACES` traces hold is read first, through the term
         index, and the list takes those traces by id."""
-        if self._dialect == "sqlite":
-            # by rowid: asked for trace ids, SQLite's planner walks the key (it covers them) over the workspace
-            rowid: ColumnElement[int] = literal_column("rowid")
-            holding = (
-                select(rowid)
-                .select_from(terms)
-                .where(terms.c.workspace == workspace, terms.c.key == key, terms.c.value == value)
-                .limit(FEW_TRACES)
-            )
-            held = (await connection.execute(select(func.count()).select_from(holding.subquery()))).scalar_one()
-            if held < FEW_TRACES:
-                trace_ids = (await connection.scalars(select(terms.c.trace_id).where(rowid.in_(holding)))).all()
-                return traces.c.trace_id.in_(trace_ids)
-        return exists().where(
+        held_by_listed = exists().where(
             terms.c.workspace == traces.c.workspace,
             terms.c.key == key,
             terms.c.value == value,
             terms.c.trace_id == traces.c.trace_id,
+        )
+        if self._dialect != "sqlite":
+            return held_by_listed
+        # SQLite's recent traces may have their terms waiting for the term index (see term_index.py)
+        waiting = terms_pending.c
+        waiting_term = and_(waiting.workspace == workspace, waiting.key == key, waiting.value == value)
+        # by rowid: asked for trace ids, SQLite's planner walks the key (it covers them) over the workspace
+        rowid: ColumnElement[int] = literal_column("rowid")
+        holding = (
+            select(rowid)
+            .select_from(terms)
+            .where(terms.c.workspace == workspace, terms.c.key == key, terms.c.value == value)
+            .limit(FEW_TRACES)
+        )
+        held = (await connection.execute(select(func.count()).select_from(holding.subquery()))).scalar_one()
+        if held < FEW_TRACES:  # one statement: a trace moved meanwhile is in one table or the other
+            indexed_or_waiting = select(terms.c.trace_id).where(rowid.in_(holding))
+            trace_ids = indexed_or_waiting.union_all(select(waiting.trace_id).where(waiting_term))
+            return traces.c.trace_id.in_((await connection.scalars(trace_ids)).all())
+        return or_(
+            held_by_listed,
+            exists().where(waiting_term, waiting.trace_id == traces.c.trace_id),
         )
 
     async def get_summary(self, workspace: str, trace_id: str) -> dict[str, Any] | None:
@@ -565,9 +603,9 @@ class SpanStore:
     async def delete_trace(self, trace_id: str) -> bool:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
-            await connection.execute(delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id == trace_id))
-            await connection.execute(delete(terms).where(terms.c.workspace == workspace, terms.c.trace_id == trace_id))
-            await connection.execute(delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id == trace_id))
+            for table in (spans, terms, terms_pending, calls):
+                of_the_trace = delete(table).where(table.c.workspace == workspace, table.c.trace_id == trace_id)
+                await connection.execute(of_the_trace)
             deleted = await connection.execute(
                 delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
             )

@@ -1,0 +1,123 @@
+"""A SQLite store's search terms wait a moment before the term index takes them (see ``term_index.py``):
+meanwhile, and after, every search finds what was acknowledged, and nothing waits for ever."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import create_engine, migrate
+from plugins.otel import MIGRATIONS, term_index
+from plugins.otel import store as store_module
+from plugins.otel.decode import to_rows
+from plugins.otel.store import FEW_TRACES, SpanStore, TraceFilter, terms, terms_pending
+from plugins.otel.tests.test_search import AGENT, CLAUDE, PLAIN, SEARCHES
+
+
+async def rows_in(engine: AsyncEngine, table: object) -> int:
+    async with engine.connect() as connection:
+        return (await connection.execute(select(func.count()).select_from(table))).scalar_one()  # type: ignore[arg-type]
+
+
+async def found(store: SpanStore, where: TraceFilter) -> list[int]:
+    listed, _ = await store.list_traces(where, 10, None)
+    return [int(row["trace_id"], 16) for row in listed]
+
+
+async def migrated_file(tmp_path: Path) -> AsyncEngine:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'plughost.db'}")
+    await migrate(engine, MIGRATIONS, "otel")
+    return engine
+
+
+@pytest.mark.parametrize("few_traces", [FEW_TRACES, 1], ids=["terms-read-first", "terms-checked-per-trace"])
+def test_a_trace_is_found_by_its_terms_while_they_wait_and_once_they_are_indexed(
+    tmp_path: Path, few_traces: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "FEW_TRACES", few_traces)
+    monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 3600.0)  # nothing is indexed before the store closes
+
+    async def scenario() -> None:
+        engine = await migrated_file(tmp_path)
+        try:
+            async with SpanStore(engine) as store:
+                for made in (AGENT, CLAUDE, PLAIN):
+                    await store.add(to_rows(made, workspace="default", project="p").rows)
+                assert await rows_in(engine, terms) == 0
+                waiting = await rows_in(engine, terms_pending)
+                assert waiting > 20
+                for where, expected in SEARCHES:
+                    assert await found(store, where) == expected, where
+                assert await store.delete_trace(f"{3:032x}")  # its waiting terms go with it
+                assert 0 < await rows_in(engine, terms_pending) < waiting
+            # closing indexed every waiting term
+            assert await rows_in(engine, terms_pending) == 0
+            async with SpanStore(engine) as store:
+                for where, expected in SEARCHES:
+                    assert await found(store, where) == [number for number in expected if number != 3], where
+                assert await found(store, TraceFilter(service="api")) == []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_terms_a_stopped_process_left_waiting_are_indexed_by_the_next_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process killed after acknowledging a trace leaves its terms waiting, committed: the next store to start
+    on the file indexes them."""
+
+    async def scenario() -> None:
+        monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 3600.0)
+        killed = await migrated_file(tmp_path)
+        await SpanStore(killed).add(to_rows(AGENT, workspace="default", project="p").rows)  # and never closed
+        await killed.dispose()
+        monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 0.0)
+        engine = await migrated_file(tmp_path)
+        try:
+            assert await rows_in(engine, terms_pending) > 0
+            async with SpanStore(engine) as store:
+                for _ in range(1200):  # up to a minute: started, the store indexes them at once
+                    if not await rows_in(engine, terms_pending):
+                        break
+                    await asyncio.sleep(0.05)
+                assert await rows_in(engine, terms_pending) == 0
+                assert await rows_in(engine, terms) > 10
+                assert await found(store, TraceFilter(attributes=(("retry", "true"),))) == [1]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_many_waiting_traces_are_indexed_a_batch_at_a_time_and_all_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More traces than one move takes: each move takes whole traces, and the last leaves nothing waiting."""
+    monkeypatch.setattr(term_index, "TRACES_PER_MOVE", 4)
+    monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 3600.0)
+
+    async def scenario() -> None:
+        engine = await migrated_file(tmp_path)
+        try:
+            async with SpanStore(engine) as store:
+                for number in range(1, 11):
+                    made = type(PLAIN)()
+                    made.CopyFrom(PLAIN)
+                    for span in made.resource_spans[0].scope_spans[0].spans:
+                        span.trace_id = number.to_bytes(16, "big")
+                    await store.add(to_rows(made, workspace="default", project="p").rows)
+                waiting = await rows_in(engine, terms_pending)
+            assert await rows_in(engine, terms_pending) == 0
+            assert await rows_in(engine, terms) == waiting
+            async with SpanStore(engine) as store:
+                assert sorted(await found(store, TraceFilter(service="api"))) == list(range(1, 11))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
