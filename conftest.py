@@ -39,6 +39,19 @@ def _isolate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(f"{ENV_PREFIX}OTEL_GRPC_ADDRESS", f"127.0.0.1:{free_port()}")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Waits in tests are generous: an httpx call without a timeout of its own waits up to 60 s for the server,
+    not httpx's default 5 s (under CI's load a test server once took longer to send a static file). A passing
+    call returns as soon as it is answered. (httpx copies this default into each client it makes.)"""
+    import httpx._config
+
+    default = httpx._config.DEFAULT_TIMEOUT_CONFIG
+    default.connect = default.read = default.write = default.pool = GENEROUS_WAIT_SECONDS
+
+
+GENEROUS_WAIT_SECONDS = 60.0
+
+
 def pytest_report_header() -> str:
     from core.plugins import load_plugins
     from core.settings import CoreSettings

@@ -15,8 +15,9 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     Boolean,
@@ -37,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import Pricing, TokenPrice, run_bulk
 from core.context import current_workspace
@@ -208,15 +209,21 @@ class GatewayStore:
         return _secret_view(await self._row(secrets, name, "secret"))
 
     async def delete_secret(self, name: str) -> None:
-        await self._delete(secrets, name, "secret", users=(models, models.c.secret, "models"))
+        await self._delete(secrets, name, "secret", used_by=_models_of_secret)
 
     # -- models --------------------------------------------------------------
     async def create_model(
         self, name: str, provider: str, model: str, secret: str, price: TokenPrice | None = None
     ) -> dict[str, Any]:
-        await self._row(secrets, secret, "secret", missing=f"secret {secret!r} does not exist; create it first")
         await self._insert(
-            models, name, "model", provider=provider, model=model, secret=secret, **_price_columns(price)
+            models,
+            name,
+            "model",
+            [_existing_secret(secret)],
+            provider=provider,
+            model=model,
+            secret=secret,
+            **_price_columns(price),
         )
         return await self.get_model(name)
 
@@ -224,9 +231,15 @@ class GatewayStore:
         self, name: str, provider: str, model: str, secret: str, price: TokenPrice | None = None
     ) -> dict[str, Any]:
         """Change a model; ``Missing`` for an unknown secret (checked first) or model."""
-        await self._row(secrets, secret, "secret", missing=f"secret {secret!r} does not exist; create it first")
         await self._update(
-            models, name, "model", provider=provider, model=model, secret=secret, **_price_columns(price)
+            models,
+            name,
+            "model",
+            [_existing_secret(secret)],
+            provider=provider,
+            model=model,
+            secret=secret,
+            **_price_columns(price),
         )
         return await self.get_model(name)
 
@@ -237,27 +250,16 @@ class GatewayStore:
         return _model_view(await self._row(models, name, "model"))
 
     async def delete_model(self, name: str) -> None:
-        in_use = [e["name"] for e in await self.list_endpoints() if any(m["model"] == name for m in e["models"])]
-        if in_use:
-            raise Conflict(f"model {name!r} is used by endpoints {', '.join(in_use)}")
-        await self._delete(models, name, "model")
+        await self._delete(models, name, "model", used_by=_endpoints_of_model)
 
     # -- endpoints -------------------------------------------------------------
     async def create_endpoint(self, name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
-        for member in members:
-            await self._row(
-                models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first"
-            )
-        await self._insert(endpoints, name, "endpoint", models=json.dumps(members))
+        await self._insert(endpoints, name, "endpoint", _existing_models(members), models=json.dumps(members))
         return await self.get_endpoint(name)
 
     async def update_endpoint(self, name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
         """Replace an endpoint's models; ``Missing`` for an unknown model (checked first) or endpoint."""
-        for member in members:
-            await self._row(
-                models, member["model"], "model", missing=f"model {member['model']!r} does not exist; create it first"
-            )
-        await self._update(endpoints, name, "endpoint", models=json.dumps(members))
+        await self._update(endpoints, name, "endpoint", _existing_models(members), models=json.dumps(members))
         return await self.get_endpoint(name)
 
     async def list_endpoints(self) -> list[dict[str, Any]]:
@@ -537,20 +539,21 @@ class GatewayStore:
             )
             return [row._mapping for row in rows]
 
-    async def _row(self, table: Table, name: str, kind: str, missing: str | None = None) -> Any:
+    async def _row(self, table: Table, name: str, kind: str) -> Any:
         async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(table).where(table.c.workspace == current_workspace(), table.c.name == name)
-                )
-            ).first()
+            row = await _named(connection, table, name)
         if row is None:
-            raise Missing(missing or f"no {kind} {name!r} in workspace {current_workspace()!r}")
-        return row._mapping
+            raise Missing(f"no {kind} {name!r} in workspace {current_workspace()!r}")
+        return row
 
-    async def _insert(self, table: Table, name: str, kind: str, **values: Any) -> None:
+    async def _insert(
+        self, table: Table, name: str, kind: str, references: Sequence[Reference] = (), **values: Any
+    ) -> None:
+        """Insert the row ``name``, in the transaction that finds each of ``references`` (``Missing`` if one is
+        not there): none can be deleted between the check and the insert."""
         try:
-            async with self.engine.begin() as connection:
+            async with write_transaction(self.engine) as connection:
+                await _check_references(connection, references)
                 await connection.execute(
                     insert(table).values(workspace=current_workspace(), name=name, created_at=time.time(), **values)
                 )
@@ -558,9 +561,13 @@ class GatewayStore:
             raise Conflict(f"a {kind} named {name!r} exists") from None
         self._resolved.clear()
 
-    async def _update(self, table: Table, name: str, kind: str, **values: Any) -> None:
+    async def _update(
+        self, table: Table, name: str, kind: str, references: Sequence[Reference] = (), **values: Any
+    ) -> None:
+        """Update the row ``name``, in the transaction that finds each of ``references``, as :meth:`_insert`."""
         workspace = current_workspace()
-        async with self.engine.begin() as connection:
+        async with write_transaction(self.engine) as connection:
+            await _check_references(connection, references)
             changed = await connection.execute(
                 update(table).where(table.c.workspace == workspace, table.c.name == name).values(**values)
             )
@@ -568,25 +575,83 @@ class GatewayStore:
             raise Missing(f"no {kind} {name!r} in workspace {workspace!r}")
         self._resolved.clear()
 
-    async def _delete(self, table: Table, name: str, kind: str, users: tuple[Table, Any, str] | None = None) -> None:
+    async def _delete(self, table: Table, name: str, kind: str, used_by: UsedBy | None = None) -> None:
+        """Delete the row ``name``, in the transaction that finds nothing ``used_by`` names (``Conflict`` if
+        something does): nothing can start using it between the check and the delete."""
         workspace = current_workspace()
         async with write_transaction(self.engine) as connection:
-            if users is not None:
-                user_table, column, label = users
-                names = [
-                    row.name
-                    for row in await connection.execute(
-                        select(user_table.c.name).where(user_table.c.workspace == workspace, column == name)
-                    )
-                ]
-                if names:
-                    raise Conflict(f"{kind} {name!r} is used by {label} {', '.join(names)}")
+            # locked first: a write that references it waits, or has committed and is among its users
+            await _named(connection, table, name, lock="update")
+            users = None if used_by is None else await used_by(connection, name)
+            if users:
+                raise Conflict(f"{kind} {name!r} is used by {users}")
             deleted = await connection.execute(
                 delete(table).where(table.c.workspace == workspace, table.c.name == name)
             )
         if not deleted.rowcount:
             raise Missing(f"no {kind} {name!r} in workspace {workspace!r}")
         self._resolved.clear()
+
+
+Reference = tuple[Table, str, str]
+"""A row a write needs: (table, name, what ``Missing`` says when it is not in the workspace)."""
+
+Lock = Literal["share", "update"] | None
+"""How :func:`_named` locks the row it reads (PostgreSQL)."""
+
+UsedBy = Callable[[AsyncConnection, str], Awaitable[str]]
+"""What uses the named row, said for a ``Conflict`` ("models a, b"), or ``""``."""
+
+
+async def _named(connection: AsyncConnection, table: Table, name: str, lock: Lock = None) -> Any:
+    """The row ``name`` of ``table`` in the current workspace, or ``None``; on PostgreSQL locked until the
+    transaction ends when ``lock`` says how ("share": against deletes; "update": against any other lock). SQLite
+    locks nothing here: a :func:`~core.database.write_transaction` holds the whole database's write lock."""
+    query = select(table).where(table.c.workspace == current_workspace(), table.c.name == name)
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share")
+    row = (await connection.execute(query)).first()
+    return None if row is None else row._mapping
+
+
+async def _check_references(connection: AsyncConnection, references: Sequence[Reference]) -> None:
+    """Each referenced row exists, and stays until the transaction ends (``Missing`` otherwise)."""
+    for table, name, missing in references:
+        if await _named(connection, table, name, lock="share") is None:
+            raise Missing(missing)
+
+
+def _existing_secret(name: str) -> Reference:
+    return (secrets, name, f"secret {name!r} does not exist; create it first")
+
+
+def _existing_models(members: list[dict[str, Any]]) -> list[Reference]:
+    return [(models, model, f"model {model!r} does not exist; create it first") for model in _member_models(members)]
+
+
+def _member_models(members: list[dict[str, Any]]) -> list[str]:
+    """The models an endpoint's members name."""
+    return [member["model"] for member in members]
+
+
+async def _models_of_secret(connection: AsyncConnection, name: str) -> str:
+    found = await connection.execute(
+        select(models.c.name)
+        .where(models.c.workspace == current_workspace(), models.c.secret == name)
+        .order_by(models.c.name)
+    )
+    names = [row.name for row in found]
+    return f"models {', '.join(names)}" if names else ""
+
+
+async def _endpoints_of_model(connection: AsyncConnection, name: str) -> str:
+    found = await connection.execute(
+        select(endpoints.c.name, endpoints.c.models)
+        .where(endpoints.c.workspace == current_workspace())
+        .order_by(endpoints.c.name)
+    )
+    names = [row.name for row in found if name in _member_models(json.loads(row.models))]
+    return f"endpoints {', '.join(names)}" if names else ""
 
 
 def _secret_view(row: Any) -> dict[str, Any]:

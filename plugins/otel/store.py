@@ -12,7 +12,8 @@
   writing halves of the group again, so it never fails the other requests.
 - Each trace's distinct search terms (span attributes, span names, services; see
   ``facts.py``) are rows of ``plughost_otel_terms``, keyed for the filters of the
-  list. Each model-call span (an LLM or embedding call, in any convention, see
+  list (on a SQLite file, after a moment in ``plughost_otel_terms_pending``: see
+  ``term_index.py``). Each model-call span (an LLM or embedding call, in any convention, see
   ``conventions.py``) is a row of ``plughost_otel_calls``: its models, provider and
   tokens, its cost in US dollars (``cost_usd``, priced at ingest, see ``core.pricing``; null when
   no price is known), and whether it carries the call (``counted``). The summary holds the trace's
