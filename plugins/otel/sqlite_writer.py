@@ -6,8 +6,9 @@ each row's parameters cost as much CPU as SQLite's own work. Here a synchronous 
 same file (:func:`core.database.synchronous_twin`) runs the transaction in the calling thread, and the
 statements, compiled once by SQLAlchemy, get plain tuples.
 
-A span row is inserted one ``execute`` at a time, so that its row count says whether it was new
-(SQLite cannot return rows from ``executemany``); the driver caches the prepared statement. The
+A group's span rows are inserted in one ``executemany``, whose row count says whether every span was new;
+when some were stored already, one ``execute`` at a time says which (SQLite cannot return rows from
+``executemany``); the driver caches the prepared statement. The
 driver's errors leave as SQLAlchemy's (``IntegrityError``, ``OperationalError``...), as from any other
 statement of the store, so that the store tells bad data from a busy or broken database the same way.
 """
@@ -76,8 +77,21 @@ class SqliteTransaction:
         """The transaction's SQLAlchemy connection, for the statements that are not on the hot path."""
 
     def add_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Insert the span rows (a span already stored is left as it is); returns the rows that were new."""
+        """Insert the span rows (a span already stored is left as it is); returns the rows that were new.
+
+        All in one ``executemany`` first, inside a savepoint: its row count says whether every span was new,
+        as it nearly always is. When some were stored already, the savepoint is rolled back and the rows go in
+        one ``execute`` at a time, each row count saying whether that span was new."""
         sql, parameters, cursor = self._writer._spans.sql, self._writer._spans.parameters, self._cursor
+        if not cursor.connection.in_transaction:  # the driver begins one only before a write; an outermost
+            cursor.execute("BEGIN")  # savepoint would be a transaction of its own, its RELEASE a commit
+        cursor.execute("SAVEPOINT plughost_spans")
+        cursor.executemany(sql, [parameters(row) for row in rows])
+        if cursor.rowcount == len(rows):
+            cursor.execute("RELEASE plughost_spans")
+            return rows
+        cursor.execute("ROLLBACK TO plughost_spans")
+        cursor.execute("RELEASE plughost_spans")
         added = []
         for row in rows:
             cursor.execute(sql, parameters(row))

@@ -13,12 +13,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from sqlalchemy import func, select
 
 from core.database import create_engine, migrate
 from core.testing import serve_in_thread
 from plugins.otel import MIGRATIONS
 from plugins.otel.decode import to_rows
-from plugins.otel.store import SpanStore, TraceFilter
+from plugins.otel.sqlite_writer import SqliteTransaction
+from plugins.otel.store import SpanStore, TraceFilter, spans
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 START = 1_700_000_000_000_000_000
@@ -167,3 +169,23 @@ def test_a_span_the_store_refuses_is_isolated_from_its_commit_group(database_url
             assert spans_by_trace[f"{101:032x}"] == 1 and spans_by_trace[f"{102:032x}"] == 2 - on_postgresql
 
     asyncio.run(scenario())
+
+
+def test_a_write_that_fails_after_its_spans_leaves_none_of_them(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a SQLite file the spans go in under a savepoint of the write's transaction (see ``sqlite_writer``): a
+    failure later in that transaction takes them back with the rest; nothing is half stored."""
+
+    def refuse(*args: Any) -> list[tuple[str, str]]:
+        raise RuntimeError("the summaries' upsert failed")
+
+    async def scenario() -> int:
+        async with span_store(sqlite_url) as store:
+            monkeypatch.setattr(SqliteTransaction, "merge_summaries", refuse)
+            with pytest.raises(RuntimeError, match="upsert failed"):
+                await store.add(to_rows(make_request(range(10)), workspace="default", project="p").rows)
+            async with store.engine.connect() as connection:
+                return (await connection.execute(select(func.count()).select_from(spans))).scalar_one()
+
+    assert asyncio.run(scenario()) == 0
