@@ -605,11 +605,13 @@ UsedBy = Callable[[AsyncConnection, str], Awaitable[str]]
 
 async def _named(connection: AsyncConnection, table: Table, name: str, lock: Lock = None) -> Any:
     """The row ``name`` of ``table`` in the current workspace, or ``None``; on PostgreSQL locked until the
-    transaction ends when ``lock`` says how ("share": against deletes; "update": against any other lock). SQLite
+    transaction ends when ``lock`` says how ("share": against its delete; "update": against any other lock). SQLite
     locks nothing here: a :func:`~core.database.write_transaction` holds the whole database's write lock."""
     query = select(table).where(table.c.workspace == current_workspace(), table.c.name == name)
-    if lock is not None:
-        query = query.with_for_update(read=lock == "share")
+    if lock == "share":
+        query = query.with_for_update(read=True, key_share=True)  # FOR KEY SHARE: an update of it may go on
+    elif lock == "update":
+        query = query.with_for_update()
     row = (await connection.execute(query)).first()
     return None if row is None else row._mapping
 

@@ -49,10 +49,11 @@ class SqliteWriter:
         self.engine = engine
         self._spans, self._terms, self._summaries = spans, terms, summaries
         self.lock = asyncio.Lock()
-        """Held by each of this writer's transactions, so that they never wait on each other in SQLite."""
+        """Held by each of this writer's transactions, so that in this process they never wait on each other in
+        SQLite (another process's writes on the file wait for SQLite's own lock)."""
         self.checkpoints = WalCheckpoints(engine)
         """Checkpoints the WAL after each write (see :mod:`.wal_checkpoints`): call its ``after_write``."""
-        self.term_index = TermIndex(engine, self.lock)
+        self.term_index = TermIndex(engine, self.lock, self.checkpoints)
         """Moves the terms that ``terms`` wrote into the term index (see :mod:`.term_index`): call its
         ``index_soon`` after each write."""
 

@@ -476,11 +476,16 @@ class SpanStore:
             .where(terms.c.workspace == workspace, terms.c.key == key, terms.c.value == value)
             .limit(FEW_TRACES)
         )
-        held = (await connection.execute(select(func.count()).select_from(holding.subquery()))).scalar_one()
-        if held < FEW_TRACES:  # one statement: a trace moved meanwhile is in one table or the other
-            indexed_or_waiting = select(terms.c.trace_id).where(rowid.in_(holding))
-            trace_ids = indexed_or_waiting.union_all(select(waiting.trace_id).where(waiting_term))
-            return traces.c.trace_id.in_((await connection.scalars(trace_ids)).all())
+        # one statement, one snapshot: a trace moved meanwhile is in one table or the other, never neither
+        indexed_or_waiting = (
+            select(terms.c.trace_id)
+            .where(rowid.in_(holding))
+            .union_all(select(waiting.trace_id).where(waiting_term))
+            .limit(FEW_TRACES)
+        )
+        trace_ids = (await connection.scalars(indexed_or_waiting)).all()
+        if len(trace_ids) < FEW_TRACES:  # all of them
+            return traces.c.trace_id.in_(trace_ids)
         return or_(
             held_by_listed,
             exists().where(waiting_term, waiting.trace_id == traces.c.trace_id),

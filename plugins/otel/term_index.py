@@ -22,6 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import run_bulk
 
+from .wal_checkpoints import WalCheckpoints
+
 logger = logging.getLogger("plughost.otel")
 
 INDEX_DELAY_SECONDS = 0.05
@@ -40,11 +42,13 @@ _DELETE = f"DELETE FROM plughost_otel_terms_pending WHERE (workspace, trace_id) 
 
 
 class TermIndex:
-    """Moves waiting terms into the term index (see the module), on ``engine``, holding ``lock`` (the writer's)."""
+    """Moves waiting terms into the term index (see the module), on ``engine``, holding ``lock`` (the writer's);
+    the WAL is checkpointed after a move as after any write (see :mod:`.wal_checkpoints`)."""
 
-    def __init__(self, engine: Engine, lock: asyncio.Lock) -> None:
+    def __init__(self, engine: Engine, lock: asyncio.Lock, checkpoints: WalCheckpoints) -> None:
         self._engine = engine
         self._lock = lock
+        self._checkpoints = checkpoints
         self._soon: asyncio.Task[None] | None = None
 
     def index_soon(self) -> None:
@@ -54,6 +58,11 @@ class TermIndex:
 
     async def _index_after_delay(self) -> None:
         await asyncio.sleep(INDEX_DELAY_SECONDS)
+        # shielded: a cancel (the store closing, the loop's shutdown) lets the move under way end, lock and all;
+        # a cancelled task would let go of the lock while its thread still wrote
+        await asyncio.shield(self._index_logged())
+
+    async def _index_logged(self) -> None:
         try:
             await self.index_now()
         except SQLAlchemyError as error:  # searches still find the waiting terms; the next write tries again
@@ -64,6 +73,8 @@ class TermIndex:
         while True:
             async with self._lock:
                 moved = await run_bulk(self._move)
+            if moved:
+                self._checkpoints.after_write()
             if moved < TRACES_PER_MOVE:
                 return
 
@@ -75,7 +86,8 @@ class TermIndex:
         return moved
 
     async def aclose(self) -> None:
-        """Move what waits, after the move under way if any (a failure is logged: the next start moves it)."""
+        """Move what waits, after the move under way if any, which holds the lock till it ends (a failure is
+        logged: the next start moves what is left)."""
         if self._soon is not None:
             self._soon.cancel()
             with contextlib.suppress(asyncio.CancelledError):

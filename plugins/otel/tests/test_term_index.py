@@ -4,6 +4,7 @@ meanwhile, and after, every search finds what was acknowledged, and nothing wait
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,15 @@ async def rows_in(engine: AsyncEngine, table: object) -> int:
 async def found(store: SpanStore, where: TraceFilter) -> list[int]:
     listed, _ = await store.list_traces(where, 10, None)
     return [int(row["trace_id"], 16) for row in listed]
+
+
+def plain_trace(number: int) -> list[dict[str, object]]:
+    """The rows of a copy of ``PLAIN`` (service "api") as trace ``number``."""
+    made = type(PLAIN)()
+    made.CopyFrom(PLAIN)
+    for span in made.resource_spans[0].scope_spans[0].spans:
+        span.trace_id = number.to_bytes(16, "big")
+    return to_rows(made, workspace="default", project="p").rows
 
 
 async def migrated_file(tmp_path: Path) -> AsyncEngine:
@@ -107,11 +117,7 @@ def test_many_waiting_traces_are_indexed_a_batch_at_a_time_and_all_of_them(
         try:
             async with SpanStore(engine) as store:
                 for number in range(1, 11):
-                    made = type(PLAIN)()
-                    made.CopyFrom(PLAIN)
-                    for span in made.resource_spans[0].scope_spans[0].spans:
-                        span.trace_id = number.to_bytes(16, "big")
-                    await store.add(to_rows(made, workspace="default", project="p").rows)
+                    await store.add(plain_trace(number))
                 waiting = await rows_in(engine, terms_pending)
             assert await rows_in(engine, terms_pending) == 0
             assert await rows_in(engine, terms) == waiting
@@ -121,3 +127,65 @@ def test_many_waiting_traces_are_indexed_a_batch_at_a_time_and_all_of_them(
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("few_traces", [FEW_TRACES, 3, 1], ids=["read-first", "read-first-past-the-limit", "per-trace"])
+def test_a_term_held_by_indexed_and_waiting_traces_finds_them_all(
+    tmp_path: Path, few_traces: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two traces indexed, three waiting: every way SQLite filters by a term finds the five (with a limit of 3,
+    the indexed ones alone are under it, but not all of them together)."""
+    monkeypatch.setattr(store_module, "FEW_TRACES", few_traces)
+
+    async def scenario() -> None:
+        engine = await migrated_file(tmp_path)
+        try:
+            async with SpanStore(engine) as store:
+                for number in (1, 2):
+                    await store.add(plain_trace(number))
+            monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 3600.0)
+            async with SpanStore(engine) as store:
+                for number in (3, 4, 5):
+                    await store.add(plain_trace(number))
+                assert await rows_in(engine, terms) > 0 and await rows_in(engine, terms_pending) > 0
+                assert sorted(await found(store, TraceFilter(service="api"))) == [1, 2, 3, 4, 5]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_closing_during_a_move_waits_for_it_and_never_moves_twice_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store closes while a move runs in its thread: the move keeps the writer's lock till it ends, and the
+    closing move comes after it (a cancelled task let go of the lock while its thread still wrote)."""
+    monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 0.0)
+    running, most = 0, 0
+    move = term_index.TermIndex._move
+
+    def slow_move(self: term_index.TermIndex) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        threading.Event().wait(0.5)
+        try:
+            return move(self)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(term_index.TermIndex, "_move", slow_move)
+
+    async def scenario() -> None:
+        engine = await migrated_file(tmp_path)
+        try:
+            store = SpanStore(engine)
+            await store.add(plain_trace(1))
+            await asyncio.sleep(0.2)  # the move has started
+            await store.aclose()
+            assert await rows_in(engine, terms_pending) == 0
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+    assert most == 1
