@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.settings import ENV_PREFIX
+from core.startup import PLUGINS_VARIABLE as PYDANTIC_PLUGINS_VARIABLE
 from core.testing import free_port
 
 
@@ -42,7 +43,12 @@ def _isolate(monkeypatch: pytest.MonkeyPatch) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Waits in tests are generous: an httpx call without a timeout of its own waits up to 60 s for the server,
     not httpx's default 5 s (under CI's load a test server once took longer to send a static file). A passing
-    call returns as soon as it is answered. (httpx copies this default into each client it makes.)"""
+    call returns as soon as it is answered. (httpx copies this default into each client it makes.)
+
+    The processes the tests start (jobs' fork servers, instrumented apps, scripts) leave out logfire's pydantic
+    plugin, as ``python -m core`` does for itself (:mod:`core.startup`): 0.35 s of CPU each, for a plugin that
+    records nothing here. ``tests/test_lazy_imports.py`` starts its servers without this setting."""
+    os.environ.setdefault(PYDANTIC_PLUGINS_VARIABLE, "logfire-plugin")
     import httpx._config
 
     default = httpx._config.DEFAULT_TIMEOUT_CONFIG

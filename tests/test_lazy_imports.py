@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.startup import PLUGINS_VARIABLE
 from core.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,7 @@ def start_up(data_dir: Path, **env: str) -> dict[str, bool]:
     frozen."""
     environment = {**os.environ, "PLUGHOST_DATA_DIR": str(data_dir), **env}
     environment.pop("PLUGHOST_DATABASE_URL", None)
+    environment.pop(PLUGINS_VARIABLE, None)  # as an operator's: the server leaves logfire's plugin out itself
     done = subprocess.run(
         [sys.executable, "-c", START_UP], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
     )
