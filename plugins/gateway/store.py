@@ -216,14 +216,7 @@ class GatewayStore:
         self, name: str, provider: str, model: str, secret: str, price: TokenPrice | None = None
     ) -> dict[str, Any]:
         await self._insert(
-            models,
-            name,
-            "model",
-            [_existing_secret(secret)],
-            provider=provider,
-            model=model,
-            secret=secret,
-            **_price_columns(price),
+            models, name, "model", [_existing_secret(secret)], **_model_columns(provider, model, secret, price)
         )
         return await self.get_model(name)
 
@@ -232,14 +225,7 @@ class GatewayStore:
     ) -> dict[str, Any]:
         """Change a model; ``Missing`` for an unknown secret (checked first) or model."""
         await self._update(
-            models,
-            name,
-            "model",
-            [_existing_secret(secret)],
-            provider=provider,
-            model=model,
-            secret=secret,
-            **_price_columns(price),
+            models, name, "model", [_existing_secret(secret)], **_model_columns(provider, model, secret, price)
         )
         return await self.get_model(name)
 
@@ -679,8 +665,12 @@ def _model_view(row: Any) -> dict[str, Any]:
     }
 
 
-def _price_columns(price: TokenPrice | None) -> dict[str, float | None]:
+def _model_columns(provider: str, model: str, secret: str, price: TokenPrice | None) -> dict[str, Any]:
+    """A model row's columns but its name."""
     return {
+        "provider": provider,
+        "model": model,
+        "secret": secret,
         "input_cost_per_mtok": None if price is None else price.input,
         "output_cost_per_mtok": None if price is None else price.output,
     }

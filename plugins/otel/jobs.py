@@ -33,7 +33,7 @@ from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
 
 from .logs import LogStore, logs, logs_data
 from .present import span_view
-from .store import SpanStore, TraceFilter, calls, spans, terms, terms_pending, traces
+from .store import SpanStore, TraceFilter, delete_trace_rows, traces
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 RETENTION_BATCH = 500
@@ -99,23 +99,13 @@ async def delete_old_traces(params: Retention, context: JobContext) -> dict[str,
                     .scalars()
                     .all()
                 )
-                removed = await connection.execute(
-                    delete(spans).where(spans.c.workspace == workspace, spans.c.trace_id.in_(gone))
-                )
-                for table in (terms, terms_pending):
-                    await connection.execute(
-                        delete(table).where(table.c.workspace == workspace, table.c.trace_id.in_(gone))
-                    )
-                await connection.execute(
-                    delete(calls).where(calls.c.workspace == workspace, calls.c.trace_id.in_(gone))
-                )
+                deleted_spans += await delete_trace_rows(connection, workspace, gone)
                 deleted_logs += (
                     await connection.execute(
                         delete(logs).where(logs.c.workspace == workspace, logs.c.trace_id.in_(gone))
                     )
                 ).rowcount
             deleted_traces += len(gone)
-            deleted_spans += removed.rowcount
         outside_traces = delete(logs).where(  # records outside any trace go by their own time
             logs.c.workspace == workspace, logs.c.trace_id == "", logs.c.time_ns < cutoff_ns
         )

@@ -609,13 +609,24 @@ class SpanStore:
     async def delete_trace(self, trace_id: str) -> bool:
         workspace = current_workspace()
         async with self.engine.begin() as connection:
-            for table in (spans, terms, terms_pending, calls):
-                of_the_trace = delete(table).where(table.c.workspace == workspace, table.c.trace_id == trace_id)
-                await connection.execute(of_the_trace)
+            await delete_trace_rows(connection, workspace, [trace_id])
             deleted = await connection.execute(
                 delete(traces).where(traces.c.workspace == workspace, traces.c.trace_id == trace_id)
             )
         return bool(deleted.rowcount)
+
+
+async def delete_trace_rows(connection: AsyncConnection, workspace: str, trace_ids: Sequence[str]) -> int:
+    """Delete the spans, the search terms (indexed or waiting) and the model calls of ``trace_ids``, and return how
+    many spans went. Their summaries are the caller's to delete: it decides which traces go."""
+    deleted_spans = 0
+    for table in (spans, terms, terms_pending, calls):
+        deleted = await connection.execute(
+            delete(table).where(table.c.workspace == workspace, table.c.trace_id.in_(trace_ids))
+        )
+        if table is spans:
+            deleted_spans = deleted.rowcount
+    return deleted_spans
 
 
 class Transaction(Protocol):

@@ -54,35 +54,37 @@ async def racing(
     return store
 
 
-def test_a_secret_deleted_while_a_model_is_made_with_it_stays(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+RACES = {
+    "a model made with a secret": (
+        lambda store: store.create_model("mini", "openai", "gpt-4o-mini", "spare"),
+        lambda store: store.delete_secret("spare"),
+    ),
+    "a model moved to a secret": (
+        lambda store: store.update_model("gpt", "openai", "gpt-4o-mini", "spare"),
+        lambda store: store.delete_secret("spare"),
+    ),
+    "an endpoint made with a model": (
+        lambda store: store.create_endpoint("chat", MEMBERS),
+        lambda store: store.delete_model("gpt"),
+    ),
+}
+"""A write that references a row, and the delete of that row that races it."""
+
+
+@pytest.mark.parametrize("race", RACES.values(), ids=RACES.keys())
+def test_a_row_deleted_while_a_write_references_it_stays_with_the_write(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, race: tuple[Any, Any]
 ) -> None:
+    write, delete = race
+
     async def scenario() -> None:
-        store = await racing(
-            database_url,
-            monkeypatch,
-            lambda store: store.create_model("mini", "openai", "gpt-4o-mini", "spare"),
-            lambda store: store.delete_secret("spare"),
-        )
-        assert [model["name"] for model in await store.list_models()] == ["gpt", "mini"]
-        assert [secret["name"] for secret in await store.list_secrets()] == ["key", "spare"]
-        await store.engine.dispose()
-
-    asyncio.run(scenario())
-
-
-def test_a_model_deleted_while_an_endpoint_is_made_with_it_stays(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async def scenario() -> None:
-        store = await racing(
-            database_url,
-            monkeypatch,
-            lambda store: store.create_endpoint("chat", MEMBERS),
-            lambda store: store.delete_model("gpt"),
-        )
-        assert [endpoint["name"] for endpoint in await store.list_endpoints()] == ["chat"]
-        assert [model["name"] for model in await store.list_models()] == ["gpt"]
+        store = await racing(database_url, monkeypatch, write, delete)
+        secrets = {secret["name"] for secret in await store.list_secrets()}
+        models = {model["name"]: model for model in await store.list_models()}
+        endpoints = await store.list_endpoints()
+        assert {model["secret"] for model in models.values()} <= secrets  # no model without its secret
+        assert {member["model"] for endpoint in endpoints for member in endpoint["models"]} <= set(models)
+        assert secrets == {"key", "spare"} and "gpt" in models  # the delete was refused (the write raised nothing)
         await store.engine.dispose()
 
     asyncio.run(scenario())
