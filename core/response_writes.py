@@ -13,7 +13,6 @@ body (joining it to the head would copy it). Closing sends what is held first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 SIZED = b"\r\ncontent-length:"
@@ -29,13 +28,13 @@ class ResponseWrites(asyncio.Transport):
 
     __slots__ = ("transport", "head_to_come", "held", "request_complete")
 
-    def __init__(self, transport: asyncio.Transport, method: str, request_complete: Callable[[], bool]) -> None:
+    def __init__(self, transport: asyncio.Transport, method: str) -> None:
         self.transport = transport
         self.head_to_come = method != "HEAD"
         """Whether the next final head may be held (a HEAD's answer has no body to wait for)."""
         self.held: bytes | None = None
-        self.request_complete = request_complete
-        """Whether the request's body has all been received (only then is a head held)."""
+        self.request_complete = False
+        """Whether the request's body has all been received (only then is a head held); the protocol sets it."""
 
     def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         held = self.held
@@ -48,7 +47,7 @@ class ResponseWrites(asyncio.Transport):
                 self.transport.write(data)
         elif self.head_to_come and data[: len(INTERIM)] != INTERIM:
             self.head_to_come = False
-            if SIZED in data and self.request_complete():
+            if SIZED in data and self.request_complete:
                 self.held = bytes(data)
             else:
                 self.transport.write(data)

@@ -39,7 +39,8 @@ class NoDelayHTTPProtocol(HttpToolsProtocol):
     held its connection for as long as it liked. A connection whose request line and headers are not
     all in within ``header_timeout_seconds`` of its opening, or of the request's first byte, gets
     408 and is closed. Its access log lines are written by :func:`core.access_log.access_logger`, and a
-    sized response's head goes out with its body (:mod:`core.response_writes`).
+    sized response's head goes out with its body (:mod:`core.response_writes`: told by the protocol when
+    the request's body is all in, it refers to neither, so a request leaves no reference cycle behind).
 
     The deadline is one timer per connection, not one per request: a request only notes when its head
     began, and the timer, when it fires, closes the connection or waits for the deadline it then sees."""
@@ -70,7 +71,13 @@ class NoDelayHTTPProtocol(HttpToolsProtocol):
         if cycle is None or cycle.scope is not self.scope:  # upgraded: the connection is the WebSocket's now
             self._stop_header_deadline()
         elif not cycle.response_started:
-            cycle.transport = ResponseWrites(self.transport, self.scope["method"], lambda: not cycle.more_body)
+            cycle.transport = ResponseWrites(self.transport, self.scope["method"])
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body and isinstance(cycle.transport, ResponseWrites):
+            cycle.transport.request_complete = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_deadline()

@@ -3,6 +3,7 @@ next request, or the answer said ``Connection: close`` (httpx over a real uvicor
 
 from __future__ import annotations
 
+import gc
 import socket
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter
 from starlette.routing import Route
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from core.server import NoDelayHTTPProtocol
 from core.testing import serve_in_thread
@@ -57,6 +59,29 @@ def test_after_any_error_the_connection_serves_the_next_request_or_said_it_close
             assert said_close or next_connection is connection, (method, path, failed.status_code, failed.headers)
             if failed.status_code == 500:
                 assert said_close and failed.json() == {"detail": "internal server error"}
+
+
+def test_a_served_request_leaves_no_reference_cycle(make_app: Any) -> None:
+    """Each request's response cycle (with its scope, exit stacks and answer) is freed when it ends. A cycle
+    through it waited for the cyclic GC: while a big request held full collections off, the garbage of the
+    requests served meanwhile piled up, and the first collection after it walked it all on the event loop
+    (60-180 ms after 17 s of ``/health`` polls)."""
+    app = make_app([router_plugin("boom", boom_router())])
+    with serve_in_thread(app) as base, httpx.Client(base_url=base) as client:
+        client.get("/health")
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(5):
+                assert client.get("/health").status_code == 200
+                assert client.post("/echo", json={"a": 1}).status_code == 200
+                assert client.head("/version").status_code == 200
+            gc.collect()
+            left = [item for item in gc.garbage if isinstance(item, RequestResponseCycle)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    assert left == []
 
 
 class AnswerFirst:
