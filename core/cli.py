@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from . import startup
 from .errors import StartupError
 from .factory import Assembly, assemble, build_app, build_host
 from .host import Host
-from .plugins import ENTRY_POINT_GROUP, PluginInfo, load_plugins
+from .plugins import PluginInfo, installed_entry_points, load_plugins
 from .scaffold import new_plugin
 from .settings import ENV_PREFIX, CoreSettings
 
@@ -140,7 +139,7 @@ def list_plugins(as_json: bool) -> None:
 @startup_errors
 def new(name: str, directory: Path) -> None:
     """Write a new plugin distribution, plughost-NAME, ready to pip install and test."""
-    installed = {entry_point.name for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    installed = {entry_point.name for entry_point in installed_entry_points()}
     target = new_plugin(name, directory, installed)
     click.echo(f"wrote {target}\n  pip install -e '{target}[test]' && pytest {target}")
 

@@ -9,8 +9,10 @@ version, the cause, and how to disable it.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.metadata
 import logging
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -165,10 +167,9 @@ def _discover(
     entry_points: Iterable[importlib.metadata.EntryPoint] | None,
 ) -> dict[str, tuple[PluginInfo, importlib.metadata.EntryPoint]]:
     found: dict[str, tuple[PluginInfo, importlib.metadata.EntryPoint]] = {}
-    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
-    origins: dict[int, tuple[str, str]] = {}
-    for ep in sorted(eps, key=lambda ep: ep.name):
-        info = PluginInfo(ep.name, *_origin(ep.dist, origins), ep.value)
+    offered = _installed(tuple(sys.path)) if entry_points is None else _with_origins(entry_points)
+    for ep, distribution, version in offered:
+        info = PluginInfo(ep.name, distribution, version, ep.value)
         if ep.name in found:
             other = found[ep.name][0]
             raise StartupError(
@@ -177,6 +178,29 @@ def _discover(
             )
         found[ep.name] = (info, ep)
     return found
+
+
+def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The ``plughost.plugins`` entry points of the installed distributions."""
+    return [ep for ep, _, _ in _installed(tuple(sys.path))]
+
+
+@functools.lru_cache(maxsize=8)
+def _installed(path: tuple[str, ...]) -> tuple[tuple[importlib.metadata.EntryPoint, str, str], ...]:
+    """The plugin entry points found on ``path`` (``sys.path``, where distributions are found), with their
+    distribution's name and version. Read once per path: reading every installed distribution's entry points
+    and metadata took 40-60 ms, and ``python -m core serve`` asked twice (for the plugins' commands, then
+    for the app), a test run at every app it built. (A distribution installed meanwhile into a folder already
+    read is found by the next process: a running server loads no new plugin anyway.)"""
+    return _with_origins(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _with_origins(
+    entry_points: Iterable[importlib.metadata.EntryPoint],
+) -> tuple[tuple[importlib.metadata.EntryPoint, str, str], ...]:
+    """Each entry point, by name, with its distribution's name and version."""
+    origins: dict[int, tuple[str, str]] = {}
+    return tuple((ep, *_origin(ep.dist, origins)) for ep in sorted(entry_points, key=lambda ep: ep.name))
 
 
 def _origin(dist: importlib.metadata.Distribution | None, known: dict[int, tuple[str, str]]) -> tuple[str, str]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import importlib.metadata
 import os
 import shlex
 import shutil
@@ -52,7 +51,7 @@ import uvicorn
 
 from .errors import StartupError
 from .factory import PlughostApp, create_app
-from .plugins import CORE_HOOKS, ENTRY_POINT_GROUP, PRIORITY_OPTIONS, load_plugins
+from .plugins import CORE_HOOKS, PRIORITY_OPTIONS, installed_entry_points, load_plugins
 from .server import NoDelayHTTPProtocol
 from .settings import CoreSettings
 
@@ -69,7 +68,7 @@ def plugin_name(plugin: object) -> str:
     ``PLUGHOST_NAME`` attribute; a module without one falls back to its last dotted name.
     """
     if isinstance(plugin, types.ModuleType):
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for entry_point in installed_entry_points():
             if entry_point.value == plugin.__name__:
                 return entry_point.name
     name = getattr(plugin, "PLUGHOST_NAME", None)
