@@ -28,7 +28,7 @@ from starlette._utils import get_route_path
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Scope
 
-from . import startup
+from . import bulk, startup
 from .bridge import WSGIApp, WSGIBridge
 from .contributions import ConsolePage, MiddlewareContribution, RouterContribution
 from .default_wsgi import console_shells, create_default_wsgi_app
@@ -422,6 +422,7 @@ def _lifespan(
             _gate_plugin_routers(app)
             log_addresses(host, wsgi_owner)
             startup.started()
+            bulk.start_threads()
             # Worker threads (decoding, analyses, sqlite) hold the GIL for up to the switch interval
             # each time the loop wants it back; at CPython's 5 ms, one /health answer under load
             # waited 8-11 ms at p99, at 1 ms 2-3 ms (benchmarks/run stall).

@@ -167,3 +167,11 @@ def test_a_loop_of_bulk_work_can_be_cancelled_between_calls() -> None:
 
     anyio.run(main)
     assert 0 < len(calls) < 100
+
+
+def test_each_pool_has_its_threads_started_before_work_comes() -> None:
+    """Work submitted from the event loop must not wait for a thread to start (see ``start_threads``)."""
+    bulk.start_threads()
+    running = {thread.name for thread in threading.enumerate()}
+    for prefix in ("plughost-bulk", "plughost-bulk-low"):
+        assert {f"{prefix}_{number}" for number in range(bulk.STARTED_THREADS)} <= running
