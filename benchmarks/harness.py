@@ -258,7 +258,7 @@ def replace_section(text: str, heading: str, section: str) -> str:
         return (text.rstrip() + "\n\n" + section) if text.strip() else "# Benchmark results\n\n" + section
     start = text.index(heading)
     end = text.find("\n## ", start + len(heading))
-    return text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    return text[:start] + (section.rstrip("\n") + "\n\n" + text[end + 1 :] if end != -1 else section)
 
 
 async def post_many(

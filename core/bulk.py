@@ -38,6 +38,7 @@ import contextlib
 import contextvars
 import functools
 import gc
+import logging
 import os
 import sys
 import threading
@@ -51,6 +52,7 @@ import anyio
 import anyio.lowlevel
 
 T = TypeVar("T")
+logger = logging.getLogger("plughost")
 
 MAX_PAUSE_SECONDS = 30.0
 BULK_NICENESS = 10
@@ -59,6 +61,7 @@ BULK_THREADS = 40
 """As many as anyio's worker threads: a few long analyses never hold up the decoding of requests."""
 STARTED_THREADS = 8
 """Threads of each bulk pool started with the app (see :func:`start_threads`); more start on demand."""
+START_SECONDS = 10.0
 
 _lock = threading.Lock()
 _holders = 0
@@ -121,13 +124,29 @@ def start_threads() -> None:
     """Start :data:`STARTED_THREADS` threads in each bulk pool, once a process, when the app starts and nothing
     else wants the GIL. A pool starts a thread on demand in the thread that submits work, the event loop's,
     and ``Thread.start`` waits for the new thread to run: for the GIL. Behind a bulk thread walking a span of
-    1.8 M attributes, that wait kept the loop from answering for 67 ms."""
+    1.8 M attributes, that wait kept the loop from answering for 67 ms. Threads that do not all come within
+    :data:`START_SECONDS` are left to start on demand."""
     for yield_cpu in (False, True):
         pool = _bulk_threads(yield_cpu)
-        all_running = threading.Barrier(STARTED_THREADS + 1)
-        for _ in range(STARTED_THREADS):  # each waits at the barrier: none is idle, so each submit starts one
-            pool.submit(all_running.wait)
-        all_running.wait()
+        all_running = threading.Barrier(STARTED_THREADS + 1, timeout=START_SECONDS)
+        try:
+            for _ in range(STARTED_THREADS):  # each waits at the barrier, so the next submit finds none idle
+                pool.submit(all_running.wait)
+            all_running.wait()
+        except threading.BrokenBarrierError:
+            logger.warning("the bulk threads did not all start in %s s; the rest start on demand", START_SECONDS)
+        except BaseException:
+            all_running.abort()  # a submit failed (no thread to be had): let the waiting ones go
+            raise
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's pools and their threads are not there."""
+    _bulk_threads.cache_clear()
+    start_threads.cache_clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 @functools.cache

@@ -12,6 +12,7 @@ import difflib
 import functools
 import importlib.metadata
 import logging
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -167,7 +168,7 @@ def _discover(
     entry_points: Iterable[importlib.metadata.EntryPoint] | None,
 ) -> dict[str, tuple[PluginInfo, importlib.metadata.EntryPoint]]:
     found: dict[str, tuple[PluginInfo, importlib.metadata.EntryPoint]] = {}
-    offered = _installed(tuple(sys.path)) if entry_points is None else _with_origins(entry_points)
+    offered = _installed(_search_path()) if entry_points is None else _with_origins(entry_points)
     for ep, distribution, version in offered:
         info = PluginInfo(ep.name, distribution, version, ep.value)
         if ep.name in found:
@@ -182,16 +183,28 @@ def _discover(
 
 def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
     """The ``plughost.plugins`` entry points of the installed distributions."""
-    return [ep for ep, _, _ in _installed(tuple(sys.path))]
+    return [ep for ep, _, _ in _installed(_search_path())]
+
+
+def _search_path() -> tuple[tuple[str, int], ...]:
+    """``sys.path``'s folders, each with the time it last changed (installing a distribution into a folder
+    changes it): what the entry points found depend on."""
+    return tuple((os.path.abspath(folder), _changed_at(folder)) for folder in sys.path)
+
+
+def _changed_at(folder: str) -> int:
+    try:
+        return os.stat(folder or ".").st_mtime_ns
+    except OSError:
+        return 0
 
 
 @functools.lru_cache(maxsize=8)
-def _installed(path: tuple[str, ...]) -> tuple[tuple[importlib.metadata.EntryPoint, str, str], ...]:
-    """The plugin entry points found on ``path`` (``sys.path``, where distributions are found), with their
-    distribution's name and version. Read once per path: reading every installed distribution's entry points
-    and metadata took 40-60 ms, and ``python -m core serve`` asked twice (for the plugins' commands, then
-    for the app), a test run at every app it built. (A distribution installed meanwhile into a folder already
-    read is found by the next process: a running server loads no new plugin anyway.)"""
+def _installed(search_path: tuple[tuple[str, int], ...]) -> tuple[tuple[importlib.metadata.EntryPoint, str, str], ...]:
+    """The plugin entry points found on ``search_path`` (see :func:`_search_path`), with their distribution's
+    name and version. Read once for each: reading every installed distribution's entry points and metadata
+    took 40-60 ms, and ``python -m core serve`` asked twice (for the plugins' commands, then for the app), a
+    test run at every app it built."""
     return _with_origins(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 

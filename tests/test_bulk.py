@@ -169,9 +169,15 @@ def test_a_loop_of_bulk_work_can_be_cancelled_between_calls() -> None:
     assert 0 < len(calls) < 100
 
 
-def test_each_pool_has_its_threads_started_before_work_comes() -> None:
+def test_once_the_pools_are_started_work_from_the_loop_starts_no_thread() -> None:
     """Work submitted from the event loop must not wait for a thread to start (see ``start_threads``)."""
     bulk.start_threads()
     running = {thread.name for thread in threading.enumerate()}
     for prefix in ("plughost-bulk", "plughost-bulk-low"):
         assert {f"{prefix}_{number}" for number in range(bulk.STARTED_THREADS)} <= running
+
+    async def work() -> list[int]:
+        return [await run_bulk(sum, [1, 2]), await run_bulk(sum, [3], yield_cpu=True)]
+
+    assert anyio.run(work) == [3, 3]
+    assert {thread.name for thread in threading.enumerate()} <= running

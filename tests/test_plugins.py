@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from core import RouterContribution, StartupError, hookimpl
-from core.plugins import load_plugins
+from core.plugins import installed_entry_points, load_plugins
 from core.settings import CoreSettings
+
+from .distributions import write_distribution
 
 
 def entry_point(name: str, value: str) -> importlib.metadata.EntryPoint:
@@ -226,3 +229,16 @@ def test_a_plugin_offered_hook_without_its_provider_suggests_optionalhook() -> N
     # with its provider enabled, the same implementation is answered
     loaded = load_plugins(CoreSettings(plugins=("jobs",)), given={"webhooks": JobTypesWithoutOptional()})
     assert loaded.infos["webhooks"].status == "enabled"
+
+
+def test_a_distribution_installed_into_a_folder_already_read_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entry points are read once per state of ``sys.path``'s folders, not once a process: installing into
+    a folder changes it."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_distribution(tmp_path, "plughost-first", "1.0", {"first": "first_plugin"}, {"first_plugin": ""})
+    assert "first" in {ep.name for ep in installed_entry_points()}
+    assert "second" not in {ep.name for ep in installed_entry_points()}
+    write_distribution(tmp_path, "plughost-second", "1.0", {"second": "second_plugin"}, {"second_plugin": ""})
+    assert {"first", "second"} <= {ep.name for ep in installed_entry_points()}
