@@ -106,6 +106,18 @@ def test_a_huge_span_is_walked_in_runs_of_fresh_messages(lowered: None) -> None:
     assert Span.FromString(found[0].head).events[0].name == "an event"
 
 
+def test_a_huge_span_is_copied_out_of_its_request_a_piece_at_a_time(
+    lowered: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wire, "COPY_BYTES", 1000)  # many pieces, the last one short
+    request = request_with_huge_span()
+    payload = bytearray(request.SerializeToString())  # as an inflated body is
+    found = [split for _, split in wire.pieces(payload, 4 * 1024, (HUGE_SPAN_BYTES, 4 * 1024)) if split is not None]
+    huge = next(span for span in request.resource_spans[0].scope_spans[0].spans if span.name == "huge")
+    assert len(found) == 1 and found[0].record == huge.SerializeToString()
+    assert len(found[0].record) > 10 * wire.COPY_BYTES
+
+
 def test_many_attributes_of_a_span_parsed_whole_make_the_same_terms(monkeypatch: pytest.MonkeyPatch) -> None:
     span = request_with_huge_span(mlflow=True).resource_spans[0].scope_spans[0].spans[4]
     few = facts.span_facts(span, "svc")
