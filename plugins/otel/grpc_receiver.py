@@ -127,7 +127,8 @@ class ExportService:
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, message)
-        await release(len(body), decoded)
+        finally:  # stored or not (see the HTTP receiver)
+            await release(len(body), decoded)
         return signal.answer(decoded, stored).SerializeToString()
 
     def handler(self) -> grpc.GenericRpcHandler:

@@ -497,7 +497,8 @@ def _add_otlp_route(router: APIRouter, signal: Signal, settings: Settings, budge
                 "could not store %d %s, asking the exporter to retry: %s", len(decoded.rows), signal.items, message
             )
             return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
-        await release(inflated_bytes, decoded)
+        finally:  # stored or not, freed off the loop in the GC pause (after a 503 they were not: 363 ms stall)
+            await release(inflated_bytes, decoded)
         return _encoded(kind, signal.answer(decoded, stored), 200)
 
 

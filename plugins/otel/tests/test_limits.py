@@ -8,6 +8,7 @@ import gc
 import gzip
 import json
 import random
+import sqlite3
 import types
 import zlib
 from collections.abc import Iterator
@@ -19,12 +20,14 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from sqlalchemy.exc import OperationalError
 
 from core.testing import serve_in_thread
 from plugins.otel.budget import BudgetExhausted, DecompressionBudget
 from plugins.otel.decode import PayloadError, decode_request, decompress, most_inflated, stated_size
 from plugins.otel.ingest import LARGE_REQUEST_BYTES
 from plugins.otel.present import otlp_key_value, span_view
+from plugins.otel.store import SpanStore
 
 from .test_isolation import PROTOBUF, make_request
 
@@ -332,6 +335,33 @@ def test_a_small_gzip_body_of_many_attributes_is_decoded_as_bulk_work(
         == 200
     )
     assert len(emptied) == 1  # a small request's rows are freed where they are
+
+
+def test_a_large_request_that_could_not_be_stored_is_freed_as_bulk_work_too(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 (the store failed) frees the rows as a 200 does: off the event loop, while the GC is paused."""
+    emptied: list[tuple[int, bool]] = []
+
+    def empty_recording(rows: list[Any]) -> None:
+        emptied.append((len(rows), gc.isenabled()))
+        rows.clear()
+
+    async def failing_add(self: SpanStore, rows: list[dict[str, Any]]) -> Any:
+        raise OperationalError("INSERT INTO plughost_otel_spans", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr("plugins.otel.ingest.empty_rows", empty_recording)
+    monkeypatch.setattr(SpanStore, "add", failing_add)
+    request = make_request(range(1), spans_per_trace=200)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.attributes.extend(
+            KeyValue(key=f"attribute.{i}", value=AnyValue(string_value=f"value-{i}")) for i in range(100)
+        )
+    assert len(request.SerializeToString()) >= LARGE_REQUEST_BYTES
+    with serve() as url:
+        response = httpx.post(f"{url}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert emptied == [(200, False)]
 
 
 def _rows(body: bytes, limit: int = 1 << 20) -> int:
