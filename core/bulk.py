@@ -23,7 +23,8 @@ and may span ``await``. Two rules keep it bounded:
 ``await empty_off_loop(items)`` does it in a bulk thread.
 
 ``await run_bulk(function, *args)`` runs CPU-heavy work (parsing, encoding, analysing) in a pool of
-bulk threads; with ``yield_cpu=True``, work that lets go of the GIL (inflating, copying) runs in
+bulk threads, whose first threads :func:`start_threads` starts with the app; with ``yield_cpu=True``,
+work that lets go of the GIL (inflating, copying) runs in
 threads at a lower CPU priority than the event loop's (Linux: nice is per thread, and a thread may
 always lower its own). On 2 cores, four threads inflating gzip bombs took turns on the CPU with the
 event loop thread as equals, and ``/health`` waited for a core as much as for the work; below it,
