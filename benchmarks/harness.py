@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -61,8 +61,8 @@ def server(
     # (core.startup): it comes with the test extra, not with FastAPI, and costs a third of a second a start.
     environment.setdefault("PYDANTIC_DISABLE_PLUGINS", "logfire-plugin")
     # stderr to a file, not a pipe: a server logging each request (an access log) would fill a pipe
-    # that nobody reads and block on it
-    with tempfile.TemporaryFile() as errors:
+    # that nobody reads and block on it; kept in BENCH_SERVER_LOGS, a folder, when that is set
+    with _server_log(command) as errors:
         process = subprocess.Popen(list(command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors, env=environment)
         running = Server(process, port)
         try:
@@ -89,6 +89,18 @@ def server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _server_log(command: Sequence[str]) -> IO[bytes]:
+    """A file for a server's stderr: a temporary one, or a named one in ``$BENCH_SERVER_LOGS`` to read after
+    the run (what a server logged while it answered a 503, say)."""
+    folder = os.environ.get("BENCH_SERVER_LOGS")
+    if not folder:
+        return tempfile.TemporaryFile()
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    program = command[command.index("-m") + 1] if "-m" in command else Path(command[0]).name
+    name = f"{time.strftime('%H%M%S')}-{program}-{uuid.uuid4().hex[:6]}.log"
+    return (Path(folder) / name).open("w+b")
 
 
 def tree_cpu(pid: int) -> float:
