@@ -16,6 +16,8 @@ reports the p99 and the worst ``/health`` latency inside its time window. The ca
 5. ingest of one request with 150,000 spans (gzip);
 5b. ingest of one span with 1.8 M attributes, gzip and plain protobuf (bodies up to 32 MiB admitted), and
     ``GET`` of its trace: the piecewise parse cuts requests at span boundaries, so it cannot cut this one;
+    between the ingest and the GET, 50-span traces acknowledged one after another while the span's 1.8 M
+    search terms are indexed (the slowest acknowledgement says how long an ingest waits behind that);
 6. a 100 MiB JSON ``POST /api/jobs``;
 7. the largest JSON body accepted by default (``PLUGHOST_MAX_JSON_BODY_BYTES``, 1 MiB of small
    objects) to ``/api/jobs``: FastAPI parses it on the loop, so this is the bounded worst case.
@@ -74,10 +76,11 @@ class Sizes:
     bomb_inflated_bytes: int
     settle_seconds: float
     one_span_attributes: int
+    behind_seconds: float
 
 
-FULL = Sizes(400, 2500, 150_000, 100 * MiB, 64, 32, 1024 * MiB, SETTLE_SECONDS, 1_800_000)
-QUICK = Sizes(200, 250, 15_000, 10 * MiB, 8, 4, 64 * MiB, 2.0, 180_000)
+FULL = Sizes(400, 2500, 150_000, 100 * MiB, 64, 32, 1024 * MiB, SETTLE_SECONDS, 1_800_000, 5.0)
+QUICK = Sizes(200, 250, 15_000, 10 * MiB, 8, 4, 64 * MiB, 2.0, 180_000, 1.0)
 
 
 # -- the /health poller, in a process of its own (no GIL shared with the load) ------------------
@@ -248,6 +251,15 @@ def huge_span_cases(client: httpx.Client, sizes: Sizes) -> list[CaseResult]:
         answer = client.get(f"/api/otel/traces/{gzipped.hex()}")
         return f"{answer.status_code}, {len(answer.content) / MiB:.0f} MiB"
 
+    def ingest_behind() -> str:
+        slowest, count, ends = 0.0, 0, time.monotonic() + sizes.behind_seconds
+        while time.monotonic() < ends:
+            small = trace_request(os.urandom(16), 50, 2)
+            started = time.monotonic()
+            stored(client.post("/v1/traces", content=small, headers=PROTOBUF_GZIP))
+            slowest, count = max(slowest, time.monotonic() - started), count + 1
+        return f"{count}x 200, slowest {slowest * 1000:.0f} ms"
+
     return [
         timed(
             f"ingest {label} ({len(compressed) / MiB:.1f} MiB gzip)",
@@ -257,6 +269,7 @@ def huge_span_cases(client: httpx.Client, sizes: Sizes) -> list[CaseResult]:
             f"ingest {label} ({len(plain_body) / MiB:.1f} MiB protobuf)",
             lambda: stored(client.post("/v1/traces", content=plain_body, headers=PROTOBUF)),
         ),
+        timed(f"ingest 50-span traces for {sizes.behind_seconds:.0f} s while its terms are indexed", ingest_behind),
         timed(f"GET the trace of {label}", get),
     ]
 

@@ -105,12 +105,21 @@ def test_terms_a_stopped_process_left_waiting_are_indexed_by_the_next_store(
     asyncio.run(scenario())
 
 
-def test_many_waiting_traces_are_indexed_a_batch_at_a_time_and_all_of_them(
+def test_waiting_terms_are_indexed_a_move_of_rows_at_a_time_a_trace_across_moves_and_all_of_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More traces than one move takes: each move takes whole traces, and the last leaves nothing waiting."""
-    monkeypatch.setattr(term_index, "TRACES_PER_MOVE", 4)
+    """More term rows than one move takes, and more in one trace: each transaction moves at most a move's rows, so
+    however big a trace, the writer's lock is let go between moves; the last leaves nothing waiting."""
+    monkeypatch.setattr(term_index, "TERMS_PER_MOVE", 3)
     monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 3600.0)
+    moves: list[int] = []
+    move = term_index.TermIndex._move
+
+    def counted_move(self: term_index.TermIndex) -> int:
+        moves.append(move(self))
+        return moves[-1]
+
+    monkeypatch.setattr(term_index.TermIndex, "_move", counted_move)
 
     async def scenario() -> None:
         engine = await migrated_file(tmp_path)
@@ -119,8 +128,10 @@ def test_many_waiting_traces_are_indexed_a_batch_at_a_time_and_all_of_them(
                 for number in range(1, 11):
                     await store.add(plain_trace(number))
                 waiting = await rows_in(engine, terms_pending)
+                assert waiting >= 10 * 4  # each trace alone outnumbers a move
             assert await rows_in(engine, terms_pending) == 0
             assert await rows_in(engine, terms) == waiting
+            assert moves == [3] * (waiting // 3) + [waiting % 3]
             async with SpanStore(engine) as store:
                 assert sorted(await found(store, TraceFilter(service="api"))) == list(range(1, 11))
         finally:
