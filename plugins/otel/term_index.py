@@ -52,6 +52,8 @@ class TermIndex:
         self._lock = lock
         self._checkpoints = checkpoints
         self._soon: asyncio.Task[None] | None = None
+        self._moving: asyncio.Task[None] | None = None
+        """The moves that ``_soon`` started, shielded from its cancel: the store has closed once they end too."""
 
     def index_soon(self) -> None:
         """Terms were written, or may wait from an earlier run: they are moved a moment from now."""
@@ -62,7 +64,8 @@ class TermIndex:
         await asyncio.sleep(INDEX_DELAY_SECONDS)
         # shielded: a cancel (the store closing, the loop's shutdown) lets the move under way end, lock and all;
         # a cancelled task would let go of the lock while its thread still wrote
-        await asyncio.shield(self._index_logged())
+        self._moving = asyncio.create_task(self._index_logged())
+        await asyncio.shield(self._moving)
 
     async def _index_logged(self) -> None:
         try:
@@ -91,12 +94,15 @@ class TermIndex:
         return moved
 
     async def aclose(self) -> None:
-        """Move what waits, after the move under way if any, which holds the lock till it ends (a failure is
-        logged: the next start moves what is left)."""
+        """Move what waits, once the moves under way, if any, have ended (they take turns on the lock with the
+        closing ones otherwise, and one could outlive the store). A failure is logged: the next start moves what
+        is left."""
         if self._soon is not None:
             self._soon.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._soon
+        if self._moving is not None:
+            await asyncio.shield(self._moving)  # its failures are logged, not raised
         try:
             await self.index_now()
         except SQLAlchemyError as error:

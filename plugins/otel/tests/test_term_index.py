@@ -105,12 +105,14 @@ def test_terms_a_stopped_process_left_waiting_are_indexed_by_the_next_store(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("per_move", [3, 4], ids=["a-short-move-last", "an-empty-move-last"])
 def test_waiting_terms_are_indexed_a_move_of_rows_at_a_time_a_trace_across_moves_and_all_of_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, per_move: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More term rows than one move takes, and more in one trace: each transaction moves at most a move's rows, so
-    however big a trace, the writer's lock is let go between moves; the last leaves nothing waiting."""
-    monkeypatch.setattr(term_index, "TERMS_PER_MOVE", 3)
+    """More term rows than one move takes, and in one trace at least as many: each transaction moves at most a
+    move's rows, so however big a trace, the writer's lock is let go between moves; the last, short or empty,
+    leaves nothing waiting."""
+    monkeypatch.setattr(term_index, "TERMS_PER_MOVE", per_move)
     monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 3600.0)
     moves: list[int] = []
     move = term_index.TermIndex._move
@@ -128,10 +130,10 @@ def test_waiting_terms_are_indexed_a_move_of_rows_at_a_time_a_trace_across_moves
                 for number in range(1, 11):
                     await store.add(plain_trace(number))
                 waiting = await rows_in(engine, terms_pending)
-                assert waiting >= 10 * 4  # each trace alone outnumbers a move
+                assert waiting == 10 * 4  # each trace's 4 terms: more than a move of 3, as many as one of 4
             assert await rows_in(engine, terms_pending) == 0
             assert await rows_in(engine, terms) == waiting
-            assert moves == [3] * (waiting // 3) + [waiting % 3]
+            assert moves == [per_move] * (waiting // per_move) + [waiting % per_move]
             async with SpanStore(engine) as store:
                 assert sorted(await found(store, TraceFilter(service="api"))) == list(range(1, 11))
         finally:
@@ -200,3 +202,39 @@ def test_closing_during_a_move_waits_for_it_and_never_moves_twice_at_once(
 
     asyncio.run(scenario())
     assert most == 1
+
+
+def test_closing_while_a_trace_bigger_than_a_move_is_moved_leaves_no_move_running_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moves under way when the store closes take turns on the lock with the closing ones: the store has
+    closed only once the last of them has ended (one ran after it, on the disposed engine)."""
+    monkeypatch.setattr(term_index, "INDEX_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr(term_index, "TERMS_PER_MOVE", 4)  # 3 traces of 4 terms: 3 full moves, then a short one
+    closed, after_close = False, 0
+    move = term_index.TermIndex._move
+
+    def slow_move(self: term_index.TermIndex) -> int:
+        nonlocal after_close
+        after_close += closed
+        threading.Event().wait(0.1)
+        return move(self)
+
+    monkeypatch.setattr(term_index.TermIndex, "_move", slow_move)
+
+    async def scenario() -> None:
+        nonlocal closed
+        engine = await migrated_file(tmp_path)
+        try:
+            store = SpanStore(engine)
+            await store.add([row for number in (1, 2, 3) for row in plain_trace(number)])
+            await asyncio.sleep(0.05)  # the first move has started
+            await store.aclose()
+            closed = True
+            await asyncio.sleep(0.5)
+            assert await rows_in(engine, terms_pending) == 0
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+    assert after_close == 0
