@@ -21,7 +21,8 @@ from .metrics import MetricStore
 from .reader import StoredTraceReader, summaries
 from .router import create_router
 from .settings import Settings
-from .store import SpanStore, traces
+from .store import SpanStore
+from .tables import traces
 from .ui import pages, session_pages
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -33,7 +33,8 @@ from plugins.jobs.hookspecs import JobContext, JobType, RetryPolicy
 
 from .logs import LogStore, logs, logs_data
 from .present import span_view
-from .store import SpanStore, TraceFilter, delete_trace_rows, traces
+from .store import SpanStore, TraceFilter, delete_trace_rows
+from .tables import traces
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 RETENTION_BATCH = 500

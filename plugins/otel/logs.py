@@ -27,7 +27,8 @@ from core.database import on_conflict_insert
 
 from .decode import INT64_MAX, Decoded
 from .present import any_value, attributes
-from .store import Stored, insert_all, metadata
+from .store import Stored, insert_all
+from .tables import metadata
 
 EVENT_NAME_ATTRIBUTE = "event.name"
 """Where records name their event before OTLP's ``event_name`` field (the SDKs' older releases)."""

@@ -22,7 +22,8 @@ from core.database import on_conflict_insert
 
 from .decode import INT64_MAX, Decoded
 from .present import attributes
-from .store import Stored, insert_all, metadata
+from .store import Stored, insert_all
+from .tables import metadata
 
 KEPT = ("gen_ai.client.token.usage", "gen_ai.client.operation.duration")
 HISTOGRAMS = ("histogram", "exponential_histogram")

@@ -1,7 +1,7 @@
 """Sessions: the traces of one conversation, listed and read as a thread.
 
 A trace belongs to the session its spans name (``session_id`` of its summary, see
-:func:`.store.summarise`); a session is every trace of the workspace with that id. The list
+:func:`.span_writes.summarise`); a session is every trace of the workspace with that id. The list
 aggregates the summaries (read through the index on ``(workspace, session_id, start_ns)``); a
 session's thread is its traces in start order, each a turn with its input (the last user message
 of its first model call) and its final answer (the last message of its last model call), read
@@ -23,7 +23,8 @@ from core.context import current_workspace
 from .decode import INT64_MAX
 from .logs import LogStore, by_span
 from .present import NS_PER_MS, span_view, trace_summary
-from .store import SpanStore, calls, spans, traces
+from .store import SpanStore
+from .tables import calls, spans, traces
 
 SESSION_SORTS = ("-last_time", "last_time")
 """The orders of ``GET /api/otel/sessions``: by the end of the session's last trace, newest first by default."""

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import and_, func, literal, literal_column, tuple_
 from sqlalchemy.sql import ColumnElement
 
-from .store import SORT_VALUE, TOTAL_TOKENS, traces
+from .store import SORT_VALUE
+from .tables import TOTAL_TOKENS, traces
 
 SORT_KEYS: dict[str, ColumnElement[Any]] = {
     "start_time": traces.c.start_ns,

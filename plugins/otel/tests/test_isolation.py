@@ -20,7 +20,8 @@ from core.testing import serve_in_thread
 from plugins.otel import MIGRATIONS
 from plugins.otel.decode import to_rows
 from plugins.otel.sqlite_writer import SqliteTransaction
-from plugins.otel.store import SpanStore, TraceFilter, spans
+from plugins.otel.store import SpanStore, TraceFilter
+from plugins.otel.tables import spans
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 START = 1_700_000_000_000_000_000

@@ -18,17 +18,9 @@ from core.testing import serve_in_thread
 from plugins.otel import MIGRATIONS
 from plugins.otel import store as store_module
 from plugins.otel.decode import to_rows
-from plugins.otel.store import (
-    FEW_TRACES,
-    SPAN_COLUMNS,
-    SpanStore,
-    TraceFilter,
-    spans,
-    summarise,
-    terms,
-    terms_pending,
-    traces,
-)
+from plugins.otel.span_writes import summarise
+from plugins.otel.store import FEW_TRACES, SpanStore, TraceFilter
+from plugins.otel.tables import SPAN_COLUMNS, spans, terms, terms_pending, traces
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 START = 1_700_000_000_000_000_000

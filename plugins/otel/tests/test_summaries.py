@@ -12,7 +12,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from core.database import create_engine, migrate
 from plugins.otel import MIGRATIONS
 from plugins.otel.decode import to_rows
-from plugins.otel.store import SpanStore, TraceFilter, summarise
+from plugins.otel.span_writes import summarise
+from plugins.otel.store import SpanStore, TraceFilter
 
 TRACES = 600
 SPANS_PER_TRACE = 8

@@ -15,7 +15,8 @@ from core.database import create_engine, migrate
 from plugins.otel import MIGRATIONS, term_index
 from plugins.otel import store as store_module
 from plugins.otel.decode import to_rows
-from plugins.otel.store import FEW_TRACES, SpanStore, TraceFilter, terms, terms_pending
+from plugins.otel.store import FEW_TRACES, SpanStore, TraceFilter
+from plugins.otel.tables import terms, terms_pending
 from plugins.otel.tests.test_search import AGENT, CLAUDE, PLAIN, SEARCHES
 
 
