@@ -198,22 +198,29 @@ def _parse_protobuf(payload: bytes | bytearray, request: Message, huge_bytes: in
 
 def _hex_ids_to_base64(document: Any) -> None:
     """OTLP/JSON writes ids as hex; protobuf's JSON parser reads bytes as base64 (and would silently
-    mis-decode hex into wrong 24-byte ids), so convert them first."""
+    mis-decode hex into wrong 24-byte ids), so convert them first. What is not of OTLP's shape is left as it
+    is, for the parser to refuse naming the field."""
     if not isinstance(document, dict):
         raise ValueError("the JSON body must be an object")
-    for resource_spans in document.get("resourceSpans") or []:
-        for scope_spans in resource_spans.get("scopeSpans") or []:
-            for span in scope_spans.get("spans") or []:
+    for resource_spans in _objects(document, "resourceSpans"):
+        for scope_spans in _objects(resource_spans, "scopeSpans"):
+            for span in _objects(scope_spans, "spans"):
                 for key in ("traceId", "spanId", "parentSpanId"):
                     _convert_id(span, key)
-                for link in span.get("links") or []:
+                for link in _objects(span, "links"):
                     _convert_id(link, "traceId")
                     _convert_id(link, "spanId")
-    for resource_logs in document.get("resourceLogs") or []:
-        for scope_logs in resource_logs.get("scopeLogs") or []:
-            for record in scope_logs.get("logRecords") or []:
+    for resource_logs in _objects(document, "resourceLogs"):
+        for scope_logs in _objects(resource_logs, "scopeLogs"):
+            for record in _objects(scope_logs, "logRecords"):
                 _convert_id(record, "traceId")
                 _convert_id(record, "spanId")
+
+
+def _objects(holder: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The objects of the array ``holder[key]``; none when it is not an array (``{"resourceSpans": 5}``)."""
+    found = holder.get(key)
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
 def _convert_id(holder: dict[str, Any], key: str) -> None:

@@ -236,9 +236,17 @@ def test_body_over_the_limit_is_refused(make_app: Any, sqlite_url: str) -> None:
             400,
             "traceId 'zz' is not a hex string",
         ),
+        (JSON_TYPE, b'{"resourceSpans": 5}', 400, "repeated field resourceSpans must be in [] which is 5"),
+        (JSON_TYPE, b'{"resourceSpans": [5]}', 400, "Failed to parse resourceSpans field"),
+        (
+            JSON_TYPE,
+            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"links": "none"}]}]}]}).encode(),
+            400,
+            "repeated field links must be in []",
+        ),
         ({**PROTOBUF, "Content-Encoding": "gzip"}, b"not gzip at all", 400, "not valid gzip data"),
     ],
-    ids=["type", "encoding", "protobuf", "json", "hex", "gzip"],
+    ids=["type", "encoding", "protobuf", "json", "hex", "not-an-array", "not-an-object", "links-not-an-array", "gzip"],
 )
 def test_bad_requests_get_a_clear_status_in_the_request_encoding(
     refusing_base: str, headers: dict[str, str], body: bytes, status: int, says: str
