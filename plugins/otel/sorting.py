@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import and_, func, literal, literal_column, tuple_
 from sqlalchemy.sql import ColumnElement
 
-from .store import SORT_VALUE
 from .tables import TOTAL_TOKENS, traces
+
+SORT_VALUE = "sort_value"
+"""The label of the order's expression among a listed row's columns (see :class:`Order`)."""
 
 SORT_KEYS: dict[str, ColumnElement[Any]] = {
     "start_time": traces.c.start_ns,

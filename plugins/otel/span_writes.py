@@ -1,7 +1,7 @@
 """One write of span rows, in one transaction: the spans, then the search terms and model calls of those that
 were new, then their traces' summaries, merged with the stored ones inside the database, and last the calls of the
 traces that have several, counted again. The same steps on either store, through a :class:`Transaction`: SQLite's
-raw cursor in a bulk thread (:mod:`.sqlite_writer`), or SQLAlchemy on PostgreSQL (:class:`SqlTransaction`).
+raw cursor in a bulk thread (:mod:`.sqlite_writer`), or SQLAlchemy on PostgreSQL (:class:`SqlAlchemyTransaction`).
 """
 
 from __future__ import annotations
@@ -30,16 +30,10 @@ T = TypeVar("T")
 SPAN_ROWS_PER_STATEMENT = 1000
 """Rows per INSERT: 16 columns x 1000 stays under PostgreSQL's 32,767 bind parameters (and SQLite's
 32,766), and the event loop gets a turn between statements of a big request."""
-
-
 TERM_ROWS_PER_STATEMENT = 4000
 """4 columns x 4000 rows, under the same limits."""
-
-
 TERMS_PER_STEP = 10_000
 """Terms put in a set or sorted per C call (a few milliseconds of holding the GIL)."""
-
-
 TRACES_PER_RECOUNT = 1000
 """Traces whose calls are counted again per query (an ``IN`` list under the bind parameter limits)."""
 
@@ -50,7 +44,8 @@ class Compute(Protocol):
     def __call__(self, work: Callable[[], T]) -> T: ...
 
 
-def here(work: Callable[[], T]) -> T:
+def run_here(work: Callable[[], T]) -> T:
+    """Run ``work`` in the calling thread: a write that runs whole in a bulk thread already (SQLite's)."""
     return work()
 
 
@@ -86,7 +81,8 @@ class Transaction(Protocol):
 
 
 class WriteStatements(NamedTuple):
-    """A store's statements for :class:`SqlTransaction`, made once for its dialect."""
+    """A store's write statements, made once for its dialect: all three for :class:`SqlAlchemyTransaction`, and
+    the summaries' upsert for SQLite's writer too (which compiles it once, see :mod:`.sqlite_writer`)."""
 
     insert_spans: Any
     """Insert span rows, a span already stored left as it is, returning the keys of those that were new."""
@@ -97,6 +93,7 @@ class WriteStatements(NamedTuple):
 
     @classmethod
     def for_dialect(cls, dialect: str) -> WriteStatements:
+        """The statements for ``dialect`` (``"sqlite"`` or ``"postgresql"``)."""
         return cls(
             on_conflict_insert(spans, dialect)
             .on_conflict_do_nothing()
@@ -106,7 +103,7 @@ class WriteStatements(NamedTuple):
         )
 
 
-class SqlTransaction:
+class SqlAlchemyTransaction:
     """:class:`Transaction` through SQLAlchemy (PostgreSQL), on a connection that ``run_sync`` passes."""
 
     keyed_locks = True

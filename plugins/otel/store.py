@@ -35,10 +35,9 @@ import base64
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
-    Index,
     and_,
     delete,
     exists,
@@ -61,27 +60,19 @@ from core.unavailable import unavailable
 from .conventions import StoredCall
 from .decode import INT64_MAX
 from .facts import SPAN_NAME_KEY
-from .span_writes import SqlTransaction, WriteStatements, here, in_bulk_thread, write_rows
+from .sorting import NEWEST_FIRST, SORT_VALUE, Order
+from .span_writes import SqlAlchemyTransaction, WriteStatements, in_bulk_thread, run_here, write_rows
 from .sqlite_writer import CompiledInsert, SqliteWriter
 from .tables import SPAN_COLUMNS, TERM_COLUMNS, TOTAL_TOKENS, calls, spans, terms, terms_pending, traces
 
-if TYPE_CHECKING:
-    from .sorting import Order
-
-T = TypeVar("T")
 VALUE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, TypeError)
 """What a database or its driver raises for a value it cannot store (not for being down or busy)."""
-
-
-Index("plughost_otel_traces_tokens", traces.c.workspace, TOTAL_TOKENS, traces.c.trace_id)
 
 
 SPANS_PER_PAGE = 200
 """Span rows read per query when a trace is streamed."""
 SUMMARIES_PER_QUERY = 500
 """Trace ids per ``IN (...)`` when summaries are read by id."""
-SORT_VALUE = "sort_value"
-"""The label of the order's expression among a listed row's columns (see :class:`.sorting.Order`)."""
 SORTED_ON_LOOP_ROWS = 2000
 """A group of up to this many span rows is put in key order on the event loop (well under a millisecond),
 not in a bulk thread: the hop there and back cost more than the sort."""
@@ -221,13 +212,13 @@ class SpanStore:
         else:
             async with self.engine.begin() as connection:
                 await connection.run_sync(
-                    lambda sync: write_rows(SqlTransaction(self._statements, sync), rows, in_bulk_thread)
+                    lambda sync: write_rows(SqlAlchemyTransaction(self._statements, sync), rows, in_bulk_thread)
                 )
 
     def _write_in_thread(self, rows: list[dict[str, Any]]) -> None:
         assert self._sqlite is not None
         with self._sqlite.transaction() as transaction:
-            write_rows(transaction, rows, here)
+            write_rows(transaction, rows, run_here)
 
     async def __aenter__(self) -> SpanStore:
         """The store of a running app: on a SQLite file, terms that an earlier run left waiting are indexed."""
@@ -258,8 +249,6 @@ class SpanStore:
         """In ``order`` (newest first by default), in ``workspace`` (the current one when ``None``); returns a
         page and the next page's token (``None`` at the end)."""
         if order is None:
-            from .sorting import NEWEST_FIRST  # sorting orders by this module's tables
-
             order = NEWEST_FIRST
         workspace = workspace or current_workspace()
         query = select(traces, order.expression.label(SORT_VALUE)).where(traces.c.workspace == workspace)

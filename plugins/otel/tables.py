@@ -1,7 +1,7 @@
 """The otel store's tables: spans, trace summaries, search terms (indexed and waiting) and model calls.
 
 Every table is keyed by workspace first: every read and write is scoped by it. The migrations under
-``migrations/`` make them; this is their shape for the queries (see :mod:`.store`).
+``migrations/`` make them; this is their shape for the queries (see :mod:`.store` and :mod:`.span_writes`).
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ traces = Table(
 
 
 TOTAL_TOKENS = traces.c.input_tokens + traces.c.output_tokens
+Index("plughost_otel_traces_tokens", traces.c.workspace, TOTAL_TOKENS, traces.c.trace_id)
 
 
 def _term_columns() -> list[Column[Any] | PrimaryKeyConstraint]:
