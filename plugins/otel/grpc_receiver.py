@@ -29,7 +29,6 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from grpc import aio
-from sqlalchemy.exc import SQLAlchemyError
 
 from core import run_bulk
 from core.access import AccessRefused, IngestAuthorizer
@@ -39,8 +38,9 @@ from core.unavailable import RETRY_AFTER_SECONDS
 
 from .decode import PROTOBUF, Decoded, PayloadError, rows_of
 from .grpc_address import claim, server_identity
-from .ingest import Signal, bulk_work, release, store_failure
+from .ingest import Signal, bulk_work
 from .settings import Settings, split_address
+from .store import Stored
 
 logger = logging.getLogger("plughost.otel")
 
@@ -114,21 +114,12 @@ class ExportService:
             )
         except PayloadError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        try:
-            stored = await signal.add(decoded.rows)
-        except (SQLAlchemyError, OSError) as error:
-            message = store_failure(error)
-            logger.warning(
-                "could not store %d %s from gRPC, asking the exporter to retry: %s",
-                len(decoded.rows),
-                signal.items,
-                message,
-            )
+        stored = await signal.store(decoded, len(body), "OTLP/gRPC")
+        if not isinstance(stored, Stored):
             retry = RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
             context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
-            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
-        finally:  # stored or not (see the HTTP receiver)
-            await release(len(body), decoded)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, stored.message)
+        assert isinstance(stored, Stored)  # abort raised otherwise
         return signal.answer(decoded, stored).SerializeToString()
 
     def handler(self) -> grpc.GenericRpcHandler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from core import empty, gc_paused, run_bulk
 from core.unavailable import unavailable
@@ -26,6 +28,8 @@ from .decode import Decoded, to_rows
 from .logs import LogStore, log_rows
 from .metrics import MetricStore, metric_rows
 from .store import SpanStore, Stored
+
+logger = logging.getLogger("plughost.otel")
 
 LARGE_REQUEST_BYTES = 256 * 1024
 """A request this big once inflated (tens of thousands of spans, or a thousand spans of many
@@ -84,6 +88,32 @@ class Signal:
     items: str
     """What it carries, for messages: ``spans``, ``log records``, ``data points``."""
 
+    async def store(self, decoded: Decoded, inflated_bytes: int, via: str) -> Stored | NotStored:
+        """Store the decoded rows, then free them (see :func:`release`), stored or not: after a failure they
+        were freed on the event loop (a 363 ms stall). A failure of the store is logged and returned, for the
+        receiver to ask the exporter to retry (HTTP 503, gRPC ``UNAVAILABLE``); ``via`` names the receiver."""
+        try:
+            return await self.add(decoded.rows)
+        except (SQLAlchemyError, OSError) as error:
+            message = _store_failure(error)
+            logger.warning(
+                "could not store %d %s from %s, asking the exporter to retry: %s",
+                len(decoded.rows),
+                self.items,
+                via,
+                message,
+            )
+            return NotStored(message)
+        finally:
+            await release(inflated_bytes, decoded)
+
+
+@dataclass(frozen=True)
+class NotStored:
+    """The store failed (down, busy, out of space): what to tell the exporter, which retries."""
+
+    message: str
+
 
 def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Signal, ...]:
     """The signals the otel plugin receives, bound to their stores."""
@@ -118,7 +148,7 @@ def signals(spans: SpanStore, logs: LogStore, metrics: MetricStore) -> tuple[Sig
     )
 
 
-def store_failure(error: BaseException) -> str:
+def _store_failure(error: BaseException) -> str:
     """What to tell an exporter whose spans could not be stored (it retries): the outage's cause when
     the database is unavailable, else the kind of error (never its text, which may hold span data)."""
     cause = unavailable(error)

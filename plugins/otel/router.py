@@ -17,7 +17,6 @@ from fastapi.responses import StreamingResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from pydantic import AfterValidator, BeforeValidator
-from sqlalchemy.exc import SQLAlchemyError
 
 import core.unavailable
 from core import body_limit, run_bulk
@@ -38,7 +37,7 @@ from .decode import (
 )
 from .facts import MAX_TERM_CHARS
 from .huge_span import is_huge
-from .ingest import LARGE_REQUEST_BYTES, Signal, bulk_work, release, signals, store_failure
+from .ingest import LARGE_REQUEST_BYTES, NotStored, Signal, bulk_work, signals
 from .logs import LogStore, by_span
 from .metrics import KEPT, MetricStore
 from .present import span_tree, span_view, spans_json, trace_summary
@@ -489,16 +488,9 @@ def _add_otlp_route(router: APIRouter, signal: Signal, settings: Settings, budge
         except BudgetExhausted:
             message = "too much is being decompressed at once (PLUGHOST_OTEL_DECOMPRESSION_BUDGET_BYTES); retry later"
             return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
-        try:
-            stored = await signal.add(decoded.rows)
-        except (SQLAlchemyError, OSError) as error:
-            message = store_failure(error)
-            logger.warning(
-                "could not store %d %s, asking the exporter to retry: %s", len(decoded.rows), signal.items, message
-            )
-            return _status(kind, 503, message, {"retry-after": RETRY_AFTER_SECONDS})
-        finally:  # stored or not, freed off the loop in the GC pause (after a 503 they were not: 363 ms stall)
-            await release(inflated_bytes, decoded)
+        stored = await signal.store(decoded, inflated_bytes, "OTLP/HTTP")
+        if isinstance(stored, NotStored):
+            return _status(kind, 503, stored.message, {"retry-after": RETRY_AFTER_SECONDS})
         return _encoded(kind, signal.answer(decoded, stored), 200)
 
 
